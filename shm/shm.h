@@ -1,0 +1,190 @@
+/* shm.h - the shared-memory segment: internal API between the segment
+ * (shm/), its single writer (the agent) and its readers (libhzshm).
+ *
+ * CONTRACT (settled; the agent and libhzshm are written against it). Adding
+ * functions is fine; changing the meaning of one below needs all users updated.
+ *
+ * Roles
+ *   - One writer per segment (the agent's loop thread). Every hzshm__shm_w_*
+ *     function is single-writer: call it from one thread only.
+ *     A writer handle may also call the hzshm__shm_r_* functions.
+ *   - Any number of reader threads in any number of processes. hzshm__shm_r_*
+ *     functions are lock-free, make no syscall on the hit path, and are safe
+ *     from any thread (each thread gets its own reader slot on first use).
+ *
+ * Files: /dev/shm/hzshm.<name> (data: written by the writer only; readers map
+ * it PROT_READ) and /dev/shm/hzshm.<name>.rd (reader slots and eviction hint
+ * bits: readers map it read-write). Names: 1..64 chars of [A-Za-z0-9_.-].
+ *
+ * Error codes: hzshm_errno.h. Every function returns 0 or a negative code.
+ */
+#ifndef HZSHM_SHM_H
+#define HZSHM_SHM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hzshm_errno.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hzshm__shm hzshm__shm_t; /* one process's mapping of a segment */
+
+/* Limits enforced by the segment (the Store API enforces the same). */
+#define HZSHM_SHM_NAME_MAX 64
+#define HZSHM_SESSION_MAX 255  /* session id bytes (a Hazelcast map name) */
+#define HZSHM_KEY_MAX 1024     /* key bytes (UTF-8 of a Hazelcast String) */
+
+/* ---- creation and attachment ------------------------------------------- */
+
+typedef struct {
+  uint64_t memory_bytes;   /* total budget for the data file (index + arena + directory) */
+  uint32_t max_sessions;   /* directory capacity; 0 = default (65536) */
+  uint32_t reader_slots;   /* 0 = default (1024) */
+  uint32_t partition_count;/* Hazelcast partition count; 0 = default 271 */
+  uint32_t mode;           /* file mode for both files; 0 = 0600 */
+  uint64_t stale_after_ns; /* readers fail closed when the heartbeat is older; 0 = 2 s */
+} hzshm__shm_config_t;
+
+/* Writer: create the segment, or, if one exists with the same layout and no
+ * live writer (the previous agent died), attach to it and keep its contents
+ * (*reused = 1). A live writer holding it -> HZSHM_EEXIST. A file of another
+ * layout -> HZSHM_EVERSION unless `replace_incompatible` is set, in which case
+ * it is recreated. */
+int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
+                      hzshm__shm_t **out, int *reused);
+
+/* Reader: attach read-only to the data and read-write to the reader file.
+ * Errors: -ENOENT (no such segment), -EACCES, HZSHM_EVERSION, HZSHM_ECORRUPT,
+ * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name). Never crashes on garbage. */
+int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out);
+
+/* Both roles. Releases this process's reader slots and unmaps. */
+void hzshm__shm_close(hzshm__shm_t *s);
+
+/* Remove both files (the agent on clean shutdown with --unlink, tests). */
+int hzshm__shm_unlink(const char *name);
+
+/* ---- reader side ---------------------------------------------------------- */
+
+/* A resolved session: valid while the session's generation is unchanged. */
+typedef struct {
+  uint32_t idx;  /* directory slot */
+  uint64_t gen;  /* generation of the session's current incarnation (never 0) */
+} hzshm__sref_t;
+
+/* Resolve a session id to its directory slot. HZSHM_EMISS if the session has
+ * no directory entry (nothing cached for it). Lock-free. */
+int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm__sref_t *ref);
+
+/* Look up `key` in session `ref`.
+ *   0                 hit; if buf != NULL and cap >= value length, the value is
+ *                     copied to buf. *vlen = value length in any case.
+ *   HZSHM_EBUFSIZE    hit but cap too small; *vlen = needed size, buf untouched.
+ *   HZSHM_ENOTFOUND   cached absence (the cluster said the key does not exist).
+ *   HZSHM_EMISS       not cached, expired, or stale by partition metadata.
+ *   HZSHM_ESESSION    ref is stale (session destroyed or cleared): re-resolve.
+ *   HZSHM_ESTALE      failing closed (heartbeat too old / writer says not serving).
+ *   HZSHM_EBUSY       no reader slot free for this thread.
+ * buf == NULL is `has`. A hit sets the entry's eviction hint bit at most once. */
+int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                     void *buf, size_t cap, size_t *vlen);
+
+/* Zero-copy: on 0, *val/*vlen point into the segment and the calling thread
+ * stays inside its read-side critical section until hzshm__shm_r_view_end():
+ * keep it short, it holds back reclamation. Same codes as r_get (buf-less).
+ * Views nest per thread. */
+int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                      const void **val, size_t *vlen);
+void hzshm__shm_r_view_end(hzshm__shm_t *s);
+
+/* 0 when serving, HZSHM_ESTALE / HZSHM_EDISCONNECTED / HZSHM_ESTOPPED when
+ * failing closed (the reason). Cheap (coarse clock). */
+int hzshm__shm_r_check(hzshm__shm_t *s);
+
+/* Per-thread hit/miss counters live in the reader slot; r_count_miss lets the
+ * library count misses it resolved through the agent. */
+void hzshm__shm_r_count_miss(hzshm__shm_t *s);
+
+/* ---- writer side ----------------------------------------------------------- */
+
+/* Agent liveness and state, read by every reader on every lookup.
+ * state: HZSHM_SHM_SERVING, or a reason readers report. Call every <= 100 ms. */
+enum { HZSHM_SHM_SERVING = 0, HZSHM_SHM_DISCONNECTED = 1, HZSHM_SHM_STOPPED = 2 };
+void hzshm__shm_w_heartbeat(hzshm__shm_t *s, int state);
+
+/* Open (create if absent) the directory entry for a session. */
+int hzshm__shm_w_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm__sref_t *ref);
+/* Destroy or clear a session: one generation bump hides every entry of it from
+ * every reader at once; entries are swept later by w_maintain. The directory
+ * slot is kept (with a new generation) if keep != 0 (clear), freed otherwise. */
+int hzshm__shm_w_session_drop(hzshm__shm_t *s, const hzshm__sref_t *ref, int keep, hzshm__sref_t *newref);
+/* Entries currently cached for the session (for listener bookkeeping). */
+uint64_t hzshm__shm_w_session_entries(hzshm__shm_t *s, const hzshm__sref_t *ref);
+
+/* Fill stamps: a global monotonic counter. The agent takes a stamp when it
+ * reserves a key (before the remote get) and passes it to w_put; an entry whose
+ * stamp is older than its partition's stale mark reads as a miss. */
+uint64_t hzshm__shm_w_stamp(hzshm__shm_t *s);
+
+enum { HZSHM_SHM_NEGATIVE = 1u }; /* cached absence: `has` false, `get` ENOTFOUND */
+
+/* Insert or replace. `partition` is the key's Hazelcast partition id, `stamp`
+ * from w_stamp, ttl_ms 0 = no local expiry. Evicts (SIEVE) when full.
+ * HZSHM_ETOOBIG: entry larger than the largest size class (not cached; not an
+ * error for the agent, which serves it without caching). HZSHM_ESEGFULL:
+ * nothing could be evicted or reclaimed right now. HZSHM_ESESSION: stale ref. */
+int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                     const void *val, size_t vlen, uint32_t partition, uint64_t stamp,
+                     uint32_t ttl_ms, uint32_t flags);
+/* Remove one key. HZSHM_ENOTFOUND if it was not cached. */
+int hzshm__shm_w_del(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen);
+
+/* Partition metadata (Hazelcast near-cache repair model). Marking a partition
+ * stale makes every entry of it filled before now a miss. The UUID is kept for
+ * observability; the agent does the UUID/sequence bookkeeping itself. */
+int hzshm__shm_w_partition_stale(hzshm__shm_t *s, uint32_t partition);
+int hzshm__shm_w_partition_uuid(hzshm__shm_t *s, uint32_t partition, const uint8_t uuid[16]);
+/* Drop everything (cluster changed). */
+int hzshm__shm_w_clear_all(hzshm__shm_t *s);
+
+/* Periodic work, bounded per call: reclaim retired memory once every live
+ * reader has passed its retire epoch, reap slots of dead reader processes,
+ * sweep entries of dropped sessions and expired entries. Never blocks on a
+ * reader. Returns 0. */
+int hzshm__shm_w_maintain(hzshm__shm_t *s);
+
+/* ---- statistics (either role) ----------------------------------------------- */
+typedef struct {
+  uint64_t hits, misses;            /* summed over reader slots (dead ones folded in) */
+  uint64_t entries, sessions;
+  uint64_t memory_used, memory_limit; /* arena bytes in use / arena size */
+  uint64_t evictions, expirations;
+  uint64_t retired_pending;         /* unlinked, waiting for readers */
+  uint32_t readers;                 /* live reader slots */
+  uint32_t reaped_readers;          /* dead slots reclaimed so far */
+  int32_t state;                    /* HZSHM_SHM_* */
+  int32_t writer_pid;
+  uint64_t heartbeat_age_ns;
+  uint64_t writer_generation;       /* increments every time a writer opens it */
+} hzshm__shm_stats_t;
+int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
+
+/* Counters the agent publishes for `hzshm stat` (invalidations applied, last
+ * invalidation lag, cluster state, ...). Their meaning is the agent's
+ * (src/agent); the segment only stores them. */
+#define HZSHM_SHM_AGENT_COUNTERS 32
+void hzshm__shm_w_agent_counter(hzshm__shm_t *s, unsigned idx, uint64_t v);
+uint64_t hzshm__shm_agent_counter(hzshm__shm_t *s, unsigned idx);
+
+/* The agent's Unix socket path, recorded in the header so that libhzshm finds
+ * the agent from the cache name alone. len < 108. */
+int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path);
+int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HZSHM_SHM_H */

@@ -1,0 +1,186 @@
+/* hzc.h - hzclient: our C client of the Hazelcast Open Binary Client Protocol
+ * 2.x, on a libuv loop. Used by hzshm-agent and, on its own, as the "direct
+ * Hazelcast" baseline in benchmarks.
+ *
+ * CONTRACT (settled; the agent is written against it). Adding functions is
+ * fine; changing the meaning of one below needs the agent updated.
+ *
+ * Threading: every function must be called on the loop thread the client was
+ * created on; every callback runs on that thread. No function blocks.
+ * Errors: 0 or a negative code from hzshm_errno.h (HZSHM_ETIMEDOUT,
+ * HZSHM_EREMOTE, HZSHM_ECLOSED, HZSHM_EPROTO, HZSHM_EAUTH, ...) or -errno.
+ *
+ * Keys are Hazelcast Strings and values byte[] in the official clients'
+ * serialization (byte-compatible: the Java/Python/Node clients read what we
+ * write and we read what they write). Keys/values are passed as raw bytes:
+ * a key is the UTF-8 of the String, a value the bytes of the byte[].
+ */
+#ifndef HZSHM_HZC_H
+#define HZSHM_HZC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "hzshm_errno.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct hzc_client hzc_client_t;
+
+typedef struct {
+  uint8_t b[16]; /* most significant byte first (as printed) */
+} hzc_uuid_t;
+
+typedef struct {
+  const char *cluster_name;      /* NULL = "dev" */
+  const char *const *addrs;      /* "host:port" seeds */
+  size_t naddrs;
+  int smart;                     /* 1 = a connection per member, key ops to the owner (default) */
+  uint32_t invocation_timeout_ms;/* 0 = 120000 */
+  uint32_t heartbeat_interval_ms;/* 0 = 5000 */
+  uint32_t heartbeat_timeout_ms; /* 0 = 60000 */
+  uint32_t connect_timeout_ms;   /* 0 = 5000 */
+  uint32_t reconnect_max_backoff_ms; /* 0 = 2000 */
+  const char *client_name;       /* NULL = "hzshm" */
+} hzc_config_t;
+
+/* Cluster-level events for the user of the library. */
+enum hzc_event_kind {
+  HZC_EV_CONNECTED = 1,      /* first connection to a cluster authenticated */
+  HZC_EV_DISCONNECTED,       /* lost every connection; reconnecting with backoff */
+  HZC_EV_RECONNECTED,        /* connected again to the SAME cluster id */
+  HZC_EV_CLUSTER_CHANGED,    /* connected to a DIFFERENT cluster id: clear caches */
+  HZC_EV_MEMBERS,            /* member list changed */
+  HZC_EV_PARTITIONS,         /* partition table changed */
+  HZC_EV_MEMBER_CONNECTION_LOST, /* a member connection closed; `member` says which */
+};
+typedef struct {
+  enum hzc_event_kind kind;
+  hzc_uuid_t cluster_id;
+  hzc_uuid_t member;             /* for *_CONNECTION_LOST */
+  uint32_t member_count;
+} hzc_event_t;
+typedef void (*hzc_event_cb)(hzc_client_t *c, const hzc_event_t *ev, void *ud);
+
+int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out);
+void hzc_client_set_event_cb(hzc_client_t *c, hzc_event_cb cb, void *ud);
+/* Starts connecting; cb(status) once the first member authenticated and the
+ * cluster view arrived, or with an error (the client keeps retrying until
+ * hzc_client_close unless the error is HZSHM_EAUTH). */
+typedef void (*hzc_status_cb)(hzc_client_t *c, int status, void *ud);
+int hzc_client_connect(hzc_client_t *c, hzc_status_cb cb, void *ud);
+/* Fails every pending invocation with HZSHM_ECLOSED, closes all handles; cb
+ * runs when every libuv handle is closed and the client freed. */
+typedef void (*hzc_close_cb)(void *ud);
+void hzc_client_close(hzc_client_t *c, hzc_close_cb cb, void *ud);
+
+hzc_uuid_t hzc_client_uuid(const hzc_client_t *c);   /* our client UUID */
+hzc_uuid_t hzc_cluster_id(const hzc_client_t *c);
+uint32_t hzc_partition_count(const hzc_client_t *c); /* 0 before connected */
+/* Partition of a String key (UTF-8 bytes), as the member computes it. */
+uint32_t hzc_key_partition(const hzc_client_t *c, const void *key, size_t klen);
+int hzc_connected(const hzc_client_t *c);            /* 1 if at least one member connection */
+
+/* ---- results ---- */
+
+enum hzc_value_type { HZC_NULL = 0, HZC_BYTES = 1, HZC_STRING = 2, HZC_OTHER = 3 };
+typedef struct {
+  int type;              /* hzc_value_type; HZC_NULL = absent */
+  int32_t type_id;       /* Hazelcast serializer type id (-12 byte[], -11 String, ...) */
+  const uint8_t *data;   /* payload (byte[] bytes or String UTF-8); valid only during the callback */
+  size_t len;
+} hzc_value_t;
+
+typedef struct {
+  int status;            /* 0 or error */
+  hzc_value_t value;     /* get/put/remove: the (old) value */
+  int boolean;           /* containsKey / delete / remove-listener */
+  int64_t number;        /* size */
+  const char *error_class;   /* HZSHM_EREMOTE: Java exception class (valid during cb) */
+  const char *error_message; /* may be NULL */
+  int32_t error_code;        /* Hazelcast error code */
+} hzc_result_t;
+typedef void (*hzc_result_cb)(hzc_client_t *c, const hzc_result_t *r, void *ud);
+
+/* ---- IMap (name = map name; key = String UTF-8 bytes; value = byte[]) ---- */
+int hzc_map_get(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
+int hzc_map_contains(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
+/* ttl_ms: -1 = map default, 0 = infinite, > 0 = milliseconds */
+int hzc_map_set(hzc_client_t *c, const char *map, const void *key, size_t klen, const void *val, size_t vlen,
+                int64_t ttl_ms, hzc_result_cb cb, void *ud);
+int hzc_map_put(hzc_client_t *c, const char *map, const void *key, size_t klen, const void *val, size_t vlen,
+                int64_t ttl_ms, hzc_result_cb cb, void *ud);
+int hzc_map_remove(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
+int hzc_map_delete(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
+int hzc_map_clear(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
+int hzc_map_size(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
+/* Destroys the IMap cluster-wide (Client.DestroyProxy). */
+int hzc_map_destroy(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
+
+/* Bulk: keys grouped by partition internally, one request per partition. */
+typedef struct { const void *key; size_t klen; const void *val; size_t vlen; } hzc_kv_t;
+/* cb is called once per found entry (entry_cb) then once with the final status. */
+typedef void (*hzc_entry_cb)(hzc_client_t *c, const void *key, size_t klen, const hzc_value_t *v, void *ud);
+int hzc_map_get_all(hzc_client_t *c, const char *map, const hzc_kv_t *keys, size_t n, hzc_entry_cb ecb,
+                    hzc_result_cb cb, void *ud);
+int hzc_map_put_all(hzc_client_t *c, const char *map, const hzc_kv_t *kvs, size_t n, hzc_result_cb cb, void *ud);
+
+/* ---- near-cache invalidation ---- */
+
+typedef struct {
+  const void *key;       /* String key UTF-8; NULL = the whole map was cleared */
+  size_t klen;
+  int key_is_string;     /* 0: the key had another type (key/klen = raw Data bytes) */
+  hzc_uuid_t source;     /* who caused it (compare with hzc_client_uuid) */
+  hzc_uuid_t partition_uuid;
+  int64_t sequence;
+  int32_t partition;     /* partition of the key (of the map name for a clear) */
+  hzc_uuid_t member;     /* member connection it arrived on */
+} hzc_invalidation_t;
+/* Called once per invalidation (batch events are unrolled). */
+typedef void (*hzc_invalidation_cb)(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
+
+typedef struct hzc_listener hzc_listener_t;
+/* Registers Map.AddNearCacheInvalidationListener on every member connection
+ * (smart: localOnly=true), and again on every new connection and after a
+ * reconnect. cb(status) once the first registration is acknowledged. */
+int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidation_cb icb, void *iud,
+                                 hzc_status_cb cb, void *ud, hzc_listener_t **out);
+/* Deregisters everywhere and frees the listener (no callbacks after this returns). */
+int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l);
+
+/* Distributed-object events (map created / destroyed anywhere). */
+typedef void (*hzc_object_cb)(hzc_client_t *c, const char *service, const char *name, int destroyed,
+                              const hzc_uuid_t *source, void *ud);
+int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status_cb cb, void *ud,
+                       hzc_listener_t **out);
+
+/* Invalidation metadata from every data member for the given maps:
+ * mcb is called per (map, partition, sequence) and per (partition, uuid), then
+ * cb with the final status. */
+typedef void (*hzc_meta_seq_cb)(hzc_client_t *c, const char *map, int32_t partition, int64_t seq, void *ud);
+typedef void (*hzc_meta_uuid_cb)(hzc_client_t *c, int32_t partition, const hzc_uuid_t *uuid, void *ud);
+int hzc_fetch_invalidation_metadata(hzc_client_t *c, const char *const *maps, size_t nmaps, hzc_meta_seq_cb scb,
+                                    hzc_meta_uuid_cb ucb, hzc_result_cb cb, void *ud);
+
+/* ---- statistics (tests, benchmarks) ---- */
+typedef struct {
+  uint32_t connections;
+  uint64_t requests_sent, responses, events, retries, timeouts, reconnects;
+} hzc_stats_t;
+void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st);
+/* Requests sent on the connection to member index i of the current member list
+ * (for routing tests); returns -1 if out of range. */
+int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i);
+
+/* Blocking helper for tools, tests and benchmarks only (not the agent): runs
+ * the loop until *done becomes non-zero or timeout_ms elapses. */
+int hzc_run_until(uv_loop_t *loop, const int *done, uint32_t timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HZSHM_HZC_H */
