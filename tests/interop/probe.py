@@ -1,0 +1,770 @@
+#!/usr/bin/env python3
+"""probe.py - raw Hazelcast client-protocol probes against real members.
+
+Writes frames by hand (stdlib sockets only) per /work/shared/docs/hazelcast-client-protocol.md
+and checks what a real member does for every item that document marks UNVERIFIED. The
+findings are written up in docs/PROTOCOL-NOTES.md; this script keeps them checked.
+
+    probe.py --members 127.0.0.1:5721,127.0.0.1:5722 [--peer PATH/hzpeer] GROUP...
+    probe.py --members 127.0.0.1:5723 --heartbeat-seconds 4 batch heartbeat
+
+Groups: auth, limits, ops, hash (needs --peer), inval, expiry, destroy, batch (member started
+with --batch on), heartbeat (member started with a small hazelcast.client.max.no.heartbeat.seconds).
+Each check prints "ok NAME: fact" or "FAIL NAME: ..."; exit status 1 if any check failed.
+--json prints the observed facts as one JSON object at the end.
+"""
+import argparse
+import json
+import os
+import select
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid as uuidlib
+
+# ---- framing (hazelcast-client-protocol.md §1.2, §1.3) ------------------------------------------
+BEGIN_FRAG, END_FRAG, IS_FINAL = 0x8000, 0x4000, 0x2000
+BEGIN_DS, END_DS, IS_NULL, IS_EVENT = 0x1000, 0x0800, 0x0400, 0x0200
+UNFRAGMENTED = BEGIN_FRAG | END_FRAG
+
+T_AUTH, T_DESTROY_PROXY, T_PING = 0x000100, 0x000500, 0x000B00
+T_PUT, T_GET, T_REMOVE, T_CONTAINS, T_DELETE, T_SET = 0x010100, 0x010200, 0x010300, 0x010600, 0x010900, 0x010F00
+T_EVICT, T_EVICT_ALL, T_SIZE, T_CLEAR = 0x011E00, 0x011F00, 0x012A00, 0x012D00
+T_ADD_INVAL, T_INVAL_EVENT, T_INVAL_BATCH = 0x013F00, 0x013F02, 0x013F03
+T_ERROR = 0
+
+
+class Frame:
+    __slots__ = ("flags", "content")
+
+    def __init__(self, content=b"", flags=0):
+        self.content, self.flags = content, flags
+
+    def has(self, mask):
+        return (self.flags & mask) == mask
+
+    def encode(self):
+        return struct.pack("<iH", 6 + len(self.content), self.flags) + self.content
+
+
+def enc_uuid(u):
+    if u is None:
+        return b"\x01" + b"\x00" * 16
+    msb, lsb = u.int >> 64, u.int & ((1 << 64) - 1)
+    return b"\x00" + struct.pack("<qq", msb - (1 << 64) if msb >= 1 << 63 else msb,
+                                 lsb - (1 << 64) if lsb >= 1 << 63 else lsb)
+
+
+def dec_uuid(b, off):
+    if b[off]:
+        return None
+    msb, lsb = struct.unpack_from("<QQ", b, off + 1)
+    return uuidlib.UUID(int=(msb << 64) | lsb)
+
+
+def request(mtype, fixed=b"", frames=(), pid=-1):
+    """Returns the frames of a request; the correlation id is filled in by Conn.send."""
+    init = Frame(struct.pack("<iqi", mtype, 0, pid) + fixed, UNFRAGMENTED)
+    return [init] + list(frames)
+
+
+def s_frame(s):
+    return Frame(s.encode("utf-8"))
+
+
+NULL_FRAME = Frame(b"", IS_NULL)
+
+
+# ---- serialization (§2) ----------------------------------------------------------------------
+def data_string(s):
+    b = s.encode("utf-8")
+    return struct.pack(">iii", 0, -11, len(b)) + b
+
+
+def data_bytes(b):
+    return struct.pack(">iii", 0, -12, len(b)) + b
+
+
+def murmur3_32(data, seed=0x01000193):
+    c1, c2, h, n = 0xCC9E2D51, 0x1B873593, seed, len(data)
+    rotl = lambda x, r: ((x << r) | (x >> (32 - r))) & 0xFFFFFFFF
+    for i in range(0, n - n % 4, 4):
+        k = struct.unpack_from("<I", data, i)[0]
+        k = rotl((k * c1) & 0xFFFFFFFF, 15) * c2 & 0xFFFFFFFF
+        h = (rotl(h ^ k, 13) * 5 + 0xE6546B64) & 0xFFFFFFFF
+    tail, k = data[n - n % 4:], 0
+    for i in reversed(range(len(tail))):
+        k = (k << 8) | tail[i]
+    if tail:
+        h ^= rotl((k * c1) & 0xFFFFFFFF, 15) * c2 & 0xFFFFFFFF
+    h ^= n
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    h ^= h >> 16
+    return h - (1 << 32) if h & 0x80000000 else h
+
+
+def partition_of(data, count):
+    h = struct.unpack_from(">i", data, 0)[0] or murmur3_32(data[8:])
+    return 0 if h == -(1 << 31) else abs(h) % count
+
+
+# ---- connection ------------------------------------------------------------------------------
+class Closed(Exception):
+    pass
+
+
+class Conn:
+    """One TCP connection speaking the client protocol; events are queued in .events."""
+    _corr = 100
+
+    def __init__(self, addr, timeout=10.0):
+        host, port = addr.rsplit(":", 1)
+        self.addr = addr
+        self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock.sendall(b"CP2")
+        self.buf, self.frames, self.responses, self.events = b"", [], {}, []
+        self.closed = False
+
+    def send(self, frames, corr=None):
+        if corr is None:
+            Conn._corr += 1
+            corr = Conn._corr
+        init = frames[0]
+        init.content = init.content[:4] + struct.pack("<q", corr) + init.content[12:]
+        frames[-1].flags |= IS_FINAL
+        self.sock.sendall(b"".join(f.encode() for f in frames))
+        frames[-1].flags &= ~IS_FINAL
+        return corr
+
+    def pump(self, timeout):
+        """Reads what arrives within timeout and files complete messages; raises Closed at EOF."""
+        if self.closed:
+            raise Closed(self.addr)
+        r, _, _ = select.select([self.sock], [], [], max(timeout, 0))
+        if not r:
+            return
+        try:
+            chunk = self.sock.recv(1 << 20)
+        except (ConnectionResetError, socket.timeout):
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            raise Closed(self.addr)
+        self.buf += chunk
+        while len(self.buf) >= 6:
+            ln, flags = struct.unpack_from("<iH", self.buf, 0)
+            if len(self.buf) < ln:
+                break
+            self.frames.append(Frame(self.buf[6:ln], flags))
+            self.buf = self.buf[ln:]
+            if flags & IS_FINAL:
+                msg, self.frames = self.frames, []
+                corr = struct.unpack_from("<q", msg[0].content, 4)[0]
+                if msg[0].flags & IS_EVENT:
+                    self.events.append(msg)
+                else:
+                    self.responses[corr] = msg
+
+    def call(self, frames, timeout=20.0):
+        corr = self.send(frames)
+        deadline = time.monotonic() + timeout
+        while corr not in self.responses:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no response to 0x%06x" % struct.unpack_from("<i", frames[0].content)[0])
+            self.pump(left)
+        msg = self.responses.pop(corr)
+        if mtype(msg) == T_ERROR:
+            raise RemoteError(msg)
+        return msg
+
+    def wait_closed(self, timeout):
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self.pump(deadline - time.monotonic())
+        except Closed:
+            return True
+        return False
+
+    def close(self):
+        self.sock.close()
+
+
+class RemoteError(Exception):
+    def __init__(self, msg):
+        # List_ErrorHolder: begin list, then per holder begin, fixed(errorCode), className, message(N), ...
+        self.code = struct.unpack_from("<i", msg[3].content, 0)[0] if len(msg) > 4 else -1
+        self.cls = msg[4].content.decode() if len(msg) > 4 else "?"
+        self.text = msg[5].content.decode() if len(msg) > 5 and not msg[5].has(IS_NULL) else None
+        super().__init__("remote error %d %s" % (self.code, self.cls))
+
+
+def mtype(msg):
+    return struct.unpack_from("<i", msg[0].content, 0)[0]
+
+
+def auth_request(cluster, client_uuid, user=None, password=None, client_type="CPP", ser_version=1,
+                 labels=(), name="hzshm-probe"):
+    fixed = enc_uuid(client_uuid) + bytes([ser_version, 1, 0])  # routingMode ALL_MEMBERS, cpDirect false
+    frames = [s_frame(cluster), s_frame(user) if user is not None else NULL_FRAME,
+              s_frame(password) if password is not None else NULL_FRAME,
+              s_frame(client_type), s_frame("5.5.0"), s_frame(name), Frame(b"", BEGIN_DS)]
+    frames += [s_frame(label) for label in labels] + [Frame(b"", END_DS)]
+    return request(T_AUTH, fixed, frames)
+
+
+def skip_struct(msg, i):
+    """msg[i] is a begin frame; returns the index after its matching end frame."""
+    depth = 0
+    while True:
+        f = msg[i]
+        if f.has(BEGIN_DS):
+            depth += 1
+        elif f.has(END_DS):
+            depth -= 1
+        i += 1
+        if depth == 0:
+            return i
+
+
+def parse_auth(msg):
+    c = msg[0].content
+    out = {"status": c[13], "initial_content_len": len(c), "frames": len(msg)}
+    if c[13] != 0:
+        return out
+    out.update(member_uuid=dec_uuid(c, 14), ser_version=c[31], partition_count=struct.unpack_from("<i", c, 32)[0],
+               cluster_id=dec_uuid(c, 36), failover=bool(c[53]))
+    if len(c) >= 62:
+        out["member_list_version"], out["partition_list_version"] = struct.unpack_from("<ii", c, 54)
+    i = 1
+    i = i + 1 if msg[i].has(IS_NULL) else skip_struct(msg, i)  # address
+    out["server_version"] = msg[i].content.decode()
+    i += 1
+    out["tpc_ports_null"] = msg[i].has(IS_NULL)
+    out["tpc_ports_len"] = len(msg[i].content)
+    i += 1
+    out["tpc_token_null"] = msg[i].has(IS_NULL)
+    i += 1
+    if i < len(msg):  # memberInfos List_MemberInfo: count the elements at depth 1
+        n, j, end = 0, i + 1, skip_struct(msg, i)
+        while j < end - 1:
+            j, n = skip_struct(msg, j), n + 1
+        out["member_infos"], i = n, end
+    if i < len(msg):  # partitions: begin, one List_Integer per owner, end, List_UUID of owners
+        end = skip_struct(msg, i)
+        out["partition_owners"] = end - i - 2
+        out["partitions_listed"] = sum(len(f.content) // 4 for f in msg[i + 1:end - 1])
+        i = end + 1
+    if i < len(msg):  # keyValuePairs (2.8)
+        end = skip_struct(msg, i)
+        kv = [f.content.decode() for f in msg[i + 1:end - 1]]
+        out["key_value_pairs"] = dict(zip(kv[0::2], kv[1::2]))
+        i = end
+    out["extra_frames"] = len(msg) - i
+    return out
+
+
+class Client:
+    """A logical client: one UUID, one authenticated connection per member address."""
+    live = []  # every open Client: events() heartbeats them all while it waits
+
+    def __init__(self, members, cluster):
+        Client.live.append(self)
+        self.uuid = uuidlib.uuid4()
+        self.conns, self.auth = [], []
+        for addr in members:
+            c = Conn(addr)
+            a = parse_auth(c.call(auth_request(cluster, self.uuid)))
+            if a["status"] != 0:
+                raise RuntimeError("authentication to %s failed: %r" % (addr, a))
+            self.conns.append(c)
+            self.auth.append(a)
+        self.partition_count = self.auth[0]["partition_count"]
+
+    def key_call(self, mtype_, name, key, value=None, fixed=b"", pid=None, conn=0):
+        kd = data_string(key)
+        frames = [s_frame(name), Frame(kd)] + ([Frame(value)] if value is not None else [])
+        p = partition_of(kd, self.partition_count) if pid is None else pid
+        return self.conns[conn].call(request(mtype_, struct.pack("<q", 0) + fixed, frames, pid=p))
+
+    def put(self, name, key, value, ttl=-1, op=T_PUT, **kw):
+        return self.key_call(op, name, key, data_bytes(value), fixed=struct.pack("<q", ttl), **kw)
+
+    def get(self, name, key, **kw):
+        m = self.key_call(T_GET, name, key, **kw)
+        return None if m[1].has(IS_NULL) else m[1].content
+
+    def name_call(self, mtype_, name, conn=0):
+        return self.conns[conn].call(request(mtype_, b"", [s_frame(name)]))
+
+    def add_inval_listener(self, name):
+        """Registers the near-cache invalidation listener on every connection (localOnly=true)."""
+        out = []
+        for c in self.conns:
+            corr = c.send(request(T_ADD_INVAL, struct.pack("<iB", 256, 1), [s_frame(name)]))
+            deadline = time.monotonic() + 20
+            while corr not in c.responses and time.monotonic() < deadline:
+                c.pump(deadline - time.monotonic())
+            out.append((corr, dec_uuid(c.responses.pop(corr)[0].content, 13)))
+        return out
+
+    def events(self, timeout, until=None):
+        """Collects events from all connections for up to timeout s (or until until(events) is true)."""
+        got, deadline = [], time.monotonic() + timeout
+        while True:
+            for c in self.conns:
+                got += [(c.addr, e) for e in c.events]
+                c.events = []
+            if until is not None and until(got):
+                return got
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return got
+            heartbeat_all()
+            r, _, _ = select.select([c.sock for c in self.conns], [], [], min(left, 1.0))
+            for c in self.conns:
+                if c.sock in r:
+                    c.pump(0)
+
+    def close(self):
+        Client.live.remove(self)
+        for c in self.conns:
+            c.close()
+
+
+_last_ping = [0.0]
+
+
+def heartbeat_all():
+    """Sends Client.Ping on every connection of every live Client at most once a second, as a
+    real client's heartbeat does, so that long waits survive a short member heartbeat timeout."""
+    if time.monotonic() - _last_ping[0] < 1.0:
+        return
+    _last_ping[0] = time.monotonic()
+    for cl in Client.live:
+        for c in cl.conns:
+            if not c.closed:
+                c.send(request(T_PING))
+                c.responses.clear()  # nobody waits for ping answers; drop them (and stale ones)
+
+
+def parse_inval(msg):
+    """IMapInvalidation (0x013F02) or IMapBatchInvalidation (0x013F03) -> list of dicts."""
+    c = msg[0].content
+    if mtype(msg) == T_INVAL_EVENT:
+        key = None if msg[1].has(IS_NULL) else msg[1].content
+        return [{"type": "single", "corr": struct.unpack_from("<q", c, 4)[0],
+                 "header_pid": struct.unpack_from("<i", c, 12)[0], "source": dec_uuid(c, 16),
+                 "partition_uuid": dec_uuid(c, 33), "sequence": struct.unpack_from("<q", c, 50)[0], "key": key}]
+    if mtype(msg) == T_INVAL_BATCH:
+        end = skip_struct(msg, 1)
+        keys = [f.content for f in msg[2:end - 1]]
+        srcs = [dec_uuid(msg[end].content, 17 * i) for i in range(len(keys))]
+        seqs = struct.unpack_from("<%dq" % len(keys), msg[end + 2].content, 0)
+        return [{"type": "batch", "header_pid": struct.unpack_from("<i", c, 12)[0], "source": srcs[i],
+                 "sequence": seqs[i], "key": keys[i]} for i in range(len(keys))]
+    return []
+
+
+def invals(evs):
+    return [x for _, e in evs for x in parse_inval(e)]
+
+
+# ---- checks ----------------------------------------------------------------------------------
+class Checker:
+    def __init__(self):
+        self.failed, self.facts = 0, {}
+
+    def fact(self, name, value):
+        self.facts[name] = value if isinstance(value, (int, float, str, bool, type(None), list, dict)) else str(value)
+
+    def check(self, name, cond, detail):
+        print("%s %s: %s" % ("ok" if cond else "FAIL", name, detail), flush=True)
+        self.fact(name, detail)
+        if not cond:
+            self.failed += 1
+
+
+def same_partition_key(client, key, prefix):
+    """A key other than `key` that lands in the same partition (for sequence-gap checks)."""
+    want = partition_of(data_string(key), client.partition_count)
+    for i in range(100000):
+        k = "%s-%d" % (prefix, i)
+        if partition_of(data_string(k), client.partition_count) == want:
+            return k
+    raise RuntimeError("no key found")
+
+
+def listener_and_writer(members, cluster, group):
+    """A fresh map name, a client with an invalidation listener for it on every member, and a
+    writer client (another UUID) with one connection to the first member."""
+    m = "probe-%s-%d" % (group, os.getpid())
+    lst, w = Client(members, cluster), Client(members[:1], cluster)
+    lst.regs = lst.add_inval_listener(m)
+    return m, lst, w
+
+
+def group_auth(ck, members, cluster):
+    c = Conn(members[0])
+    a = parse_auth(c.call(auth_request(cluster, uuidlib.uuid4())))
+    c.close()
+    ck.check("auth.status", a["status"] == 0, "status %d for null username/password, clientType CPP" % a["status"])
+    ck.check("auth.initial_len", a["initial_content_len"] == 62,
+             "response initial-frame content is %d bytes (2.7 layout: 62)" % a["initial_content_len"])
+    ck.check("auth.server_version", a["server_version"] == "5.5.0", "serverHazelcastVersion %r" % a["server_version"])
+    ck.check("auth.member_infos", a.get("member_infos") == len(members),
+             "memberInfos (2.7) lists %s members (cluster has %d)" % (a.get("member_infos"), len(members)))
+    ck.check("auth.partitions", a.get("partitions_listed") in (0, a["partition_count"]),
+             "partitions (2.7) lists %s of %d partitions with %s owners" % (
+                 a.get("partitions_listed"), a["partition_count"], a.get("partition_owners")))
+    ck.fact("auth.partitions_listed", a.get("partitions_listed"))
+    ck.check("auth.key_value_pairs", "key_value_pairs" in a,
+             "keyValuePairs (2.8) present: %r" % a.get("key_value_pairs"))
+    ck.check("auth.tpc", not a["tpc_ports_null"] and a["tpc_ports_len"] == 0 and a["tpc_token_null"],
+             "tpcPorts is an empty List_Integer frame (not null), tpcToken a null frame")
+    ck.check("auth.extra_frames", a["extra_frames"] == 0, "%d frames after keyValuePairs" % a["extra_frames"])
+    ck.check("auth.failover", a["failover"] is False, "failoverSupported %r" % a["failover"])
+
+    def status(**kw):
+        cc = Conn(members[0])
+        try:
+            return parse_auth(cc.call(auth_request(kw.pop("cluster", cluster), uuidlib.uuid4(), **kw)))["status"]
+        except (Closed, TimeoutError, RemoteError) as e:
+            return "no response (%s)" % type(e).__name__
+        finally:
+            cc.close()
+
+    st = status(client_type="ZZZ")
+    ck.check("auth.client_type_3", st == 0, "clientType 'ZZZ' -> status %s" % st)
+    st = status(client_type="hzshm-agent/arbitrary long type")
+    ck.check("auth.client_type_long", st == 0, "clientType 'hzshm-agent/arbitrary long type' -> status %s" % st)
+    for user, pw in (("user", "secret"), ("", ""), ("user", None), (None, "secret")):
+        st = status(user=user, password=pw)
+        ck.check("auth.credentials_%s_%s" % (user is not None, pw is not None), st == 1,
+                 "username %r / password %r on OSS -> status %s" % (user, pw, st))
+    # Once a partition operation has run, the 2.7 partitions field lists every partition.
+    cl = Client(members[:1], cluster)
+    cl.put("probe-auth", "k", b"v", op=T_SET)
+    c = Conn(members[0])
+    a = parse_auth(c.call(auth_request(cluster, uuidlib.uuid4())))
+    c.close()
+    cl.close()
+    ck.check("auth.partitions_assigned", a.get("partitions_listed") == a["partition_count"]
+             and a.get("partition_owners") == len(members),
+             "after a partition operation the auth response lists %s of %d partitions, %s owners" % (
+                 a.get("partitions_listed"), a["partition_count"], a.get("partition_owners")))
+    st = status(cluster="not-" + cluster)
+    ck.check("auth.wrong_cluster", st == 1, "wrong cluster name -> status %s" % st)
+    st = status(ser_version=9)
+    ck.check("auth.ser_version", st == 2, "serializationVersion 9 -> status %s" % st)
+
+
+def group_limits(ck, members, cluster):
+    # Before authentication the member caps one message at 4096 bytes (frame lengths summed).
+    def auth_with_label(n):
+        c = Conn(members[0])
+        msg = auth_request(cluster, uuidlib.uuid4(), labels=["x" * n])
+        size = sum(len(f.content) + 6 for f in msg)
+        try:
+            return size, parse_auth(c.call(msg, timeout=10))["status"]
+        except (Closed, TimeoutError) as e:
+            return size, type(e).__name__
+        finally:
+            c.close()
+
+    size, st = auth_with_label(4096 - 150)
+    ck.check("limits.auth_under_cap", st == 0, "auth message of %d bytes -> status %s" % (size, st))
+    size_ok = size
+    size, st = auth_with_label(4096 - 150 + (4097 - size_ok))
+    ck.check("limits.auth_over_cap", st == "Closed", "auth message of %d bytes -> %s" % (size, st))
+    cl = Client(members[:1], cluster)
+    big = os.urandom(1 << 20)
+    cl.put("probe-limits", "big", big, op=T_SET)
+    back = cl.get("probe-limits", "big")
+    ck.check("limits.after_auth", back is not None and back[12:] == big,
+             "after auth a 1 MiB value round-trips (message > 4096 accepted)")
+    cl.name_call(T_CLEAR, "probe-limits")
+    cl.close()
+
+
+def group_ops(ck, members, cluster):
+    cl = Client(members[:1], cluster)
+    m = "probe-ops-%d" % os.getpid()
+    cl.put(m, "d1", b"v", op=T_SET)
+    r1 = cl.key_call(T_DELETE, m, "d1")
+    r0 = cl.key_call(T_DELETE, m, "d1")
+    ck.check("ops.delete_bool", len(r1[0].content) == 14 and r1[0].content[13] == 1 and r0[0].content[13] == 0,
+             "Map.Delete response content %d bytes; bool %d when deleted, %d when absent" % (
+                 len(r1[0].content), r1[0].content[13], r0[0].content[13]))
+    r = cl.key_call(T_REMOVE, m, "absent")
+    ck.check("ops.remove_absent", r[1].has(IS_NULL), "Map.Remove of an absent key answers a null frame")
+    try:
+        cl.put(m, "pidneg", b"v", op=T_SET, pid=-1)
+        v = cl.get(m, "pidneg")
+        detail = "Map.Set with partition id -1 in the header succeeds; Get with the right pid then %s" % (
+            "finds it" if v else "does not find it")
+    except RemoteError as e:
+        detail = "Map.Set with partition id -1 -> error %d %s" % (e.code, e.cls)
+    ck.check("ops.key_op_pid_minus1", True, detail)
+    r = cl.conns[0].call(request(T_PING))
+    ck.check("ops.ping", mtype(r) == T_PING + 1 and len(r[0].content) == 13, "Client.Ping answered 0x000B01, 13 bytes")
+    cl.name_call(T_CLEAR, m)
+    cl.close()
+
+
+def group_hash(ck, members, cluster, peer):
+    keys = ["k1", "key-1", "hello", "default", "", "\u043a\u043b\u044e\u0447-\u00e9-\U0001F600", "a" * 100]
+    m = "probe-hash-%d" % os.getpid()
+    p = subprocess.Popen([peer, "--members", ",".join(members), "--cluster", cluster, "serve"],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, encoding="utf-8")
+
+    def cmd(line):
+        p.stdin.write(line + "\n")
+        p.stdin.flush()
+        return p.stdout.readline().strip()
+
+    try:
+        ready = p.stdout.readline().strip()
+        ck.check("hash.peer_ready", ready == "ok ready", "HzPeer serve answered %r" % ready)
+        cl = Client(members, cluster)
+        for k in keys:
+            tok = "x:" + k.encode("utf-8").hex()
+            ours = partition_of(data_string(k), cl.partition_count)
+            theirs = cmd("partition " + tok)
+            cmd("set %s %s 0a0b" % (m, tok))
+            right = cl.get(m, k, pid=ours)
+            wrong = cl.get(m, k, pid=(ours + 1) % cl.partition_count)
+            ck.check("hash.%s" % (k.encode("utf-8").hex()[:16] or "empty"),
+                     theirs == "ok %d" % ours and right == data_bytes(b"\x0a\x0b") and wrong is None,
+                     "key %r: our partition %d, official client %s; Get with our pid finds the official "
+                     "client's value: %s; with pid+1: %s" % (k[:20], ours, theirs, right is not None, wrong is not None))
+        cl.close()
+        cmd("destroy " + m)
+        cmd("quit")
+    finally:
+        p.stdin.close()
+        p.wait(timeout=30)
+
+
+def wait_invals(lst, n, timeout, pred=lambda x: True):
+    return [x for x in invals(lst.events(timeout, until=lambda got: len([y for y in invals(got) if pred(y)]) >= n))
+            if pred(x)]
+
+
+def group_inval(ck, members, cluster):
+    m, lst, w = listener_and_writer(members, cluster, "inval")
+    regs = lst.regs
+    reg_corrs = {c.addr: corr for c, (corr, _) in zip(lst.conns, regs)}
+    ck.check("inval.register", all(r[1] is not None for r in regs),
+             "AddNearCacheInvalidationListener answered a registration UUID on each of %d members" % len(regs))
+    kd = data_string("k")
+    pk = partition_of(kd, lst.partition_count)
+
+    w.put(m, "k", b"1", op=T_SET)
+    got = lst.events(20, until=lambda g: len(invals(g)) >= 1)
+    ev = invals(got)
+    e = ev[0] if ev else {}
+    ck.check("inval.put", len(ev) == 1 and e["key"] == kd, "Map.Set -> %d single invalidation(s) for the key" % len(ev))
+    ck.check("inval.header_pid", e.get("header_pid") == pk,
+             "event header partitionId %s = partition of the key %d" % (e.get("header_pid"), pk))
+    ck.check("inval.source", e.get("source") == w.uuid, "sourceUuid is the writing client's UUID")
+    ck.check("inval.corr", got and struct.unpack_from("<q", got[0][1][0].content, 4)[0] == reg_corrs[got[0][0]],
+             "event correlation id = the registration request's correlation id")
+    ck.check("inval.flags", got and got[0][1][0].flags == UNFRAGMENTED | IS_EVENT and got[0][1][-1].flags == IS_FINAL,
+             "event initial frame flags 0x%04x (IS_FINAL only on the key frame)" % (got[0][1][0].flags if got else 0))
+    s1 = e.get("sequence", 0)
+    sentinel = same_partition_key(lst, "k", "sent")
+
+    def seq_after(op, label):
+        """Runs op, then a Set of the sentinel key (same partition); returns (events of op, sentinel seq gap)."""
+        nonlocal s1
+        op()
+        w.put(m, sentinel, b"s", op=T_SET)
+        sd = data_string(sentinel)
+        got = invals(lst.events(20, until=lambda g: any(x["key"] == sd for x in invals(g))))
+        mine = [x for x in got if x["key"] != sd]
+        sent = [x for x in got if x["key"] == sd]
+        gap = sent[0]["sequence"] - s1 if sent else None
+        s1 = sent[0]["sequence"] if sent else s1
+        return mine, gap
+
+    mine, gap = seq_after(lambda: w.put(m, "k", b"2", op=T_SET), "set")
+    ck.check("inval.sequence_step", len(mine) == 1 and mine[0]["sequence"] == s1 - 1 and gap == 2,
+             "consecutive invalidations of one partition have sequences n, n+1 (gap %s over set+sentinel)" % gap)
+    mine, gap = seq_after(lambda: w.key_call(T_REMOVE, m, "absent-" + sentinel), "remove-absent")
+    ck.fact("inval.remove_absent_events", len(mine))
+    mine, gap = seq_after(lambda: w.key_call(T_REMOVE, m, same_partition_key(lst, "k", "nx")), "remove-absent")
+    ck.check("inval.remove_absent", True, "Map.Remove of an absent key (same partition): %d event(s), sequence "
+             "advanced by %d" % (len(mine), gap - 1))
+    ck.fact("inval.remove_absent_invalidates", len(mine) > 0)
+    mine, gap = seq_after(lambda: w.key_call(T_DELETE, m, same_partition_key(lst, "k", "nx")), "delete-absent")
+    ck.check("inval.delete_absent", True, "Map.Delete of an absent key: %d event(s), sequence advanced by %d" % (
+        len(mine), gap - 1))
+    ck.fact("inval.delete_absent_invalidates", len(mine) > 0)
+    mine, gap = seq_after(lambda: w.key_call(T_DELETE, m, "k"), "delete")
+    ck.check("inval.delete_present", len(mine) == 1, "Map.Delete of a present key: %d event(s)" % len(mine))
+    w.put(m, "k", b"3", op=T_SET)
+    lst.events(20, until=lambda g: len(invals(g)) >= 1)
+    mine, gap = seq_after(lambda: w.key_call(T_EVICT, m, "k"), "evict")
+    ck.check("inval.evict", len(mine) == 1, "Map.Evict of a present key: %d event(s)" % len(mine))
+    mine, gap = seq_after(lambda: w.key_call(T_REMOVE, m, "k"), "remove")
+    ck.fact("inval.remove_after_evict_events", len(mine))
+
+    name_pid = partition_of(data_string(m), lst.partition_count)
+    for op, label in ((T_CLEAR, "clear"), (T_EVICT_ALL, "evictAll")):
+        w.put(m, "k", b"4", op=T_SET)
+        lst.events(20, until=lambda g: len(invals(g)) >= 1)
+        w.name_call(op, m)
+        got = invals(lst.events(20, until=lambda g: any(x["key"] is None for x in invals(g))))
+        nulls = [x for x in got if x["key"] is None]
+        x = nulls[0] if nulls else {}
+        ck.check("inval.%s" % label, len(nulls) == 1 and x["source"] == w.uuid,
+                 "%s -> %d clear-all (null key) event(s) from the caller's UUID; header partitionId %s, map-name "
+                 "partition %d, sequence %s" % (label, len(nulls), x.get("header_pid"), name_pid, x.get("sequence")))
+        ck.fact("inval.%s_header_pid_is_name_partition" % label, x.get("header_pid") == name_pid)
+        if pk != name_pid:
+            # Sequence steps of the key's partition since the last sentinel: the Set of "k" above, a silent
+            # increment by the clear, the sentinel's own Set: 3 (2 if the clear did not touch it).
+            mine, gap = seq_after(lambda: None, label + "-gap")
+            ck.check("inval.%s_silent_increment" % label, gap == 3,
+                     "after %s the key's partition (not the name's) advanced its sequence silently: %s step(s) "
+                     "for Set + %s + sentinel Set" % (label, gap, label))
+    lst.close()
+    w.close()
+
+
+def group_destroy(ck, members, cluster):
+    m, lst, w = listener_and_writer(members, cluster, "destroy")
+    w.put(m, "k", b"1", op=T_SET)
+    lst.events(20, until=lambda g: len(invals(g)) >= 1)
+    w.conns[0].call(request(T_DESTROY_PROXY, b"", [s_frame(m), s_frame("hz:impl:mapService")]))
+    member_uuids = {a["member_uuid"] for a in lst.auth}
+    got = invals(lst.events(20, until=lambda g: len([x for x in invals(g) if x["key"] is None]) >= len(members)))
+    nulls = [x for x in got if x["key"] is None]
+    ck.check("destroy.clear_events", len(nulls) == len(members) and {x["source"] for x in nulls} == member_uuids,
+             "DestroyProxy -> %d clear-all events, sources = member UUIDs: %s" % (
+                 len(nulls), {x["source"] for x in nulls} == member_uuids))
+    ck.fact("destroy.sequences", [x["sequence"] for x in nulls])
+    # Is our registration gone? A fresh listener gets the next put's event; the old one must not.
+    fresh = Client(members, cluster)
+    fresh.add_inval_listener(m)
+    w.put(m, "k", b"2", op=T_SET)
+    fe = invals(fresh.events(20, until=lambda g: len(invals(g)) >= 1))
+    old = invals(lst.events(1.0))
+    ck.check("destroy.registration_dropped", len(fe) == 1 and len(old) == 0,
+             "after destroy the old registration gets %d events, a fresh one %d (sequence %s)" % (
+                 len(old), len(fe), fe[0]["sequence"] if fe else None))
+    w.conns[0].call(request(T_DESTROY_PROXY, b"", [s_frame(m), s_frame("hz:impl:mapService")]))
+    for c in (lst, w, fresh):
+        c.close()
+
+
+def group_expiry(ck, members, cluster):
+    m, lst, w = listener_and_writer(members, cluster, "expiry")
+    kd = data_string("ttl")
+    w.put(m, "ttl", b"1", ttl=1000, op=T_SET)
+    first = wait_invals(lst, 1, 20, lambda x: x["key"] == kd)
+    t0 = time.monotonic()
+    # The member's background expiry task runs every 5 s (hazelcast.internal.map.expiration.task.period.seconds).
+    more = wait_invals(lst, 1, 12, lambda x: x["key"] == kd)
+    ck.check("expiry.background", len(more) == 0, "TTL 1 s, key untouched for %.0f s: %d invalidation(s) after the Set's own "
+             "(%d)" % (time.monotonic() - t0, len(more), len(first)))
+    ck.fact("expiry.invalidates", len(more) > 0)
+    v = w.get(m, "ttl")
+    after = wait_invals(lst, 1, 2, lambda x: x["key"] == kd)
+    ck.check("expiry.gone", v is None and len(after) == 0, "Get after expiry returns null; invalidations caused by that Get: %d" % len(after))
+    w.name_call(T_CLEAR, m)
+    lst.close()
+    w.close()
+
+
+def group_batch(ck, members, cluster):
+    m, lst, w = listener_and_writer(members, cluster, "batch")
+    t0 = time.monotonic()
+    for i in range(3):
+        w.put(m, "b%d" % i, b"1", op=T_SET)
+    got = lst.events(25, until=lambda g: len(invals(g)) >= 3)
+    dt = time.monotonic() - t0
+    kinds = [mtype(e) for _, e in got]
+    ck.check("batch.batched", kinds and all(k == T_INVAL_BATCH for k in kinds) and len(invals(got)) == 3,
+             "with batching on, 3 Sets -> %d event message(s) of type %s holding %d keys after %.1f s" % (
+                 len(kinds), ["0x%06x" % k for k in kinds], len(invals(got)), dt))
+    ck.fact("batch.delay_s", round(dt, 1))
+    ev = invals(got)
+    name_pid = partition_of(data_string(m), lst.partition_count)
+    key_pids = sorted({partition_of(data_string("b%d" % i), lst.partition_count) for i in range(3)})
+    ck.check("batch.header_pid", bool(ev) and all(0 <= x["header_pid"] < lst.partition_count for x in ev),
+             "batch event header partitionId %s; map-name partition %d, keys' partitions %s" % (
+                 sorted({x["header_pid"] for x in ev}), name_pid, key_pids))
+    t0 = time.monotonic()
+    w.name_call(T_CLEAR, m)
+    got = lst.events(25, until=lambda g: any(x["key"] is None for x in invals(g)))
+    kinds = [mtype(e) for _, e in got]
+    ck.check("batch.clear_immediate", T_INVAL_EVENT in kinds,
+             "clear with batching on -> single event type(s) %s after %.1f s" % (
+                 ["0x%06x" % k for k in kinds], time.monotonic() - t0))
+    lst.close()
+    w.close()
+
+
+def group_heartbeat(ck, members, cluster, seconds):
+    idle, busy = Client(members[:1], cluster), Client(members[:1], cluster)
+    t0 = time.monotonic()
+    closed_at, deadline = None, t0 + seconds + 60
+    while closed_at is None and time.monotonic() < deadline:
+        busy.conns[0].call(request(T_PING))
+        try:
+            idle.conns[0].pump(1.0)
+        except Closed:
+            closed_at = time.monotonic() - t0
+    busy_alive = not busy.conns[0].closed
+    try:
+        busy.conns[0].call(request(T_PING))
+    except (Closed, TimeoutError):
+        busy_alive = False
+    ck.check("heartbeat.idle_closed", closed_at is not None and closed_at >= seconds,
+             "hazelcast.client.max.no.heartbeat.seconds=%d: idle authenticated connection closed by the member "
+             "after %s s" % (seconds, None if closed_at is None else round(closed_at, 1)))
+    ck.check("heartbeat.ping_keeps_alive", busy_alive, "a connection sending Client.Ping every ~1 s stays open")
+    idle.close()
+    busy.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--members", required=True)
+    ap.add_argument("--cluster", default="hzshm")
+    ap.add_argument("--peer")
+    ap.add_argument("--heartbeat-seconds", type=int, default=4)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("groups", nargs="+")
+    a = ap.parse_args()
+    members = a.members.split(",")
+    ck = Checker()
+    for g in a.groups:
+        try:
+            if g == "hash":
+                group_hash(ck, members, a.cluster, a.peer)
+            elif g == "heartbeat":
+                group_heartbeat(ck, members, a.cluster, a.heartbeat_seconds)
+            else:
+                globals()["group_" + g](ck, members, a.cluster)
+        except Exception as e:  # a probe that breaks is a failed check, not a crash
+            import traceback
+            traceback.print_exc()
+            ck.check(g + ".ran", False, "%s: %s" % (type(e).__name__, e))
+    if a.json:
+        print(json.dumps(ck.facts, sort_keys=True))
+    print("%d check(s) failed" % ck.failed if ck.failed else "all checks passed")
+    return 1 if ck.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
