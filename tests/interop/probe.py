@@ -130,6 +130,7 @@ class Conn:
         self.sock.sendall(b"CP2")
         self.buf, self.frames, self.responses, self.events = b"", [], {}, []
         self.closed = False
+        self.order = []  # (is_event, message type) of every message received, in arrival order
 
     def send(self, frames, corr=None):
         if corr is None:
@@ -166,6 +167,7 @@ class Conn:
             if flags & IS_FINAL:
                 msg, self.frames = self.frames, []
                 corr = struct.unpack_from("<q", msg[0].content, 4)[0]
+                self.order.append((bool(msg[0].flags & IS_EVENT), mtype(msg)))
                 if msg[0].flags & IS_EVENT:
                     self.events.append(msg)
                 else:
@@ -208,6 +210,27 @@ class RemoteError(Exception):
 
 def mtype(msg):
     return struct.unpack_from("<i", msg[0].content, 0)[0]
+
+
+def fragmented_call(conn, frames, nfrag, timeout=10.0):
+    """Sends frames as nfrag fragments (whole frames per fragment, fragmentation id 77); returns the response."""
+    Conn._corr += 1
+    corr = Conn._corr
+    frames[0].content = frames[0].content[:4] + struct.pack("<q", corr) + frames[0].content[12:]
+    per = -(-len(frames) // nfrag)
+    parts = [frames[i:i + per] for i in range(0, len(frames), per)]
+    out = b""
+    for n, part in enumerate(parts):
+        flags = (BEGIN_FRAG if n == 0 else 0) | (END_FRAG if n == len(parts) - 1 else 0)
+        seq = [Frame(struct.pack("<q", 77), flags)] + part
+        out += b"".join(f.encode() for f in seq[:-1]) + Frame(seq[-1].content, seq[-1].flags | IS_FINAL).encode()
+    conn.sock.sendall(out)
+    deadline = time.monotonic() + timeout
+    while corr not in conn.responses:
+        if time.monotonic() >= deadline:
+            raise TimeoutError("no response to a fragmented message")
+        conn.pump(deadline - time.monotonic())
+    return conn.responses.pop(corr)
 
 
 def auth_request(cluster, client_uuid, user=None, password=None, client_type="CPP", ser_version=1,
@@ -484,12 +507,32 @@ def group_limits(ck, members, cluster):
     size_ok = size
     size, st = auth_with_label(4096 - 150 + (4097 - size_ok))
     ck.check("limits.auth_over_cap", st == "Closed", "auth message of %d bytes -> %s" % (size, st))
+    # Fragmented messages: refused before authentication, accepted after it.
+    c = Conn(members[0])
+    try:
+        st = fragmented_call(c, auth_request(cluster, uuidlib.uuid4()), 3)
+        st = parse_auth(st)["status"]
+    except (Closed, TimeoutError) as e:
+        st = type(e).__name__
+    c.close()
+    ck.check("limits.fragmented_before_auth", st == "Closed", "a fragmented Authentication -> %s" % st)
     cl = Client(members[:1], cluster)
-    big = os.urandom(1 << 20)
+    kd = data_string("frag")
+    frames = [s_frame("probe-limits"), Frame(kd), Frame(data_bytes(b"f" * 3000))]
+    r = fragmented_call(cl.conns[0], request(T_SET, struct.pack("<qq", 0, -1), frames,
+                                             pid=partition_of(kd, cl.partition_count)), 2)
+    back = cl.get("probe-limits", "frag")
+    ck.check("limits.fragmented_after_auth", mtype(r) == T_SET + 1 and back == data_bytes(b"f" * 3000),
+             "after auth a Map.Set sent as 2 fragments is executed")
+    big = os.urandom(4 << 20)
     cl.put("probe-limits", "big", big, op=T_SET)
-    back = cl.get("probe-limits", "big")
-    ck.check("limits.after_auth", back is not None and back[12:] == big,
-             "after auth a 1 MiB value round-trips (message > 4096 accepted)")
+    m = cl.key_call(T_GET, "probe-limits", "big")
+    back = m[1].content
+    ck.check("limits.after_auth", back[12:] == big,
+             "after auth a 4 MiB value round-trips (messages > 4096 accepted)")
+    ck.check("limits.big_response_unfragmented", m[0].flags == UNFRAGMENTED and len(m) == 2,
+             "the member answers a 4 MiB Get as one unfragmented message (initial flags 0x%04x, %d frames)" % (
+                 m[0].flags, len(m)))
     cl.name_call(T_CLEAR, "probe-limits")
     cl.close()
 
@@ -683,6 +726,39 @@ def group_expiry(ck, members, cluster):
     w.name_call(T_CLEAR, m)
     lst.close()
     w.close()
+
+
+def group_view(ck, members, cluster):
+    cl = Client(members[:1], cluster)
+    cl.put("probe-view", "k", b"v", op=T_SET)  # makes sure the partitions are assigned
+    c = cl.conns[0]
+    corr = c.send(request(0x000300))
+    want = {0x000302, 0x000303, 0x000304, 0x000305}
+    seen, deadline = {}, time.monotonic() + 15
+    while not want <= set(seen) and time.monotonic() < deadline:
+        c.pump(deadline - time.monotonic())
+        for e in c.events:
+            seen.setdefault(mtype(e), e)
+        c.events = []
+    while corr not in c.responses and time.monotonic() < deadline:
+        c.pump(deadline - time.monotonic())
+    ck.check("view.events", want <= set(seen) and corr in c.responses,
+             "AddClusterViewListener -> events %s (MembersView, PartitionsView, 2.8 MemberGroupsView and "
+             "ClusterVersion) right after registration" % sorted("0x%06x" % t for t in seen))
+    first = [t for ev, t in c.order if t in want | {0x000301}]
+    ck.check("view.events_before_response", first[:1] == [0x000302] and first[-1:] == [0x000301],
+             "order on the wire: %s (the events come BEFORE the registration's response)" % [
+                 "0x%06x" % t for t in first])
+    cv = seen.get(0x000305)
+    ck.check("view.cluster_version", cv is not None and cv[2].content[:2] == b"\x05\x05",
+             "ClusterVersion event: Version(major, minor) = %r" % ((tuple(cv[2].content[:2]) if cv else None),))
+    pv = seen.get(0x000303)
+    # partitions EntryList_UUID_List_Integer: begin, one List_Integer per owner, end, then List_UUID
+    listed = sum(len(f.content) // 4 for f in pv[2:skip_struct(pv, 1) - 1]) if pv else 0
+    ck.fact("view.partitions_view_frames", len(pv) if pv else 0)
+    ck.check("view.partitions", pv is not None and listed >= cl.partition_count,
+             "PartitionsView lists %d partition ids" % listed)
+    cl.close()
 
 
 def group_batch(ck, members, cluster):
