@@ -92,7 +92,7 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                      void *buf, size_t cap, size_t *vlen);
 
-/* Zero-copy: on 0, *val/*vlen point into the segment and the calling thread
+/* Zero-copy: on 0, *val and *vlen point into the segment and the calling thread
  * stays inside its read-side critical section until hzshm__shm_r_view_end():
  * keep it short, it holds back reclamation. Same codes as r_get (buf-less).
  * Views nest per thread. */
@@ -183,6 +183,12 @@ uint64_t hzshm__shm_agent_counter(hzshm__shm_t *s, unsigned idx);
  * the agent from the cache name alone. len < 108. */
 int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path);
 int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
+
+/* ---- additions (shm owner) ---------------------------------------------- */
+
+/* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
+ * that reads freed memory sees a value whose checksum cannot match. */
+void hzshm__shm_w_set_poison(hzshm__shm_t *s, int on);
 
 #ifdef __cplusplus
 }

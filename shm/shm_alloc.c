@@ -1,0 +1,242 @@
+/* shm_alloc.c - the writer's arena allocator, SIEVE eviction, retirement and
+ * epoch-based reclamation.
+ *
+ * Single writer: everything here runs on the writer thread only. The state
+ * that survives a writer crash lives in the data file (slab classes in the
+ * slab table, entries reachable from the buckets); the rest (free lists, SIEVE
+ * queues, retire list) is process-private and rebuilt by hzshm__shm_w_rebuild.
+ *
+ * Allocator: the arena is cut into 64 KiB slabs handed out in order; a slab
+ * belongs to one of 36 size classes (64..512 by 64, then 4 steps per power
+ * of two up to 64 KiB) for its lifetime (memcached-style; no slab rebalancing
+ * yet: a class that never got a slab cannot evict from another class and
+ * returns HZSHM_ESEGFULL once the arena is all handed out).
+ *
+ * Eviction: SIEVE per size class. Queue head = newest; the hand walks from
+ * the tail towards the head; a chunk whose visited bit (reader file bitmap,
+ * set by readers at most once per hit cycle) is set gets it cleared and is
+ * skipped, the first unvisited one is evicted. Survivors do not move.
+ *
+ * Reclamation: an unlinked chunk is retired with the current global epoch E.
+ * hzshm__shm_reclaim() bumps the epoch (release), then asks for the oldest
+ * epoch any live reader is in (shm_slots.c for the ordering argument) and
+ * frees every chunk retired before it. It never waits: a reader stuck in a
+ * critical section only delays its own epoch's chunks; the caller then reaps
+ * dead slots or fails with HZSHM_ESEGFULL.
+ */
+#include <stdlib.h>
+
+#include "shm_int.h"
+
+static uint64_t class_sizes[HZSHM__NCLASS];
+
+static void classes_init(void) {
+  if (class_sizes[0]) return;
+  int n = 0;
+  for (uint64_t sz = 64; sz <= 512; sz += 64) class_sizes[n++] = sz;
+  for (uint64_t base = 512; base < HZSHM__SLAB_SIZE; base *= 2)
+    for (int k = 1; k <= 4; k++) class_sizes[n++] = base + base / 4 * (uint64_t)k;
+}
+
+int hzshm__shm_class_of(uint64_t size) {
+  classes_init();
+  for (int i = 0; i < HZSHM__NCLASS; i++)
+    if (size <= class_sizes[i]) return i;
+  return -1;
+}
+uint64_t hzshm__shm_class_size(int cls) {
+  classes_init();
+  return class_sizes[cls];
+}
+
+int hzshm__shm_w_init_private(hzshm__shm_t *s) {
+  classes_init();
+  s->w = calloc(1, sizeof *s->w);
+  if (!s->w) return -12;
+  s->w->units = calloc(s->nunits, sizeof *s->w->units);
+  s->w->dirfree = calloc(s->dir_count, sizeof(uint32_t));
+  if (!s->w->units || !s->w->dirfree) return -12;
+  return 0;
+}
+
+void hzshm__shm_w_free_private(hzshm__shm_t *s) {
+  if (!s->w) return;
+  free(s->w->units);
+  free(s->w->ret);
+  free(s->w->dirfree);
+  free(s->w);
+  s->w = NULL;
+}
+
+static void bit_clear(hzshm__shm_t *s, uint64_t unit) {
+  /* relaxed: a hint bit; no data is published through it */
+  if (atomic_load_explicit(&s->bitmap[unit / 64], memory_order_relaxed) & (1ull << (unit % 64)))
+    atomic_fetch_and_explicit(&s->bitmap[unit / 64], ~(1ull << (unit % 64)), memory_order_relaxed);
+}
+static int bit_test(hzshm__shm_t *s, uint64_t unit) {
+  return (atomic_load_explicit(&s->bitmap[unit / 64], memory_order_relaxed) >> (unit % 64)) & 1; /* hint */
+}
+
+static void free_push(hzshm__shm_t *s, uint64_t unit, int cls) {
+  hzshm__wunit_t *u = &s->w->units[unit];
+  u->state = HZSHM__U_FREE;
+  u->cls = (uint8_t)cls;
+  u->prev = 0;
+  u->next = s->w->cls[cls].free;
+  s->w->cls[cls].free = (uint32_t)(unit + 1);
+}
+
+static int slab_carve(hzshm__shm_t *s, int cls) {
+  hzshm__w_t *w = s->w;
+  if (w->slab_next >= s->slab_count) return HZSHM_ESEGFULL;
+  uint64_t slab = w->slab_next++;
+  s->slabtab[slab] = (uint8_t)cls; /* writer-only region: plain store */
+  uint64_t csz = class_sizes[cls], n = HZSHM__SLAB_SIZE / csz;
+  uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+  for (uint64_t i = n; i-- > 0;) free_push(s, first + i * (csz / HZSHM__UNIT), cls);
+  return 0;
+}
+
+int hzshm__shm_alloc(hzshm__shm_t *s, int cls, uint64_t *off) {
+  hzshm__wclass_t *c = &s->w->cls[cls];
+  if (!c->free && slab_carve(s, cls) != 0) return HZSHM_ESEGFULL;
+  uint64_t unit = c->free - 1;
+  c->free = s->w->units[unit].next;
+  s->w->units[unit].next = 0;
+  bit_clear(s, unit);
+  *off = hzshm__shm_unit_off(s, unit);
+  atomic_fetch_add_explicit(&s->hdr->memory_used, class_sizes[cls], memory_order_relaxed); /* statistic */
+  return 0;
+}
+
+void hzshm__shm_sieve_push(hzshm__shm_t *s, uint64_t off, uint32_t sidx) {
+  uint64_t unit = hzshm__shm_unit(s, off);
+  hzshm__wunit_t *u = &s->w->units[unit];
+  hzshm__wclass_t *c = &s->w->cls[u->cls];
+  u->state = HZSHM__U_LIVE;
+  u->sidx = sidx;
+  u->prev = 0;
+  u->next = c->head;
+  if (c->head) s->w->units[c->head - 1].prev = (uint32_t)(unit + 1);
+  c->head = (uint32_t)(unit + 1);
+  if (!c->tail) c->tail = c->head;
+  c->live++;
+}
+
+static void sieve_remove(hzshm__shm_t *s, uint64_t unit) {
+  hzshm__wunit_t *u = &s->w->units[unit];
+  hzshm__wclass_t *c = &s->w->cls[u->cls];
+  uint32_t me = (uint32_t)(unit + 1);
+  if (c->hand == me) c->hand = u->prev;
+  if (u->prev) s->w->units[u->prev - 1].next = u->next;
+  else c->head = u->next;
+  if (u->next) s->w->units[u->next - 1].prev = u->prev;
+  else c->tail = u->prev;
+  u->prev = u->next = 0;
+  c->live--;
+}
+
+static int ret_push(hzshm__shm_t *s, uint64_t off, uint32_t kind) {
+  hzshm__w_t *w = s->w;
+  if (w->nret == w->capret) {
+    size_t nc = w->capret ? w->capret * 2 : 1024;
+    hzshm__retired_t *r = realloc(w->ret, nc * sizeof *r);
+    if (!r) return -12;
+    w->ret = r;
+    w->capret = nc;
+  }
+  /* relaxed: only the writer stores the epoch */
+  w->ret[w->nret++] = (hzshm__retired_t){off, atomic_load_explicit(&s->hdr->epoch, memory_order_relaxed), kind};
+  atomic_fetch_add_explicit(&s->hdr->retired_pending, 1, memory_order_relaxed); /* statistic */
+  return 0;
+}
+
+void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off) {
+  uint64_t unit = hzshm__shm_unit(s, off);
+  if (s->w->units[unit].state == HZSHM__U_LIVE) sieve_remove(s, unit);
+  s->w->units[unit].state = HZSHM__U_RETIRED;
+  if (ret_push(s, off, 0) != 0) { /* out of heap: leak the chunk rather than free it early */
+  }
+}
+
+void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx) { (void)ret_push(s, idx, 1); }
+
+uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
+  hzshm__w_t *w = s->w;
+  if (!w->nret) return 0;
+  /* release: pairs with the acquire load in hzshm__shm_rs_enter(); readers
+   * that see the new epoch see every unlink done before it. */
+  atomic_fetch_add_explicit(&s->hdr->epoch, 1, memory_order_release);
+  uint64_t min = hzshm__shm_min_epoch(s);
+  size_t keep = 0;
+  uint64_t freed = 0;
+  for (size_t i = 0; i < w->nret; i++) {
+    hzshm__retired_t r = w->ret[i];
+    if (r.epoch >= min) {
+      w->ret[keep++] = r;
+      continue;
+    }
+    freed++;
+    if (r.kind == 1) {
+      w->dirfree[w->ndirfree++] = (uint32_t)r.off;
+      continue;
+    }
+    uint64_t unit = hzshm__shm_unit(s, r.off);
+    int cls = w->units[unit].cls;
+    if (w->poison) memset(s->base + r.off, 0xdb, class_sizes[cls]);
+    free_push(s, unit, cls);
+    atomic_fetch_sub_explicit(&s->hdr->memory_used, class_sizes[cls], memory_order_relaxed); /* statistic */
+  }
+  w->nret = keep;
+  atomic_fetch_sub_explicit(&s->hdr->retired_pending, freed, memory_order_relaxed); /* statistic */
+  return freed;
+}
+
+int hzshm__shm_evict_one(hzshm__shm_t *s, int cls) {
+  hzshm__wclass_t *c = &s->w->cls[cls];
+  if (!c->tail) return HZSHM_ESEGFULL;
+  uint64_t steps = 2 * c->live + 2; /* every visited bit is cleared within one lap */
+  uint32_t hand = c->hand ? c->hand : c->tail;
+  while (steps--) {
+    uint64_t unit = hand - 1;
+    hzshm__wunit_t *u = &s->w->units[unit];
+    if (bit_test(s, unit)) {
+      bit_clear(s, unit);
+      hand = u->prev ? u->prev : c->tail;
+      continue;
+    }
+    c->hand = u->prev; /* 0: restart from the tail next time */
+    hzshm__shm_unlink_entry(s, hzshm__shm_unit_off(s, unit));
+    atomic_fetch_add_explicit(&s->hdr->evictions, 1, memory_order_relaxed); /* statistic */
+    return 0;
+  }
+  return HZSHM_ESEGFULL;
+}
+
+/* After a restart: hzshm__shm_w_rebuild() marked reachable entries LIVE and
+ * pushed them on the SIEVE queues; every other chunk of a used slab is
+ * retired at the current epoch (a reader of the dead writer's time may still
+ * be looking at it) and becomes free after one grace period. */
+void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
+  hzshm__w_t *w = s->w;
+  uint64_t used = 0;
+  w->slab_next = 0;
+  for (uint64_t slab = 0; slab < s->slab_count; slab++) {
+    int cls = s->slabtab[slab];
+    if (cls >= HZSHM__NCLASS) break;
+    w->slab_next = slab + 1;
+    uint64_t csz = class_sizes[cls], n = HZSHM__SLAB_SIZE / csz;
+    uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+    for (uint64_t i = 0; i < n; i++) {
+      uint64_t unit = first + i * (csz / HZSHM__UNIT);
+      used += csz;
+      w->units[unit].cls = (uint8_t)cls;
+      if (w->units[unit].state != HZSHM__U_LIVE) {
+        w->units[unit].state = HZSHM__U_RETIRED;
+        ret_push(s, hzshm__shm_unit_off(s, unit), 0);
+      }
+    }
+  }
+  for (uint64_t slab = w->slab_next; slab < s->slab_count; slab++) s->slabtab[slab] = 0xff;
+  atomic_store_explicit(&s->hdr->memory_used, used, memory_order_relaxed); /* statistic */
+}

@@ -1,0 +1,157 @@
+/* shm_int.h - private to shm/: the process-local handle, the writer's
+ * private state, and the helpers shared by the shm_*.c files.
+ *
+ * The handle keeps its own copy of the segment geometry, validated once at
+ * attach (shm_open.c). The hit path uses only these private copies, never a
+ * size or offset re-read from shared memory, so a writer scribbling on the
+ * header cannot make a reader index outside its mapping.
+ */
+#ifndef HZSHM_SHM_INT_H
+#define HZSHM_SHM_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "shm.h"
+#include "shm_layout.h"
+
+/* One writer-private record per 64-byte arena unit (used at a chunk's first
+ * unit only): SIEVE queue links, free-list link, owning session slot. Unit
+ * indexes are stored +1 so that 0 means "none". */
+typedef struct {
+  uint32_t prev, next; /* SIEVE queue (towards head = newer / towards tail = older) or free list (next) */
+  uint32_t sidx;       /* directory slot of the entry's session */
+  uint8_t cls;         /* size class */
+  uint8_t state;       /* HZSHM__U_* */
+  uint16_t pad;
+} hzshm__wunit_t;
+enum { HZSHM__U_FREE = 0, HZSHM__U_LIVE = 1, HZSHM__U_RETIRED = 2 };
+
+#define HZSHM__NCLASS 36
+typedef struct {
+  uint32_t head, tail, hand; /* SIEVE queue, unit index + 1 */
+  uint32_t free;             /* free chunks, unit index + 1 */
+  uint64_t live;
+} hzshm__wclass_t;
+
+typedef struct {
+  uint64_t off;   /* entry offset, or dir slot for kind 1 */
+  uint64_t epoch; /* global epoch current when it was unlinked */
+  uint32_t kind;  /* 0 = arena chunk, 1 = directory slot */
+} hzshm__retired_t;
+
+typedef struct {
+  hzshm__wunit_t *units;
+  hzshm__wclass_t cls[HZSHM__NCLASS];
+  uint64_t slab_next;          /* first never-used slab */
+  hzshm__retired_t *ret;
+  size_t nret, capret;
+  uint32_t *dirfree;           /* free directory slots (stack) */
+  uint32_t ndirfree;
+  uint64_t sweep_cursor;       /* next bucket w_maintain sweeps */
+  int poison;                  /* fill freed chunks with 0xdb (tests) */
+  int membarrier;              /* membarrier(GLOBAL_EXPEDITED) works */
+} hzshm__w_t;
+
+/* A reader slot claimed by one thread of this process for this handle. */
+typedef struct hzshm__tslot {
+  hzshm__shm_t *s;
+  uint32_t idx;
+  struct hzshm__tslot *next;   /* list of this handle's claimed slots (under s->mu) */
+} hzshm__tslot_t;
+
+struct hzshm__shm {
+  uint64_t id;                 /* unique per handle in this process (TLS cache key) */
+  char name[HZSHM_SHM_NAME_MAX + 1];
+  int dfd, rfd, probe_fd;      /* data file, reader file (slot locks), writer's liveness probe fd */
+  uint8_t *base;               /* data mapping */
+  uint64_t size;
+  uint8_t *rbase;              /* reader file mapping */
+  uint64_t rsize;
+  hzshm__shm_hdr_t *hdr;
+  hzshm__shm_slot_t *slots;
+  /* validated private copies of the geometry */
+  _Atomic uint64_t *buckets;
+  uint64_t bucket_mask;
+  uint64_t arena_off, arena_end;
+  hzshm__shm_part_t *parts;
+  uint32_t part_count;
+  hzshm__shm_dirent_t *dir;
+  uint32_t dir_count;
+  _Atomic uint32_t *dirix;
+  uint32_t dirix_mask;
+  uint8_t *slabtab;
+  uint64_t slab_count;
+  _Atomic uint64_t *bitmap;
+  uint64_t nunits;
+  uint32_t nslots;
+  uint64_t stale_after_ns;
+  int fence_mode;              /* 1 = seq_cst fence on the read side, 0 = compiler barrier (writer membarriers) */
+  /* reader slot bookkeeping */
+  pthread_key_t key;
+  int key_ok;
+  pthread_mutex_t mu;
+  hzshm__tslot_t *tslots;
+  /* writer only */
+  hzshm__w_t *w;
+};
+
+/* ---- helpers ---- */
+uint64_t hzshm__shm_hash(const void *key, size_t len, uint64_t seed);
+uint64_t hzshm__shm_layout_fingerprint(void);
+uint64_t hzshm__shm_now_coarse(void);
+uint64_t hzshm__shm_proc_start(void);
+int hzshm__shm_name_ok(const char *name);
+
+/* shm_slots.c */
+hzshm__shm_slot_t *hzshm__shm_slot_get(hzshm__shm_t *s);
+void hzshm__shm_slots_release_all(hzshm__shm_t *s);
+void hzshm__shm_tslot_dtor(void *tslot);
+int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx); /* 1 = owner alive, 0 = dead/free, <0 err */
+uint32_t hzshm__shm_reap(hzshm__shm_t *s);                 /* dead slots reclaimed now */
+int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *slot);
+void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *slot);
+uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s); /* oldest epoch a live reader may still be in; UINT64_MAX if none */
+
+/* shm_alloc.c (writer) */
+int hzshm__shm_w_init_private(hzshm__shm_t *s);
+void hzshm__shm_w_free_private(hzshm__shm_t *s);
+int hzshm__shm_class_of(uint64_t size);
+uint64_t hzshm__shm_class_size(int cls);
+int hzshm__shm_alloc(hzshm__shm_t *s, int cls, uint64_t *off);
+void hzshm__shm_sieve_push(hzshm__shm_t *s, uint64_t off, uint32_t sidx);
+void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off);
+void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx);
+uint64_t hzshm__shm_reclaim(hzshm__shm_t *s);             /* freed count */
+int hzshm__shm_evict_one(hzshm__shm_t *s, int cls);       /* 0 evicted, HZSHM_ESEGFULL none */
+void hzshm__shm_rebuild_free(hzshm__shm_t *s);
+
+/* shm_write.c (writer) */
+int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off); /* remove from its chain and retire */
+int hzshm__shm_w_rebuild(hzshm__shm_t *s);
+
+#define HZSHM__SID_SEED 0x73657373ull /* seed of the session-name hash */
+int hzshm__shm_w_ref_ok(hzshm__shm_t *s, const hzshm__sref_t *ref);
+void hzshm__shm_dir_reset(hzshm__shm_t *s);
+
+/* shm_read.c */
+int hzshm__shm_dir_find(hzshm__shm_t *s, const char *sid, size_t len, uint64_t h, uint32_t *idx, uint64_t *gen);
+
+/* Offset <-> pointer: the one accessor pair. */
+static inline hzshm__shm_entry_t *hzshm__shm_entry(hzshm__shm_t *s, uint64_t off) {
+  return (hzshm__shm_entry_t *)(s->base + off);
+}
+static inline uint64_t hzshm__shm_unit(hzshm__shm_t *s, uint64_t off) {
+  return (off - s->arena_off) / HZSHM__UNIT;
+}
+static inline uint64_t hzshm__shm_unit_off(hzshm__shm_t *s, uint64_t unit) {
+  return s->arena_off + unit * HZSHM__UNIT;
+}
+/* An entry offset read from shared memory is followed only if this holds. */
+static inline int hzshm__shm_off_ok(hzshm__shm_t *s, uint64_t off) {
+  return off >= s->arena_off && off <= s->arena_end - sizeof(hzshm__shm_entry_t) &&
+         ((off - s->arena_off) & (HZSHM__UNIT - 1)) == 0;
+}
+
+#endif /* HZSHM_SHM_INT_H */

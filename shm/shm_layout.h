@@ -1,0 +1,193 @@
+/* shm_layout.h - the on-disk (in /dev/shm) format of a segment.
+ *
+ * Everything here is shared between processes that may run different builds,
+ * so: fixed-width types only, offsets (from the start of the file that holds
+ * them) never pointers, 64-byte alignment for every line written by one party
+ * and read by another, and a _Static_assert on every size and offset. The
+ * layout fingerprint (hzshm__shm_layout_fingerprint()) hashes all of these
+ * numbers, so a build whose structs differ refuses to attach (HZSHM_EVERSION)
+ * even if somebody forgot to bump HZSHM_SHM_LAYOUT_VERSION.
+ *
+ * Data file  hzshm.<name>      (writer RW, readers PROT_READ)
+ *   [0, 4096)            hzshm__shm_hdr_t
+ *   part_off             partition_count x hzshm__shm_part_t (32 B)
+ *   dir_off              dir_count x hzshm__shm_dirent_t (288 B)
+ *   dirix_off            dirix_count x _Atomic uint32_t (dir slot + 1, 0 = end)
+ *   slabtab_off          slab_count x uint8_t (class of each slab; writer only)
+ *   bucket_off           bucket_count x _Atomic uint64_t (see HZSHM__B_* below)
+ *   arena_off            slab_count x HZSHM__SLAB_SIZE bytes of entries
+ * Reader file hzshm.<name>.rd  (readers RW)
+ *   [0, 4096)            hzshm__shm_rdhdr_t
+ *   slots_off            nslots x hzshm__shm_slot_t (64 B, one line each)
+ *   bitmap_off           one SIEVE "visited" bit per 64-byte arena unit
+ *
+ * OFD byte-range locks (fcntl F_OFD_SETLK) are the liveness tests:
+ *   data file byte 0          held (write lock) by the live writer
+ *   reader file byte i        held by the owner of reader slot i
+ */
+#ifndef HZSHM_SHM_LAYOUT_H
+#define HZSHM_SHM_LAYOUT_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
+#define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
+#define HZSHM_SHM_LAYOUT_VERSION 1u
+#define HZSHM__LINE 64u
+#define HZSHM__HDR_SIZE 4096u
+#define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
+#define HZSHM__SLAB_SHIFT 16u          /* 64 KiB slabs */
+#define HZSHM__SLAB_SIZE (1u << HZSHM__SLAB_SHIFT)
+#define HZSHM__SOCKET_MAX 108u
+#define HZSHM__WALK_MAX 4096u          /* bound on any chain walk by a reader */
+
+/* Bucket and `next` words: the offset (from the data file start, multiple of
+ * 64, < 2^48) of the first/next entry in the low 48 bits, and the top 16 bits
+ * of that entry's hash in the high 16 bits, so a walk skips most non-matching
+ * entries without touching their lines. 0 = end of chain. */
+#define HZSHM__B_OFF(w) ((w) & 0x0000ffffffffffffull)
+#define HZSHM__B_TAG(w) ((uint16_t)((w) >> 48))
+#define HZSHM__B_MAKE(off, hash) ((uint64_t)(off) | ((hash) & 0xffff000000000000ull))
+
+typedef struct {
+  /* ---- line 0-1: geometry, written once when the file is created ---- */
+  uint64_t magic;
+  uint32_t version;
+  uint32_t hdr_size;
+  uint64_t fingerprint;      /* hzshm__shm_layout_fingerprint() of the creator */
+  uint64_t total_size;       /* data file size; compared with fstat() */
+  uint64_t rd_size;          /* reader file size */
+  uint64_t part_off;
+  uint32_t part_count;
+  uint32_t dir_count;
+  uint64_t dir_off;
+  uint64_t dirix_off;
+  uint32_t dirix_count;      /* power of two */
+  uint32_t nslots;
+  uint64_t slabtab_off;
+  uint64_t slab_count;
+  uint64_t bucket_off;
+  uint64_t bucket_count;     /* power of two */
+  uint64_t arena_off;
+  uint64_t arena_size;
+  uint64_t stale_after_ns;
+  uint64_t geom_check;       /* hash of the fields above: detects a scribbled header */
+  uint8_t pad0[8];
+  /* ---- line 2: writer identity (writer stores, readers/stat load) ---- */
+  alignas(64) _Atomic uint32_t writer_pid;
+  _Atomic uint32_t flags;          /* HZSHM__F_* */
+  _Atomic uint64_t writer_start;   /* start time of the writer process (clock ticks) */
+  _Atomic uint64_t writer_gen;     /* +1 at every w_open */
+  /* ---- line 3: read by every reader on every lookup (written rarely) ---- */
+  alignas(64) _Atomic uint64_t epoch;      /* global reclamation epoch, starts at 1 */
+  _Atomic uint64_t heartbeat_ns;           /* CLOCK_MONOTONIC_COARSE of the last heartbeat */
+  _Atomic uint32_t state;                  /* HZSHM_SHM_SERVING, ... */
+  /* ---- line 4-5: writer counters (writer stores, anybody loads) ---- */
+  alignas(64) _Atomic uint64_t stamp;      /* fill stamp counter */
+  _Atomic uint64_t next_sgen;              /* next session generation (never 0) */
+  _Atomic uint64_t entries, sessions, memory_used, evictions, expirations;
+  _Atomic uint64_t retired_pending, reaped;
+  _Atomic uint64_t agent[32];              /* HZSHM_SHM_AGENT_COUNTERS */
+  alignas(64) _Atomic uint64_t socket[16];  /* NUL-padded path, written under `socket_seq` */
+  _Atomic uint64_t socket_seq;             /* seqlock: odd while the path is changing */
+} hzshm__shm_hdr_t;
+
+#define HZSHM__F_MEMBARRIER 1u /* the writer issues membarrier(GLOBAL_EXPEDITED) before scanning slots */
+
+typedef struct {
+  _Atomic uint64_t stale_mark;   /* entries with stamp < stale_mark read as a miss */
+  _Atomic uint64_t uuid[2];      /* partition UUID, observability only */
+  uint64_t pad;
+} hzshm__shm_part_t;
+
+typedef struct {
+  _Atomic uint64_t gen;          /* 0 = free or being rewritten; else current generation */
+  _Atomic uint64_t name_hash;
+  _Atomic uint32_t next;         /* next record in the name-hash chain (index + 1), 0 = end */
+  _Atomic uint32_t namelen;
+  _Atomic uint64_t entries;      /* entries cached for this generation (writer count) */
+  _Atomic uint64_t name[32];     /* 256 bytes, read word by word under the gen seqlock */
+} hzshm__shm_dirent_t;
+
+/* An entry: immutable once published except `next`. Key then value follow
+ * the 48-byte header contiguously, so a 16-byte key shares the header's line. */
+typedef struct {
+  _Atomic uint64_t next;         /* B_MAKE(off, hash) of the next entry in the chain */
+  uint64_t hash;                 /* hzshm__shm_hash(key, sgen) */
+  uint64_t sgen;                 /* session generation it belongs to */
+  uint64_t stamp;                /* fill stamp */
+  uint64_t expiry_ns;            /* CLOCK_MONOTONIC_COARSE deadline, 0 = none */
+  uint32_t vlen;
+  uint16_t klen;                 /* bit 15: HZSHM__E_NEGATIVE */
+  uint16_t partition;
+} hzshm__shm_entry_t;
+#define HZSHM__E_NEGATIVE 0x8000u
+#define HZSHM__E_KLEN(e) ((uint32_t)((e)->klen & 0x7fffu))
+
+/* Reader file. */
+typedef struct {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t nslots;
+  uint64_t fingerprint;
+  uint64_t total_size;
+  uint64_t slots_off;
+  uint64_t bitmap_off;
+  uint64_t bitmap_bytes;
+  uint64_t data_total_size;      /* ties the pair together */
+} hzshm__shm_rdhdr_t;
+
+typedef struct {
+  _Atomic uint64_t epoch;        /* 0 = quiescent; else the global epoch seen at entry */
+  _Atomic uint32_t owner_pid;    /* 0 = free */
+  _Atomic uint32_t nest;         /* read-side nesting depth (owner only) */
+  _Atomic uint64_t owner_start;  /* owner's process start time (observability) */
+  _Atomic uint64_t hits;         /* monotonic across owners: a new owner keeps counting */
+  _Atomic uint64_t misses;
+  _Atomic uint32_t mode;         /* 1 = this owner relies on the writer's membarrier */
+  uint8_t pad[20];
+} hzshm__shm_slot_t;
+
+/* ---- every size and offset the fingerprint covers ---- */
+#define HZSHM__LAYOUT_FIELDS(X)                                          \
+  X(sizeof(hzshm__shm_hdr_t), 896)                                      \
+  X(offsetof(hzshm__shm_hdr_t, total_size), 24)                          \
+  X(offsetof(hzshm__shm_hdr_t, part_off), 40)                            \
+  X(offsetof(hzshm__shm_hdr_t, bucket_off), 96)                          \
+  X(offsetof(hzshm__shm_hdr_t, arena_off), 112)                           \
+  X(offsetof(hzshm__shm_hdr_t, geom_check), 136)                         \
+  X(offsetof(hzshm__shm_hdr_t, writer_pid), 192)                         \
+  X(offsetof(hzshm__shm_hdr_t, writer_gen), 208)                         \
+  X(offsetof(hzshm__shm_hdr_t, epoch), 256)                              \
+  X(offsetof(hzshm__shm_hdr_t, heartbeat_ns), 264)                       \
+  X(offsetof(hzshm__shm_hdr_t, state), 272)                              \
+  X(offsetof(hzshm__shm_hdr_t, stamp), 320)                              \
+  X(offsetof(hzshm__shm_hdr_t, reaped), 384)                             \
+  X(offsetof(hzshm__shm_hdr_t, agent), 392)                              \
+  X(offsetof(hzshm__shm_hdr_t, socket), 704)                             \
+  X(offsetof(hzshm__shm_hdr_t, socket_seq), 832)                         \
+  X(sizeof(hzshm__shm_part_t), 32)                                       \
+  X(sizeof(hzshm__shm_dirent_t), 288)                                    \
+  X(offsetof(hzshm__shm_dirent_t, name), 32)                             \
+  X(sizeof(hzshm__shm_entry_t), 48)                                      \
+  X(offsetof(hzshm__shm_entry_t, vlen), 40)                              \
+  X(offsetof(hzshm__shm_entry_t, klen), 44)                              \
+  X(sizeof(hzshm__shm_rdhdr_t), 64)                                      \
+  X(sizeof(hzshm__shm_slot_t), 64)                                       \
+  X(offsetof(hzshm__shm_slot_t, hits), 24)                               \
+  X(offsetof(hzshm__shm_slot_t, mode), 40)                               \
+  X(sizeof(_Atomic uint64_t), 8)                                         \
+  X(HZSHM__UNIT, 64)                                                     \
+  X(HZSHM__SLAB_SIZE, 65536)
+
+#define HZSHM__LAYOUT_ASSERT(expr, val) _Static_assert((expr) == (val), #expr " changed: bump the layout version");
+HZSHM__LAYOUT_FIELDS(HZSHM__LAYOUT_ASSERT)
+#undef HZSHM__LAYOUT_ASSERT
+_Static_assert(HZSHM__HDR_SIZE >= sizeof(hzshm__shm_hdr_t), "header page");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free to live in shared memory");
+_Static_assert(ATOMIC_INT_LOCK_FREE == 2, "32-bit atomics must be lock-free to live in shared memory");
+
+#endif /* HZSHM_SHM_LAYOUT_H */

@@ -1,0 +1,394 @@
+/* shm_open.c - creating, attaching, validating, closing and removing a segment.
+ *
+ * Attach never trusts the file: the header is read with pread() and checked
+ * (magic, layout version, fingerprint, a hash over the geometry, every region
+ * inside the file and in order, the file size from fstat) before anything is
+ * mapped, and the handle keeps private copies of the validated geometry.
+ *
+ * Writer exclusion and liveness: the writer holds an OFD write lock on byte 0
+ * of the data file for as long as its handle is open. The kernel drops it when
+ * the process dies, however it dies, and OFD locks (unlike classic POSIX
+ * locks) belong to the open file description, so they work between threads
+ * and between two handles of one process, and across pid namespaces.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm_int.h"
+
+static _Atomic uint64_t next_handle_id = 1; /* relaxed: only uniqueness matters */
+
+static void path_of(char *buf, size_t cap, const char *name, int rd) {
+  snprintf(buf, cap, "/dev/shm/hzshm.%s%s", name, rd ? ".rd" : "");
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
+static uint64_t pow2_ge(uint64_t v) {
+  uint64_t p = 1;
+  while (p < v) p <<= 1;
+  return p;
+}
+static uint64_t pow2_le(uint64_t v) {
+  uint64_t p = 1;
+  while (p <= v / 2) p <<= 1;
+  return p;
+}
+
+static uint64_t geom_hash(const hzshm__shm_hdr_t *h) {
+  return hzshm__shm_hash(h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
+}
+static uint64_t rd_size_of(uint32_t nslots, uint64_t arena_size, uint64_t *slots_off, uint64_t *bm_off,
+                           uint64_t *bm_bytes) {
+  uint64_t units = arena_size / HZSHM__UNIT;
+  *slots_off = HZSHM__HDR_SIZE;
+  *bm_off = align_up(*slots_off + (uint64_t)nslots * sizeof(hzshm__shm_slot_t), 64);
+  *bm_bytes = align_up((units + 7) / 8, 8);
+  return align_up(*bm_off + *bm_bytes, 4096);
+}
+
+/* Compute the layout for a configuration into *h (geometry part only). */
+static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
+  uint64_t mem = c->memory_bytes ? c->memory_bytes : (256ull << 20);
+  uint32_t dirn = c->max_sessions ? c->max_sessions : 65536;
+  uint32_t slots = c->reader_slots ? c->reader_slots : 1024;
+  uint32_t parts = c->partition_count ? c->partition_count : 271;
+  if (dirn > (1u << 22) || slots > 65536 || parts > 65535 || mem > (1ull << 46)) return HZSHM_EINVAL;
+  memset(h, 0, sizeof *h);
+  h->magic = HZSHM__SHM_MAGIC;
+  h->version = HZSHM_SHM_LAYOUT_VERSION;
+  h->hdr_size = HZSHM__HDR_SIZE;
+  h->fingerprint = hzshm__shm_layout_fingerprint();
+  h->part_off = HZSHM__HDR_SIZE;
+  h->part_count = parts;
+  h->dir_off = align_up(h->part_off + (uint64_t)parts * sizeof(hzshm__shm_part_t), 64);
+  h->dir_count = dirn;
+  h->dirix_off = align_up(h->dir_off + (uint64_t)dirn * sizeof(hzshm__shm_dirent_t), 64);
+  h->dirix_count = (uint32_t)pow2_ge(2ull * dirn);
+  h->nslots = slots;
+  h->slabtab_off = align_up(h->dirix_off + (uint64_t)h->dirix_count * 4, 64);
+  if (mem < h->slabtab_off + (1u << 20)) return HZSHM_EINVAL;
+  uint64_t rest = mem - h->slabtab_off;
+  /* One bucket per ~192 arena bytes (the size class of a 16 B key + 100 B
+   * value entry), rounded down to a power of two: load factor ~1 when full. */
+  h->bucket_count = pow2_le(rest / 200 > 1024 ? rest / 200 : 1024);
+  uint64_t max_slabs = rest / HZSHM__SLAB_SIZE;
+  h->bucket_off = align_up(h->slabtab_off + max_slabs, 64);
+  h->arena_off = align_up(h->bucket_off + h->bucket_count * 8, 4096);
+  if (mem <= h->arena_off + HZSHM__SLAB_SIZE) return HZSHM_EINVAL;
+  h->slab_count = (mem - h->arena_off) / HZSHM__SLAB_SIZE;
+  h->arena_size = h->slab_count * HZSHM__SLAB_SIZE;
+  h->total_size = h->arena_off + h->arena_size;
+  h->stale_after_ns = c->stale_after_ns ? c->stale_after_ns : 2000000000ull;
+  uint64_t a, b, d;
+  h->rd_size = rd_size_of(slots, h->arena_size, &a, &b, &d);
+  h->geom_check = geom_hash(h);
+  return 0;
+}
+
+/* Validate a header read from a file of `fsize` bytes. */
+static int header_check(const hzshm__shm_hdr_t *h, uint64_t fsize) {
+  if (h->magic != HZSHM__SHM_MAGIC) return HZSHM_ECORRUPT;
+  if (h->version != HZSHM_SHM_LAYOUT_VERSION || h->fingerprint != hzshm__shm_layout_fingerprint())
+    return HZSHM_EVERSION;
+  if (h->geom_check != geom_hash(h) || h->hdr_size != HZSHM__HDR_SIZE) return HZSHM_ECORRUPT;
+  const uint64_t lim = 1ull << 47;
+  if (h->part_count < 1 || h->part_count > 65535 || h->dir_count < 1 || h->dir_count > (1u << 22) ||
+      h->nslots < 1 || h->nslots > 65536 || h->dirix_count < h->dir_count ||
+      (h->dirix_count & (h->dirix_count - 1)) || h->bucket_count < 1 ||
+      (h->bucket_count & (h->bucket_count - 1)) || h->bucket_count > lim / 8 || h->slab_count < 1 ||
+      h->slab_count > lim / HZSHM__SLAB_SIZE || h->arena_size != h->slab_count * HZSHM__SLAB_SIZE)
+    return HZSHM_ECORRUPT;
+  if (h->part_off < HZSHM__HDR_SIZE || h->part_off > lim || h->dir_off > lim || h->dirix_off > lim ||
+      h->slabtab_off > lim || h->bucket_off > lim || h->arena_off > lim || h->total_size > lim ||
+      (h->part_off & 63) || (h->dir_off & 7) || (h->dirix_off & 3) || (h->bucket_off & 7) ||
+      (h->arena_off & 4095))
+    return HZSHM_ECORRUPT;
+  if (h->part_off + (uint64_t)h->part_count * sizeof(hzshm__shm_part_t) > h->dir_off ||
+      h->dir_off + (uint64_t)h->dir_count * sizeof(hzshm__shm_dirent_t) > h->dirix_off ||
+      h->dirix_off + (uint64_t)h->dirix_count * 4 > h->slabtab_off ||
+      h->slabtab_off + h->slab_count > h->bucket_off || h->bucket_off + h->bucket_count * 8 > h->arena_off ||
+      h->arena_off + h->arena_size != h->total_size)
+    return HZSHM_ECORRUPT;
+  if (fsize < h->total_size) return HZSHM_ETRUNCATED;
+  if (fsize > h->total_size) return HZSHM_ECORRUPT;
+  return 0;
+}
+
+static int rd_check(const hzshm__shm_rdhdr_t *r, const hzshm__shm_hdr_t *h, uint64_t fsize) {
+  uint64_t so, bo, bb;
+  uint64_t want = rd_size_of(h->nslots, h->arena_size, &so, &bo, &bb);
+  if (r->magic != HZSHM__SHM_RD_MAGIC) return HZSHM_ECORRUPT;
+  if (r->version != HZSHM_SHM_LAYOUT_VERSION || r->fingerprint != h->fingerprint) return HZSHM_EVERSION;
+  if (r->nslots != h->nslots || r->slots_off != so || r->bitmap_off != bo || r->bitmap_bytes != bb ||
+      r->total_size != want || r->data_total_size != h->total_size)
+    return HZSHM_ECORRUPT;
+  if (fsize < want) return HZSHM_ETRUNCATED;
+  if (fsize > want) return HZSHM_ECORRUPT;
+  return 0;
+}
+
+static int read_hdr(int fd, void *buf, size_t len, uint64_t *fsize) {
+  struct stat st;
+  if (fstat(fd, &st) < 0) return -errno;
+  *fsize = (uint64_t)st.st_size;
+  memset(buf, 0, len);
+  ssize_t n = pread(fd, buf, len, 0);
+  if (n < 0) return -errno;
+  if ((size_t)n < 8) return st.st_size == 0 ? HZSHM_ETRUNCATED : HZSHM_ECORRUPT;
+  if ((size_t)n < len) return *(uint64_t *)buf == HZSHM__SHM_MAGIC || *(uint64_t *)buf == HZSHM__SHM_RD_MAGIC
+                                  ? HZSHM_ETRUNCATED
+                                  : HZSHM_ECORRUPT;
+  return 0;
+}
+
+/* Fill the private geometry of a handle from a validated header copy. */
+static void geometry_set(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm_rdhdr_t *r) {
+  s->hdr = (hzshm__shm_hdr_t *)s->base;
+  s->buckets = (_Atomic uint64_t *)(s->base + h->bucket_off);
+  s->bucket_mask = h->bucket_count - 1;
+  s->arena_off = h->arena_off;
+  s->arena_end = h->arena_off + h->arena_size;
+  s->parts = (hzshm__shm_part_t *)(s->base + h->part_off);
+  s->part_count = h->part_count;
+  s->dir = (hzshm__shm_dirent_t *)(s->base + h->dir_off);
+  s->dir_count = h->dir_count;
+  s->dirix = (_Atomic uint32_t *)(s->base + h->dirix_off);
+  s->dirix_mask = h->dirix_count - 1;
+  s->slabtab = s->base + h->slabtab_off;
+  s->slab_count = h->slab_count;
+  s->nunits = h->arena_size / HZSHM__UNIT;
+  s->nslots = h->nslots;
+  s->stale_after_ns = h->stale_after_ns;
+  s->slots = (hzshm__shm_slot_t *)(s->rbase + r->slots_off);
+  s->bitmap = (_Atomic uint64_t *)(s->rbase + r->bitmap_off);
+}
+
+static hzshm__shm_t *handle_new(const char *name) {
+  hzshm__shm_t *s = calloc(1, sizeof *s);
+  if (!s) return NULL;
+  s->id = atomic_fetch_add_explicit(&next_handle_id, 1, memory_order_relaxed);
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->dfd = s->rfd = s->probe_fd = -1;
+  s->base = s->rbase = MAP_FAILED;
+  s->fence_mode = 1;
+  pthread_mutex_init(&s->mu, NULL);
+  return s;
+}
+
+static int map_pair(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm_rdhdr_t *r, int data_prot) {
+  s->size = h->total_size;
+  s->rsize = r->total_size;
+  s->base = mmap(NULL, s->size, data_prot, MAP_SHARED, s->dfd, 0);
+  if (s->base == MAP_FAILED) return -errno;
+  s->rbase = mmap(NULL, s->rsize, PROT_READ | PROT_WRITE, MAP_SHARED, s->rfd, 0);
+  if (s->rbase == MAP_FAILED) return -errno;
+  geometry_set(s, h, r);
+  if (pthread_key_create(&s->key, hzshm__shm_tslot_dtor) != 0) return -ENOMEM;
+  s->key_ok = 1;
+  return 0;
+}
+
+int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
+  int rc;
+  hzshm__shm_hdr_t h;
+  hzshm__shm_rdhdr_t r;
+  uint64_t fsize;
+  char path[128];
+  if (!out) return HZSHM_EINVAL;
+  *out = NULL;
+  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  hzshm__shm_t *s = handle_new(name);
+  if (!s) return -ENOMEM;
+  path_of(path, sizeof path, name, 0);
+  s->dfd = open(path, O_RDONLY | O_CLOEXEC);
+  if (s->dfd < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if ((rc = read_hdr(s->dfd, &h, sizeof h, &fsize)) != 0 || (rc = header_check(&h, fsize)) != 0) goto fail;
+  path_of(path, sizeof path, name, 1);
+  s->rfd = open(path, O_RDWR | O_CLOEXEC);
+  if (s->rfd < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if ((rc = read_hdr(s->rfd, &r, sizeof r, &fsize)) != 0 || (rc = rd_check(&r, &h, fsize)) != 0) goto fail;
+  if ((rc = map_pair(s, &h, &r, PROT_READ)) != 0) goto fail;
+  /* Asymmetric fences: if the writer announces that it membarriers before
+   * scanning slots and this process can register, the read side needs only a
+   * compiler barrier. HZSHM_SHM_READ_FENCE=1 forces the fence (benchmarks). */
+  const char *ev = getenv("HZSHM_SHM_READ_FENCE");
+  if ((atomic_load_explicit(&s->hdr->flags, memory_order_relaxed) & HZSHM__F_MEMBARRIER) && !(ev && *ev == '1') &&
+      syscall(__NR_membarrier, MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED, 0, 0) == 0)
+    s->fence_mode = 0; /* relaxed above: the flag is written once before the writer serves */
+  *out = s;
+  return 0;
+fail:
+  hzshm__shm_close(s);
+  return rc;
+}
+
+/* Create both files from scratch (the data file is locked by us already). */
+static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, mode_t mode) {
+  char path[128];
+  hzshm__shm_rdhdr_t r;
+  memset(&r, 0, sizeof r);
+  r.magic = HZSHM__SHM_RD_MAGIC;
+  r.version = HZSHM_SHM_LAYOUT_VERSION;
+  r.nslots = h->nslots;
+  r.fingerprint = h->fingerprint;
+  r.total_size = rd_size_of(h->nslots, h->arena_size, &r.slots_off, &r.bitmap_off, &r.bitmap_bytes);
+  r.data_total_size = h->total_size;
+  path_of(path, sizeof path, s->name, 1);
+  unlink(path); /* readers still mapping an old one keep their inode */
+  s->rfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  if (s->rfd < 0) return -errno;
+  if (fchmod(s->rfd, mode) < 0 || ftruncate(s->rfd, (off_t)r.total_size) < 0) return -errno;
+  if (pwrite(s->rfd, &r, sizeof r, 0) != (ssize_t)sizeof r) return -EIO;
+  if (ftruncate(s->dfd, (off_t)h->total_size) < 0) return -errno;
+  if (fchmod(s->dfd, mode) < 0) return -errno;
+  /* Header without the magic first, the magic last: a crash in between
+   * leaves a file every attach rejects as corrupt and w_open recreates. */
+  hzshm__shm_hdr_t tmp = *h;
+  tmp.magic = 0;
+  if (pwrite(s->dfd, &tmp, sizeof tmp, 0) != (ssize_t)sizeof tmp) return -EIO;
+  if (pwrite(s->dfd, &h->magic, sizeof h->magic, 0) != (ssize_t)sizeof h->magic) return -EIO;
+  return map_pair(s, h, &r, PROT_READ | PROT_WRITE);
+}
+
+static int lock_byte(int fd, short type, off_t at) {
+  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
+                      hzshm__shm_t **out, int *reused) {
+  int rc;
+  hzshm__shm_hdr_t want, have;
+  hzshm__shm_rdhdr_t r;
+  uint64_t fsize;
+  char path[128];
+  int reuse = 0;
+  if (!out || !cfg) return HZSHM_EINVAL;
+  *out = NULL;
+  if (reused) *reused = 0;
+  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  if ((rc = layout_compute(cfg, &want)) != 0) return rc;
+  mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
+  hzshm__shm_t *s = handle_new(name);
+  if (!s) return -ENOMEM;
+  path_of(path, sizeof path, name, 0);
+  for (int attempt = 0;; attempt++) {
+    s->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+    if (s->dfd < 0) {
+      rc = -errno;
+      goto fail;
+    }
+    if ((rc = lock_byte(s->dfd, F_WRLCK, 0)) != 0) {
+      rc = (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
+      goto fail;
+    }
+    /* We are the writer now. Is the file ours to reuse? */
+    rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
+    if (fsize == 0) break; /* fresh */
+    if (rc == 0) rc = header_check(&have, fsize);
+    if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, pad0)) == 0) {
+      /* same layout and geometry: reuse if the reader file is sound too */
+      char rpath[128];
+      path_of(rpath, sizeof rpath, name, 1);
+      s->rfd = open(rpath, O_RDWR | O_CLOEXEC);
+      if (s->rfd >= 0 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 && rd_check(&r, &have, fsize) == 0) {
+        if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
+        reuse = 1;
+        goto opened;
+      }
+      if (s->rfd >= 0) close(s->rfd);
+      s->rfd = -1;
+      rc = HZSHM_ECORRUPT;
+    }
+    /* Another layout, garbage, or a half-created file (magic still 0). */
+    if (!replace_incompatible && have.magic == HZSHM__SHM_MAGIC) {
+      rc = rc ? rc : HZSHM_EVERSION;
+      if (rc == HZSHM_ECORRUPT || rc == HZSHM_ETRUNCATED) rc = HZSHM_EVERSION;
+      goto fail;
+    }
+    if (!replace_incompatible && have.magic != 0 && fsize >= 8) {
+      rc = HZSHM_EVERSION;
+      goto fail;
+    }
+    if (attempt > 2) {
+      rc = HZSHM_EEXIST;
+      goto fail;
+    }
+    /* Replace: unlink the old inode (attached readers keep theirs) and retry. */
+    unlink(path);
+    close(s->dfd);
+    s->dfd = -1;
+  }
+  if ((rc = create_files(s, &want, mode)) != 0) goto fail;
+  atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
+  atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */
+opened:
+  path_of(path, sizeof path, name, 1);
+  s->probe_fd = open(path, O_RDWR | O_CLOEXEC);
+  if (s->probe_fd < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  if ((rc = hzshm__shm_w_init_private(s)) != 0) goto fail;
+  s->w->membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 &&
+                     (syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+  if (reuse) {
+    if ((rc = hzshm__shm_w_rebuild(s)) != 0) goto fail;
+  } else {
+    memset(s->slabtab, 0xff, s->slab_count); /* no slab handed out yet */
+    hzshm__shm_dir_reset(s);                 /* every directory slot free */
+  }
+  /* Identity and liveness. Relaxed: these words publish no other data; they
+   * are read for fail-closed decisions and `stat` only. */
+  atomic_store_explicit(&s->hdr->writer_pid, (uint32_t)getpid(), memory_order_relaxed);
+  atomic_store_explicit(&s->hdr->writer_start, hzshm__shm_proc_start(), memory_order_relaxed);
+  atomic_fetch_add_explicit(&s->hdr->writer_gen, 1, memory_order_relaxed);
+  atomic_store_explicit(&s->hdr->flags, s->w->membarrier ? HZSHM__F_MEMBARRIER : 0, memory_order_relaxed);
+  hzshm__shm_w_heartbeat(s, HZSHM_SHM_SERVING);
+  if (reused) *reused = reuse;
+  *out = s;
+  return 0;
+fail:
+  hzshm__shm_close(s);
+  return rc;
+}
+
+void hzshm__shm_close(hzshm__shm_t *s) {
+  if (!s) return;
+  if (s->w && s->base != MAP_FAILED) /* readers fail closed at once instead of after stale_after_ns */
+    atomic_store_explicit(&s->hdr->state, HZSHM_SHM_STOPPED, memory_order_relaxed); /* see r_check */
+  if (s->rbase != MAP_FAILED && s->slots) hzshm__shm_slots_release_all(s);
+  if (s->key_ok) pthread_key_delete(s->key);
+  hzshm__shm_w_free_private(s);
+  if (s->base != MAP_FAILED) munmap(s->base, s->size);
+  if (s->rbase != MAP_FAILED) munmap(s->rbase, s->rsize);
+  if (s->dfd >= 0) close(s->dfd);
+  if (s->rfd >= 0) close(s->rfd);
+  if (s->probe_fd >= 0) close(s->probe_fd);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+int hzshm__shm_unlink(const char *name) {
+  char path[128];
+  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  path_of(path, sizeof path, name, 1);
+  int r1 = unlink(path) < 0 ? -errno : 0;
+  path_of(path, sizeof path, name, 0);
+  int r0 = unlink(path) < 0 ? -errno : 0;
+  return r0 ? r0 : r1;
+}

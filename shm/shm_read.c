@@ -1,0 +1,214 @@
+/* shm_read.c - the reader side: session resolution, get/has/view, the
+ * fail-closed check.
+ *
+ * Ordering and progress guarantees
+ *   - Lock-free and syscall-free on a hit (the coarse clock is a vDSO read).
+ *     Every walk is bounded (HZSHM__WALK_MAX, dir_count) and every offset is
+ *     bounds-checked before it is followed, so a corrupt or half-written
+ *     segment yields a miss, never a loop or a wild read.
+ *   - Bucket and `next` words are loaded with acquire, pairing with the
+ *     writer's release stores that publish an entry (shm_write.c,
+ *     publish_word()): the entry's immutable bytes written before the publish
+ *     are visible after the load. Entries are then read with plain loads.
+ *   - Reclamation safety comes from the read-side section around the whole
+ *     lookup and copy (shm_slots.c).
+ *   - Session directory records are read under a seqlock on `gen`: gen
+ *     (acquire), name words (relaxed atomics), acquire fence, gen again; the
+ *     writer zeroes gen before changing the name and stores the new gen with
+ *     release afterwards (shm_write.c, dir_write()).
+ *   - After the value is copied the session generation is checked again
+ *     (acquire fence + load): a hit is reported only if the session was live
+ *     for the whole lookup, so a reader never returns an entry of a session
+ *     destroyed before its lookup began.
+ */
+#include "shm_int.h"
+
+int hzshm__shm_r_check(hzshm__shm_t *s) {
+  /* relaxed: state and heartbeat publish no data; a late view of them only
+   * delays failing closed by one heartbeat. */
+  uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_relaxed);
+  if (st != HZSHM_SHM_SERVING)
+    return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
+  uint64_t hb = atomic_load_explicit(&s->hdr->heartbeat_ns, memory_order_relaxed);
+  uint64_t now = hzshm__shm_now_coarse();
+  if (now > hb && now - hb > s->stale_after_ns) return HZSHM_ESTALE;
+  return 0;
+}
+
+static inline void count(_Atomic uint64_t *c) {
+  /* relaxed: owner-only counter, summed approximately by stats */
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + 1, memory_order_relaxed);
+}
+
+void hzshm__shm_r_count_miss(hzshm__shm_t *s) {
+  hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
+  if (sl) count(&sl->misses);
+}
+
+/* Compare the stored name of record r with sid under r's seqlock.
+ * 1 = same name at generation *gen, 0 = different, -1 = changed meanwhile. */
+static int dir_match(hzshm__shm_dirent_t *r, const char *sid, size_t len, uint64_t h, uint64_t *gen) {
+  uint64_t g1 = atomic_load_explicit(&r->gen, memory_order_acquire); /* pairs with dir_write's release */
+  if (g1 == 0) return 0;
+  int same = atomic_load_explicit(&r->name_hash, memory_order_relaxed) == h &&
+             atomic_load_explicit(&r->namelen, memory_order_relaxed) == len; /* validated by g2 below */
+  for (size_t w = 0; same && w * 8 < len; w++) {
+    uint64_t word = atomic_load_explicit(&r->name[w], memory_order_relaxed), want = 0;
+    size_t n = len - w * 8 < 8 ? len - w * 8 : 8;
+    memcpy(&want, sid + w * 8, n);
+    same = word == want;
+  }
+  atomic_thread_fence(memory_order_acquire); /* orders the name loads before the gen re-load */
+  if (atomic_load_explicit(&r->gen, memory_order_relaxed) != g1) return -1;
+  *gen = g1;
+  return same;
+}
+
+int hzshm__shm_dir_find(hzshm__shm_t *s, const char *sid, size_t len, uint64_t h, uint32_t *idx, uint64_t *gen) {
+  for (int retry = 0; retry < 16; retry++) {
+    /* acquire: pairs with the release store that links a record (dir_link) */
+    uint32_t v = atomic_load_explicit(&s->dirix[h & s->dirix_mask], memory_order_acquire);
+    int changed = 0;
+    for (uint32_t steps = 0; v && steps <= s->dir_count; steps++) {
+      uint32_t i = v - 1;
+      if (i >= s->dir_count) return HZSHM_EMISS; /* corrupt link: treat as absent */
+      hzshm__shm_dirent_t *r = &s->dir[i];
+      int m = dir_match(r, sid, len, h, gen);
+      if (m == 1) {
+        *idx = i;
+        return 0;
+      }
+      if (m < 0) {
+        changed = 1;
+        break;
+      }
+      v = atomic_load_explicit(&r->next, memory_order_acquire); /* pairs with dir_link */
+    }
+    if (!changed) return HZSHM_EMISS;
+  }
+  return HZSHM_EMISS;
+}
+
+int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm__sref_t *ref) {
+  if (!s || !ref || (!sid && sidlen)) return HZSHM_EINVAL;
+  if (sidlen == 0) return HZSHM_EEMPTY;
+  if (sidlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
+  hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
+  if (!sl) return HZSHM_EBUSY;
+  uint64_t h = hzshm__shm_hash(sid, sidlen, HZSHM__SID_SEED);
+  hzshm__shm_rs_enter(s, sl); /* directory slots are reclaimed by epoch too */
+  uint32_t idx = 0;
+  uint64_t gen = 0;
+  int rc = hzshm__shm_dir_find(s, sid, sidlen, h, &idx, &gen);
+  hzshm__shm_rs_exit(s, sl);
+  if (rc == 0) {
+    ref->idx = idx;
+    ref->gen = gen;
+  }
+  return rc;
+}
+
+/* The lookup proper. On 0 / HZSHM_ENOTFOUND the caller is inside the read-side
+ * section and *ep is valid until it leaves; on any other code it has left. */
+static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                  hzshm__shm_slot_t **slp, hzshm__shm_entry_t **ep) {
+  if (!s || !ref) return HZSHM_EINVAL;
+  if (!key || klen == 0) return HZSHM_EEMPTY;
+  if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
+  if (ref->idx >= s->dir_count || ref->gen == 0) return HZSHM_EBADSESSION;
+  hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
+  if (!sl) return HZSHM_EBUSY;
+  *slp = sl;
+  int rc = hzshm__shm_r_check(s);
+  if (rc) return rc;
+  hzshm__shm_rs_enter(s, sl);
+  hzshm__shm_dirent_t *d = &s->dir[ref->idx];
+  /* acquire: pairs with the release store of a new gen in w_session_drop */
+  if (atomic_load_explicit(&d->gen, memory_order_acquire) != ref->gen) {
+    rc = HZSHM_ESESSION;
+    goto out;
+  }
+  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  uint16_t tag = (uint16_t)(h >> 48);
+  /* acquire: pairs with publish_word() in shm_write.c */
+  uint64_t w = atomic_load_explicit(&s->buckets[h & s->bucket_mask], memory_order_acquire);
+  rc = HZSHM_EMISS;
+  for (uint32_t steps = 0; steps < HZSHM__WALK_MAX; steps++) {
+    uint64_t off = HZSHM__B_OFF(w);
+    if (!off || !hzshm__shm_off_ok(s, off)) break;
+    hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+    if (HZSHM__B_TAG(w) == tag && e->hash == h && e->sgen == ref->gen && HZSHM__E_KLEN(e) == klen &&
+        off + sizeof *e + klen + (uint64_t)e->vlen <= s->arena_end &&
+        memcmp((const char *)(e + 1), key, klen) == 0) {
+      uint64_t now = e->expiry_ns ? hzshm__shm_now_coarse() : 0;
+      if (e->expiry_ns && now >= e->expiry_ns) break;
+      if (e->partition < s->part_count &&
+          /* acquire: pairs with the release store in w_partition_stale */
+          e->stamp < atomic_load_explicit(&s->parts[e->partition].stale_mark, memory_order_acquire))
+        break;
+      /* SIEVE hint: write the shared bit only when it is not set yet, so a
+       * hot entry costs no cache-line transfer after its first hit.
+       * relaxed: a hint; the writer tolerates a lost or late bit. */
+      uint64_t unit = (off - s->arena_off) / HZSHM__UNIT;
+      _Atomic uint64_t *bw = &s->bitmap[unit / 64];
+      if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
+        atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
+      *ep = e;
+      return (e->klen & HZSHM__E_NEGATIVE) ? HZSHM_ENOTFOUND : 0;
+    }
+    w = atomic_load_explicit(&e->next, memory_order_acquire); /* pairs with publish_word() */
+  }
+out:
+  hzshm__shm_rs_exit(s, sl);
+  if (rc == HZSHM_EMISS) count(&sl->misses);
+  return rc;
+}
+
+/* Leave the section after a hit, confirming the session was live throughout. */
+static int finish(hzshm__shm_t *s, const hzshm__sref_t *ref, hzshm__shm_slot_t *sl, int rc) {
+  atomic_thread_fence(memory_order_acquire); /* the entry reads above happen before the gen re-check */
+  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_relaxed) != ref->gen) rc = HZSHM_ESESSION;
+  hzshm__shm_rs_exit(s, sl);
+  if (rc == 0 || rc == HZSHM_ENOTFOUND || rc == HZSHM_EBUFSIZE) count(&sl->hits);
+  return rc;
+}
+
+int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, void *buf,
+                     size_t cap, size_t *vlen) {
+  hzshm__shm_slot_t *sl = NULL;
+  hzshm__shm_entry_t *e = NULL;
+  int rc = lookup(s, ref, key, klen, &sl, &e);
+  if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
+  size_t n = e->vlen;
+  if (rc == 0 && buf) {
+    if (cap < n) rc = HZSHM_EBUFSIZE;
+    else memcpy(buf, (const char *)(e + 1) + HZSHM__E_KLEN(e), n);
+  }
+  rc = finish(s, ref, sl, rc);
+  if (vlen && (rc == 0 || rc == HZSHM_EBUFSIZE)) *vlen = n;
+  return rc;
+}
+
+int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, const void **val,
+                      size_t *vlen) {
+  hzshm__shm_slot_t *sl = NULL;
+  hzshm__shm_entry_t *e = NULL;
+  if (!val) return HZSHM_EINVAL;
+  int rc = lookup(s, ref, key, klen, &sl, &e);
+  if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
+  if (rc == HZSHM_ENOTFOUND) return finish(s, ref, sl, rc);
+  atomic_thread_fence(memory_order_acquire);
+  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_relaxed) != ref->gen) {
+    hzshm__shm_rs_exit(s, sl);
+    return HZSHM_ESESSION;
+  }
+  count(&sl->hits);
+  *val = (const char *)(e + 1) + HZSHM__E_KLEN(e);
+  if (vlen) *vlen = e->vlen;
+  return 0; /* still inside the section until r_view_end */
+}
+
+void hzshm__shm_r_view_end(hzshm__shm_t *s) {
+  hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
+  if (sl) hzshm__shm_rs_exit(s, sl);
+}

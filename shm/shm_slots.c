@@ -1,0 +1,207 @@
+/* shm_slots.c - reader slots and the cross-process read-side critical section
+ * (our own "RCU" across processes).
+ *
+ * Why not liburcu: every liburcu flavour keeps its reader registry (the list
+ * of struct rcu_reader) in the heap of one process and waits for threads it
+ * registered itself, with futexes/signals addressed to those threads. Readers
+ * here live in other processes, can be SIGKILLed at any instruction, and the
+ * writer must never wait for them. So the registry is an array of slots in
+ * the shared reader file, liveness is an OFD byte lock per slot, and the
+ * writer only ever *polls* (hzshm__shm_min_epoch) - it never blocks.
+ *
+ * Ordering and progress guarantees
+ *   - Read side (rs_enter/rs_exit): wait-free, no syscall, no shared write
+ *     except the thread's own slot line.
+ *       rs_enter: e = hdr.epoch; slot.epoch = e; FENCE; ...lookups...
+ *       rs_exit:  slot.epoch = 0 (release)
+ *     FENCE is atomic_thread_fence(seq_cst) (fence mode) or a compiler barrier
+ *     when the writer issues membarrier(MEMBARRIER_CMD_GLOBAL_EXPEDITED)
+ *     before it scans slots (asymmetric mode): the membarrier forces a full
+ *     barrier on every CPU running a registered process, which upgrades the
+ *     compiler barrier to a real one exactly when it matters.
+ *   - Writer (shm_alloc.c): unlink (release stores) ... epoch += 1 ... FENCE
+ *     (seq_cst fence, plus membarrier when available) ... scan slots with
+ *     acquire loads. Store-buffering argument: either the writer's scan sees
+ *     the reader's slot.epoch, or the reader's chain loads (after its fence)
+ *     see the unlink; so a chunk retired at epoch R is freed only when every
+ *     slot is 0 or > R, i.e. no reader can still hold a reference to it.
+ *   - The release store of slot.epoch = 0 pairs with the writer's acquire
+ *     load in hzshm__shm_min_epoch(): everything the reader read from an
+ *     entry happens-before the writer reuses (and poisons) its memory.
+ *   - Slot claim: F_OFD_SETLK on byte idx of the reader file, then the owner
+ *     fields. Reaping: the writer's own F_OFD_SETLK on that byte succeeds only
+ *     if no live open file description holds it, i.e. the owner is dead (the
+ *     kernel drops OFD locks when the last fd of the description closes).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/membarrier.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "shm_int.h"
+
+/* One-entry per-thread cache: handle id -> slot. Handle ids are never
+ * reused in a process, so a stale entry of a closed handle never matches. */
+static __thread uint64_t tls_id;
+static __thread hzshm__shm_slot_t *tls_slot;
+
+static int lock_byte(int fd, short type, uint32_t at) {
+  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)at, .l_len = 1};
+  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+static int owned_by_us(hzshm__shm_t *s, uint32_t idx) {
+  for (hzshm__tslot_t *t = s->tslots; t; t = t->next)
+    if (t->idx == idx) return 1;
+  return 0;
+}
+
+static void slot_release_locked(hzshm__shm_t *s, hzshm__tslot_t *t) {
+  hzshm__shm_slot_t *sl = &s->slots[t->idx];
+  atomic_store_explicit(&sl->nest, 0, memory_order_relaxed); /* owner-private */
+  /* release: pairs with the acquire loads in hzshm__shm_min_epoch() */
+  atomic_store_explicit(&sl->epoch, 0, memory_order_release);
+  atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with acquire in stats */
+  lock_byte(s->rfd, F_UNLCK, t->idx);
+  hzshm__tslot_t **pp = &s->tslots;
+  while (*pp && *pp != t) pp = &(*pp)->next;
+  if (*pp) *pp = t->next;
+  free(t);
+}
+
+/* pthread key destructor: the thread exits. */
+void hzshm__shm_tslot_dtor(void *p) {
+  hzshm__tslot_t *t = p;
+  hzshm__shm_t *s = t->s;
+  pthread_mutex_lock(&s->mu);
+  slot_release_locked(s, t);
+  pthread_mutex_unlock(&s->mu);
+}
+
+static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
+  hzshm__shm_slot_t *res = NULL;
+  pthread_mutex_lock(&s->mu);
+  uint32_t start = (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&tls_id) % s->nslots);
+  for (int pass = 0; pass < 2 && !res; pass++) {
+    for (uint32_t k = 0; k < s->nslots; k++) {
+      uint32_t idx = (start + k) % s->nslots;
+      hzshm__shm_slot_t *sl = &s->slots[idx];
+      /* relaxed: a hint only; the lock decides */
+      if (pass == 0 && atomic_load_explicit(&sl->owner_pid, memory_order_relaxed) != 0) continue;
+      if (owned_by_us(s, idx)) continue; /* our own OFD: the lock would not conflict */
+      if (lock_byte(s->rfd, F_WRLCK, idx) != 0) continue;
+      hzshm__tslot_t *t = malloc(sizeof *t);
+      if (!t) {
+        lock_byte(s->rfd, F_UNLCK, idx);
+        break;
+      }
+      /* We hold the byte: any previous owner is dead. hits/misses are kept:
+       * the counters are monotonic across owners, so dead readers' counts
+       * stay in the totals without folding. */
+      atomic_store_explicit(&sl->nest, 0, memory_order_relaxed);
+      atomic_store_explicit(&sl->epoch, 0, memory_order_release); /* pairs with min_epoch */
+      atomic_store_explicit(&sl->owner_start, hzshm__shm_proc_start(), memory_order_relaxed);
+      atomic_store_explicit(&sl->mode, s->fence_mode ? 0u : 1u, memory_order_relaxed);
+      atomic_store_explicit(&sl->owner_pid, (uint32_t)getpid(), memory_order_release); /* pairs with stats */
+      t->s = s;
+      t->idx = idx;
+      t->next = s->tslots;
+      s->tslots = t;
+      if (pthread_setspecific(s->key, t) != 0) {
+        slot_release_locked(s, t);
+        break;
+      }
+      res = sl;
+      break;
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return res;
+}
+
+hzshm__shm_slot_t *hzshm__shm_slot_get(hzshm__shm_t *s) {
+  if (__builtin_expect(tls_id == s->id, 1)) return tls_slot;
+  hzshm__tslot_t *t = pthread_getspecific(s->key);
+  hzshm__shm_slot_t *sl = t ? &s->slots[t->idx] : slot_claim(s);
+  if (sl) {
+    tls_id = s->id;
+    tls_slot = sl;
+  }
+  return sl;
+}
+
+void hzshm__shm_slots_release_all(hzshm__shm_t *s) {
+  pthread_mutex_lock(&s->mu);
+  while (s->tslots) slot_release_locked(s, s->tslots);
+  pthread_mutex_unlock(&s->mu);
+  if (tls_id == s->id) tls_id = 0;
+}
+
+int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
+  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed); /* owner-private */
+  if (n == 0) {
+    /* acquire: pairs with the release increment in hzshm__shm_reclaim(), so
+     * the unlinks done before that bump are visible to this section. */
+    uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
+    atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_relaxed); /* ordered by the fence below */
+    if (s->fence_mode)
+      atomic_thread_fence(memory_order_seq_cst); /* pairs with the writer's fence in min_epoch */
+    else
+      atomic_signal_fence(memory_order_seq_cst); /* upgraded by the writer's membarrier */
+  }
+  atomic_store_explicit(&sl->nest, n + 1, memory_order_relaxed);
+  return 0;
+}
+
+void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
+  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed);
+  if (n == 0) return;
+  atomic_store_explicit(&sl->nest, n - 1, memory_order_relaxed);
+  if (n == 1) /* release: pairs with the acquire in hzshm__shm_min_epoch() */
+    atomic_store_explicit(&sl->epoch, 0, memory_order_release);
+}
+
+uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
+  /* Pairs with the readers' fence (or compiler barrier) in rs_enter. */
+  atomic_thread_fence(memory_order_seq_cst);
+  if (s->w && s->w->membarrier) syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  uint64_t min = UINT64_MAX;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_acquire); /* pairs with rs_exit */
+    if (e && e < min) min = e;
+  }
+  return min;
+}
+
+int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx) {
+  int rc = lock_byte(s->probe_fd, F_WRLCK, idx);
+  if (rc == -EAGAIN || rc == -EACCES) return 1;
+  if (rc < 0) return rc;
+  lock_byte(s->probe_fd, F_UNLCK, idx);
+  return 0;
+}
+
+uint32_t hzshm__shm_reap(hzshm__shm_t *s) {
+  uint32_t n = 0;
+  if (s->probe_fd < 0) return 0;
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    hzshm__shm_slot_t *sl = &s->slots[i];
+    /* relaxed: a hint; the lock below decides */
+    if (atomic_load_explicit(&sl->owner_pid, memory_order_relaxed) == 0 &&
+        atomic_load_explicit(&sl->epoch, memory_order_relaxed) == 0)
+      continue;
+    if (lock_byte(s->probe_fd, F_WRLCK, i) != 0) continue; /* live owner */
+    /* Owner dead (or released between our load and the lock). We hold the
+     * byte, so nobody can claim the slot while we clear it. */
+    if (atomic_load_explicit(&sl->owner_pid, memory_order_acquire) != 0) n++; /* pairs with claim */
+    atomic_store_explicit(&sl->nest, 0, memory_order_relaxed);
+    atomic_store_explicit(&sl->epoch, 0, memory_order_release); /* min_epoch may now pass it */
+    atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with claim's relaxed hint */
+    lock_byte(s->probe_fd, F_UNLCK, i);
+  }
+  if (n) atomic_fetch_add_explicit(&s->hdr->reaped, n, memory_order_relaxed); /* statistic */
+  return n;
+}

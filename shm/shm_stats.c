@@ -1,0 +1,98 @@
+/* shm_stats.c - heartbeat, statistics, agent counters, the socket path.
+ *
+ * Ordering: all words here are statistics or liveness hints; they publish no
+ * other data, so relaxed atomics suffice (each access says so). The socket
+ * path is the exception: several words that must be read consistently, so
+ * it is written under a seqlock (socket_seq odd while changing).
+ */
+#include "shm_int.h"
+
+void hzshm__shm_w_heartbeat(hzshm__shm_t *s, int state) {
+  if (!s || !s->w) return;
+  /* relaxed: readers compare the value with their own coarse clock only */
+  atomic_store_explicit(&s->hdr->heartbeat_ns, hzshm__shm_now_coarse(), memory_order_relaxed);
+  atomic_store_explicit(&s->hdr->state, (uint32_t)state, memory_order_relaxed);
+}
+
+void hzshm__shm_w_set_poison(hzshm__shm_t *s, int on) {
+  if (s && s->w) s->w->poison = on;
+}
+
+
+int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
+  if (!s || !st) return HZSHM_EINVAL;
+  memset(st, 0, sizeof *st);
+  for (uint32_t i = 0; i < s->nslots; i++) {
+    hzshm__shm_slot_t *sl = &s->slots[i];
+    /* relaxed: monotonic counters, an approximate sum is the contract */
+    st->hits += atomic_load_explicit(&sl->hits, memory_order_relaxed);
+    st->misses += atomic_load_explicit(&sl->misses, memory_order_relaxed);
+    if (atomic_load_explicit(&sl->owner_pid, memory_order_acquire) != 0) st->readers++; /* pairs with claim */
+  }
+  hzshm__shm_hdr_t *h = s->hdr;
+  /* relaxed: statistics */
+  st->entries = atomic_load_explicit(&h->entries, memory_order_relaxed);
+  st->sessions = atomic_load_explicit(&h->sessions, memory_order_relaxed);
+  st->memory_used = atomic_load_explicit(&h->memory_used, memory_order_relaxed);
+  st->memory_limit = s->arena_end - s->arena_off;
+  st->evictions = atomic_load_explicit(&h->evictions, memory_order_relaxed);
+  st->expirations = atomic_load_explicit(&h->expirations, memory_order_relaxed);
+  st->retired_pending = atomic_load_explicit(&h->retired_pending, memory_order_relaxed);
+  st->reaped_readers = (uint32_t)atomic_load_explicit(&h->reaped, memory_order_relaxed);
+  st->state = (int32_t)atomic_load_explicit(&h->state, memory_order_relaxed);
+  st->writer_pid = (int32_t)atomic_load_explicit(&h->writer_pid, memory_order_relaxed);
+  uint64_t hb = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed), now = hzshm__shm_now_coarse();
+  st->heartbeat_age_ns = now > hb ? now - hb : 0;
+  st->writer_generation = atomic_load_explicit(&h->writer_gen, memory_order_relaxed);
+  return 0;
+}
+
+void hzshm__shm_w_agent_counter(hzshm__shm_t *s, unsigned idx, uint64_t v) {
+  if (!s || !s->w || idx >= HZSHM_SHM_AGENT_COUNTERS) return;
+  atomic_store_explicit(&s->hdr->agent[idx], v, memory_order_relaxed); /* statistic */
+}
+
+uint64_t hzshm__shm_agent_counter(hzshm__shm_t *s, unsigned idx) {
+  if (!s || idx >= HZSHM_SHM_AGENT_COUNTERS) return 0;
+  return atomic_load_explicit(&s->hdr->agent[idx], memory_order_relaxed); /* statistic */
+}
+
+int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path) {
+  if (!s || !s->w || !path) return HZSHM_EINVAL;
+  size_t n = strlen(path);
+  if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EINVAL;
+  hzshm__shm_hdr_t *h = s->hdr;
+  uint64_t seq = atomic_load_explicit(&h->socket_seq, memory_order_relaxed); /* writer's own */
+  atomic_store_explicit(&h->socket_seq, seq + 1, memory_order_relaxed);
+  atomic_thread_fence(memory_order_release); /* odd seq visible before the words change */
+  for (size_t w = 0; w < 16; w++) {
+    uint64_t word = 0;
+    if (w * 8 < n) memcpy(&word, path + w * 8, n - w * 8 < 8 ? n - w * 8 : 8);
+    atomic_store_explicit(&h->socket[w], word, memory_order_relaxed); /* under the seqlock */
+  }
+  atomic_store_explicit(&h->socket_seq, seq + 2, memory_order_release); /* pairs with hzshm__shm_socket */
+  return 0;
+}
+
+int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap) {
+  if (!s || !buf || cap == 0) return HZSHM_EINVAL;
+  hzshm__shm_hdr_t *h = s->hdr;
+  char tmp[128];
+  for (int tries = 0; tries < 1000; tries++) {
+    uint64_t s1 = atomic_load_explicit(&h->socket_seq, memory_order_acquire); /* pairs with set_socket */
+    if (s1 & 1) continue;
+    for (size_t w = 0; w < 16; w++) {
+      uint64_t word = atomic_load_explicit(&h->socket[w], memory_order_relaxed); /* validated below */
+      memcpy(tmp + w * 8, &word, 8);
+    }
+    atomic_thread_fence(memory_order_acquire);
+    if (atomic_load_explicit(&h->socket_seq, memory_order_relaxed) != s1) continue;
+    tmp[sizeof tmp - 1] = 0;
+    size_t n = strnlen(tmp, HZSHM__SOCKET_MAX);
+    if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EMISS;
+    if (n + 1 > cap) return HZSHM_EBUFSIZE;
+    memcpy(buf, tmp, n + 1);
+    return 0;
+  }
+  return HZSHM_EBUSY;
+}

@@ -1,0 +1,332 @@
+/* shm_write.c - the writer's table operations: put (insert/replace), del,
+ * partition metadata, clear_all, w_maintain's sweep, and the walk that
+ * revalidates a segment after a writer restart.
+ *
+ * Single writer. Ordering guarantees (readers: shm_read.c):
+ *   - publish_word(): an entry is filled completely (header, key, value, its
+ *     own `next`) with plain/relaxed stores, then ONE release store of the
+ *     bucket or predecessor's `next` word makes it reachable. Readers load
+ *     those words with acquire. Insert = push at the chain head; replace = the
+ *     new entry takes the old one's `next` and the predecessor is swung to it
+ *     in one store (a reader sees either the old or the new value, whole);
+ *     delete = the predecessor is swung past the entry in one store.
+ *   - Unlinked entries are never modified; they are retired (shm_alloc.c) and
+ *     their memory is reused only after a grace period.
+ *   - Crash consistency: every mutation visible to readers is a single
+ *     aligned 8-byte store of a word that is valid both before and after it,
+ *     so a writer killed at any point leaves acyclic chains of valid entries
+ *     (plus leaked chunks, which the restart walk retires).
+ */
+#include <stdlib.h>
+
+#include "shm_int.h"
+
+static inline void publish_word(_Atomic uint64_t *word, uint64_t v) {
+  /* release: pairs with the acquire loads of bucket/next words in lookup() */
+  atomic_store_explicit(word, v, memory_order_release);
+}
+static inline uint64_t wload(_Atomic uint64_t *word) {
+  return atomic_load_explicit(word, memory_order_relaxed); /* the writer reads its own stores */
+}
+
+uint64_t hzshm__shm_w_stamp(hzshm__shm_t *s) {
+  /* relaxed: single writer; readers compare stamps only with values the
+   * writer published through release stores (entries, stale marks) */
+  return atomic_fetch_add_explicit(&s->hdr->stamp, 1, memory_order_relaxed) + 1;
+}
+
+/* Find the word that points at the entry for (h, gen, key); NULL if absent. */
+static _Atomic uint64_t *find_link(hzshm__shm_t *s, uint64_t h, uint64_t gen, const void *key, size_t klen) {
+  _Atomic uint64_t *link = &s->buckets[h & s->bucket_mask];
+  for (uint32_t steps = 0; steps < HZSHM__WALK_MAX; steps++) {
+    uint64_t w = wload(link), off = HZSHM__B_OFF(w);
+    if (!off || !hzshm__shm_off_ok(s, off)) return NULL;
+    hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+    if (e->hash == h && e->sgen == gen && HZSHM__E_KLEN(e) == klen && memcmp(e + 1, key, klen) == 0) return link;
+    link = &e->next;
+  }
+  return NULL;
+}
+
+static void count_removed(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off) {
+  uint32_t sidx = s->w->units[hzshm__shm_unit(s, off)].sidx;
+  _Atomic uint64_t *cnt = &s->dir[sidx].entries;
+  /* relaxed: writer-only statistics */
+  if (sidx < s->dir_count && atomic_load_explicit(&s->dir[sidx].gen, memory_order_relaxed) == e->sgen &&
+      atomic_load_explicit(cnt, memory_order_relaxed) > 0)
+    atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
+  atomic_fetch_sub_explicit(&s->hdr->entries, 1, memory_order_relaxed);
+}
+
+int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off) {
+  hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+  _Atomic uint64_t *link = &s->buckets[e->hash & s->bucket_mask];
+  for (uint32_t steps = 0; steps < HZSHM__WALK_MAX; steps++) {
+    uint64_t w = wload(link);
+    if (!HZSHM__B_OFF(w) || !hzshm__shm_off_ok(s, HZSHM__B_OFF(w))) break;
+    if (HZSHM__B_OFF(w) == off) {
+      publish_word(link, wload(&e->next));
+      count_removed(s, e, off);
+      hzshm__shm_retire(s, off);
+      return 0;
+    }
+    link = &hzshm__shm_entry(s, HZSHM__B_OFF(w))->next;
+  }
+  return HZSHM_ECORRUPT;
+}
+
+static int alloc_or_evict(hzshm__shm_t *s, int cls, uint64_t *off) {
+  if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  if (hzshm__shm_reclaim(s) && hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  /* Evict a small batch, then wait for no one: one reclaim pass. */
+  for (int i = 0; i < 8; i++)
+    if (hzshm__shm_evict_one(s, cls) != 0) break;
+  hzshm__shm_reclaim(s);
+  if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  /* A reader may be dead inside its section: reap, then one more pass. */
+  if (hzshm__shm_reap(s)) {
+    hzshm__shm_reclaim(s);
+    if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  }
+  return HZSHM_ESEGFULL;
+}
+
+int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, const void *val,
+                     size_t vlen, uint32_t partition, uint64_t stamp, uint32_t ttl_ms, uint32_t flags) {
+  if (!s || !s->w) return HZSHM_EINVAL;
+  if (!key || klen == 0) return HZSHM_EEMPTY;
+  if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
+  if ((!val && vlen) || (flags & ~(uint32_t)HZSHM_SHM_NEGATIVE) || partition >= s->part_count)
+    return HZSHM_EINVAL;
+  int rc = hzshm__shm_w_ref_ok(s, ref);
+  if (rc) return rc;
+  uint64_t size = sizeof(hzshm__shm_entry_t) + klen + (uint64_t)vlen;
+  int cls = vlen > UINT32_MAX ? -1 : hzshm__shm_class_of(size);
+  if (cls < 0) return HZSHM_ETOOBIG;
+  uint64_t off;
+  if ((rc = alloc_or_evict(s, cls, &off)) != 0) return rc;
+  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+  e->hash = h;
+  e->sgen = ref->gen;
+  e->stamp = stamp;
+  e->expiry_ns = ttl_ms ? hzshm__shm_now_coarse() + (uint64_t)ttl_ms * 1000000ull : 0;
+  e->vlen = (uint32_t)vlen;
+  e->klen = (uint16_t)(klen | ((flags & HZSHM_SHM_NEGATIVE) ? HZSHM__E_NEGATIVE : 0));
+  e->partition = (uint16_t)partition;
+  memcpy(e + 1, key, klen);
+  if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
+  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen);
+  if (link) { /* replace in place of the old entry */
+    uint64_t old = HZSHM__B_OFF(wload(link));
+    atomic_store_explicit(&e->next, wload(&hzshm__shm_entry(s, old)->next), memory_order_relaxed); /* published below */
+    publish_word(link, HZSHM__B_MAKE(off, h));
+    hzshm__shm_retire(s, old);
+  } else {
+    _Atomic uint64_t *b = &s->buckets[h & s->bucket_mask];
+    atomic_store_explicit(&e->next, wload(b), memory_order_relaxed); /* published below */
+    publish_word(b, HZSHM__B_MAKE(off, h));
+    atomic_fetch_add_explicit(&s->dir[ref->idx].entries, 1, memory_order_relaxed); /* statistic */
+    atomic_fetch_add_explicit(&s->hdr->entries, 1, memory_order_relaxed);          /* statistic */
+  }
+  hzshm__shm_sieve_push(s, off, ref->idx);
+  return 0;
+}
+
+int hzshm__shm_w_del(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen) {
+  if (!s || !s->w) return HZSHM_EINVAL;
+  if (!key || klen == 0) return HZSHM_EEMPTY;
+  if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
+  int rc = hzshm__shm_w_ref_ok(s, ref);
+  if (rc) return rc;
+  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen);
+  if (!link) return HZSHM_ENOTFOUND;
+  uint64_t off = HZSHM__B_OFF(wload(link));
+  hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+  publish_word(link, wload(&e->next));
+  count_removed(s, e, off);
+  hzshm__shm_retire(s, off);
+  return 0;
+}
+
+int hzshm__shm_w_partition_stale(hzshm__shm_t *s, uint32_t partition) {
+  if (!s || !s->w || partition >= s->part_count) return HZSHM_EINVAL;
+  uint64_t mark = hzshm__shm_w_stamp(s);
+  /* release: pairs with the acquire in lookup(); monotonic, writer only */
+  atomic_store_explicit(&s->parts[partition].stale_mark, mark, memory_order_release);
+  return 0;
+}
+
+int hzshm__shm_w_partition_uuid(hzshm__shm_t *s, uint32_t partition, const uint8_t uuid[16]) {
+  if (!s || !s->w || !uuid || partition >= s->part_count) return HZSHM_EINVAL;
+  uint64_t a, b;
+  memcpy(&a, uuid, 8);
+  memcpy(&b, uuid + 8, 8);
+  /* relaxed: observability only, read as two independent words */
+  atomic_store_explicit(&s->parts[partition].uuid[0], a, memory_order_relaxed);
+  atomic_store_explicit(&s->parts[partition].uuid[1], b, memory_order_relaxed);
+  return 0;
+}
+
+/* Detach every chain (one release store per bucket), then retire its entries. */
+static void table_reset(hzshm__shm_t *s) {
+  for (uint64_t b = 0; b <= s->bucket_mask; b++) {
+    uint64_t w = wload(&s->buckets[b]);
+    if (!w) continue;
+    publish_word(&s->buckets[b], 0);
+    for (uint32_t steps = 0; steps < HZSHM__WALK_MAX && HZSHM__B_OFF(w) && hzshm__shm_off_ok(s, HZSHM__B_OFF(w));
+         steps++) {
+      uint64_t off = HZSHM__B_OFF(w);
+      w = wload(&hzshm__shm_entry(s, off)->next);
+      if (s->w->units[hzshm__shm_unit(s, off)].state == HZSHM__U_LIVE) hzshm__shm_retire(s, off);
+    }
+  }
+  atomic_store_explicit(&s->hdr->entries, 0, memory_order_relaxed); /* statistic */
+}
+
+int hzshm__shm_w_clear_all(hzshm__shm_t *s) {
+  if (!s || !s->w) return HZSHM_EINVAL;
+  hzshm__shm_dir_reset(s);
+  table_reset(s);
+  return 0;
+}
+
+/* w_maintain: reclaim, reap, then sweep a bounded number of buckets for
+ * entries of dropped sessions, expired entries and stale-by-partition ones. */
+#define HZSHM__SWEEP_BUCKETS 4096u
+int hzshm__shm_w_maintain(hzshm__shm_t *s) {
+  if (!s || !s->w) return HZSHM_EINVAL;
+  hzshm__shm_reclaim(s);
+  if (s->w->nret && hzshm__shm_reap(s)) hzshm__shm_reclaim(s);
+  uint64_t now = hzshm__shm_now_coarse();
+  for (uint32_t k = 0; k < HZSHM__SWEEP_BUCKETS && k <= s->bucket_mask; k++) {
+    uint64_t b = s->w->sweep_cursor++ & s->bucket_mask;
+    uint64_t w = wload(&s->buckets[b]);
+    for (uint32_t steps = 0; steps < HZSHM__WALK_MAX && HZSHM__B_OFF(w) && hzshm__shm_off_ok(s, HZSHM__B_OFF(w));
+         steps++) {
+      uint64_t off = HZSHM__B_OFF(w);
+      hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+      w = wload(&e->next); /* before a possible unlink */
+      uint32_t sidx = s->w->units[hzshm__shm_unit(s, off)].sidx;
+      int dead = sidx >= s->dir_count || atomic_load_explicit(&s->dir[sidx].gen, memory_order_relaxed) != e->sgen;
+      int expired = e->expiry_ns && now >= e->expiry_ns;
+      int stale = e->partition < s->part_count &&
+                  e->stamp < atomic_load_explicit(&s->parts[e->partition].stale_mark, memory_order_relaxed);
+      if (dead || expired || stale) {
+        hzshm__shm_unlink_entry(s, off);
+        if (expired && !dead) atomic_fetch_add_explicit(&s->hdr->expirations, 1, memory_order_relaxed);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---- restart ---- */
+
+typedef struct {
+  uint64_t *gens;
+  uint32_t *idx;
+  uint64_t mask;
+} genmap_t;
+
+static int genmap_find(genmap_t *m, uint64_t gen, uint32_t *idx) {
+  for (uint64_t i = gen & m->mask;; i = (i + 1) & m->mask) {
+    if (m->gens[i] == 0) return 0;
+    if (m->gens[i] == gen) {
+      *idx = m->idx[i];
+      return 1;
+    }
+  }
+}
+
+/* Walk every chain; keep sound entries of live sessions. 0 = consistent. */
+static int table_walk(hzshm__shm_t *s, genmap_t *m) {
+  hzshm__w_t *w = s->w;
+  for (uint64_t b = 0; b <= s->bucket_mask; b++) {
+    _Atomic uint64_t *link = &s->buckets[b];
+    for (uint64_t steps = 0;; steps++) {
+      uint64_t word = wload(link), off = HZSHM__B_OFF(word);
+      if (!off) break;
+      if (steps > s->nunits || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT;
+      uint64_t unit = hzshm__shm_unit(s, off), slab = unit / (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+      int cls = s->slabtab[slab];
+      if (cls >= HZSHM__NCLASS) return HZSHM_ECORRUPT;
+      uint64_t csz = hzshm__shm_class_size(cls);
+      hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+      if (((off - s->arena_off) % HZSHM__SLAB_SIZE) % csz || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
+          HZSHM__E_KLEN(e) == 0 || sizeof *e + HZSHM__E_KLEN(e) + (uint64_t)e->vlen > csz ||
+          (e->hash & s->bucket_mask) != b || HZSHM__B_TAG(word) != (uint16_t)(e->hash >> 48) ||
+          w->units[unit].state == HZSHM__U_LIVE)
+        return HZSHM_ECORRUPT;
+      uint32_t sidx;
+      if (!genmap_find(m, e->sgen, &sidx)) { /* entry of a dropped session: unlink now */
+        publish_word(link, wload(&e->next));
+        continue;
+      }
+      w->units[unit].cls = (uint8_t)cls;
+      hzshm__shm_sieve_push(s, off, sidx);
+      atomic_fetch_add_explicit(&s->dir[sidx].entries, 1, memory_order_relaxed); /* statistic */
+      atomic_fetch_add_explicit(&s->hdr->entries, 1, memory_order_relaxed);      /* statistic */
+      link = &e->next;
+    }
+  }
+  return 0;
+}
+
+/* Rebuild the writer's private state from a segment a dead writer left. If
+ * any structure is inconsistent, start empty instead (readers are protected:
+ * everything is unlinked with single stores and retired, never freed early). */
+int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
+  hzshm__w_t *w = s->w;
+  genmap_t m = {0};
+  int rc = 0, live = 0;
+  uint64_t next = atomic_load_explicit(&s->hdr->next_sgen, memory_order_relaxed);
+  uint64_t cap = 16;
+  while (cap < 2ull * s->dir_count) cap <<= 1;
+  m.gens = calloc(cap, sizeof *m.gens);
+  m.idx = calloc(cap, sizeof *m.idx);
+  m.mask = cap - 1;
+  if (!m.gens || !m.idx) {
+    rc = -12;
+    goto out;
+  }
+  atomic_store_explicit(&s->hdr->entries, 0, memory_order_relaxed);         /* statistic, recounted */
+  atomic_store_explicit(&s->hdr->retired_pending, 0, memory_order_relaxed); /* idem */
+  w->ndirfree = 0;
+  int bad = 0;
+  for (uint32_t i = s->dir_count; i-- > 0;) {
+    hzshm__shm_dirent_t *r = &s->dir[i];
+    uint64_t g = atomic_load_explicit(&r->gen, memory_order_relaxed);
+    if (!g) {
+      w->dirfree[w->ndirfree++] = i;
+      continue;
+    }
+    uint32_t dummy;
+    if (g >= next || atomic_load_explicit(&r->namelen, memory_order_relaxed) > HZSHM_SESSION_MAX ||
+        genmap_find(&m, g, &dummy)) {
+      bad = 1;
+      break;
+    }
+    uint64_t j = g & m.mask;
+    while (m.gens[j]) j = (j + 1) & m.mask;
+    m.gens[j] = g;
+    m.idx[j] = i;
+    atomic_store_explicit(&r->entries, 0, memory_order_relaxed);
+    live++;
+  }
+  atomic_store_explicit(&s->hdr->sessions, (uint64_t)live, memory_order_relaxed); /* statistic */
+  if (bad || table_walk(s, &m) != 0) {
+    /* Inconsistent: unlink everything, retire it all after a grace period. */
+    memset(w->units, 0, s->nunits * sizeof *w->units);
+    memset(w->cls, 0, sizeof w->cls);
+    hzshm__shm_dir_reset(s);
+    for (uint64_t b = 0; b <= s->bucket_mask; b++) publish_word(&s->buckets[b], 0);
+    atomic_store_explicit(&s->hdr->entries, 0, memory_order_relaxed);
+  }
+  hzshm__shm_rebuild_free(s);
+out:
+  free(m.gens);
+  free(m.idx);
+  return rc;
+}
