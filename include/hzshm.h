@@ -31,7 +31,162 @@ HZSHM_EXTERN const char *hzshm_strerror(int err);
 /* The symbolic name ("HZSHM_ENOTFOUND", "ENOENT", "OK", ...). Never NULL. */
 HZSHM_EXTERN const char *hzshm_err_name(int err);
 
-/* ---- Store API: see the section below (owned by src/lib). ---- */
+/* ==== Store API (libhzshm, src/lib) ======================================
+ *
+ * A per-host near-cache of Hazelcast IMaps. A *cache* (hzshm_t) is opened by
+ * name: the name of the shared-memory segment that the host's hzshm-agent
+ * created (hzshm-agent -n NAME). A *session* (hzshm_session_t) is one IMap,
+ * named by the session id (with the optional prefix of hzshm_opts_t).
+ * get/has hits are served from shared memory without a lock or a syscall;
+ * misses and set/del/destroy go to the agent over a Unix socket, and the
+ * agent writes through to Hazelcast.
+ *
+ * Keys are Hazelcast Strings: the caller passes UTF-8 bytes, which must be
+ * valid UTF-8 (checked; HZSHM_EINVAL otherwise). Values are byte[]. A value
+ * another client stored as a String is returned as its UTF-8 bytes; a value of
+ * any other type gives HZSHM_ETYPE.
+ *
+ * Limits (checked before anything is sent; nothing changes on failure):
+ *   key         1..HZSHM_KEY_MAX (1024) bytes       empty -> HZSHM_EEMPTY, over -> HZSHM_ETOOBIG
+ *   session id  1..HZSHM_SESSION_MAX (255) bytes, prefix included, valid UTF-8,
+ *               no NUL byte                          empty -> HZSHM_EEMPTY, else HZSHM_EBADSESSION
+ *               (over the limit -> HZSHM_ETOOBIG)
+ *   value       0..HZSHM_VALUE_MAX (1 MiB) bytes     over -> HZSHM_ETOOBIG
+ *   Values larger than the segment's largest size class are stored and read
+ *   through the agent but not cached.
+ *
+ * CAVEATS
+ *  1. fork(): a handle belongs to the process that opened it. In a child
+ *     process every call on an inherited hzshm_t or hzshm_session_t returns
+ *     HZSHM_EFORKED; the child calls hzshm_open() again. (hzshm_close() and
+ *     hzshm_session_close() in the child only free memory; they do not touch
+ *     the parent's reader slots or connections.) Detection costs no syscall
+ *     (a pthread_atfork child handler bumps a process-wide counter).
+ *  2. Crashed readers: a process that dies, even in the middle of a read, is
+ *     detected by the agent (its reader slot is reaped), so reclamation never
+ *     stalls for it. A thread that holds a view (hzshm_get_view) holds back
+ *     reclamation of the whole segment until hzshm_view_release(): keep views short.
+ *  3. Fail closed: when the agent's heartbeat is older than its bound (default
+ *     2 s; agent killed or hung) hits report HZSHM_ESTALE; when the agent has
+ *     lost the cluster they report HZSHM_EDISCONNECTED. Neither serves a value
+ *     that might be stale without bound. A restarted agent reuses the same
+ *     segment, and open handles resume once it serves again.
+ *  4. Sizing: the segment's memory budget is the agent's --memory; when it is
+ *     full the agent evicts (SIEVE). A cache miss is a round trip to the agent
+ *     (~30 us) plus one to the cluster.
+ *  5. Read-your-writes: a successful set/del/destroy has been acknowledged by
+ *     the cluster and applied to this host's segment before it returns, so any
+ *     later get on this host (any process) sees it or something newer.
+ *     Another host sees it once the invalidation event arrives there.
+ *
+ * CONCURRENCY
+ *  | call                         | threads of one process            | processes |
+ *  | hzshm_open / hzshm_close     | close: no other call on h running | any        |
+ *  | session_open / session_close | any / no other call on s running  | -          |
+ *  | get, get_view, has           | any, on shared h and s            | any        |
+ *  | set, del, destroy, stats     | any, on shared h and s            | any        |
+ *  Agent requests use a small pool of connections (hzshm_opts_t.connections,
+ *  each under its own mutex, one request in flight per connection).
+ */
+
+#define HZSHM_VALUE_MAX (1u << 20)
+#ifndef HZSHM_KEY_MAX
+#define HZSHM_KEY_MAX 1024
+#endif
+#ifndef HZSHM_SESSION_MAX
+#define HZSHM_SESSION_MAX 255
+#endif
+
+typedef struct hzshm hzshm_t;
+typedef struct hzshm_session hzshm_session_t;
+
+typedef struct {
+  const char *prefix;      /* prepended to every session id to form the IMap name; NULL = none */
+  uint32_t timeout_ms;     /* per agent request; 0 = 15000 */
+  uint32_t connections;    /* agent connection pool size; 0 = 4 (max 64) */
+} hzshm_opts_t;
+
+/* Attaches to the cache NAME (the agent's -n NAME) and finds its agent.
+ *   name  1..64 chars of [A-Za-z0-9_.-]
+ *   opts  NULL = defaults
+ * Returns 0 and *out; -ENOENT (no such cache: is the agent running?),
+ * -EACCES, HZSHM_EVERSION (segment of another layout), HZSHM_ECORRUPT,
+ * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name/opts), HZSHM_ETOOBIG (prefix),
+ * -ENOMEM. Does not contact the agent (connections are made lazily).
+ * Thread/process safe. */
+HZSHM_EXTERN int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out);
+
+/* Closes connections and releases this process's reader slots. Every session
+ * handle of h must be closed first. NULL is allowed. */
+HZSHM_EXTERN void hzshm_close(hzshm_t *h);
+
+/* A session handle for the IMap prefix+sid. Validates the id (see limits):
+ * HZSHM_EEMPTY, HZSHM_EBADSESSION, HZSHM_ETOOBIG, HZSHM_EFORKED, -ENOMEM.
+ * Contacts nobody. Thread-safe. */
+HZSHM_EXTERN int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t **out);
+HZSHM_EXTERN void hzshm_session_close(hzshm_session_t *s);
+
+/* Reads key into buf (copies).
+ *   0                value found; *vlen = its length (copied into buf)
+ *   HZSHM_ENOTFOUND  no such key in the cluster
+ *   HZSHM_EBUFSIZE   cap < value length; *vlen = needed size; buf untouched
+ *   HZSHM_ETYPE      the value is neither byte[] nor String; *vlen = the
+ *                    Hazelcast type id (as a positive size_t of the int32 bits)
+ *   HZSHM_ESTALE / HZSHM_EDISCONNECTED / HZSHM_ESTOPPED   failing closed
+ *   HZSHM_EAGENT     agent not reachable; HZSHM_ETIMEDOUT; HZSHM_EREMOTE
+ *   HZSHM_EEMPTY / HZSHM_ETOOBIG / HZSHM_EINVAL (bad key), HZSHM_EFORKED
+ * A hit costs no lock and no syscall. Thread-safe; the value returned is the
+ * latest this host has seen acknowledged or invalidated (see caveat 5). */
+HZSHM_EXTERN int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap,
+                           size_t *vlen);
+
+/* Zero-copy read: on 0, *val points into shared memory and stays valid until
+ * the same thread calls hzshm_view_release(h). Views nest. Same codes as
+ * hzshm_get, plus HZSHM_EMISS when the value cannot be viewed in shared memory
+ * (not cacheable, or invalidated again right after the fill): use hzshm_get.
+ * Release exactly once per successful view, on the same thread. */
+HZSHM_EXTERN int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void **val,
+                                size_t *vlen);
+HZSHM_EXTERN void hzshm_view_release(hzshm_session_t *s);
+
+/* 0 if the key exists, HZSHM_ENOTFOUND if not; other codes as hzshm_get.
+ * Served from the cache including cached absence. */
+HZSHM_EXTERN int hzshm_has(hzshm_session_t *s, const void *key, size_t klen);
+
+/* Writes key = val through to Hazelcast (IMap.set), then into this host's
+ * cache, then returns. ttl_ms: -1 map default, 0 infinite, > 0 milliseconds.
+ * 0, HZSHM_EAGENT, HZSHM_ETIMEDOUT, HZSHM_EREMOTE, HZSHM_EDISCONNECTED,
+ * limit codes, HZSHM_EFORKED. On failure the cluster may or may not have
+ * applied the write (timeout), but this host's cache never holds a value the
+ * cluster did not acknowledge. */
+HZSHM_EXTERN int hzshm_set(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen);
+HZSHM_EXTERN int hzshm_set_ttl(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen,
+                               int64_t ttl_ms);
+
+/* Deletes key (IMap.delete): 0 whether or not it existed. Codes as hzshm_set. */
+HZSHM_EXTERN int hzshm_del(hzshm_session_t *s, const void *key, size_t klen);
+
+/* Destroys the whole IMap cluster-wide, purges it here; other hosts purge it
+ * on the destroy event. The handle stays usable (the session then reads empty). */
+HZSHM_EXTERN int hzshm_destroy(hzshm_session_t *s);
+
+typedef struct {
+  uint64_t hits, misses, entries, sessions;
+  uint64_t memory_used, memory_limit;
+  uint64_t evictions;
+  uint32_t readers;
+  int32_t agent_pid;
+  int32_t agent_state;          /* 0 serving, 1 disconnected, 2 stopped */
+  int32_t cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
+  uint64_t heartbeat_age_ms;
+  uint64_t invalidations;       /* applied by the agent */
+  uint64_t last_inval_lag_us;
+  uint64_t listeners;           /* sessions with an invalidation listener */
+  uint64_t remote_gets, coalesced_misses, fills_dropped, stale_marks;
+  uint64_t agent_requests, bad_requests;
+} hzshm_stats_t;
+/* Figures of the cache (read from shared memory; no agent round trip). */
+HZSHM_EXTERN int hzshm_stats(hzshm_t *h, hzshm_stats_t *st);
 
 #ifdef __cplusplus
 }

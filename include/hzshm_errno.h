@@ -40,7 +40,8 @@
   XX(ETRUNCATED, -30024, "segment file is truncated")                                \
   XX(EEXIST, -30025, "segment already exists and is owned by a live agent")         \
   XX(ESTOPPED, -30026, "agent stopped serving")                                      \
-  XX(ECANCELED, -30027, "operation canceled")
+  XX(ECANCELED, -30027, "operation canceled") \
+  XX(EFORKED, -30028, "handle was opened by the parent process; call hzshm_open again after fork")
 
 typedef enum {
 #define HZSHM__ERR_ENUM(name, value, text) HZSHM_##name = (value),

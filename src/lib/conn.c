@@ -1,0 +1,174 @@
+/* conn.c - libhzshm's connections to the agent: a fixed pool, each connection
+ * under its own mutex with one synchronous request in flight.
+ *
+ * A thread takes the first connection it can trylock, starting at a round
+ * robin position; if all are busy it waits on one. Connections are made
+ * lazily (socket path from the segment header, so a restarted agent is found
+ * again) and dropped on any transport error; the next request reconnects.
+ * A request that failed in transport is never retried here: a set may or may
+ * not have reached the cluster, and the caller must decide.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "lib_int.h"
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void conn_drop(hzshm__conn_t *c) {
+  if (c->fd >= 0) close(c->fd);
+  c->fd = -1;
+}
+
+static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
+  char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+  int rc = hzshm__shm_socket(h->shm, path, sizeof path);
+  if (rc != 0) return HZSHM_EAGENT;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path, path, strnlen(path, sizeof sa.sun_path - 1));
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return HZSHM_EAGENT;
+  }
+  c->fd = fd;
+  return 0;
+}
+
+static int grow(hzshm__conn_t *c, size_t n) {
+  if (c->cap >= n) return 0;
+  uint8_t *b = realloc(c->buf, n);
+  if (b == NULL) return -ENOMEM;
+  c->buf = b;
+  c->cap = n;
+  return 0;
+}
+
+static int io_wait(int fd, short ev, uint64_t deadline) {
+  for (;;) {
+    uint64_t t = now_ms();
+    if (t >= deadline) return HZSHM_ETIMEDOUT;
+    struct pollfd p = {.fd = fd, .events = ev};
+    int n = poll(&p, 1, (int)(deadline - t));
+    if (n > 0) return 0;
+    if (n < 0 && errno != EINTR) return -errno;
+  }
+}
+
+static int send_all(int fd, const uint8_t *p, size_t n, uint64_t deadline) {
+  while (n) {
+    ssize_t w = send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (w > 0) {
+      p += w;
+      n -= (size_t)w;
+    } else if (w < 0 && (errno == EAGAIN || errno == EINTR)) {
+      int rc = io_wait(fd, POLLOUT, deadline);
+      if (rc) return rc;
+    } else {
+      return HZSHM_EAGENT;
+    }
+  }
+  return 0;
+}
+
+static int recv_all(int fd, uint8_t *p, size_t n, uint64_t deadline) {
+  while (n) {
+    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
+    if (r > 0) {
+      p += r;
+      n -= (size_t)r;
+    } else if (r < 0 && (errno == EAGAIN || errno == EINTR)) {
+      int rc = io_wait(fd, POLLIN, deadline);
+      if (rc) return rc;
+    } else {
+      return HZSHM_EAGENT; /* EOF or reset: the agent went away */
+    }
+  }
+  return 0;
+}
+
+static hzshm__conn_t *conn_take(hzshm_t *h) {
+  /* Relaxed: the counter only spreads threads over connections. */
+  unsigned start = atomic_fetch_add_explicit(&h->rr, 1, memory_order_relaxed);
+  for (uint32_t i = 0; i < h->nconn; i++) {
+    hzshm__conn_t *c = &h->conns[(start + i) % h->nconn];
+    if (pthread_mutex_trylock(&c->mu) == 0) return c;
+  }
+  hzshm__conn_t *c = &h->conns[start % h->nconn];
+  pthread_mutex_lock(&c->mu);
+  return c;
+}
+
+int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud) {
+  hzshm__conn_t *c = conn_take(h);
+  int drop = 0;
+  uint64_t deadline = now_ms() + h->timeout_ms;
+  int rc = grow(c, hzshm__ipc_req_size(req));
+  if (rc) goto out;
+  if (c->fd < 0 && (rc = conn_connect(h, c)) != 0) goto out;
+  uint32_t id = ++c->next_id;
+  long n = hzshm__ipc_req_encode(c->buf, c->cap, op, id, req);
+  if (n < 0) {
+    rc = (int)n;
+    goto out;
+  }
+  if ((rc = send_all(c->fd, c->buf, (size_t)n, deadline)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  uint8_t hb[HZSHM__IPC_HDR];
+  if ((rc = recv_all(c->fd, hb, sizeof hb, deadline)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  hzshm__ipc_hdr_t hdr;
+  if ((rc = hzshm__ipc_hdr_decode(hb, &hdr)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  if ((rc = grow(c, hdr.bodylen)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  if ((rc = recv_all(c->fd, c->buf, hdr.bodylen, deadline)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  hzshm__ipc_resp_t resp;
+  if ((rc = hzshm__ipc_resp_decode(c->buf, hdr.bodylen, &resp)) != 0) {
+    drop = 1;
+    goto out;
+  }
+  if (hdr.reqid != id) {
+    /* An error frame for a request we could not have sent (reqid 0) carries
+     * the agent's reason (e.g. HZSHM_EPEER); anything else is a protocol slip. */
+    rc = hdr.reqid == 0 && hdr.status < 0 ? hdr.status : HZSHM_EPROTO;
+    drop = 1;
+    goto out;
+  }
+  rc = hdr.status;
+  if (sink) sink(ud, hdr.status, resp.aux, resp.val, resp.vlen);
+out:
+  if (drop) conn_drop(c); /* a half-read stream cannot be resynchronized */
+  pthread_mutex_unlock(&c->mu);
+  return rc;
+}
+
+void hzshm__conn_close_all(hzshm_t *h) {
+  for (uint32_t i = 0; i < h->nconn; i++) {
+    pthread_mutex_lock(&h->conns[i].mu);
+    conn_drop(&h->conns[i]);
+    pthread_mutex_unlock(&h->conns[i].mu);
+  }
+}

@@ -1,0 +1,159 @@
+/* lib.c - hzshm_open/close, session handles, fork detection, statistics.
+ *
+ * Concurrency: hzshm_t and hzshm_session_t are shared by any number of
+ * threads. The only mutable shared state here is the session's cached
+ * directory reference (a sequence lock, see lib_int.h) and the fork counter.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ipc_counters.h"
+#include "lib_int.h"
+
+atomic_uint hzshm__lib_fork_gen;
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void on_fork_child(void) {
+  /* Relaxed: the child is single-threaded right after fork; later threads it
+   * creates are ordered after this store by pthread_create. */
+  atomic_fetch_add_explicit(&hzshm__lib_fork_gen, 1, memory_order_relaxed);
+}
+static void install_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+int hzshm__lib_check(const hzshm_t *h) {
+  if (h == NULL) return HZSHM_EINVAL;
+  /* Relaxed: the counter only changes in a fresh child before it can run
+   * other threads (see on_fork_child), so no ordering is needed. */
+  if (atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed) != h->fork_gen) return HZSHM_EFORKED;
+  return 0;
+}
+
+int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
+  int rc = 0;
+  hzshm_t *h = NULL;
+  if (name == NULL || out == NULL) return HZSHM_EINVAL;
+  pthread_once(&atfork_once, install_atfork);
+  hzshm_opts_t o = {0};
+  if (opts) o = *opts;
+  size_t plen = o.prefix ? strlen(o.prefix) : 0;
+  if (plen >= HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
+  if (plen && !hzshm__utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
+  if (o.connections > 64) return HZSHM_EINVAL;
+  h = calloc(1, sizeof *h);
+  if (h == NULL) return -ENOMEM;
+  h->fork_gen = atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed); /* see hzshm__lib_check */
+  h->timeout_ms = o.timeout_ms ? o.timeout_ms : 15000;
+  h->nconn = o.connections ? o.connections : 4;
+  h->prefixlen = plen;
+  h->prefix = strndup(plen ? o.prefix : "", plen);
+  h->conns = calloc(h->nconn, sizeof *h->conns);
+  if (h->prefix == NULL || h->conns == NULL) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  for (uint32_t i = 0; i < h->nconn; i++) {
+    pthread_mutex_init(&h->conns[i].mu, NULL);
+    h->conns[i].fd = -1;
+  }
+  rc = hzshm__shm_r_attach(name, &h->shm);
+  if (rc != 0) goto fail;
+  *out = h;
+  return 0;
+fail:
+  if (h->conns) {
+    for (uint32_t i = 0; i < h->nconn; i++) pthread_mutex_destroy(&h->conns[i].mu);
+  }
+  free(h->conns);
+  free(h->prefix);
+  free(h);
+  return rc;
+}
+
+void hzshm_close(hzshm_t *h) {
+  if (h == NULL) return;
+  int forked = hzshm__lib_check(h) == HZSHM_EFORKED;
+  if (!forked) {
+    hzshm__conn_close_all(h);
+    hzshm__shm_close(h->shm);
+  } else {
+    /* The child must not release the parent's reader slots or talk on the
+     * parent's connections: close only our copies of the descriptors. */
+    for (uint32_t i = 0; i < h->nconn; i++)
+      if (h->conns[i].fd >= 0) close(h->conns[i].fd);
+  }
+  for (uint32_t i = 0; i < h->nconn; i++) {
+    free(h->conns[i].buf);
+    pthread_mutex_destroy(&h->conns[i].mu);
+  }
+  free(h->conns);
+  free(h->prefix);
+  free(h);
+}
+
+int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t **out) {
+  int rc = hzshm__lib_check(h);
+  if (rc != 0) return rc;
+  if (out == NULL || (sid == NULL && len)) return HZSHM_EINVAL;
+  if (len == 0) return HZSHM_EEMPTY;
+  if (len + h->prefixlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
+  if (memchr(sid, 0, len) != NULL || !hzshm__utf8_valid(sid, len)) return HZSHM_EBADSESSION;
+  hzshm_session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return -ENOMEM;
+  s->namelen = h->prefixlen + len;
+  s->name = malloc(s->namelen + 1);
+  if (s->name == NULL) {
+    free(s);
+    return -ENOMEM;
+  }
+  memcpy(s->name, h->prefix, h->prefixlen);
+  memcpy(s->name + h->prefixlen, sid, len);
+  s->name[s->namelen] = 0;
+  s->h = h;
+  atomic_init(&s->seq, 0);
+  atomic_init(&s->idx, 0);
+  atomic_init(&s->gen, 0);
+  *out = s;
+  return 0;
+}
+
+void hzshm_session_close(hzshm_session_t *s) {
+  if (s == NULL) return;
+  free(s->name);
+  free(s);
+}
+
+int hzshm_stats(hzshm_t *h, hzshm_stats_t *st) {
+  int rc = hzshm__lib_check(h);
+  if (rc != 0) return rc;
+  if (st == NULL) return HZSHM_EINVAL;
+  hzshm__shm_stats_t ss;
+  rc = hzshm__shm_stats(h->shm, &ss);
+  if (rc != 0) return rc;
+  memset(st, 0, sizeof *st);
+  st->hits = ss.hits;
+  st->misses = ss.misses;
+  st->entries = ss.entries;
+  st->sessions = ss.sessions;
+  st->memory_used = ss.memory_used;
+  st->memory_limit = ss.memory_limit;
+  st->evictions = ss.evictions;
+  st->readers = ss.readers;
+  st->agent_pid = ss.writer_pid;
+  st->agent_state = ss.state;
+  st->heartbeat_age_ms = ss.heartbeat_age_ns / 1000000u;
+  hzshm__shm_t *m = h->shm;
+  st->cluster_state = (int32_t)hzshm__shm_agent_counter(m, HZSHM__AC_CLUSTER_STATE);
+  st->invalidations = hzshm__shm_agent_counter(m, HZSHM__AC_INVALIDATIONS);
+  st->last_inval_lag_us = hzshm__shm_agent_counter(m, HZSHM__AC_INVAL_LAG_US);
+  st->listeners = hzshm__shm_agent_counter(m, HZSHM__AC_LISTENERS);
+  st->remote_gets = hzshm__shm_agent_counter(m, HZSHM__AC_REMOTE_GETS);
+  st->coalesced_misses = hzshm__shm_agent_counter(m, HZSHM__AC_COALESCED);
+  st->fills_dropped = hzshm__shm_agent_counter(m, HZSHM__AC_FILLS_DROPPED);
+  st->stale_marks = hzshm__shm_agent_counter(m, HZSHM__AC_STALE_MARKS);
+  st->agent_requests = hzshm__shm_agent_counter(m, HZSHM__AC_REQUESTS);
+  st->bad_requests = hzshm__shm_agent_counter(m, HZSHM__AC_BAD_REQUESTS);
+  return 0;
+}

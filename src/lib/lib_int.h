@@ -1,0 +1,58 @@
+/* lib_int.h - private structures of libhzshm (src/lib). */
+#ifndef HZSHM_LIB_INT_H
+#define HZSHM_LIB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "hzshm.h"
+#include "ipc.h"
+#include "shm.h"
+
+/* One connection to the agent. `mu` serializes its users: one request in
+ * flight per connection (the caller holds mu from send to receive). */
+typedef struct {
+  pthread_mutex_t mu;
+  int fd;            /* -1 = not connected (connected lazily) */
+  uint32_t next_id;  /* request ids, under mu */
+  uint8_t *buf;      /* frame buffer, grown on demand, under mu */
+  size_t cap;
+} hzshm__conn_t;
+
+struct hzshm {
+  hzshm__shm_t *shm;
+  unsigned fork_gen;        /* hzshm__lib_fork_gen at open */
+  char *prefix;
+  size_t prefixlen;
+  uint32_t timeout_ms;
+  uint32_t nconn;
+  atomic_uint rr;           /* round robin start for connection choice */
+  hzshm__conn_t *conns;
+};
+
+/* The session caches its resolved directory reference under a sequence lock:
+ * seq even = (idx, gen) valid if `valid`; writers (any thread that resolved
+ * it) bump seq to odd with a CAS, store, then release-store seq + 2. */
+struct hzshm_session {
+  hzshm_t *h;
+  char *name;               /* prefix + sid, NUL-terminated (no NUL inside: checked) */
+  size_t namelen;
+  atomic_uint seq;
+  atomic_uint idx;
+  atomic_uint_fast64_t gen; /* 0 = not resolved */
+};
+
+/* Incremented in every child after fork() (pthread_atfork). */
+extern atomic_uint hzshm__lib_fork_gen;
+int hzshm__lib_check(const hzshm_t *h);
+
+/* One synchronous request to the agent on some connection of h.
+ * Returns the response status (0, HZSHM_E*, -errno), or a transport error
+ * (HZSHM_EAGENT, HZSHM_ETIMEDOUT, HZSHM_EPROTO). On 0/ENOTFOUND/ETYPE with a
+ * value, calls `sink(ud, aux, val, vlen)` while the buffer is held. */
+typedef void (*hzshm__lib_sink)(void *ud, int32_t status, int32_t aux, const void *val, size_t vlen);
+int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud);
+void hzshm__conn_close_all(hzshm_t *h);
+
+#endif

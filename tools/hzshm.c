@@ -1,0 +1,175 @@
+/* hzshm - command-line client of a host's hzshm cache (public API only).
+ *
+ *   hzshm -n NAME [-p PREFIX] get SESSION KEY        prints the value; exit 0 found, 1 not found, 2 error
+ *   hzshm -n NAME [-p PREFIX] has SESSION KEY        exit 0 present, 1 absent, 2 error
+ *   hzshm -n NAME [-p PREFIX] set SESSION KEY VALUE  VALUE "-" reads it from stdin
+ *   hzshm -n NAME [-p PREFIX] del SESSION KEY
+ *   hzshm -n NAME [-p PREFIX] destroy SESSION
+ *   hzshm -n NAME stat                               one "name: value" line per figure
+ * Errors go to stderr with hzshm_strerror().
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "hzshm.h"
+
+static void usage(void) {
+  fprintf(stderr,
+          "usage: hzshm -n NAME [-p PREFIX] get|has|del SESSION KEY\n"
+          "       hzshm -n NAME [-p PREFIX] set SESSION KEY VALUE|-\n"
+          "       hzshm -n NAME [-p PREFIX] destroy SESSION\n"
+          "       hzshm -n NAME stat\n");
+}
+
+static int fail(const char *what, int rc) {
+  fprintf(stderr, "hzshm: %s: %s (%s)\n", what, hzshm_strerror(rc), hzshm_err_name(rc));
+  return 2;
+}
+
+static char *read_stdin(size_t *len) {
+  size_t cap = 4096, n = 0;
+  char *b = malloc(cap);
+  while (b) {
+    size_t r = fread(b + n, 1, cap - n, stdin);
+    n += r;
+    if (r == 0) break;
+    if (n == cap) {
+      if (cap > HZSHM_VALUE_MAX) break; /* the library reports ETOOBIG */
+      char *nb = realloc(b, cap * 2);
+      if (nb == NULL) {
+        free(b);
+        return NULL;
+      }
+      b = nb;
+      cap *= 2;
+    }
+  }
+  *len = n;
+  return b;
+}
+
+static int print_stats(hzshm_t *h) {
+  hzshm_stats_t st;
+  int rc = hzshm_stats(h, &st);
+  if (rc) return fail("stat", rc);
+  static const char *agent_states[] = {"serving", "disconnected", "stopped"};
+  static const char *cluster_states[] = {"connecting", "connected", "disconnected", "stopped"};
+  printf("hits: %llu\n", (unsigned long long)st.hits);
+  printf("misses: %llu\n", (unsigned long long)st.misses);
+  printf("entries: %llu\n", (unsigned long long)st.entries);
+  printf("sessions: %llu\n", (unsigned long long)st.sessions);
+  printf("memory_used: %llu\n", (unsigned long long)st.memory_used);
+  printf("memory_limit: %llu\n", (unsigned long long)st.memory_limit);
+  printf("evictions: %llu\n", (unsigned long long)st.evictions);
+  printf("readers: %u\n", st.readers);
+  printf("agent_pid: %d\n", st.agent_pid);
+  printf("agent_state: %s\n", st.agent_state >= 0 && st.agent_state < 3 ? agent_states[st.agent_state] : "unknown");
+  printf("heartbeat_age_ms: %llu\n", (unsigned long long)st.heartbeat_age_ms);
+  printf("cluster_state: %s\n",
+         st.cluster_state >= 0 && st.cluster_state < 4 ? cluster_states[st.cluster_state] : "unknown");
+  printf("invalidations_applied: %llu\n", (unsigned long long)st.invalidations);
+  printf("last_invalidation_lag_us: %llu\n", (unsigned long long)st.last_inval_lag_us);
+  printf("sessions_with_listeners: %llu\n", (unsigned long long)st.listeners);
+  printf("remote_gets: %llu\n", (unsigned long long)st.remote_gets);
+  printf("coalesced_misses: %llu\n", (unsigned long long)st.coalesced_misses);
+  printf("fills_dropped: %llu\n", (unsigned long long)st.fills_dropped);
+  printf("stale_marks: %llu\n", (unsigned long long)st.stale_marks);
+  printf("agent_requests: %llu\n", (unsigned long long)st.agent_requests);
+  printf("bad_requests: %llu\n", (unsigned long long)st.bad_requests);
+  return 0;
+}
+
+static int run(hzshm_t *h, const char *cmd, int argc, char **argv) {
+  int need = !strcmp(cmd, "set") ? 3 : !strcmp(cmd, "destroy") ? 1 : 2;
+  if (strcmp(cmd, "get") && strcmp(cmd, "has") && strcmp(cmd, "set") && strcmp(cmd, "del") &&
+      strcmp(cmd, "destroy")) {
+    usage();
+    return 2;
+  }
+  if (argc != need) {
+    usage();
+    return 2;
+  }
+  hzshm_session_t *s = NULL;
+  int rc = hzshm_session_open(h, argv[0], strlen(argv[0]), &s);
+  if (rc) return fail("session", rc);
+  int ex = 0;
+  const char *key = need >= 2 ? argv[1] : NULL;
+  size_t klen = key ? strlen(key) : 0;
+  if (!strcmp(cmd, "get")) {
+    size_t cap = 4096, vlen = 0;
+    char *buf = malloc(cap);
+    rc = buf ? hzshm_get(s, key, klen, buf, cap, &vlen) : -ENOMEM;
+    if (rc == HZSHM_EBUFSIZE) {
+      free(buf);
+      cap = vlen;
+      buf = malloc(cap ? cap : 1);
+      rc = buf ? hzshm_get(s, key, klen, buf, cap, &vlen) : -ENOMEM;
+    }
+    if (rc == 0) {
+      fwrite(buf, 1, vlen, stdout);
+      if (isatty(1)) fputc('\n', stdout);
+    } else if (rc == HZSHM_ENOTFOUND) {
+      ex = 1;
+    } else if (rc == HZSHM_ETYPE) {
+      fprintf(stderr, "hzshm: get: %s (Hazelcast type id %d)\n", hzshm_strerror(rc), (int)(int32_t)vlen);
+      ex = 2;
+    } else {
+      ex = fail("get", rc);
+    }
+    free(buf);
+  } else if (!strcmp(cmd, "has")) {
+    rc = hzshm_has(s, key, klen);
+    ex = rc == 0 ? 0 : rc == HZSHM_ENOTFOUND ? 1 : fail("has", rc);
+  } else if (!strcmp(cmd, "set")) {
+    size_t vlen;
+    char *val = NULL;
+    if (!strcmp(argv[2], "-")) {
+      val = read_stdin(&vlen);
+      if (val == NULL) {
+        ex = fail("set", -ENOMEM);
+        goto done;
+      }
+    }
+    rc = hzshm_set(s, key, klen, val ? val : argv[2], val ? vlen : strlen(argv[2]));
+    free(val);
+    if (rc) ex = fail("set", rc);
+  } else if (!strcmp(cmd, "del")) {
+    rc = hzshm_del(s, key, klen);
+    if (rc) ex = fail("del", rc);
+  } else {
+    rc = hzshm_destroy(s);
+    if (rc) ex = fail("destroy", rc);
+  }
+done:
+  hzshm_session_close(s);
+  return ex;
+}
+
+int main(int argc, char **argv) {
+  const char *name = NULL, *prefix = NULL;
+  int ch;
+  while ((ch = getopt(argc, argv, "+n:p:h")) != -1) {
+    switch (ch) {
+      case 'n': name = optarg; break;
+      case 'p': prefix = optarg; break;
+      default: usage(); return 2;
+    }
+  }
+  if (name == NULL || optind >= argc) {
+    usage();
+    return 2;
+  }
+  const char *cmd = argv[optind];
+  hzshm_opts_t o = {.prefix = prefix};
+  hzshm_t *h = NULL;
+  int rc = hzshm_open(name, &o, &h);
+  if (rc) return fail("open", rc);
+  int ex = !strcmp(cmd, "stat") ? (optind + 1 == argc ? print_stats(h) : (usage(), 2))
+                                : run(h, cmd, argc - optind - 1, argv + optind + 1);
+  hzshm_close(h);
+  return ex;
+}
