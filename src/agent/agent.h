@@ -1,0 +1,181 @@
+/* agent.h - hzshm-agent internals: one libuv loop, one thread. Every function
+ * here runs on the loop thread; nothing is shared with other threads, so no
+ * atomics are needed in src/agent (the segment's own ordering is shm/'s). */
+#ifndef HZSHM_AGENT_H
+#define HZSHM_AGENT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "hzc.h"
+#include "hzshm.h"
+#include "ipc.h"
+#include "ipc_counters.h"
+#include "shm.h"
+#include "table.h"
+
+typedef struct agent agent_t;
+
+/* ---- options (main.c) ---- */
+typedef struct {
+  const char *name;
+  char *members;          /* "h:p,h:p" as given */
+  const char *cluster;
+  uint64_t memory;
+  const char *socket;     /* NULL = /tmp/hzshm-<name>.sock */
+  const char *prefix;     /* only IMap names with this prefix are served */
+  uint32_t stale_ms;      /* reader heartbeat bound and cluster-loss bound */
+  uint32_t reconcile_ms;  /* metadata reconciliation interval */
+  uint32_t idle_ms;       /* listener removed after this long without entries */
+  int unlink_on_exit;
+  long allow_gid;         /* -1 = none */
+} agent_opts_t;
+
+/* ---- local connections (server.c) ---- */
+typedef struct conn {
+  uv_pipe_t pipe; /* first: the handle's data is the conn */
+  agent_t *a;
+  struct conn *next, *prev;
+  int refs;       /* 1 for the open handle + 1 per pending request */
+  int closed;
+  uint8_t *rbuf;
+  size_t rlen, rcap;
+} conn_t;
+
+/* A request waiting for the cluster. */
+typedef struct pending {
+  struct pending *next;
+  conn_t *c;
+  uint32_t reqid;
+  uint8_t op;
+} pending_t;
+
+/* ---- sessions (sessions.c) ---- */
+enum { LSN_NONE = 0, LSN_PENDING = 1, LSN_ACTIVE = 2 };
+
+typedef struct parked {
+  struct parked *next;
+  conn_t *c;
+  uint32_t reqid;
+  uint8_t op;
+  int64_t ttl_ms;
+  uint8_t *key;
+  size_t klen;
+  uint8_t *val;
+  size_t vlen;
+} parked_t;
+
+typedef struct session {
+  hzshm__tnode_t node; /* key = name */
+  agent_t *a;
+  char *name;
+  size_t namelen;
+  hzshm__sref_t ref;
+  int has_ref;
+  int lsn;                  /* LSN_* */
+  hzc_listener_t *listener;
+  int64_t *seq;             /* per partition last invalidation sequence, -1 unknown */
+  hzshm__table_t resv;      /* key -> resv_t */
+  parked_t *parked, **parked_tail;
+  int busy;                 /* operations in flight to the cluster */
+  uint64_t last_use_ms;
+  int dead;                 /* removed from the table, freed when busy drops to 0 */
+} session_t;
+
+/* ---- reservations (fill.c) ---- */
+typedef struct resv {
+  hzshm__tnode_t node;      /* key = key bytes */
+  session_t *s;
+  uint8_t *key;
+  size_t klen;
+  uint64_t stamp;           /* hzshm__shm_w_stamp before the remote get */
+  int fetching;             /* a remote get is in flight for it */
+  int fill_canceled;        /* an invalidation/clear/write arrived: do not cache the fill */
+  int writes;               /* writes of this key in flight */
+  int write_canceled;       /* a foreign invalidation arrived during a write */
+  int detached;             /* replaced in the table by a newer reservation */
+  pending_t *waiters;
+  uv_timer_t *delay;        /* test hook */
+} resv_t;
+
+struct agent {
+  uv_loop_t *loop;
+  agent_opts_t o;
+  char sockpath[108];
+  hzshm__shm_t *shm;
+  hzc_client_t *hz;
+  hzc_uuid_t my_uuid;
+  hzc_listener_t *objects;
+  uv_pipe_t server;
+  uv_signal_t sigterm, sigint;
+  uv_timer_t tick, reconcile;
+  conn_t *conns;
+  hzshm__table_t sessions;
+  uint32_t partitions;
+  hzc_uuid_t *puuid;        /* per partition UUID last seen (zero = unknown) */
+  int cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
+  uint64_t lost_since_ms;
+  int stopping;
+  int reconciling;
+  uint64_t ctr[HZSHM__AC_COUNT_];
+  uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
+  /* Test hook: HZSHM_AGENT_TEST_FILL_DELAY_KEY / _MS delay the completion of
+   * the remote get for that key, to force fill/invalidation interleavings. */
+  const char *delay_key;
+  uint32_t delay_ms;
+  void *delayed;            /* fill.c's list of delayed fills */
+};
+
+uint64_t hzshm__agent_now_ms(void);
+void hzshm__agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hzshm__agent_stop(agent_t *a);
+
+/* server.c */
+int hzshm__server_start(agent_t *a);
+void hzshm__server_close(agent_t *a);
+/* Sends a response frame; dropped if the connection is closed. */
+void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+                         size_t vlen);
+void hzshm__conn_ref(conn_t *c);
+void hzshm__conn_unref(conn_t *c);
+
+/* requests.c: called by server.c for every well-formed frame. */
+void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r);
+/* Runs a (previously parked) operation on a session whose listener is active. */
+void hzshm__req_run(session_t *s, parked_t *p);
+
+/* sessions.c */
+session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int create);
+/* Ensures the segment has a directory entry for s (s->ref). */
+int hzshm__session_ref(session_t *s);
+/* Parks p until the listener is active (registering it if needed), or runs it now. */
+void hzshm__session_submit(session_t *s, parked_t *p);
+/* Session cleared (keep=1) or destroyed (keep=0) in the cluster: hide its
+ * entries in the segment, cancel its reservations; keep=0 removes the listener. */
+void hzshm__session_purge(session_t *s, int keep);
+void hzshm__session_idle_check(agent_t *a);
+void hzshm__session_free_all(agent_t *a);
+void hzshm__session_busy(session_t *s, int delta);
+void hzshm__parked_free(parked_t *p);
+
+/* fill.c */
+resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create);
+void hzshm__resv_maybe_free(resv_t *r);
+void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
+void hzshm__resv_cancel_all(session_t *s);
+void hzshm__fill_flush_delayed(agent_t *a);
+
+/* inval.c */
+void hzshm__inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
+void hzshm__object_cb(hzc_client_t *c, const char *service, const char *name, int destroyed,
+                      const hzc_uuid_t *source, void *ud);
+void hzshm__inval_reconcile(agent_t *a);
+void hzshm__inval_all_stale(agent_t *a);
+
+/* health.c */
+int hzshm__health_start(agent_t *a);
+void hzshm__health_close(agent_t *a);
+void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
+int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
+
+#endif

@@ -1,0 +1,241 @@
+/* fill.c - the miss path: reservations and coalescing.
+ *
+ * A miss (get or has) for (session, key) finds or makes the key's reservation
+ * in the session's private table. If a remote get for the key is in flight and
+ * its reservation was not canceled, the request waits for that response
+ * (coalescing: any number of processes, one remote get). Otherwise a stamp is
+ * taken (hzshm__shm_w_stamp) and one remote get is sent.
+ *
+ * Race with invalidations: an invalidation of the key, a clear or destroy of
+ * the session, or a write of the key from this host that arrives while the get
+ * is in flight sets fill_canceled. The response is still returned to the
+ * requests that were waiting (they were issued before the change), but it is
+ * not cached. A request that arrives after the cancel starts a fresh remote
+ * get under a new reservation (the canceled one is detached from the table).
+ * The stamp makes a fill that slipped past a partition-level stale mark
+ * (gap, reconnect) read as a miss in the segment.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) {
+  hzshm__tnode_t *n = hzshm__table_find(&s->resv, key, klen);
+  if (n || !create) return (resv_t *)n;
+  resv_t *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->key = malloc(klen);
+  if (r->key == NULL) {
+    free(r);
+    return NULL;
+  }
+  memcpy(r->key, key, klen);
+  r->klen = klen;
+  r->s = s;
+  r->node.key = r->key;
+  r->node.klen = klen;
+  if (hzshm__table_insert(&s->resv, &r->node) != 0) {
+    free(r->key);
+    free(r);
+    return NULL;
+  }
+  return r;
+}
+
+static void resv_detach(resv_t *r) {
+  if (r->detached) return;
+  hzshm__table_remove(&r->s->resv, &r->node);
+  r->detached = 1;
+}
+
+void hzshm__resv_maybe_free(resv_t *r) {
+  if (r->fetching || r->writes > 0) return;
+  resv_detach(r);
+  free(r->key);
+  free(r);
+}
+
+static void cancel_one(hzshm__tnode_t *n, void *ud) {
+  resv_t *r = (resv_t *)n;
+  r->fill_canceled = 1;
+  r->write_canceled = 1;
+  if (r->fetching) resv_detach(r);
+}
+
+void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_one, NULL); }
+
+/* The result of a remote get, copied when its processing is delayed. */
+typedef struct {
+  int status;
+  int type;
+  int32_t type_id;
+  const uint8_t *data;
+  size_t len;
+} fill_res_t;
+
+static void fill_complete(resv_t *r, const fill_res_t *res) {
+  session_t *s = r->s;
+  agent_t *a = s->a;
+  r->fetching = 0;
+  int cacheable = res->status == 0 && (res->type == HZC_NULL || res->type == HZC_BYTES || res->type == HZC_STRING);
+  if (res->status == 0 && !a->stopping) {
+    if (r->fill_canceled) {
+      a->ctr[HZSHM__AC_FILLS_DROPPED]++;
+    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__session_ref(s) == 0) {
+      uint32_t part = hzc_key_partition(a->hz, r->key, r->klen);
+      int null = res->type == HZC_NULL;
+      int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
+                                part, r->stamp, 0, null ? HZSHM_SHM_NEGATIVE : 0);
+      if (rc != 0 && rc != HZSHM_ETOOBIG && rc != HZSHM_ESEGFULL)
+        hzshm__agent_log("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
+    }
+  }
+  pending_t *w = r->waiters;
+  r->waiters = NULL;
+  while (w) {
+    pending_t *next = w->next;
+    int st = res->status;
+    int32_t aux = 0;
+    const void *val = NULL;
+    size_t vlen = 0;
+    if (st == 0) {
+      if (res->type == HZC_NULL) {
+        st = HZSHM_ENOTFOUND;
+      } else if (w->op == HZSHM__OP_GET) {
+        if (res->type == HZC_OTHER) {
+          st = HZSHM_ETYPE;
+          aux = res->type_id;
+        } else {
+          val = res->data;
+          vlen = res->len;
+        }
+      }
+    }
+    hzshm__server_reply(w->c, w->op, w->reqid, st, aux, val, vlen);
+    hzshm__conn_unref(w->c);
+    free(w);
+    w = next;
+  }
+  hzshm__session_busy(s, -1);
+  hzshm__resv_maybe_free(r);
+}
+
+typedef struct delayed {
+  uv_timer_t t;
+  struct delayed *next;
+  resv_t *r;
+  fill_res_t res;
+  uint8_t data[];
+} delayed_t;
+
+static void delayed_close_cb(uv_handle_t *h) { free(h->data); }
+
+static void delayed_fire(uv_timer_t *t) {
+  delayed_t *d = t->data;
+  agent_t *a = d->r->s->a;
+  for (delayed_t **pp = (delayed_t **)&a->delayed; *pp; pp = &(*pp)->next) {
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  }
+  d->r->delay = NULL;
+  fill_complete(d->r, &d->res);
+  uv_close((uv_handle_t *)&d->t, delayed_close_cb);
+}
+
+/* At shutdown: complete every delayed fill now (its waiters are closed). */
+void hzshm__fill_flush_delayed(agent_t *a) {
+  while (a->delayed) {
+    delayed_t *d = a->delayed;
+    uv_timer_stop(&d->t);
+    d->res.status = HZSHM_ESTOPPED;
+    delayed_fire(&d->t);
+  }
+}
+
+static void get_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
+  resv_t *r = ud;
+  agent_t *a = r->s->a;
+  fill_res_t fr = {.status = res->status, .type = res->value.type, .type_id = res->value.type_id,
+                   .data = res->value.data, .len = res->value.len};
+  if (a->delay_key && !a->stopping && strlen(a->delay_key) == r->klen &&
+      memcmp(a->delay_key, r->key, r->klen) == 0) {
+    delayed_t *d = malloc(sizeof *d + fr.len);
+    if (d != NULL) {
+      d->r = r;
+      d->res = fr;
+      if (fr.len) memcpy(d->data, fr.data, fr.len);
+      d->res.data = d->data;
+      uv_timer_init(a->loop, &d->t);
+      d->t.data = d;
+      r->delay = &d->t;
+      d->next = a->delayed;
+      a->delayed = d;
+      hzshm__agent_log("test hook: delaying the fill of key %s by %u ms", a->delay_key, a->delay_ms);
+      uv_timer_start(&d->t, delayed_fire, a->delay_ms, 0);
+      return;
+    }
+  }
+  fill_complete(r, &fr);
+}
+
+/* Serves the request from the segment if it was filled meanwhile. */
+static int try_segment(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
+  agent_t *a = s->a;
+  if (!s->has_ref || s->lsn != LSN_ACTIVE) return 0;
+  size_t vlen = 0;
+  int rc = hzshm__shm_r_get(a->shm, &s->ref, key, klen, a->scratch, HZSHM__IPC_VALUE_MAX, &vlen);
+  if (rc == 0) {
+    hzshm__server_reply(c, op, reqid, 0, 0, op == HZSHM__OP_GET ? a->scratch : NULL, op == HZSHM__OP_GET ? vlen : 0);
+    return 1;
+  }
+  if (rc == HZSHM_ENOTFOUND) {
+    hzshm__server_reply(c, op, reqid, HZSHM_ENOTFOUND, 0, NULL, 0);
+    return 1;
+  }
+  return 0;
+}
+
+void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
+  agent_t *a = s->a;
+  if (try_segment(s, c, reqid, op, key, klen)) return;
+  pending_t *w = calloc(1, sizeof *w);
+  resv_t *r = hzshm__resv_get(s, key, klen, 1);
+  int rc = -ENOMEM;
+  if (w == NULL || r == NULL) goto fail;
+  if (r->fetching && r->fill_canceled) {
+    /* The in-flight get may return a value older than the invalidation this
+     * request may already have observed: start a new one. */
+    resv_detach(r);
+    r = hzshm__resv_get(s, key, klen, 1);
+    if (r == NULL) goto fail;
+  }
+  w->c = c;
+  w->reqid = reqid;
+  w->op = op;
+  hzshm__conn_ref(c);
+  w->next = r->waiters;
+  r->waiters = w;
+  if (r->fetching) {
+    a->ctr[HZSHM__AC_COALESCED]++;
+    return;
+  }
+  r->stamp = hzshm__shm_w_stamp(a->shm);
+  r->fetching = 1;
+  r->fill_canceled = 0;
+  hzshm__session_busy(s, +1);
+  rc = hzc_map_get(a->hz, s->name, key, klen, get_done, r);
+  if (rc == 0) {
+    a->ctr[HZSHM__AC_REMOTE_GETS]++;
+    return;
+  }
+  fill_res_t fr = {.status = rc};
+  fill_complete(r, &fr); /* answers the waiter with rc */
+  return;
+fail:
+  free(w);
+  if (r) hzshm__resv_maybe_free(r);
+  hzshm__server_reply(c, op, reqid, rc, 0, NULL, 0);
+}

@@ -1,0 +1,128 @@
+/* health.c - fail-closed timers and cluster state.
+ *
+ * Every 50 ms (well inside the 100 ms contract) the tick writes the heartbeat
+ * and state into the segment, publishes the counters, and runs the segment's
+ * bounded maintenance. Readers stop serving when the heartbeat is older than
+ * --stale-ms (agent dead or hung) or the state is not SERVING.
+ *
+ * State: SERVING while connected to the cluster. After losing it, readers
+ * keep serving for at most --stale-ms (a member restart is often bridged by a
+ * quick reconnect), then the state is DISCONNECTED and hits stop. So a change
+ * made while we were cut off is served for at most --stale-ms after the
+ * loss was noticed. Local requests that need the cluster are refused with
+ * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id) every partition is marked
+ * stale and every sequence baseline forgotten: entries filled before are
+ * misses, and tracking restarts (repair). On CLUSTER_CHANGED everything is
+ * cleared. A member connection lost also marks everything stale: events
+ * from that member may have been lost with it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+static void forget_seqs(hzshm__tnode_t *n, void *ud) {
+  session_t *s = (session_t *)n;
+  agent_t *a = ud;
+  if (s->seq)
+    for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+}
+
+static void forget_refs(hzshm__tnode_t *n, void *ud) { ((session_t *)n)->has_ref = 0; }
+
+static void repair(agent_t *a) {
+  hzshm__inval_all_stale(a);
+  hzshm__table_each(&a->sessions, forget_seqs, a);
+  memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
+}
+
+static int shm_state(const agent_t *a) {
+  if (a->stopping) return HZSHM_SHM_STOPPED;
+  if (a->cluster_state == 1) return HZSHM_SHM_SERVING;
+  if (a->cluster_state == 2 && hzshm__agent_now_ms() - a->lost_since_ms < a->o.stale_ms) return HZSHM_SHM_SERVING;
+  return HZSHM_SHM_DISCONNECTED;
+}
+
+int hzshm__agent_serving(const agent_t *a) {
+  switch (shm_state(a)) {
+    case HZSHM_SHM_SERVING:
+      return a->cluster_state == 1 ? 0 : HZSHM_EDISCONNECTED;
+    case HZSHM_SHM_STOPPED:
+      return HZSHM_ESTOPPED;
+    default:
+      return HZSHM_EDISCONNECTED;
+  }
+}
+
+static void publish(agent_t *a) {
+  a->ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster_state;
+  for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);
+}
+
+static void tick_cb(uv_timer_t *t) {
+  agent_t *a = t->data;
+  static unsigned n;
+  hzshm__shm_w_heartbeat(a->shm, shm_state(a));
+  hzshm__shm_w_maintain(a->shm);
+  publish(a);
+  if (++n % 20 == 0) hzshm__session_idle_check(a);
+}
+
+static void reconcile_cb(uv_timer_t *t) { hzshm__inval_reconcile(t->data); }
+
+int hzshm__health_start(agent_t *a) {
+  uv_timer_init(a->loop, &a->tick);
+  a->tick.data = a;
+  uv_timer_init(a->loop, &a->reconcile);
+  a->reconcile.data = a;
+  hzshm__shm_w_heartbeat(a->shm, shm_state(a));
+  uv_timer_start(&a->tick, tick_cb, 50, 50);
+  uv_timer_start(&a->reconcile, reconcile_cb, a->o.reconcile_ms, a->o.reconcile_ms);
+  return 0;
+}
+
+void hzshm__health_close(agent_t *a) {
+  hzshm__shm_w_heartbeat(a->shm, HZSHM_SHM_STOPPED);
+  a->cluster_state = 3;
+  publish(a);
+  uv_close((uv_handle_t *)&a->tick, NULL);
+  uv_close((uv_handle_t *)&a->reconcile, NULL);
+}
+
+void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
+  agent_t *a = ud;
+  switch (ev->kind) {
+    case HZC_EV_CONNECTED:
+      a->cluster_state = 1;
+      a->my_uuid = hzc_client_uuid(c);
+      hzshm__agent_log("connected to the cluster (%u members)", ev->member_count);
+      break;
+    case HZC_EV_DISCONNECTED:
+      if (a->cluster_state == 1) a->lost_since_ms = hzshm__agent_now_ms();
+      a->cluster_state = 2;
+      hzshm__agent_log("lost the cluster; failing closed after %u ms", a->o.stale_ms);
+      break;
+    case HZC_EV_RECONNECTED:
+      repair(a);
+      a->cluster_state = 1;
+      a->my_uuid = hzc_client_uuid(c);
+      hzshm__agent_log("reconnected to the same cluster: partitions marked stale (repair)");
+      break;
+    case HZC_EV_CLUSTER_CHANGED:
+      hzshm__shm_w_clear_all(a->shm);
+      hzshm__table_each(&a->sessions, forget_refs, NULL);
+      repair(a);
+      a->cluster_state = 1;
+      a->my_uuid = hzc_client_uuid(c);
+      hzshm__agent_log("connected to a different cluster: cache cleared");
+      break;
+    case HZC_EV_MEMBER_CONNECTION_LOST:
+      repair(a);
+      hzshm__agent_log("a member connection was lost: partitions marked stale");
+      break;
+    default:
+      break;
+  }
+  hzshm__shm_w_heartbeat(a->shm, shm_state(a));
+  publish(a);
+}

@@ -1,0 +1,167 @@
+/* requests.c - validation and dispatch of local requests; the write-through
+ * operations set/del/destroy.
+ *
+ * Write-through order (read-your-writes): the cluster first; only after its
+ * acknowledgement is the segment changed, and only then is the caller answered.
+ * A write's segment update is skipped (the key is dropped instead) when a
+ * foreign invalidation for the key arrived while the write was in flight, or
+ * when another write of the same key from this host is still in flight: in
+ * both cases the order of the cluster's updates is not known here, and a
+ * dropped key is a miss, never a stale hit.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+static int validate(agent_t *a, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+  if (h->op == HZSHM__OP_HELLO) return 0;
+  if (r->sidlen == 0) return HZSHM_EEMPTY;
+  if (memchr(r->sid, 0, r->sidlen) || !hzshm__utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
+  size_t pl = a->o.prefix ? strlen(a->o.prefix) : 0;
+  if (pl && (r->sidlen < pl || memcmp(r->sid, a->o.prefix, pl) != 0)) return HZSHM_EBADSESSION;
+  if (h->op == HZSHM__OP_DESTROY) return 0;
+  if (r->klen == 0) return HZSHM_EEMPTY;
+  if (!hzshm__utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
+  if (h->op == HZSHM__OP_SET) {
+    if (r->ttl_ms < -1) return HZSHM_EINVAL;
+  } else if (r->vlen != 0) {
+    return HZSHM_EINVAL;
+  }
+  return 0;
+}
+
+void hzshm__parked_free(parked_t *p) {
+  if (p->c) hzshm__conn_unref(p->c);
+  free(p->key);
+  free(p->val);
+  free(p);
+}
+
+void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+  agent_t *a = c->a;
+  int rc = validate(a, h, r);
+  if (rc != 0) {
+    a->ctr[HZSHM__AC_BAD_REQUESTS]++;
+    hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
+    return;
+  }
+  if (h->op == HZSHM__OP_HELLO) {
+    hzshm__server_reply(c, h->op, h->reqid, 0, (int32_t)getpid(), NULL, 0);
+    return;
+  }
+  if ((rc = hzshm__agent_serving(a)) != 0) {
+    hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
+    return;
+  }
+  session_t *s = hzshm__session_get(a, r->sid, r->sidlen, 1);
+  parked_t *p = calloc(1, sizeof *p);
+  if (s == NULL || p == NULL || (r->klen && (p->key = malloc(r->klen)) == NULL) ||
+      (r->vlen && (p->val = malloc(r->vlen)) == NULL)) {
+    if (p) hzshm__parked_free(p);
+    hzshm__server_reply(c, h->op, h->reqid, -ENOMEM, 0, NULL, 0);
+    return;
+  }
+  p->c = c;
+  hzshm__conn_ref(c);
+  p->reqid = h->reqid;
+  p->op = h->op;
+  p->ttl_ms = r->ttl_ms;
+  if (r->klen) memcpy(p->key, r->key, r->klen);
+  p->klen = r->klen;
+  if (r->vlen) memcpy(p->val, r->val, r->vlen);
+  p->vlen = r->vlen;
+  if (h->op == HZSHM__OP_DESTROY) {
+    hzshm__req_run(s, p); /* needs no listener */
+  } else {
+    hzshm__session_submit(s, p);
+  }
+}
+
+/* ---- writes ---- */
+
+typedef struct {
+  session_t *s;
+  parked_t *p;
+  resv_t *r; /* NULL for destroy */
+} write_t;
+
+static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
+  write_t *w = ud;
+  session_t *s = w->s;
+  agent_t *a = s->a;
+  parked_t *p = w->p;
+  resv_t *r = w->r;
+  int status = res->status;
+  if (p->op == HZSHM__OP_DESTROY) {
+    if (status == 0) hzshm__session_purge(s, 0);
+  } else {
+    r->writes--;
+    /* Whatever this write did, a fill that started before it may hold the old value. */
+    r->fill_canceled = 1;
+    int cache = status == 0 && !r->write_canceled && r->writes == 0 && s->lsn == LSN_ACTIVE && !a->stopping;
+    if (r->writes == 0) r->write_canceled = 0;
+    if (!a->stopping && hzshm__session_ref(s) == 0) {
+      int rc = HZSHM_ENOTFOUND;
+      if (cache) {
+        uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
+        uint64_t stamp = hzshm__shm_w_stamp(a->shm);
+        uint32_t ttl = p->ttl_ms > 0 ? (uint32_t)(p->ttl_ms > UINT32_MAX ? UINT32_MAX : p->ttl_ms) : 0;
+        if (p->op == HZSHM__OP_SET)
+          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl, 0);
+        else
+          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, 0, HZSHM_SHM_NEGATIVE);
+      }
+      /* Not cached (or could not be): make sure no older value stays. */
+      if (rc != 0) hzshm__shm_w_del(a->shm, &s->ref, p->key, p->klen);
+    }
+    hzshm__resv_maybe_free(r);
+  }
+  if (status == 0) a->ctr[HZSHM__AC_WRITES]++;
+  hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
+  hzshm__parked_free(p);
+  hzshm__session_busy(s, -1);
+  free(w);
+}
+
+void hzshm__req_run(session_t *s, parked_t *p) {
+  agent_t *a = s->a;
+  if (p->op == HZSHM__OP_GET || p->op == HZSHM__OP_HAS) {
+    hzshm__fill_request(s, p->c, p->reqid, p->op, p->key, p->klen);
+    hzshm__parked_free(p);
+    return;
+  }
+  write_t *w = calloc(1, sizeof *w);
+  int rc = -ENOMEM;
+  if (w == NULL) goto fail;
+  w->s = s;
+  w->p = p;
+  if (p->op != HZSHM__OP_DESTROY) {
+    w->r = hzshm__resv_get(s, p->key, p->klen, 1);
+    if (w->r == NULL) goto fail;
+    w->r->writes++;
+  }
+  hzshm__session_busy(s, +1);
+  switch (p->op) {
+    case HZSHM__OP_SET:
+      rc = hzc_map_set(a->hz, s->name, p->key, p->klen, p->val, p->vlen, p->ttl_ms, write_done, w);
+      break;
+    case HZSHM__OP_DEL:
+      rc = hzc_map_delete(a->hz, s->name, p->key, p->klen, write_done, w);
+      break;
+    default:
+      rc = hzc_map_destroy(a->hz, s->name, write_done, w);
+      break;
+  }
+  if (rc == 0) return;
+  hzshm__session_busy(s, -1);
+  if (w->r) {
+    w->r->writes--;
+    hzshm__resv_maybe_free(w->r);
+  }
+fail:
+  free(w);
+  hzshm__server_reply(p->c, p->op, p->reqid, rc, 0, NULL, 0);
+  hzshm__parked_free(p);
+}

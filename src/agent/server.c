@@ -1,0 +1,207 @@
+/* server.c - the agent's Unix socket: accept, check peer credentials, read
+ * frames, write responses.
+ *
+ * Peers: SO_PEERCRED is checked on accept: the agent's own uid and root are
+ * allowed, plus members of --allow-gid. Others get one error frame
+ * (HZSHM_EPEER, reqid 0) and are closed.
+ * Framing: ipc.h. A frame that fails header or body decoding gets an error
+ * frame (HZSHM_EPROTO, its reqid if the header was readable, else 0) and the
+ * connection is closed; nothing else happens for it.
+ * Lifetime: a conn_t is freed when its handle is closed and no request that
+ * holds a reference (pending cluster operations) remains.
+ */
+#define _GNU_SOURCE /* struct ucred */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "agent.h"
+
+typedef struct {
+  uv_write_t w;
+  conn_t *c;
+  int close_after;
+  uint8_t data[];
+} wreq_t;
+
+static void conn_free_cb(uv_handle_t *h) {
+  conn_t *c = h->data;
+  hzshm__conn_unref(c);
+}
+
+static void conn_close(conn_t *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  agent_t *a = c->a;
+  if (c->prev) c->prev->next = c->next;
+  else a->conns = c->next;
+  if (c->next) c->next->prev = c->prev;
+  c->next = c->prev = NULL;
+  a->ctr[HZSHM__AC_CONNECTIONS]--;
+  uv_close((uv_handle_t *)&c->pipe, conn_free_cb);
+}
+
+void hzshm__conn_ref(conn_t *c) { c->refs++; }
+
+void hzshm__conn_unref(conn_t *c) {
+  if (--c->refs > 0) return;
+  free(c->rbuf);
+  free(c);
+}
+
+static void write_cb(uv_write_t *w, int status) {
+  wreq_t *wr = (wreq_t *)w;
+  conn_t *c = wr->c;
+  if ((status < 0 || wr->close_after) && !c->closed) conn_close(c);
+  hzshm__conn_unref(c);
+  free(wr);
+}
+
+static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+                       size_t vlen, int close_after) {
+  if (c->closed) return;
+  size_t n = hzshm__ipc_resp_size(vlen);
+  wreq_t *wr = malloc(sizeof *wr + n);
+  if (wr == NULL) {
+    conn_close(c); /* cannot answer: the client sees EAGENT rather than a hang */
+    return;
+  }
+  long len = hzshm__ipc_resp_encode(wr->data, n, op, reqid, status, aux, val, vlen);
+  if (len < 0) { /* a value over the limit: answer with the error instead */
+    len = hzshm__ipc_resp_encode(wr->data, n, op, reqid, (int)len, 0, NULL, 0);
+  }
+  wr->c = c;
+  wr->close_after = close_after;
+  hzshm__conn_ref(c);
+  uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)len);
+  if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0) {
+    hzshm__conn_unref(c);
+    free(wr);
+    conn_close(c);
+  }
+}
+
+void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+                         size_t vlen) {
+  c->a->ctr[HZSHM__AC_REQUESTS]++;
+  send_frame(c, op, reqid, status, aux, val, vlen, 0);
+}
+
+static void refuse(conn_t *c, uint32_t reqid, uint8_t op, int status) {
+  c->a->ctr[HZSHM__AC_BAD_REQUESTS]++;
+  uv_read_stop((uv_stream_t *)&c->pipe);
+  send_frame(c, op ? op : HZSHM__OP_HELLO, reqid, status, 0, NULL, 0, 1);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+  conn_t *c = h->data;
+  size_t want = c->rlen + 65536;
+  if (c->rcap < want) {
+    uint8_t *nb = realloc(c->rbuf, want);
+    if (nb == NULL) {
+      *buf = uv_buf_init(NULL, 0);
+      return;
+    }
+    c->rbuf = nb;
+    c->rcap = want;
+  }
+  *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+/* Consumes every complete frame in rbuf. */
+static void parse(conn_t *c) {
+  size_t off = 0;
+  while (!c->closed && c->rlen - off >= HZSHM__IPC_HDR) {
+    hzshm__ipc_hdr_t h;
+    const uint8_t *p = c->rbuf + off;
+    if (hzshm__ipc_hdr_decode(p, &h) != 0) {
+      uint32_t reqid = hzshm__le32_get(p) == HZSHM__IPC_MAGIC ? hzshm__le32_get(p + 8) : 0;
+      refuse(c, reqid, 0, HZSHM_EPROTO);
+      return;
+    }
+    if (c->rlen - off - HZSHM__IPC_HDR < h.bodylen) break; /* wait for the rest */
+    hzshm__ipc_req_t r;
+    if (hzshm__ipc_req_decode(p + HZSHM__IPC_HDR, h.bodylen, &r) != 0) {
+      refuse(c, h.reqid, h.op, HZSHM_EPROTO);
+      return;
+    }
+    hzshm__req_dispatch(c, &h, &r);
+    off += HZSHM__IPC_HDR + h.bodylen;
+  }
+  if (off) {
+    memmove(c->rbuf, c->rbuf + off, c->rlen - off);
+    c->rlen -= off;
+  }
+  /* Do not keep a 1 MiB buffer per idle connection. */
+  if (c->rlen == 0 && c->rcap > (1u << 17)) {
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->rcap = 0;
+  }
+}
+
+static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
+  conn_t *c = st->data;
+  if (n < 0) {
+    conn_close(c);
+    return;
+  }
+  c->rlen += (size_t)n;
+  parse(c);
+}
+
+static int peer_allowed(agent_t *a, int fd) {
+  struct ucred cr;
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0) return 0;
+  if (cr.uid == 0 || cr.uid == getuid()) return 1;
+  return a->o.allow_gid >= 0 && (long)cr.gid == a->o.allow_gid;
+}
+
+static void accept_cb(uv_stream_t *srv, int status) {
+  agent_t *a = srv->data;
+  if (status < 0) return;
+  conn_t *c = calloc(1, sizeof *c);
+  if (c == NULL) return;
+  c->a = a;
+  c->refs = 1;
+  uv_pipe_init(a->loop, &c->pipe, 0);
+  c->pipe.data = c;
+  c->next = a->conns;
+  if (a->conns) a->conns->prev = c;
+  a->conns = c;
+  a->ctr[HZSHM__AC_CONNECTIONS]++;
+  if (uv_accept(srv, (uv_stream_t *)&c->pipe) != 0) {
+    conn_close(c);
+    return;
+  }
+  uv_os_fd_t fd;
+  if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 || !peer_allowed(a, fd)) {
+    hzshm__agent_log("refusing a peer that is neither our uid, root nor the allowed gid");
+    refuse(c, 0, 0, HZSHM_EPEER);
+    return;
+  }
+  uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
+}
+
+int hzshm__server_start(agent_t *a) {
+  uv_pipe_init(a->loop, &a->server, 0);
+  a->server.data = a;
+  /* A socket file left by a killed agent: we own the segment (w_open said so),
+   * so the path is ours to replace. */
+  unlink(a->sockpath);
+  int rc = uv_pipe_bind(&a->server, a->sockpath);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&a->server, 128, accept_cb);
+  if (rc == 0) chmod(a->sockpath, 0666); /* the gate is SO_PEERCRED (accept_cb), which answers refused peers */
+  if (rc != 0) hzshm__agent_log("cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
+  return rc;
+}
+
+void hzshm__server_close(agent_t *a) {
+  while (a->conns) conn_close(a->conns);
+  uv_close((uv_handle_t *)&a->server, NULL);
+  unlink(a->sockpath);
+}

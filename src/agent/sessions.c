@@ -1,0 +1,192 @@
+/* sessions.c - the agent's per-session bookkeeping: the segment directory
+ * reference, the near-cache invalidation listener and the operations waiting
+ * for it.
+ *
+ * Listener lifecycle (many sessions, few cached): a session gets its
+ * invalidation listener before anything of it is cached: the first operation
+ * registers it and waits (parked) until the member acknowledged it, so no
+ * change of the map after a fill can go unseen. The idle check removes the
+ * listener once the session has had no cached entries, no operation in flight
+ * and no use for --idle-ms, and forgets the session.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "agent.h"
+
+session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int create) {
+  hzshm__tnode_t *n = hzshm__table_find(&a->sessions, name, namelen);
+  if (n) {
+    session_t *s = (session_t *)n;
+    s->last_use_ms = hzshm__agent_now_ms();
+    return s;
+  }
+  if (!create) return NULL;
+  session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->name = malloc(namelen + 1);
+  if (s->name == NULL) {
+    free(s);
+    return NULL;
+  }
+  memcpy(s->name, name, namelen);
+  s->name[namelen] = 0;
+  s->namelen = namelen;
+  s->a = a;
+  s->node.key = s->name;
+  s->node.klen = namelen;
+  s->parked_tail = &s->parked;
+  s->last_use_ms = hzshm__agent_now_ms();
+  if (hzshm__table_insert(&a->sessions, &s->node) != 0) {
+    free(s->name);
+    free(s);
+    return NULL;
+  }
+  return s;
+}
+
+int hzshm__session_ref(session_t *s) {
+  if (s->has_ref) return 0;
+  int rc = hzshm__shm_w_session(s->a->shm, s->name, s->namelen, &s->ref);
+  if (rc == 0) s->has_ref = 1;
+  return rc;
+}
+
+void hzshm__session_busy(session_t *s, int delta) { s->busy += delta; }
+
+static void run_parked(session_t *s, int status) {
+  parked_t *p = s->parked;
+  s->parked = NULL;
+  s->parked_tail = &s->parked;
+  while (p) {
+    parked_t *next = p->next;
+    p->next = NULL;
+    if (status == 0) {
+      hzshm__req_run(s, p);
+    } else {
+      hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
+      hzshm__parked_free(p);
+    }
+    p = next;
+  }
+}
+
+static void listen_done(hzc_client_t *c, int status, void *ud) {
+  session_t *s = ud;
+  agent_t *a = s->a;
+  if (s->lsn != LSN_PENDING) return; /* purged meanwhile (listener_drop settled busy) */
+  hzshm__session_busy(s, -1);
+  if (status != 0) {
+    hzshm__agent_log("invalidation listener for %s failed: %s", s->name, hzshm_strerror(status));
+    if (s->listener) hzc_listener_remove(a->hz, s->listener);
+    s->listener = NULL;
+    s->lsn = LSN_NONE;
+    run_parked(s, status);
+    return;
+  }
+  s->lsn = LSN_ACTIVE;
+  a->ctr[HZSHM__AC_LISTENERS]++;
+  run_parked(s, 0);
+}
+
+void hzshm__session_submit(session_t *s, parked_t *p) {
+  agent_t *a = s->a;
+  if (s->lsn == LSN_ACTIVE) {
+    hzshm__req_run(s, p);
+    return;
+  }
+  *s->parked_tail = p;
+  s->parked_tail = &p->next;
+  if (s->lsn == LSN_PENDING) return;
+  if (s->seq == NULL) {
+    s->seq = malloc(sizeof *s->seq * a->partitions);
+    if (s->seq == NULL) {
+      run_parked(s, -ENOMEM);
+      return;
+    }
+  }
+  for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+  s->lsn = LSN_PENDING;
+  hzshm__session_busy(s, +1);
+  int rc = hzc_map_listen_invalidations(a->hz, s->name, hzshm__inval_cb, a, listen_done, s, &s->listener);
+  if (rc != 0) {
+    hzshm__session_busy(s, -1);
+    s->lsn = LSN_NONE;
+    s->listener = NULL;
+    run_parked(s, rc);
+  }
+}
+
+static void listener_drop(session_t *s) {
+  agent_t *a = s->a;
+  if (s->lsn == LSN_ACTIVE) a->ctr[HZSHM__AC_LISTENERS]--;
+  if (s->lsn == LSN_PENDING) hzshm__session_busy(s, -1); /* listen_done will not count it */
+  if (s->listener && !a->stopping) hzc_listener_remove(a->hz, s->listener);
+  s->listener = NULL;
+  s->lsn = LSN_NONE;
+}
+
+void hzshm__session_purge(session_t *s, int keep) {
+  agent_t *a = s->a;
+  hzshm__resv_cancel_all(s);
+  if (s->has_ref) {
+    hzshm__sref_t nref;
+    int rc = hzshm__shm_w_session_drop(a->shm, &s->ref, keep, &nref);
+    if (rc == 0 && keep) {
+      s->ref = nref;
+    } else {
+      s->has_ref = 0;
+    }
+  }
+  if (!keep) {
+    int was_pending = s->lsn == LSN_PENDING;
+    listener_drop(s);
+    if (was_pending) run_parked(s, HZSHM_ECANCELED);
+  }
+}
+
+typedef struct {
+  agent_t *a;
+  uint64_t now;
+} idle_ctx_t;
+
+static void session_free(session_t *s) {
+  free(s->seq);
+  free(s->name);
+  hzshm__table_free(&s->resv);
+  free(s);
+}
+
+static void idle_one(hzshm__tnode_t *n, void *ud) {
+  idle_ctx_t *x = ud;
+  session_t *s = (session_t *)n;
+  if (s->busy > 0 || s->parked || s->resv.n > 0) return;
+  if (x->now - s->last_use_ms < x->a->o.idle_ms) return;
+  if (s->has_ref && hzshm__shm_w_session_entries(x->a->shm, &s->ref) > 0) return;
+  if (s->has_ref) {
+    hzshm__sref_t nref;
+    hzshm__shm_w_session_drop(x->a->shm, &s->ref, 0, &nref); /* free the directory slot */
+  }
+  listener_drop(s);
+  hzshm__table_remove(&x->a->sessions, &s->node);
+  session_free(s);
+}
+
+void hzshm__session_idle_check(agent_t *a) {
+  idle_ctx_t x = {a, hzshm__agent_now_ms()};
+  hzshm__table_each(&a->sessions, idle_one, &x);
+}
+
+static void free_one(hzshm__tnode_t *n, void *ud) {
+  agent_t *a = ud;
+  session_t *s = (session_t *)n;
+  run_parked(s, HZSHM_ESTOPPED);
+  hzshm__table_remove(&a->sessions, &s->node);
+  session_free(s);
+}
+
+/* At exit, after the client closed (its callbacks have run). */
+void hzshm__session_free_all(agent_t *a) {
+  hzshm__table_each(&a->sessions, free_one, a);
+  hzshm__table_free(&a->sessions);
+}
