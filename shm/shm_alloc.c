@@ -8,9 +8,12 @@
  *
  * Allocator: the arena is cut into 64 KiB slabs handed out in order; a slab
  * belongs to one of 36 size classes (64..512 by 64, then 4 steps per power
- * of two up to 64 KiB) for its lifetime (memcached-style; no slab rebalancing
- * yet: a class that never got a slab cannot evict from another class and
- * returns HZSHM_ESEGFULL once the arena is all handed out).
+ * of two up to 64 KiB) until it is moved: when a class needs memory, the
+ * arena is all handed out and the class has nothing of its own to evict,
+ * hzshm__shm_slab_steal() drains one slab of another class (round robin):
+ * its live entries are unlinked and retired, its free chunks leave their free
+ * list, and once the last retired chunk passes its grace period the slab is
+ * re-carved for the needy class. One slab drains at a time.
  *
  * Eviction: SIEVE per size class. Queue head = newest; the hand walks from
  * the tail towards the head; a chunk whose visited bit (reader file bitmap,
@@ -54,6 +57,7 @@ int hzshm__shm_w_init_private(hzshm__shm_t *s) {
   s->w = calloc(1, sizeof *s->w);
   if (!s->w) return -12;
   s->w->units = calloc(s->nunits, sizeof *s->w->units);
+  s->w->drain_slab = UINT64_MAX;
   s->w->dirfree = calloc(s->dir_count, sizeof(uint32_t));
   if (!s->w->units || !s->w->dirfree) return -12;
   return 0;
@@ -86,14 +90,57 @@ static void free_push(hzshm__shm_t *s, uint64_t unit, int cls) {
   s->w->cls[cls].free = (uint32_t)(unit + 1);
 }
 
-static int slab_carve(hzshm__shm_t *s, int cls) {
-  hzshm__w_t *w = s->w;
-  if (w->slab_next >= s->slab_count) return HZSHM_ESEGFULL;
-  uint64_t slab = w->slab_next++;
+static void carve(hzshm__shm_t *s, uint64_t slab, int cls) {
   s->slabtab[slab] = (uint8_t)cls; /* writer-only region: plain store */
   uint64_t csz = class_sizes[cls], n = HZSHM__SLAB_SIZE / csz;
   uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT);
   for (uint64_t i = n; i-- > 0;) free_push(s, first + i * (csz / HZSHM__UNIT), cls);
+}
+
+static int slab_carve(hzshm__shm_t *s, int cls) {
+  hzshm__w_t *w = s->w;
+  if (w->slab_next >= s->slab_count) return HZSHM_ESEGFULL;
+  carve(s, w->slab_next++, cls);
+  return 0;
+}
+
+static void drain_done(hzshm__shm_t *s) {
+  hzshm__w_t *w = s->w;
+  carve(s, w->drain_slab, w->drain_cls);
+  w->drain_slab = UINT64_MAX;
+}
+
+int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls) {
+  hzshm__w_t *w = s->w;
+  if (w->drain_slab != UINT64_MAX || w->slab_next == 0) return HZSHM_ESEGFULL;
+  uint64_t slab = UINT64_MAX;
+  for (uint64_t k = 0; k < w->slab_next; k++) {
+    uint64_t c = (w->steal_cursor + k) % w->slab_next;
+    if (s->slabtab[c] != cls) {
+      slab = c;
+      break;
+    }
+  }
+  if (slab == UINT64_MAX) return HZSHM_ESEGFULL;
+  w->steal_cursor = slab + 1;
+  int old = s->slabtab[slab];
+  uint64_t csz = class_sizes[old], n = HZSHM__SLAB_SIZE / csz, step = csz / HZSHM__UNIT;
+  uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT), end = first + n * step;
+  w->drain_slab = slab;
+  w->drain_cls = cls;
+  w->drain_left = 0;
+  /* free chunks of the slab leave the old class's free list */
+  uint32_t *link = &w->cls[old].free;
+  while (*link) {
+    uint64_t u = *link - 1;
+    if (u >= first && u < end) *link = w->units[u].next;
+    else link = &w->units[u].next;
+  }
+  for (uint64_t u = first; u < end; u += step) {
+    if (w->units[u].state == HZSHM__U_LIVE) hzshm__shm_unlink_entry(s, hzshm__shm_unit_off(s, u));
+    if (w->units[u].state == HZSHM__U_RETIRED) w->drain_left++;
+  }
+  if (!w->drain_left) drain_done(s);
   return 0;
 }
 
@@ -184,8 +231,14 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
     uint64_t unit = hzshm__shm_unit(s, r.off);
     int cls = w->units[unit].cls;
     if (w->poison) memset(s->base + r.off, 0xdb, class_sizes[cls]);
-    free_push(s, unit, cls);
     atomic_fetch_sub_explicit(&s->hdr->memory_used, class_sizes[cls], memory_order_relaxed); /* statistic */
+    if (unit / (HZSHM__SLAB_SIZE / HZSHM__UNIT) == w->drain_slab) {
+      w->units[unit].state = HZSHM__U_FREE;
+      if (--w->drain_left == 0) drain_done(s);
+      continue;
+    }
+    free_push(s, unit, cls);
+    continue;
   }
   w->nret = keep;
   atomic_fetch_sub_explicit(&s->hdr->retired_pending, freed, memory_order_relaxed); /* statistic */

@@ -45,6 +45,10 @@ typedef struct {
   hzshm__wunit_t *units;
   hzshm__wclass_t cls[HZSHM__NCLASS];
   uint64_t slab_next;          /* first never-used slab */
+  uint64_t drain_slab;         /* slab being moved to another class, UINT64_MAX = none */
+  uint64_t drain_left;         /* its chunks not yet free */
+  uint64_t steal_cursor;       /* round robin over slabs for the next steal */
+  int drain_cls;               /* class it goes to */
   hzshm__retired_t *ret;
   size_t nret, capret;
   uint32_t *dirfree;           /* free directory slots (stack) */
@@ -125,6 +129,7 @@ void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off);
 void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx);
 uint64_t hzshm__shm_reclaim(hzshm__shm_t *s);             /* freed count */
 int hzshm__shm_evict_one(hzshm__shm_t *s, int cls);       /* 0 evicted, HZSHM_ESEGFULL none */
+int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls);      /* start moving a slab of another class to cls */
 void hzshm__shm_rebuild_free(hzshm__shm_t *s);
 
 /* shm_write.c (writer) */

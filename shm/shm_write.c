@@ -83,6 +83,11 @@ static int alloc_or_evict(hzshm__shm_t *s, int cls, uint64_t *off) {
     if (hzshm__shm_evict_one(s, cls) != 0) break;
   hzshm__shm_reclaim(s);
   if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  /* Nothing of its own to evict: move a slab from another class. */
+  if (hzshm__shm_slab_steal(s, cls) == 0) {
+    hzshm__shm_reclaim(s);
+    if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  }
   /* A reader may be dead inside its section: reap, then one more pass. */
   if (hzshm__shm_reap(s)) {
     hzshm__shm_reclaim(s);

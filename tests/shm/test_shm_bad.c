@@ -1,0 +1,194 @@
+/* test_shm_bad.c - bad input: every bad argument and every bad segment file
+ * gets its own code, and nothing changes. */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "shm_layout.h" /* header field offsets to forge bad files */
+
+static hzshm__shm_config_t cfg(void) {
+  hzshm__shm_config_t c = {.memory_bytes = 4u << 20, .max_sessions = 8, .reader_slots = 8, .partition_count = 271};
+  return c;
+}
+
+static void snap(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
+  CHECK_RC(hzshm__shm_stats(s, st), 0);
+  st->hits = st->misses = 0;
+  st->heartbeat_age_ns = 0;
+  st->readers = 0;
+}
+
+static void test_bad_arguments(void) {
+  const char *name = t_name("bad");
+  hzshm__shm_config_t c = cfg();
+  hzshm__shm_t *w, *r;
+  hzshm__sref_t ref, tmp;
+  static char big[HZSHM_KEY_MAX + 2];
+  static char val[70000];
+  memset(big, 'k', sizeof big);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
+  size_t n;
+  uint64_t stamp = hzshm__shm_w_stamp(w);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, big, HZSHM_KEY_MAX, "v", 1, 0, stamp, 0, 0), 0); /* the limit itself is fine */
+  CHECK_RC(hzshm__shm_w_del(w, &ref, big, HZSHM_KEY_MAX), 0);
+  CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  hzshm__shm_stats_t before, after;
+  snap(w, &before);
+  /* keys */
+  CHECK_RC(hzshm__shm_w_put(w, &ref, big, HZSHM_KEY_MAX + 1, "v", 1, 0, stamp, 0, 0), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, big, HZSHM_KEY_MAX + 1, NULL, 0, &n), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "", 0, "v", 1, 0, stamp, 0, 0), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, NULL, 3, "v", 1, 0, stamp, 0, 0), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "", 0, NULL, 0, &n), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_w_del(w, &ref, "", 0), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_w_del(w, &ref, big, HZSHM_KEY_MAX + 1), HZSHM_ETOOBIG);
+  /* values */
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k2", 2, val, sizeof val, 0, stamp, 0, 0), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k2", 2, NULL, 5, 0, stamp, 0, 0), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k2", 2, "v", 1, 271, stamp, 0, 0), HZSHM_EINVAL); /* partition */
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k2", 2, "v", 1, 0, stamp, 0, 0x80), HZSHM_EINVAL); /* flags */
+  /* sessions */
+  hzshm__sref_t bad1 = {.idx = 8, .gen = ref.gen}, bad2 = {.idx = ref.idx, .gen = 0},
+                bad3 = {.idx = ref.idx, .gen = ref.gen + 1000};
+  CHECK_RC(hzshm__shm_w_put(w, &bad1, "k2", 2, "v", 1, 0, stamp, 0, 0), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm__shm_w_put(w, &bad2, "k2", 2, "v", 1, 0, stamp, 0, 0), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm__shm_w_put(w, &bad3, "k2", 2, "v", 1, 0, stamp, 0, 0), HZSHM_ESESSION);
+  CHECK_RC(hzshm__shm_r_get(r, &bad1, "k", 1, NULL, 0, &n), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm__shm_r_get(r, &bad3, "k", 1, NULL, 0, &n), HZSHM_ESESSION);
+  CHECK_RC(hzshm__shm_w_session_drop(w, &bad1, 0, NULL), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm__shm_w_session_drop(w, &bad3, 1, &tmp), HZSHM_ESESSION);
+  CHECK_RC(hzshm__shm_w_session(w, "", 0, &tmp), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_w_session(w, big, HZSHM_SESSION_MAX + 1, &tmp), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm__shm_r_session(r, "", 0, &tmp), HZSHM_EEMPTY);
+  CHECK_RC(hzshm__shm_r_session(r, big, HZSHM_SESSION_MAX + 1, &tmp), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm__shm_w_set_socket(w, big), HZSHM_EINVAL);
+  /* readers cannot write */
+  CHECK_RC(hzshm__shm_w_put(r, &ref, "k2", 2, "v", 1, 0, stamp, 0, 0), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_w_session(r, "x", 1, &tmp), HZSHM_EINVAL);
+  snap(w, &after);
+  CHECK(memcmp(&before, &after, sizeof before) == 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0);
+  /* names and configurations */
+  hzshm__shm_t *x;
+  CHECK_RC(hzshm__shm_r_attach("", &x), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_r_attach("a/b", &x), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_r_attach("..", &x), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_r_attach("no-such-segment-xyz", &x), -ENOENT);
+  hzshm__shm_config_t tiny = {.memory_bytes = 4096};
+  CHECK_RC(hzshm__shm_w_open(t_name("tiny"), &tiny, 0, &x, NULL), HZSHM_EINVAL);
+  hzshm__shm_close(r);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+static void patch(const char *name, off_t at, const void *p, size_t n) {
+  char path[128];
+  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", name);
+  int fd = open(path, O_RDWR);
+  CHECK(fd >= 0);
+  CHECK(pwrite(fd, p, n, at) == (ssize_t)n);
+  close(fd);
+}
+
+static void make_seg(const char *name) {
+  hzshm__shm_config_t c = cfg();
+  hzshm__shm_t *w;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  hzshm__shm_close(w);
+}
+
+static void test_bad_files(void) {
+  hzshm__shm_t *x;
+  char path[128];
+  /* wrong layout version */
+  const char *n1 = t_name("ver");
+  make_seg(n1);
+  uint32_t v = HZSHM_SHM_LAYOUT_VERSION + 1;
+  patch(n1, offsetof(hzshm__shm_hdr_t, version), &v, 4);
+  CHECK_RC(hzshm__shm_r_attach(n1, &x), HZSHM_EVERSION);
+  hzshm__shm_config_t c = cfg();
+  CHECK_RC(hzshm__shm_w_open(n1, &c, 0, &x, NULL), HZSHM_EVERSION); /* and it stays as it was */
+  CHECK_RC(hzshm__shm_r_attach(n1, &x), HZSHM_EVERSION);
+  CHECK_RC(hzshm__shm_w_open(n1, &c, 1, &x, NULL), 0); /* replace_incompatible */
+  hzshm__shm_close(x);
+  CHECK_RC(hzshm__shm_r_attach(n1, &x), 0);
+  hzshm__shm_close(x);
+  CHECK_RC(hzshm__shm_unlink(n1), 0);
+  /* wrong fingerprint */
+  const char *n2 = t_name("fp");
+  make_seg(n2);
+  uint64_t fp = 12345;
+  patch(n2, offsetof(hzshm__shm_hdr_t, fingerprint), &fp, 8);
+  CHECK_RC(hzshm__shm_r_attach(n2, &x), HZSHM_EVERSION);
+  CHECK_RC(hzshm__shm_unlink(n2), 0);
+  /* scribbled geometry */
+  const char *n3 = t_name("geo");
+  make_seg(n3);
+  uint64_t big = 1ull << 40;
+  patch(n3, offsetof(hzshm__shm_hdr_t, bucket_count), &big, 8);
+  CHECK_RC(hzshm__shm_r_attach(n3, &x), HZSHM_ECORRUPT);
+  CHECK_RC(hzshm__shm_unlink(n3), 0);
+  /* truncated data file; truncated reader file */
+  const char *n4 = t_name("trunc");
+  make_seg(n4);
+  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", n4);
+  struct stat st;
+  CHECK(stat(path, &st) == 0);
+  CHECK(truncate(path, st.st_size - 65536) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
+  CHECK(truncate(path, st.st_size) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n4, &x), 0);
+  hzshm__shm_close(x);
+  snprintf(path, sizeof path, "/dev/shm/hzshm.%s.rd", n4);
+  CHECK(truncate(path, 4096) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
+  CHECK(truncate(path, 100) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
+  CHECK_RC(hzshm__shm_unlink(n4), 0);
+  /* garbage, short garbage, empty */
+  const char *n5 = t_name("junk");
+  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", n5);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  CHECK(fd >= 0);
+  uint8_t junk[8192];
+  uint64_t seed = 88172645463325252ull;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    junk[i] = (uint8_t)seed;
+  }
+  CHECK(write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
+  CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ECORRUPT);
+  CHECK(ftruncate(fd, 20) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ECORRUPT);
+  CHECK(ftruncate(fd, 0) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ETRUNCATED);
+  close(fd);
+  CHECK(unlink(path) == 0);
+  /* permission denied: another user may not attach a 0600 segment */
+  const char *n6 = t_name("perm");
+  make_seg(n6);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    _exit(hzshm__shm_r_attach(n6, &x) == -EACCES ? 0 : 1);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_RC(hzshm__shm_r_attach(n6, &x), 0); /* still fine for its owner */
+  hzshm__shm_close(x);
+  CHECK_RC(hzshm__shm_unlink(n6), 0);
+}
+
+int main(void) {
+  RUN(test_bad_arguments);
+  RUN(test_bad_files);
+  fprintf(stderr, "OK\n");
+  return 0;
+}

@@ -1,0 +1,180 @@
+/* test_shm_life.c - fail-closed states, writer exclusion, writer restart
+ * (clean close and SIGKILL) with the contents kept, incompatible layouts. */
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "check.h"
+#include "shm_int.h" /* white-box: the corrupt-chain test */
+
+static hzshm__shm_config_t cfg(uint64_t stale_ns) {
+  hzshm__shm_config_t c = {.memory_bytes = 4u << 20, .max_sessions = 16, .reader_slots = 8, .partition_count = 271,
+                           .stale_after_ns = stale_ns};
+  return c;
+}
+
+static void test_fail_closed(void) {
+  const char *name = t_name("fc");
+  hzshm__shm_config_t c = cfg(60000000ull); /* 60 ms */
+  hzshm__shm_t *w, *r;
+  hzshm__sref_t ref;
+  char buf[16];
+  size_t n;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, buf, sizeof buf, &n), 0);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_DISCONNECTED);
+  CHECK_RC(hzshm__shm_r_check(r), HZSHM_EDISCONNECTED);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, buf, sizeof buf, &n), HZSHM_EDISCONNECTED);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_STOPPED);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), HZSHM_ESTOPPED);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_r_check(r), 0);
+  /* no heartbeat for longer than stale_after_ns: readers fail closed */
+  WAIT_UNTIL(hzshm__shm_r_check(r) == HZSHM_ESTALE, 5000);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, buf, sizeof buf, &n), HZSHM_ESTALE);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, buf, sizeof buf, &n), 0);
+  /* the writer closes: readers see STOPPED at once */
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, buf, sizeof buf, &n), HZSHM_ESTOPPED);
+  hzshm__shm_close(r);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+static void test_exclusive_and_restart(void) {
+  const char *name = t_name("rs");
+  hzshm__shm_config_t c = cfg(0);
+  hzshm__shm_t *w, *w2, *r;
+  hzshm__sref_t ref, ref2;
+  int reused = -1;
+  char buf[16];
+  size_t n;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
+  CHECK(reused == 0);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w2, &reused), HZSHM_EEXIST);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  for (int i = 0; i < 300; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "k%d", i);
+    CHECK_RC(hzshm__shm_w_put(w, &ref, k, strlen(k), k, strlen(k), 1, hzshm__shm_w_stamp(w), 0, 0), 0);
+  }
+  CHECK_RC(hzshm__shm_w_del(w, &ref, "k7", 2), 0); /* leaves a retired chunk behind */
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
+  CHECK(reused == 1);
+  hzshm__shm_stats_t st;
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.writer_generation == 2 && st.entries == 299 && st.sessions == 1 && st.state == HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k5", 2, buf, sizeof buf, &n), 0); /* the old reader keeps reading */
+  CHECK(n == 2 && memcmp(buf, "k5", 2) == 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k7", 2, buf, sizeof buf, &n), HZSHM_EMISS);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref2), 0); /* same session, same generation */
+  CHECK(ref2.gen == ref.gen && ref2.idx == ref.idx);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k7", 2, "new", 3, 1, hzshm__shm_w_stamp(w), 0, 0), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "t", 1, &ref2), 0);
+  CHECK(ref2.gen > ref.gen);
+  for (int i = 0; i < 64; i++) hzshm__shm_w_maintain(w);
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.retired_pending == 0 && st.entries == 300);
+  hzshm__shm_close(w);
+
+  /* SIGKILLed writer: the lock dies with it, the next writer reuses the data */
+  int pfd[2];
+  CHECK(pipe(pfd) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    hzshm__shm_t *cw;
+    hzshm__sref_t cr;
+    if (hzshm__shm_w_open(name, &c, 0, &cw, NULL) != 0) _exit(2);
+    if (hzshm__shm_w_session(cw, "s", 1, &cr) != 0) _exit(3);
+    for (int i = 0; i < 1000; i++) {
+      char k[16];
+      snprintf(k, sizeof k, "c%d", i);
+      hzshm__shm_w_put(cw, &cr, k, strlen(k), k, strlen(k), 1, hzshm__shm_w_stamp(cw), 0, 0);
+    }
+    if (write(pfd[1], "r", 1) != 1) _exit(4);
+    for (;;) pause();
+  }
+  char ch;
+  CHECK(read(pfd[0], &ch, 1) == 1);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), HZSHM_EEXIST); /* child alive */
+  kill(pid, SIGKILL);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
+  CHECK(reused == 1);
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.writer_generation == 4 && st.entries == 1300);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "c999", 4, buf, sizeof buf, &n), 0);
+  CHECK(n == 4 && memcmp(buf, "c999", 4) == 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k7", 2, buf, sizeof buf, &n), 0);
+  CHECK(n == 3 && memcmp(buf, "new", 3) == 0);
+  hzshm__shm_close(w);
+
+  /* another geometry: refused unless replace_incompatible */
+  hzshm__shm_config_t c2 = cfg(0);
+  c2.memory_bytes = 6u << 20;
+  CHECK_RC(hzshm__shm_w_open(name, &c2, 0, &w, &reused), HZSHM_EVERSION);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0); /* the old one is untouched */
+  CHECK(reused == 1);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_w_open(name, &c2, 1, &w, &reused), 0);
+  CHECK(reused == 0);
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.entries == 0 && st.writer_generation == 1);
+  /* the reader attached to the old inode is told the truth: its writer stopped */
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "c999", 4, buf, sizeof buf, &n), HZSHM_ESTOPPED);
+  hzshm__shm_close(r);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+static void test_corrupt_chain_is_bounded(void) {
+  /* A chain scribbled into a cycle or a wild offset (done here through the
+   * writer's own mapping, white-box) must not hang or crash a reader. */
+  const char *name = t_name("cyc");
+  hzshm__shm_config_t c = cfg(0);
+  hzshm__shm_t *w, *r;
+  hzshm__sref_t ref;
+  size_t n;
+  const void *v;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "a", 1, "1", 1, 0, 1, 0, 0), 0);
+  CHECK_RC(hzshm__shm_r_view(w, &ref, "a", 1, &v, &n), 0);
+  hzshm__shm_r_view_end(w);
+  hzshm__shm_entry_t *e = (hzshm__shm_entry_t *)((char *)v - 1 - sizeof(hzshm__shm_entry_t));
+  uint64_t off = (uint64_t)((uint8_t *)e - w->base);
+  char probe[32];
+  uint64_t ph = 0;
+  for (int i = 0;; i++) { /* a key of the same bucket, so the walk passes through "a" */
+    snprintf(probe, sizeof probe, "x%d", i);
+    ph = hzshm__shm_hash(probe, strlen(probe), ref.gen);
+    if ((ph & w->bucket_mask) == (e->hash & w->bucket_mask)) break;
+  }
+  uint64_t saved = atomic_load_explicit(&e->next, memory_order_relaxed);
+  atomic_store_explicit(&e->next, HZSHM__B_MAKE(off, ph), memory_order_release); /* self cycle */
+  CHECK_RC(hzshm__shm_r_get(r, &ref, probe, strlen(probe), NULL, 0, &n), HZSHM_EMISS);
+  atomic_store_explicit(&e->next, 0x0000ffffffffffc0ull, memory_order_release); /* wild offset */
+  CHECK_RC(hzshm__shm_r_get(r, &ref, probe, strlen(probe), NULL, 0, &n), HZSHM_EMISS);
+  atomic_store_explicit(&e->next, HZSHM__B_MAKE(off + 8, ph), memory_order_release); /* misaligned */
+  CHECK_RC(hzshm__shm_r_get(r, &ref, probe, strlen(probe), NULL, 0, &n), HZSHM_EMISS);
+  atomic_store_explicit(&e->next, saved, memory_order_release);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "a", 1, NULL, 0, &n), 0);
+  hzshm__shm_close(r);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+int main(void) {
+  RUN(test_fail_closed);
+  RUN(test_exclusive_and_restart);
+  RUN(test_corrupt_chain_is_bounded);
+  fprintf(stderr, "OK\n");
+  return 0;
+}
