@@ -1,0 +1,250 @@
+/* test_lib.c - libhzshm without an agent: this process plays the writer
+ * (hzshm__shm_w_*) and checks what the public API serves from the segment:
+ * hits, cached absence, buffer sizing, views, argument checks (nothing is
+ * sent for bad input), fail-closed on an old heartbeat, fork detection, and
+ * reader threads racing the writer (run under TSan: label threaded). */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "hzshm.h"
+#include "shm.h"
+
+#define CHECK(c)                                                                \
+  do {                                                                          \
+    if (!(c)) {                                                                 \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);     \
+      exit(1);                                                                  \
+    }                                                                           \
+  } while (0)
+#define CHECK_RC(expr, want)                                                                             \
+  do {                                                                                                   \
+    int rc_ = (expr);                                                                                    \
+    if (rc_ != (want)) {                                                                                 \
+      fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr, hzshm_err_name(rc_),       \
+              hzshm_err_name(want));                                                                     \
+      exit(1);                                                                                           \
+    }                                                                                                    \
+  } while (0)
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static char NAME[64];
+static hzshm__shm_t *W;
+
+static void put(const char *sid, const char *key, const char *val) {
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_session(W, sid, strlen(sid), &ref), 0);
+  uint64_t st = hzshm__shm_w_stamp(W);
+  if (val)
+    CHECK_RC(hzshm__shm_w_put(W, &ref, key, strlen(key), val, strlen(val), 1, st, 0, 0), 0);
+  else
+    CHECK_RC(hzshm__shm_w_put(W, &ref, key, strlen(key), NULL, 0, 1, st, 0, HZSHM_SHM_NEGATIVE), 0);
+}
+
+static void test_hits(hzshm_t *h) {
+  put("sess-1", "alpha", "hello world");
+  put("sess-1", "gone", NULL);
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, "sess-1", 6, &s), 0);
+  char buf[64];
+  size_t vlen = 0;
+  CHECK_RC(hzshm_get(s, "alpha", 5, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 11 && memcmp(buf, "hello world", 11) == 0);
+  memset(buf, 'x', sizeof buf);
+  CHECK_RC(hzshm_get(s, "alpha", 5, buf, 4, &vlen), HZSHM_EBUFSIZE);
+  CHECK(vlen == 11 && buf[0] == 'x'); /* needed size reported, buffer untouched */
+  CHECK_RC(hzshm_has(s, "alpha", 5), 0);
+  CHECK_RC(hzshm_get(s, "gone", 4, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK_RC(hzshm_has(s, "gone", 4), HZSHM_ENOTFOUND);
+  const void *v;
+  CHECK_RC(hzshm_get_view(s, "alpha", 5, &v, &vlen), 0);
+  CHECK(vlen == 11 && memcmp(v, "hello world", 11) == 0);
+  hzshm_view_release(s);
+  /* A miss goes to the agent: there is none listening. */
+  CHECK_RC(hzshm_get(s, "nope", 4, buf, sizeof buf, &vlen), HZSHM_EAGENT);
+  /* Replace, then the same handle sees the new value. */
+  put("sess-1", "alpha", "v2");
+  CHECK_RC(hzshm_get(s, "alpha", 5, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 2 && memcmp(buf, "v2", 2) == 0);
+  /* Destroy hides the session at once; the cached ref re-resolves. */
+  hzshm__sref_t ref, nref;
+  CHECK_RC(hzshm__shm_w_session(W, "sess-1", 6, &ref), 0);
+  CHECK_RC(hzshm__shm_w_session_drop(W, &ref, 1, &nref), 0);
+  CHECK_RC(hzshm_has(s, "alpha", 5), HZSHM_EAGENT); /* miss now, and no agent */
+  hzshm_session_close(s);
+}
+
+static void test_bad_input(hzshm_t *h) {
+  hzshm_session_t *s;
+  char big[2048];
+  memset(big, 'a', sizeof big);
+  CHECK_RC(hzshm_session_open(h, "", 0, &s), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_session_open(h, big, HZSHM_SESSION_MAX + 1, &s), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_session_open(h, "a\0b", 3, &s), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm_session_open(h, "\xff\xfe", 2, &s), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm_session_open(h, big, HZSHM_SESSION_MAX, &s), 0);
+  hzshm_session_close(s);
+  CHECK_RC(hzshm_session_open(h, "ok", 2, &s), 0);
+  char buf[8];
+  size_t vlen;
+  CHECK_RC(hzshm_get(s, "", 0, buf, sizeof buf, &vlen), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_get(s, big, HZSHM_KEY_MAX + 1, buf, sizeof buf, &vlen), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_get(s, "\xc0\xaf", 2, buf, sizeof buf, &vlen), HZSHM_EINVAL);
+  CHECK_RC(hzshm_has(s, "", 0), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_set(s, "", 0, "v", 1), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_set(s, big, HZSHM_KEY_MAX + 1, "v", 1), HZSHM_ETOOBIG);
+  char *huge = calloc(1, HZSHM_VALUE_MAX + 1);
+  CHECK_RC(hzshm_set(s, "k", 1, huge, HZSHM_VALUE_MAX + 1), HZSHM_ETOOBIG);
+  free(huge);
+  CHECK_RC(hzshm_set_ttl(s, "k", 1, "v", 1, -5), HZSHM_EINVAL);
+  CHECK_RC(hzshm_del(s, "", 0), HZSHM_EEMPTY);
+  /* Valid requests reach the transport: no agent here. */
+  CHECK_RC(hzshm_set(s, "k", 1, "v", 1), HZSHM_EAGENT);
+  hzshm_session_close(s);
+  hzshm_opts_t o = {.prefix = big};
+  hzshm_t *h2;
+  big[300] = 0;
+  CHECK_RC(hzshm_open(NAME, &o, &h2), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_open("no-such-cache-here", NULL, &h2), -ENOENT);
+  CHECK_RC(hzshm_open("bad/name", NULL, &h2), HZSHM_EINVAL);
+}
+
+static void test_fork(hzshm_t *h) {
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, "sess-f", 6, &s), 0);
+  put("sess-f", "k", "v");
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    char buf[8];
+    size_t vlen;
+    int ok = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen) == HZSHM_EFORKED && hzshm_has(s, "k", 1) == HZSHM_EFORKED;
+    hzshm_t *h2;
+    ok = ok && hzshm_open(NAME, NULL, &h2) == 0; /* a fresh open works */
+    hzshm_session_t *s2;
+    ok = ok && hzshm_session_open(h2, "sess-f", 6, &s2) == 0 && hzshm_get(s2, "k", 1, buf, sizeof buf, &vlen) == 0 &&
+         vlen == 1 && buf[0] == 'v';
+    hzshm_session_close(s2);
+    hzshm_close(h2);
+    _exit(ok ? 0 : 3);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  char buf[8];
+  size_t vlen;
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0); /* the parent is unaffected */
+  hzshm_session_close(s);
+}
+
+/* Reader threads on one shared session handle while this thread rewrites
+ * the value and drops/recreates the session: every read returns one of the
+ * written values (never torn) or a miss. */
+static atomic_int stop_threads;
+static hzshm_session_t *shared;
+
+static void *reader(void *arg) {
+  char buf[64];
+  size_t vlen;
+  long hits = 0;
+  while (!atomic_load_explicit(&stop_threads, memory_order_relaxed)) { /* relaxed: a stop flag */
+    int rc = hzshm_get(shared, "tk", 2, buf, sizeof buf, &vlen);
+    if (rc == 0) {
+      CHECK(vlen == 16);
+      for (size_t i = 1; i < vlen; i++) CHECK(buf[i] == buf[0]); /* never a mix of two values */
+      hits++;
+    } else {
+      CHECK(rc == HZSHM_EAGENT); /* a miss, while the session was being dropped */
+    }
+  }
+  return (void *)hits;
+}
+
+static void test_threads(hzshm_t *h) {
+  CHECK_RC(hzshm_session_open(h, "sess-t", 6, &shared), 0);
+  put("sess-t", "tk", "aaaaaaaaaaaaaaaa");
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, reader, NULL);
+  char v[17];
+  for (int round = 0; round < 3000; round++) {
+    memset(v, 'a' + round % 26, 16);
+    v[16] = 0;
+    put("sess-t", "tk", v);
+    if (round % 100 == 99) {
+      hzshm__sref_t ref, nref;
+      CHECK_RC(hzshm__shm_w_session(W, "sess-t", 6, &ref), 0);
+      CHECK_RC(hzshm__shm_w_session_drop(W, &ref, 1, &nref), 0);
+    }
+    if (round % 50 == 0) {
+      hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+      hzshm__shm_w_maintain(W);
+    }
+  }
+  atomic_store_explicit(&stop_threads, 1, memory_order_relaxed);
+  long hits = 0;
+  for (int i = 0; i < 4; i++) {
+    void *r;
+    pthread_join(t[i], &r);
+    hits += (long)r;
+  }
+  CHECK(hits > 0);
+  hzshm_session_close(shared);
+}
+
+static void test_fail_closed(hzshm_t *h) {
+  put("sess-c", "k", "v");
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, "sess-c", 6, &s), 0);
+  char buf[8];
+  size_t vlen;
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_DISCONNECTED);
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), HZSHM_EDISCONNECTED);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
+  /* No heartbeat: within stale_after (300 ms) plus slack, hits stop. */
+  uint64_t t0 = now_ms();
+  int rc;
+  while ((rc = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen)) == 0 && now_ms() - t0 < 5000) {
+  }
+  CHECK_RC(rc, HZSHM_ESTALE);
+  printf("fail closed after %llu ms without heartbeat (bound 300 ms + coarse clock)\n",
+         (unsigned long long)(now_ms() - t0));
+  hzshm_stats_t st;
+  CHECK_RC(hzshm_stats(h, &st), 0);
+  CHECK(st.hits > 0 && st.entries > 0 && st.agent_pid == getpid());
+  hzshm_session_close(s);
+}
+
+int main(void) {
+  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
+                             .stale_after_ns = 300u * 1000000u};
+  int reused;
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, &reused), 0);
+  CHECK_RC(hzshm__shm_w_set_socket(W, "/nonexistent/hzshm-test.sock"), 0);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  hzshm_t *h;
+  CHECK_RC(hzshm_open(NAME, NULL, &h), 0);
+  test_hits(h);
+  test_bad_input(h);
+  test_fork(h);
+  test_threads(h);
+  test_fail_closed(h);
+  hzshm_close(h);
+  hzshm__shm_close(W);
+  hzshm__shm_unlink(NAME);
+  printf("test_lib: ok\n");
+  return 0;
+}
