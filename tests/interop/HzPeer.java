@@ -123,6 +123,15 @@ public final class HzPeer {
             case "containsKey": need(a, 3, "containsKey MAP KEY"); return "ok " + map(a[1]).containsKey(key(a[2]));
             case "partition": need(a, 2, "partition KEY");
                 return "ok " + hz.getPartitionService().getPartition(key(a[1])).getPartitionId();
+            case "mapconfig-evict": { // dynamic map config: LRU eviction at SIZE entries per partition
+                need(a, 3, "mapconfig-evict MAP SIZE");
+                com.hazelcast.config.MapConfig mc = new com.hazelcast.config.MapConfig(a[1]);
+                mc.getEvictionConfig().setEvictionPolicy(com.hazelcast.config.EvictionPolicy.LRU)
+                        .setMaxSizePolicy(com.hazelcast.config.MaxSizePolicy.PER_PARTITION)
+                        .setSize(Integer.parseInt(a[2]));
+                hz.getConfig().addMapConfig(mc);
+                return "ok";
+            }
             case "members": need(a, 1, "members"); return "ok " + hz.getCluster().getMembers().size();
             case "uuid": need(a, 1, "uuid"); return "ok " + hz.getLocalEndpoint().getUuid();
             case "listen": need(a, 2, "listen MAP");

@@ -8,7 +8,7 @@ findings are written up in docs/PROTOCOL-NOTES.md; this script keeps them checke
     probe.py --members 127.0.0.1:5721,127.0.0.1:5722 [--peer PATH/hzpeer] GROUP...
     probe.py --members 127.0.0.1:5723 --heartbeat-seconds 4 batch heartbeat
 
-Groups: auth, limits, ops, hash (needs --peer), inval, expiry, destroy, batch (member started
+Groups: auth, limits, ops, hash and evict (need --peer), view, inval, expiry, destroy, batch (member started
 with --batch on), heartbeat (member started with a small hazelcast.client.max.no.heartbeat.seconds).
 Each check prints "ok NAME: fact" or "FAIL NAME: ..."; exit status 1 if any check failed.
 --json prints the observed facts as one JSON object at the end.
@@ -761,6 +761,30 @@ def group_view(ck, members, cluster):
     cl.close()
 
 
+def group_evict(ck, members, cluster, peer):
+    """Size-based eviction (map configured through the official client: LRU, 1 entry per partition)."""
+    m = "probe-evict-%d" % os.getpid()
+    r = subprocess.run([peer, "--members", ",".join(members), "--cluster", cluster, "serve"],
+                       input="mapconfig-evict %s 1\nquit\n" % m, capture_output=True, text=True, timeout=120)
+    ck.check("evict.config", r.stdout.split("\n")[1:2] == ["ok"], "dynamic map config via HzPeer: %r" % r.stdout)
+    lst, w = Client(members, cluster), Client(members[:1], cluster)
+    lst.regs = lst.add_inval_listener(m)
+    keys = ["e0"] + [same_partition_key(lst, "e0", "ev%d" % i) for i in range(4)]
+    for k in keys:
+        w.put(m, k, b"1", op=T_SET)
+    # All keys share one partition: its sequence counts every invalidation, sent or not.
+    last = data_string(keys[-1])
+    ev = invals(lst.events(20, until=lambda g: any(x["key"] == last for x in invals(g))))
+    size = struct.unpack_from("<i", w.name_call(T_SIZE, m)[0].content, 13)[0]
+    seqs = [x["sequence"] for x in ev]
+    ck.check("evict.no_invalidation", size == 1 and len(ev) == len(keys) and seqs == list(range(seqs[0], seqs[0] + len(keys))),
+             "%d Sets into one partition with max 1 entry: map size %d afterwards, %d invalidations (one per Set, "
+             "sequences %s): evictions send none and do not advance the sequence" % (len(keys), size, len(ev), seqs))
+    w.name_call(T_CLEAR, m)
+    lst.close()
+    w.close()
+
+
 def group_batch(ck, members, cluster):
     m, lst, w = listener_and_writer(members, cluster, "batch")
     t0 = time.monotonic()
@@ -826,8 +850,8 @@ def main():
     ck = Checker()
     for g in a.groups:
         try:
-            if g == "hash":
-                group_hash(ck, members, a.cluster, a.peer)
+            if g in ("hash", "evict"):
+                globals()["group_" + g](ck, members, a.cluster, a.peer)
             elif g == "heartbeat":
                 group_heartbeat(ck, members, a.cluster, a.heartbeat_seconds)
             else:
