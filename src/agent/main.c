@@ -152,6 +152,7 @@ static void signal_cb(uv_signal_t *s, int signum) { hzshm__agent_stop(s->data); 
 
 static void connect_cb(hzc_client_t *c, int status, void *ud) {
   agent_t *a = ud;
+  if (status != 0 && a->stopping) return;
   if (status != 0) {
     hzshm__agent_log("cluster connection failed: %s%s", hzshm_strerror(status),
                      status == HZSHM_EAUTH ? " (giving up)" : " (retrying)");

@@ -18,12 +18,12 @@
 static int validate(agent_t *a, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   if (h->op == HZSHM__OP_HELLO) return 0;
   if (r->sidlen == 0) return HZSHM_EEMPTY;
-  if (memchr(r->sid, 0, r->sidlen) || !hzshm__utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
+  if (memchr(r->sid, 0, r->sidlen) || !hzshm__ipc_utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
   size_t pl = a->o.prefix ? strlen(a->o.prefix) : 0;
   if (pl && (r->sidlen < pl || memcmp(r->sid, a->o.prefix, pl) != 0)) return HZSHM_EBADSESSION;
   if (h->op == HZSHM__OP_DESTROY) return 0;
   if (r->klen == 0) return HZSHM_EEMPTY;
-  if (!hzshm__utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
+  if (!hzshm__ipc_utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
   if (h->op == HZSHM__OP_SET) {
     if (r->ttl_ms < -1) return HZSHM_EINVAL;
   } else if (r->vlen != 0) {

@@ -103,7 +103,7 @@ int hzshm__ipc_resp_decode(const uint8_t *body, size_t len, hzshm__ipc_resp_t *r
   return 0;
 }
 
-int hzshm__utf8_valid(const void *s, size_t len) {
+int hzshm__ipc_utf8_valid(const void *s, size_t len) {
   const uint8_t *p = s;
   size_t i = 0;
   while (i < len) {

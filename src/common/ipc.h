@@ -117,6 +117,6 @@ long hzshm__ipc_resp_encode(uint8_t *buf, size_t cap, uint8_t op, uint32_t reqid
 int hzshm__ipc_resp_decode(const uint8_t *body, size_t len, hzshm__ipc_resp_t *r);
 
 /* UTF-8 validation (no overlongs, no surrogates, <= U+10FFFF). 1 if valid. */
-int hzshm__utf8_valid(const void *s, size_t len);
+int hzshm__ipc_utf8_valid(const void *s, size_t len);
 
 #endif /* HZSHM_IPC_H */

@@ -40,7 +40,7 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   if (opts) o = *opts;
   size_t plen = o.prefix ? strlen(o.prefix) : 0;
   if (plen >= HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
-  if (plen && !hzshm__utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
+  if (plen && !hzshm__ipc_utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
   if (o.connections > 64) return HZSHM_EINVAL;
   h = calloc(1, sizeof *h);
   if (h == NULL) return -ENOMEM;
@@ -99,7 +99,7 @@ int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t 
   if (out == NULL || (sid == NULL && len)) return HZSHM_EINVAL;
   if (len == 0) return HZSHM_EEMPTY;
   if (len + h->prefixlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
-  if (memchr(sid, 0, len) != NULL || !hzshm__utf8_valid(sid, len)) return HZSHM_EBADSESSION;
+  if (memchr(sid, 0, len) != NULL || !hzshm__ipc_utf8_valid(sid, len)) return HZSHM_EBADSESSION;
   hzshm_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return -ENOMEM;
   s->namelen = h->prefixlen + len;

@@ -57,7 +57,7 @@ static int check_key(hzshm_session_t *s, const void *key, size_t klen) {
   if (klen == 0) return HZSHM_EEMPTY;
   if (key == NULL) return HZSHM_EINVAL;
   if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
-  if (!hzshm__utf8_valid(key, klen)) return HZSHM_EINVAL;
+  if (!hzshm__ipc_utf8_valid(key, klen)) return HZSHM_EINVAL;
   return 0;
 }
 

@@ -103,16 +103,16 @@ static void malformed(void) {
 }
 
 static void utf8(void) {
-  CHECK(hzshm__utf8_valid("", 0));
-  CHECK(hzshm__utf8_valid("plain ascii", 11));
-  CHECK(hzshm__utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
-  CHECK(!hzshm__utf8_valid("\xc3", 1));                               /* truncated */
-  CHECK(!hzshm__utf8_valid("\xc0\xaf", 2));                           /* overlong */
-  CHECK(!hzshm__utf8_valid("\xe0\x80\xaf", 3));                       /* overlong */
-  CHECK(!hzshm__utf8_valid("\xed\xa0\x80", 3));                       /* surrogate */
-  CHECK(!hzshm__utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
-  CHECK(!hzshm__utf8_valid("\xff", 1));
-  CHECK(!hzshm__utf8_valid("a\x80", 2)); /* stray continuation */
+  CHECK(hzshm__ipc_utf8_valid("", 0));
+  CHECK(hzshm__ipc_utf8_valid("plain ascii", 11));
+  CHECK(hzshm__ipc_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
+  CHECK(!hzshm__ipc_utf8_valid("\xc3", 1));                               /* truncated */
+  CHECK(!hzshm__ipc_utf8_valid("\xc0\xaf", 2));                           /* overlong */
+  CHECK(!hzshm__ipc_utf8_valid("\xe0\x80\xaf", 3));                       /* overlong */
+  CHECK(!hzshm__ipc_utf8_valid("\xed\xa0\x80", 3));                       /* surrogate */
+  CHECK(!hzshm__ipc_utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
+  CHECK(!hzshm__ipc_utf8_valid("\xff", 1));
+  CHECK(!hzshm__ipc_utf8_valid("a\x80", 2)); /* stray continuation */
 }
 
 int main(void) {

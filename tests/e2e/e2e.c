@@ -1,0 +1,230 @@
+/* e2e.c - see e2e.h. */
+#define _GNU_SOURCE
+#include "e2e.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ipc.h"
+
+uint64_t e2e_now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+int64_t e2e_wait(int (*fn)(void *ud), void *ud, uint32_t timeout_ms) {
+  uint64_t t0 = e2e_now_us();
+  for (;;) {
+    if (fn(ud)) return (int64_t)(e2e_now_us() - t0);
+    if (e2e_now_us() - t0 > (uint64_t)timeout_ms * 1000u) return -1;
+    struct timespec d = {0, 1000000}; /* poll interval, not synchronization */
+    nanosleep(&d, NULL);
+  }
+}
+
+typedef struct {
+  e2e_agent_t *ag;
+} ready_t;
+
+static int agent_ready(void *ud) {
+  e2e_agent_t *ag = ud;
+  int st;
+  if (waitpid(ag->pid, &st, WNOHANG) == ag->pid) {
+    fprintf(stderr, "e2e: agent %s exited during start-up\n", ag->name);
+    exit(1);
+  }
+  hzshm_t *h;
+  if (hzshm_open(ag->name, NULL, &h) != 0) return 0;
+  hzshm_stats_t s = e2e_stats(h);
+  hzshm_close(h);
+  if (s.agent_pid != ag->pid || s.cluster_state != 1 || s.agent_state != 0) return 0;
+  int fd = e2e_raw_connect(ag->sock);
+  if (fd < 0) return 0;
+  uint8_t buf[64];
+  hzshm__ipc_req_t r = {0};
+  long n = hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_HELLO, 1, &r);
+  int ok = write(fd, buf, (size_t)n) == n;
+  uint32_t id;
+  uint8_t op;
+  ok = ok && e2e_raw_read(fd, &id, &op, 2000) == 0 && id == 1;
+  close(fd);
+  return ok;
+}
+
+static void spawn(e2e_agent_t *ag) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    for (int i = 0; i < 4; i++)
+      if (ag->extra_env[i][0]) putenv(ag->extra_env[i]);
+    execl(HZSHM_AGENT_BIN, "hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "hzshm", "--socket", ag->sock,
+          "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit", (char *)NULL);
+    _exit(127);
+  }
+  ag->pid = pid;
+  if (e2e_wait(agent_ready, ag, 60000) < 0) {
+    fprintf(stderr, "e2e: agent %s not serving within 60 s\n", ag->name);
+    kill(pid, SIGKILL);
+    exit(1);
+  }
+}
+
+void e2e_agent_start(e2e_agent_t *ag, const char *name, const char *members) {
+  snprintf(ag->name, sizeof ag->name, "%s", name);
+  snprintf(ag->members, sizeof ag->members, "%s", members);
+  snprintf(ag->sock, sizeof ag->sock, "/tmp/hzshm-e2e-%s.sock", name);
+  spawn(ag);
+}
+
+void e2e_agent_restart(e2e_agent_t *ag) { spawn(ag); }
+
+typedef struct {
+  pid_t pid;
+  int status;
+} reap_t;
+
+static int reaped(void *ud) {
+  reap_t *r = ud;
+  return waitpid(r->pid, &r->status, WNOHANG) == r->pid;
+}
+
+int e2e_agent_stop(e2e_agent_t *ag) {
+  kill(ag->pid, SIGTERM);
+  reap_t r = {ag->pid, 0};
+  if (e2e_wait(reaped, &r, 30000) < 0) {
+    kill(ag->pid, SIGKILL);
+    waitpid(ag->pid, NULL, 0);
+    return -1;
+  }
+  ag->pid = 0;
+  return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
+}
+
+void e2e_agent_kill9(e2e_agent_t *ag) {
+  kill(ag->pid, SIGKILL);
+  waitpid(ag->pid, NULL, 0);
+  ag->pid = 0;
+}
+
+int e2e_cli(char *out, size_t cap, const char *stdin_data, const char *const *argv) {
+  int in[2], o[2];
+  CHECK(pipe(in) == 0 && pipe(o) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(o[1], 1);
+    close(in[1]);
+    close(o[0]);
+    size_t n = 0;
+    while (argv[n]) n++;
+    const char **av = calloc(n + 1, sizeof *av);
+    av[0] = "hzshm";
+    for (size_t i = 1; i < n; i++) av[i] = argv[i];
+    execv(HZSHM_CLI_BIN, (char *const *)av);
+    _exit(127);
+  }
+  close(in[0]);
+  close(o[1]);
+  if (stdin_data) CHECK(write(in[1], stdin_data, strlen(stdin_data)) == (ssize_t)strlen(stdin_data));
+  close(in[1]);
+  size_t len = 0;
+  for (;;) {
+    ssize_t r = read(o[0], out + len, cap - 1 - len);
+    if (r <= 0) break;
+    len += (size_t)r;
+    if (len == cap - 1) break;
+  }
+  out[len] = 0;
+  close(o[0]);
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
+}
+
+int e2e_raw_connect(const char *sockpath) {
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sockpath);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static int read_full(int fd, uint8_t *p, size_t n, uint64_t deadline_us) {
+  while (n) {
+    uint64_t now = e2e_now_us();
+    if (now >= deadline_us) return HZSHM_ETIMEDOUT;
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    if (poll(&pf, 1, (int)((deadline_us - now) / 1000 + 1)) <= 0) continue;
+    ssize_t r = read(fd, p, n);
+    if (r == 0) return HZSHM_ECLOSED;
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return HZSHM_ECLOSED;
+    }
+    p += r;
+    n -= (size_t)r;
+  }
+  return 0;
+}
+
+int e2e_raw_read(int fd, uint32_t *reqid, uint8_t *op, uint32_t timeout_ms) {
+  uint64_t dl = e2e_now_us() + (uint64_t)timeout_ms * 1000u;
+  uint8_t hb[HZSHM__IPC_HDR];
+  int rc = read_full(fd, hb, sizeof hb, dl);
+  if (rc) return rc;
+  hzshm__ipc_hdr_t h;
+  CHECK(hzshm__ipc_hdr_decode(hb, &h) == 0); /* the agent always answers well-formed frames */
+  uint8_t *body = malloc(h.bodylen ? h.bodylen : 1);
+  rc = read_full(fd, body, h.bodylen, dl);
+  free(body);
+  if (rc) return rc;
+  *reqid = h.reqid;
+  *op = h.op;
+  return h.status;
+}
+
+int e2e_raw_closed(int fd, uint32_t timeout_ms) {
+  uint64_t dl = e2e_now_us() + (uint64_t)timeout_ms * 1000u;
+  uint8_t b[256];
+  for (;;) {
+    int rc = read_full(fd, b, 1, dl);
+    if (rc == HZSHM_ECLOSED) return 1;
+    if (rc == HZSHM_ETIMEDOUT) return 0;
+  }
+}
+
+hzshm_stats_t e2e_stats(hzshm_t *h) {
+  hzshm_stats_t s;
+  memset(&s, 0, sizeof s);
+  CHECK_RC(hzshm_stats(h, &s), 0);
+  return s;
+}
+
+int e2e_cmp_u64(const void *a, const void *b) {
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit) {
+  if (n == 0) {
+    printf("%s: n=0\n", label);
+    return;
+  }
+  qsort(v, n, sizeof *v, e2e_cmp_u64);
+  printf("%s: n=%zu p50=%llu p99=%llu max=%llu (%s)\n", label, n, (unsigned long long)v[n / 2],
+         (unsigned long long)v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], (unsigned long long)v[n - 1], unit);
+}

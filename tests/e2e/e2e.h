@@ -1,0 +1,74 @@
+/* e2e.h - helpers of the end-to-end tests: run hzshm-agent processes (one per
+ * simulated host), wait on conditions with deadlines (never sleep as
+ * synchronization), run the CLI, speak raw frames to an agent. */
+#ifndef HZSHM_E2E_H
+#define HZSHM_E2E_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/types.h>
+
+#include "hzshm.h"
+
+#define CHECK(c)                                                            \
+  do {                                                                      \
+    if (!(c)) {                                                             \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
+      exit(1);                                                              \
+    }                                                                       \
+  } while (0)
+#define CHECK_RC(expr, want)                                                                       \
+  do {                                                                                             \
+    int rc_ = (expr);                                                                              \
+    if (rc_ != (want)) {                                                                           \
+      fprintf(stderr, "%s:%d: %s = %s (%d), want %s\n", __FILE__, __LINE__, #expr,                 \
+              hzshm_err_name(rc_), rc_, hzshm_err_name(want));                                     \
+      exit(1);                                                                                     \
+    }                                                                                              \
+  } while (0)
+
+typedef struct {
+  pid_t pid;
+  char name[64];
+  char members[256];
+  char sock[108];
+  char extra_env[4][128]; /* "K=V" or empty */
+} e2e_agent_t;
+
+uint64_t e2e_now_us(void);
+/* Starts hzshm-agent -n NAME -m MEMBERS --unlink-on-exit and waits (30 s)
+ * until it serves: the cache opens, a HELLO round trip works and the agent
+ * reports the cluster connected. Environment entries "K=V" may be given in
+ * ag->extra_env before the call. */
+void e2e_agent_start(e2e_agent_t *ag, const char *name, const char *members);
+/* Same agent again (after a kill): keeps name, members and environment. */
+void e2e_agent_restart(e2e_agent_t *ag);
+/* SIGTERM, wait (30 s) and return the exit status (0 = clean). */
+int e2e_agent_stop(e2e_agent_t *ag);
+void e2e_agent_kill9(e2e_agent_t *ag);
+
+/* Polls fn(ud) until it returns non-zero or timeout_ms passes; returns the
+ * elapsed microseconds, or -1 on timeout. Polling interval ~1 ms. */
+int64_t e2e_wait(int (*fn)(void *ud), void *ud, uint32_t timeout_ms);
+
+/* Runs the CLI: argv[0] is ignored (the built binary is used); stdin_data may
+ * be NULL. Captures stdout into out (NUL-terminated) and returns the exit code. */
+int e2e_cli(char *out, size_t cap, const char *stdin_data, const char *const *argv);
+
+/* A raw connection to the agent's socket; -1 on failure. */
+int e2e_raw_connect(const char *sockpath);
+/* Reads one response frame with a deadline: returns status, fills reqid/op;
+ * HZSHM_ECLOSED if the agent closed the connection, HZSHM_ETIMEDOUT. */
+int e2e_raw_read(int fd, uint32_t *reqid, uint8_t *op, uint32_t timeout_ms);
+/* 1 if the agent closed the connection (EOF) within timeout_ms. */
+int e2e_raw_closed(int fd, uint32_t timeout_ms);
+
+/* Stat figure helper. */
+hzshm_stats_t e2e_stats(hzshm_t *h);
+int e2e_cmp_u64(const void *a, const void *b);
+/* Prints "label: n=.. p50=.. p99=.. max=.. (unit)" of v[0..n) (sorts v). */
+void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit);
+
+#endif

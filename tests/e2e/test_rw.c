@@ -1,0 +1,135 @@
+/* test_rw.c - read-your-writes on one host, through the API and the CLI,
+ * against a real member: a set/del/destroy is visible to the next get of any
+ * local process, and hits are served from shared memory (the agent's remote
+ * get counter does not move). */
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e.h"
+
+static char buf[1 << 20];
+
+static void api(hzshm_t *h, const char *sid) {
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+  size_t vlen;
+  CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  hzshm_stats_t a = e2e_stats(h);
+  CHECK_RC(hzshm_has(s, "k1", 2), HZSHM_ENOTFOUND); /* cached absence: a hit */
+  hzshm_stats_t b = e2e_stats(h);
+  CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits);
+
+  CHECK_RC(hzshm_set(s, "k1", 2, "v1", 2), 0);
+  CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 2 && memcmp(buf, "v1", 2) == 0);
+  CHECK_RC(hzshm_set(s, "k1", 2, "value-two", 9), 0);
+  a = e2e_stats(h);
+  CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 9 && memcmp(buf, "value-two", 9) == 0);
+  b = e2e_stats(h);
+  CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits); /* served from the segment */
+  const void *v;
+  CHECK_RC(hzshm_get_view(s, "k1", 2, &v, &vlen), 0);
+  CHECK(vlen == 9 && memcmp(v, "value-two", 9) == 0);
+  hzshm_view_release(s);
+
+  /* Another process reads our write at once. */
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    hzshm_t *h2;
+    hzshm_session_t *s2;
+    size_t n;
+    static char b2[64];
+    int ok = hzshm_open(getenv("E2E_NAME"), NULL, &h2) == 0 && hzshm_session_open(h2, sid, strlen(sid), &s2) == 0 &&
+             hzshm_get(s2, "k1", 2, b2, sizeof b2, &n) == 0 && n == 9 && memcmp(b2, "value-two", 9) == 0;
+    _exit(ok ? 0 : 1);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+
+  CHECK_RC(hzshm_del(s, "k1", 2), 0);
+  CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK_RC(hzshm_has(s, "k1", 2), HZSHM_ENOTFOUND);
+
+  /* Empty value, binary value, a large value (may be above the largest size class). */
+  CHECK_RC(hzshm_set(s, "empty", 5, "", 0), 0);
+  CHECK_RC(hzshm_get(s, "empty", 5, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 0);
+  CHECK_RC(hzshm_has(s, "empty", 5), 0);
+  static char big[512 * 1024];
+  for (size_t i = 0; i < sizeof big; i++) big[i] = (char)(i * 7 + 3);
+  CHECK_RC(hzshm_set(s, "big", 3, big, sizeof big), 0);
+  CHECK_RC(hzshm_get(s, "big", 3, buf, 100, &vlen), HZSHM_EBUFSIZE);
+  CHECK(vlen == sizeof big);
+  CHECK_RC(hzshm_get(s, "big", 3, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == sizeof big && memcmp(buf, big, sizeof big) == 0);
+  /* UTF-8 keys. */
+  const char *uk = "cl\xc3\xa9-\xe2\x82\xac";
+  CHECK_RC(hzshm_set(s, uk, strlen(uk), "u", 1), 0);
+  CHECK_RC(hzshm_get(s, uk, strlen(uk), buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 1 && buf[0] == 'u');
+
+  CHECK_RC(hzshm_set(s, "k2", 2, "x", 1), 0);
+  CHECK_RC(hzshm_destroy(s), 0);
+  CHECK_RC(hzshm_get(s, "k2", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK_RC(hzshm_get(s, "empty", 5, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  /* The handle stays usable after destroy. */
+  CHECK_RC(hzshm_set(s, "k3", 2, "after", 5), 0);
+  CHECK_RC(hzshm_get(s, "k3", 2, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+}
+
+static void cli(hzshm_t *h, const char *name, const char *sid) {
+  char out[4096];
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+  size_t vlen;
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 1);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}) == 1);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "ck", "from-cli", NULL}) == 0);
+  CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0); /* the CLI's write, read by the API */
+  CHECK(vlen == 8 && memcmp(buf, "from-cli", 8) == 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 0);
+  CHECK(strcmp(out, "from-cli") == 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}) == 0);
+  CHECK_RC(hzshm_set(s, "ck", 2, "from-api", 8), 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 0);
+  CHECK(strcmp(out, "from-api") == 0);
+  CHECK(e2e_cli(out, sizeof out, "line one\nline two\n", (const char *[]){"", "-n", name, "set", sid, "ck", "-", NULL}) == 0);
+  CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 18 && memcmp(buf, "line one\nline two\n", 18) == 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "del", sid, "ck", NULL}) == 0);
+  CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "c2", "x", NULL}) == 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "destroy", sid, NULL}) == 0);
+  CHECK_RC(hzshm_get(s, "c2", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "stat", NULL}) == 0);
+  CHECK(strstr(out, "hits: ") && strstr(out, "agent_state: serving") && strstr(out, "cluster_state: connected") &&
+        strstr(out, "remote_gets: ") && strstr(out, "memory_limit: "));
+  printf("--- hzshm stat ---\n%s------------------\n", out);
+  hzshm_session_close(s);
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  char name[64];
+  snprintf(name, sizeof name, "e2e-rw-%d", (int)getpid());
+  setenv("E2E_NAME", name, 1);
+  e2e_agent_t ag = {0};
+  e2e_agent_start(&ag, name, argv[1]);
+  hzshm_t *h;
+  CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  char sid[64];
+  snprintf(sid, sizeof sid, "rw-api-%d", (int)getpid());
+  api(h, sid);
+  snprintf(sid, sizeof sid, "rw-cli-%d", (int)getpid());
+  cli(h, name, sid);
+  hzshm_close(h);
+  CHECK(e2e_agent_stop(&ag) == 0); /* clean exit (under ASan: leak-free) */
+  printf("test_rw: ok\n");
+  return 0;
+}
