@@ -5,15 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "e2e.h" /* CHECK */
 #include "ipc.h"
 
-#define CHECK(c)                                                     \
-  do {                                                               \
-    if (!(c)) {                                                      \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-      exit(1);                                                       \
-    }                                                                \
-  } while (0)
 
 static void roundtrip(void) {
   uint8_t buf[4096];

@@ -13,25 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "e2e.h" /* CHECK, CHECK_RC */
 #include "hzshm.h"
 #include "shm.h"
 
-#define CHECK(c)                                                                \
-  do {                                                                          \
-    if (!(c)) {                                                                 \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);     \
-      exit(1);                                                                  \
-    }                                                                           \
-  } while (0)
-#define CHECK_RC(expr, want)                                                                             \
-  do {                                                                                                   \
-    int rc_ = (expr);                                                                                    \
-    if (rc_ != (want)) {                                                                                 \
-      fprintf(stderr, "%s:%d: %s = %s, want %s\n", __FILE__, __LINE__, #expr, hzshm_err_name(rc_),       \
-              hzshm_err_name(want));                                                                     \
-      exit(1);                                                                                           \
-    }                                                                                                    \
-  } while (0)
 
 static uint64_t now_ms(void) {
   struct timespec ts;
