@@ -186,6 +186,10 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 
 /* ---- additions (shm owner) ---------------------------------------------- */
 
+/* Note on w_put: when the new value cannot be cached (HZSHM_ETOOBIG,
+ * HZSHM_ESEGFULL), an existing entry for the key is removed, so the cache
+ * never keeps a value older than the one the caller tried to store. */
+
 /* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
  * that reads freed memory sees a value whose checksum cannot match. */
 void hzshm__shm_w_set_poison(hzshm__shm_t *s, int on);

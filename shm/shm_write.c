@@ -107,10 +107,15 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   if (rc) return rc;
   uint64_t size = sizeof(hzshm__shm_entry_t) + klen + (uint64_t)vlen;
   int cls = vlen > UINT32_MAX ? -1 : hzshm__shm_class_of(size);
-  if (cls < 0) return HZSHM_ETOOBIG;
-  uint64_t off;
-  if ((rc = alloc_or_evict(s, cls, &off)) != 0) return rc;
   uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  uint64_t off;
+  if (cls < 0 || (rc = alloc_or_evict(s, cls, &off)) != 0) {
+    /* Not cached: drop an older value of the key so the cache never serves
+     * a value older than the one the caller just tried to store. */
+    _Atomic uint64_t *old = find_link(s, h, ref->gen, key, klen);
+    if (old) hzshm__shm_unlink_entry(s, HZSHM__B_OFF(wload(old)));
+    return cls < 0 ? HZSHM_ETOOBIG : rc;
+  }
   hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
   e->hash = h;
   e->sgen = ref->gen;
@@ -203,7 +208,7 @@ int hzshm__shm_w_clear_all(hzshm__shm_t *s) {
 int hzshm__shm_w_maintain(hzshm__shm_t *s) {
   if (!s || !s->w) return HZSHM_EINVAL;
   hzshm__shm_reclaim(s);
-  if (s->w->nret && hzshm__shm_reap(s)) hzshm__shm_reclaim(s);
+  if (hzshm__shm_reap(s)) hzshm__shm_reclaim(s); /* one fcntl per occupied slot */
   uint64_t now = hzshm__shm_now_coarse();
   for (uint32_t k = 0; k < HZSHM__SWEEP_BUCKETS && k <= s->bucket_mask; k++) {
     uint64_t b = s->w->sweep_cursor++ & s->bucket_mask;
