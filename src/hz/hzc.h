@@ -117,6 +117,11 @@ int hzc_map_remove(hzc_client_t *c, const char *map, const void *key, size_t kle
 int hzc_map_delete(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
 int hzc_map_clear(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 int hzc_map_size(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
+/* Creates the IMap proxy cluster-wide (Client.CreateProxy), as the official
+ * clients do on getMap(): maps work without it, but a member publishes
+ * distributed-object events (CREATED, and DESTROYED on a later destroy) only
+ * for names that have a proxy. (Added by the hz client engineer.) */
+int hzc_map_create(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 /* Destroys the IMap cluster-wide (Client.DestroyProxy). */
 int hzc_map_destroy(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 

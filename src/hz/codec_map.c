@@ -1,0 +1,47 @@
+/* codec_map.c - Map key operations and whole-map calls (Map.yaml):
+ * Put 0x010100, Get 0x010200, Remove 0x010300, ContainsKey 0x010600,
+ * Delete 0x010900, Set 0x010F00 (request: threadId long @16 [, ttl long @24];
+ * frames name String, key Data [, value Data]); Size 0x012A00, Clear 0x012D00
+ * (frame name); DestroyProxy lives in codec_client.c. */
+#include <string.h>
+
+#include "codec.h"
+#include "data.h"
+
+#define HZSHM__THREAD_ID 0 /* lock owner id; we never lock */
+
+void hzshm__enc_map_key(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen) {
+  hzshm__mb_request(b, type, pid);
+  hzshm__wr_i64le(&b->w, HZSHM__THREAD_ID);
+  hzshm__mb_string(b, name);
+  hzshm__mb_data_string(b, key, klen);
+}
+
+void hzshm__enc_map_put(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen,
+                        const void *val, size_t vlen, int64_t ttl_ms) {
+  hzshm__mb_request(b, type, pid);
+  hzshm__wr_i64le(&b->w, HZSHM__THREAD_ID);
+  hzshm__wr_i64le(&b->w, ttl_ms);
+  hzshm__mb_string(b, name);
+  hzshm__mb_data_string(b, key, klen);
+  hzshm__mb_data_bytes(b, val, vlen);
+}
+
+void hzshm__enc_map_name(hzshm__mb_t *b, int32_t type, const char *name) {
+  hzshm__mb_request(b, type, -1);
+  hzshm__mb_string(b, name);
+}
+
+/* Get/Put/Remove responses: initial frame, then response Data(N). */
+int hzshm__dec_resp_data(const hzshm__msg_t *m, hzc_value_t *v) {
+  hzshm__cur_t c;
+  const hzshm__frame_t *f;
+  int rc;
+  memset(v, 0, sizeof *v);
+  hzshm__cur_init(&c, m);
+  if ((rc = hzshm__cur_null(&c)) < 0) return rc;
+  if (rc == 1) return 0;
+  if ((rc = hzshm__cur_next(&c, &f))) return rc;
+  if (f->flags & (HZSHM__F_BEGIN_DS | HZSHM__F_END_DS)) return HZSHM_EPROTO;
+  return hzshm__data_decode(f->p, f->len, v);
+}

@@ -1,0 +1,174 @@
+/* conn.c - one libuv TCP connection to a member: connect (deadline checked by
+ * the client tick), the "CP2" preamble, read stream -> frame decoder ->
+ * messages, ordered writes, close with a logged reason.
+ *
+ * Loop thread only (see hzc_int.h). A connection is freed in its uv_close
+ * callback; until then it stays on the client's list in state CLOSING so
+ * late callbacks find it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hzc_int.h"
+#include "hzshm.h"
+
+void hzshm__log(const char *fmt, ...) {
+  va_list ap;
+  char line[512];
+  va_start(ap, fmt);
+  vsnprintf(line, sizeof line, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "hzc: %s\n", line);
+}
+
+void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]) {
+  static const char hx[] = "0123456789abcdef";
+  int j = 0;
+  for (int i = 0; i < 16; i++) {
+    if (i == 4 || i == 6 || i == 8 || i == 10) out[j++] = '-';
+    out[j++] = hx[u->b[i] >> 4];
+    out[j++] = hx[u->b[i] & 15];
+  }
+  out[j] = 0;
+}
+
+typedef struct {
+  uv_write_t req;
+  hzshm__conn_t *conn;
+  uv_buf_t buf;
+  uint8_t data[];
+} hzshm__wreq_t;
+
+static void hzshm__conn_on_closed(uv_handle_t *h) {
+  hzshm__conn_t *k = h->data;
+  hzc_client_t *c = k->cl;
+  hzshm__conn_t **pp = &c->conns;
+  while (*pp && *pp != k) pp = &(*pp)->next;
+  if (*pp) *pp = k->next;
+  hzshm__fdec_free(&k->dec);
+  free(k);
+  c->handles--;
+  if (c->closing && c->handles == 0) {
+    extern void hzshm__client_finalize(hzc_client_t * c);
+    hzshm__client_finalize(c);
+  }
+}
+
+void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason) {
+  if (k->state == HZSHM__CONN_CLOSING) return;
+  hzc_client_t *c = k->cl;
+  int was = k->state;
+  k->state = HZSHM__CONN_CLOSING;
+  k->close_err = err;
+  if (!c->closing || err != HZSHM_ECLOSED)
+    hzshm__log("connection #%d to %s:%d closed: %s (%s)", k->id, k->host, k->port, reason, hzshm_strerror(err));
+  uv_read_stop((uv_stream_t *)&k->tcp);
+  uv_close((uv_handle_t *)&k->tcp, hzshm__conn_on_closed);
+  k->was_ready = was == HZSHM__CONN_READY;
+  hzshm__cluster_conn_closed(c, k);
+}
+
+static void hzshm__conn_on_write(uv_write_t *req, int status) {
+  hzshm__wreq_t *w = (hzshm__wreq_t *)req;
+  hzshm__conn_t *k = w->conn;
+  free(w);
+  if (status < 0 && status != UV_ECANCELED) hzshm__conn_close(k, status, "write failed");
+}
+
+int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n) {
+  if (k->state == HZSHM__CONN_CLOSING || k->state == HZSHM__CONN_CONNECTING) return HZSHM_ECLOSED;
+  hzshm__wreq_t *w = malloc(sizeof *w + n);
+  if (!w) return -ENOMEM;
+  memcpy(w->data, p, n);
+  w->conn = k;
+  w->buf = uv_buf_init((char *)w->data, (unsigned)n);
+  int rc = uv_write(&w->req, (uv_stream_t *)&k->tcp, &w->buf, 1, hzshm__conn_on_write);
+  if (rc) {
+    free(w);
+    hzshm__conn_close(k, rc, "write failed");
+    return rc;
+  }
+  k->last_write = uv_now(k->cl->loop);
+  return 0;
+}
+
+static void hzshm__conn_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+  hzshm__conn_t *k = h->data;
+  buf->base = (char *)k->cl->rbuf;
+  buf->len = sizeof k->cl->rbuf;
+}
+
+static int hzshm__conn_on_msg(void *ud, hzshm__msg_t *m) {
+  hzshm__conn_t *k = ud;
+  hzshm__invoke_on_message(k->cl, k, m);
+  return k->state == HZSHM__CONN_CLOSING ? HZSHM_ECLOSED : 0;
+}
+
+static void hzshm__conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  hzshm__conn_t *k = s->data;
+  if (nread == 0) return;
+  if (nread < 0) {
+    hzshm__conn_close(k, nread == UV_EOF ? HZSHM_ECLOSED : (int)nread, nread == UV_EOF ? "closed by member" : "read failed");
+    return;
+  }
+  k->last_read = uv_now(k->cl->loop);
+  int rc = hzshm__fdec_feed(&k->dec, buf->base, (size_t)nread, hzshm__conn_on_msg, k);
+  if (rc == HZSHM_EPROTO) hzshm__conn_close(k, rc, "malformed frame stream from member");
+  else if (rc && rc != HZSHM_ECLOSED) hzshm__conn_close(k, rc, "decoder failed");
+}
+
+static void hzshm__conn_on_connect(uv_connect_t *req, int status) {
+  hzshm__conn_t *k = req->data;
+  if (status == UV_ECANCELED || k->state == HZSHM__CONN_CLOSING) return;
+  if (status < 0) {
+    hzshm__conn_close(k, status, "connect failed");
+    return;
+  }
+  uv_tcp_nodelay(&k->tcp, 1);
+  k->state = HZSHM__CONN_AUTH;
+  k->last_read = k->last_write = uv_now(k->cl->loop);
+  int rc = uv_read_start((uv_stream_t *)&k->tcp, hzshm__conn_alloc, hzshm__conn_on_read);
+  if (rc) {
+    hzshm__conn_close(k, rc, "read start failed");
+    return;
+  }
+  if (hzshm__conn_write(k, "CP2", 3) == 0) hzshm__cluster_conn_connected(k->cl, k);
+}
+
+int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out) {
+  struct sockaddr_in a4;
+  struct sockaddr_in6 a6;
+  const struct sockaddr *sa;
+  if (uv_ip4_addr(host, port, &a4) == 0) sa = (const struct sockaddr *)&a4;
+  else if (uv_ip6_addr(host, port, &a6) == 0) sa = (const struct sockaddr *)&a6;
+  else return HZSHM_EINVAL; /* only numeric addresses: no blocking resolver on the loop */
+  hzshm__conn_t *k = calloc(1, sizeof *k);
+  if (!k) return -ENOMEM;
+  int rc = uv_tcp_init(c->loop, &k->tcp);
+  if (rc) {
+    free(k);
+    return rc;
+  }
+  k->cl = c;
+  k->tcp.data = k;
+  k->creq.data = k;
+  k->id = ++c->next_conn_id;
+  snprintf(k->host, sizeof k->host, "%s", host);
+  k->port = port;
+  k->state = HZSHM__CONN_CONNECTING;
+  k->connect_deadline = uv_now(c->loop) + c->connect_timeout_ms;
+  hzshm__fdec_init(&k->dec, 0);
+  k->next = c->conns;
+  c->conns = k;
+  c->handles++;
+  rc = uv_tcp_connect(&k->creq, &k->tcp, sa, hzshm__conn_on_connect);
+  if (rc) {
+    hzshm__conn_close(k, rc, "connect failed");
+    return rc;
+  }
+  *out = k;
+  return 0;
+}

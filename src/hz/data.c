@@ -1,0 +1,76 @@
+/* data.c - String / byte[] Data encoding and decoding (see data.h). */
+#include "data.h"
+
+#include <string.h>
+
+int hzshm__utf8_valid(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    uint8_t c = s[i];
+    size_t k;
+    uint32_t cp;
+    if (c < 0x80) {
+      i++;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      k = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      k = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      k = 3;
+      cp = c & 0x07;
+    } else {
+      return 0;
+    }
+    if (n - i <= k) return 0;
+    for (size_t j = 1; j <= k; j++) {
+      if ((s[i + j] & 0xC0) != 0x80) return 0;
+      cp = cp << 6 | (s[i + j] & 0x3F);
+    }
+    static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
+    i += k + 1;
+  }
+  return 1;
+}
+
+void hzshm__wr_data(hzshm__wr_t *w, int32_t type, const void *p, size_t n) {
+  hzshm__wr_i32be(w, 0); /* partition hash: not set (no partitioning strategy) */
+  hzshm__wr_i32be(w, type);
+  hzshm__wr_i32be(w, (int32_t)n);
+  hzshm__wr_bytes(w, p, n);
+}
+
+void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n) {
+  hzshm__mb_open(b, 0);
+  hzshm__wr_data(&b->w, HZSHM__TYPE_STRING, s, n);
+}
+
+void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n) {
+  hzshm__mb_open(b, 0);
+  hzshm__wr_data(&b->w, HZSHM__TYPE_BYTES, p, n);
+}
+
+int hzshm__data_decode(const uint8_t *p, size_t len, hzc_value_t *v) {
+  memset(v, 0, sizeof *v);
+  if (len == 0) return 0; /* empty Data = null */
+  hzshm__rd_t r;
+  int32_t ph, type, n;
+  hzshm__rd_init(&r, p, len);
+  if (hzshm__rd_i32be(&r, &ph) || hzshm__rd_i32be(&r, &type)) return HZSHM_EPROTO;
+  v->type_id = type;
+  if (type == 0) return 0; /* the null serializer */
+  if (type == HZSHM__TYPE_BYTES || type == HZSHM__TYPE_STRING) {
+    if (hzshm__rd_i32be(&r, &n) || n < 0 || (size_t)n > hzshm__rd_left(&r)) return HZSHM_EPROTO;
+    v->type = type == HZSHM__TYPE_BYTES ? HZC_BYTES : HZC_STRING;
+    v->data = p + r.off;
+    v->len = (size_t)n;
+    return 0;
+  }
+  v->type = HZC_OTHER;
+  v->data = p + 8;
+  v->len = len - 8;
+  return 0;
+}

@@ -1,0 +1,193 @@
+/* hzc_int.h - private structures of hzclient shared by conn.c, invoke.c,
+ * cluster.c, listen.c, map.c and client.c.
+ *
+ * Concurrency: none. Every structure here belongs to the loop thread of its
+ * client (hzc.h: every function and callback runs on that thread), so no
+ * atomics or locks are used anywhere in src/hz.
+ *
+ * Ownership (libuv rules): every uv handle is closed with uv_close and its
+ * memory freed in the close callback; the client is freed once its handle
+ * count drops to zero after hzc_client_close.
+ */
+#ifndef HZSHM_HZ_INT_H
+#define HZSHM_HZ_INT_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "codec.h"
+#include "frame.h"
+#include "hzc.h"
+
+typedef struct hzshm__conn hzshm__conn_t;
+typedef struct hzshm__call hzshm__call_t;
+typedef struct hzshm__member hzshm__member_t;
+
+/* ---- conn.c: one TCP connection to a member ---- */
+enum { HZSHM__CONN_CONNECTING = 1, HZSHM__CONN_AUTH, HZSHM__CONN_READY, HZSHM__CONN_CLOSING };
+struct hzshm__conn {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  hzc_client_t *cl;
+  hzshm__conn_t *next; /* client's connection list */
+  int state;
+  int id;              /* for log lines */
+  char host[HZSHM__HOST_MAX];
+  int port;
+  hzc_uuid_t member;   /* valid once READY */
+  hzshm__fdec_t dec;
+  uint64_t connect_deadline, last_read, last_write;
+  int64_t requests;
+  int close_err;
+  int was_ready;       /* it was READY when it closed */
+  int bootstrap;       /* opened to a seed / known address, not for a listed member */
+};
+int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out);
+/* Queues bytes for writing (copied); closes the connection on failure. */
+int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n);
+/* Closes with a reason (logged); calls/listeners bound to it are handled by
+ * hzshm__cluster_conn_closed. Idempotent. */
+void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason);
+void hzshm__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]);
+
+/* ---- invoke.c: correlation ids, timeouts, retries ---- */
+enum { HZSHM__CALL_WAIT = 1, HZSHM__CALL_SENT, HZSHM__CALL_LISTENING };
+typedef void (*hzshm__call_done_fn)(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status);
+typedef void (*hzshm__call_event_fn)(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m);
+struct hzshm__call {
+  hzshm__call_t *hnext; /* pending-table chain */
+  int64_t corr;
+  uint8_t *msg;         /* encoded request, owned */
+  size_t len;
+  int32_t pid;          /* partition for routing, -1 none */
+  int keyed;            /* pid = partition of khash, computed at send time */
+  int32_t khash;
+  int retryable;        /* Client.yaml/Map.yaml retryable flag */
+  int listener;         /* stays in the table after its response; receives events */
+  hzshm__conn_t *pin;   /* must go on this connection only (auth, ping, per-connection listeners) */
+  hzshm__conn_t *conn;  /* connection it was last sent on */
+  int has_target;       /* prefer the connection of member `target` */
+  hzc_uuid_t target;
+  int state;
+  uint64_t deadline, retry_at;
+  uint32_t attempts;
+  int busy, dead;       /* inside a listener callback / dropped meanwhile */
+  hzshm__call_done_fn done;
+  hzshm__call_event_fn event;
+  /* owner data */
+  int kind;
+  void *owner;          /* listener, bulk parent, ... */
+  void *owner2;
+  hzc_result_cb cb;
+  void *ud;
+};
+/* Creates a call owning the finished builder's bytes (the builder is emptied). */
+hzshm__call_t *hzshm__call_new(hzc_client_t *c, hzshm__mb_t *b, int32_t pid, int retryable, hzshm__call_done_fn done);
+/* Assigns a correlation id, enters the table and sends (or waits for a
+ * connection). Returns 0; on failure frees the call and returns the error. */
+int hzshm__call_submit(hzc_client_t *c, hzshm__call_t *k);
+/* Removes from the table and frees (no callback). */
+void hzshm__call_drop(hzc_client_t *c, hzshm__call_t *k);
+/* Dispatches a message read from k's connection. */
+void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *k, const hzshm__msg_t *m);
+/* Connection closed: fail / reschedule the calls bound to it. */
+void hzshm__invoke_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
+/* Timeouts and due retries; sends waiting calls when connections exist. */
+void hzshm__invoke_tick(hzc_client_t *c, uint64_t now);
+void hzshm__invoke_flush_waiting(hzc_client_t *c);
+/* Fails every call with err (client close). */
+void hzshm__invoke_fail_all(hzc_client_t *c, int err);
+/* Fills an error result from an error message. */
+typedef struct {
+  int32_t code;
+  char cls[256];
+  char msg[512];
+} hzshm__remote_err_t;
+
+/* ---- cluster.c: members, partitions, connections, reconnect ---- */
+struct hzshm__member {
+  hzc_uuid_t uuid;
+  char host[HZSHM__HOST_MAX];
+  int port;
+  int lite;
+  hzshm__conn_t *conn;       /* READY connection, or NULL */
+  hzshm__conn_t *connecting; /* connection attempt in progress */
+  uint64_t next_attempt;
+  int64_t requests;
+};
+void hzshm__cluster_tick(hzc_client_t *c, uint64_t now);
+void hzshm__cluster_start(hzc_client_t *c);
+void hzshm__cluster_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
+void hzshm__cluster_conn_connected(hzc_client_t *c, hzshm__conn_t *k); /* TCP up: send preamble + auth */
+/* Connection for a request: pin > target member > partition owner > any ready. */
+hzshm__conn_t *hzshm__cluster_route(hzc_client_t *c, const hzshm__call_t *k);
+hzshm__member_t *hzshm__cluster_member_of(hzc_client_t *c, hzshm__conn_t *k);
+void hzshm__emit(hzc_client_t *c, enum hzc_event_kind kind, const hzc_uuid_t *member);
+
+/* ---- listen.c ---- */
+void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *k);
+void hzshm__listen_free_all(hzc_client_t *c);
+
+/* ---- client.c: deferred completions ---- */
+void hzshm__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status);
+
+#define HZSHM__TABLE_BUCKETS 4096u
+
+struct hzc_client {
+  uv_loop_t *loop;
+  uv_timer_t tick;
+  uv_timer_t defer_timer;
+  int handles;              /* open uv handles (timers + connections) */
+  int closing;
+  hzc_close_cb close_cb;
+  void *close_ud;
+  /* config (strings owned) */
+  char *cluster_name, *client_name;
+  char **seeds;
+  size_t nseeds;
+  int smart;
+  uint32_t invocation_timeout_ms, heartbeat_interval_ms, heartbeat_timeout_ms, connect_timeout_ms,
+      reconnect_max_backoff_ms;
+  hzc_uuid_t uuid;
+  hzc_event_cb event_cb;
+  void *event_ud;
+  /* connect status */
+  hzc_status_cb connect_cb;
+  void *connect_ud;
+  int started;
+  int ever_connected;       /* a cluster id is known */
+  int connected;            /* at least one READY connection */
+  int auth_failed;
+  hzc_uuid_t cluster_id;
+  /* connections */
+  hzshm__conn_t *conns;
+  int next_conn_id;
+  uint64_t reconnect_at;
+  uint32_t backoff_ms;
+  size_t seed_rr;
+  /* members and partitions */
+  hzshm__member_t *members;
+  size_t nmembers;
+  int32_t members_version;
+  int members_seen;         /* a MembersView arrived since the last (re)connect */
+  uint32_t partition_count;
+  hzc_uuid_t *powner;       /* owner uuid per partition */
+  int32_t *pmember;         /* index into members, -1 unknown */
+  int32_t partitions_version;
+  hzshm__call_t *view_call; /* cluster-view listener registration */
+  size_t rr;
+  /* invocations */
+  hzshm__call_t *table[HZSHM__TABLE_BUCKETS];
+  size_t ncalls;
+  int64_t next_corr;
+  /* listeners */
+  hzc_listener_t *listeners;
+  /* deferred completions */
+  struct hzshm__deferred *deferred;
+  /* stats */
+  hzc_stats_t st;
+  uint8_t rbuf[64 * 1024];
+};
+
+#endif /* HZSHM_HZ_INT_H */

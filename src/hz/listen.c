@@ -1,0 +1,261 @@
+/* listen.c - near-cache invalidation and distributed-object listeners.
+ *
+ * A listener is registered on every member connection (smart routing:
+ * localOnly=true, so each member sends what it generates; unisocket: the one
+ * connection, localOnly=false), again on every new connection, and so after
+ * every reconnect. Each registration is a listener call in the invocation
+ * table whose correlation id the member stamps on its events. Removal sends
+ * Map.RemoveEntryListener / Client.RemoveDistributedObjectListener with the
+ * id returned on that connection, and drops the calls at once, so no
+ * callback runs after hzc_listener_remove returns.
+ *
+ * Loop thread only.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data.h"
+#include "hzc_int.h"
+#include "murmur.h"
+
+enum { HZSHM__L_INV = 1, HZSHM__L_OBJ = 2 };
+
+typedef struct hzshm__reg {
+  struct hzshm__reg *next;
+  hzshm__conn_t *conn;
+  hzshm__call_t *call;
+  hzc_uuid_t id;
+  int acked;
+} hzshm__reg_t;
+
+struct hzc_listener {
+  hzc_listener_t *next;
+  int kind;
+  char *map;
+  hzc_invalidation_cb icb;
+  void *iud;
+  hzc_object_cb ocb;
+  void *oud;
+  hzc_status_cb cb;
+  void *ud;
+  int reported;
+  hzshm__reg_t *regs;
+  int dispatching, removed;
+};
+
+static void hzshm__reg_unlink(hzc_listener_t *l, hzshm__reg_t *r) {
+  for (hzshm__reg_t **pp = &l->regs; *pp; pp = &(*pp)->next)
+    if (*pp == r) {
+      *pp = r->next;
+      free(r);
+      return;
+    }
+}
+
+static void hzshm__listener_release(hzc_listener_t *l) {
+  if (l->dispatching) {
+    l->removed = 1;
+    return;
+  }
+  free(l->map);
+  free(l);
+}
+
+static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status) {
+  hzc_listener_t *l = k->owner;
+  hzshm__reg_t *r = k->owner2;
+  if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) status = HZSHM_EPROTO;
+  if (status == 0) {
+    r->acked = 1;
+    if (!l->reported) {
+      l->reported = 1;
+      if (l->cb) l->cb(c, 0, l->ud);
+    }
+    return;
+  }
+  if (status == HZSHM_EPROTO) hzshm__log("malformed listener registration response");
+  hzshm__reg_unlink(l, r);
+  if (status != 0 && k->state == HZSHM__CALL_LISTENING) return; /* registration lost with its connection */
+  if (!l->reported && !l->regs && status != HZSHM_ECLOSED) {
+    l->reported = 1;
+    if (l->cb) l->cb(c, status, l->ud);
+  }
+}
+
+typedef struct {
+  hzc_client_t *c;
+  hzc_listener_t *l;
+  hzshm__conn_t *conn;
+} hzshm__inv_ctx_t;
+
+static int hzshm__inv_one(void *ud, const hzshm__inv_t *inv) {
+  hzshm__inv_ctx_t *x = ud;
+  hzc_listener_t *l = x->l;
+  if (l->removed) return 1;
+  hzc_invalidation_t out;
+  memset(&out, 0, sizeof out);
+  out.source = inv->source;
+  out.partition_uuid = inv->partition_uuid;
+  out.sequence = inv->sequence;
+  out.member = x->conn->member;
+  uint32_t pc = x->c->partition_count;
+  if (inv->key) {
+    hzc_value_t v;
+    if (hzshm__data_decode(inv->key, inv->klen, &v)) return HZSHM_EPROTO;
+    if (v.type == HZC_STRING) {
+      out.key = v.data;
+      out.klen = v.len;
+      out.key_is_string = 1;
+    } else {
+      out.key = inv->key;
+      out.klen = inv->klen;
+    }
+    out.partition = inv->partition >= 0 ? inv->partition
+                                        : (int32_t)hzshm__partition_of(hzshm__data_hash(inv->key, inv->klen), pc);
+  } else {
+    out.partition = inv->partition >= 0 ? inv->partition
+                                        : (int32_t)hzshm__partition_of(hzshm__string_hash(l->map, strlen(l->map)), pc);
+  }
+  l->icb(x->c, l->map, &out, l->iud);
+  return 0;
+}
+
+static void hzshm__inv_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m) {
+  hzc_listener_t *l = k->owner;
+  hzshm__inv_ctx_t x = {c, l, k->conn};
+  int32_t t = hzshm__msg_type(m);
+  if (t != HZSHM__MT_MAP_INVALIDATION && t != HZSHM__MT_MAP_BATCH_INVALIDATION) return; /* newer event kinds */
+  l->dispatching++;
+  int rc = hzshm__dec_invalidation(m, hzshm__inv_one, &x);
+  l->dispatching--;
+  if (l->removed && !l->dispatching) {
+    hzshm__listener_release(l);
+    return;
+  }
+  if (rc == HZSHM_EPROTO) hzshm__conn_close(k->conn, rc, "malformed invalidation event");
+}
+
+static void hzshm__obj_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m) {
+  hzc_listener_t *l = k->owner;
+  char name[1024], service[256];
+  hzc_uuid_t src;
+  int destroyed = 0;
+  if (hzshm__msg_type(m) != HZSHM__MT_OBJ_EVENT) return;
+  int rc = hzshm__dec_obj_event(m, &src, name, sizeof name, service, sizeof service, &destroyed);
+  if (rc) {
+    hzshm__conn_close(k->conn, rc, "malformed distributed-object event");
+    return;
+  }
+  l->dispatching++;
+  l->ocb(c, service, name, destroyed, &src, l->oud);
+  l->dispatching--;
+  if (l->removed && !l->dispatching) hzshm__listener_release(l);
+}
+
+static void hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
+  hzshm__mb_t b;
+  hzshm__reg_t *r = calloc(1, sizeof *r);
+  if (!r) return;
+  if (l->kind == HZSHM__L_INV) hzshm__enc_add_nc_listener(&b, l->map, c->smart);
+  else hzshm__enc_add_obj_listener(&b, c->smart);
+  hzshm__call_t *k = hzshm__call_new(c, &b, -1, 0, hzshm__reg_done);
+  if (!k) {
+    free(r);
+    return;
+  }
+  k->pin = conn;
+  k->listener = 1;
+  k->event = l->kind == HZSHM__L_INV ? hzshm__inv_event : hzshm__obj_event;
+  k->owner = l;
+  k->owner2 = r;
+  r->conn = conn;
+  r->call = k;
+  r->next = l->regs;
+  l->regs = r;
+  if (hzshm__call_submit(c, k)) hzshm__reg_unlink(l, r);
+}
+
+void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *conn) {
+  for (hzc_listener_t *l = c->listeners; l; l = l->next) hzshm__register_on(c, l, conn);
+}
+
+static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
+  l->next = c->listeners;
+  c->listeners = l;
+  for (hzshm__conn_t *x = c->conns; x; x = x->next)
+    if (x->state == HZSHM__CONN_READY) hzshm__register_on(c, l, x);
+  *out = l;
+  return 0;
+}
+
+int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidation_cb icb, void *iud,
+                                 hzc_status_cb cb, void *ud, hzc_listener_t **out) {
+  if (!c || !map || !*map || !icb || !out) return HZSHM_EINVAL;
+  if (c->closing) return HZSHM_ECLOSED;
+  hzc_listener_t *l = calloc(1, sizeof *l);
+  if (!l || !(l->map = strdup(map))) {
+    free(l);
+    return -ENOMEM;
+  }
+  l->kind = HZSHM__L_INV;
+  l->icb = icb;
+  l->iud = iud;
+  l->cb = cb;
+  l->ud = ud;
+  return hzshm__listener_add(c, l, out);
+}
+
+int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status_cb cb, void *ud,
+                       hzc_listener_t **out) {
+  if (!c || !ocb || !out) return HZSHM_EINVAL;
+  if (c->closing) return HZSHM_ECLOSED;
+  hzc_listener_t *l = calloc(1, sizeof *l);
+  if (!l) return -ENOMEM;
+  l->kind = HZSHM__L_OBJ;
+  l->ocb = ocb;
+  l->oud = oud;
+  l->cb = cb;
+  l->ud = ud;
+  return hzshm__listener_add(c, l, out);
+}
+
+int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
+  if (!c || !l) return HZSHM_EINVAL;
+  hzc_listener_t **pp = &c->listeners;
+  while (*pp && *pp != l) pp = &(*pp)->next;
+  if (!*pp) return HZSHM_EINVAL;
+  *pp = l->next;
+  while (l->regs) {
+    hzshm__reg_t *r = l->regs;
+    l->regs = r->next;
+    if (r->acked && r->conn->state == HZSHM__CONN_READY && !c->closing) {
+      hzshm__mb_t b;
+      if (l->kind == HZSHM__L_INV) hzshm__enc_remove_entry_listener(&b, l->map, &r->id);
+      else hzshm__enc_remove_obj_listener(&b, &r->id);
+      hzshm__call_t *k = hzshm__call_new(c, &b, -1, 1, NULL);
+      if (k) {
+        k->pin = r->conn;
+        (void)hzshm__call_submit(c, k);
+      }
+    }
+    hzshm__call_drop(c, r->call);
+    free(r);
+  }
+  hzshm__listener_release(l);
+  return 0;
+}
+
+void hzshm__listen_free_all(hzc_client_t *c) {
+  while (c->listeners) {
+    hzc_listener_t *l = c->listeners;
+    c->listeners = l->next;
+    while (l->regs) {
+      hzshm__reg_t *r = l->regs;
+      l->regs = r->next;
+      free(r);
+    }
+    l->dispatching = 0;
+    hzshm__listener_release(l);
+  }
+}
