@@ -136,6 +136,8 @@ public final class HzPeer {
             case "uuid": need(a, 1, "uuid"); return "ok " + hz.getLocalEndpoint().getUuid();
             case "listen": need(a, 2, "listen MAP");
                 return "ok " + map(a[1]).addEntryListener(new Printer(a[1], events::add), true);
+            case "listen-inval": need(a, 2, "listen-inval MAP");
+                return "ok " + listenInvalidations(a[1]);
             case "unlisten": need(a, 3, "unlisten MAP ID");
                 return "ok " + map(a[1]).removeEntryListener(UUID.fromString(a[2]));
             case "poll": {
@@ -145,6 +147,55 @@ public final class HzPeer {
             }
             default: throw new Reply("err usage: unknown command " + a[0], 2);
         }
+    }
+
+    /**
+     * Registers a near-cache invalidation listener (Map.AddNearCacheInvalidationListener, flags 256) the
+     * way the Java near cache does, through the client's internal listener service (smart routing: one
+     * registration per member, localOnly). Events are queued as
+     * "inval MAP KEY|null SOURCE_UUID PARTITION_UUID SEQUENCE" (one line per key of a batch).
+     * Internal API of the 5.5.0 client: HazelcastClientProxy.client, ClientListenerService.
+     */
+    String listenInvalidations(String name) {
+        com.hazelcast.client.impl.clientside.HazelcastClientInstanceImpl impl =
+                ((com.hazelcast.client.impl.clientside.HazelcastClientProxy) hz).client;
+        com.hazelcast.internal.serialization.SerializationService ss = impl.getSerializationService();
+        com.hazelcast.client.impl.spi.impl.ListenerMessageCodec codec =
+                new com.hazelcast.client.impl.spi.impl.ListenerMessageCodec() {
+            public com.hazelcast.client.impl.protocol.ClientMessage encodeAddRequest(boolean localOnly) {
+                return com.hazelcast.client.impl.protocol.codec.MapAddNearCacheInvalidationListenerCodec
+                        .encodeRequest(name, 256, localOnly);
+            }
+            public UUID decodeAddResponse(com.hazelcast.client.impl.protocol.ClientMessage m) {
+                return com.hazelcast.client.impl.protocol.codec.MapAddNearCacheInvalidationListenerCodec.decodeResponse(m);
+            }
+            public com.hazelcast.client.impl.protocol.ClientMessage encodeRemoveRequest(UUID id) {
+                return com.hazelcast.client.impl.protocol.codec.MapRemoveEntryListenerCodec.encodeRequest(name, id);
+            }
+            public boolean decodeRemoveResponse(com.hazelcast.client.impl.protocol.ClientMessage m) {
+                return com.hazelcast.client.impl.protocol.codec.MapRemoveEntryListenerCodec.decodeResponse(m);
+            }
+        };
+        final class Handler extends com.hazelcast.client.impl.protocol.codec.MapAddNearCacheInvalidationListenerCodec
+                .AbstractEventHandler implements com.hazelcast.client.impl.spi.EventHandler<com.hazelcast.client.impl.protocol.ClientMessage> {
+            void one(com.hazelcast.internal.serialization.Data key, UUID src, UUID puuid, long seq) {
+                Object k = key == null ? null : ss.toObject(key);
+                events.add("inval " + name + " " + (k == null ? "null" : k) + " " + src + " " + puuid + " " + seq);
+            }
+            @Override
+            public void handleIMapInvalidationEvent(com.hazelcast.internal.serialization.Data key, UUID src,
+                                                    UUID puuid, long seq) {
+                one(key, src, puuid, seq);
+            }
+            @Override
+            public void handleIMapBatchInvalidationEvent(java.util.Collection<com.hazelcast.internal.serialization.Data> keys,
+                    java.util.Collection<UUID> srcs, java.util.Collection<UUID> puuids, java.util.Collection<Long> seqs) {
+                java.util.Iterator<UUID> s = srcs.iterator(), p = puuids.iterator();
+                java.util.Iterator<Long> q = seqs.iterator();
+                for (com.hazelcast.internal.serialization.Data k : keys) one(k, s.next(), p.next(), q.next());
+            }
+        }
+        return impl.getListenerService().registerListener(codec, new Handler()).toString();
     }
 
     static String showOld(Object old) throws Reply {

@@ -106,13 +106,24 @@ int main(int argc, char **argv) {
     CHECK(strcmp(reply, parts[i].want) == 0);
   }
 
-  /* A second client sees the first one's writes as entry events. */
+  /* A second client sees the first one's writes as an entry event and as a near-cache
+   * invalidation whose source is the first client's UUID. */
+  char p_uuid[64] = "";
+  CHECK_RC(hzshm__peer_cmd(p, 10000, p_uuid, sizeof(p_uuid), "uuid"), 0);
   CHECK_RC(hzshm__peer_start(members, NULL, 60000, &q), 0);
   if (q != NULL) {
     CHECK_RC(hzshm__peer_cmd(q, 10000, reply, sizeof(reply), "listen %s", map), 0);
+    CHECK_RC(hzshm__peer_cmd(q, 10000, reply, sizeof(reply), "listen-inval %s", map), 0);
     CHECK_RC(hzshm__peer_set(p, map, "ev", 2, "\x01\x02", 2), 0);
-    CHECK_RC(hzshm__peer_cmd(q, 20000, reply, sizeof(reply), "poll 15000"), 0);
-    CHECK(strncmp(reply, "ok event ", 9) == 0 && strstr(reply, " ADDED ev 0102") != NULL);
+    int entry = 0, inval = 0;
+    for (int i = 0; i < 2; i++) {
+      CHECK_RC(hzshm__peer_cmd(q, 20000, reply, sizeof(reply), "poll 15000"), 0);
+      if (strncmp(reply, "ok event ", 9) == 0 && strstr(reply, " ADDED ev 0102") != NULL) entry++;
+      if (strncmp(reply, "ok inval ", 9) == 0 && strstr(reply, " ev ") != NULL && strstr(reply, p_uuid + 3) != NULL)
+        inval++;
+    }
+    CHECK(entry == 1);
+    CHECK(inval == 1);
     CHECK_RC(hzshm__peer_stop(q, 20000), 0);
   }
 
