@@ -6,30 +6,12 @@
  * usage: test_peer MEMBERS   (e.g. 127.0.0.1:5721,127.0.0.1:5722)
  */
 #include "peer.h"
+#include "itest.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failures;
-
-#define CHECK(cond)                                                                                  \
-  do {                                                                                               \
-    if (!(cond)) {                                                                                   \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      failures++;                                                                                    \
-    }                                                                                                \
-  } while (0)
-
-#define CHECK_RC(expr, want)                                                                         \
-  do {                                                                                               \
-    int rc_ = (expr);                                                                                \
-    if (rc_ != (want)) {                                                                             \
-      fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, #expr, rc_, (want)); \
-      failures++;                                                                                    \
-    }                                                                                                \
-  } while (0)
 
 static void roundtrip(hzshm__peer_t *p, const char *map, const char *key, size_t vlen) {
   unsigned char *val = malloc(vlen + 1), *back = malloc(vlen + 1);
@@ -136,6 +118,6 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_start(members, NULL, 10000, &bad), HZSHM_ECLOSED);
   CHECK(bad == NULL);
 
-  if (failures == 0) printf("test_peer: all checks passed\n");
-  return failures == 0 ? 0 : 1;
+  if (itest_failures == 0) printf("test_peer: all checks passed\n");
+  return itest_failures == 0 ? 0 : 1;
 }
