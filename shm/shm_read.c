@@ -137,6 +137,10 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
     uint64_t off = HZSHM__B_OFF(w);
     if (!off || !hzshm__shm_off_ok(s, off)) break;
     hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+    uint64_t unit = (off - s->arena_off) / HZSHM__UNIT;
+    _Atomic uint64_t *bw = &s->bitmap[unit / 64];
+    /* the hint word is known before the entry is loaded: fetch both at once */
+    if (HZSHM__B_TAG(w) == tag) __builtin_prefetch((const void *)bw, 0, 3);
     if (HZSHM__B_TAG(w) == tag && e->hash == h && e->sgen == ref->gen && HZSHM__E_KLEN(e) == klen &&
         off + sizeof *e + klen + (uint64_t)e->vlen <= s->arena_end &&
         memcmp((const char *)(e + 1), key, klen) == 0) {
@@ -149,8 +153,6 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
       /* SIEVE hint: write the shared bit only when it is not set yet, so a
        * hot entry costs no cache-line transfer after its first hit.
        * relaxed: a hint; the writer tolerates a lost or late bit. */
-      uint64_t unit = (off - s->arena_off) / HZSHM__UNIT;
-      _Atomic uint64_t *bw = &s->bitmap[unit / 64];
       if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
         atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
       *ep = e;

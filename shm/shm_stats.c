@@ -59,7 +59,7 @@ uint64_t hzshm__shm_agent_counter(hzshm__shm_t *s, unsigned idx) {
 
 int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path) {
   if (!s || !s->w || !path) return HZSHM_EINVAL;
-  size_t n = strlen(path);
+  size_t n = strnlen(path, HZSHM__SOCKET_MAX); /* never reads past the limit */
   if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EINVAL;
   hzshm__shm_hdr_t *h = s->hdr;
   uint64_t seq = atomic_load_explicit(&h->socket_seq, memory_order_relaxed); /* writer's own */

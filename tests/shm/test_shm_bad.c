@@ -27,7 +27,7 @@ static void test_bad_arguments(void) {
   hzshm__sref_t ref, tmp;
   static char big[HZSHM_KEY_MAX + 2];
   static char val[70000];
-  memset(big, 'k', sizeof big);
+  memset(big, 'k', sizeof big - 1);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
