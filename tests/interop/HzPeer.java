@@ -7,8 +7,9 @@
  *        [--cluster hzshm] [--unisocket] [--verbose] COMMAND ARGS...
  *
  * COMMAND is one of the one-shot commands below, `serve` (read commands from
- * stdin, one reply line each, until EOF or `quit`) or `listen MAP` (print
- * entry events of MAP, one line each, until stdin closes). `property FIELD`
+ * stdin, one reply line each, until EOF or `quit`) or `listen MAP` /
+ * `listen-inval MAP` (print entry events / near-cache invalidations of MAP,
+ * one line each, until stdin closes). `property FIELD`
  * needs no member: it prints name=default of ClusterProperty.FIELD.
  *
  * Reply lines (serve mode; one-shot mode prints the same payload and exits):
@@ -290,12 +291,24 @@ public final class HzPeer {
             BufferedReader stdin = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
             if (a[0].equals("serve")) {
                 peer.serve(stdin, System.out);
-            } else if (a[0].equals("listen")) {
-                need(a, 2, "listen MAP");
-                peer.map(a[1]).addEntryListener(new Printer(a[1], s -> {
-                    synchronized (System.out) { System.out.println(s); System.out.flush(); }
-                }), true);
-                synchronized (System.out) { System.out.println("ok listening"); System.out.flush(); }
+            } else if (a[0].equals("listen") || a[0].equals("listen-inval")) {
+                // One-shot listening: register as in serve mode, then print the queued events as they come.
+                String r = peer.answer(a);
+                if (!r.startsWith("ok")) throw new Reply(r, 2);
+                System.out.println("ok listening");
+                System.out.flush();
+                Thread printer = new Thread(() -> {
+                    try {
+                        for (;;) {
+                            String ev = peer.events.take();
+                            synchronized (System.out) { System.out.println(ev); System.out.flush(); }
+                        }
+                    } catch (InterruptedException e) {
+                        Thread.currentThread().interrupt();
+                    }
+                });
+                printer.setDaemon(true);
+                printer.start();
                 while (stdin.readLine() != null) { /* run until stdin closes */ }
             } else {
                 String r = peer.answer(a);
