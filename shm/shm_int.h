@@ -143,6 +143,18 @@ void hzshm__shm_dir_reset(hzshm__shm_t *s);
 /* shm_read.c */
 int hzshm__shm_dir_find(hzshm__shm_t *s, const char *sid, size_t len, uint64_t h, uint32_t *idx, uint64_t *gen);
 
+/* The full fence of the reclamation protocol (shm_slots.c). GCC refuses
+ * atomic_thread_fence under -fsanitize=thread (TSan does not model fences),
+ * so TSan builds use a seq_cst read-modify-write of a process-local word
+ * instead, which is also a full barrier on x86. The happens-before edges TSan
+ * checks come from the release/acquire pairs, not from this fence. */
+#if defined(__SANITIZE_THREAD__)
+extern _Atomic uint64_t hzshm__tsan_fence_word;
+#define HZSHM__FENCE_SEQ_CST() ((void)atomic_fetch_add_explicit(&hzshm__tsan_fence_word, 0, memory_order_seq_cst))
+#else
+#define HZSHM__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 /* Offset <-> pointer: the one accessor pair. */
 static inline hzshm__shm_entry_t *hzshm__shm_entry(hzshm__shm_t *s, uint64_t off) {
   return (hzshm__shm_entry_t *)(s->base + off);

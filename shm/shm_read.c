@@ -13,12 +13,14 @@
  *   - Reclamation safety comes from the read-side section around the whole
  *     lookup and copy (shm_slots.c).
  *   - Session directory records are read under a seqlock on `gen`: gen
- *     (acquire), name words (relaxed atomics), acquire fence, gen again; the
- *     writer zeroes gen before changing the name and stores the new gen with
- *     release afterwards (shm_write.c, dir_write()).
- *   - After the value is copied the session generation is checked again
- *     (acquire fence + load): a hit is reported only if the session was live
- *     for the whole lookup, so a reader never returns an entry of a session
+ *     (acquire), name words (acquire loads), gen again; the writer zeroes gen
+ *     and rewrites the name words with release stores, then stores the new
+ *     gen with release (shm_session.c, dir_write()). No fences: each data
+ *     word's acquire/release pair orders it (Boehm's seqlock variant), which
+ *     TSan also understands.
+ *   - The session generation is checked (acquire) before the walk and again
+ *     after the value is copied: a hit is reported only if the session was
+ *     live at both points, so a reader never returns an entry of a session
  *     destroyed before its lookup began.
  */
 #include "shm_int.h"
@@ -50,16 +52,18 @@ void hzshm__shm_r_count_miss(hzshm__shm_t *s) {
 static int dir_match(hzshm__shm_dirent_t *r, const char *sid, size_t len, uint64_t h, uint64_t *gen) {
   uint64_t g1 = atomic_load_explicit(&r->gen, memory_order_acquire); /* pairs with dir_write's release */
   if (g1 == 0) return 0;
-  int same = atomic_load_explicit(&r->name_hash, memory_order_relaxed) == h &&
-             atomic_load_explicit(&r->namelen, memory_order_relaxed) == len; /* validated by g2 below */
+  /* The data words are loaded with acquire (free on x86): each pairs with
+   * the writer's release store of that word in dir_write(), and orders the
+   * gen re-load below after it (Boehm's fence-free seqlock reader). */
+  int same = atomic_load_explicit(&r->name_hash, memory_order_acquire) == h &&
+             atomic_load_explicit(&r->namelen, memory_order_acquire) == len;
   for (size_t w = 0; same && w * 8 < len; w++) {
-    uint64_t word = atomic_load_explicit(&r->name[w], memory_order_relaxed), want = 0;
+    uint64_t word = atomic_load_explicit(&r->name[w], memory_order_acquire), want = 0;
     size_t n = len - w * 8 < 8 ? len - w * 8 : 8;
     memcpy(&want, sid + w * 8, n);
     same = word == want;
   }
-  atomic_thread_fence(memory_order_acquire); /* orders the name loads before the gen re-load */
-  if (atomic_load_explicit(&r->gen, memory_order_relaxed) != g1) return -1;
+  if (atomic_load_explicit(&r->gen, memory_order_relaxed) != g1) return -1; /* ordered by the acquires above */
   *gen = g1;
   return same;
 }
@@ -168,8 +172,9 @@ out:
 
 /* Leave the section after a hit, confirming the session was live throughout. */
 static int finish(hzshm__shm_t *s, const hzshm__sref_t *ref, hzshm__shm_slot_t *sl, int rc) {
-  atomic_thread_fence(memory_order_acquire); /* the entry reads above happen before the gen re-check */
-  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_relaxed) != ref->gen) rc = HZSHM_ESESSION;
+  /* acquire: pairs with the release store of a new gen in w_session_drop();
+   * the entry was reached through acquire loads issued before this one */
+  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_acquire) != ref->gen) rc = HZSHM_ESESSION;
   hzshm__shm_rs_exit(s, sl);
   if (rc == 0 || rc == HZSHM_ENOTFOUND || rc == HZSHM_EBUFSIZE) count(&sl->hits);
   return rc;
@@ -199,8 +204,7 @@ int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key
   int rc = lookup(s, ref, key, klen, &sl, &e);
   if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
   if (rc == HZSHM_ENOTFOUND) return finish(s, ref, sl, rc);
-  atomic_thread_fence(memory_order_acquire);
-  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_relaxed) != ref->gen) {
+  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_acquire) != ref->gen) { /* as in finish() */
     hzshm__shm_rs_exit(s, sl);
     return HZSHM_ESESSION;
   }

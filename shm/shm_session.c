@@ -1,8 +1,8 @@
 /* shm_session.c - the writer's side of the session directory.
  *
  * Single writer. Ordering (readers: shm_read.c, dir_match/dir_find):
- *   - dir_write(): gen = 0, release fence, name words + length + hash
- *     (relaxed atomics), then gen = new with release. A reader that saw the
+ *   - dir_write(): gen = 0, then name words + length + hash with release
+ *     stores (each orders gen = 0 before itself), then gen = new with release. A reader that saw the
  *     old gen before and the same gen after its name reads (seqlock) read a
  *     consistent name; a reader that sees gen 0 skips the record.
  *   - dir_link(): rec.next is stored before the head is swung with release,
@@ -24,15 +24,16 @@ static uint64_t new_gen(hzshm__shm_t *s) {
 
 static void dir_write(hzshm__shm_t *s, uint32_t idx, const char *sid, size_t len, uint64_t h, uint64_t gen) {
   hzshm__shm_dirent_t *r = &s->dir[idx];
-  atomic_store_explicit(&r->gen, 0, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release); /* gen = 0 is visible before any name word changes */
+  atomic_store_explicit(&r->gen, 0, memory_order_relaxed); /* ordered before the release stores below */
+  /* release on each data word: a reader that loads a new word (acquire) also
+   * sees gen = 0 or a later gen on its re-check (pairs with dir_match) */
   for (size_t w = 0; w < 32; w++) {
     uint64_t word = 0;
     if (w * 8 < len) memcpy(&word, sid + w * 8, len - w * 8 < 8 ? len - w * 8 : 8);
-    atomic_store_explicit(&r->name[w], word, memory_order_relaxed); /* covered by the seqlock */
+    atomic_store_explicit(&r->name[w], word, memory_order_release);
   }
-  atomic_store_explicit(&r->namelen, (uint32_t)len, memory_order_relaxed);
-  atomic_store_explicit(&r->name_hash, h, memory_order_relaxed);
+  atomic_store_explicit(&r->namelen, (uint32_t)len, memory_order_release);
+  atomic_store_explicit(&r->name_hash, h, memory_order_release);
   atomic_store_explicit(&r->entries, 0, memory_order_relaxed);
   atomic_store_explicit(&r->gen, gen, memory_order_release); /* pairs with dir_match's acquire */
 }

@@ -45,6 +45,9 @@
 
 /* One-entry per-thread cache: handle id -> slot. Handle ids are never
  * reused in a process, so a stale entry of a closed handle never matches. */
+#if defined(__SANITIZE_THREAD__)
+_Atomic uint64_t hzshm__tsan_fence_word; /* see HZSHM__FENCE_SEQ_CST */
+#endif
 static __thread uint64_t tls_id;
 static __thread hzshm__shm_slot_t *tls_slot;
 
@@ -148,7 +151,7 @@ int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
     uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
     atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_relaxed); /* ordered by the fence below */
     if (s->fence_mode)
-      atomic_thread_fence(memory_order_seq_cst); /* pairs with the writer's fence in min_epoch */
+      HZSHM__FENCE_SEQ_CST(); /* pairs with the writer's fence in min_epoch */
     else
       atomic_signal_fence(memory_order_seq_cst); /* upgraded by the writer's membarrier */
   }
@@ -166,7 +169,7 @@ void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
 
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
   /* Pairs with the readers' fence (or compiler barrier) in rs_enter. */
-  atomic_thread_fence(memory_order_seq_cst);
+  HZSHM__FENCE_SEQ_CST();
   if (s->w && s->w->membarrier) syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
   uint64_t min = UINT64_MAX;
   for (uint32_t i = 0; i < s->nslots; i++) {

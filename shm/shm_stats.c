@@ -3,7 +3,8 @@
  * Ordering: all words here are statistics or liveness hints; they publish no
  * other data, so relaxed atomics suffice (each access says so). The socket
  * path is the exception: several words that must be read consistently, so
- * it is written under a seqlock (socket_seq odd while changing).
+ * it is written under a seqlock (socket_seq odd while changing), fence-free:
+ * release stores / acquire loads of each word, as in the session directory.
  */
 #include "shm_int.h"
 
@@ -63,12 +64,11 @@ int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path) {
   if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EINVAL;
   hzshm__shm_hdr_t *h = s->hdr;
   uint64_t seq = atomic_load_explicit(&h->socket_seq, memory_order_relaxed); /* writer's own */
-  atomic_store_explicit(&h->socket_seq, seq + 1, memory_order_relaxed);
-  atomic_thread_fence(memory_order_release); /* odd seq visible before the words change */
+  atomic_store_explicit(&h->socket_seq, seq + 1, memory_order_relaxed); /* ordered by the releases below */
   for (size_t w = 0; w < 16; w++) {
     uint64_t word = 0;
     if (w * 8 < n) memcpy(&word, path + w * 8, n - w * 8 < 8 ? n - w * 8 : 8);
-    atomic_store_explicit(&h->socket[w], word, memory_order_relaxed); /* under the seqlock */
+    atomic_store_explicit(&h->socket[w], word, memory_order_release); /* pairs with the acquire in hzshm__shm_socket */
   }
   atomic_store_explicit(&h->socket_seq, seq + 2, memory_order_release); /* pairs with hzshm__shm_socket */
   return 0;
@@ -82,10 +82,9 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap) {
     uint64_t s1 = atomic_load_explicit(&h->socket_seq, memory_order_acquire); /* pairs with set_socket */
     if (s1 & 1) continue;
     for (size_t w = 0; w < 16; w++) {
-      uint64_t word = atomic_load_explicit(&h->socket[w], memory_order_relaxed); /* validated below */
+      uint64_t word = atomic_load_explicit(&h->socket[w], memory_order_acquire); /* orders the re-check */
       memcpy(tmp + w * 8, &word, 8);
     }
-    atomic_thread_fence(memory_order_acquire);
     if (atomic_load_explicit(&h->socket_seq, memory_order_relaxed) != s1) continue;
     tmp[sizeof tmp - 1] = 0;
     size_t n = strnlen(tmp, HZSHM__SOCKET_MAX);

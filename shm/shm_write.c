@@ -72,6 +72,10 @@ int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off) {
     }
     link = &hzshm__shm_entry(s, HZSHM__B_OFF(w))->next;
   }
+  /* Not reachable (a broken chain): no new reader can find it, so retiring it
+   * is safe, and the chunk must not stay "live" in a slab being re-carved. */
+  count_removed(s, e, off);
+  hzshm__shm_retire(s, off);
   return HZSHM_ECORRUPT;
 }
 

@@ -85,6 +85,7 @@ static int writer(const char *name, demo_t *d, uint32_t entries, double secs, ui
          (unsigned long long)done, (unsigned long long)st.entries, (unsigned long long)st.memory_used,
          (unsigned long long)st.memory_limit, (unsigned long long)st.evictions, (unsigned long long)st.hits,
          (unsigned long long)st.misses);
+  fflush(stdout); /* the child leaves with _exit() */
   hzshm__shm_close(w);
   hzshm__shm_unlink(name);
   return 0;
