@@ -217,6 +217,13 @@ void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st) {
     if (x->state == HZSHM__CONN_READY) st->connections++;
 }
 
+int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p) {
+  if (!c->pmember || p >= c->partition_count) return -1;
+  return c->pmember[p];
+}
+
+uint32_t hzc_member_count(const hzc_client_t *c) { return (uint32_t)c->nmembers; }
+
 int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i) {
   if (i >= c->nmembers) return -1;
   return c->members[i].requests;

@@ -151,7 +151,9 @@ typedef void (*hzc_invalidation_cb)(hzc_client_t *c, const char *map, const hzc_
 typedef struct hzc_listener hzc_listener_t;
 /* Registers Map.AddNearCacheInvalidationListener on every member connection
  * (smart: localOnly=true), and again on every new connection and after a
- * reconnect. cb(status) once the first registration is acknowledged. */
+ * reconnect. cb(status) once the first registration is acknowledged (in
+ * practice: once every member connected at the call has answered, so after
+ * status 0 all of them send their invalidations). */
 int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidation_cb icb, void *iud,
                                  hzc_status_cb cb, void *ud, hzc_listener_t **out);
 /* Deregisters everywhere and frees the listener (no callbacks after this returns). */
@@ -177,6 +179,10 @@ typedef struct {
   uint64_t requests_sent, responses, events, retries, timeouts, reconnects;
 } hzc_stats_t;
 void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st);
+/* Index (in the current member list) of the owner of partition p, or -1 if
+ * unknown. (Added by the hz client engineer, for routing tests.) */
+int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p);
+uint32_t hzc_member_count(const hzc_client_t *c);
 /* Requests sent on the connection to member index i of the current member list
  * (for routing tests); returns -1 if out of range. */
 int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i);

@@ -27,6 +27,7 @@ typedef struct hzshm__reg {
   hzshm__call_t *call;
   hzc_uuid_t id;
   int acked;
+  int initial; /* counted in the listener's `initial` */
 } hzshm__reg_t;
 
 struct hzc_listener {
@@ -40,6 +41,8 @@ struct hzc_listener {
   hzc_status_cb cb;
   void *ud;
   int reported;
+  int initial;   /* registrations sent when the listener was added, not yet answered */
+  int initial_ok;
   hzshm__reg_t *regs;
   int dispatching, removed;
 };
@@ -62,25 +65,43 @@ static void hzshm__listener_release(hzc_listener_t *l) {
   free(l);
 }
 
+/* The status callback runs once: when every registration sent at add time
+ * has been answered (0 if at least one succeeded), or, if there was no
+ * connection then, at the first answer. So after status 0 every member
+ * connected at that moment sends us its invalidations. */
+static void hzshm__report(hzc_client_t *c, hzc_listener_t *l, int initial, int status) {
+  if (l->reported) return;
+  if (initial) {
+    l->initial--;
+    if (status == 0) l->initial_ok = 1;
+    if (l->initial > 0) return;
+    status = l->initial_ok ? 0 : status;
+  }
+  if (status == HZSHM_ECLOSED && !l->initial_ok) return; /* will register on the next connection */
+  l->reported = 1;
+  if (l->cb) l->cb(c, status, l->ud);
+}
+
 static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status) {
   hzc_listener_t *l = k->owner;
   hzshm__reg_t *r = k->owner2;
-  if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) status = HZSHM_EPROTO;
+  if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) {
+    status = HZSHM_EPROTO;
+    hzshm__log("malformed listener registration response");
+  }
+  int initial = r->initial;
+  r->initial = 0;
+  l->dispatching++; /* the user callback may remove the listener */
   if (status == 0) {
     r->acked = 1;
-    if (!l->reported) {
-      l->reported = 1;
-      if (l->cb) l->cb(c, 0, l->ud);
-    }
-    return;
+    hzshm__report(c, l, initial, 0);
+  } else {
+    int was_listening = k->state == HZSHM__CALL_LISTENING;
+    hzshm__reg_unlink(l, r); /* registration lost (with its connection) or refused */
+    if (!was_listening) hzshm__report(c, l, initial, status);
   }
-  if (status == HZSHM_EPROTO) hzshm__log("malformed listener registration response");
-  hzshm__reg_unlink(l, r);
-  if (status != 0 && k->state == HZSHM__CALL_LISTENING) return; /* registration lost with its connection */
-  if (!l->reported && !l->regs && status != HZSHM_ECLOSED) {
-    l->reported = 1;
-    if (l->cb) l->cb(c, status, l->ud);
-  }
+  l->dispatching--;
+  if (l->removed && !l->dispatching) hzshm__listener_release(l);
 }
 
 typedef struct {
@@ -183,8 +204,14 @@ void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *conn) {
 static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
   l->next = c->listeners;
   c->listeners = l;
-  for (hzshm__conn_t *x = c->conns; x; x = x->next)
-    if (x->state == HZSHM__CONN_READY) hzshm__register_on(c, l, x);
+  for (hzshm__conn_t *x = c->conns; x; x = x->next) {
+    if (x->state != HZSHM__CONN_READY) continue;
+    hzshm__register_on(c, l, x);
+    if (l->regs && l->regs->conn == x) {
+      l->regs->initial = 1;
+      l->initial++;
+    }
+  }
   *out = l;
   return 0;
 }
