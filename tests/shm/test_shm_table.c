@@ -1,6 +1,8 @@
 /* test_shm_table.c - unit tests of the table, sessions, TTL, partition
  * staleness, statistics and small writer facilities. One writer handle and
  * one reader handle (a second mapping) in this process. */
+#include <pthread.h>
+
 #include "check.h"
 
 static hzshm__shm_config_t small_cfg(void) {
@@ -242,7 +244,42 @@ static void test_stats_and_misc(void) {
   seg_close(&g);
 }
 
+typedef struct {
+  hzshm__shm_t *r;
+  hzshm__sref_t ref;
+  int rc;
+} busy_t;
+static void *busy_main(void *p) {
+  busy_t *b = p;
+  size_t n;
+  b->rc = hzshm__shm_r_get(b->r, &b->ref, "k", 1, NULL, 0, &n);
+  return NULL;
+}
+
+static void test_no_free_slot(void) {
+  hzshm__shm_config_t c = small_cfg();
+  c.reader_slots = 2;
+  seg_t g = seg_open("busy", c);
+  busy_t b = {g.r, {0, 0}, 0};
+  char buf[16];
+  CHECK_RC(hzshm__shm_w_session(g.w, "s", 1, &b.ref), 0);
+  CHECK_RC(put_str(g.w, &b.ref, "k", "v"), 0);
+  CHECK_RC(get_str(g.r, &b.ref, "k", buf, sizeof buf), 0); /* slot 1: this thread, reader handle */
+  CHECK_RC(get_str(g.w, &b.ref, "k", buf, sizeof buf), 0); /* slot 2: this thread, writer handle */
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, busy_main, &b) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK_RC(b.rc, HZSHM_EBUSY);
+  hzshm__shm_close(g.w); /* frees a slot */
+  g.w = NULL;
+  CHECK(pthread_create(&t, NULL, busy_main, &b) == 0);
+  CHECK(pthread_join(t, NULL) == 0);
+  CHECK_RC(b.rc, HZSHM_ESTOPPED); /* got a slot; the writer is gone */
+  seg_close(&g);
+}
+
 int main(void) {
+  RUN(test_no_free_slot);
   RUN(test_insert_replace_delete);
   RUN(test_sessions);
   RUN(test_ttl);
