@@ -427,9 +427,10 @@ def same_partition_key(client, key, prefix):
 
 def listener_and_writer(members, cluster, group):
     """A fresh map name, a client with an invalidation listener for it on every member, and a
-    writer client (another UUID) with one connection to the first member."""
+    writer client (another UUID) connected to every member; it sends all its key operations to
+    the first member, so about half of them run on a partition another member owns."""
     m = "probe-%s-%d" % (group, os.getpid())
-    lst, w = Client(members, cluster), Client(members[:1], cluster)
+    lst, w = Client(members, cluster), Client(members, cluster)
     lst.regs = lst.add_inval_listener(m)
     return m, lst, w
 
@@ -659,6 +660,17 @@ def group_inval(ck, members, cluster):
     ck.check("inval.evict", len(mine) == 1, "Map.Evict of a present key: %d event(s)" % len(mine))
     mine, gap = seq_after(lambda: w.key_call(T_REMOVE, m, "k"), "remove")
     ck.fact("inval.remove_after_evict_events", len(mine))
+
+    # The writer's own registration also receives the invalidation of its own write (source = itself).
+    w.regs = w.add_inval_listener(m)
+    w.put(m, "self", b"1", op=T_SET)
+    sd = data_string("self")
+    own = [x for x in invals(w.events(20, until=lambda g: any(x["key"] == sd for x in invals(g))))
+           if x["key"] == sd]
+    lst.events(20, until=lambda g: any(x["key"] == sd for x in invals(g)))
+    ck.check("inval.own_writes", len(own) == 1 and own[0]["source"] == w.uuid,
+             "a client's own registration gets the invalidation of its own write (%d event, source = itself: %s)" % (
+                 len(own), bool(own) and own[0]["source"] == w.uuid))
 
     name_pid = partition_of(data_string(m), lst.partition_count)
     for op, label in ((T_CLEAR, "clear"), (T_EVICT_ALL, "evictAll")):
