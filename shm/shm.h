@@ -186,6 +186,11 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 
 /* ---- additions (shm owner) ---------------------------------------------- */
 
+/* Caveat, fork(): handles do not survive fork() into the child. In the child
+ * every inherited handle returns HZSHM_ECLOSED (close it, attach again); its
+ * descriptors are closed there so that a child never keeps its parent's
+ * writer lock or reader-slot locks alive after the parent died. */
+
 /* Note on w_put: when the new value cannot be cached (HZSHM_ETOOBIG,
  * HZSHM_ESEGFULL), an existing entry for the key is removed, so the cache
  * never keeps a value older than the one the caller tried to store. */

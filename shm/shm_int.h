@@ -99,6 +99,9 @@ struct hzshm__shm {
   hzshm__tslot_t *tslots;
   /* writer only */
   hzshm__w_t *w;
+  /* fork handling (shm_open.c): the list of live handles of this process */
+  int forked;                  /* 1 in a child of fork(): every call returns HZSHM_ECLOSED */
+  struct hzshm__shm *reg_next, **reg_pprev;
 };
 
 /* ---- helpers ---- */

@@ -26,6 +26,55 @@
 
 static _Atomic uint64_t next_handle_id = 1; /* relaxed: only uniqueness matters */
 
+/* Fork: a child shares its parent's open file descriptions, hence its OFD
+ * locks. A child that kept them would keep a dead writer "alive" (new writers
+ * get HZSHM_EEXIST) and a dead reader's slots unreapable. So in the child every
+ * inherited handle drops its descriptors and is marked forked; the child must
+ * attach again (its mappings are gone: a MAP_SHARED mapping references the
+ * open file description and would keep the locks too). The registry lock is
+ * held across fork() (prepare/parent). */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static hzshm__shm_t *reg_head;
+static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
+
+static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+static void fork_child(void) {
+  for (hzshm__shm_t *s = reg_head; s; s = s->reg_next) {
+    /* A shared mapping holds a reference to its open file description, so
+     * the inherited mappings would keep the locks alive too: unmap them. */
+    if (s->base != MAP_FAILED) munmap(s->base, s->size);
+    if (s->rbase != MAP_FAILED) munmap(s->rbase, s->rsize);
+    s->base = s->rbase = MAP_FAILED;
+    if (s->dfd >= 0) close(s->dfd);
+    if (s->rfd >= 0) close(s->rfd);
+    if (s->probe_fd >= 0) close(s->probe_fd);
+    s->dfd = s->rfd = s->probe_fd = -1;
+    s->forked = 1;
+    s->w = NULL;      /* the parent's writer state: not ours (leaked in the child) */
+    s->tslots = NULL; /* the parent's slots: not ours */
+  }
+  pthread_mutex_init(&reg_mu, NULL);
+}
+static void reg_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+
+static void reg_add(hzshm__shm_t *s) {
+  pthread_once(&reg_once, reg_init);
+  pthread_mutex_lock(&reg_mu);
+  s->reg_next = reg_head;
+  if (reg_head) reg_head->reg_pprev = &s->reg_next;
+  reg_head = s;
+  s->reg_pprev = &reg_head;
+  pthread_mutex_unlock(&reg_mu);
+}
+static void reg_del(hzshm__shm_t *s) {
+  if (!s->reg_pprev) return;
+  pthread_mutex_lock(&reg_mu);
+  *s->reg_pprev = s->reg_next;
+  if (s->reg_next) s->reg_next->reg_pprev = s->reg_pprev;
+  pthread_mutex_unlock(&reg_mu);
+}
+
 static void path_of(char *buf, size_t cap, const char *name, int rd) {
   snprintf(buf, cap, "/dev/shm/hzshm.%s%s", name, rd ? ".rd" : "");
 }
@@ -178,6 +227,7 @@ static hzshm__shm_t *handle_new(const char *name) {
   s->base = s->rbase = MAP_FAILED;
   s->fence_mode = 1;
   pthread_mutex_init(&s->mu, NULL);
+  reg_add(s);
   return s;
 }
 
@@ -367,6 +417,13 @@ fail:
 
 void hzshm__shm_close(hzshm__shm_t *s) {
   if (!s) return;
+  reg_del(s);
+  if (s->forked) { /* a child's copy: unmap only; slots and locks are the parent's */
+    if (s->base != MAP_FAILED) munmap(s->base, s->size);
+    if (s->rbase != MAP_FAILED) munmap(s->rbase, s->rsize);
+    free(s);
+    return;
+  }
   if (s->w && s->base != MAP_FAILED) /* readers fail closed at once instead of after stale_after_ns */
     atomic_store_explicit(&s->hdr->state, HZSHM_SHM_STOPPED, memory_order_relaxed); /* see r_check */
   if (s->rbase != MAP_FAILED && s->slots) hzshm__shm_slots_release_all(s);

@@ -26,6 +26,7 @@
 #include "shm_int.h"
 
 int hzshm__shm_r_check(hzshm__shm_t *s) {
+  if (s->forked) return HZSHM_ECLOSED;
   /* relaxed: state and heartbeat publish no data; a late view of them only
    * delays failing closed by one heartbeat. */
   uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_relaxed);
@@ -43,6 +44,7 @@ static inline void count(_Atomic uint64_t *c) {
 }
 
 void hzshm__shm_r_count_miss(hzshm__shm_t *s) {
+  if (s->forked) return;
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
   if (sl) count(&sl->misses);
 }
@@ -97,6 +99,7 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
   if (!s || !ref || (!sid && sidlen)) return HZSHM_EINVAL;
   if (sidlen == 0) return HZSHM_EEMPTY;
   if (sidlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
+  if (s->forked) return HZSHM_ECLOSED;
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
   if (!sl) return HZSHM_EBUSY;
   uint64_t h = hzshm__shm_hash(sid, sidlen, HZSHM__SID_SEED);
@@ -117,6 +120,7 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
 static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                   hzshm__shm_slot_t **slp, hzshm__shm_entry_t **ep) {
   if (!s || !ref) return HZSHM_EINVAL;
+  if (s->forked) return HZSHM_ECLOSED;
   if (!key || klen == 0) return HZSHM_EEMPTY;
   if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
   if (ref->idx >= s->dir_count || ref->gen == 0) return HZSHM_EBADSESSION;
@@ -215,6 +219,7 @@ int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key
 }
 
 void hzshm__shm_r_view_end(hzshm__shm_t *s) {
+  if (s->forked) return;
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
   if (sl) hzshm__shm_rs_exit(s, sl);
 }

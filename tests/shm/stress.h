@@ -25,6 +25,8 @@ typedef struct {
   _Atomic int ready;
   _Atomic uint64_t hits[ST_MAXR], lookups[ST_MAXR];
   _Atomic uint64_t writer_ops, put_fail;
+  _Atomic uint64_t ctr_hw;   /* highest version handed out (survives a writer restart) */
+  _Atomic int writers_reused; /* writers that found the segment of a dead one */
 } st_side_t;
 
 typedef struct {
@@ -51,6 +53,7 @@ static inline void st_writer_init(st_writer_t *W, hzshm__shm_t *w, st_side_t *si
   W->w = w;
   W->side = side;
   W->rnd = seed | 1;
+  W->ctr = atomic_load_explicit(&side->ctr_hw, memory_order_relaxed); /* a restarted writer continues */
   for (int s = 0; s < ST_NS; s++) {
     char sid[16];
     st_sid(sid, s);
@@ -78,6 +81,7 @@ static inline void st_writer_step(st_writer_t *W) {
   }
   if (op < 700) {
     uint64_t v = ++W->ctr;
+    atomic_store_explicit(&side->ctr_hw, v, memory_order_relaxed); /* before the put: a killed writer never reuses v */
     uint32_t len = (uint32_t)((r >> 32) % 3 == 0 ? (r >> 40) % 4000 : (r >> 40) % 120);
     size_t n = tv_make(W->buf, (uint32_t)s, (uint32_t)k, v, len);
     int rc = hzshm__shm_w_put(W->w, &W->ref[s], key, strlen(key), W->buf, n, (uint32_t)k % 271,
@@ -89,7 +93,8 @@ static inline void st_writer_step(st_writer_t *W) {
   } else if (op < 850) {
     int rc = hzshm__shm_w_del(W->w, &W->ref[s], key, strlen(key));
     CHECK(rc == 0 || rc == HZSHM_ENOTFOUND);
-    atomic_store_explicit(&side->ack[s][k], ++W->ctr, memory_order_release);
+    atomic_store_explicit(&side->ctr_hw, ++W->ctr, memory_order_relaxed);
+    atomic_store_explicit(&side->ack[s][k], W->ctr, memory_order_release);
   } else if (op < 856) { /* clear */
     hzshm__sref_t nr;
     CHECK_RC(hzshm__shm_w_session_drop(W->w, &W->ref[s], 1, &nr), 0);
@@ -143,7 +148,8 @@ static inline int st_reader_run(hzshm__shm_t *r, st_side_t *side, int id, uint64
       have[s] = 0;
       continue;
     }
-    if (rc == HZSHM_EMISS || rc == HZSHM_ESTALE) continue;
+    /* misses, and the gap while a killed writer is replaced */
+    if (rc == HZSHM_EMISS || rc == HZSHM_ESTALE || rc == HZSHM_ESTOPPED) continue;
     if (rc != 0) {
       fprintf(stderr, "reader %d: unexpected %s\n", id, hzshm_err_name(rc));
       return 1;

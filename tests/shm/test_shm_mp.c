@@ -1,7 +1,10 @@
 /* test_shm_mp.c - multi-process stress: one writer process, N reader
  * processes on one segment: inserts, replaces, deletes, session clears and
  * destroys, evictions (a small arena), freed memory poisoned. Readers assert
- * the invariants of stress.h.   usage: test_shm_mp [seconds] [readers] */
+ * the invariants of stress.h. With restarts > 0 the writer runs in child
+ * processes that are SIGKILLed at random points while the readers keep
+ * reading; each next writer reopens (reuses) the segment of the dead one.
+ *   usage: test_shm_mp [seconds] [readers] [restarts] */
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -11,6 +14,7 @@
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 8;
   int nr = argc > 2 ? atoi(argv[2]) : 3;
+  int restarts = argc > 3 ? atoi(argv[3]) : 0;
   if (nr < 1 || nr > ST_MAXR) nr = 3;
   const char *name = t_name("mp");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -34,16 +38,61 @@ int main(int argc, char **argv) {
     }
   }
   WAIT_UNTIL(atomic_load_explicit(&side->ready, memory_order_relaxed) == nr, 10000);
-  uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull;
   int failed = 0;
-  while (t_now_ns() < end && !failed) {
-    for (int i = 0; i < 256; i++) st_writer_step(W);
-    int status;
-    pid_t p = waitpid(-1, &status, WNOHANG); /* a reader that found a violation exits early */
-    if (p > 0) {
-      fprintf(stderr, "reader pid %d exited early, status %d\n", (int)p, status);
-      failed = 1;
+  for (int phase = 0; phase <= restarts && !failed; phase++) {
+    uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull / (uint64_t)(restarts + 1);
+    pid_t wpid = -1;
+    if (phase > 0) { /* the writer of this phase is a child, killed at a random moment */
+      uint64_t kill_at = end - (uint64_t)(W->rnd % 500) * 1000000ull;
+      wpid = fork();
+      CHECK(wpid >= 0);
+      if (wpid == 0) {
+        hzshm__shm_t *cw;
+        int reused = 0;
+        int orc = hzshm__shm_w_open(name, &c, 0, &cw, &reused);
+        if (orc != 0) {
+          fprintf(stderr, "writer w_open: %s\n", hzshm_err_name(orc));
+          _exit(7);
+        }
+        if (reused) atomic_fetch_add(&side->writers_reused, 1);
+        hzshm__shm_w_set_poison(cw, 1);
+        st_writer_t *CW = malloc(sizeof *CW);
+        st_writer_init(CW, cw, side, W->rnd ^ (uint64_t)getpid());
+        for (;;) st_writer_step(CW);
+      }
+      while (t_now_ns() < kill_at && !failed) {
+        int status;
+        pid_t p = waitpid(-1, &status, WNOHANG);
+        if (p > 0) {
+          fprintf(stderr, "%s pid %d exited early, status %d\n", p == wpid ? "writer" : "reader", (int)p, status);
+          failed = 1;
+        }
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL); /* the test's duration, not a synchronization */
+      }
+      kill(wpid, SIGKILL);
+      waitpid(wpid, NULL, 0);
+      continue;
     }
+    while (t_now_ns() < end && !failed) {
+      for (int i = 0; i < 256; i++) st_writer_step(W);
+      int status;
+      pid_t p = waitpid(-1, &status, WNOHANG); /* a reader that found a violation exits early */
+      if (p > 0) {
+        fprintf(stderr, "reader pid %d exited early, status %d\n", (int)p, status);
+        failed = 1;
+      }
+    }
+    if (restarts > 0) { /* hand the segment over: the parent's writer goes away */
+      hzshm__shm_close(w);
+      w = NULL;
+    }
+  }
+  if (restarts > 0 && !failed) { /* the last writer died; take over for the final checks */
+    int reused = 0;
+    CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
+    CHECK(reused == 1);
+    CHECK(atomic_load(&side->writers_reused) == restarts);
   }
   atomic_store_explicit(&side->stop, 1, memory_order_relaxed);
   for (int i = 0; i < nr; i++) {
@@ -68,7 +117,7 @@ int main(int argc, char **argv) {
           (unsigned long long)atomic_load(&side->writer_ops), (unsigned long long)atomic_load(&side->put_fail),
           (unsigned long long)lookups, (unsigned long long)hits, (unsigned long long)st.evictions,
           (unsigned long long)st.entries);
-  CHECK(st.evictions > 0);
+  CHECK(st.evictions > 0 || restarts > 0); /* eviction counts restart with the writer's stats */
   CHECK(st.retired_pending == 0);
   CHECK(st.readers == 0);
   hzshm__shm_close(w);
