@@ -1,7 +1,7 @@
 /* fake_server.c - command line and connection loop of the fake member.
  *
  *   fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE]
- *               [--repeat] [--partitions N] [--error-code N]
+ *               [--repeat] [--partitions N] [--error-code N] [--new-cluster-id]
  *   fake_server --list
  *
  * Listens on 127.0.0.1:P (P = 0: any free port) and prints one line
@@ -203,7 +203,7 @@ static int on_readable(fs_conn_t *c) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE] [--repeat]\n"
-             "                   [--partitions N] [--error-code N]\n"
+             "                   [--partitions N] [--error-code N] [--new-cluster-id]\n"
              "       fake_server --list\n");
 }
 
@@ -217,6 +217,8 @@ int main(int argc, char **argv) {
       return 0;
     } else if (strcmp(a, "--repeat") == 0) {
       repeat = 1;
+    } else if (strcmp(a, "--new-cluster-id") == 0) {
+      hzshm__fs_new_cluster_id = 1;
     } else if (v != NULL && strcmp(a, "--port") == 0) {
       port = strtol(v, NULL, 10), i++;
     } else if (v != NULL && strcmp(a, "--scenario") == 0) {

@@ -77,5 +77,6 @@ void hzshm__fs_auth_response(fs_buf_t *out, int64_t corr, uint8_t status);
 extern int32_t hzshm__fs_partition_count;
 extern uint16_t hzshm__fs_port;
 extern int32_t hzshm__fs_error_code;
+extern int hzshm__fs_new_cluster_id;
 
 #endif /* HZSHM_FAKE_SERVER_H */

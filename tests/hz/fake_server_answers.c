@@ -10,11 +10,13 @@
 
 int32_t hzshm__fs_partition_count = 271;
 uint16_t hzshm__fs_port;
+int hzshm__fs_new_cluster_id;   /* --new-cluster-id: every connection sees another cluster id */
+static uint8_t cluster_generation; /* bumped per authenticated connection when the flag is set */
 int32_t hzshm__fs_error_code = 39; /* PartitionMigrating: retryable */
 
 /* Fixed identities: tests may compare them (printed by `fake_server --list`). */
 static const uint8_t member_uuid[16] = {0xfa, 0xce, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 1};
-static const uint8_t cluster_uuid[16] = {0xfa, 0xce, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 2};
+static uint8_t cluster_uuid[16] = {0xfa, 0xce, 0, 0, 0, 0, 0x40, 0, 0x80, 0, 0, 0, 0, 0, 0, 2};
 
 void hzshm__fs_put(fs_buf_t *b, const void *data, size_t n) {
   if (b->oom) return;
@@ -141,6 +143,7 @@ void hzshm__fs_auth_response(fs_buf_t *out, int64_t corr, uint8_t status) {
   put_uuid(out, member_uuid);
   hzshm__fs_u8(out, 1); /* serializationVersion */
   hzshm__fs_le32(out, (uint32_t)hzshm__fs_partition_count);
+  if (hzshm__fs_new_cluster_id && status == 0) cluster_uuid[14] = cluster_generation++; /* as after a cluster restart */
   put_uuid(out, cluster_uuid);
   hzshm__fs_u8(out, 0);  /* failoverSupported */
   hzshm__fs_le32(out, 1); /* memberListVersion */

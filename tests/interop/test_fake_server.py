@@ -234,6 +234,22 @@ def run_normal():
         fake.stop()
 
 
+def run_options():
+    """--new-cluster-id changes the cluster id per connection (a restarted cluster); --partitions N."""
+    for extra, differ in ((["--new-cluster-id"], True), ([], False)):
+        fake = Fake("normal", "--partitions", "7", *extra)
+        try:
+            ids = []
+            for _ in range(2):
+                c, a = connect_and_auth(fake)
+                ids.append(a["cluster_id"])
+                check("options.partitions", a["partition_count"] == 7 and a.get("partitions_listed") == 7)
+                c.close()
+            check("options.cluster_id%s" % ("_new" if differ else "_same"), (ids[0] != ids[1]) == differ, str(ids))
+        finally:
+            fake.stop()
+
+
 def run_auth(name, expect):
     fake = Fake(name)
     try:
@@ -263,6 +279,7 @@ def main():
     names = [ln.split()[0] for ln in listed if ln.strip()]
     check("cli.list", len(names) >= 25 and "normal" in names)
     run_normal()
+    run_options()
     for name in names:
         if name in PREDICATES:
             run_scenario(name)
