@@ -13,7 +13,7 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import probe  # noqa: E402  (frame helpers)
+import hzwire as hw  # noqa: E402  (frame helpers)
 
 FAKE = sys.argv[1]
 failures = 0
@@ -88,9 +88,9 @@ def type_of(fr):
 
 
 def connect_and_auth(fake, expect_ok=True):
-    c = probe.Conn(fake.addr)
+    c = hw.Conn(fake.addr)
     if expect_ok:
-        a = probe.parse_auth(c.call(probe.auth_request("hzshm", uuid.uuid4())))
+        a = hw.parse_auth(c.call(hw.auth_request("hzshm", uuid.uuid4())))
         return c, a
     return c, None
 
@@ -99,8 +99,8 @@ GET_CORR = 5555
 
 
 def send_get(c):
-    kd = probe.data_string("k")
-    c.send(probe.request(probe.T_GET, struct.pack("<q", 0), [probe.s_frame("m"), probe.Frame(kd)], pid=21),
+    kd = hw.data_string("k")
+    c.send(hw.request(hw.T_GET, struct.pack("<q", 0), [hw.s_frame("m"), hw.Frame(kd)], pid=21),
            corr=GET_CORR)
 
 
@@ -126,7 +126,7 @@ def is_eof(sock, timeout=10):
 def holds(fake, c):
     """The connection stays open and unanswered: a Ping gets logged as ignored, and nothing arrives."""
     mark = len(fake.lines)
-    c.send(probe.request(probe.T_PING))
+    c.send(hw.request(hw.T_PING))
     ok = fake.wait_line(lambda s: s.endswith("ignored (holding)"), after=mark) is not None
     c.sock.setblocking(False)
     try:
@@ -139,8 +139,8 @@ def holds(fake, c):
 
 
 def answers_again(c):
-    r = c.call(probe.request(probe.T_PING), timeout=10)
-    return probe.mtype(r) == probe.T_PING + 1
+    r = c.call(hw.request(hw.T_PING), timeout=10)
+    return hw.mtype(r) == hw.T_PING + 1
 
 
 PREDICATES = {
@@ -200,8 +200,8 @@ def run_scenario(name):
         c2, a2 = connect_and_auth(fake)
         send_get(c2)
         c2.sock.settimeout(10)
-        r = c2.call(probe.request(probe.T_PING), timeout=10)
-        check(name + ".next_connection_normal", a2["status"] == 0 and probe.mtype(r) == probe.T_PING + 1)
+        r = c2.call(hw.request(hw.T_PING), timeout=10)
+        check(name + ".next_connection_normal", a2["status"] == 0 and hw.mtype(r) == hw.T_PING + 1)
         c2.close()
     finally:
         fake.stop()
@@ -213,18 +213,18 @@ def run_normal():
         c, a = connect_and_auth(fake)
         check("normal.auth", a["status"] == 0 and a["partition_count"] == 271 and a.get("member_infos") == 1
               and a.get("partitions_listed") == 271 and a["extra_frames"] == 0, repr(a))
-        corr = c.send(probe.request(0x000300))
+        corr = c.send(hw.request(0x000300))
         deadline = time.monotonic() + 10
         while corr not in c.responses and time.monotonic() < deadline:
             c.pump(deadline - time.monotonic())
         check("normal.cluster_view", [t for _, t in c.order] == [0x000101, 0x000302, 0x000303, 0x000301],
               str(["0x%06x" % t for _, t in c.order]))
-        cl = probe.Client.__new__(probe.Client)
+        cl = hw.Client.__new__(hw.Client)
         cl.conns, cl.partition_count, cl.uuid = [c], 271, None
         check("normal.get_null", cl.get("m", "k") is None)
-        r = cl.key_call(probe.T_CONTAINS, "m", "k")
+        r = cl.key_call(hw.T_CONTAINS, "m", "k")
         check("normal.contains_false", len(r[0].content) == 14 and r[0].content[13] == 0)
-        r = c.call(probe.request(probe.T_SIZE, b"", [probe.s_frame("m")]))
+        r = c.call(hw.request(hw.T_SIZE, b"", [hw.s_frame("m")]))
         check("normal.size", struct.unpack_from("<i", r[0].content, 13)[0] == 0)
         # Bad client input: a frame length below 6 closes the connection.
         c.sock.sendall(struct.pack("<iH", 3, 0))
@@ -253,8 +253,8 @@ def run_options():
 def run_auth(name, expect):
     fake = Fake(name)
     try:
-        c = probe.Conn(fake.addr)
-        c.send(probe.auth_request("hzshm", uuid.uuid4()))
+        c = hw.Conn(fake.addr)
+        c.send(hw.auth_request("hzshm", uuid.uuid4()))
         ln = fake.wait_line(lambda s: s.endswith("fault " + name))
         check(name + ".fired", ln is not None)
         if expect == "close":
