@@ -129,11 +129,12 @@ def group_limits(ck, members, cluster):
         finally:
             c.close()
 
-    size, st = auth_with_label(4096 - 150)
-    ck.check("limits.auth_under_cap", st == 0, "auth message of %d bytes -> status %s" % (size, st))
-    size_ok = size
-    size, st = auth_with_label(4096 - 150 + (4097 - size_ok))
-    ck.check("limits.auth_over_cap", st == "Closed", "auth message of %d bytes -> %s" % (size, st))
+    # The label's length steers the message size (sum of frame lengths) to exactly 4096 and 4097 bytes.
+    overhead = sum(len(f.content) + 6 for f in auth_request(cluster, uuidlib.uuid4(), labels=[""]))
+    size, st = auth_with_label(4096 - overhead)
+    ck.check("limits.auth_at_cap", size == 4096 and st == 0, "auth message of %d bytes -> status %s" % (size, st))
+    size, st = auth_with_label(4097 - overhead)
+    ck.check("limits.auth_over_cap", size == 4097 and st == "Closed", "auth message of %d bytes -> %s" % (size, st))
     # Fragmented messages: refused before authentication, accepted after it.
     c = Conn(members[0])
     try:
