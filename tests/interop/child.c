@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,13 +39,17 @@ int hzshm__child_spawn(char *const argv[], hzshm__child_t *c) {
     rc = -errno;
     goto fail;
   }
+  pid_t parent = getpid();
   c->pid = fork();
   if (c->pid < 0) {
     rc = -errno;
     goto fail;
   }
   if (c->pid == 0) {
-    /* Child: stdin/stdout are the pipes (dup2 clears O_CLOEXEC), stderr stays. */
+    /* Child: die with the test (a test that exits early on a failed CHECK must not
+     * leave a JVM or a fake server behind); if the test is already gone, go too.
+     * stdin/stdout become the pipes (dup2 clears O_CLOEXEC), stderr stays. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent) _exit(127);
     if (dup2(in_pipe[0], 0) < 0 || dup2(out_pipe[1], 1) < 0) _exit(127);
     execv(argv[0], argv);
     _exit(127);

@@ -4,7 +4,9 @@
  *
  * Not thread-safe (one thread per handle). hzshm__child_spawn() sets SIGPIPE
  * to SIG_IGN for the whole process so that writing to a dead child returns
- * -EPIPE instead of killing the test. The child's stderr is inherited.
+ * -EPIPE instead of killing the test. The child's stderr is inherited. The
+ * child gets SIGTERM when the spawning thread exits (PR_SET_PDEATHSIG), so a
+ * test that dies early leaves no peer or fake server running.
  *
  * Errors: HZSHM_ETIMEDOUT (deadline passed, no full line), HZSHM_ECLOSED (the
  * child closed its stdout / exited), HZSHM_EBUFSIZE (line longer than the
