@@ -37,6 +37,7 @@ struct BsCtx {
   std::vector<BsSession> hot;     // one per value size: nkeys keys cached in the agent's segment
   uint64_t next_key = 1000000;    // fresh key indices for miss scenarios
   std::string run;                // unique per run: prefix of every map name
+  int failed = 0;                 // scenarios that failed their checks (exit status 1)
 };
 extern BsCtx G;
 
@@ -47,12 +48,34 @@ size_t bs_n(size_t n);
 const char *bs_key(uint64_t i);  // G.keys[i] or a formatted key (thread-unsafe static buffer)
 BsSession &bs_hot(size_t vsize);
 
+// Mean cost in ns of op(i) for i in [0, n): one untimed warm-up pass, then
+// the ops back to back in 16 chunks without a timer per op; returns the
+// median of the chunk means, so one preemption by another process (this VM is
+// shared) does not move the figure.
+template <class F>
+double bs_mean_ns(size_t n, F op) {
+  for (size_t i = 0; i < n / 4; i++) op(i);
+  const size_t chunks = 16;
+  std::vector<uint64_t> m(chunks);
+  size_t per = n / chunks ? n / chunks : 1;
+  for (size_t c = 0; c < chunks; c++) {
+    uint64_t t0 = bu_now_ns();
+    for (size_t i = c * per; i < (c + 1) * per; i++) op(i);
+    m[c] = (bu_now_ns() - t0) * 1000 / per;  // ps per op, to keep sub-ns precision
+  }
+  bu_sort(m.data(), chunks);
+  return (double)(m[chunks / 2 - 1] + m[chunks / 2]) / 2000.0;
+}
+
 // Sorts v (units: ticks if tsc != 0, else ns), sets counters p50_ns, p90_ns,
 // p99_ns, p999_ns, max_ns, mean_ns (mean_ns given, measured without per-op
 // timers, or < 0 to use the mean of v), ops and errors, the iteration time,
 // and dumps the distribution for the plots. Fails the benchmark on errors.
 void bs_report(benchmark::State &st, const std::string &scenario, std::vector<uint64_t> &v, bool tsc,
                double mean_ns, size_t errors);
+
+// Marks the scenario failed (Google Benchmark reports it; bench_store exits 1).
+void bs_fail(benchmark::State &st, const std::string &msg);
 
 void bs_register_latency();
 void bs_register_readers();

@@ -9,7 +9,8 @@
 #include "bigseg.h"
 #include "bs.h"
 
-static const uint64_t kEntries = 1000000;
+// $HZSHM_BENCH_BIG_ENTRIES overrides the entry count (smoke test).
+static uint64_t kEntries = 1000000;
 static const size_t kVsize = 100;
 
 static struct {
@@ -23,10 +24,12 @@ static struct {
 
 static bool big_ready(benchmark::State &st) {
   if (B.failed) {
-    st.SkipWithError("1M-entry segment could not be built (see stderr)");
+    bs_fail(st, "1M-entry segment could not be built (see stderr)");
     return false;
   }
   if (B.seg) return true;
+  const char *ne = getenv("HZSHM_BENCH_BIG_ENTRIES");
+  if (ne && atoll(ne) > 0) kEntries = (uint64_t)atoll(ne);
   std::string name = G.run + "-big";
   // 1M x (16 B key + 100 B value) plus the table: 512 MiB is ample; the
   // memory scenario reports what was used of it.
@@ -36,7 +39,7 @@ static bool big_ready(benchmark::State &st) {
   if (rc != 0) {
     fprintf(stderr, "bench_store: 1M-entry segment: %s\n", hzshm_strerror(rc));
     B.failed = 1;
-    st.SkipWithError("1M-entry segment could not be built");
+    bs_fail(st, "1M-entry segment could not be built");
     return false;
   }
   B.keys.resize(kEntries);
@@ -67,12 +70,13 @@ static void memory(benchmark::State &st) {
     st.counters["reader_file_KiB"] = (double)i.rd_file_bytes / 1024;
     st.counters["fill_ns_per_entry"] = i.fill_s * 1e9 / n;
     st.SetIterationTime(i.fill_s / n);
-    if (i.entries != kEntries || i.evictions != 0) st.SkipWithError("not every entry was kept");
+    if (i.entries != kEntries || i.evictions != 0) bs_fail(st, "not every entry was kept");
   }
 }
 
 static void big_get(benchmark::State &st, int pattern) {
   if (!big_ready(st)) return;
+  uint32_t hot = kEntries < 1000 ? (uint32_t)kEntries : 1000;
   static const char *pname[] = {"hot1k", "zipf99", "uniform"};
   size_t n = bs_n(1000000);
   std::vector<uint32_t> draws(n);
@@ -84,7 +88,7 @@ static void big_get(benchmark::State &st, int pattern) {
     uint64_t x = 88172645463325252ull;  // xorshift64
     for (size_t i = 0; i < n; i++) {
       x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      draws[i] = pattern == 0 ? (uint32_t)(x % 1000) * 997 % kEntries : (uint32_t)(x % kEntries);
+      draws[i] = pattern == 0 ? (uint32_t)((x % hot) * 997 % kEntries) : (uint32_t)(x % kEntries);
     }
   }
   std::vector<uint64_t> v(n);
@@ -93,14 +97,12 @@ static void big_get(benchmark::State &st, int pattern) {
   for (auto _ : st) {
     size_t errors = 0;
     bigseg_heartbeat(B.seg);
-    uint64_t t0 = bu_now_ns();
-    for (size_t i = 0; i < n; i++) {
+    double mean = bs_mean_ns(n, [&](size_t i) {
       uint32_t k = draws[i];
       size_t vlen = 0;
       int rc = hzshm_get(B.s, B.keys[k].data(), BU_KEYLEN, buf, sizeof buf, &vlen);
       if (rc != 0 || !bu_value_ok(buf, vlen, k, kVsize)) errors++;
-    }
-    double mean = (double)(bu_now_ns() - t0) / (double)n;
+    });
     bigseg_heartbeat(B.seg);
     for (size_t i = 0; i < n; i++) {
       uint32_t k = draws[i];

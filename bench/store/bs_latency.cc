@@ -6,6 +6,7 @@
 //   uds_rtt                       one-byte ping-pong between two processes
 // Every read checks the value it got (length and bytes); wrong values fail
 // the benchmark.
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,14 +28,12 @@ static void hit(benchmark::State &st, size_t vsize, bool has) {
     hzshm_stats_t a{}, b{};
     BU_CHECK(hzshm_stats(G.h, &a) == 0);
     // Pass 1: the mean, without a timer around each op.
-    uint64_t t0 = bu_now_ns();
-    for (size_t i = 0; i < n; i++) {
+    double mean = bs_mean_ns(n, [&](size_t i) {
       size_t k = i % s.nkeys, vlen = 0;
       int rc = has ? hzshm_has(s.s, bs_key(k), BU_KEYLEN)
                    : hzshm_get(s.s, bs_key(k), BU_KEYLEN, buf.data(), vsize, &vlen);
       if (rc != 0 || (!has && !bu_value_ok(buf.data(), vlen, k, vsize))) errors++;
-    }
-    double mean = (double)(bu_now_ns() - t0) / (double)n;
+    });
     // Pass 2: each op between two rdtsc, minus the timer's own median cost.
     for (size_t i = 0; i < n; i++) {
       size_t k = i % s.nkeys, vlen = 0;
@@ -46,7 +45,8 @@ static void hit(benchmark::State &st, size_t vsize, bool has) {
       if (rc != 0 || (!has && !bu_value_ok(buf.data(), vlen, k, vsize))) errors++;
     }
     BU_CHECK(hzshm_stats(G.h, &b) == 0);
-    st.counters["hit_ratio"] = (double)(b.hits - a.hits) / (2.0 * (double)n);
+    size_t done = n / 4 + 16 * (n / 16 ? n / 16 : 1) + n;  // warm-up + mean chunks + timed pass
+    st.counters["hit_ratio"] = (double)(b.hits - a.hits) / (double)done;
     bs_report(st, (has ? "hit_has/hzshm/" : "hit_get/hzshm/") + sz(vsize), v, true, mean, errors);
   }
 }
@@ -165,16 +165,32 @@ static void miss(benchmark::State &st, size_t vsize) {
   }
 }
 
-static void uds_rtt(benchmark::State &st) {
+static void pin(int cpu) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (cpu >= 0) {
+    CPU_SET(cpu, &set);
+  } else {
+    for (int i = 0; i < CPU_SETSIZE; i++) CPU_SET(i, &set);
+  }
+  sched_setaffinity(0, sizeof set, &set);  // best effort: reported as measured
+}
+
+// mode 0: wherever the scheduler puts the two processes; 1: both on CPU 0;
+// 2: parent on CPU 0, child on CPU 1.
+static void uds_rtt(benchmark::State &st, int mode) {
+  static const char *names[] = {"uds_rtt", "uds_rtt/same_core", "uds_rtt/cross_core"};
   size_t n = bs_n(20000);
   std::vector<uint64_t> v(n);
   for (auto _ : st) {
+    if (mode) pin(0);
     int sv[2];
     BU_CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
     fflush(nullptr);
     pid_t pid = fork();
     BU_CHECK(pid >= 0);
     if (pid == 0) {  // echo one byte until EOF
+      if (mode) pin(mode == 1 ? 0 : 1);
       close(sv[0]);
       char c;
       while (read(sv[1], &c, 1) == 1)
@@ -193,12 +209,17 @@ static void uds_rtt(benchmark::State &st) {
     }
     close(sv[0]);
     waitpid(pid, nullptr, 0);
-    bs_report(st, "uds_rtt", v, false, -1, errors);
+    if (mode) pin(-1);
+    bs_report(st, names[mode], v, false, -1, errors);
   }
 }
 
 void bs_register_latency() {
-  bs_reg("uds_rtt", uds_rtt);
+  bs_reg("uds_rtt", [](benchmark::State &st) { uds_rtt(st, 0); });
+  if (sysconf(_SC_NPROCESSORS_ONLN) >= 2) {
+    bs_reg("uds_rtt/same_core", [](benchmark::State &st) { uds_rtt(st, 1); });
+    bs_reg("uds_rtt/cross_core", [](benchmark::State &st) { uds_rtt(st, 2); });
+  }
   for (size_t vs : kSizes) {
     bs_reg("hit_get/hzshm/" + sz(vs), [vs](benchmark::State &st) { hit(st, vs, false); });
     bs_reg("hit_has/hzshm/" + sz(vs), [vs](benchmark::State &st) { hit(st, vs, true); });

@@ -37,6 +37,11 @@ BsSession &bs_hot(size_t vsize) {
   return G.hot[0];
 }
 
+void bs_fail(benchmark::State &st, const std::string &msg) {
+  G.failed++;
+  st.SkipWithError(msg.c_str());
+}
+
 void bs_report(benchmark::State &st, const std::string &scenario, std::vector<uint64_t> &v, bool tsc,
                double mean_ns, size_t errors) {
   double k = tsc ? 1.0 / bu_tsc_per_ns() : 1.0;
@@ -53,7 +58,7 @@ void bs_report(benchmark::State &st, const std::string &scenario, std::vector<ui
   st.counters["errors"] = (double)errors;
   st.SetIterationTime(mean_ns / 1e9);
   bu_dist_dump(scenario.c_str(), "ns", v.data(), n, k);
-  if (errors) st.SkipWithError((scenario + ": wrong results (see errors counter)").c_str());
+  if (errors) bs_fail(st, scenario + ": wrong results (see errors counter)");
 }
 
 static void setup_hot(void) {
@@ -147,7 +152,8 @@ int main(int argc, char **argv) {
   dc_close(G.dc);
   hzshm_close(G.h);
   bu_agent_stop(&G.agent);
-  return 0;
+  if (G.failed) fprintf(stderr, "bench_store: %d scenario(s) failed their checks\n", G.failed);
+  return G.failed ? 1 : 0;
 }
 
 benchmark::internal::Benchmark *bs_reg(const std::string &name, std::function<void(benchmark::State &)> fn) {

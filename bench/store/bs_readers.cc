@@ -196,8 +196,8 @@ static void run_readers(benchmark::State &st, bool rw, int nreaders) {
     st.SetIterationTime(ops ? elapsed / (double)ops : 1.0);
     if (t) rwt_destroy(t);
     munmap(c, sizeof(Ctl));
-    if (failed) st.SkipWithError("a reader or the invalidator failed");
-    else if (bad) st.SkipWithError("readers read wrong values");
+    if (failed) bs_fail(st, "a reader or the invalidator failed");
+    else if (bad) bs_fail(st, "readers read wrong values");
   }
 }
 
