@@ -81,6 +81,7 @@ void bs_register_latency();
 void bs_register_readers();
 void bs_register_bigseg();
 void bs_bigseg_cleanup();
+void bs_latency_cleanup();
 
 #include <functional>
 // Registers a one-iteration, manual-time benchmark with $HZSHM_BENCH_REPS

@@ -72,14 +72,23 @@ static void direct_read(benchmark::State &st, size_t vsize, bool contains) {
   }
 }
 
+static std::map<std::string, hzshm_session_t *> open_sessions;
+
 static hzshm_session_t *session(const std::string &name) {
-  static std::map<std::string, hzshm_session_t *> open;
-  auto it = open.find(name);
-  if (it != open.end()) return it->second;
+  auto it = open_sessions.find(name);
+  if (it != open_sessions.end()) return it->second;
   hzshm_session_t *s = nullptr;
   BU_CHECK(hzshm_session_open(G.h, name.c_str(), name.size(), &s) == 0);
-  open[name] = s;
+  open_sessions[name] = s;
   return s;
+}
+
+void bs_latency_cleanup() {
+  for (auto &kv : open_sessions) {
+    hzshm_destroy(kv.second);  // the IMap goes too: the cluster stays small across runs
+    hzshm_session_close(kv.second);
+  }
+  open_sessions.clear();
 }
 
 enum WOp { W_SET, W_DEL, W_DESTROY };

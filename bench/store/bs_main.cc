@@ -149,6 +149,7 @@ int main(int argc, char **argv) {
     hzshm_session_close(s.s);
   }
   bs_bigseg_cleanup();
+  bs_latency_cleanup();
   dc_close(G.dc);
   hzshm_close(G.h);
   bu_agent_stop(&G.agent);
