@@ -183,7 +183,11 @@ void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *conn, const hzshm_
   if (fl & HZSHM__F_BACKUP_EVENT) return; /* we never set BACKUP_AWARE */
   if (fl & HZSHM__F_EVENT) {
     c->st.events++;
-    if (k && k->listener && k->state == HZSHM__CALL_LISTENING && k->conn == conn && k->event)
+    /* A member may send a listener's first events before the registration
+     * response (the cluster-view listener does: MembersView arrives first), so
+     * events are delivered while the call is still SENT too. */
+    if (k && k->listener && (k->state == HZSHM__CALL_LISTENING || k->state == HZSHM__CALL_SENT) && k->conn == conn &&
+        k->event)
       hzshm__listener_cb(c, k, m, 1);
     return;
   }
