@@ -171,7 +171,77 @@ static void test_corrupt_chain_is_bounded(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+static void test_fork(void) {
+  const char *name = t_name("fork");
+  hzshm__shm_config_t c = cfg(0);
+  hzshm__shm_t *w, *r;
+  hzshm__sref_t ref;
+  size_t n;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0);
+  /* inherited handles are closed in the child; a fresh attach works */
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    hzshm__shm_t *r2;
+    hzshm__sref_t ref2;
+    int ok = hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n) == HZSHM_ECLOSED &&
+             hzshm__shm_w_put(w, &ref, "k", 1, "x", 1, 0, 1, 0, 0) == HZSHM_EINVAL &&
+             hzshm__shm_r_attach(name, &r2) == 0 && hzshm__shm_r_session(r2, "s", 1, &ref2) == 0 &&
+             hzshm__shm_r_get(r2, &ref2, "k", 1, NULL, 0, &n) == 0;
+    hzshm__shm_close(r);
+    hzshm__shm_close(w);
+    _exit(ok ? 0 : 1);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0); /* the parent's handles are intact */
+  hzshm__shm_close(w);
+  /* a writer that forked a long-lived child and died: the child does not keep it "alive" */
+  int pa[2], pb[2], life[2]; /* A's report, B's report, and a pipe whose EOF tells them the test is gone */
+  CHECK(pipe(pa) == 0 && pipe(pb) == 0 && pipe(life) == 0);
+  pid_t a = fork();
+  CHECK(a >= 0);
+  if (a == 0) {
+    hzshm__shm_t *aw;
+    close(life[1]);
+    if (hzshm__shm_w_open(name, &c, 0, &aw, NULL) != 0) _exit(2);
+    pid_t b = fork();
+    if (b == 0) { /* B: outlives A; its atfork handler has run once fork() returned here */
+      if (write(pb[1], "b", 1) != 1) _exit(3);
+      while (read(life[0], &b, 1) > 0) {
+      }
+      _exit(0);
+    }
+    if (write(pa[1], &b, sizeof b) != (ssize_t)sizeof b) _exit(3);
+    while (read(life[0], &b, 1) > 0) {
+    }
+    _exit(0);
+  }
+  close(life[0]);
+  char ch;
+  pid_t b;
+  CHECK(read(pb[0], &ch, 1) == 1 && ch == 'b');
+  CHECK(read(pa[0], &b, sizeof b) == (ssize_t)sizeof b);
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), HZSHM_EEXIST); /* A alive */
+  kill(a, SIGKILL);
+  CHECK(waitpid(a, &status, 0) == a);
+  int reused = 0;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0); /* B still alive */
+  CHECK(reused == 1);
+  CHECK(kill(b, 0) == 0);
+  kill(b, SIGKILL);
+  close(life[1]);
+  hzshm__shm_close(w);
+  hzshm__shm_close(r);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(void) {
+  RUN(test_fork);
   RUN(test_fail_closed);
   RUN(test_exclusive_and_restart);
   RUN(test_corrupt_chain_is_bounded);
