@@ -193,7 +193,14 @@ void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *conn, const hzshm_
   }
   if (!k || k->conn != conn || k->state != HZSHM__CALL_SENT) return; /* late reply after timeout/retry */
   c->st.responses++;
-  if (hzshm__msg_type(m) == HZSHM__MT_ERROR) {
+  int32_t rtype = hzshm__msg_type(m), qtype = (int32_t)hzshm__ld_u32le(k->msg + HZSHM__FRAME_HDR);
+  if (rtype != HZSHM__MT_ERROR && rtype != qtype + 1) {
+    hzshm__log("response type 0x%06x to request 0x%06x (correlation %lld)", (unsigned)rtype, (unsigned)qtype,
+               (long long)corr);
+    hzshm__conn_close(conn, HZSHM_EPROTO, "response of another message type");
+    return;
+  }
+  if (rtype == HZSHM__MT_ERROR) {
     hzshm__remote_err_t e;
     int rc = hzshm__dec_error(m, &e.code, e.cls, sizeof e.cls, e.msg, sizeof e.msg);
     uint64_t now = uv_now(c->loop);
@@ -203,6 +210,7 @@ void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *conn, const hzshm_
     }
     hzshm__table_remove(c, k);
     hzshm__call_finish(c, k, m, rc ? rc : HZSHM_EREMOTE);
+    if (rc == HZSHM_EPROTO) hzshm__conn_close(conn, rc, "malformed error response");
     return;
   }
   if (k->listener) {
@@ -253,7 +261,8 @@ void hzshm__invoke_conn_closed(hzc_client_t *c, hzshm__conn_t *conn) {
       hzshm__table_put(c, k);
       continue;
     }
-    hzshm__call_finish(c, k, NULL, conn->close_err == HZSHM_ETIMEDOUT ? HZSHM_ETIMEDOUT : HZSHM_ECLOSED);
+    int err = conn->close_err;
+    hzshm__call_finish(c, k, NULL, err == HZSHM_ETIMEDOUT || err == HZSHM_EPROTO ? err : HZSHM_ECLOSED);
   }
 }
 
