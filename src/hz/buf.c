@@ -76,7 +76,7 @@ uint8_t *hzshm__wr_reserve(hzshm__wr_t *w, size_t n) {
     w->err = -ENOMEM;
     return NULL;
   }
-  if (w->len + n > w->cap) {
+  if (w->len + n > w->cap || !w->p) { /* also when empty: never offset a null pointer */
     size_t cap = w->cap ? w->cap : 256;
     while (cap < w->len + n) cap *= 2;
     uint8_t *p = realloc(w->p, cap);
