@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -60,10 +61,37 @@ static int agent_ready(void *ud) {
   return ok;
 }
 
+/* Agents started by this test process: killed if the test exits early (a
+ * failed CHECK), so that no agent outlives its test and holds ctest's pipes. */
+static pid_t started[16];
+static pid_t owner;
+
+static void kill_started(void) {
+  if (getpid() != owner) return;
+  for (int i = 0; i < 16; i++)
+    if (started[i] > 0 && kill(started[i], SIGKILL) == 0) waitpid(started[i], NULL, 0);
+}
+
+static void track(pid_t old, pid_t pid) {
+  if (owner == 0) {
+    owner = getpid();
+    atexit(kill_started);
+  }
+  for (int i = 0; i < 16; i++) {
+    if (started[i] == old) {
+      started[i] = pid;
+      return;
+    }
+  }
+}
+
 static void spawn(e2e_agent_t *ag) {
+  pid_t parent = getpid();
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+    if (getppid() != parent) _exit(126);
     for (int i = 0; i < 4; i++)
       if (ag->extra_env[i][0]) putenv(ag->extra_env[i]);
     execl(HZSHM_AGENT_BIN, "hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "hzshm", "--socket", ag->sock,
@@ -71,6 +99,7 @@ static void spawn(e2e_agent_t *ag) {
     _exit(127);
   }
   ag->pid = pid;
+  track(0, pid);
   if (e2e_wait(agent_ready, ag, 60000) < 0) {
     fprintf(stderr, "e2e: agent %s not serving within 60 s\n", ag->name);
     kill(pid, SIGKILL);
@@ -105,6 +134,7 @@ int e2e_agent_stop(e2e_agent_t *ag) {
     waitpid(ag->pid, NULL, 0);
     return -1;
   }
+  track(ag->pid, 0);
   ag->pid = 0;
   return WIFEXITED(r.status) ? WEXITSTATUS(r.status) : 128 + WTERMSIG(r.status);
 }
@@ -112,6 +142,7 @@ int e2e_agent_stop(e2e_agent_t *ag) {
 void e2e_agent_kill9(e2e_agent_t *ag) {
   kill(ag->pid, SIGKILL);
   waitpid(ag->pid, NULL, 0);
+  track(ag->pid, 0);
   ag->pid = 0;
 }
 

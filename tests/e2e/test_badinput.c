@@ -1,0 +1,184 @@
+/* test_badinput.c - bad input through the API, the CLI and a raw socket
+ * client: each gets its own error, and nothing changes (the stored value,
+ * the agent's request counter for API checks, the agent's service to others).
+ * Also: a peer of another uid is refused with an error frame. */
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "ipc.h"
+
+static char NAME[64], SID[64];
+static e2e_agent_t AG;
+
+static void send_raw(int fd, const void *p, size_t n) { CHECK(write(fd, p, n) == (ssize_t)n); }
+
+static size_t frame(uint8_t *buf, uint8_t op, uint32_t id, const char *sid, const char *key, const char *val) {
+  hzshm__ipc_req_t r = {.sid = sid, .sidlen = sid ? strlen(sid) : 0, .key = key, .klen = key ? strlen(key) : 0,
+                        .val = val, .vlen = val ? strlen(val) : 0};
+  long n = hzshm__ipc_req_encode(buf, 4096, op, id, &r);
+  CHECK(n > 0);
+  return (size_t)n;
+}
+
+/* Sends bytes on a fresh connection; expects an error frame with `want` and
+ * then the connection closed. */
+static void expect_closed(const void *bytes, size_t n, int want, uint32_t want_id) {
+  int fd = e2e_raw_connect(AG.sock);
+  CHECK(fd >= 0);
+  send_raw(fd, bytes, n);
+  uint32_t id = 99;
+  uint8_t op;
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), want);
+  CHECK(id == want_id);
+  CHECK(e2e_raw_closed(fd, 10000));
+  close(fd);
+}
+
+static void raw(void) {
+  uint8_t buf[4096];
+  size_t n = frame(buf, HZSHM__OP_GET, 5, SID, "k", NULL);
+  uint8_t bad[4096];
+  memcpy(bad, buf, n);
+  bad[0] = 'X'; /* wrong magic: reqid unknown -> 0 */
+  expect_closed(bad, n, HZSHM_EPROTO, 0);
+  memcpy(bad, buf, n);
+  bad[5] = 99; /* unknown op */
+  expect_closed(bad, n, HZSHM_EPROTO, 5);
+  memcpy(bad, buf, n);
+  bad[4] = 7; /* version */
+  expect_closed(bad, n, HZSHM_EPROTO, 5);
+  memcpy(bad, buf, n);
+  hzshm__le32_put(bad + 16, 0x7FFFFFFF); /* oversized length */
+  expect_closed(bad, HZSHM__IPC_HDR, HZSHM_EPROTO, 5);
+  memcpy(bad, buf, n);
+  hzshm__le16_put(bad + HZSHM__IPC_HDR, 200); /* sid length past the body */
+  expect_closed(bad, n, HZSHM_EPROTO, 5);
+  /* Garbage that is not even a header's worth, then EOF: just closed. */
+  int fd = e2e_raw_connect(AG.sock);
+  send_raw(fd, "hello", 5);
+  shutdown(fd, SHUT_WR);
+  CHECK(e2e_raw_closed(fd, 10000));
+  close(fd);
+
+  /* Well-formed frames with bad content: an error, the connection stays. */
+  fd = e2e_raw_connect(AG.sock);
+  CHECK(fd >= 0);
+  uint32_t id;
+  uint8_t op;
+  n = frame(buf, HZSHM__OP_GET, 11, "", "k", NULL);
+  send_raw(fd, buf, n);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EEMPTY);
+  CHECK(id == 11 && op == HZSHM__OP_GET);
+  n = frame(buf, HZSHM__OP_GET, 12, SID, "", NULL);
+  send_raw(fd, buf, n);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EEMPTY);
+  n = frame(buf, HZSHM__OP_SET, 13, "a\xff", "k", "v");
+  send_raw(fd, buf, n);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EBADSESSION);
+  n = frame(buf, HZSHM__OP_SET, 14, SID, "\xc0\xaf", "v");
+  send_raw(fd, buf, n);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
+  n = frame(buf, HZSHM__OP_GET, 15, SID, "k", "value-on-a-get");
+  send_raw(fd, buf, n);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
+  /* Pipelined: two good requests in one write, both answered. */
+  size_t n1 = frame(buf, HZSHM__OP_HELLO, 21, NULL, NULL, NULL);
+  size_t n2 = frame(buf + n1, HZSHM__OP_GET, 22, SID, "k", NULL);
+  send_raw(fd, buf, n1 + n2);
+  uint32_t seen = 0;
+  for (int i = 0; i < 2; i++) {
+    int rc = e2e_raw_read(fd, &id, &op, 10000);
+    CHECK(rc == 0);
+    seen |= id == 21 ? 1u : id == 22 ? 2u : 4u;
+  }
+  CHECK(seen == 3);
+  close(fd);
+}
+
+static void peer_refused(void) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3); /* nobody */
+    int fd = e2e_raw_connect(AG.sock);
+    if (fd < 0) _exit(4);
+    uint8_t buf[4096];
+    size_t n = frame(buf, HZSHM__OP_SET, 1, SID, "k", "evil");
+    (void)!write(fd, buf, n);
+    uint32_t id;
+    uint8_t op;
+    int rc = e2e_raw_read(fd, &id, &op, 10000);
+    _exit(rc == HZSHM_EPEER && e2e_raw_closed(fd, 10000) ? 0 : 5);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+  if (WEXITSTATUS(st) == 3) {
+    printf("peer check skipped: cannot switch to uid 65534 (not root)\n");
+    return;
+  }
+  CHECK(WEXITSTATUS(st) == 0);
+}
+
+static uint64_t bad_base;
+static int counted(void *ud) { return e2e_stats(ud).bad_requests - bad_base >= 10; }
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  snprintf(NAME, sizeof NAME, "e2e-bad-%d", (int)getpid());
+  snprintf(SID, sizeof SID, "bad-%d", (int)getpid());
+  e2e_agent_start(&AG, NAME, argv[1]);
+  hzshm_t *h;
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_open(NAME, NULL, &h), 0);
+  CHECK_RC(hzshm_session_open(h, SID, strlen(SID), &s), 0);
+  CHECK_RC(hzshm_set(s, "k", 1, "good", 4), 0);
+
+  /* API: checked before anything is sent. */
+  hzshm_stats_t a = e2e_stats(h);
+  static char big[HZSHM_VALUE_MAX + 2];
+  memset(big, 'b', sizeof big);
+  char buf[64];
+  size_t vlen;
+  hzshm_session_t *bs;
+  CHECK_RC(hzshm_session_open(h, "", 0, &bs), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_session_open(h, big, HZSHM_SESSION_MAX + 1, &bs), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_session_open(h, "x\0y", 3, &bs), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm_set(s, "", 0, "v", 1), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_set(s, big, HZSHM_KEY_MAX + 1, "v", 1), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_set(s, "k", 1, big, HZSHM_VALUE_MAX + 1), HZSHM_ETOOBIG);
+  CHECK_RC(hzshm_set(s, "\xed\xa0\x80", 3, "v", 1), HZSHM_EINVAL);
+  CHECK_RC(hzshm_set_ttl(s, "k", 1, "v", 1, -7), HZSHM_EINVAL);
+  CHECK_RC(hzshm_get(s, "", 0, buf, sizeof buf, &vlen), HZSHM_EEMPTY);
+  CHECK_RC(hzshm_del(s, big, HZSHM_KEY_MAX + 1), HZSHM_ETOOBIG);
+  hzshm_stats_t b = e2e_stats(h);
+  CHECK(b.agent_requests == a.agent_requests); /* nothing reached the agent */
+  /* CLI: exit 2 with a message, nothing changed. */
+  char out[4096];
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", "", "k", "v", NULL}) == 2);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", SID, "", "v", NULL}) == 2);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, NULL}) == 2);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "frobnicate", SID, "k", NULL}) == 2);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", "no-such-cache-e2e", "get", SID, "k", NULL}) == 2);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "get", SID, "k", NULL}) == 2);
+  /* Raw socket client. */
+  raw();
+  peer_refused();
+  /* Nothing changed, and the agent still serves. */
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 4 && memcmp(buf, "good", 4) == 0);
+  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, "k", NULL}) == 0);
+  CHECK(strcmp(out, "good") == 0);
+  bad_base = a.bad_requests;
+  CHECK(e2e_wait(counted, h, 5000) >= 0); /* counters are published every 50 ms */
+  hzshm_stats_t c = e2e_stats(h);
+  printf("agent counted %llu bad requests\n", (unsigned long long)(c.bad_requests - a.bad_requests));
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK(e2e_agent_stop(&AG) == 0);
+  printf("test_badinput: ok\n");
+  return 0;
+}
