@@ -270,8 +270,10 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
     c->connected = 1;
     c->ever_connected = 1;
     c->backoff_ms = 0;
-    hzshm__log("connected to cluster (member %s at %s:%d, %d partitions, server %s)", u, k->host, k->port,
-               r.partition_count, r.server_version);
+    hzshm__log("connected to cluster (member %s at %s:%d, %d partitions, server %s; auth response: %s, %zu frames "
+               "after the server version)",
+               u, k->host, k->port, r.partition_count, r.server_version,
+               r.has_versions ? "2.7 member/partition list versions present" : "no 2.7 fixed fields", r.trailing_frames);
     hzshm__emit(c, kind, &r.member);
     if (k->state != HZSHM__CONN_READY) return; /* the user closed it from the event */
     /* Partitions are assigned lazily: ask for it so a PartitionsView arrives. */

@@ -64,6 +64,7 @@ typedef struct {
   char host[HZSHM__HOST_MAX];
   int32_t port;
   char server_version[64];
+  size_t trailing_frames; /* frames after serverHazelcastVersion (2.7+: tpc, memberInfos, partitions, ...) */
 } hzshm__auth_resp_t;
 
 void hzshm__enc_auth(hzshm__mb_t *b, const char *cluster, const hzc_uuid_t *uuid, const char *client_name);

@@ -77,6 +77,7 @@ int hzshm__dec_auth(const hzshm__msg_t *m, hzshm__auth_resp_t *o) {
   if (rc == 0 && (rc = hzshm__dec_address(&c, o->host, sizeof o->host, &o->port))) return rc;
   if ((rc = hzshm__dec_string(&c, o->server_version, sizeof o->server_version))) return rc;
   if (o->status == 0 && (o->partition_count <= 0 || o->partition_count > (1 << 20))) return HZSHM_EPROTO;
+  o->trailing_frames = m->n - c.i;
   return 0; /* 2.7/2.8 trailing frames (tpc, memberInfos, partitions, keyValuePairs) are ignored */
 }
 
