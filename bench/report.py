@@ -17,7 +17,7 @@ import re
 import statistics
 import sys
 
-SUFFIX = re.compile(r"/iterations:\d+(/manual_time)?$")
+SUFFIX = re.compile(r"/iterations:\d+(/repeats:\d+)?(/manual_time)?$")
 
 
 def load_store(path):
@@ -151,9 +151,12 @@ def targets(R):
     r1, r2 = R.get("readers/hzshm/1", "ops_per_s"), R.get("readers/hzshm/2", "ops_per_s")
     if r1 and r2:
         w1, w2 = R.med("readers/rwlock/1", "ops_per_s"), R.med("readers/rwlock/2", "ops_per_s")
+        c1, c2 = R.med("readers/hzshm/1", "reader_cpus"), R.med("readers/hzshm/2", "reader_cpus")
+        note = "rwlock %.2f×" % (w2 / w1) if w1 and w2 else ""
+        if c1 and c2:
+            note += "; readers got %.2f → %.2f CPUs" % (c1, c2)
         rows.append(("Readers 1 → 2 scaling (hits/s, with invalidations)", "%.2f× [%.2f–%.2f]" % (
-            r2[0] / r1[0], r2[1] / r1[2], r2[2] / r1[1]), "≥ 1.8×",
-            "rwlock %.2f×" % (w2 / w1) if w1 and w2 else "", verdict(r2[0] / r1[0] >= 1.8)))
+            r2[0] / r1[0], r2[1] / r1[2], r2[2] / r1[1]), "≥ 1.8×", note, verdict(r2[0] / r1[0] >= 1.8)))
     po = R.prop.get("batch_off")
     if po:
         rows.append(("Invalidation propagation p99, batching off", "%.2f ms (p50 %.2f ms, n=%d, lost %d)" % (
@@ -236,15 +239,23 @@ def markdown(R):
     for n in (1, 2, 4):
         h, w = "readers/hzshm/%d" % n, "readers/rwlock/%d" % n
         f = lambda t: "%.1f M" % (t / 1e6)
-        rows.append((n, fmt_rng(R.get(h, "ops_per_s"), f), fmt_rng(R.get(h, "inval_per_s"), lambda t: "%.0f" % t),
+        c = lambda t: "%.2f" % t
+        rows.append((n, fmt_rng(R.get(h, "ops_per_s"), f), fmt_rng(R.get(h, "reader_cpus"), c),
+                     fmt_rng(R.get(h, "hits_per_cpu_s"), f),
+                     fmt_rng(R.get(h, "inval_per_s"), lambda t: "%.0f" % t),
                      fmt_rng(R.get(h, "not_hit"), lambda t: "%.0f" % t),
-                     fmt_rng(R.get(w, "ops_per_s"), f), fmt_rng(R.get(w, "inval_per_s"), lambda t: "%.0f" % t)))
+                     fmt_rng(R.get(w, "ops_per_s"), f), fmt_rng(R.get(w, "reader_cpus"), c),
+                     fmt_rng(R.get(w, "hits_per_cpu_s"), f),
+                     fmt_rng(R.get(w, "inval_per_s"), lambda t: "%.0f" % t)))
     md += ["## Aggregate hit throughput vs reader processes", "",
            "Hits/s summed over N reader processes (100 B, 1000 hot keys) while another process sets other keys "
            "of the same IMap at a target of 1000/s through our direct client (the agent applies each "
            "invalidation and refills the key); rwlock = the same on a table under one process-shared rwlock. "
            "The machine has %s cores shared by readers, agent, member and the writer." % R.ctx.get("nproc", "?"),
-           "", table(["readers", "hzshm hits/s", "invalidations/s", "reads not hit", "rwlock hits/s", "rwlock writes/s"],
+           "reader CPUs = CPU time the readers got / wall time; hits per CPU-s = hits / reader CPU time "
+           "(scaling of the read path itself, apart from what the scheduler handed out).",
+           "", table(["readers", "hzshm hits/s", "reader CPUs", "hits per CPU-s", "invalidations/s",
+                      "reads not hit", "rwlock hits/s", "reader CPUs", "hits per CPU-s", "rwlock writes/s"],
                      rows), ""]
     rows = []
     for k in ("batch_off", "batch_on"):

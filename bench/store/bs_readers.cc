@@ -35,7 +35,7 @@ struct Ctl {
   std::atomic<int> go;
   std::atomic<uint64_t> stop_ns;
   struct {
-    uint64_t ops, bad, other;
+    uint64_t ops, bad, other, cpu_ns;
   } r[kMaxReaders];
   uint64_t inval_ops, inval_bad;
 };
@@ -53,11 +53,17 @@ static int all_ready(void *ud) {
 
 // Runs get(k, buf, &vlen) over the 1000 hot keys until the stop time and
 // records what it saw in slot idx, then exits the child.
+static uint64_t cpu_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 template <class F>
 static void reader_loop(Ctl *c, int idx, size_t nkeys, F get) {
   wait_go(c);
   uint64_t stop = c->stop_ns.load(std::memory_order_relaxed);  // ordered by the acquire of go
-  uint64_t ops = 0, bad = 0, other = 0;
+  uint64_t ops = 0, bad = 0, other = 0, cpu0 = cpu_ns();
   uint8_t buf[100];
   for (size_t i = (size_t)idx * 37;;) {
     for (int j = 0; j < 1024; j++, i++) {
@@ -69,6 +75,7 @@ static void reader_loop(Ctl *c, int idx, size_t nkeys, F get) {
     }
     if (bu_now_ns() >= stop) break;
   }
+  c->r[idx].cpu_ns = cpu_ns() - cpu0;
   c->r[idx].ops = ops;
   c->r[idx].bad = bad;
   c->r[idx].other = other;
@@ -183,8 +190,16 @@ static void run_readers(benchmark::State &st, bool rw, int nreaders) {
     }
     double elapsed = (double)(bu_now_ns() - start) / 1e9;
     BU_CHECK(hzshm_stats(G.h, &b) == 0);
-    uint64_t ops = 0, bad = 0, other = 0;
-    for (int i = 0; i < nreaders; i++) ops += c->r[i].ops, bad += c->r[i].bad, other += c->r[i].other;
+    uint64_t ops = 0, bad = 0, other = 0, cpu = 0;
+    for (int i = 0; i < nreaders; i++) {
+      ops += c->r[i].ops, bad += c->r[i].bad, other += c->r[i].other, cpu += c->r[i].cpu_ns;
+    }
+    // CPU actually given to the readers: on a shared 2-vCPU VM the readers
+    // compete with the agent, the member, the writer and other work, so
+    // hits per reader CPU-second shows the read path's scaling apart from
+    // how much CPU the scheduler handed out.
+    st.counters["reader_cpus"] = (double)cpu / 1e9 / elapsed;
+    st.counters["hits_per_cpu_s"] = cpu ? (double)ops / ((double)cpu / 1e9) : 0;
     double ops_s = (double)ops / elapsed;
     st.counters["ops_per_s"] = ops_s;
     st.counters["per_reader_ops_per_s"] = ops_s / nreaders;
