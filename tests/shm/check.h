@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/prctl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "hzshm.h"
@@ -57,6 +59,10 @@ static inline uint64_t t_now_ns(void) {
       nanosleep(&ts_, NULL);                                                      \
     }                                                                             \
   } while (0)
+
+/* In a forked test child: die with the test process, so a failed test never
+ * leaves spinning children behind. */
+static inline void t_child_dies_with_parent(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }
 
 /* A segment name unique to this process and call. */
 static inline const char *t_name(const char *tag) {

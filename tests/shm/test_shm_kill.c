@@ -26,6 +26,7 @@ static void put(hzshm__shm_t *w, const hzshm__sref_t *ref, uint32_t k, uint64_t 
 }
 
 static void reader(const char *name, side_t *side, uint64_t seed) {
+  t_child_dies_with_parent();
   hzshm__shm_t *r;
   hzshm__sref_t ref;
   if (hzshm__shm_r_attach(name, &r) != 0 || hzshm__shm_r_session(r, "s", 1, &ref) != 0) _exit(9);

@@ -87,6 +87,7 @@ static void test_exclusive_and_restart(void) {
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
+    t_child_dies_with_parent();
     hzshm__shm_t *cw;
     hzshm__sref_t cr;
     if (hzshm__shm_w_open(name, &c, 0, &cw, NULL) != 0) _exit(2);

@@ -30,6 +30,7 @@ int main(int argc, char **argv) {
     pids[i] = fork();
     CHECK(pids[i] >= 0);
     if (pids[i] == 0) {
+      t_child_dies_with_parent();
       hzshm__shm_t *r;
       if (hzshm__shm_r_attach(name, &r) != 0) _exit(9);
       int rc = st_reader_run(r, side, i, 0x12345ull * (uint64_t)(i + 1) + (uint64_t)getpid());
@@ -47,6 +48,7 @@ int main(int argc, char **argv) {
       wpid = fork();
       CHECK(wpid >= 0);
       if (wpid == 0) {
+        t_child_dies_with_parent();
         hzshm__shm_t *cw;
         int reused = 0;
         int orc = hzshm__shm_w_open(name, &c, 0, &cw, &reused);
