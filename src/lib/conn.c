@@ -116,6 +116,13 @@ int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzs
   uint64_t deadline = now_ms() + h->timeout_ms;
   int rc = grow(c, hzshm__ipc_req_size(req));
   if (rc) goto out;
+  if (c->fd >= 0) {
+    /* Nothing is outstanding on an idle connection, so anything readable is
+     * the EOF of an agent that went away (restarted): reconnect instead of
+     * failing this request. One poll, only on the agent path. */
+    struct pollfd p = {.fd = c->fd, .events = POLLIN};
+    if (poll(&p, 1, 0) != 0) conn_drop(c);
+  }
   if (c->fd < 0 && (rc = conn_connect(h, c)) != 0) goto out;
   uint32_t id = ++c->next_id;
   long n = hzshm__ipc_req_encode(c->buf, c->cap, op, id, req);
