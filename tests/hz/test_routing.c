@@ -134,6 +134,26 @@ int main(int argc, char **argv) {
   }
   CHECK(hzc_member_requests(c, 3) == -1);
 
+  /* unisocket (smart = 0): one connection, key operations still served */
+  {
+    hzc_config_t ucfg = {.addrs = a, .naddrs = 1, .smart = 0, .cluster_name = "hzshm"};
+    hzc_client_t *u = hzt_connect_cfg(loop, &ucfg);
+    hzt_res_t ures = {0};
+    for (int i = 0; i < 20; i++) {
+      char k[32];
+      key_of(1000 + i, k, sizeof k);
+      HZT_SYNC(loop, &ures, hzc_map_set(u, "hzt-routing-uni", k, strlen(k), "u", 1, -1, hzt_res_cb, &ures));
+      CHECK_RC(ures.status, 0);
+      HZT_SYNC(loop, &ures, hzc_map_get(u, "hzt-routing-uni", k, strlen(k), hzt_res_cb, &ures));
+      CHECK(ures.status == 0 && ures.type == HZC_BYTES && ures.len == 1);
+    }
+    hzt_res_reset(&ures);
+    hzc_stats_t us;
+    hzc_client_stats(u, &us);
+    CHECK(us.connections == 1 && hzc_member_count(u) == 3);
+    hzt_close(loop, u);
+  }
+
   /* listener on every member connection */
   hzc_listener_t *l;
   hzt_status_t ls = {0, 0};
