@@ -177,5 +177,8 @@ int hzshm__health_start(agent_t *a);
 void hzshm__health_close(agent_t *a);
 void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
 int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
+/* Adds delta to counter idx and publishes it in the segment at once (tests
+ * and `hzshm stat` see it without waiting for the next tick). */
+void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta);
 
 #endif

@@ -81,7 +81,7 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
   int cacheable = res->status == 0 && (res->type == HZC_NULL || res->type == HZC_BYTES || res->type == HZC_STRING);
   if (res->status == 0 && !a->stopping) {
     if (r->fill_canceled) {
-      a->ctr[HZSHM__AC_FILLS_DROPPED]++;
+      hzshm__agent_count(a, HZSHM__AC_FILLS_DROPPED, 1);
     } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__session_ref(s) == 0) {
       uint32_t part = hzc_key_partition(a->hz, r->key, r->klen);
       int null = res->type == HZC_NULL;
@@ -219,7 +219,7 @@ void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, co
   w->next = r->waiters;
   r->waiters = w;
   if (r->fetching) {
-    a->ctr[HZSHM__AC_COALESCED]++;
+    hzshm__agent_count(a, HZSHM__AC_COALESCED, 1);
     return;
   }
   r->stamp = hzshm__shm_w_stamp(a->shm);
@@ -228,7 +228,7 @@ void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, co
   hzshm__session_busy(s, +1);
   rc = hzc_map_get(a->hz, s->name, key, klen, get_done, r);
   if (rc == 0) {
-    a->ctr[HZSHM__AC_REMOTE_GETS]++;
+    hzshm__agent_count(a, HZSHM__AC_REMOTE_GETS, 1);
     return;
   }
   fill_res_t fr = {.status = rc};

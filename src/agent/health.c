@@ -54,6 +54,11 @@ int hzshm__agent_serving(const agent_t *a) {
   }
 }
 
+void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta) {
+  a->ctr[idx] += (uint64_t)delta;
+  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->ctr[idx]);
+}
+
 static void publish(agent_t *a) {
   a->ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster_state;
   for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);

@@ -28,7 +28,7 @@ static int uuid_zero(const hzc_uuid_t *u) {
 static void mark_stale(agent_t *a, int32_t p) {
   if (p < 0 || (uint32_t)p >= a->partitions) return;
   hzshm__shm_w_partition_stale(a->shm, (uint32_t)p);
-  a->ctr[HZSHM__AC_STALE_MARKS]++;
+  hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
 }
 
 static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
@@ -55,7 +55,7 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
   if (s == NULL || s->lsn == LSN_NONE) return;
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
-  a->ctr[HZSHM__AC_INVALIDATIONS]++;
+  hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);
   if (inv->key == NULL) { /* the whole map was cleared */
     hzshm__session_purge(s, 1);
     return;
@@ -81,13 +81,13 @@ void hzshm__object_cb(hzc_client_t *hc, const char *service, const char *name, i
   if (!destroyed || strcmp(service, "hz:impl:mapService") != 0) return;
   session_t *s = hzshm__session_get(a, name, strlen(name), 0);
   if (s == NULL) return;
-  a->ctr[HZSHM__AC_DESTROYS_SEEN]++;
+  hzshm__agent_count(a, HZSHM__AC_DESTROYS_SEEN, 1);
   hzshm__session_purge(s, 0);
 }
 
 void hzshm__inval_all_stale(agent_t *a) {
   for (uint32_t p = 0; p < a->partitions; p++) hzshm__shm_w_partition_stale(a->shm, p);
-  a->ctr[HZSHM__AC_STALE_MARKS] += a->partitions;
+  hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, a->partitions);
 }
 
 /* ---- reconciliation ---- */
@@ -120,7 +120,7 @@ static void recon_uuid(hzc_client_t *hc, int32_t p, const hzc_uuid_t *u, void *u
 static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   x->a->reconciling = 0;
-  x->a->ctr[HZSHM__AC_RECONCILES]++;
+  hzshm__agent_count(x->a, HZSHM__AC_RECONCILES, 1);
   if (r->status != 0 && !x->a->stopping)
     hzshm__agent_log("metadata reconciliation failed: %s", hzshm_strerror(r->status));
   for (size_t i = 0; i < x->n; i++) free(x->names[i]);

@@ -43,7 +43,7 @@ void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_
   agent_t *a = c->a;
   int rc = validate(a, h, r);
   if (rc != 0) {
-    a->ctr[HZSHM__AC_BAD_REQUESTS]++;
+    hzshm__agent_count(a, HZSHM__AC_BAD_REQUESTS, 1);
     hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
     return;
   }
@@ -118,7 +118,7 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
     }
     hzshm__resv_maybe_free(r);
   }
-  if (status == 0) a->ctr[HZSHM__AC_WRITES]++;
+  if (status == 0) hzshm__agent_count(a, HZSHM__AC_WRITES, 1);
   hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
   hzshm__parked_free(p);
   hzshm__session_busy(s, -1);

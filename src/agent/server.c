@@ -40,7 +40,7 @@ static void conn_close(conn_t *c) {
   else a->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->next = c->prev = NULL;
-  a->ctr[HZSHM__AC_CONNECTIONS]--;
+  hzshm__agent_count(a, HZSHM__AC_CONNECTIONS, -1);
   uv_close((uv_handle_t *)&c->pipe, conn_free_cb);
 }
 
@@ -86,12 +86,12 @@ static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_
 
 void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                          size_t vlen) {
-  c->a->ctr[HZSHM__AC_REQUESTS]++;
+  hzshm__agent_count(c->a, HZSHM__AC_REQUESTS, 1);
   send_frame(c, op, reqid, status, aux, val, vlen, 0);
 }
 
 static void refuse(conn_t *c, uint32_t reqid, uint8_t op, int status) {
-  c->a->ctr[HZSHM__AC_BAD_REQUESTS]++;
+  hzshm__agent_count(c->a, HZSHM__AC_BAD_REQUESTS, 1);
   uv_read_stop((uv_stream_t *)&c->pipe);
   send_frame(c, op ? op : HZSHM__OP_HELLO, reqid, status, 0, NULL, 0, 1);
 }
@@ -173,7 +173,7 @@ static void accept_cb(uv_stream_t *srv, int status) {
   c->next = a->conns;
   if (a->conns) a->conns->prev = c;
   a->conns = c;
-  a->ctr[HZSHM__AC_CONNECTIONS]++;
+  hzshm__agent_count(a, HZSHM__AC_CONNECTIONS, 1);
   if (uv_accept(srv, (uv_stream_t *)&c->pipe) != 0) {
     conn_close(c);
     return;

@@ -85,7 +85,7 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
     return;
   }
   s->lsn = LSN_ACTIVE;
-  a->ctr[HZSHM__AC_LISTENERS]++;
+  hzshm__agent_count(a, HZSHM__AC_LISTENERS, 1);
   run_parked(s, 0);
 }
 
@@ -119,7 +119,7 @@ void hzshm__session_submit(session_t *s, parked_t *p) {
 
 static void listener_drop(session_t *s) {
   agent_t *a = s->a;
-  if (s->lsn == LSN_ACTIVE) a->ctr[HZSHM__AC_LISTENERS]--;
+  if (s->lsn == LSN_ACTIVE) hzshm__agent_count(a, HZSHM__AC_LISTENERS, -1);
   if (s->lsn == LSN_PENDING) hzshm__session_busy(s, -1); /* listen_done will not count it */
   if (s->listener && !a->stopping) hzc_listener_remove(a->hz, s->listener);
   s->listener = NULL;
