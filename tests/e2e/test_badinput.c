@@ -13,7 +13,7 @@
 static char NAME[64], SID[64];
 static e2e_agent_t AG;
 
-static void send_raw(int fd, const void *p, size_t n) { CHECK(write(fd, p, n) == (ssize_t)n); }
+static void send_raw(int fd, const void *p, size_t n) { CHECK(send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n); }
 
 static size_t frame(uint8_t *buf, uint8_t op, uint32_t id, const char *sid, const char *key, const char *val) {
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = sid ? strlen(sid) : 0, .key = key, .klen = key ? strlen(key) : 0,
@@ -107,7 +107,7 @@ static void peer_refused(void) {
     if (fd < 0) _exit(4);
     uint8_t buf[4096];
     size_t n = frame(buf, HZSHM__OP_SET, 1, SID, "k", "evil");
-    (void)!write(fd, buf, n);
+    (void)!send(fd, buf, n, MSG_NOSIGNAL); /* the agent may have closed already */
     uint32_t id;
     uint8_t op;
     int rc = e2e_raw_read(fd, &id, &op, 10000);
