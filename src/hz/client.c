@@ -30,7 +30,6 @@ static char *hzshm__dup(const char *s, const char *def) {
 static void hzshm__timer_closed(uv_handle_t *h) {
   hzc_client_t *c = h->data;
   if (--c->handles == 0 && c->closing) {
-    extern void hzshm__client_finalize(hzc_client_t * c);
     hzshm__client_finalize(c);
   }
 }

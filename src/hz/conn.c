@@ -52,7 +52,6 @@ static void hzshm__conn_on_closed(uv_handle_t *h) {
   free(k);
   c->handles--;
   if (c->closing && c->handles == 0) {
-    extern void hzshm__client_finalize(hzc_client_t * c);
     hzshm__client_finalize(c);
   }
 }

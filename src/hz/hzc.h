@@ -125,7 +125,9 @@ int hzc_map_create(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud)
 /* Destroys the IMap cluster-wide (Client.DestroyProxy). */
 int hzc_map_destroy(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 
-/* Bulk: keys grouped by partition internally, one request per partition. */
+/* Bulk: keys grouped by partition internally, one request per partition.
+ * Before the first connection (partition count unknown) they return
+ * HZSHM_EDISCONNECTED; n == 0 completes (later) with status 0. */
 typedef struct { const void *key; size_t klen; const void *val; size_t vlen; } hzc_kv_t;
 /* cb is called once per found entry (entry_cb) then once with the final status. */
 typedef void (*hzc_entry_cb)(hzc_client_t *c, const void *key, size_t klen, const hzc_value_t *v, void *ud);
@@ -170,6 +172,7 @@ int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status
  * cb with the final status. */
 typedef void (*hzc_meta_seq_cb)(hzc_client_t *c, const char *map, int32_t partition, int64_t seq, void *ud);
 typedef void (*hzc_meta_uuid_cb)(hzc_client_t *c, int32_t partition, const hzc_uuid_t *uuid, void *ud);
+/* Returns HZSHM_EDISCONNECTED while no member list is known. */
 int hzc_fetch_invalidation_metadata(hzc_client_t *c, const char *const *maps, size_t nmaps, hzc_meta_seq_cb scb,
                                     hzc_meta_uuid_cb ucb, hzc_result_cb cb, void *ud);
 

@@ -129,8 +129,10 @@ void hzshm__emit(hzc_client_t *c, enum hzc_event_kind kind, const hzc_uuid_t *me
 void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *k);
 void hzshm__listen_free_all(hzc_client_t *c);
 
-/* ---- client.c: deferred completions ---- */
+/* ---- client.c: deferred completions, final free ---- */
 void hzshm__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status);
+/* Frees the client once its last handle closed, then runs the close callback. */
+void hzshm__client_finalize(hzc_client_t *c);
 
 #define HZSHM__TABLE_BUCKETS 4096u
 
