@@ -104,6 +104,10 @@ int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out)
   if (!loop || !cfg || !out || !cfg->addrs || cfg->naddrs == 0) return HZSHM_EINVAL;
   for (size_t i = 0; i < cfg->naddrs; i++)
     if (hzshm__check_addr(cfg->addrs[i])) return HZSHM_EINVAL;
+  /* The member refuses (closes) an Authentication over 4096 bytes (PROTOCOL-NOTES §2);
+   * everything but these two names is < 200 bytes. */
+  if ((cfg->cluster_name ? strlen(cfg->cluster_name) : 0) + (cfg->client_name ? strlen(cfg->client_name) : 0) > 3800)
+    return HZSHM_EINVAL;
   c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
   c->loop = loop;

@@ -199,6 +199,8 @@ static void test_builder_dumps(void) {
   hzshm__mb_free(&b);
 }
 
+static void hzt_closed(void *ud) { *(int *)ud = 1; }
+
 /* ---- decoder ---- */
 typedef struct {
   int n;
@@ -654,7 +656,45 @@ static void test_codecs(void) {
   hzshm__mb_free(&b);
 }
 
+static void hzt_closed(void *ud);
+
+/* Client arguments are checked before anything is allocated or sent. */
+static void test_client_args(void) {
+  uv_loop_t loop;
+  CHECK(uv_loop_init(&loop) == 0);
+  hzc_client_t *c = NULL;
+  const char *good[1] = {"127.0.0.1:5701"}, *bad1[1] = {"127.0.0.1"}, *bad2[1] = {"h:99999"}, *bad3[1] = {":5701"};
+  hzc_config_t cfg = {.addrs = good, .naddrs = 0};
+  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  cfg.naddrs = 1;
+  cfg.addrs = bad1;
+  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  cfg.addrs = bad2;
+  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  cfg.addrs = bad3;
+  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  static char longname[4000];
+  memset(longname, 'x', sizeof longname - 1);
+  cfg.addrs = good;
+  cfg.cluster_name = longname;
+  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  CHECK(hzc_client_new(NULL, &cfg, &c) == HZSHM_EINVAL);
+  CHECK(c == NULL);
+  /* a client that never connected: calls before connect are accepted or refused cleanly, close frees */
+  cfg.cluster_name = NULL;
+  CHECK(hzc_client_new(&loop, &cfg, &c) == 0);
+  CHECK(!hzc_connected(c) && hzc_partition_count(c) == 0 && hzc_member_requests(c, 0) == -1);
+  hzc_kv_t kv = {"k", 1, "v", 1};
+  CHECK(hzc_map_put_all(c, "m", &kv, 1, NULL, NULL) == HZSHM_EDISCONNECTED);
+  CHECK(hzc_fetch_invalidation_metadata(c, NULL, 0, NULL, NULL, NULL, NULL) == HZSHM_EDISCONNECTED);
+  int closed = 0;
+  hzc_client_close(c, hzt_closed, &closed);
+  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0 && closed == 1);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
 int main(void) {
+  test_client_args();
   test_buf();
   test_murmur();
   test_data();
