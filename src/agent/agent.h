@@ -117,6 +117,7 @@ struct agent {
   uint64_t lost_since_ms;
   int stopping;
   int reconciling;
+  int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
   /* Test hook: HZSHM_AGENT_TEST_FILL_DELAY_KEY / _MS delay the completion of

@@ -121,8 +121,14 @@ static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   x->a->reconciling = 0;
   hzshm__agent_count(x->a, HZSHM__AC_RECONCILES, 1);
-  if (r->status != 0 && !x->a->stopping)
-    hzshm__agent_log("metadata reconciliation failed: %s", hzshm_strerror(r->status));
+  /* Logged when the outcome changes, not every round. */
+  if (r->status != x->a->last_reconcile_status && !x->a->stopping) {
+    if (r->status != 0)
+      hzshm__agent_log("metadata reconciliation failed: %s (logged once until it changes)", hzshm_strerror(r->status));
+    else
+      hzshm__agent_log("metadata reconciliation works again");
+  }
+  x->a->last_reconcile_status = r->status;
   for (size_t i = 0; i < x->n; i++) free(x->names[i]);
   free(x->names);
   free(x);
