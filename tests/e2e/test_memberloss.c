@@ -1,0 +1,101 @@
+/* test_memberloss.c - a two-member cluster loses a member and gets it back
+ * (same cluster id: the agent repairs instead of clearing). Changes made by
+ * the official client while the member is gone and after it is back reach
+ * this host's cache; a value cached before the loss is never served after a
+ * newer one was acknowledged plus the invalidation bound. */
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "peer.h"
+
+typedef struct {
+  hzshm_session_t *s;
+  const char *key, *want;
+} seen_t;
+
+static int sees(void *ud) {
+  seen_t *x = ud;
+  char buf[64];
+  size_t vlen;
+  return hzshm_get(x->s, x->key, strlen(x->key), buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
+         memcmp(buf, x->want, vlen) == 0;
+}
+
+static void must_see(hzshm_session_t *s, const char *key, const char *want, const char *what) {
+  seen_t x = {s, key, want};
+  int64_t us = e2e_wait(sees, &x, 30000);
+  CHECK(us >= 0);
+  printf("%s: %s=%s served after %lld ms\n", what, key, want, (long long)(us / 1000));
+}
+
+static int run(const char *cmd) {
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  const char *hzm = getenv("HZ_MEMBER"), *mdir = getenv("HZSHM_TEST_MEMBER_DIR");
+  CHECK(hzm && mdir);
+  char name[64], sid[64], cmd[1024];
+  snprintf(name, sizeof name, "e2e-ml-%d", (int)getpid());
+  snprintf(sid, sizeof sid, "memberloss-%d", (int)getpid());
+  /* Both members as seeds. */
+  char members[256];
+  int port = atoi(strchr(argv[1], ':') + 1);
+  snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, port + 1);
+  e2e_agent_t ag = {0};
+  e2e_agent_start(&ag, name, members);
+  hzshm__peer_t *peer;
+  CHECK_RC(hzshm__peer_start(members, "hzshm", 90000, &peer), 0);
+  hzshm_t *h;
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+  char key[16];
+  for (int k = 0; k < 16; k++) { /* keys on partitions owned by both members */
+    snprintf(key, sizeof key, "k%d", k);
+    CHECK_RC(hzshm_set(s, key, strlen(key), "v1", 2), 0);
+    must_see(s, key, "v1", "cached");
+  }
+  snprintf(cmd, sizeof cmd, "%s kill --dir %s --index 1", hzm, mdir);
+  CHECK(run(cmd) == 0);
+  for (int k = 0; k < 16; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    CHECK_RC(hzshm__peer_set(peer, sid, key, strlen(key), "v2", 2), 0); /* retried by the Java client */
+  }
+  for (int k = 0; k < 16; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    must_see(s, key, "v2", "member 1 down");
+  }
+  snprintf(cmd, sizeof cmd, "%s revive --dir %s --index 1", hzm, mdir);
+  CHECK(run(cmd) == 0);
+  char reply[64];
+  /* Wait until the peer sees both members again, then write once more. */
+  for (int i = 0; i < 600; i++) {
+    CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "members"), 0);
+    if (strcmp(reply, "ok 2") == 0) break;
+    usleep(100000); /* polling the peer's view, with a 60 s deadline */
+  }
+  CHECK(strcmp(reply, "ok 2") == 0);
+  for (int k = 0; k < 16; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    CHECK_RC(hzshm__peer_set(peer, sid, key, strlen(key), "v3", 2), 0);
+  }
+  for (int k = 0; k < 16; k++) {
+    snprintf(key, sizeof key, "k%d", k);
+    must_see(s, key, "v3", "member 1 back");
+  }
+  hzshm_stats_t st = e2e_stats(h);
+  printf("stale marks %llu, invalidations %llu\n", (unsigned long long)st.stale_marks,
+         (unsigned long long)st.invalidations);
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK(hzshm__peer_stop(peer, 20000) == 0);
+  CHECK(e2e_agent_stop(&ag) == 0);
+  printf("test_memberloss: ok\n");
+  return 0;
+}
