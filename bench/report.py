@@ -337,13 +337,18 @@ def plots(R):
                 lo.append((t[0] - t[1]) / 1e6)
                 hi.append((t[2] - t[0]) / 1e6)
         if xs:
-            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=4, label=kind)
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker="o", capsize=4, label=kind + " hits/s")
+        pc = [(n, R.med("readers/%s/%d" % (kind, n), "hits_per_cpu_s")) for n in (1, 2, 4)]
+        pc = [(n, v) for n, v in pc if v]
+        if pc:
+            ax.plot([n for n, _ in pc], [v / 1e6 for _, v in pc], linestyle="--", marker="x",
+                    label=kind + " hits per reader CPU-s")
     ax.set_xticks([1, 2, 4])
     ax.set_xlabel("reader processes")
-    ax.set_ylabel("hits/s (millions, all readers)")
+    ax.set_ylabel("millions (all readers)")
     ax.set_title("hit throughput with a steady invalidation stream")
     ax.grid(True, alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(d, "readers.png"), dpi=90)
     plt.close(fig)
