@@ -10,6 +10,12 @@
 
 static char buf[1 << 20];
 
+static hzshm_session_t *ttl_s;
+static int ttl_gone(void *ud) {
+  size_t n;
+  return hzshm_get(ttl_s, "ttl", 3, buf, sizeof buf, &n) == HZSHM_ENOTFOUND;
+}
+
 static void api(hzshm_t *h, const char *sid) {
   hzshm_session_t *s;
   CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
@@ -70,6 +76,15 @@ static void api(hzshm_t *h, const char *sid) {
   CHECK_RC(hzshm_set(s, uk, strlen(uk), "u", 1), 0);
   CHECK_RC(hzshm_get(s, uk, strlen(uk), buf, sizeof buf, &vlen), 0);
   CHECK(vlen == 1 && buf[0] == 'u');
+
+  /* TTL: the entry expires in the cluster and here. */
+  CHECK_RC(hzshm_set_ttl(s, "ttl", 3, "short", 5, 300), 0);
+  CHECK_RC(hzshm_get(s, "ttl", 3, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 5 && memcmp(buf, "short", 5) == 0);
+  ttl_s = s;
+  int64_t gone = e2e_wait(ttl_gone, NULL, 15000);
+  CHECK(gone >= 0);
+  printf("entry with ttl 300 ms read as absent after %lld ms\n", (long long)(gone / 1000));
 
   CHECK_RC(hzshm_set(s, "k2", 2, "x", 1), 0);
   CHECK_RC(hzshm_destroy(s), 0);
