@@ -125,6 +125,10 @@ struct agent {
   const char *delay_key;
   uint32_t delay_ms;
   void *delayed;            /* fill.c's list of delayed fills */
+  /* Ack times of our recent writes by hash(map, key), to measure how long
+   * after the cluster's ack the write's own invalidation event arrives
+   * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */
+  uint64_t ack_us[1024];
 };
 
 uint64_t hzshm__agent_now_ms(void);
@@ -181,5 +185,7 @@ int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
 /* Adds delta to counter idx and publishes it in the segment at once (tests
  * and `hzshm stat` see it without waiting for the next tick). */
 void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta);
+void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v);
+size_t hzshm__agent_lag_slot(const char *map, const void *key, size_t klen);
 
 #endif

@@ -59,6 +59,15 @@ void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta) {
   if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->ctr[idx]);
 }
 
+void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v) {
+  a->ctr[idx] = v;
+  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, v);
+}
+
+size_t hzshm__agent_lag_slot(const char *map, const void *key, size_t klen) {
+  return (size_t)((hzshm__table_hash(map, strlen(map)) * 31u + hzshm__table_hash(key, klen)) % 1024u);
+}
+
 static void publish(agent_t *a) {
   a->ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster_state;
   for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);

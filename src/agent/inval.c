@@ -67,6 +67,12 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
     return;
   }
   int own = memcmp(&inv->source, &a->my_uuid, sizeof a->my_uuid) == 0;
+  if (own) {
+    uint64_t *ack = &a->ack_us[hzshm__agent_lag_slot(map, inv->key, inv->klen)];
+    uint64_t now = uv_hrtime() / 1000u;
+    if (*ack && now >= *ack) hzshm__agent_set(a, HZSHM__AC_INVAL_LAG_US, now - *ack);
+    *ack = 0; /* an echo that beat the ack leaves no sample */
+  }
   resv_t *r = hzshm__resv_get(s, inv->key, inv->klen, 0);
   if (r) {
     r->fill_canceled = 1;

@@ -118,7 +118,10 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
     }
     hzshm__resv_maybe_free(r);
   }
-  if (status == 0) hzshm__agent_count(a, HZSHM__AC_WRITES, 1);
+  if (status == 0) {
+    hzshm__agent_count(a, HZSHM__AC_WRITES, 1);
+    if (p->op != HZSHM__OP_DESTROY) a->ack_us[hzshm__agent_lag_slot(s->name, p->key, p->klen)] = uv_hrtime() / 1000u;
+  }
   hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
   hzshm__parked_free(p);
   hzshm__session_busy(s, -1);

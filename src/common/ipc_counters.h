@@ -6,7 +6,7 @@
 
 enum {
   HZSHM__AC_INVALIDATIONS = 0,  /* invalidation events applied (key or clear) */
-  HZSHM__AC_INVAL_LAG_US = 1,   /* last invalidation lag: event arrival - our ack of the cause, or 0 */
+  HZSHM__AC_INVAL_LAG_US = 1,   /* last invalidation lag: own write echo arrival - the write's cluster ack (us) */
   HZSHM__AC_CLUSTER_STATE = 2,  /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
   HZSHM__AC_LISTENERS = 3,      /* sessions with a live invalidation listener */
   HZSHM__AC_REMOTE_GETS = 4,    /* gets sent to the cluster for misses */
