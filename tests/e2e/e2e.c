@@ -94,8 +94,11 @@ static void spawn(e2e_agent_t *ag) {
     if (getppid() != parent) _exit(126);
     for (int i = 0; i < 4; i++)
       if (ag->extra_env[i][0]) putenv(ag->extra_env[i]);
-    execl(HZSHM_AGENT_BIN, "hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "hzshm", "--socket", ag->sock,
-          "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit", (char *)NULL);
+    const char *av[32] = {"hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "hzshm", "--socket", ag->sock,
+                          "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit"};
+    int n = 14;
+    for (int i = 0; i < 4 && ag->extra_args[i]; i++) av[n++] = ag->extra_args[i];
+    execv(HZSHM_AGENT_BIN, (char *const *)av);
     _exit(127);
   }
   ag->pid = pid;

@@ -35,6 +35,7 @@ typedef struct {
   char members[256];
   char sock[108];
   char extra_env[4][128]; /* "K=V" or empty */
+  const char *extra_args[4]; /* more agent arguments, NULL-terminated */
 } e2e_agent_t;
 
 uint64_t e2e_now_us(void);

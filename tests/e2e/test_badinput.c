@@ -179,6 +179,31 @@ int main(int argc, char **argv) {
   hzshm_session_close(s);
   hzshm_close(h);
   CHECK(e2e_agent_stop(&AG) == 0);
+
+  /* An agent restricted to IMaps named app-*: other names are refused by the
+   * agent; the library's prefix option forms the allowed names. */
+  e2e_agent_t P = {.extra_args = {"--prefix", "app-", NULL}};
+  char pname[64];
+  snprintf(pname, sizeof pname, "e2e-pfx-%d", (int)getpid());
+  e2e_agent_start(&P, pname, argv[1]);
+  hzshm_t *hp, *hq;
+  hzshm_opts_t po = {.prefix = "app-"};
+  CHECK_RC(hzshm_open(pname, &po, &hp), 0);
+  CHECK_RC(hzshm_open(pname, NULL, &hq), 0);
+  hzshm_session_t *ps, *qs;
+  CHECK_RC(hzshm_session_open(hp, SID, strlen(SID), &ps), 0);
+  CHECK_RC(hzshm_session_open(hq, SID, strlen(SID), &qs), 0);
+  CHECK_RC(hzshm_set(ps, "k", 1, "p", 1), 0);
+  CHECK_RC(hzshm_set(qs, "k", 1, "q", 1), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm_get(qs, "k", 1, buf, sizeof buf, &vlen), HZSHM_EBADSESSION);
+  CHECK_RC(hzshm_get(ps, "k", 1, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 1 && buf[0] == 'p');
+  CHECK_RC(hzshm_destroy(ps), 0);
+  hzshm_session_close(ps);
+  hzshm_session_close(qs);
+  hzshm_close(hp);
+  hzshm_close(hq);
+  CHECK(e2e_agent_stop(&P) == 0);
   printf("test_badinput: ok\n");
   return 0;
 }
