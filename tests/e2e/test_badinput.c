@@ -98,6 +98,28 @@ static void raw(void) {
   close(fd);
 }
 
+/* Clients that send a request and hang up before the answer (SIGPIPE in the
+ * agent would kill it): the agent keeps serving. */
+static void hangups(void) {
+  uint8_t buf[4096];
+  for (int i = 0; i < 50; i++) {
+    int fd = e2e_raw_connect(AG.sock);
+    CHECK(fd >= 0);
+    size_t n = frame(buf, i % 2 ? HZSHM__OP_GET : HZSHM__OP_HELLO, 1, SID, "k", NULL);
+    if (i % 2 == 0) n = frame(buf, HZSHM__OP_HELLO, 1, NULL, NULL, NULL);
+    send_raw(fd, buf, n);
+    close(fd);
+  }
+  int fd = e2e_raw_connect(AG.sock);
+  CHECK(fd >= 0);
+  size_t n = frame(buf, HZSHM__OP_HELLO, 2, NULL, NULL, NULL);
+  send_raw(fd, buf, n);
+  uint32_t id;
+  uint8_t op;
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), 0);
+  close(fd);
+}
+
 static void peer_refused(void) {
   pid_t pid = fork();
   CHECK(pid >= 0);
@@ -165,6 +187,7 @@ int main(int argc, char **argv) {
   CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "get", SID, "k", NULL}) == 2);
   /* Raw socket client. */
   raw();
+  hangups();
   peer_refused();
   /* Nothing changed, and the agent still serves. */
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
