@@ -20,6 +20,8 @@
 
 #include "agent.h"
 
+#define HZSHM__CONN_WQ_MAX (64u << 20) /* unread response bytes per connection */
+
 typedef struct {
   uv_write_t w;
   conn_t *c;
@@ -63,6 +65,13 @@ static void write_cb(uv_write_t *w, int status) {
 static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                        size_t vlen, int close_after) {
   if (c->closed) return;
+  if (c->pipe.write_queue_size > HZSHM__CONN_WQ_MAX) {
+    /* A client that pipelines requests but does not read the answers would
+     * make the agent buffer without bound: drop it. */
+    hzshm__agent_log("closing a connection with %zu unread response bytes", c->pipe.write_queue_size);
+    conn_close(c);
+    return;
+  }
   size_t n = hzshm__ipc_resp_size(vlen);
   wreq_t *wr = malloc(sizeof *wr + n);
   if (wr == NULL) {
