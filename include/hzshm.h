@@ -70,7 +70,9 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
  *     2 s; agent killed or hung) hits report HZSHM_ESTALE; when the agent has
  *     lost the cluster they report HZSHM_EDISCONNECTED. Neither serves a value
  *     that might be stale without bound. A restarted agent reuses the same
- *     segment, and open handles resume once it serves again.
+ *     segment, and open handles resume once it serves again. If the agent
+ *     had to recreate the segment (another layout version), open handles keep
+ *     reporting HZSHM_ESTALE: close and hzshm_open again.
  *  4. Sizing: the segment's memory budget is the agent's --memory; when it is
  *     full the agent evicts (SIEVE). A cache miss is a round trip to the agent
  *     (~30 us) plus one to the cluster.
