@@ -18,7 +18,9 @@ session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int 
   hzshm__tnode_t *n = hzshm__table_find(&a->sessions, name, namelen);
   if (n) {
     session_t *s = (session_t *)n;
-    s->last_use_ms = hzshm__agent_now_ms();
+    /* Only local requests (create != 0) count as use: events and
+     * reconciliation must not keep an idle session's listener alive. */
+    if (create) s->last_use_ms = hzshm__agent_now_ms();
     return s;
   }
   if (!create) return NULL;
