@@ -136,6 +136,7 @@ static void test_fork(hzshm_t *h) {
  * the value and drops/recreates the session: every read returns one of the
  * written values (never torn) or a miss. */
 static atomic_int stop_threads;
+static atomic_long total_hits; /* relaxed: a progress count read by the writer loop only */
 static hzshm_session_t *shared;
 
 static void *reader(void *arg) {
@@ -148,6 +149,7 @@ static void *reader(void *arg) {
       CHECK(vlen == 16);
       for (size_t i = 1; i < vlen; i++) CHECK(buf[i] == buf[0]); /* never a mix of two values */
       hits++;
+      atomic_fetch_add_explicit(&total_hits, 1, memory_order_relaxed);
     } else {
       CHECK(rc == HZSHM_EAGENT); /* a miss, while the session was being dropped */
     }
@@ -161,7 +163,11 @@ static void test_threads(hzshm_t *h) {
   pthread_t t[4];
   for (int i = 0; i < 4; i++) pthread_create(&t[i], NULL, reader, NULL);
   char v[17];
-  for (int round = 0; round < 3000; round++) {
+  /* At least 3000 rounds, and on until the readers have made 1000 hits
+   * (threads may start late on a busy machine); 30 s deadline. */
+  uint64_t t0 = now_ms();
+  for (int round = 0; round < 3000 || (atomic_load_explicit(&total_hits, memory_order_relaxed) < 1000 &&
+                                       now_ms() - t0 < 30000); round++) {
     memset(v, 'a' + round % 26, 16);
     v[16] = 0;
     put("sess-t", "tk", v);
