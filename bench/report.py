@@ -274,6 +274,12 @@ def markdown(R):
         md += ["## Benchmarks that failed their checks", ""]
         md += ["- `%s`: %s" % (k, v) for k, v in R.ctx["errors"].items()]
         md.append("")
+    hz = os.path.join(d, "bench_hz.txt")
+    if os.path.exists(hz):
+        lines = [l.rstrip()[:170] for l in open(hz) if l.startswith("BM_")]
+        if lines:
+            md += ["## Our client alone (bench_hz, by the hz client module; same run, same member)", "", "```"]
+            md += lines + ["```", ""]
     shm = os.path.join(d, "bench_shm.txt")
     if os.path.exists(shm):
         txt = open(shm).read()
