@@ -12,9 +12,15 @@
  *     functions are lock-free, make no syscall on the hit path, and are safe
  *     from any thread (each thread gets its own reader slot on first use).
  *
- * Files: /dev/shm/hzshm.<name> (data: written by the writer only; readers map
- * it PROT_READ) and /dev/shm/hzshm.<name>.rd (reader slots and eviction hint
+ * Files: <dir>/hzshm.<name> (data: written by the writer only; readers map
+ * it PROT_READ) and <dir>/hzshm.<name>.rd (reader slots and eviction hint
  * bits: readers map it read-write). Names: 1..64 chars of [A-Za-z0-9_.-].
+ * <dir> is the environment variable HZSHM_SHM_DIR, read when a segment is
+ * opened, attached or unlinked (never on the hit path), default /dev/shm
+ * (also when empty); it must be absolute and at most HZSHM_SHM_DIR_MAX bytes,
+ * else those calls return HZSHM_EINVAL. Writer and readers must agree on it.
+ * Point it at a tmpfs mounted with huge=within_size (tools/hugetmpfs) to
+ * back the segment with 2 MiB pages (mappings are madvise(MADV_HUGEPAGE)d).
  *
  * Error codes: hzshm_errno.h. Every function returns 0 or a negative code.
  */
@@ -194,6 +200,13 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 /* Note on w_put: when the new value cannot be cached (HZSHM_ETOOBIG,
  * HZSHM_ESEGFULL), an existing entry for the key is removed, so the cache
  * never keeps a value older than the one the caller tried to store. */
+
+/* The directory holding segments (see "Files" above) and the path of a
+ * segment's data (rd = 0) or reader (rd = 1) file. HZSHM_EINVAL for a bad
+ * name, a bad HZSHM_SHM_DIR, or cap too small (HZSHM_SHM_PATH_MAX is enough). */
+#define HZSHM_SHM_DIR_MAX 200
+#define HZSHM_SHM_PATH_MAX (HZSHM_SHM_DIR_MAX + HZSHM_SHM_NAME_MAX + 16)
+int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap);
 
 /* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
  * that reads freed memory sees a value whose checksum cannot match. */

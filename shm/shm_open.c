@@ -75,10 +75,23 @@ static void reg_del(hzshm__shm_t *s) {
   pthread_mutex_unlock(&reg_mu);
 }
 
-static void path_of(char *buf, size_t cap, const char *name, int rd) {
-  snprintf(buf, cap, "/dev/shm/hzshm.%s%s", name, rd ? ".rd" : "");
+/* The one place a segment's file names are made: HZSHM_SHM_DIR (default
+ * /dev/shm) + "/hzshm." + name [+ ".rd"]. Read at open/attach/unlink time
+ * only, never on the hit path. The directory must be an absolute path of at
+ * most HZSHM_SHM_DIR_MAX bytes (HZSHM_EINVAL otherwise, before anything is
+ * opened); an empty value means the default. */
+int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap) {
+  const char *dir = getenv("HZSHM_SHM_DIR");
+  if (!dir || !*dir) dir = "/dev/shm";
+  size_t n = strlen(dir);
+  if (dir[0] != '/' || n > HZSHM_SHM_DIR_MAX) return HZSHM_EINVAL;
+  while (n > 1 && dir[n - 1] == '/') n--; /* "/mnt/x/" == "/mnt/x" */
+  if (!name || !hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  int w = snprintf(buf, cap, "%.*s/hzshm.%s%s", (int)n, dir, name, rd ? ".rd" : "");
+  return w < 0 || (size_t)w >= cap ? HZSHM_EINVAL : 0;
 }
 
+#define HUGE_2M (2ull << 20) /* x86-64 PMD page */
 static uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) & ~(a - 1); }
 static uint64_t pow2_ge(uint64_t v) {
   uint64_t p = 1;
@@ -127,8 +140,14 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
   h->bucket_count = pow2_ge(rest / 192 > 1024 ? rest / 192 : 1024);
   if (h->bucket_count * 8 > rest / 8) h->bucket_count /= 2;
   uint64_t max_slabs = rest / HZSHM__SLAB_SIZE;
-  h->bucket_off = align_up(h->slabtab_off + max_slabs, 64);
-  h->arena_off = align_up(h->bucket_off + h->bucket_count * 8, 4096);
+  /* From 64 MiB on, the bucket array and the arena start on 2 MiB boundaries
+   * and the file ends on one (at most ~4 MiB, <= 6% of the budget): on a huge
+   * page tmpfs each hot region then lies on whole 2 MiB pages of its own and
+   * huge=within_size backs the file up to its last byte. */
+  uint64_t big = mem >= (64ull << 20) ? HUGE_2M : 4096;
+  h->bucket_off = align_up(h->slabtab_off + max_slabs, big > 4096 ? big : 64);
+  h->arena_off = align_up(h->bucket_off + h->bucket_count * 8, big);
+  if (big > 4096) mem &= ~(big - 1);
   if (mem <= h->arena_off + HZSHM__SLAB_SIZE) return HZSHM_EINVAL;
   h->slab_count = (mem - h->arena_off) / HZSHM__SLAB_SIZE;
   h->arena_size = h->slab_count * HZSHM__SLAB_SIZE;
@@ -231,12 +250,36 @@ static hzshm__shm_t *handle_new(const char *name) {
   return s;
 }
 
+/* Map a whole segment file. A file of 2 MiB or more is mapped at a 2 MiB
+ * aligned address (file offset 0 on a huge page boundary), so that a tmpfs
+ * with huge pages (HZSHM_SHM_DIR on `tools/hugetmpfs`) can map it with PMDs;
+ * MADV_HUGEPAGE asks for huge pages where the mount says huge=advise, and is
+ * harmless (ignored) elsewhere. Returns MAP_FAILED with errno set. */
+static uint8_t *map_file(uint64_t size, int prot, int fd) {
+  void *p;
+  if (size < HUGE_2M) return mmap(NULL, size, prot, MAP_SHARED, fd, 0);
+  uint8_t *res = mmap(NULL, size + HUGE_2M, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (res == MAP_FAILED) return MAP_FAILED;
+  uint8_t *at = (uint8_t *)(((uintptr_t)res + HUGE_2M - 1) & ~(uintptr_t)(HUGE_2M - 1));
+  p = mmap(at, size, prot, MAP_SHARED | MAP_FIXED, fd, 0); /* replaces part of the reservation */
+  if (p == MAP_FAILED) {
+    int e = errno;
+    munmap(res, size + HUGE_2M);
+    errno = e;
+    return MAP_FAILED;
+  }
+  if (at > res) munmap(res, (size_t)(at - res));                        /* reservation head */
+  if (res + size + HUGE_2M > at + size) munmap(at + size, (size_t)(res + size + HUGE_2M - (at + size))); /* tail */
+  madvise(p, size, MADV_HUGEPAGE); /* advice only: failure (no THP) changes nothing */
+  return p;
+}
+
 static int map_pair(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm_rdhdr_t *r, int data_prot) {
   s->size = h->total_size;
   s->rsize = r->total_size;
-  s->base = mmap(NULL, s->size, data_prot, MAP_SHARED, s->dfd, 0);
+  s->base = map_file(s->size, data_prot, s->dfd);
   if (s->base == MAP_FAILED) return -errno;
-  s->rbase = mmap(NULL, s->rsize, PROT_READ | PROT_WRITE, MAP_SHARED, s->rfd, 0);
+  s->rbase = map_file(s->rsize, PROT_READ | PROT_WRITE, s->rfd);
   if (s->rbase == MAP_FAILED) return -errno;
   geometry_set(s, h, r);
   if (pthread_key_create(&s->key, hzshm__shm_tslot_dtor) != 0) return -ENOMEM;
@@ -249,20 +292,20 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   hzshm__shm_hdr_t h;
   hzshm__shm_rdhdr_t r;
   uint64_t fsize;
-  char path[128];
+  char path[HZSHM_SHM_PATH_MAX];
   if (!out) return HZSHM_EINVAL;
   *out = NULL;
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   hzshm__shm_t *s = handle_new(name);
   if (!s) return -ENOMEM;
-  path_of(path, sizeof path, name, 0);
   s->dfd = open(path, O_RDONLY | O_CLOEXEC);
   if (s->dfd < 0) {
     rc = -errno;
     goto fail;
   }
   if ((rc = read_hdr(s->dfd, &h, sizeof h, &fsize)) != 0 || (rc = header_check(&h, fsize)) != 0) goto fail;
-  path_of(path, sizeof path, name, 1);
+  if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
   s->rfd = open(path, O_RDWR | O_CLOEXEC);
   if (s->rfd < 0) {
     rc = -errno;
@@ -286,7 +329,7 @@ fail:
 
 /* Create both files from scratch (the data file is locked by us already). */
 static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, mode_t mode) {
-  char path[128];
+  char path[HZSHM_SHM_PATH_MAX];
   hzshm__shm_rdhdr_t r;
   memset(&r, 0, sizeof r);
   r.magic = HZSHM__SHM_RD_MAGIC;
@@ -295,7 +338,8 @@ static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, mode_t mode)
   r.fingerprint = h->fingerprint;
   r.total_size = rd_size_of(h->nslots, h->arena_size, &r.slots_off, &r.bitmap_off, &r.bitmap_bytes);
   r.data_total_size = h->total_size;
-  path_of(path, sizeof path, s->name, 1);
+  int rc = hzshm__shm_path(s->name, 1, path, sizeof path);
+  if (rc != 0) return rc;
   unlink(path); /* readers still mapping an old one keep their inode */
   s->rfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (s->rfd < 0) return -errno;
@@ -323,17 +367,17 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   hzshm__shm_hdr_t want, have;
   hzshm__shm_rdhdr_t r;
   uint64_t fsize;
-  char path[128];
+  char path[HZSHM_SHM_PATH_MAX];
   int reuse = 0;
   if (!out || !cfg) return HZSHM_EINVAL;
   *out = NULL;
   if (reused) *reused = 0;
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
   if ((rc = layout_compute(cfg, &want)) != 0) return rc;
+  if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
   hzshm__shm_t *s = handle_new(name);
   if (!s) return -ENOMEM;
-  path_of(path, sizeof path, name, 0);
   for (int attempt = 0;; attempt++) {
     s->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
     if (s->dfd < 0) {
@@ -350,9 +394,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
     if (rc == 0) rc = header_check(&have, fsize);
     if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, pad0)) == 0) {
       /* same layout and geometry: reuse if the reader file is sound too */
-      char rpath[128];
-      path_of(rpath, sizeof rpath, name, 1);
-      s->rfd = open(rpath, O_RDWR | O_CLOEXEC);
+      char rpath[HZSHM_SHM_PATH_MAX];
+      s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_CLOEXEC) : -1;
       if (s->rfd >= 0 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 && rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
         reuse = 1;
@@ -385,7 +428,7 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
   atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */
 opened:
-  path_of(path, sizeof path, name, 1);
+  if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
   s->probe_fd = open(path, O_RDWR | O_CLOEXEC);
   if (s->probe_fd < 0) {
     rc = -errno;
@@ -439,11 +482,11 @@ void hzshm__shm_close(hzshm__shm_t *s) {
 }
 
 int hzshm__shm_unlink(const char *name) {
-  char path[128];
-  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
-  path_of(path, sizeof path, name, 1);
+  char path[HZSHM_SHM_PATH_MAX];
+  int rc = hzshm__shm_path(name, 1, path, sizeof path);
+  if (rc != 0) return rc;
   int r1 = unlink(path) < 0 ? -errno : 0;
-  path_of(path, sizeof path, name, 0);
+  if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   int r0 = unlink(path) < 0 ? -errno : 0;
   return r0 ? r0 : r1;
 }

@@ -87,8 +87,8 @@ static void test_bad_arguments(void) {
 }
 
 static void patch(const char *name, off_t at, const void *p, size_t n) {
-  char path[128];
-  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", name);
+  char path[HZSHM_SHM_PATH_MAX];
+  CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), 0);
   int fd = open(path, O_RDWR);
   CHECK(fd >= 0);
   CHECK(pwrite(fd, p, n, at) == (ssize_t)n);
@@ -104,7 +104,7 @@ static void make_seg(const char *name) {
 
 static void test_bad_files(void) {
   hzshm__shm_t *x;
-  char path[128];
+  char path[HZSHM_SHM_PATH_MAX];
   /* wrong layout version */
   const char *n1 = t_name("ver");
   make_seg(n1);
@@ -136,7 +136,7 @@ static void test_bad_files(void) {
   /* truncated data file; truncated reader file */
   const char *n4 = t_name("trunc");
   make_seg(n4);
-  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", n4);
+  CHECK_RC(hzshm__shm_path(n4, 0, path, sizeof path), 0);
   struct stat st;
   CHECK(stat(path, &st) == 0);
   CHECK(truncate(path, st.st_size - 65536) == 0);
@@ -144,7 +144,7 @@ static void test_bad_files(void) {
   CHECK(truncate(path, st.st_size) == 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), 0);
   hzshm__shm_close(x);
-  snprintf(path, sizeof path, "/dev/shm/hzshm.%s.rd", n4);
+  CHECK_RC(hzshm__shm_path(n4, 1, path, sizeof path), 0);
   CHECK(truncate(path, 4096) == 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
   CHECK(truncate(path, 100) == 0);
@@ -152,7 +152,7 @@ static void test_bad_files(void) {
   CHECK_RC(hzshm__shm_unlink(n4), 0);
   /* garbage, short garbage, empty */
   const char *n5 = t_name("junk");
-  snprintf(path, sizeof path, "/dev/shm/hzshm.%s", n5);
+  CHECK_RC(hzshm__shm_path(n5, 0, path, sizeof path), 0);
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
   CHECK(fd >= 0);
   uint8_t junk[8192];
