@@ -1,9 +1,38 @@
-/* table.c - see table.h. FNV-1a hashing; chains in buckets. */
+/* table.c - see table.h: the agent's private hash tables on ck_hs.
+ *
+ * Why Concurrency Kit's ck_hs here: these tables live in the agent's own heap
+ * and are touched only by its one libuv loop thread. ck_hs is an
+ * open-addressed set of pointers (one probe sequence over a flat array, no
+ * chain node per entry), resized and tombstone-managed for us, with our hash
+ * and compare callbacks and our allocator (struct ck_malloc). Its SPMC mode
+ * (one writer, concurrent readers) is more than we need: we have one thread, so
+ * there are no concurrent readers and the allocator frees at once even when ck
+ * asks for deferral.
+ *
+ * Why not in the shared segment (shm/, docs/SHM.md): ck_hs stores raw
+ * pointers (valid in one address space only), allocates with malloc, and
+ * relies on the readers of a retired map being known to the writer's safe
+ * memory reclamation (ck_epoch et al.) in the same process. Readers in other
+ * processes, which may die at any time, are outside all of that; the segment
+ * uses offsets and its own reader slots instead.
+ *
+ * Ordering/progress: single-threaded; no atomics of ours. Operations are
+ * O(1) expected; a removal leaves a tombstone (ck_hs), so after many removals
+ * the map is rebuilt (O(capacity), amortized over the removals).
+ *
+ * Iteration: fn runs on a snapshot of the entries, not under ck_hs_next, so fn
+ * may remove its node and may insert (which can grow the map) without
+ * disturbing the walk. The snapshot array is sized on insert, so a walk does
+ * not allocate (except a walk nested in a walk of the same table).
+ */
 #include "table.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+enum { INITIAL_SIZE = 8, REBUILD_MIN = 1024 };
 
 uint64_t hzshm__table_hash(const void *key, size_t klen) {
   const uint8_t *p = key;
@@ -12,71 +41,116 @@ uint64_t hzshm__table_hash(const void *key, size_t klen) {
   return h;
 }
 
-hzshm__tnode_t *hzshm__table_find(const hzshm__table_t *t, const void *key, size_t klen) {
-  if (t->nb == 0) return NULL;
-  uint64_t h = hzshm__table_hash(key, klen);
-  for (hzshm__tnode_t *n = t->b[h & (t->nb - 1)]; n; n = n->next)
-    if (n->hash == h && n->klen == klen && memcmp(n->key, key, klen) == 0) return n;
-  return NULL;
+/* ck_hs callbacks: objects are hzshm__tnode_t; a lookup passes a probe node
+ * on the stack carrying key, klen and hash. */
+static unsigned long node_hash(const void *obj, unsigned long seed) {
+  (void)seed; /* 0: the hash is computed once per node and stored */
+  return (unsigned long)((const hzshm__tnode_t *)obj)->hash;
 }
 
-static int grow(hzshm__table_t *t) {
-  size_t nb = t->nb ? t->nb * 2 : 64;
-  hzshm__tnode_t **b = calloc(nb, sizeof *b);
-  if (b == NULL) return -ENOMEM;
-  for (size_t i = 0; i < t->nb; i++) {
-    hzshm__tnode_t *n = t->b[i];
-    while (n) {
-      hzshm__tnode_t *next = n->next;
-      n->next = b[n->hash & (nb - 1)];
-      b[n->hash & (nb - 1)] = n;
-      n = next;
-    }
-  }
-  free(t->b);
-  t->b = b;
-  t->nb = nb;
-  return 0;
+static bool node_equal(const void *a, const void *b) {
+  const hzshm__tnode_t *x = a, *y = b;
+  return x->hash == y->hash && x->klen == y->klen && memcmp(x->key, y->key, x->klen) == 0;
+}
+
+static void *ck_alloc(size_t n) { return malloc(n); }
+static void *ck_realloc(void *p, size_t old, size_t n, bool defer) {
+  (void)old;
+  (void)defer; /* no concurrent readers: nothing to defer for */
+  return realloc(p, n);
+}
+static void ck_free(void *p, size_t n, bool defer) {
+  (void)n;
+  (void)defer; /* as above */
+  free(p);
+}
+static struct ck_malloc allocator = {.malloc = ck_alloc, .realloc = ck_realloc, .free = ck_free};
+
+static void probe_init(hzshm__tnode_t *pr, const void *key, size_t klen) {
+  pr->key = key;
+  pr->klen = klen;
+  pr->hash = hzshm__table_hash(key, klen);
+}
+
+hzshm__tnode_t *hzshm__table_find(const hzshm__table_t *t, const void *key, size_t klen) {
+  if (!t->live) return NULL;
+  hzshm__tnode_t pr;
+  probe_init(&pr, key, klen);
+  /* ck_hs_get does not change the set; its prototype is not const. */
+  return ck_hs_get((ck_hs_t *)&t->hs, (unsigned long)pr.hash, &pr);
 }
 
 int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node) {
-  if (t->n >= t->nb) {
-    int rc = grow(t);
-    if (rc) return rc;
+  if (!t->live) {
+    if (!ck_hs_init(&t->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC | CK_HS_MODE_DELETE, node_hash, node_equal,
+                    &allocator, INITIAL_SIZE, 0))
+      return -ENOMEM;
+    t->live = 1;
+  }
+  if (t->snapcap < t->n + 1) {
+    size_t cap = t->snapcap * 2 > t->n + 1 ? t->snapcap * 2 : t->n + 1;
+    if (cap < INITIAL_SIZE) cap = INITIAL_SIZE;
+    hzshm__tnode_t **s = realloc(t->snap, cap * sizeof *s);
+    if (s == NULL) return -ENOMEM;
+    t->snap = s;
+    t->snapcap = cap;
   }
   node->hash = hzshm__table_hash(node->key, node->klen);
-  size_t i = node->hash & (t->nb - 1);
-  node->next = t->b[i];
-  t->b[i] = node;
+  /* ck_hs_put fails if an equal object is present or the map cannot grow. */
+  if (!ck_hs_put(&t->hs, (unsigned long)node->hash, node))
+    return ck_hs_get(&t->hs, (unsigned long)node->hash, node) ? -EEXIST : -ENOMEM;
   t->n++;
   return 0;
 }
 
 void hzshm__table_remove(hzshm__table_t *t, hzshm__tnode_t *node) {
-  if (t->nb == 0) return;
-  hzshm__tnode_t **pp = &t->b[node->hash & (t->nb - 1)];
-  for (; *pp; pp = &(*pp)->next) {
-    if (*pp == node) {
-      *pp = node->next;
-      t->n--;
-      return;
-    }
+  if (!t->live) return;
+  /* ck_hs removes the entry *equal* to the object; a detached node shares its
+   * key with the entry that replaced it, so check identity first. */
+  if (ck_hs_get(&t->hs, (unsigned long)node->hash, node) != node) return;
+  ck_hs_remove(&t->hs, (unsigned long)node->hash, node);
+  t->n--;
+  t->removed++;
+  /* Tombstones lengthen probes for absent keys; clear them once removals
+   * outweigh the live entries (safe inside a walk: walks use a snapshot). A
+   * failed rebuild keeps the old, still correct map. */
+  if (t->removed >= REBUILD_MIN + 2 * t->n) {
+    if (ck_hs_rebuild(&t->hs)) t->removed = 0;
   }
 }
 
 void hzshm__table_each(hzshm__table_t *t, void (*fn)(hzshm__tnode_t *n, void *ud), void *ud) {
-  for (size_t i = 0; i < t->nb; i++) {
-    hzshm__tnode_t *n = t->b[i];
-    while (n) {
-      hzshm__tnode_t *next = n->next;
-      fn(n, ud);
-      n = next;
-    }
+  if (!t->live || t->n == 0) return;
+  /* Take the table's snapshot array for the walk, so that an insert by fn (or
+   * a nested walk) allocates its own instead of moving ours. */
+  hzshm__tnode_t **snap = t->snap;
+  size_t cap = t->snapcap;
+  if (snap != NULL && cap >= t->n) {
+    t->snap = NULL;
+    t->snapcap = 0;
+  } else { /* only inside another walk of this table */
+    cap = t->n;
+    snap = malloc(cap * sizeof *snap);
+    if (snap == NULL) return;
+  }
+  size_t k = 0;
+  ck_hs_iterator_t it = CK_HS_ITERATOR_INITIALIZER;
+  void *obj;
+  while (k < cap && ck_hs_next(&t->hs, &it, &obj)) snap[k++] = obj;
+  /* fn may remove its own node and insert new ones, but never frees another
+   * node (table.h), so every snapshot entry is still valid when reached. */
+  for (size_t i = 0; i < k; i++) fn(snap[i], ud);
+  if (t->snap == NULL || t->snapcap < cap) { /* keep the larger array */
+    free(t->snap);
+    t->snap = snap;
+    t->snapcap = cap;
+  } else {
+    free(snap);
   }
 }
 
 void hzshm__table_free(hzshm__table_t *t) {
-  free(t->b);
-  t->b = NULL;
-  t->nb = t->n = 0;
+  if (t->live) ck_hs_destroy(&t->hs);
+  free(t->snap);
+  memset(t, 0, sizeof *t);
 }

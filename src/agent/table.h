@@ -1,32 +1,41 @@
-/* table.h - a small intrusive chained hash table keyed by bytes, for the
- * agent's private bookkeeping (sessions, reservations). Single-threaded (the
- * agent's loop thread): no atomics. Grows by doubling at load factor 1. */
+/* table.h - the agent's private byte-keyed hash tables (sessions by name,
+ * reservations by key): Concurrency Kit's ck_hs holding pointers to intrusive
+ * nodes. Used only by the agent's loop thread (see table.c for why ck_hs fits
+ * here and not in the shared segment). A zeroed table is valid and empty; its
+ * memory is allocated on the first insert. */
 #ifndef HZSHM_AGENT_TABLE_H
 #define HZSHM_AGENT_TABLE_H
 
+#include <ck_hs.h>
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct hzshm__tnode {
-  struct hzshm__tnode *next;
-  uint64_t hash;
+  uint64_t hash;   /* hzshm__table_hash(key, klen), set by insert */
   const void *key; /* owned by the embedding object */
   size_t klen;
 } hzshm__tnode_t;
 
 typedef struct {
-  hzshm__tnode_t **b;
-  size_t nb; /* power of two, or 0 before first insert */
-  size_t n;
+  ck_hs_t hs;
+  int live;             /* hs initialized (first insert) */
+  size_t n;             /* entries (== ck_hs_count) */
+  size_t removed;       /* removals since the last rebuild (ck_hs leaves tombstones) */
+  hzshm__tnode_t **snap; /* walk snapshot array, kept >= n by insert (outside walks) */
+  size_t snapcap;
 } hzshm__table_t;
 
 uint64_t hzshm__table_hash(const void *key, size_t klen);
 hzshm__tnode_t *hzshm__table_find(const hzshm__table_t *t, const void *key, size_t klen);
-/* node->key/klen must be set; the key must not be present. 0 or -ENOMEM. */
+/* node->key/klen must be set. 0; -EEXIST if the key is present (nothing
+ * changed); -ENOMEM. */
 int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node);
+/* Removes node if it is the table's entry for its key (a detached node, or one
+ * never inserted, is left alone). */
 void hzshm__table_remove(hzshm__table_t *t, hzshm__tnode_t *node);
-/* Calls fn on every node; fn may remove (only) the node it is given. */
+/* Calls fn on every node present when the call starts. fn may remove (only)
+ * the node it is given, and may insert; inserted nodes are not visited. */
 void hzshm__table_each(hzshm__table_t *t, void (*fn)(hzshm__tnode_t *n, void *ud), void *ud);
-void hzshm__table_free(hzshm__table_t *t); /* frees the bucket array, not the nodes */
+void hzshm__table_free(hzshm__table_t *t); /* frees the table's memory, not the nodes */
 
 #endif
