@@ -36,9 +36,28 @@ namespace {
 
 constexpr uint32_t kKeys = 1u << 20;
 constexpr size_t kVal = 100;
-std::string g_name;
+// One segment per page size: [0] in /dev/shm (4 KiB pages), [1] in the huge
+// page tmpfs named by HZSHM_BENCH_HUGE_DIR (2 MiB pages), if given and usable.
+struct Seg {
+  std::string name, dir, label;
+  hzshm__shm_t *w = nullptr, *r = nullptr, *rfence = nullptr;
+  hzshm__sref_t ref;
+};
+Seg g_seg[2];
+int g_nseg = 1;
+// The benchmark in progress uses these (set by the wrappers registered in main).
 hzshm__shm_t *g_w = nullptr, *g_r = nullptr, *g_rfence = nullptr;
 hzshm__sref_t g_ref;
+std::string g_name, g_dir, g_label = "4K/";
+void use(int i) {
+  g_w = g_seg[i].w;
+  g_r = g_seg[i].r;
+  g_rfence = g_seg[i].rfence;
+  g_ref = g_seg[i].ref;
+  g_name = g_seg[i].name;
+  g_dir = g_seg[i].dir;
+  g_label = g_seg[i].label + "/";
+}
 std::vector<uint32_t> g_hot, g_zipf, g_unif;
 std::map<std::string, double> g_res;  // summary numbers
 pthread_rwlock_t *g_lock = nullptr;    // process-shared, in an anonymous shared mapping
@@ -70,35 +89,75 @@ inline bool val_ok(uint32_t id, const uint8_t *v, size_t n) {
   return n == kVal && got == id && v[kVal - 1] == (uint8_t)(id * 31u + ver * 7u);
 }
 
-void setup() {
-  if (g_w) return;
-  g_name = "bench-" + std::to_string(getpid());
+// Create and fill one segment in `dir` (HZSHM_SHM_DIR is read at open/attach).
+bool seg_make(Seg &g, const char *dir, const char *label) {
+  g.name = "bench-" + std::to_string(getpid()) + "-" + label;
+  g.dir = dir;
+  g.label = label;
+  setenv("HZSHM_SHM_DIR", dir, 1);
   hzshm__shm_config_t c = {};
   c.memory_bytes = 320ull << 20;
   c.max_sessions = 1024;
   c.reader_slots = 64;
-  int rc = hzshm__shm_w_open(g_name.c_str(), &c, 1, &g_w, nullptr);
+  int rc = hzshm__shm_w_open(g.name.c_str(), &c, 1, &g.w, nullptr);
   if (rc) {
-    fprintf(stderr, "w_open: %s\n", hzshm_strerror(rc));
-    exit(1);
+    fprintf(stderr, "w_open in %s: %s\n", dir, hzshm_strerror(rc));
+    return false;
   }
-  hzshm__shm_w_session(g_w, "bench-session", 13, &g_ref);
+  hzshm__shm_w_session(g.w, "bench-session", 13, &g.ref);
   char k[16];
   uint8_t v[kVal];
   for (uint32_t i = 0; i < kKeys; i++) {
     key_of(i, k);
     val_of(i, 0, v);
-    rc = hzshm__shm_w_put(g_w, &g_ref, k, 16, v, kVal, i % 271, hzshm__shm_w_stamp(g_w), 0, 0);
+    rc = hzshm__shm_w_put(g.w, &g.ref, k, 16, v, kVal, i % 271, hzshm__shm_w_stamp(g.w), 0, 0);
     if (rc) {
       fprintf(stderr, "fill %u: %s\n", i, hzshm_strerror(rc));
       exit(1);
     }
   }
   unsetenv("HZSHM_SHM_READ_FENCE");
-  hzshm__shm_r_attach(g_name.c_str(), &g_r);
+  hzshm__shm_r_attach(g.name.c_str(), &g.r);
   setenv("HZSHM_SHM_READ_FENCE", "1", 1);
-  hzshm__shm_r_attach(g_name.c_str(), &g_rfence);
+  hzshm__shm_r_attach(g.name.c_str(), &g.rfence);
   unsetenv("HZSHM_SHM_READ_FENCE");
+  unsetenv("HZSHM_SHM_DIR");
+  return g.r && g.rfence;
+}
+
+// kB of a field of /proc/self/smaps_rollup (e.g. "ShmemPmdMapped") or of
+// /proc/meminfo, -1 if absent.
+long file_kb(const char *file, const char *field) {
+  FILE *f = fopen(file, "r");
+  if (!f) return -1;
+  char line[256];
+  long v = -1;
+  size_t n = strlen(field);
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, field, n) == 0 && line[n] == ':') v = atol(line + n + 1);
+  fclose(f);
+  return v;
+}
+long smaps_kb(const char *field) { return file_kb("/proc/self/smaps_rollup", field); }
+long meminfo_kb(const char *field) { return file_kb("/proc/meminfo", field); }
+
+void setup() {
+  if (g_seg[0].w) return;
+  if (!seg_make(g_seg[0], "/dev/shm", "4K")) exit(1);
+  long pmd0 = smaps_kb("ShmemPmdMapped"), hp0 = meminfo_kb("ShmemHugePages");
+  const char *hd = getenv("HZSHM_BENCH_HUGE_DIR");
+  if (hd && *hd) {
+    if (seg_make(g_seg[1], hd, "2M")) {
+      g_nseg = 2;
+      printf("2M segment in %s (320 MiB): ShmemPmdMapped %ld kB -> %ld kB, ShmemHugePages %ld kB -> %ld kB\n", hd,
+             pmd0, smaps_kb("ShmemPmdMapped"), hp0, meminfo_kb("ShmemHugePages"));
+    } else {
+      printf("2M rows skipped: cannot create a segment in %s\n", hd);
+    }
+  } else {
+    printf("2M rows skipped: HZSHM_BENCH_HUGE_DIR not set (tools/run-bench-shm mounts a huge tmpfs)\n");
+  }
+  use(0);
   std::mt19937_64 rng(42);
   std::vector<uint32_t> perm(kKeys);
   for (uint32_t i = 0; i < kKeys; i++) perm[i] = i;
@@ -178,27 +237,49 @@ void BM_get_miss(benchmark::State &st) {
   if (bad) st.SkipWithError("a miss was not a miss");
 }
 
-// Physical floor: dependent loads over a buffer as large as the table.
-void BM_floor_chase(benchmark::State &st) {
-  setup();
-  hzshm__shm_stats_t s;
-  hzshm__shm_stats(g_w, &s);
-  size_t lines = (size_t)s.memory_limit / 64;
-  static std::vector<uint32_t> next;
-  if (next.empty()) {
+// Physical floor: dependent loads over anonymous memory as large as the
+// arena, one load per 64-byte line in a random cyclic order. huge: the
+// buffer is madvise(MADV_HUGEPAGE)d (THP "enabled" is [madvise] here) and
+// touched in order, so it is backed by 2 MiB pages; else MADV_NOHUGEPAGE.
+uint32_t *floor_buf(bool huge, size_t *lines_out) {
+  static uint32_t *buf[2];
+  static size_t lines;
+  if (!buf[huge]) {
+    hzshm__shm_stats_t s;
+    hzshm__shm_stats(g_seg[0].w, &s);
+    lines = (size_t)s.memory_limit / 64;
+    size_t bytes = lines * 64, align = 2u << 20;
+    auto *raw = (uint8_t *)mmap(nullptr, bytes + align, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (raw == MAP_FAILED) exit(1);
+    auto *p = (uint8_t *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+    long before = smaps_kb("AnonHugePages");
+    madvise(p, bytes, huge ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+    memset(p, 0, bytes);
+    auto *next = (uint32_t *)p;
     std::vector<uint32_t> order(lines);
     for (size_t i = 0; i < lines; i++) order[i] = (uint32_t)i;
     std::mt19937_64 rng(7);
     std::shuffle(order.begin(), order.end(), rng);
-    next.assign(lines * 16, 0);  // one uint32 per 64-byte line used
     for (size_t i = 0; i < lines; i++) next[(size_t)order[i] * 16] = order[(i + 1) % lines];
+    printf("floor buffer (%s): %zu MiB, AnonHugePages %ld kB -> %ld kB\n", huge ? "MADV_HUGEPAGE" : "MADV_NOHUGEPAGE",
+           bytes >> 20, before, smaps_kb("AnonHugePages"));
+    buf[huge] = next;
   }
+  *lines_out = lines;
+  return buf[huge];
+}
+void floor_chase(benchmark::State &st, bool huge) {
+  setup();
+  size_t lines;
+  const uint32_t *next = floor_buf(huge, &lines);
   uint32_t p = 0;
   for (auto _ : st) {
     p = next[(size_t)p * 16];
     benchmark::DoNotOptimize(p);
   }
 }
+void BM_floor_chase_4k(benchmark::State &st) { floor_chase(st, false); }
+void BM_floor_chase_2m(benchmark::State &st) { floor_chase(st, true); }
 
 // Per-op latency of the hot hit: batches of 16 lookups timed with rdtscp.
 double tsc_per_ns() {
@@ -232,26 +313,36 @@ void BM_get_hot_latency(benchmark::State &st) {
   std::sort(lat.begin(), lat.end());
   st.counters["p50_ns"] = lat[lat.size() / 2];
   st.counters["p99_ns"] = lat[lat.size() * 99 / 100];
-  g_res["hot_p50"] = lat[lat.size() / 2];
-  g_res["hot_p99"] = lat[lat.size() * 99 / 100];
+  g_res[g_label + "hot_p50"] = lat[lat.size() / 2];
+  g_res[g_label + "hot_p99"] = lat[lat.size() * 99 / 100];
 }
 
-// Reader processes + a writer at 50k updates/s. Returns hits/s summed.
-double mp_run(int readers, bool locked, bool hot, double secs) {
+uint64_t cpu_ns() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// Reader processes + a writer at 50k updates/s. Returns hits/s summed; *per_cpu
+// gets hits per CPU-second of the readers (their own CPU time while reading),
+// which factors out time the readers spent preempted by other processes.
+double mp_run(int readers, bool locked, bool hot, double secs, double *per_cpu) {
   setup();
   auto *cnt = (std::atomic<uint64_t> *)mmap(nullptr, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  for (int i = 0; i < 8; i++) new (&cnt[i]) std::atomic<uint64_t>(0);
+  for (int i = 0; i < 16; i++) new (&cnt[i]) std::atomic<uint64_t>(0);
   std::vector<pid_t> pids;
   for (int i = 0; i < readers; i++) {
     pid_t p = fork();
     if (p == 0) {
       hzshm__shm_t *r;
+      setenv("HZSHM_SHM_DIR", g_dir.c_str(), 1);
       if (hzshm__shm_r_attach(g_name.c_str(), &r)) _exit(2);
       uint8_t buf[kVal];
       size_t n, k = (size_t)i * 7777, ops = 0, bad = 0;
       cnt[4].fetch_add(1);
       while (cnt[5].load(std::memory_order_relaxed) == 0) {
       }
+      uint64_t c0 = cpu_ns();
       while (cnt[6].load(std::memory_order_relaxed) == 0) {
         for (int j = 0; j < 256; j++, k++) {
           uint32_t id = hot ? g_hot[k % g_hot.size()] : g_zipf[k & (g_zipf.size() - 1)];
@@ -260,6 +351,7 @@ double mp_run(int readers, bool locked, bool hot, double secs) {
           if (rc == 0) ops++;
         }
       }
+      cnt[8 + i].store(cpu_ns() - c0);
       cnt[i].store(ops);
       cnt[7].fetch_add(bad);
       _exit(0);
@@ -292,8 +384,9 @@ double mp_run(int readers, bool locked, bool hot, double secs) {
   cnt[6].store(1);
   for (pid_t p : pids) waitpid(p, nullptr, 0);
   double el = (double)(now_ns() - t0) / 1e9;
-  uint64_t ops = 0;
-  for (int i = 0; i < readers; i++) ops += cnt[i].load();
+  uint64_t ops = 0, cpu = 0;
+  for (int i = 0; i < readers; i++) ops += cnt[i].load(), cpu += cnt[8 + i].load();
+  *per_cpu = cpu ? (double)ops / ((double)cpu / 1e9) : 0;
   uint64_t bad = cnt[7].load();
   munmap(cnt, 4096);
   if (bad) {
@@ -306,32 +399,53 @@ double mp_run(int readers, bool locked, bool hot, double secs) {
 void BM_mp_readers(benchmark::State &st) {
   int readers = (int)st.range(0);
   bool locked = st.range(1) != 0, hot = st.range(2) != 0;
-  double r = 0;
-  for (auto _ : st) r = mp_run(readers, locked, hot, 2.0);
+  double r = 0, pc = 0;
+  for (auto _ : st) r = mp_run(readers, locked, hot, 2.0, &pc);
   st.counters["hits_per_s"] = r;
-  g_res[std::string(locked ? "rwlock_" : "ours_") + (hot ? "hot_" : "") + std::to_string(readers) + "r"] = r;
+  st.counters["hits_per_cpu_s"] = pc;
+  std::string k = g_label + (locked ? "rwlock_" : "ours_") + (hot ? "hot_" : "") + std::to_string(readers) + "r";
+  g_res[k] = r;
+  g_res[k + "_cpu"] = pc;
+}
+
+// Every per-segment benchmark, registered once per page size as "4K/name"
+// and "2M/name" (main); the floors are registered once each.
+struct Entry {
+  const char *name;
+  void (*fn)(benchmark::State &);
+  int kind;  // 0 plain, 1 latency (fixed iterations), 2 multi-process
+};
+const Entry kEntries[] = {
+    {"get_hot", BM_get_hot, 0},           {"has_hot", BM_has_hot, 0},
+    {"get_hot_fence", BM_get_hot_fence, 0}, {"get_hot_latency", BM_get_hot_latency, 1},
+    {"get_zipf", BM_get_zipf, 0},         {"has_zipf", BM_has_zipf, 0},
+    {"get_zipf_fence", BM_get_zipf_fence, 0}, {"get_uniform", BM_get_uniform, 0},
+    {"has_uniform", BM_has_uniform, 0},   {"get_miss", BM_get_miss, 0},
+    {"rwlock_get_hot", BM_rwlock_get_hot, 0}, {"rwlock_get_zipf", BM_rwlock_get_zipf, 0},
+    {"mp_readers", BM_mp_readers, 2},
+};
+
+void register_all() {
+  benchmark::RegisterBenchmark("floor_chase_4k", BM_floor_chase_4k);
+  benchmark::RegisterBenchmark("floor_chase_2m", BM_floor_chase_2m);
+  for (int sg = 0; sg < g_nseg; sg++) {
+    for (const Entry &e : kEntries) {
+      std::string n = g_seg[sg].label + "/" + e.name;
+      auto fn = e.fn;
+      auto *b = benchmark::RegisterBenchmark(n.c_str(), [sg, fn](benchmark::State &st) {
+        use(sg);
+        fn(st);
+      });
+      if (e.kind == 1) b->Iterations(200000);
+      // Args: reader processes, rwlock?, hot keys? (else Zipf 0.99)
+      if (e.kind == 2)
+        b->Args({1, 0, 0})->Args({2, 0, 0})->Args({1, 1, 0})->Args({2, 1, 0})->Args({1, 0, 1})->Args({2, 0, 1})
+            ->Args({1, 1, 1})->Args({2, 1, 1})->Iterations(1)->Unit(benchmark::kSecond);
+    }
+  }
 }
 
 }  // namespace
-
-BENCHMARK(BM_get_hot);
-BENCHMARK(BM_has_hot);
-BENCHMARK(BM_get_hot_fence);
-BENCHMARK(BM_get_hot_latency)->Iterations(200000);
-BENCHMARK(BM_get_zipf);
-BENCHMARK(BM_has_zipf);
-BENCHMARK(BM_get_zipf_fence);
-BENCHMARK(BM_get_uniform);
-BENCHMARK(BM_has_uniform);
-BENCHMARK(BM_get_miss);
-BENCHMARK(BM_floor_chase);
-BENCHMARK(BM_rwlock_get_hot);
-BENCHMARK(BM_rwlock_get_zipf);
-// Args: reader processes, rwlock?, hot keys? (else Zipf 0.99)
-BENCHMARK(BM_mp_readers)
-    ->Args({1, 0, 0})->Args({2, 0, 0})->Args({1, 1, 0})->Args({2, 1, 0})
-    ->Args({1, 0, 1})->Args({2, 0, 1})->Args({1, 1, 1})->Args({2, 1, 1})
-    ->Iterations(1)->Unit(benchmark::kSecond);
 
 // Records ns/op of every single-process benchmark for the summary: CPU time
 // per iteration, which a loaded machine (preemption) inflates less than the
@@ -351,56 +465,86 @@ class Collect : public benchmark::ConsoleReporter {
 std::atomic<int> g_hb_stop{0};
 void *heartbeat_main(void *) {
   while (!g_hb_stop.load()) {
-    hzshm__shm_w_heartbeat(g_w, HZSHM_SHM_SERVING);
+    for (int i = 0; i < g_nseg; i++) hzshm__shm_w_heartbeat(g_seg[i].w, HZSHM_SHM_SERVING);
     struct timespec ts = {0, 50000000};
     nanosleep(&ts, nullptr);
   }
   return nullptr;
 }
 
+double g(const std::string &k) { return g_res.count(k) ? g_res[k] : NAN; }
+double ratio(const std::string &a, const std::string &b) { return g(a) / g(b); }
+// One summary row: the value for the 4K and the 2M segment, and the target.
+void row(const char *what, const char *fmt, double v4, double v2, const char *target) {
+  char a[32], b[32];
+  snprintf(a, sizeof a, fmt, v4);
+  snprintf(b, sizeof b, fmt, v2);
+  printf("%-46s %10s %10s %8s\n", what, a, g_nseg > 1 ? b : "skipped", target);
+}
+void row_key(const char *what, const char *fmt, const char *key, const char *target) {
+  row(what, fmt, g(std::string("4K/") + key), g(std::string("2M/") + key), target);
+}
+void row_ratio(const char *what, const char *a, const char *b, const char *target) {
+  std::string a4 = std::string("4K/") + a, b4 = std::string("4K/") + b;
+  std::string a2 = std::string("2M/") + a, b2 = std::string("2M/") + b;
+  row(what, "%.2f", ratio(a4, b4), ratio(a2, b2), target);
+}
+
 int main(int argc, char **argv) {
   benchmark::Initialize(&argc, argv);
   setup();
+  register_all();
   pthread_t hb;
   pthread_create(&hb, nullptr, heartbeat_main, nullptr);
   Collect rep;
   benchmark::RunSpecifiedBenchmarks(&rep);
-  auto g = [](const char *k) { return g_res.count(k) ? g_res[k] : NAN; };
   double la[3] = {0, 0, 0};
   getloadavg(la, 3);
   printf("\nsummary (single-process rows: CPU ns/op; load average %.2f %.2f %.2f on %ld CPUs)\n", la[0], la[1], la[2],
          sysconf(_SC_NPROCESSORS_ONLN));
-  printf("%-44s %12s %12s\n", "", "measured", "target");
-  printf("%-44s %12.1f %12s\n", "hot get hit p50 (ns)", g("hot_p50"), "<= 25");
-  printf("%-44s %12.1f %12s\n", "hot get hit p99 (ns)", g("hot_p99"), "<= 100");
-  printf("%-44s %12.1f %12s\n", "hot get mean (ns)", g("BM_get_hot"), "");
-  printf("%-44s %12.1f %12s\n", "hot has mean (ns)", g("BM_has_hot"), "");
-  printf("%-44s %12.1f %12s\n", "Zipf 0.99 get mean (ns)", g("BM_get_zipf"), "<= 150");
-  printf("%-44s %12.1f %12s\n", "uniform get mean (ns)", g("BM_get_uniform"), "");
-  printf("%-44s %12.1f %12s\n", "floor: dependent chase (ns)", g("BM_floor_chase"), "");
-  printf("%-44s %12.2f %12s\n", "uniform / floor", g("BM_get_uniform") / g("BM_floor_chase"), "<= 1.5");
-  printf("%-44s %12.1f %12s\n", "get miss (ns)", g("BM_get_miss"), "");
-  printf("%-44s %12.1f %12s\n", "hot get, seq_cst fence read side (ns)", g("BM_get_hot_fence"), "");
-  printf("%-44s %12.1f %12s\n", "hot get, membarrier read side (ns)", g("BM_get_hot"), "");
-  printf("%-44s %12.1f %12s\n", "Zipf get, fence / membarrier (ns)", g("BM_get_zipf_fence"), "");
-  printf("%-44s %12.1f %12s\n", "rwlock hot get, 1 process (ns)", g("BM_rwlock_get_hot"), "");
-  printf("%-44s %12.3g %12s\n", "ours: hits/s, 1 reader proc + 50k upd/s", g("ours_1r"), "");
-  printf("%-44s %12.3g %12s\n", "ours: hits/s, 2 reader procs + 50k upd/s", g("ours_2r"), "");
-  printf("%-44s %12.3g %12s\n", "rwlock: hits/s, 1 reader proc", g("rwlock_1r"), "");
-  printf("%-44s %12.3g %12s\n", "rwlock: hits/s, 2 reader procs", g("rwlock_2r"), "");
-  printf("%-44s %12.2f %12s\n", "ours / rwlock at 2 readers (Zipf)", g("ours_2r") / g("rwlock_2r"), ">= 3");
-  printf("%-44s %12.2f %12s\n", "ours 1 -> 2 readers scaling (Zipf)", g("ours_2r") / g("ours_1r"), ">= 1.8");
-  printf("%-44s %12.3g %12s\n", "ours: hits/s, 1 / 2 reader procs, hot keys", g("ours_hot_1r"), "");
-  printf("%-44s %12.3g %12s\n", "", g("ours_hot_2r"), "");
-  printf("%-44s %12.3g %12s\n", "rwlock: hits/s, 1 / 2 reader procs, hot keys", g("rwlock_hot_1r"), "");
-  printf("%-44s %12.3g %12s\n", "", g("rwlock_hot_2r"), "");
-  printf("%-44s %12.2f %12s\n", "ours / rwlock at 2 readers (hot)", g("ours_hot_2r") / g("rwlock_hot_2r"), ">= 3");
-  printf("%-44s %12.2f %12s\n", "ours 1 -> 2 readers scaling (hot)", g("ours_hot_2r") / g("ours_hot_1r"), ">= 1.8");
+  printf("%-46s %10s %10s %8s\n", "", "4K pages", "2M pages", "target");
+  row_key("hot get hit p50 (ns)", "%.1f", "hot_p50", "<= 25");
+  row_key("hot get hit p99 (ns)", "%.1f", "hot_p99", "<= 100");
+  row_key("hot get mean (ns)", "%.1f", "get_hot", "");
+  row_key("hot has mean (ns)", "%.1f", "has_hot", "");
+  row_key("Zipf 0.99 get mean (ns)", "%.1f", "get_zipf", "<= 150");
+  row_key("uniform get mean (ns)", "%.1f", "get_uniform", "");
+  row("floor: dependent chase, same page size (ns)", "%.1f", g("floor_chase_4k"), g("floor_chase_2m"), "");
+  row("uniform / floor on the same page size", "%.2f", g("4K/get_uniform") / g("floor_chase_4k"),
+      g("2M/get_uniform") / g("floor_chase_2m"), "<= 1.5");
+  row("uniform / floor on 4K pages", "%.2f", g("4K/get_uniform") / g("floor_chase_4k"),
+      g("2M/get_uniform") / g("floor_chase_4k"), "<= 1.5");
+  row_key("get miss (ns)", "%.1f", "get_miss", "");
+  row_key("hot get, seq_cst fence read side (ns)", "%.1f", "get_hot_fence", "");
+  row_key("hot get, membarrier read side (ns)", "%.1f", "get_hot", "");
+  row_key("Zipf get, seq_cst fence read side (ns)", "%.1f", "get_zipf_fence", "");
+  row_key("rwlock hot get, 1 process (ns)", "%.1f", "rwlock_get_hot", "");
+  row_key("ours: hits/s, 1 reader proc (Zipf)", "%.3g", "ours_1r", "");
+  row_key("ours: hits/s, 2 reader procs (Zipf)", "%.3g", "ours_2r", "");
+  row_key("rwlock: hits/s, 1 reader proc (Zipf)", "%.3g", "rwlock_1r", "");
+  row_key("rwlock: hits/s, 2 reader procs (Zipf)", "%.3g", "rwlock_2r", "");
+  row_ratio("ours / rwlock at 2 readers (Zipf)", "ours_2r", "rwlock_2r", ">= 3");
+  row_ratio("ours 1 -> 2 readers scaling (Zipf)", "ours_2r", "ours_1r", ">= 1.8");
+  row_key("ours: hits per CPU-s, 1 reader (Zipf)", "%.3g", "ours_1r_cpu", "");
+  row_key("ours: hits per CPU-s, 2 readers (Zipf)", "%.3g", "ours_2r_cpu", "");
+  row_key("rwlock: hits per CPU-s, 2 readers (Zipf)", "%.3g", "rwlock_2r_cpu", "");
+  row_key("ours: hits/s, 1 reader proc (hot)", "%.3g", "ours_hot_1r", "");
+  row_key("ours: hits/s, 2 reader procs (hot)", "%.3g", "ours_hot_2r", "");
+  row_key("rwlock: hits/s, 1 reader proc (hot)", "%.3g", "rwlock_hot_1r", "");
+  row_key("rwlock: hits/s, 2 reader procs (hot)", "%.3g", "rwlock_hot_2r", "");
+  row_ratio("ours / rwlock at 2 readers (hot)", "ours_hot_2r", "rwlock_hot_2r", ">= 3");
+  row_ratio("ours 1 -> 2 readers scaling (hot)", "ours_hot_2r", "ours_hot_1r", ">= 1.8");
+  row_key("ours: hits per CPU-s, 1 / 2 readers (hot)", "%.3g", "ours_hot_1r_cpu", "");
+  row_key("", "%.3g", "ours_hot_2r_cpu", "");
+  row_key("rwlock: hits per CPU-s, 2 readers (hot)", "%.3g", "rwlock_hot_2r_cpu", "");
   g_hb_stop.store(1);
   pthread_join(hb, nullptr);
-  hzshm__shm_close(g_r);
-  hzshm__shm_close(g_rfence);
-  hzshm__shm_close(g_w);
-  hzshm__shm_unlink(g_name.c_str());
+  for (int i = 0; i < g_nseg; i++) {
+    hzshm__shm_close(g_seg[i].r);
+    hzshm__shm_close(g_seg[i].rfence);
+    hzshm__shm_close(g_seg[i].w);
+    setenv("HZSHM_SHM_DIR", g_seg[i].dir.c_str(), 1);
+    hzshm__shm_unlink(g_seg[i].name.c_str());
+  }
   return 0;
 }
