@@ -1,8 +1,9 @@
 /* lib.c - hzshm_open/close, session handles, fork detection, statistics.
  *
  * Concurrency: hzshm_t and hzshm_session_t are shared by any number of
- * threads. The only mutable shared state here is the session's cached
- * directory reference (a sequence lock, see lib_int.h) and the fork counter.
+ * threads. The mutable shared state here is the session's cached directory
+ * reference (a sequence lock in the shared session core, see lib_int.h and
+ * registry.c), the handle id counter and the fork counter.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -22,6 +23,9 @@ static void on_fork_child(void) {
   atomic_fetch_add_explicit(&hzshm__lib_fork_gen, 1, memory_order_relaxed);
 }
 static void install_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+/* Relaxed: ids only need to be unique, not ordered. */
+static atomic_uint_fast64_t next_handle_id = 1;
 
 int hzshm__lib_check(const hzshm_t *h) {
   if (h == NULL) return HZSHM_EINVAL;
@@ -45,6 +49,7 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   h = calloc(1, sizeof *h);
   if (h == NULL) return -ENOMEM;
   h->fork_gen = atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed); /* see hzshm__lib_check */
+  h->id = atomic_fetch_add_explicit(&next_handle_id, 1, memory_order_relaxed); /* see next_handle_id */
   h->timeout_ms = o.timeout_ms ? o.timeout_ms : 15000;
   h->nconn = o.connections ? o.connections : 4;
   h->prefixlen = plen;
@@ -102,26 +107,28 @@ int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t 
   if (memchr(sid, 0, len) != NULL || !hzshm__ipc_utf8_valid(sid, len)) return HZSHM_EBADSESSION;
   hzshm_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return -ENOMEM;
-  s->namelen = h->prefixlen + len;
-  s->name = malloc(s->namelen + 1);
-  if (s->name == NULL) {
+  char name[HZSHM_SESSION_MAX];
+  memcpy(name, h->prefix, h->prefixlen);
+  memcpy(name + h->prefixlen, sid, len);
+  /* Every handle of this session in this process shares one core (and so one
+   * cached directory reference): registry.c. */
+  rc = hzshm__registry_get(h->id, name, h->prefixlen + len, &s->core);
+  if (rc != 0) {
     free(s);
-    return -ENOMEM;
+    return rc;
   }
-  memcpy(s->name, h->prefix, h->prefixlen);
-  memcpy(s->name + h->prefixlen, sid, len);
-  s->name[s->namelen] = 0;
   s->h = h;
-  atomic_init(&s->seq, 0);
-  atomic_init(&s->idx, 0);
-  atomic_init(&s->gen, 0);
+  s->cache = hzshm__core_cache(s->core);
+  s->name = hzshm__core_name(s->core, &s->namelen);
   *out = s;
   return 0;
 }
 
 void hzshm_session_close(hzshm_session_t *s) {
   if (s == NULL) return;
-  free(s->name);
+  /* In a fork child the core belongs to the parent's handle: leave the
+   * registry (and RCU) alone, free only the handle (hzshm.h caveat 1). */
+  if (hzshm__lib_check(s->h) != HZSHM_EFORKED) hzshm__registry_put(s->core);
   free(s);
 }
 

@@ -22,6 +22,7 @@ typedef struct {
 
 struct hzshm {
   hzshm__shm_t *shm;
+  uint64_t id;              /* process-unique: keys this handle's session cores */
   unsigned fork_gen;        /* hzshm__lib_fork_gen at open */
   char *prefix;
   size_t prefixlen;
@@ -31,16 +32,33 @@ struct hzshm {
   hzshm__conn_t *conns;
 };
 
-/* The session caches its resolved directory reference under a sequence lock:
- * seq even = (idx, gen) valid if `valid`; writers (any thread that resolved
+/* A session's cached directory reference, under a sequence lock:
+ * seq even = (idx, gen) valid if gen != 0; writers (any thread that resolved
  * it) bump seq to odd with a CAS, store, then release-store seq + 2. */
-struct hzshm_session {
-  hzshm_t *h;
-  char *name;               /* prefix + sid, NUL-terminated (no NUL inside: checked) */
-  size_t namelen;
+typedef struct {
   atomic_uint seq;
   atomic_uint idx;
   atomic_uint_fast64_t gen; /* 0 = not resolved */
+} hzshm__refcache_t;
+
+/* The process's session registry (registry.c, liburcu): one refcounted core
+ * per (hzshm_t id, session name), shared by every handle of that session. */
+typedef struct hzshm__core hzshm__core_t;
+/* Finds or makes the core and takes a reference. Lock-free. 0 or -ENOMEM. */
+int hzshm__registry_get(uint64_t hid, const char *name, size_t namelen, hzshm__core_t **out);
+/* Drops a reference; the last one unlinks the core and frees it after an RCU
+ * grace period (blocks for it). Not from inside an RCU read-side section. */
+void hzshm__registry_put(hzshm__core_t *c);
+hzshm__refcache_t *hzshm__core_cache(hzshm__core_t *c);
+const char *hzshm__core_name(const hzshm__core_t *c, size_t *len);
+
+/* A session handle: a reference to the shared core (name and cached ref). */
+struct hzshm_session {
+  hzshm_t *h;
+  hzshm__core_t *core;
+  hzshm__refcache_t *cache; /* hzshm__core_cache(core) */
+  const char *name;         /* prefix + sid, NUL-terminated, in the core */
+  size_t namelen;
 };
 
 /* Incremented in every child after fork() (pthread_atfork). */

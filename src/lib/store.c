@@ -15,32 +15,32 @@
 static int ref_load(hzshm_session_t *s, hzshm__sref_t *ref) {
   /* Acquire: paired with the release store of seq in ref_store, so that if we
    * see its even value we also see the idx/gen stored before it. */
-  unsigned s1 = atomic_load_explicit(&s->seq, memory_order_acquire);
+  unsigned s1 = atomic_load_explicit(&s->cache->seq, memory_order_acquire);
   if (s1 & 1u) return 0;
   /* Relaxed: validated by the seq re-check after the acquire fence below. */
-  ref->idx = atomic_load_explicit(&s->idx, memory_order_relaxed);
-  ref->gen = atomic_load_explicit(&s->gen, memory_order_relaxed);
+  ref->idx = atomic_load_explicit(&s->cache->idx, memory_order_relaxed);
+  ref->gen = atomic_load_explicit(&s->cache->gen, memory_order_relaxed);
   /* Acquire fence: paired with the release fence in ref_store; if we read any
    * idx/gen of a newer store, the seq load below sees its odd (or later) value. */
   atomic_thread_fence(memory_order_acquire);
-  unsigned s2 = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  unsigned s2 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
   return s1 == s2 && ref->gen != 0;
 }
 
 static void ref_store(hzshm_session_t *s, const hzshm__sref_t *ref) {
   /* Relaxed load: the CAS below decides. */
-  unsigned s0 = atomic_load_explicit(&s->seq, memory_order_relaxed);
+  unsigned s0 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
   if (s0 & 1u) return; /* another thread is publishing; ours is only a cache */
   /* Relaxed CAS: only one publisher at a time; ordering comes from the fence. */
-  if (!atomic_compare_exchange_strong_explicit(&s->seq, &s0, s0 + 1, memory_order_relaxed, memory_order_relaxed))
+  if (!atomic_compare_exchange_strong_explicit(&s->cache->seq, &s0, s0 + 1, memory_order_relaxed, memory_order_relaxed))
     return;
   /* Release fence: paired with the acquire fence in ref_load: the odd seq is
    * visible to any reader that sees the idx/gen stores below. */
   atomic_thread_fence(memory_order_release);
-  atomic_store_explicit(&s->idx, ref->idx, memory_order_relaxed); /* published by seq */
-  atomic_store_explicit(&s->gen, ref->gen, memory_order_relaxed); /* published by seq */
+  atomic_store_explicit(&s->cache->idx, ref->idx, memory_order_relaxed); /* published by seq */
+  atomic_store_explicit(&s->cache->gen, ref->gen, memory_order_relaxed); /* published by seq */
   /* Release: paired with the acquire load of seq in ref_load. */
-  atomic_store_explicit(&s->seq, s0 + 2, memory_order_release);
+  atomic_store_explicit(&s->cache->seq, s0 + 2, memory_order_release);
 }
 
 static int ref_get(hzshm_session_t *s, hzshm__sref_t *ref, int fresh) {
