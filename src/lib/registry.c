@@ -215,7 +215,7 @@ int hzshm__registry_get(uint64_t hid, const char *name, size_t namelen, hzshm__c
     maybe_grow();
   }
 out:
-  free(fresh); /* never published (or published and lost a race: never visible) */
+  free(fresh); /* never published: another thread added the core first, or it was not needed */
   if (rc == 0) *out = found;
   return rc;
 }
