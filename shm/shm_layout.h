@@ -35,7 +35,7 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 2u /* 2: bucket array and arena 2 MiB aligned from 64 MiB */
+#define HZSHM_SHM_LAYOUT_VERSION 3u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
