@@ -99,7 +99,7 @@ static int parse_opts(int argc, char **argv, agent_opts_t *o) {
       case 'R': bad = parse_u32(optarg, &o->reconcile_ms) || o->reconcile_ms == 0; break;
       case 'I': bad = parse_u32(optarg, &o->idle_ms); break;
       case 'g': {
-        uint32_t g;
+        uint32_t g = 0;
         bad = parse_u32(optarg, &g);
         o->allow_gid = g;
         break;
