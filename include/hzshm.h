@@ -66,8 +66,8 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
  *     detected by the agent (its reader slot is reaped), so reclamation never
  *     stalls for it. A thread that holds a view (hzshm_get_view) holds back
  *     reclamation of the whole segment until hzshm_view_release(): keep views short.
- *  3. Fail closed: when the agent's heartbeat is older than its bound (default
- *     2 s; agent killed or hung) hits report HZSHM_ESTALE; when the agent has
+ *  3. Fail closed: when the agent's heartbeat is older than its bound (the
+ *     agent's --stale-ms, default 1 s; agent killed or hung) hits report HZSHM_ESTALE; when the agent has
  *     lost the cluster they report HZSHM_EDISCONNECTED. Neither serves a value
  *     that might be stale without bound. A restarted agent reuses the same
  *     segment, and open handles resume once it serves again. If the agent
