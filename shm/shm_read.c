@@ -115,6 +115,20 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
   return rc;
 }
 
+/* Key equality without a call for the common short keys: 8..16 bytes are
+ * two (possibly overlapping) 8-byte loads per side. */
+static inline int key_eq(const char *a, const char *b, size_t n) {
+  if (n >= 8 && n <= 16) {
+    uint64_t a0, a1, b0, b1;
+    memcpy(&a0, a, 8);
+    memcpy(&b0, b, 8);
+    memcpy(&a1, a + n - 8, 8);
+    memcpy(&b1, b + n - 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+  }
+  return memcmp(a, b, n) == 0;
+}
+
 /* The lookup proper. On 0 / HZSHM_ENOTFOUND the caller is inside the read-side
  * section and *ep is valid until it leaves; on any other code it has left. */
 static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
@@ -160,7 +174,7 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
     }
     if (HZSHM__B_TAG(w) == tag && e->hash == h && e->sgen == ref->gen && HZSHM__E_KLEN(e) == klen &&
         off + sizeof *e + klen + (uint64_t)e->vlen <= s->arena_end &&
-        memcmp((const char *)(e + 1), key, klen) == 0) {
+        key_eq((const char *)(e + 1), key, klen)) {
       uint64_t now = e->expiry_ns ? hzshm__shm_now_coarse() : 0;
       if (e->expiry_ns && now >= e->expiry_ns) break;
       if (e->partition < s->part_count &&
