@@ -112,13 +112,11 @@ uint64_t hzshm__shm_proc_start(void);
 int hzshm__shm_name_ok(const char *name);
 
 /* shm_slots.c */
-hzshm__shm_slot_t *hzshm__shm_slot_get(hzshm__shm_t *s);
+hzshm__shm_slot_t *hzshm__shm_slot_get_slow(hzshm__shm_t *s); /* first use by a thread: claim */
 void hzshm__shm_slots_release_all(hzshm__shm_t *s);
 void hzshm__shm_tslot_dtor(void *tslot);
 int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx); /* 1 = owner alive, 0 = dead/free, <0 err */
 uint32_t hzshm__shm_reap(hzshm__shm_t *s);                 /* dead slots reclaimed now */
-int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *slot);
-void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *slot);
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s); /* oldest epoch a live reader may still be in; UINT64_MAX if none */
 
 /* shm_alloc.c (writer) */
@@ -172,6 +170,42 @@ static inline uint64_t hzshm__shm_unit_off(hzshm__shm_t *s, uint64_t unit) {
 static inline int hzshm__shm_off_ok(hzshm__shm_t *s, uint64_t off) {
   return off >= s->arena_off && off <= s->arena_end - sizeof(hzshm__shm_entry_t) &&
          ((off - s->arena_off) & (HZSHM__UNIT - 1)) == 0;
+}
+
+/* ---- the read-side hot path, inline (called on every lookup) ----------- */
+
+/* One-entry per-thread cache: handle id -> this thread's slot (shm_slots.c).
+ * Handle ids are never reused in a process, so a stale entry never matches. */
+extern __thread uint64_t hzshm__tls_id;
+extern __thread hzshm__shm_slot_t *hzshm__tls_slot;
+static inline hzshm__shm_slot_t *hzshm__shm_slot_get(hzshm__shm_t *s) {
+  if (__builtin_expect(hzshm__tls_id == s->id, 1)) return hzshm__tls_slot;
+  return hzshm__shm_slot_get_slow(s);
+}
+
+/* The read-side critical section; ordering: see the head of shm_slots.c. */
+static inline int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
+  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed); /* owner-private */
+  if (n == 0) {
+    /* acquire: pairs with the release increment in hzshm__shm_reclaim(), so
+     * the unlinks done before that bump are visible to this section. */
+    uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
+    atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_relaxed); /* ordered by the fence below */
+    if (s->fence_mode)
+      HZSHM__FENCE_SEQ_CST(); /* pairs with the writer's fence in min_epoch */
+    else
+      atomic_signal_fence(memory_order_seq_cst); /* upgraded by the writer's membarrier */
+  }
+  atomic_store_explicit(&sl->nest, n + 1, memory_order_relaxed);
+  return 0;
+}
+
+static inline void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
+  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed);
+  if (n == 0) return;
+  atomic_store_explicit(&sl->nest, n - 1, memory_order_relaxed);
+  if (n == 1) /* release: pairs with the acquire in hzshm__shm_min_epoch() */
+    atomic_store_explicit(&sl->epoch, 0, memory_order_release);
 }
 
 #endif /* HZSHM_SHM_INT_H */

@@ -48,8 +48,8 @@
 #if defined(__SANITIZE_THREAD__)
 _Atomic uint64_t hzshm__tsan_fence_word; /* see HZSHM__FENCE_SEQ_CST */
 #endif
-static __thread uint64_t tls_id;
-static __thread hzshm__shm_slot_t *tls_slot;
+__thread uint64_t hzshm__tls_id;              /* see hzshm__shm_slot_get in shm_int.h */
+__thread hzshm__shm_slot_t *hzshm__tls_slot;
 
 static int lock_byte(int fd, short type, uint32_t at) {
   struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)at, .l_len = 1};
@@ -87,7 +87,7 @@ void hzshm__shm_tslot_dtor(void *p) {
 static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
   hzshm__shm_slot_t *res = NULL;
   pthread_mutex_lock(&s->mu);
-  uint32_t start = (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&tls_id) % s->nslots);
+  uint32_t start = (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);
   for (int pass = 0; pass < 2 && !res; pass++) {
     for (uint32_t k = 0; k < s->nslots; k++) {
       uint32_t idx = (start + k) % s->nslots;
@@ -125,13 +125,12 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
   return res;
 }
 
-hzshm__shm_slot_t *hzshm__shm_slot_get(hzshm__shm_t *s) {
-  if (__builtin_expect(tls_id == s->id, 1)) return tls_slot;
+hzshm__shm_slot_t *hzshm__shm_slot_get_slow(hzshm__shm_t *s) {
   hzshm__tslot_t *t = pthread_getspecific(s->key);
   hzshm__shm_slot_t *sl = t ? &s->slots[t->idx] : slot_claim(s);
   if (sl) {
-    tls_id = s->id;
-    tls_slot = sl;
+    hzshm__tls_id = s->id;
+    hzshm__tls_slot = sl;
   }
   return sl;
 }
@@ -140,32 +139,10 @@ void hzshm__shm_slots_release_all(hzshm__shm_t *s) {
   pthread_mutex_lock(&s->mu);
   while (s->tslots) slot_release_locked(s, s->tslots);
   pthread_mutex_unlock(&s->mu);
-  if (tls_id == s->id) tls_id = 0;
+  if (hzshm__tls_id == s->id) hzshm__tls_id = 0;
 }
 
-int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
-  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed); /* owner-private */
-  if (n == 0) {
-    /* acquire: pairs with the release increment in hzshm__shm_reclaim(), so
-     * the unlinks done before that bump are visible to this section. */
-    uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
-    atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_relaxed); /* ordered by the fence below */
-    if (s->fence_mode)
-      HZSHM__FENCE_SEQ_CST(); /* pairs with the writer's fence in min_epoch */
-    else
-      atomic_signal_fence(memory_order_seq_cst); /* upgraded by the writer's membarrier */
-  }
-  atomic_store_explicit(&sl->nest, n + 1, memory_order_relaxed);
-  return 0;
-}
-
-void hzshm__shm_rs_exit(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
-  uint32_t n = atomic_load_explicit(&sl->nest, memory_order_relaxed);
-  if (n == 0) return;
-  atomic_store_explicit(&sl->nest, n - 1, memory_order_relaxed);
-  if (n == 1) /* release: pairs with the acquire in hzshm__shm_min_epoch() */
-    atomic_store_explicit(&sl->epoch, 0, memory_order_release);
-}
+/* rs_enter / rs_exit: static inline in shm_int.h (they are on every lookup). */
 
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
   /* Pairs with the readers' fence (or compiler barrier) in rs_enter. */
