@@ -74,7 +74,8 @@ typedef struct session {
   int has_ref;
   int lsn;                  /* LSN_* */
   hzc_listener_t *listener;
-  int64_t *seq;             /* per partition last invalidation sequence, -1 unknown */
+  int64_t *seq;             /* per partition last invalidation sequence under a->puuid[p], -1 unknown */
+  uint32_t lgen;            /* listener registration generation (initial baseline fetch matches it) */
   hzshm__table_t resv;      /* key -> resv_t */
   parked_t *parked, **parked_tail;
   int busy;                 /* operations in flight to the cluster */
@@ -117,6 +118,7 @@ struct agent {
   uint64_t lost_since_ms;
   int stopping;
   int reconciling;
+  int recon_again;          /* a reconciliation was asked for while one was in flight */
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
@@ -161,6 +163,8 @@ void hzshm__session_purge(session_t *s, int keep);
 void hzshm__session_idle_check(agent_t *a);
 void hzshm__session_free_all(agent_t *a);
 void hzshm__session_busy(session_t *s, int delta);
+/* The session's initial baselines are set (or could not be): listener active, parked operations run. */
+void hzshm__session_baselined(session_t *s);
 void hzshm__parked_free(parked_t *p);
 
 /* fill.c */
@@ -176,11 +180,19 @@ void hzshm__object_cb(hzc_client_t *c, const char *service, const char *name, in
                       const hzc_uuid_t *source, void *ud);
 void hzshm__inval_reconcile(agent_t *a);
 void hzshm__inval_all_stale(agent_t *a);
+/* Fetches the initial baselines of s (listener just acknowledged), then hzshm__session_baselined. */
+void hzshm__inval_baseline(session_t *s);
+/* Nonzero when the (session, partition) baseline is known: only then may an entry be cached. */
+int hzshm__inval_known(const session_t *s, uint32_t part);
+/* Cluster changed: every baseline and partition UUID is unknown again. */
+void hzshm__inval_forget(agent_t *a);
 
 /* health.c */
 int hzshm__health_start(agent_t *a);
 void hzshm__health_close(agent_t *a);
 void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
+/* Runs a reconciliation within HZSHM__RECON_SOON_MS (then every --reconcile-ms). */
+void hzshm__health_reconcile_soon(agent_t *a);
 int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
 /* Adds delta to counter idx and publishes it in the segment at once (tests
  * and `hzshm stat` see it without waiting for the next tick). */

@@ -13,7 +13,11 @@
  * not cached. A request that arrives after the cancel starts a fresh remote
  * get under a new reservation (the canceled one is detached from the table).
  * The stamp makes a fill that slipped past a partition-level stale mark
- * (gap, reconnect) read as a miss in the segment.
+ * (gap, reconnect) read as a miss in the segment. Fills run only on a session
+ * whose listener is active and whose initial baselines were fetched (inval.c),
+ * so the stamp is taken after the baseline is known; a fill of a partition
+ * whose baseline is still unknown (no member reported it) is returned to the
+ * waiters but not cached (hzshm__inval_known).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -78,12 +82,12 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
   session_t *s = r->s;
   agent_t *a = s->a;
   r->fetching = 0;
+  uint32_t part = hzc_key_partition(a->hz, r->key, r->klen);
   int cacheable = res->status == 0 && (res->type == HZC_NULL || res->type == HZC_BYTES || res->type == HZC_STRING);
   if (res->status == 0 && !a->stopping) {
     if (r->fill_canceled) {
       hzshm__agent_count(a, HZSHM__AC_FILLS_DROPPED, 1);
-    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__session_ref(s) == 0) {
-      uint32_t part = hzc_key_partition(a->hz, r->key, r->klen);
+    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__inval_known(s, part) && hzshm__session_ref(s) == 0) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
                                 part, r->stamp, 0, null ? HZSHM_SHM_NEGATIVE : 0);

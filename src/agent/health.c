@@ -10,30 +10,30 @@
  * quick reconnect), then the state is DISCONNECTED and hits stop. So a change
  * made while we were cut off is served for at most --stale-ms after the
  * loss was noticed. Local requests that need the cluster are refused with
- * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id) every partition is marked
- * stale and every sequence baseline forgotten: entries filled before are
- * misses, and tracking restarts (repair). On CLUSTER_CHANGED everything is
- * cleared. A member connection lost also marks everything stale: events
- * from that member may have been lost with it.
+ * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id)
+ * every partition is marked stale: entries filled before are misses. A member
+ * connection lost does the same (events from that member may have been lost
+ * with it). The sequence baselines are KEPT in both cases (inval.c): an
+ * invalidation missed while a member was unreachable, or before our listener
+ * registration on a new connection was active, then shows as a gap at the
+ * next reconciliation, which is run soon after any member, partition or
+ * connection change and every --reconcile-ms. On CLUSTER_CHANGED everything
+ * is cleared and the baselines are forgotten (nothing is cached for a
+ * partition until a reconciliation sets its baseline again).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
 
-static void forget_seqs(hzshm__tnode_t *n, void *ud) {
-  session_t *s = (session_t *)n;
-  agent_t *a = ud;
-  if (s->seq)
-    for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
-}
+/* How soon after a member/partition/connection change the reconciliation runs. */
+#define HZSHM__RECON_SOON_MS 100u
 
 static void forget_refs(hzshm__tnode_t *n, void *ud) { ((session_t *)n)->has_ref = 0; }
 
 static void repair(agent_t *a) {
   hzshm__inval_all_stale(a);
-  hzshm__table_each(&a->sessions, forget_seqs, a);
-  memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
+  hzshm__health_reconcile_soon(a);
 }
 
 static int shm_state(const agent_t *a) {
@@ -84,6 +84,13 @@ static void tick_cb(uv_timer_t *t) {
 
 static void reconcile_cb(uv_timer_t *t) { hzshm__inval_reconcile(t->data); }
 
+void hzshm__health_reconcile_soon(agent_t *a) {
+  if (a->stopping || !uv_is_active((uv_handle_t *)&a->reconcile)) return;
+  /* Never postpone: a stream of changes must not keep the round from running. */
+  if (uv_timer_get_due_in(&a->reconcile) <= HZSHM__RECON_SOON_MS) return;
+  uv_timer_start(&a->reconcile, reconcile_cb, HZSHM__RECON_SOON_MS, a->o.reconcile_ms);
+}
+
 int hzshm__health_start(agent_t *a) {
   uv_timer_init(a->loop, &a->tick);
   a->tick.data = a;
@@ -125,6 +132,7 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
     case HZC_EV_CLUSTER_CHANGED:
       hzshm__shm_w_clear_all(a->shm);
       hzshm__table_each(&a->sessions, forget_refs, NULL);
+      hzshm__inval_forget(a);
       repair(a);
       a->cluster_state = 1;
       a->my_uuid = hzc_client_uuid(c);
@@ -133,6 +141,11 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
     case HZC_EV_MEMBER_CONNECTION_LOST:
       repair(a);
       hzshm__agent_log("a member connection was lost: partitions marked stale");
+      break;
+    case HZC_EV_MEMBERS:
+    case HZC_EV_PARTITIONS:
+      /* Owners moved or members came/went: missed events show as gaps. */
+      hzshm__health_reconcile_soon(a);
       break;
     default:
       break;

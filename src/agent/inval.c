@@ -1,6 +1,6 @@
 /* inval.c - applying the cluster's changes to the segment: near-cache
  * invalidation events, distributed-object destroy events, and the repair
- * model (per (map, partition) sequence tracking, partition UUIDs, periodic
+ * model (per (map, partition) sequence baselines keyed by the partition UUID,
  * reconciliation against the members' invalidation metadata).
  *
  * Tolerance is strict (0 missed invalidations): any gap in a (map, partition)
@@ -8,13 +8,39 @@
  * reconciliation marks the partition stale (hzshm__shm_w_partition_stale),
  * which turns every entry of that partition filled before now into a miss.
  * False positives (an event still in flight at reconciliation) only cost
- * misses; a missed change is never served.
+ * misses; a missed change is never served beyond the next reconciliation.
+ *
+ * Baselines (the model of Hazelcast's MetaDataContainer/RepairingHandler):
+ * - a->puuid[p] is the partition UUID every session's s->seq[p] counts under
+ *   (Hazelcast's partition UUID is per partition, shared by all maps). A new
+ *   UUID (event or reconciliation) marks p stale and restarts every known
+ *   s->seq[p] at 0 (the member restarted the sequence or lost its history).
+ * - s->seq[p] < 0: baseline unknown. It is established by a metadata fetch
+ *   for the session right after its listener registration is acknowledged and
+ *   BEFORE its parked operations run (hzshm__inval_baseline): nothing of a
+ *   session is cached, and no fill takes its stamp, before that. Adopting a
+ *   baseline later (a partition no member reported, or a fetch that failed,
+ *   or after a cluster change) on an active session marks the partition stale,
+ *   so a fill stamped before the adoption is a miss; and while a partition's
+ *   baseline is unknown nothing of it is cached (hzshm__inval_known).
+ * - Baselines are NEVER forgotten on a member-connection loss or a reconnect
+ *   to the same cluster: an invalidation missed while a member was
+ *   unreachable, or before our listener registration on a new connection was
+ *   active, shows as a gap at the next event or reconciliation. Only a
+ *   cluster change (different cluster id) forgets them (the cache is cleared).
+ * - Reconciliation runs every --reconcile-ms and soon (RECON_SOON_MS) after
+ *   any change of the member list, partition table or connections; it asks
+ *   every current data member (hzc_fetch_invalidation_metadata iterates the
+ *   member list of the moment, so a member replaced by a new UUID is asked).
  *
  * Our own writes: an event whose source is our client UUID is the echo of a
  * write this agent already applied on its acknowledgement (requests.c), so it
  * does not delete the key (that would undo a fresh value); it still cancels a
  * concurrent fill and still advances the sequence.
+ *
+ * Single loop thread (agent.h): no atomics here.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,22 +57,56 @@ static void mark_stale(agent_t *a, int32_t p) {
   hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
 }
 
+typedef struct {
+  agent_t *a;
+  int32_t p;
+} restart_t;
+
+static void restart_seq(hzshm__tnode_t *n, void *ud) {
+  restart_t *x = ud;
+  session_t *s = (session_t *)n;
+  if (s->seq && s->seq[x->p] >= 0) s->seq[x->p] = 0;
+}
+
 static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
   if (p < 0 || (uint32_t)p >= a->partitions || uuid_zero(u)) return;
   hzc_uuid_t *known = &a->puuid[p];
-  if (!uuid_zero(known) && memcmp(known, u, sizeof *u) != 0) {
-    /* The partition's owner lost its history (restart/migration): every
-     * sequence we knew for it is meaningless. */
-    mark_stale(a, p);
+  if (uuid_zero(known)) { /* the sequences known so far count under this UUID */
+    *known = *u;
+    return;
   }
+  if (memcmp(known, u, sizeof *u) == 0) return;
+  /* The partition's owner lost its history (restart/migration/promotion):
+   * every sequence we knew for it is meaningless. Like Hazelcast's
+   * checkOrRepairUuid, the known baselines restart at 0 under the new UUID
+   * (conservative: any later sequence > 1 marks the partition stale again). */
+  mark_stale(a, p);
   *known = *u;
+  restart_t x = {a, p};
+  hzshm__table_each(&a->sessions, restart_seq, &x);
+}
+
+/* Adopts seq as the baseline of an unknown (session, partition). On an active
+ * session a fill may already hold a stamp taken while the baseline was unknown:
+ * the stale mark turns such a fill into a miss. */
+static void adopt(agent_t *a, session_t *s, int32_t p, int64_t seq) {
+  if (s->lsn == LSN_ACTIVE) mark_stale(a, p);
+  s->seq[p] = seq;
 }
 
 static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
   if (s->seq == NULL || p < 0 || (uint32_t)p >= a->partitions) return;
   int64_t last = s->seq[p];
-  if (last >= 0 && seq > last + 1) mark_stale(a, p); /* gap: some event never arrived */
+  if (last < 0) {
+    adopt(a, s, p, seq);
+    return;
+  }
+  if (seq > last + 1) mark_stale(a, p); /* gap: some event never arrived */
   if (seq > last) s->seq[p] = seq;
+}
+
+int hzshm__inval_known(const session_t *s, uint32_t part) {
+  return s->seq != NULL && part < s->a->partitions && s->seq[part] >= 0;
 }
 
 void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {
@@ -96,22 +156,37 @@ void hzshm__inval_all_stale(agent_t *a) {
   hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, a->partitions);
 }
 
-/* ---- reconciliation ---- */
+/* ---- reconciliation and initial baselines ---- */
 
 typedef struct {
   agent_t *a;
+  int init;      /* 1: the initial baseline fetch of one session (names[0]) */
+  uint32_t gen;  /* init: the session's listener generation it is for */
   char **names;
   size_t n;
 } recon_t;
+
+static void recon_free(recon_t *x) {
+  for (size_t i = 0; i < x->n; i++) free(x->names[i]);
+  free(x->names);
+  free(x);
+}
 
 static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
   session_t *s = hzshm__session_get(a, map, strlen(map), 0);
-  if (s == NULL || s->seq == NULL || s->lsn != LSN_ACTIVE || p < 0 || (uint32_t)p >= a->partitions) return;
+  if (s == NULL || s->seq == NULL || p < 0 || (uint32_t)p >= a->partitions) return;
+  if (x->init) {
+    /* Nothing of the session is cached yet: set, do not repair. An event
+     * that arrived since the registration may already be ahead. */
+    if (s->lsn == LSN_PENDING && s->lgen == x->gen && seq > s->seq[p]) s->seq[p] = seq;
+    return;
+  }
+  if (s->lsn != LSN_ACTIVE) return;
   int64_t last = s->seq[p];
   if (last < 0) {
-    s->seq[p] = seq; /* first baseline */
+    adopt(a, s, p, seq);
   } else if (seq > last) {
     mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
@@ -125,19 +200,22 @@ static void recon_uuid(hzc_client_t *hc, int32_t p, const hzc_uuid_t *u, void *u
 
 static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
-  x->a->reconciling = 0;
-  hzshm__agent_count(x->a, HZSHM__AC_RECONCILES, 1);
+  agent_t *a = x->a;
+  a->reconciling = 0;
+  hzshm__agent_count(a, HZSHM__AC_RECONCILES, 1);
   /* Logged when the outcome changes, not every round. */
-  if (r->status != x->a->last_reconcile_status && !x->a->stopping) {
+  if (r->status != a->last_reconcile_status && !a->stopping) {
     if (r->status != 0)
       hzshm__agent_log("metadata reconciliation failed: %s (logged once until it changes)", hzshm_strerror(r->status));
     else
       hzshm__agent_log("metadata reconciliation works again");
   }
-  x->a->last_reconcile_status = r->status;
-  for (size_t i = 0; i < x->n; i++) free(x->names[i]);
-  free(x->names);
-  free(x);
+  a->last_reconcile_status = r->status;
+  recon_free(x);
+  if (a->recon_again && !a->stopping) {
+    a->recon_again = 0;
+    hzshm__health_reconcile_soon(a);
+  }
 }
 
 typedef struct {
@@ -154,7 +232,11 @@ static void collect(hzshm__tnode_t *n, void *ud) {
 }
 
 void hzshm__inval_reconcile(agent_t *a) {
-  if (a->reconciling || a->cluster_state != 1 || a->ctr[HZSHM__AC_LISTENERS] == 0) return;
+  if (a->reconciling) {
+    a->recon_again = 1; /* a change came in during this round: one more soon after it */
+    return;
+  }
+  if (a->cluster_state != 1 || a->ctr[HZSHM__AC_LISTENERS] == 0) return;
   recon_t *x = calloc(1, sizeof *x);
   if (x == NULL) return;
   x->a = a;
@@ -173,4 +255,51 @@ void hzshm__inval_reconcile(agent_t *a) {
     hzc_result_t r = {.status = rc};
     recon_done(a->hz, &r, x);
   }
+}
+
+static void baseline_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
+  recon_t *x = ud;
+  agent_t *a = x->a;
+  session_t *s = hzshm__session_get(a, x->names[0], strlen(x->names[0]), 0);
+  if (r->status != 0 && !a->stopping)
+    hzshm__agent_log("initial invalidation metadata for %s: %s (partitions without a baseline are not cached "
+                     "until reconciliation sets one)", x->names[0], hzshm_strerror(r->status));
+  /* The session may have been purged (and even registered again) meanwhile. */
+  if (s && s->lsn == LSN_PENDING && s->lgen == x->gen) hzshm__session_baselined(s);
+  recon_free(x);
+}
+
+void hzshm__inval_baseline(session_t *s) {
+  agent_t *a = s->a;
+  recon_t *x = calloc(1, sizeof *x);
+  char **names = calloc(1, sizeof *names);
+  char *name = strdup(s->name);
+  if (x == NULL || names == NULL || name == NULL) {
+    free(x);
+    free(names);
+    free(name);
+    hzshm__agent_log("initial invalidation metadata for %s: %s", s->name, hzshm_strerror(-ENOMEM));
+    hzshm__session_baselined(s); /* active with unknown baselines: nothing cached until reconciliation */
+    return;
+  }
+  names[0] = name;
+  *x = (recon_t){.a = a, .init = 1, .gen = s->lgen, .names = names, .n = 1};
+  int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)names, 1, recon_seq, recon_uuid,
+                                           baseline_done, x);
+  if (rc != 0) {
+    hzc_result_t r = {.status = rc};
+    baseline_done(a->hz, &r, x);
+  }
+}
+
+static void forget_one(hzshm__tnode_t *n, void *ud) {
+  session_t *s = (session_t *)n;
+  agent_t *a = ud;
+  if (s->seq)
+    for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+}
+
+void hzshm__inval_forget(agent_t *a) {
+  hzshm__table_each(&a->sessions, forget_one, a);
+  memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
 }

@@ -104,8 +104,8 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
     if (r->writes == 0) r->write_canceled = 0;
     if (!a->stopping && hzshm__session_ref(s) == 0) {
       int rc = HZSHM_ENOTFOUND;
-      if (cache) {
-        uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
+      uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
+      if (cache && hzshm__inval_known(s, part)) { /* no baseline: a missed invalidation could not be detected */
         uint64_t stamp = hzshm__shm_w_stamp(a->shm);
         uint32_t ttl = p->ttl_ms > 0 ? (uint32_t)(p->ttl_ms > UINT32_MAX ? UINT32_MAX : p->ttl_ms) : 0;
         if (p->op == HZSHM__OP_SET)

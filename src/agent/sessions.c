@@ -4,8 +4,9 @@
  *
  * Listener lifecycle (many sessions, few cached): a session gets its
  * invalidation listener before anything of it is cached: the first operation
- * registers it and waits (parked) until the member acknowledged it, so no
- * change of the map after a fill can go unseen. The idle check removes the
+ * registers it and waits (parked) until the member acknowledged it and the
+ * session's initial sequence baselines were fetched (hzshm__inval_baseline),
+ * so no change of the map after a fill can go unseen. The idle check removes the
  * listener once the session has had no cached entries, no operation in flight
  * and no use for --idle-ms, and forgets the session.
  */
@@ -77,8 +78,8 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
   session_t *s = ud;
   agent_t *a = s->a;
   if (s->lsn != LSN_PENDING) return; /* purged meanwhile (listener_drop settled busy) */
-  hzshm__session_busy(s, -1);
   if (status != 0) {
+    hzshm__session_busy(s, -1);
     hzshm__agent_log("invalidation listener for %s failed: %s", s->name, hzshm_strerror(status));
     if (s->listener) hzc_listener_remove(a->hz, s->listener);
     s->listener = NULL;
@@ -86,8 +87,14 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
     run_parked(s, status);
     return;
   }
+  /* Still LSN_PENDING (busy held) until the baselines are known. */
+  hzshm__inval_baseline(s);
+}
+
+void hzshm__session_baselined(session_t *s) {
+  hzshm__session_busy(s, -1);
   s->lsn = LSN_ACTIVE;
-  hzshm__agent_count(a, HZSHM__AC_LISTENERS, 1);
+  hzshm__agent_count(s->a, HZSHM__AC_LISTENERS, 1);
   run_parked(s, 0);
 }
 
@@ -109,6 +116,7 @@ void hzshm__session_submit(session_t *s, parked_t *p) {
   }
   for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
   s->lsn = LSN_PENDING;
+  s->lgen++;
   hzshm__session_busy(s, +1);
   int rc = hzc_map_listen_invalidations(a->hz, s->name, hzshm__inval_cb, a, listen_done, s, &s->listener);
   if (rc != 0) {
