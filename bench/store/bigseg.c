@@ -18,11 +18,11 @@ struct bigseg {
   char name[HZSHM_SHM_NAME_MAX + 1];
 };
 
-static void file_sizes(const char *name, const char *suffix, uint64_t *size, uint64_t *resident) {
-  char path[160];
+/* rd: 0 = the data file, 1 = the reader file (wherever HZSHM_SHM_DIR puts them). */
+static void file_sizes(const char *name, int rd, uint64_t *size, uint64_t *resident) {
+  char path[HZSHM_SHM_PATH_MAX];
   struct stat st;
-  snprintf(path, sizeof path, "/dev/shm/hzshm.%s%s", name, suffix);
-  if (stat(path, &st) != 0) return;
+  if (hzshm__shm_path(name, rd, path, sizeof path) != 0 || stat(path, &st) != 0) return;
   *size = (uint64_t)st.st_size;
   if (resident) *resident = (uint64_t)st.st_blocks * 512u;
 }
@@ -63,8 +63,8 @@ int bigseg_build(const char *name, uint64_t memory, const char *sid, uint64_t n,
   info->evictions = st.evictions;
   info->memory_used = st.memory_used;
   info->memory_limit = st.memory_limit;
-  file_sizes(name, "", &info->file_bytes, &info->resident_bytes);
-  file_sizes(name, ".rd", &info->rd_file_bytes, NULL);
+  file_sizes(name, 0, &info->file_bytes, &info->resident_bytes);
+  file_sizes(name, 1, &info->rd_file_bytes, NULL);
   free(val);
   *out = b;
   return 0;
