@@ -76,6 +76,7 @@ typedef struct session {
   hzc_listener_t *listener;
   int64_t *seq;             /* per partition last invalidation sequence under a->puuid[p], -1 unknown */
   uint32_t lgen;            /* listener registration generation (initial baseline fetch matches it) */
+  uint64_t baseline_since;  /* initial baseline fetch waiting for a member list since (ms), 0 = not */
   hzshm__table_t resv;      /* key -> resv_t */
   parked_t *parked, **parked_tail;
   int busy;                 /* operations in flight to the cluster */
@@ -118,7 +119,9 @@ struct agent {
   uint64_t lost_since_ms;
   int stopping;
   int reconciling;
-  int recon_again;          /* a reconciliation was asked for while one was in flight */
+  int recon_again;
+  int baselines_forgotten;
+  int baseline_waiting;     /* some session's initial baseline fetch is to be retried */  /* cluster changed: the next complete round sets unreported baselines to 0 */          /* a reconciliation was asked for while one was in flight */
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
@@ -182,6 +185,8 @@ void hzshm__inval_reconcile(agent_t *a);
 void hzshm__inval_all_stale(agent_t *a);
 /* Fetches the initial baselines of s (listener just acknowledged), then hzshm__session_baselined. */
 void hzshm__inval_baseline(session_t *s);
+/* Health tick: retries the initial fetches that found no member list. */
+void hzshm__inval_baseline_retry(agent_t *a);
 /* Nonzero when the (session, partition) baseline is known: only then may an entry be cached. */
 int hzshm__inval_known(const session_t *s, uint32_t part);
 /* Cluster changed: every baseline and partition UUID is unknown again. */

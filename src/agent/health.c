@@ -79,6 +79,7 @@ static void tick_cb(uv_timer_t *t) {
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);
   publish(a);
+  hzshm__inval_baseline_retry(a);
   if (++n % 20 == 0) hzshm__session_idle_check(a);
 }
 

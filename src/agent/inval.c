@@ -193,9 +193,25 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   }
 }
 
+/* A member reports the UUID of every partition it owns but the sequence only
+ * where it is not 0 (and before the UUIDs, in the same response): a partition
+ * with a UUID and no sequence of a requested session has sequence 0. */
+static void zero_unreported(recon_t *x, const char *name, int32_t p) {
+  agent_t *a = x->a;
+  session_t *s = hzshm__session_get(a, name, strlen(name), 0);
+  if (s == NULL || s->seq == NULL || s->seq[p] >= 0) return;
+  if (x->init ? s->lsn == LSN_PENDING && s->lgen == x->gen : s->lsn == LSN_ACTIVE) adopt(a, s, p, 0);
+}
+
 static void recon_uuid(hzc_client_t *hc, int32_t p, const hzc_uuid_t *u, void *ud) {
   recon_t *x = ud;
-  track_uuid(x->a, p, u);
+  agent_t *a = x->a;
+  if (p < 0 || (uint32_t)p >= a->partitions) return;
+  track_uuid(a, p, u);
+  /* Periodic rounds do this only after the baselines were forgotten (cluster
+   * change): it costs a lookup per (session, partition). */
+  if (x->init || a->baselines_forgotten)
+    for (size_t i = 0; i < x->n; i++) zero_unreported(x, x->names[i], p);
 }
 
 static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
@@ -211,6 +227,7 @@ static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
       hzshm__agent_log("metadata reconciliation works again");
   }
   a->last_reconcile_status = r->status;
+  if (r->status == 0) a->baselines_forgotten = 0;
   recon_free(x);
   if (a->recon_again && !a->stopping) {
     a->recon_again = 0;
@@ -286,10 +303,31 @@ void hzshm__inval_baseline(session_t *s) {
   *x = (recon_t){.a = a, .init = 1, .gen = s->lgen, .names = names, .n = 1};
   int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)names, 1, recon_seq, recon_uuid,
                                            baseline_done, x);
+  uint64_t now = hzshm__agent_now_ms();
+  if (rc == HZSHM_EDISCONNECTED && !a->stopping &&
+      (s->baseline_since == 0 || now - s->baseline_since < a->o.stale_ms)) {
+    /* No member list yet (just connected) or cut off: stay parked, the
+     * health tick retries (hzshm__inval_baseline_retry) for up to --stale-ms. */
+    if (s->baseline_since == 0) s->baseline_since = now;
+    a->baseline_waiting = 1;
+    recon_free(x);
+    return;
+  }
   if (rc != 0) {
     hzc_result_t r = {.status = rc};
     baseline_done(a->hz, &r, x);
   }
+}
+
+static void retry_one(hzshm__tnode_t *n, void *ud) {
+  session_t *s = (session_t *)n;
+  if (s->lsn == LSN_PENDING && s->baseline_since != 0) hzshm__inval_baseline(s);
+}
+
+void hzshm__inval_baseline_retry(agent_t *a) {
+  if (!a->baseline_waiting) return;
+  a->baseline_waiting = 0; /* set again by a session still waiting */
+  hzshm__table_each(&a->sessions, retry_one, NULL);
 }
 
 static void forget_one(hzshm__tnode_t *n, void *ud) {
@@ -302,4 +340,5 @@ static void forget_one(hzshm__tnode_t *n, void *ud) {
 void hzshm__inval_forget(agent_t *a) {
   hzshm__table_each(&a->sessions, forget_one, a);
   memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
+  a->baselines_forgotten = 1;
 }

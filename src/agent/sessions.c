@@ -92,6 +92,7 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
 }
 
 void hzshm__session_baselined(session_t *s) {
+  s->baseline_since = 0;
   hzshm__session_busy(s, -1);
   s->lsn = LSN_ACTIVE;
   hzshm__agent_count(s->a, HZSHM__AC_LISTENERS, 1);
@@ -117,6 +118,7 @@ void hzshm__session_submit(session_t *s, parked_t *p) {
   for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
   s->lsn = LSN_PENDING;
   s->lgen++;
+  s->baseline_since = 0;
   hzshm__session_busy(s, +1);
   int rc = hzc_map_listen_invalidations(a->hz, s->name, hzshm__inval_cb, a, listen_done, s, &s->listener);
   if (rc != 0) {
