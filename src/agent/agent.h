@@ -130,6 +130,10 @@ struct agent {
   const char *delay_key;
   uint32_t delay_ms;
   void *delayed;            /* fill.c's list of delayed fills */
+  /* Test hook: HZSHM_AGENT_TEST_DROP_INVAL_KEY ignores every invalidation
+   * event of that key, as if it had been lost (inval.c): only the repair
+   * (sequence gap, reconciliation) can then hide the old value. */
+  const char *drop_key;
   /* Ack times of our recent writes by hash(map, key), to measure how long
    * after the cluster's ack the write's own invalidation event arrives
    * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */

@@ -113,6 +113,12 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
   agent_t *a = ud;
   session_t *s = hzshm__session_get(a, map, strlen(map), 0);
   if (s == NULL || s->lsn == LSN_NONE) return;
+  if (a->drop_key && inv->key && inv->key_is_string && strlen(a->drop_key) == inv->klen &&
+      memcmp(a->drop_key, inv->key, inv->klen) == 0) {
+    hzshm__agent_log("test hook: dropping an invalidation of key %s (sequence %lld)", a->drop_key,
+                     (long long)inv->sequence);
+    return;
+  }
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
   hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);

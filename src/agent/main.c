@@ -198,6 +198,7 @@ int main(int argc, char **argv) {
   a.delay_key = getenv("HZSHM_AGENT_TEST_FILL_DELAY_KEY");
   const char *dm = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
   a.delay_ms = dm ? (uint32_t)strtoul(dm, NULL, 10) : 1000;
+  a.drop_key = getenv("HZSHM_AGENT_TEST_DROP_INVAL_KEY");
   if (a.o.socket) {
     if (strlen(a.o.socket) >= sizeof a.sockpath) {
       fprintf(stderr, "hzshm-agent: socket path too long\n");

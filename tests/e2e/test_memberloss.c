@@ -2,7 +2,17 @@
  * (same cluster id: the agent repairs instead of clearing). Changes made by
  * the official client while the member is gone and after it is back reach
  * this host's cache; a value cached before the loss is never served after a
- * newer one was acknowledged plus the invalidation bound. */
+ * newer one was acknowledged plus the invalidation bound.
+ *
+ * Regression (issue: baselines lost on member-connection loss): the agent
+ * used to forget every sequence baseline when a member connection was lost
+ * and adopt the next sequence it saw, so an invalidation missed meanwhile was
+ * never detected and a value filled in that window was served forever. Key
+ * "kdrop": the agent's test hook drops every invalidation event of it (as if
+ * lost with a connection / sent before our listener was registered); after
+ * the member loss and after its return a foreign write of kdrop must still
+ * reach this host, which only the repair (kept baselines + reconciliation)
+ * can do. */
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -30,6 +40,16 @@ static void must_see(hzshm_session_t *s, const char *key, const char *want, cons
   printf("%s: %s=%s served after %lld ms\n", what, key, want, (long long)(us / 1000));
 }
 
+typedef struct {
+  hzshm_t *h;
+  uint64_t above;
+} marks_t;
+
+static int marked(void *ud) {
+  marks_t *x = ud;
+  return e2e_stats(x->h).stale_marks > x->above;
+}
+
 static int run(const char *cmd) {
   int rc = system(cmd);
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
@@ -47,6 +67,7 @@ int main(int argc, char **argv) {
   int port = atoi(strchr(argv[1], ':') + 1);
   snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, port + 1);
   e2e_agent_t ag = {0};
+  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_DROP_INVAL_KEY=kdrop");
   e2e_agent_start(&ag, name, members);
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(members, "hzshm", 90000, &peer), 0);
@@ -60,8 +81,16 @@ int main(int argc, char **argv) {
     CHECK_RC(hzshm_set(s, key, strlen(key), "v1", 2), 0);
     must_see(s, key, "v1", "cached");
   }
+  CHECK_RC(hzshm_set(s, "kdrop", 5, "d1", 2), 0);
+  must_see(s, "kdrop", "d1", "cached");
+  marks_t mk = {h, e2e_stats(h).stale_marks + 200}; /* a member loss marks all 271 partitions */
   snprintf(cmd, sizeof cmd, "%s kill --dir %s --index 1", hzm, mdir);
   CHECK(run(cmd) == 0);
+  CHECK(e2e_wait(marked, &mk, 30000) >= 0); /* the agent noticed the loss */
+  /* Filled again after the loss; its change is then lost on the way. */
+  must_see(s, "kdrop", "d1", "refilled after the loss");
+  CHECK_RC(hzshm__peer_set(peer, sid, "kdrop", 5, "d2", 2), 0);
+  must_see(s, "kdrop", "d2", "lost invalidation after the loss, repaired");
   for (int k = 0; k < 16; k++) {
     snprintf(key, sizeof key, "k%d", k);
     CHECK_RC(hzshm__peer_set(peer, sid, key, strlen(key), "v2", 2), 0); /* retried by the Java client */
@@ -88,6 +117,8 @@ int main(int argc, char **argv) {
     snprintf(key, sizeof key, "k%d", k);
     must_see(s, key, "v3", "member 1 back");
   }
+  CHECK_RC(hzshm__peer_set(peer, sid, "kdrop", 5, "d3", 2), 0);
+  must_see(s, "kdrop", "d3", "lost invalidation with member 1 back, repaired");
   hzshm_stats_t st = e2e_stats(h);
   printf("stale marks %llu, invalidations %llu\n", (unsigned long long)st.stale_marks,
          (unsigned long long)st.invalidations);
