@@ -118,7 +118,7 @@ struct agent {
   int cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
   uint64_t lost_since_ms;
   int stopping;
-  int reconciling;
+  int reconciling;          /* reconciliation rounds in flight */
   int recon_again;
   int baselines_forgotten;
   int baseline_waiting;     /* some session's initial baseline fetch is to be retried */  /* cluster changed: the next complete round sets unreported baselines to 0 */          /* a reconciliation was asked for while one was in flight */

@@ -32,6 +32,9 @@
  *   any change of the member list, partition table or connections; it asks
  *   every current data member (hzc_fetch_invalidation_metadata iterates the
  *   member list of the moment, so a member replaced by a new UUID is asked).
+ *   Up to HZSHM__RECON_MAX_INFLIGHT rounds overlap: a member that died but is
+ *   still listed holds its round until the invocation timeout, while the
+ *   other members' answers are applied as they arrive.
  *
  * Our own writes: an event whose source is our client UUID is the echo of a
  * write this agent already applied on its acknowledgement (requests.c), so it
@@ -164,6 +167,8 @@ void hzshm__inval_all_stale(agent_t *a) {
 
 /* ---- reconciliation and initial baselines ---- */
 
+#define HZSHM__RECON_MAX_INFLIGHT 3
+
 typedef struct {
   agent_t *a;
   int init;      /* 1: the initial baseline fetch of one session (names[0]) */
@@ -223,7 +228,7 @@ static void recon_uuid(hzc_client_t *hc, int32_t p, const hzc_uuid_t *u, void *u
 static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
-  a->reconciling = 0;
+  a->reconciling--;
   hzshm__agent_count(a, HZSHM__AC_RECONCILES, 1);
   /* Logged when the outcome changes, not every round. */
   if (r->status != a->last_reconcile_status && !a->stopping) {
@@ -255,8 +260,12 @@ static void collect(hzshm__tnode_t *n, void *ud) {
 }
 
 void hzshm__inval_reconcile(agent_t *a) {
-  if (a->reconciling) {
-    a->recon_again = 1; /* a change came in during this round: one more soon after it */
+  /* Rounds may overlap: a round waits for every data member, and one that
+   * just died holds it until the invocation timeout while the others' answers
+   * (applied as they arrive) already repair. Bounded, so a dead member does
+   * not pile them up. */
+  if (a->reconciling >= HZSHM__RECON_MAX_INFLIGHT) {
+    a->recon_again = 1; /* one more soon after a round ends */
     return;
   }
   if (a->cluster_state != 1 || a->ctr[HZSHM__AC_LISTENERS] == 0) return;
@@ -271,7 +280,7 @@ void hzshm__inval_reconcile(agent_t *a) {
   }
   collect_t c = {x, cap};
   hzshm__table_each(&a->sessions, collect, &c);
-  a->reconciling = 1;
+  a->reconciling++;
   int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)x->names, x->n, recon_seq, recon_uuid,
                                            recon_done, x);
   if (rc != 0) {
