@@ -27,6 +27,7 @@ typedef struct {
   uint32_t stale_ms;      /* reader heartbeat bound and cluster-loss bound */
   uint32_t reconcile_ms;  /* metadata reconciliation interval */
   uint32_t idle_ms;       /* listener removed after this long without entries */
+  uint32_t max_ttl_ms;    /* cap on a cached entry's local lifetime; 0 = none (see hzshm__agent_local_ttl) */
   int unlink_on_exit;
   long allow_gid;         /* -1 = none */
 } agent_opts_t;
@@ -208,5 +209,12 @@ int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
 void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta);
 void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v);
 size_t hzshm__agent_lag_slot(const char *map, const void *key, size_t klen);
+
+/* The local lifetime of an entry cached now (ms, 0 = no expiry): the write's
+ * own TTL when it has one, capped by --max-ttl-ms. The member expires and
+ * evicts entries without sending an invalidation (docs/PROTOCOL-NOTES.md,
+ * section 5), so the cap bounds how long such an entry can outlive its
+ * cluster copy here. ttl_ms as the Store API: -1 map default, 0 infinite. */
+uint32_t hzshm__agent_local_ttl(const agent_t *a, int64_t ttl_ms);
 
 #endif

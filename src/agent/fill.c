@@ -90,7 +90,7 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
     } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__inval_known(s, part) && hzshm__session_ref(s) == 0) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
-                                part, r->stamp, 0, null ? HZSHM_SHM_NEGATIVE : 0);
+                                part, r->stamp, hzshm__agent_local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);
       if (rc != 0 && rc != HZSHM_ETOOBIG && rc != HZSHM_ESEGFULL)
         hzshm__agent_log("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
     }

@@ -44,7 +44,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: hzshm-agent -n NAME -m HOST:PORT[,HOST:PORT...] [-c CLUSTER_NAME]\n"
           "       [--memory SIZE[k|m|g]] [--socket PATH] [--prefix P] [--stale-ms N]\n"
-          "       [--reconcile-ms N] [--idle-ms N] [--allow-gid GID] [--unlink-on-exit]\n");
+          "       [--reconcile-ms N] [--idle-ms N] [--max-ttl-ms N] [--allow-gid GID] [--unlink-on-exit]\n");
 }
 
 static int parse_size(const char *s, uint64_t *out) {
@@ -78,12 +78,14 @@ static int parse_opts(int argc, char **argv, agent_opts_t *o) {
       {"stale-ms", required_argument, 0, 'S'}, {"reconcile-ms", required_argument, 0, 'R'},
       {"idle-ms", required_argument, 0, 'I'},  {"allow-gid", required_argument, 0, 'g'},
       {"unlink-on-exit", no_argument, 0, 'u'}, {"help", no_argument, 0, 'h'},
+      {"max-ttl-ms", required_argument, 0, 'T'},
       {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
   o->memory = 64u << 20;
   o->stale_ms = 1000;
   o->reconcile_ms = 5000;
   o->idle_ms = 10000;
+  o->max_ttl_ms = 60000;
   o->allow_gid = -1;
   int ch;
   while ((ch = getopt_long(argc, argv, "n:m:c:h", lo, NULL)) != -1) {
@@ -98,6 +100,7 @@ static int parse_opts(int argc, char **argv, agent_opts_t *o) {
       case 'S': bad = parse_u32(optarg, &o->stale_ms) || o->stale_ms == 0; break;
       case 'R': bad = parse_u32(optarg, &o->reconcile_ms) || o->reconcile_ms == 0; break;
       case 'I': bad = parse_u32(optarg, &o->idle_ms); break;
+      case 'T': bad = parse_u32(optarg, &o->max_ttl_ms); break;
       case 'g': {
         uint32_t g = 0;
         bad = parse_u32(optarg, &g);

@@ -107,11 +107,12 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
       uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
       if (cache && hzshm__inval_known(s, part)) { /* no baseline: a missed invalidation could not be detected */
         uint64_t stamp = hzshm__shm_w_stamp(a->shm);
-        uint32_t ttl = p->ttl_ms > 0 ? (uint32_t)(p->ttl_ms > UINT32_MAX ? UINT32_MAX : p->ttl_ms) : 0;
+        uint32_t ttl = hzshm__agent_local_ttl(a, p->ttl_ms);
         if (p->op == HZSHM__OP_SET)
           rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl, 0);
         else
-          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, 0, HZSHM_SHM_NEGATIVE);
+          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, hzshm__agent_local_ttl(a, -1),
+                                HZSHM_SHM_NEGATIVE);
       }
       /* Not cached (or could not be): make sure no older value stays. */
       if (rc != 0) hzshm__shm_w_del(a->shm, &s->ref, p->key, p->klen);
@@ -167,4 +168,11 @@ fail:
   free(w);
   hzshm__server_reply(p->c, p->op, p->reqid, rc, 0, NULL, 0);
   hzshm__parked_free(p);
+}
+
+uint32_t hzshm__agent_local_ttl(const agent_t *a, int64_t ttl_ms) {
+  uint64_t own = ttl_ms > 0 ? (uint64_t)ttl_ms : 0; /* -1 (map default) and 0 (infinite): no own bound */
+  uint64_t cap = a->o.max_ttl_ms;
+  uint64_t t = own == 0 ? cap : (cap != 0 && cap < own ? cap : own);
+  return t > UINT32_MAX ? UINT32_MAX : (uint32_t)t;
 }

@@ -1,0 +1,79 @@
+/* test_maxttl.c - --max-ttl-ms bounds how long a cached entry can outlive a
+ * change this host never hears about.
+ *
+ * Hazelcast members expire (TTL, max-idle) and evict entries without sending
+ * a near-cache invalidation (docs/PROTOCOL-NOTES.md, section 5), so the agent
+ * caps every cached entry's local lifetime. The test makes the agent ignore
+ * every invalidation of one key (test hook HZSHM_AGENT_TEST_DROP_INVAL_KEY,
+ * standing in for a signal the member never sends) and pushes reconciliation
+ * out of the way (--reconcile-ms 600000): only the cap can then end the old
+ * value, and the new one must be served within the cap plus slack. */
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "peer.h"
+
+typedef struct {
+  hzshm_session_t *s;
+  const char *key, *want;
+} seen_t;
+
+static int sees(void *ud) {
+  seen_t *x = ud;
+  char buf[64];
+  size_t vlen;
+  return hzshm_get(x->s, x->key, strlen(x->key), buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
+         memcmp(buf, x->want, vlen) == 0;
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  char name[64], sid[64];
+  snprintf(name, sizeof name, "e2e-ttl-%d", (int)getpid());
+  snprintf(sid, sizeof sid, "maxttl-%d", (int)getpid());
+  e2e_agent_t ag = {0};
+  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_DROP_INVAL_KEY=silent");
+  ag.extra_args[0] = "--max-ttl-ms";
+  ag.extra_args[1] = "2000";
+  ag.extra_args[2] = "--reconcile-ms";
+  ag.extra_args[3] = "600000";
+  e2e_agent_start(&ag, name, argv[1]);
+  hzshm__peer_t *peer;
+  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  hzshm_t *h;
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+
+  /* Cached: the write's own answer is served from shared memory. */
+  uint64_t t_set = e2e_now_us(); /* the entry is cached after this instant */
+  CHECK_RC(hzshm_set(s, "silent", 6, "old", 3), 0);
+  hzshm_stats_t before = e2e_stats(h);
+  seen_t old = {s, "silent", "old"};
+  CHECK(sees(&old));
+  hzshm_stats_t after = e2e_stats(h);
+  CHECK(after.hits == before.hits + 1);
+
+  /* Another client changes it; this host drops the invalidation. */
+  CHECK_RC(hzshm__peer_set(peer, sid, "silent", 6, "new", 3), 0);
+  /* The cluster has "new" now, yet this host still serves "old": the hook
+   * really dropped the invalidation (2 s of margin before the cap ends it). */
+  CHECK(sees(&old));
+  seen_t fresh = {s, "silent", "new"};
+  int64_t us = e2e_wait(sees, &fresh, 15000);
+  CHECK(us >= 0); /* the cap, not the 600 s reconciliation, ended the old value */
+  uint64_t age_ms = (e2e_now_us() - t_set) / 1000;
+  printf("old value served until it was %llu ms old (--max-ttl-ms 2000; no invalidation, no reconciliation)\n",
+         (unsigned long long)age_ms);
+  /* Not before the cap (coarse-clock slack 50 ms): it expired, nothing else. */
+  CHECK(age_ms + 50 >= 2000);
+
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK(hzshm__peer_stop(peer, 20000) == 0);
+  CHECK(e2e_agent_stop(&ag) == 0);
+  printf("test_maxttl: ok\n");
+  return 0;
+}
