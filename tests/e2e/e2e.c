@@ -262,3 +262,24 @@ void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit) 
   printf("%s: n=%zu p50=%llu p99=%llu max=%llu (%s)\n", label, n, (unsigned long long)v[n / 2],
          (unsigned long long)v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1], (unsigned long long)v[n - 1], unit);
 }
+
+int e2e_serves(hzshm_session_t *s, const char *key, const char *want) {
+  char buf[256];
+  size_t vlen = 0, wl = strlen(want);
+  return hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen) == 0 && vlen == wl && memcmp(buf, want, wl) == 0;
+}
+
+typedef struct {
+  hzshm_session_t *s;
+  const char *key, *want;
+} e2e_serves_t;
+
+static int serves_cb(void *ud) {
+  e2e_serves_t *x = ud;
+  return e2e_serves(x->s, x->key, x->want);
+}
+
+int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, uint32_t timeout_ms) {
+  e2e_serves_t x = {s, key, want};
+  return e2e_wait(serves_cb, &x, timeout_ms);
+}

@@ -66,6 +66,13 @@ int e2e_raw_read(int fd, uint32_t *reqid, uint8_t *op, uint32_t timeout_ms);
 /* 1 if the agent closed the connection (EOF) within timeout_ms. */
 int e2e_raw_closed(int fd, uint32_t timeout_ms);
 
+/* 1 if session s serves key with exactly the value want (hit, or a miss
+ * answered through the agent); 0 otherwise (other value, absent, error). */
+int e2e_serves(hzshm_session_t *s, const char *key, const char *want);
+/* Waits (deadline timeout_ms, polling) until e2e_serves(s, key, want):
+ * elapsed microseconds, or -1 on timeout. */
+int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, uint32_t timeout_ms);
+
 /* Stat figure helper. */
 hzshm_stats_t e2e_stats(hzshm_t *h);
 int e2e_cmp_u64(const void *a, const void *b);

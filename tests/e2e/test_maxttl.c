@@ -14,19 +14,6 @@
 #include "e2e.h"
 #include "peer.h"
 
-typedef struct {
-  hzshm_session_t *s;
-  const char *key, *want;
-} seen_t;
-
-static int sees(void *ud) {
-  seen_t *x = ud;
-  char buf[64];
-  size_t vlen;
-  return hzshm_get(x->s, x->key, strlen(x->key), buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
-         memcmp(buf, x->want, vlen) == 0;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   char name[64], sid[64];
@@ -50,8 +37,7 @@ int main(int argc, char **argv) {
   uint64_t t_set = e2e_now_us(); /* the entry is cached after this instant */
   CHECK_RC(hzshm_set(s, "silent", 6, "old", 3), 0);
   hzshm_stats_t before = e2e_stats(h);
-  seen_t old = {s, "silent", "old"};
-  CHECK(sees(&old));
+  CHECK(e2e_serves(s, "silent", "old"));
   hzshm_stats_t after = e2e_stats(h);
   CHECK(after.hits == before.hits + 1);
 
@@ -59,9 +45,8 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_set(peer, sid, "silent", 6, "new", 3), 0);
   /* The cluster has "new" now, yet this host still serves "old": the hook
    * really dropped the invalidation (2 s of margin before the cap ends it). */
-  CHECK(sees(&old));
-  seen_t fresh = {s, "silent", "new"};
-  int64_t us = e2e_wait(sees, &fresh, 15000);
+  CHECK(e2e_serves(s, "silent", "old"));
+  int64_t us = e2e_wait_serves(s, "silent", "new", 15000);
   CHECK(us >= 0); /* the cap, not the 600 s reconciliation, ended the old value */
   uint64_t age_ms = (e2e_now_us() - t_set) / 1000;
   printf("old value served until it was %llu ms old (--max-ttl-ms 2000; no invalidation, no reconciliation)\n",

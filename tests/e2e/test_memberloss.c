@@ -20,22 +20,9 @@
 #include "e2e.h"
 #include "peer.h"
 
-typedef struct {
-  hzshm_session_t *s;
-  const char *key, *want;
-} seen_t;
-
-static int sees(void *ud) {
-  seen_t *x = ud;
-  char buf[64];
-  size_t vlen;
-  return hzshm_get(x->s, x->key, strlen(x->key), buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
-         memcmp(buf, x->want, vlen) == 0;
-}
 
 static void must_see(hzshm_session_t *s, const char *key, const char *want, const char *what) {
-  seen_t x = {s, key, want};
-  int64_t us = e2e_wait(sees, &x, 30000);
+  int64_t us = e2e_wait_serves(s, key, want, 30000);
   CHECK(us >= 0);
   printf("%s: %s=%s served after %lld ms\n", what, key, want, (long long)(us / 1000));
 }
