@@ -12,22 +12,7 @@
 
 #include "hzshm.h"
 
-#define CHECK(c)                                                            \
-  do {                                                                      \
-    if (!(c)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c); \
-      exit(1);                                                              \
-    }                                                                       \
-  } while (0)
-#define CHECK_RC(expr, want)                                                                       \
-  do {                                                                                             \
-    int rc_ = (expr);                                                                              \
-    if (rc_ != (want)) {                                                                           \
-      fprintf(stderr, "%s:%d: %s = %s (%d), want %s\n", __FILE__, __LINE__, #expr,                 \
-              hzshm_err_name(rc_), rc_, hzshm_err_name(want));                                     \
-      exit(1);                                                                                     \
-    }                                                                                              \
-  } while (0)
+#include "../common/check.h"
 
 typedef struct {
   pid_t pid;

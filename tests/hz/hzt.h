@@ -13,22 +13,7 @@
 #include "hzc.h"
 #include "hzshm.h"
 
-#define CHECK(cond)                                                              \
-  do {                                                                           \
-    if (!(cond)) {                                                               \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);   \
-      exit(1);                                                                   \
-    }                                                                            \
-  } while (0)
-#define CHECK_RC(expr, want)                                                                    \
-  do {                                                                                          \
-    int rc_ = (expr);                                                                           \
-    if (rc_ != (want)) {                                                                        \
-      fprintf(stderr, "%s:%d: %s = %d (%s), want %d (%s)\n", __FILE__, __LINE__, #expr, rc_,    \
-              hzshm_err_name(rc_), (int)(want), hzshm_err_name(want));                          \
-      exit(1);                                                                                  \
-    }                                                                                           \
-  } while (0)
+#include "../common/check.h"
 
 #define HZT_TIMEOUT 60000
 

@@ -16,13 +16,7 @@
 #include "hzshm.h"
 #include "murmur.h"
 
-#define CHECK(cond)                                                            \
-  do {                                                                         \
-    if (!(cond)) {                                                             \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-      exit(1);                                                                 \
-    }                                                                          \
-  } while (0)
+#include "../common/check.h"
 
 static size_t unhex(const char *h, uint8_t *out) {
   size_t n = 0;

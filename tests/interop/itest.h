@@ -7,21 +7,7 @@
 
 static int itest_failures;
 
-#define CHECK(cond)                                                                                  \
-  do {                                                                                               \
-    if (!(cond)) {                                                                                   \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond);                     \
-      itest_failures++;                                                                              \
-    }                                                                                                \
-  } while (0)
+#include "../common/check.h"
 
-#define CHECK_RC(expr, want)                                                                         \
-  do {                                                                                               \
-    int rc_ = (expr);                                                                                \
-    if (rc_ != (want)) {                                                                             \
-      fprintf(stderr, "%s:%d: %s returned %d, want %d\n", __FILE__, __LINE__, #expr, rc_, (want)); \
-      itest_failures++;                                                                              \
-    }                                                                                                \
-  } while (0)
 
 #endif /* HZSHM_INTEROP_ITEST_H */

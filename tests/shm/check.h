@@ -16,23 +16,8 @@
 #include "hzshm.h"
 #include "shm.h"
 
-#define CHECK(c)                                                                  \
-  do {                                                                            \
-    if (!(c)) {                                                                   \
-      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #c);       \
-      exit(1);                                                                    \
-    }                                                                             \
-  } while (0)
+#include "../common/check.h"
 
-#define CHECK_RC(expr, want)                                                      \
-  do {                                                                            \
-    int r_ = (expr), w_ = (want);                                                 \
-    if (r_ != w_) {                                                               \
-      fprintf(stderr, "%s:%d: %s = %s (%d), want %s\n", __FILE__, __LINE__, #expr, \
-              hzshm_err_name(r_), r_, hzshm_err_name(w_));                        \
-      exit(1);                                                                    \
-    }                                                                             \
-  } while (0)
 
 #define RUN(fn)                                   \
   do {                                            \
