@@ -12,19 +12,6 @@ static hzshm_t *H;
 static uint64_t want_listeners;
 static int listeners_are(void *ud) { return e2e_stats(H).listeners == want_listeners; }
 
-typedef struct {
-  hzshm_session_t *s;
-  const char *want;
-} seen_t;
-
-static int sees(void *ud) {
-  seen_t *x = ud;
-  char buf[64];
-  size_t vlen;
-  return hzshm_get(x->s, "k", 1, buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
-         memcmp(buf, x->want, vlen) == 0;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   char name[64], sid[64];
@@ -47,13 +34,11 @@ int main(int argc, char **argv) {
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v2", 2), 0);
-  seen_t x = {s, "v2"};
-  CHECK(e2e_wait(sees, &x, 10000) >= 0);
+  CHECK(e2e_wait_serves(s, "k", "v2", 10000) >= 0);
   want_listeners = 1;
   CHECK(e2e_wait(listeners_are, NULL, 5000) >= 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v3", 2), 0);
-  x.want = "v3";
-  CHECK(e2e_wait(sees, &x, 10000) >= 0);
+  CHECK(e2e_wait_serves(s, "k", "v3", 10000) >= 0);
   CHECK_RC(hzshm_destroy(s), 0);
   want_listeners = 0;
   CHECK(e2e_wait(listeners_are, NULL, 5000) >= 0); /* destroy removes it at once */

@@ -39,19 +39,6 @@ static pid_t member_pid(void) {
   return pid;
 }
 
-typedef struct {
-  hzshm_session_t *s;
-  const char *want;
-} seen_t;
-
-static int sees(void *ud) {
-  seen_t *x = ud;
-  char buf[64];
-  size_t vlen;
-  return hzshm_get(x->s, "k", 1, buf, sizeof buf, &vlen) == 0 && vlen == strlen(x->want) &&
-         memcmp(buf, x->want, vlen) == 0;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   char name[64];
@@ -101,8 +88,7 @@ int main(int argc, char **argv) {
     uint64_t t = e2e_now_us();
     CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, v, strlen(v)), 0);
     uint64_t acked = e2e_now_us() - t;
-    seen_t x = {ss[i], v};
-    int64_t us = e2e_wait(sees, &x, 10000);
+    int64_t us = e2e_wait_serves(ss[i], "k", v, 10000);
     CHECK(us >= 0);
     lag[p] = (uint64_t)us + acked;
   }
