@@ -186,6 +186,7 @@ typedef struct {
   uint64_t listeners;           /* sessions with an invalidation listener */
   uint64_t remote_gets, coalesced_misses, fills_dropped, stale_marks;
   uint64_t agent_requests, bad_requests;
+  uint64_t unwatched_partitions; /* partitions not cached now: no connection to their owner with our listeners */
 } hzshm_stats_t;
 /* Figures of the cache (read from shared memory; no agent round trip). */
 HZSHM_EXTERN int hzshm_stats(hzshm_t *h, hzshm_stats_t *st);

@@ -79,6 +79,7 @@ static int print_stats(hzshm_t *h) {
   printf("stale_marks: %llu\n", (unsigned long long)st.stale_marks);
   printf("agent_requests: %llu\n", (unsigned long long)st.agent_requests);
   printf("bad_requests: %llu\n", (unsigned long long)st.bad_requests);
+  printf("unwatched_partitions: %llu\n", (unsigned long long)st.unwatched_partitions);
   return 0;
 }
 

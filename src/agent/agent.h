@@ -120,9 +120,16 @@ struct agent {
   uint64_t lost_since_ms;
   int stopping;
   int reconciling;          /* reconciliation rounds in flight */
-  int recon_again;
-  int baselines_forgotten;
-  int baseline_waiting;     /* some session's initial baseline fetch is to be retried */  /* cluster changed: the next complete round sets unreported baselines to 0 */          /* a reconciliation was asked for while one was in flight */
+  int recon_again;          /* a reconciliation was asked for while rounds were in flight */
+  int baselines_forgotten;  /* cluster changed: the next complete round sets unreported baselines to 0 */
+  int baseline_waiting;     /* some session's initial baseline fetch is to be retried */
+  /* Per partition: the connection (hzc_partition_watch id) its invalidations
+   * come on, as last applied by hzshm__health_watch; 0 = none: nothing of
+   * the partition is cached (hzshm__inval_cacheable). */
+  int *watch;
+  uint32_t unwatched;       /* partitions with watch 0 */
+  uint64_t unwatched_log_ms;
+  int unwatched_logged;
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
@@ -135,6 +142,12 @@ struct agent {
    * event of that key, as if it had been lost (inval.c): only the repair
    * (sequence gap, reconciliation) can then hide the old value. */
   const char *drop_key;
+  /* Test hook: HZSHM_AGENT_TEST_BLOCK_FILE names a file; while it holds a
+   * port number, connections to members on that port are cut and refused
+   * (a network cut between this host and one member, hzc_test_block_port).
+   * Read on every health tick. */
+  const char *block_file;
+  int blocked_port;
   /* Ack times of our recent writes by hash(map, key), to measure how long
    * after the cluster's ack the write's own invalidation event arrives
    * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */
@@ -192,8 +205,10 @@ void hzshm__inval_all_stale(agent_t *a);
 void hzshm__inval_baseline(session_t *s);
 /* Health tick: retries the initial fetches that found no member list. */
 void hzshm__inval_baseline_retry(agent_t *a);
-/* Nonzero when the (session, partition) baseline is known: only then may an entry be cached. */
-int hzshm__inval_known(const session_t *s, uint32_t part);
+/* Nonzero when an entry of (session, partition) may be cached: its baseline
+ * is known and the partition's owner sends us its events on a connection
+ * whose change was already applied (hzshm__health_watch). */
+int hzshm__inval_cacheable(const session_t *s, uint32_t part);
 /* Cluster changed: every baseline and partition UUID is unknown again. */
 void hzshm__inval_forget(agent_t *a);
 
@@ -203,6 +218,8 @@ void hzshm__health_close(agent_t *a);
 void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
 /* Runs a reconciliation within HZSHM__RECON_SOON_MS (then every --reconcile-ms). */
 void hzshm__health_reconcile_soon(agent_t *a);
+/* Applies changes of hzc_partition_watch (stale marks, reconciliation). */
+void hzshm__health_watch(agent_t *a);
 int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
 /* Adds delta to counter idx and publishes it in the segment at once (tests
  * and `hzshm stat` see it without waiting for the next tick). */

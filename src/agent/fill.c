@@ -16,8 +16,9 @@
  * (gap, reconnect) read as a miss in the segment. Fills run only on a session
  * whose listener is active and whose initial baselines were fetched (inval.c),
  * so the stamp is taken after the baseline is known; a fill of a partition
- * whose baseline is still unknown (no member reported it) is returned to the
- * waiters but not cached (hzshm__inval_known).
+ * whose baseline is still unknown (no member reported it), or whose owner we
+ * have no listening connection to, is returned to the waiters but not cached
+ * (hzshm__inval_cacheable).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -87,7 +88,7 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
   if (res->status == 0 && !a->stopping) {
     if (r->fill_canceled) {
       hzshm__agent_count(a, HZSHM__AC_FILLS_DROPPED, 1);
-    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__inval_known(s, part) && hzshm__session_ref(s) == 0) {
+    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__inval_cacheable(s, part) && hzshm__session_ref(s) == 0) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
                                 part, r->stamp, hzshm__agent_local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);

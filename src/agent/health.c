@@ -73,9 +73,64 @@ static void publish(agent_t *a) {
   for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);
 }
 
+/* Applies changes of which connection brings each partition's invalidations
+ * (hzc_partition_watch): the owner moved, its connection was lost or
+ * replaced, or the listener registrations on a new connection were just
+ * acknowledged. Any change marks the partition stale, because events may
+ * have been missed in between (sent before our registration on the new
+ * owner, or lost with the old connection); while a partition has no
+ * watching connection nothing of it is cached (hzshm__inval_cacheable), since
+ * no event and, with the owner unreachable, maybe no reconciliation could
+ * repair it. A partition becoming watched again also asks for a
+ * reconciliation. Runs on every client event and every tick. */
+void hzshm__health_watch(agent_t *a) {
+  if (a->hz == NULL || a->stopping) return;
+  uint32_t unwatched = 0, back = 0;
+  for (uint32_t p = 0; p < a->partitions; p++) {
+    int w = hzc_partition_watch(a->hz, p);
+    if (w == 0) unwatched++;
+    if (w == a->watch[p]) continue;
+    if (w != 0) back++;
+    a->watch[p] = w;
+    hzshm__shm_w_partition_stale(a->shm, p);
+    hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
+  }
+  uint64_t now = hzshm__agent_now_ms();
+  if (unwatched != a->unwatched && a->cluster_state == 1) {
+    if (unwatched == 0 && a->unwatched_logged) {
+      hzshm__agent_log("every partition's owner sends us its invalidations again");
+      a->unwatched_logged = 0;
+    } else if (unwatched > 0 && now - a->unwatched_log_ms >= 1000) { /* at most once a second */
+      hzshm__agent_log("%u of %u partitions have no connection to their owner with our listeners: not cached",
+                       unwatched, a->partitions);
+      a->unwatched_log_ms = now;
+      a->unwatched_logged = 1;
+    }
+  }
+  a->unwatched = unwatched;
+  hzshm__agent_set(a, HZSHM__AC_UNWATCHED, unwatched);
+  if (back) hzshm__health_reconcile_soon(a);
+}
+
+static void test_block(agent_t *a) {
+  int port = 0;
+  FILE *f = fopen(a->block_file, "r");
+  if (f) {
+    if (fscanf(f, "%d", &port) != 1) port = 0;
+    fclose(f);
+  }
+  if (port == a->blocked_port || a->hz == NULL) return;
+  hzshm__agent_log("test hook: network to members on port %d %s", port ? port : a->blocked_port,
+                   port ? "cut" : "restored");
+  a->blocked_port = port;
+  hzc_test_block_port(a->hz, port);
+}
+
 static void tick_cb(uv_timer_t *t) {
   agent_t *a = t->data;
   static unsigned n;
+  if (a->block_file) test_block(a);
+  hzshm__health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);
   publish(a);
@@ -151,6 +206,7 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
     default:
       break;
   }
+  hzshm__health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   publish(a);
 }

@@ -22,7 +22,7 @@
  *   baseline later (a partition no member reported, or a fetch that failed,
  *   or after a cluster change) on an active session marks the partition stale,
  *   so a fill stamped before the adoption is a miss; and while a partition's
- *   baseline is unknown nothing of it is cached (hzshm__inval_known).
+ *   baseline is unknown nothing of it is cached (hzshm__inval_cacheable).
  * - Baselines are NEVER forgotten on a member-connection loss or a reconnect
  *   to the same cluster: an invalidation missed while a member was
  *   unreachable, or before our listener registration on a new connection was
@@ -108,8 +108,12 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
   if (seq > last) s->seq[p] = seq;
 }
 
-int hzshm__inval_known(const session_t *s, uint32_t part) {
-  return s->seq != NULL && part < s->a->partitions && s->seq[part] >= 0;
+int hzshm__inval_cacheable(const session_t *s, uint32_t part) {
+  agent_t *a = s->a;
+  if (s->seq == NULL || part >= a->partitions || s->seq[part] < 0) return 0;
+  /* Watched, and by the connection whose change was already applied (marked stale). */
+  int w = hzc_partition_watch(a->hz, part);
+  return w != 0 && w == a->watch[part];
 }
 
 void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {

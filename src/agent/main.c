@@ -202,6 +202,7 @@ int main(int argc, char **argv) {
   const char *dm = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
   a.delay_ms = dm ? (uint32_t)strtoul(dm, NULL, 10) : 1000;
   a.drop_key = getenv("HZSHM_AGENT_TEST_DROP_INVAL_KEY");
+  a.block_file = getenv("HZSHM_AGENT_TEST_BLOCK_FILE");
   if (a.o.socket) {
     if (strlen(a.o.socket) >= sizeof a.sockpath) {
       fprintf(stderr, "hzshm-agent: socket path too long\n");
@@ -214,7 +215,9 @@ int main(int argc, char **argv) {
   }
   a.scratch = malloc(HZSHM__IPC_VALUE_MAX);
   a.puuid = calloc(a.partitions, sizeof *a.puuid);
-  if (a.scratch == NULL || a.puuid == NULL || split_members(a.o.members, &addrs, &naddrs) != 0) goto out;
+  a.watch = calloc(a.partitions, sizeof *a.watch);
+  a.unwatched = a.partitions;
+  if (a.scratch == NULL || a.puuid == NULL || a.watch == NULL || split_members(a.o.members, &addrs, &naddrs) != 0) goto out;
 
   hzshm__shm_config_t cfg = {.memory_bytes = a.o.memory, .partition_count = a.partitions,
                              .stale_after_ns = (uint64_t)a.o.stale_ms * 1000000u};
@@ -263,5 +266,6 @@ out:
   free(addrs);
   free(a.scratch);
   free(a.puuid);
+  free(a.watch);
   return rc;
 }

@@ -105,7 +105,8 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
     if (!a->stopping && hzshm__session_ref(s) == 0) {
       int rc = HZSHM_ENOTFOUND;
       uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
-      if (cache && hzshm__inval_known(s, part)) { /* no baseline: a missed invalidation could not be detected */
+      /* No baseline, or no connection to the owner with our listener: a later change could go unseen. */
+      if (cache && hzshm__inval_cacheable(s, part)) {
         uint64_t stamp = hzshm__shm_w_stamp(a->shm);
         uint32_t ttl = hzshm__agent_local_ttl(a, p->ttl_ms);
         if (p->op == HZSHM__OP_SET)

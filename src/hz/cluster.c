@@ -281,6 +281,8 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
     hzshm__enc_trigger_partitions(&b);
     hzshm__call_t *t = hzshm__call_new(c, &b, -1, 1, NULL);
     if (t) (void)hzshm__call_submit(c, t);
+  } else {
+    hzshm__log("connection #%d to member %s at %s:%d ready", k->id, u, k->host, k->port);
   }
   hzshm__member_t *mb = hzshm__member_find(c, &r.member);
   if (mb) {
@@ -289,6 +291,7 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
   }
   hzshm__view_register(c);
   hzshm__listen_conn_ready(c, k);
+  if (k->state == HZSHM__CONN_READY) hzshm__emit(c, HZC_EV_MEMBER_CONNECTED, &r.member);
   hzshm__invoke_flush_waiting(c);
 }
 

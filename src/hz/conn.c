@@ -144,6 +144,7 @@ int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t 
   if (uv_ip4_addr(host, port, &a4) == 0) sa = (const struct sockaddr *)&a4;
   else if (uv_ip6_addr(host, port, &a6) == 0) sa = (const struct sockaddr *)&a6;
   else return HZSHM_EINVAL; /* only numeric addresses: no blocking resolver on the loop */
+  if (c->blocked_port != 0 && port == c->blocked_port) return UV_ECONNREFUSED; /* hzc_test_block_port */
   hzshm__conn_t *k = calloc(1, sizeof *k);
   if (!k) return -ENOMEM;
   int rc = uv_tcp_init(c->loop, &k->tcp);

@@ -56,11 +56,14 @@ enum hzc_event_kind {
   HZC_EV_MEMBERS,            /* member list changed */
   HZC_EV_PARTITIONS,         /* partition table changed */
   HZC_EV_MEMBER_CONNECTION_LOST, /* a member connection closed; `member` says which */
+  HZC_EV_MEMBER_CONNECTED,   /* a member connection authenticated (the first one too, after
+                                CONNECTED/RECONNECTED); `member` says which */
+  HZC_EV_LISTENING,          /* a connection's listener re-registrations were all acknowledged */
 };
 typedef struct {
   enum hzc_event_kind kind;
   hzc_uuid_t cluster_id;
-  hzc_uuid_t member;             /* for *_CONNECTION_LOST */
+  hzc_uuid_t member;             /* for MEMBER_CONNECTION_LOST / MEMBER_CONNECTED */
   uint32_t member_count;
 } hzc_event_t;
 typedef void (*hzc_event_cb)(hzc_client_t *c, const hzc_event_t *ev, void *ud);
@@ -186,6 +189,21 @@ void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st);
  * unknown. (Added by the hz client engineer, for routing tests.) */
 int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p);
 uint32_t hzc_member_count(const hzc_client_t *c);
+/* Which connection brings us the invalidations of partition p: the id (> 0)
+ * of the connection to p's current owner (smart; unisocket: of the one
+ * connection) once every listener re-registration sent on it when it became
+ * READY was acknowledged; 0 when there is none (owner unknown, not
+ * connected, registrations in flight). A listener registration a member
+ * refuses closes that connection (it would silently not send that map's
+ * events), so a nonzero id means every listener is registered on it. The id
+ * changes whenever the owner or its connection changes: a near cache must
+ * treat any change as "events may have been missed" and cache nothing of p
+ * while it is 0. */
+int hzc_partition_watch(const hzc_client_t *c, uint32_t p);
+/* Fault injection for tests: closes every connection to `port` and refuses
+ * new ones (as a network cut between this host and that member would) until
+ * called again with another port or 0. */
+void hzc_test_block_port(hzc_client_t *c, int port);
 /* Requests sent on the connection to member index i of the current member list
  * (for routing tests); returns -1 if out of range. */
 int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i);

@@ -41,6 +41,7 @@ struct hzshm__conn {
   int close_err;
   int was_ready;       /* it was READY when it closed */
   int bootstrap;       /* opened to a seed / known address, not for a listed member */
+  int relisten_pending;/* listener registrations re-sent when it became READY, not yet answered */
 };
 int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out);
 /* Queues bytes for writing (copied); closes the connection on failure. */
@@ -165,6 +166,7 @@ struct hzc_client {
   /* connections */
   hzshm__conn_t *conns;
   int next_conn_id;
+  int blocked_port;         /* fault injection (hzc_test_block_port): 0 = none */
   uint64_t reconnect_at;
   uint32_t backoff_ms;
   size_t seed_rr;

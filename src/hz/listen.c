@@ -9,6 +9,12 @@
  * id returned on that connection, and drops the calls at once, so no
  * callback runs after hzc_listener_remove returns.
  *
+ * Coverage (hzc_partition_watch): a connection counts as delivering events
+ * only once every registration re-sent on it when it became READY was
+ * answered (relisten_pending == 0). A registration that is refused, or that
+ * cannot be sent, on a connection that stays up closes that connection:
+ * otherwise that member would silently never send the listener's events.
+ *
  * Loop thread only.
  */
 #include <errno.h>
@@ -28,6 +34,7 @@ typedef struct hzshm__reg {
   hzc_uuid_t id;
   int acked;
   int initial; /* counted in the listener's `initial` */
+  int relisten; /* counted in its connection's relisten_pending */
 } hzshm__reg_t;
 
 struct hzc_listener {
@@ -82,9 +89,20 @@ static void hzshm__report(hzc_client_t *c, hzc_listener_t *l, int initial, int s
   if (l->cb) l->cb(c, status, l->ud);
 }
 
+/* One of the registrations re-sent when the connection became READY was
+ * answered (or dropped): when none is left, the connection delivers the
+ * events of every listener (hzc_partition_watch). */
+static void hzshm__relisten_answered(hzc_client_t *c, hzshm__reg_t *r) {
+  if (!r->relisten) return;
+  r->relisten = 0;
+  hzshm__conn_t *k = r->conn;
+  if (--k->relisten_pending == 0 && k->state == HZSHM__CONN_READY) hzshm__emit(c, HZC_EV_LISTENING, &k->member);
+}
+
 static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status) {
   hzc_listener_t *l = k->owner;
   hzshm__reg_t *r = k->owner2;
+  hzshm__conn_t *conn = r->conn;
   if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) {
     status = HZSHM_EPROTO;
     hzshm__log("malformed listener registration response");
@@ -94,11 +112,19 @@ static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_
   l->dispatching++; /* the user callback may remove the listener */
   if (status == 0) {
     r->acked = 1;
+    hzshm__relisten_answered(c, r);
     hzshm__report(c, l, initial, 0);
   } else {
     int was_listening = k->state == HZSHM__CALL_LISTENING;
+    hzshm__relisten_answered(c, r);
     hzshm__reg_unlink(l, r); /* registration lost (with its connection) or refused */
     if (!was_listening) hzshm__report(c, l, initial, status);
+    /* Refused while the connection stays up: that member would never send
+     * this listener's events, and nothing else would tell. Closing the
+     * connection makes it visible (MEMBER_CONNECTION_LOST, partitions
+     * unwatched) and the reconnect registers every listener again. */
+    if (conn->state == HZSHM__CONN_READY && !c->closing)
+      hzshm__conn_close(conn, status, "listener registration refused");
   }
   l->dispatching--;
   if (l->removed && !l->dispatching) hzshm__listener_release(l);
@@ -174,16 +200,16 @@ static void hzshm__obj_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg
   if (l->removed && !l->dispatching) hzshm__listener_release(l);
 }
 
-static void hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
+static hzshm__reg_t *hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
   hzshm__mb_t b;
   hzshm__reg_t *r = calloc(1, sizeof *r);
-  if (!r) return;
+  if (!r) return NULL;
   if (l->kind == HZSHM__L_INV) hzshm__enc_add_nc_listener(&b, l->map, c->smart);
   else hzshm__enc_add_obj_listener(&b, c->smart);
   hzshm__call_t *k = hzshm__call_new(c, &b, -1, 0, hzshm__reg_done);
   if (!k) {
     free(r);
-    return;
+    return NULL;
   }
   k->pin = conn;
   k->listener = 1;
@@ -194,11 +220,31 @@ static void hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t
   r->call = k;
   r->next = l->regs;
   l->regs = r;
-  if (hzshm__call_submit(c, k)) hzshm__reg_unlink(l, r);
+  if (hzshm__call_submit(c, k)) {
+    hzshm__reg_unlink(l, r);
+    return NULL;
+  }
+  return r;
 }
 
 void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *conn) {
-  for (hzc_listener_t *l = c->listeners; l; l = l->next) hzshm__register_on(c, l, conn);
+  int failed = 0;
+  conn->relisten_pending = 1; /* held while sending, so no answer can reach 0 early */
+  for (hzc_listener_t *l = c->listeners; l; l = l->next) {
+    hzshm__reg_t *r = hzshm__register_on(c, l, conn);
+    if (r) {
+      r->relisten = 1;
+      conn->relisten_pending++;
+    } else {
+      failed = 1;
+    }
+  }
+  if (failed && conn->state == HZSHM__CONN_READY) {
+    hzshm__conn_close(conn, -ENOMEM, "listener registration not sent");
+    return;
+  }
+  if (--conn->relisten_pending == 0 && conn->state == HZSHM__CONN_READY)
+    hzshm__emit(c, HZC_EV_LISTENING, &conn->member);
 }
 
 static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
@@ -206,10 +252,13 @@ static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_
   c->listeners = l;
   for (hzshm__conn_t *x = c->conns; x; x = x->next) {
     if (x->state != HZSHM__CONN_READY) continue;
-    hzshm__register_on(c, l, x);
-    if (l->regs && l->regs->conn == x) {
-      l->regs->initial = 1;
+    hzshm__reg_t *r = hzshm__register_on(c, l, x);
+    if (r) {
+      r->initial = 1;
       l->initial++;
+    } else {
+      /* Not registered there: its events would be missed silently. */
+      hzshm__conn_close(x, -ENOMEM, "listener registration not sent");
     }
   }
   *out = l;
@@ -267,6 +316,7 @@ int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
       }
     }
     hzshm__call_drop(c, r->call);
+    hzshm__relisten_answered(c, r);
     free(r);
   }
   hzshm__listener_release(l);

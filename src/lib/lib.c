@@ -162,5 +162,6 @@ int hzshm_stats(hzshm_t *h, hzshm_stats_t *st) {
   st->stale_marks = hzshm__shm_agent_counter(m, HZSHM__AC_STALE_MARKS);
   st->agent_requests = hzshm__shm_agent_counter(m, HZSHM__AC_REQUESTS);
   st->bad_requests = hzshm__shm_agent_counter(m, HZSHM__AC_BAD_REQUESTS);
+  st->unwatched_partitions = hzshm__shm_agent_counter(m, HZSHM__AC_UNWATCHED);
   return 0;
 }

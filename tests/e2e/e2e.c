@@ -248,6 +248,11 @@ hzshm_stats_t e2e_stats(hzshm_t *h) {
   return s;
 }
 
+int e2e_all_watched(void *h) {
+  hzshm_stats_t st = e2e_stats(h);
+  return st.cluster_state == 1 && st.unwatched_partitions == 0;
+}
+
 int e2e_cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;

@@ -60,6 +60,9 @@ int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, u
 
 /* Stat figure helper. */
 hzshm_stats_t e2e_stats(hzshm_t *h);
+/* e2e_wait predicate (ud = hzshm_t *): the agent is connected and every
+ * partition's owner sends it events (unwatched_partitions == 0). */
+int e2e_all_watched(void *h);
 int e2e_cmp_u64(const void *a, const void *b);
 /* Prints "label: n=.. p50=.. p99=.. max=.. (unit)" of v[0..n) (sorts v). */
 void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit);

@@ -21,8 +21,21 @@
 #include "peer.h"
 
 
+static hzshm_t *g_h;
+
 static void must_see(hzshm_session_t *s, const char *key, const char *want, const char *what) {
   int64_t us = e2e_wait_serves(s, key, want, 30000);
+  if (us < 0) { /* say what it served instead */
+    char buf[256];
+    size_t vlen = 0;
+    int rc = hzshm_get(s, key, strlen(key), buf, sizeof buf - 1, &vlen);
+    buf[rc == 0 ? vlen : 0] = 0;
+    hzshm_stats_t st = e2e_stats(g_h);
+    fprintf(stderr, "%s: %s still not %s after 30 s: get -> %s%s%s (hits %llu, stale marks %llu, unwatched %llu)\n",
+            what, key, want, rc == 0 ? "\"" : hzshm_strerror(rc), rc == 0 ? buf : "", rc == 0 ? "\"" : "",
+            (unsigned long long)st.hits, (unsigned long long)st.stale_marks,
+            (unsigned long long)st.unwatched_partitions);
+  }
   CHECK(us >= 0);
   printf("%s: %s=%s served after %lld ms\n", what, key, want, (long long)(us / 1000));
 }
@@ -61,6 +74,7 @@ int main(int argc, char **argv) {
   hzshm_t *h;
   hzshm_session_t *s;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  g_h = h;
   CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
   char key[16];
   for (int k = 0; k < 16; k++) { /* keys on partitions owned by both members */
@@ -106,6 +120,11 @@ int main(int argc, char **argv) {
   }
   CHECK_RC(hzshm__peer_set(peer, sid, "kdrop", 5, "d3", 2), 0);
   must_see(s, "kdrop", "d3", "lost invalidation with member 1 back, repaired");
+  /* The agent is connected to the revived member, with its listeners: every
+   * partition is watched (cached) again. */
+  int64_t wus = e2e_wait(e2e_all_watched, h, 30000);
+  CHECK(wus >= 0);
+  printf("every partition watched again %lld ms after the last check\n", (long long)(wus / 1000));
   hzshm_stats_t st = e2e_stats(h);
   printf("stale marks %llu, invalidations %llu\n", (unsigned long long)st.stale_marks,
          (unsigned long long)st.invalidations);

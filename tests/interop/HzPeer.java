@@ -124,6 +124,11 @@ public final class HzPeer {
             case "containsKey": need(a, 3, "containsKey MAP KEY"); return "ok " + map(a[1]).containsKey(key(a[2]));
             case "partition": need(a, 2, "partition KEY");
                 return "ok " + hz.getPartitionService().getPartition(key(a[1])).getPartitionId();
+            case "owner": { // port of the member owning KEY's partition (-1 while unassigned)
+                need(a, 2, "owner KEY");
+                com.hazelcast.cluster.Member m = hz.getPartitionService().getPartition(key(a[1])).getOwner();
+                return "ok " + (m == null ? -1 : m.getAddress().getPort());
+            }
             case "mapconfig-evict": { // dynamic map config: LRU eviction at SIZE entries per partition
                 need(a, 3, "mapconfig-evict MAP SIZE");
                 com.hazelcast.config.MapConfig mc = new com.hazelcast.config.MapConfig(a[1]);

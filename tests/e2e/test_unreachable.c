@@ -1,0 +1,172 @@
+/* test_unreachable.c - the network between this host and one member is cut
+ * while that member stays in the cluster and keeps owning its partitions.
+ *
+ * The agent then has no listener on that member, so it hears of none of its
+ * changes; its partitions must not be served from the cache (they are
+ * "unwatched"): every read of a key it owns goes to the cluster and returns
+ * the latest acknowledged value at once, while keys of the reachable member
+ * stay cached and invalidated by events. When the network is back, the agent
+ * reconnects, registers its listeners there again, and those keys are cached
+ * again.
+ *
+ * The cut is injected with the agent's test hook HZSHM_AGENT_TEST_BLOCK_FILE
+ * (hzc_test_block_port: connections to that member's port are closed and
+ * refused). The official Java client (the peer) writes directly to both
+ * members and tells which member owns each key. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "peer.h"
+
+#define NKEYS 32
+
+static hzshm_t *g_h;
+
+static int some_unwatched(void *ud) { return e2e_stats(ud).unwatched_partitions > 0; }
+
+static void set_block(const char *path, int port) {
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  fprintf(f, "%d\n", port);
+  CHECK(fclose(f) == 0);
+}
+
+/* Reads key once: 1 if it returned exactly want; *hit says whether the read
+ * was served from the segment (the shared hit counter moved). Says what it
+ * read instead when `say`. */
+static int read_as(hzshm_session_t *s, const char *key, const char *want, int *hit, int say) {
+  char buf[256];
+  size_t vlen = 0;
+  uint64_t h0 = e2e_stats(g_h).hits;
+  int rc = hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen);
+  *hit = e2e_stats(g_h).hits > h0;
+  if (rc != 0) {
+    if (say) fprintf(stderr, "get %s: %s (want %s)\n", key, hzshm_strerror(rc), want);
+    return 0;
+  }
+  int ok = vlen == strlen(want) && memcmp(buf, want, vlen) == 0;
+  if (!ok && say) fprintf(stderr, "get %s: \"%.*s\", want \"%s\"\n", key, (int)vlen, buf, want);
+  return ok;
+}
+
+static int read_once(hzshm_session_t *s, const char *key, const char *want, int *hit) {
+  return read_as(s, key, want, hit, 1);
+}
+
+typedef struct {
+  hzshm_session_t *s;
+  const char *key, *want;
+} hit_t;
+
+static int is_hit(void *ud) {
+  hit_t *x = ud;
+  int hit = 0;
+  return read_as(x->s, x->key, x->want, &hit, 0) && hit;
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  char name[64], sid[64], block[64], members[256], key[NKEYS][16], reply[64], val[16];
+  snprintf(name, sizeof name, "e2e-un-%d", (int)getpid());
+  snprintf(sid, sizeof sid, "unreachable-%d", (int)getpid());
+  snprintf(block, sizeof block, "/tmp/hzshm-e2e-block-%d", (int)getpid());
+  int port = atoi(strchr(argv[1], ':') + 1), cut = port + 1;
+  snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, cut);
+  unlink(block);
+  e2e_agent_t ag = {0};
+  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
+  e2e_agent_start(&ag, name, members);
+  hzshm__peer_t *peer;
+  CHECK_RC(hzshm__peer_start(members, "hzshm", 90000, &peer), 0);
+  hzshm_t *h;
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  g_h = h;
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+  CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
+
+  /* Which keys the member behind the cut owns. */
+  int owned_by_cut[NKEYS], ncut = 0;
+  for (int k = 0; k < NKEYS; k++) {
+    snprintf(key[k], sizeof key[k], "u%d", k);
+    CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "owner %s", key[k]), 0);
+    int owner = atoi(reply + 3);
+    CHECK(owner == port || owner == cut);
+    owned_by_cut[k] = owner == cut;
+    ncut += owned_by_cut[k];
+  }
+  printf("%d of %d keys owned by the member on port %d\n", ncut, NKEYS, cut);
+  CHECK(ncut > 0 && ncut < NKEYS);
+
+  /* Cached everywhere while both members are reachable. */
+  for (int k = 0; k < NKEYS; k++) {
+    CHECK_RC(hzshm_set(s, key[k], strlen(key[k]), "v1", 2), 0);
+    hit_t x = {s, key[k], "v1"};
+    CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
+  }
+
+  set_block(block, cut);
+  int64_t us = e2e_wait(some_unwatched, h, 10000);
+  CHECK(us >= 0);
+  hzshm_stats_t st = e2e_stats(h);
+  printf("network to port %d cut: %llu partitions unwatched after %lld ms\n", cut,
+         (unsigned long long)st.unwatched_partitions, (long long)(us / 1000));
+  CHECK(st.cluster_state == 1); /* still connected to the cluster through the other member */
+
+  for (int round = 2; round <= 4; round++) {
+    snprintf(val, sizeof val, "v%d", round);
+    for (int k = 0; k < NKEYS; k++) CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), val, 2), 0);
+    for (int k = 0; k < NKEYS; k++) {
+      if (owned_by_cut[k]) {
+        /* No event can come from its owner: the very first read after the
+         * acknowledged write must go to the cluster, and so must the next. */
+        int hit = 1;
+        CHECK(read_once(s, key[k], val, &hit));
+        CHECK(!hit);
+        CHECK(read_once(s, key[k], val, &hit));
+        CHECK(!hit);
+      } else { /* invalidated by the reachable owner's event */
+        CHECK(e2e_wait_serves(s, key[k], val, 10000) >= 0);
+      }
+    }
+  }
+  /* Our own write of an unreachable-owned key: read-your-writes, and not
+   * cached (a later foreign write would go unseen). */
+  for (int k = 0; k < NKEYS; k++) {
+    if (!owned_by_cut[k]) continue;
+    int hit = 1;
+    CHECK_RC(hzshm_set(s, key[k], strlen(key[k]), "own", 3), 0);
+    CHECK(read_once(s, key[k], "own", &hit));
+    CHECK(!hit);
+    CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), "v5", 2), 0);
+    CHECK(read_once(s, key[k], "v5", &hit));
+  }
+
+  set_block(block, 0);
+  us = e2e_wait(e2e_all_watched, h, 30000);
+  CHECK(us >= 0);
+  printf("network restored: every partition watched again after %lld ms\n", (long long)(us / 1000));
+  for (int k = 0; k < NKEYS; k++) CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), "v6", 2), 0);
+  for (int k = 0; k < NKEYS; k++) {
+    CHECK(e2e_wait_serves(s, key[k], "v6", 10000) >= 0);
+    hit_t x = {s, key[k], "v6"}; /* cached again, the cut member's keys too */
+    CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
+  }
+  /* And invalidated by the formerly cut member's events again. */
+  for (int k = 0; k < NKEYS; k++) CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), "v7", 2), 0);
+  for (int k = 0; k < NKEYS; k++) CHECK(e2e_wait_serves(s, key[k], "v7", 10000) >= 0);
+  st = e2e_stats(h);
+  printf("stale marks %llu, remote gets %llu, hits %llu\n", (unsigned long long)st.stale_marks,
+         (unsigned long long)st.remote_gets, (unsigned long long)st.hits);
+
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  unlink(block);
+  CHECK(hzshm__peer_stop(peer, 20000) == 0);
+  CHECK(e2e_agent_stop(&ag) == 0);
+  printf("test_unreachable: ok\n");
+  return 0;
+}
