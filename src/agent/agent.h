@@ -129,7 +129,7 @@ struct agent {
   int *watch;
   uint32_t unwatched;       /* partitions with watch 0 */
   uint64_t unwatched_log_ms;
-  int unwatched_logged;
+  uint32_t unwatched_logged; /* the count last logged */
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */

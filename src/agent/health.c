@@ -95,17 +95,18 @@ void hzshm__health_watch(agent_t *a) {
     hzshm__shm_w_partition_stale(a->shm, p);
     hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
   }
+  /* Logged when the count settles on a new value, at most once a second
+   * (a migration changes it in many small steps); the return to 0 at once. */
   uint64_t now = hzshm__agent_now_ms();
-  if (unwatched != a->unwatched && a->cluster_state == 1) {
-    if (unwatched == 0 && a->unwatched_logged) {
+  if (a->cluster_state == 1 && unwatched != a->unwatched_logged &&
+      (unwatched == 0 || now - a->unwatched_log_ms >= 1000)) {
+    if (unwatched == 0)
       hzshm__agent_log("every partition's owner sends us its invalidations again");
-      a->unwatched_logged = 0;
-    } else if (unwatched > 0 && now - a->unwatched_log_ms >= 1000) { /* at most once a second */
+    else
       hzshm__agent_log("%u of %u partitions have no connection to their owner with our listeners: not cached",
                        unwatched, a->partitions);
-      a->unwatched_log_ms = now;
-      a->unwatched_logged = 1;
-    }
+    a->unwatched_log_ms = now;
+    a->unwatched_logged = unwatched;
   }
   a->unwatched = unwatched;
   hzshm__agent_set(a, HZSHM__AC_UNWATCHED, unwatched);

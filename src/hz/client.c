@@ -70,8 +70,12 @@ void hzshm__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status) {
 static void hzshm__tick(uv_timer_t *t) {
   hzc_client_t *c = t->data;
   uint64_t now = uv_now(c->loop);
+  hzshm__conn_close_doomed(c);
   hzshm__cluster_tick(c, now);
-  if (!c->closing) hzshm__invoke_tick(c, now);
+  if (!c->closing) {
+    hzshm__invoke_tick(c, now);
+    hzshm__listen_tick(c, now);
+  }
 }
 
 static int hzshm__random_uuid(hzc_uuid_t *u) {
@@ -239,7 +243,7 @@ int hzc_partition_watch(const hzc_client_t *c, uint32_t p) {
   if (!c || !c->connected || c->closing) return 0;
   hzshm__conn_t *k = NULL;
   if (c->smart) {
-    if (!c->pmember || p >= c->partition_count || c->pmember[p] < 0) return 0;
+    if (!c->partitions_fresh || !c->pmember || p >= c->partition_count || c->pmember[p] < 0) return 0;
     k = c->members[c->pmember[p]].conn;
   } else {
     for (hzshm__conn_t *x = c->conns; x && !k; x = x->next)

@@ -159,6 +159,7 @@ static void hzshm__apply_partitions(hzc_client_t *c, hzshm__conn_t *from, const 
   }
   free(save);
   c->partitions_version = version;
+  c->partitions_fresh = 1;
   hzshm__recompute_owners(c);
   hzshm__emit(c, HZC_EV_PARTITIONS, NULL);
 }
@@ -267,6 +268,7 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
       for (uint32_t p = 0; p < c->partition_count; p++) c->pmember[p] = -1;
     }
     c->members_seen = 0; /* the first MembersView after (re)connect is applied whatever its version */
+    c->partitions_fresh = 0; /* owners may have moved while we were away (hzc_partition_watch) */
     c->connected = 1;
     c->ever_connected = 1;
     c->backoff_ms = 0;
@@ -332,6 +334,7 @@ void hzshm__cluster_conn_closed(hzc_client_t *c, hzshm__conn_t *k) {
     c->backoff_ms = 0;
   }
   hzshm__invoke_conn_closed(c, k);
+  hzshm__listen_conn_closed(c, k);
   if (c->closing) return;
   if (k->was_ready) hzshm__emit(c, HZC_EV_MEMBER_CONNECTION_LOST, &k->member);
   if (lost_all) hzshm__emit(c, HZC_EV_DISCONNECTED, NULL);

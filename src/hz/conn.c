@@ -70,6 +70,11 @@ void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason) {
   hzshm__cluster_conn_closed(c, k);
 }
 
+void hzshm__conn_close_doomed(hzc_client_t *c) {
+  for (hzshm__conn_t *x = c->conns; x; x = x->next) /* conn_close unlinks only in its close callback */
+    if (x->doomed && x->state != HZSHM__CONN_CLOSING) hzshm__conn_close(x, x->doomed, "write failed");
+}
+
 static void hzshm__conn_on_write(uv_write_t *req, int status) {
   hzshm__wreq_t *w = (hzshm__wreq_t *)req;
   hzshm__conn_t *k = w->conn;
@@ -79,6 +84,7 @@ static void hzshm__conn_on_write(uv_write_t *req, int status) {
 
 int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n) {
   if (k->state == HZSHM__CONN_CLOSING || k->state == HZSHM__CONN_CONNECTING) return HZSHM_ECLOSED;
+  if (k->doomed) return k->doomed;
   hzshm__wreq_t *w = malloc(sizeof *w + n);
   if (!w) return -ENOMEM;
   memcpy(w->data, p, n);
@@ -87,7 +93,7 @@ int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n) {
   int rc = uv_write(&w->req, (uv_stream_t *)&k->tcp, &w->buf, 1, hzshm__conn_on_write);
   if (rc) {
     free(w);
-    hzshm__conn_close(k, rc, "write failed");
+    k->doomed = rc;
     return rc;
   }
   k->last_write = uv_now(k->cl->loop);

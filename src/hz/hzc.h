@@ -190,15 +190,18 @@ void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st);
 int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p);
 uint32_t hzc_member_count(const hzc_client_t *c);
 /* Which connection brings us the invalidations of partition p: the id (> 0)
- * of the connection to p's current owner (smart; unisocket: of the one
- * connection) once every listener re-registration sent on it when it became
- * READY was acknowledged; 0 when there is none (owner unknown, not
- * connected, registrations in flight). A listener registration a member
- * refuses closes that connection (it would silently not send that map's
- * events), so a nonzero id means every listener is registered on it. The id
- * changes whenever the owner or its connection changes: a near cache must
- * treat any change as "events may have been missed" and cache nothing of p
- * while it is 0. */
+ * of the connection to p's current owner (smart: by the partition table,
+ * which must have been received since the last (re)connect; unisocket: the
+ * one connection), provided every registration re-sent on it when it became
+ * READY was acknowledged and no refused registration waits there for its
+ * retry; 0 otherwise (owner unknown, not connected, registrations pending).
+ * Registrations of listeners added later are not counted: their own status
+ * callback says when they are active. The id changes whenever the owner or
+ * its connection changes: a near cache must treat any change as "events may
+ * have been missed" and cache nothing of p while it is 0. The owner is as
+ * the last PartitionsView says: between a migration and that view, events
+ * may come from the new owner before we know it; the sequence metadata
+ * (reconciliation) covers that window. */
 int hzc_partition_watch(const hzc_client_t *c, uint32_t p);
 /* Fault injection for tests: closes every connection to `port` and refuses
  * new ones (as a network cut between this host and that member would) until

@@ -41,14 +41,20 @@ struct hzshm__conn {
   int close_err;
   int was_ready;       /* it was READY when it closed */
   int bootstrap;       /* opened to a seed / known address, not for a listed member */
-  int relisten_pending;/* listener registrations re-sent when it became READY, not yet answered */
+  int relisten_pending;/* registrations that must be acknowledged before it counts as delivering every
+                          listener's events: re-sent when it became READY, or refused and waiting to be retried */
+  int doomed;          /* a write failed: closed (with this error) by the next tick, never inside a send */
 };
 int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out);
-/* Queues bytes for writing (copied); closes the connection on failure. */
+/* Queues bytes for writing (copied). On failure the connection is doomed:
+ * closed by the next tick (hzshm__conn_close_doomed), not synchronously, so
+ * no caller in the middle of a send sees its calls and listeners torn down. */
 int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n);
 /* Closes with a reason (logged); calls/listeners bound to it are handled by
  * hzshm__cluster_conn_closed. Idempotent. */
 void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason);
+/* Closes every connection whose write failed (tick). */
+void hzshm__conn_close_doomed(hzc_client_t *c);
 void hzshm__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]);
 
@@ -128,6 +134,8 @@ void hzshm__emit(hzc_client_t *c, enum hzc_event_kind kind, const hzc_uuid_t *me
 
 /* ---- listen.c ---- */
 void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *k);
+void hzshm__listen_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
+void hzshm__listen_tick(hzc_client_t *c, uint64_t now);
 void hzshm__listen_free_all(hzc_client_t *c);
 
 /* ---- client.c: deferred completions, final free ---- */
@@ -167,6 +175,8 @@ struct hzc_client {
   hzshm__conn_t *conns;
   int next_conn_id;
   int blocked_port;         /* fault injection (hzc_test_block_port): 0 = none */
+  size_t regs_waiting;      /* listen.c: registrations waiting for a retry (an upper bound) */
+  int partitions_fresh;     /* a PartitionsView arrived since the last (re)connect */
   uint64_t reconnect_at;
   uint32_t backoff_ms;
   size_t seed_rr;

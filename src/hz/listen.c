@@ -11,9 +11,13 @@
  *
  * Coverage (hzc_partition_watch): a connection counts as delivering events
  * only once every registration re-sent on it when it became READY was
- * answered (relisten_pending == 0). A registration that is refused, or that
- * cannot be sent, on a connection that stays up closes that connection:
- * otherwise that member would silently never send the listener's events.
+ * acknowledged (relisten_pending == 0). A registration refused (error reply,
+ * timeout) or not sent on a connection that stays up waits and is re-sent on
+ * the same connection with backoff (HZSHM__REG_RETRY_MIN_MS doubling to
+ * _MAX_MS), counted in relisten_pending meanwhile: that member would
+ * otherwise silently never send the listener's events. Closing the
+ * connection instead would make one refusing map cut every session's events
+ * from that member, over and over.
  *
  * Loop thread only.
  */
@@ -23,10 +27,18 @@
 
 #include "data.h"
 #include "hzc_int.h"
+#include "hzshm.h"
 #include "murmur.h"
 
 enum { HZSHM__L_INV = 1, HZSHM__L_OBJ = 2 };
 
+#define HZSHM__REG_RETRY_MIN_MS 200u
+#define HZSHM__REG_RETRY_MAX_MS 5000u
+
+/* One listener's registration on one connection. call == NULL: refused or
+ * not sent, waiting to be re-sent at retry_at (the connection is READY:
+ * waiting registrations of a closed connection are freed by
+ * hzshm__listen_conn_closed). */
 typedef struct hzshm__reg {
   struct hzshm__reg *next;
   hzshm__conn_t *conn;
@@ -35,6 +47,8 @@ typedef struct hzshm__reg {
   int acked;
   int initial; /* counted in the listener's `initial` */
   int relisten; /* counted in its connection's relisten_pending */
+  uint64_t retry_at;
+  uint32_t backoff_ms;
 } hzshm__reg_t;
 
 struct hzc_listener {
@@ -99,6 +113,23 @@ static void hzshm__relisten_answered(hzc_client_t *c, hzshm__reg_t *r) {
   if (--k->relisten_pending == 0 && k->state == HZSHM__CONN_READY) hzshm__emit(c, HZC_EV_LISTENING, &k->member);
 }
 
+static void hzshm__reg_send(hzc_client_t *c, hzc_listener_t *l, hzshm__reg_t *r);
+
+/* r was refused or could not be sent while its connection stays up: it waits
+ * for a retry, and the connection does not count as delivering every
+ * listener's events until it is acknowledged. */
+static void hzshm__reg_wait(hzc_client_t *c, hzshm__reg_t *r) {
+  r->call = NULL;
+  r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : HZSHM__REG_RETRY_MIN_MS;
+  if (r->backoff_ms > HZSHM__REG_RETRY_MAX_MS) r->backoff_ms = HZSHM__REG_RETRY_MAX_MS;
+  r->retry_at = uv_now(c->loop) + r->backoff_ms;
+  if (!r->relisten) {
+    r->relisten = 1;
+    r->conn->relisten_pending++;
+  }
+  c->regs_waiting++;
+}
+
 static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status) {
   hzc_listener_t *l = k->owner;
   hzshm__reg_t *r = k->owner2;
@@ -106,28 +137,38 @@ static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_
   if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) {
     status = HZSHM_EPROTO;
     hzshm__log("malformed listener registration response");
+    hzshm__call_drop(c, k); /* it would stay LISTENING: freed after this callback, never finished again */
   }
   int initial = r->initial;
   r->initial = 0;
+  if (status != 0) r->call = NULL; /* finished (freed) by invoke.c; on success it stays, LISTENING */
   l->dispatching++; /* the user callback may remove the listener */
   if (status == 0) {
     r->acked = 1;
+    r->backoff_ms = 0;
     hzshm__relisten_answered(c, r);
     hzshm__report(c, l, initial, 0);
+  } else if (k->state != HZSHM__CALL_LISTENING && conn->state == HZSHM__CONN_READY && !c->closing &&
+             status != HZSHM_EPROTO) {
+    /* Refused (or timed out) on a connection that stays up: retry there.
+     * Counted before the report, whose callback may remove the listener
+     * (which frees r and settles the count). */
+    if (r->backoff_ms == 0)
+      hzshm__log("listener registration%s%s refused by %s:%d (%s); retrying on that connection", l->map ? " for " : "",
+                 l->map ? l->map : "", conn->host, conn->port, hzshm_strerror(status));
+    hzshm__reg_wait(c, r);
+    hzshm__report(c, l, initial, status);
   } else {
-    int was_listening = k->state == HZSHM__CALL_LISTENING;
+    /* Lost with its connection, or a malformed answer (the connection is closed below). */
     hzshm__relisten_answered(c, r);
-    hzshm__reg_unlink(l, r); /* registration lost (with its connection) or refused */
+    int was_listening = k->state == HZSHM__CALL_LISTENING;
+    hzshm__reg_unlink(l, r);
     if (!was_listening) hzshm__report(c, l, initial, status);
-    /* Refused while the connection stays up: that member would never send
-     * this listener's events, and nothing else would tell. Closing the
-     * connection makes it visible (MEMBER_CONNECTION_LOST, partitions
-     * unwatched) and the reconnect registers every listener again. */
-    if (conn->state == HZSHM__CONN_READY && !c->closing)
-      hzshm__conn_close(conn, status, "listener registration refused");
   }
   l->dispatching--;
   if (l->removed && !l->dispatching) hzshm__listener_release(l);
+  if (status == HZSHM_EPROTO && conn->state == HZSHM__CONN_READY)
+    hzshm__conn_close(conn, status, "malformed listener registration response");
 }
 
 typedef struct {
@@ -200,51 +241,79 @@ static void hzshm__obj_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg
   if (l->removed && !l->dispatching) hzshm__listener_release(l);
 }
 
-static hzshm__reg_t *hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
+/* Sends (or re-sends) r's registration on r->conn; if it cannot be sent
+ * while the connection is up, r waits for a retry. */
+static void hzshm__reg_send(hzc_client_t *c, hzc_listener_t *l, hzshm__reg_t *r) {
   hzshm__mb_t b;
-  hzshm__reg_t *r = calloc(1, sizeof *r);
-  if (!r) return NULL;
   if (l->kind == HZSHM__L_INV) hzshm__enc_add_nc_listener(&b, l->map, c->smart);
   else hzshm__enc_add_obj_listener(&b, c->smart);
   hzshm__call_t *k = hzshm__call_new(c, &b, -1, 0, hzshm__reg_done);
-  if (!k) {
-    free(r);
-    return NULL;
+  if (k) {
+    k->pin = r->conn;
+    k->listener = 1;
+    k->event = l->kind == HZSHM__L_INV ? hzshm__inv_event : hzshm__obj_event;
+    k->owner = l;
+    k->owner2 = r;
+    r->call = k;
+    /* A failed write only dooms the connection (closed by the tick), so
+     * nothing is torn down inside this call. */
+    if (hzshm__call_submit(c, k) == 0) return; /* k freed on failure */
   }
-  k->pin = conn;
-  k->listener = 1;
-  k->event = l->kind == HZSHM__L_INV ? hzshm__inv_event : hzshm__obj_event;
-  k->owner = l;
-  k->owner2 = r;
+  hzshm__reg_wait(c, r);
+}
+
+/* A new registration of l on conn (READY), linked into l->regs. */
+static hzshm__reg_t *hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
+  hzshm__reg_t *r = calloc(1, sizeof *r);
+  if (!r) return NULL;
   r->conn = conn;
-  r->call = k;
   r->next = l->regs;
   l->regs = r;
-  if (hzshm__call_submit(c, k)) {
-    hzshm__reg_unlink(l, r);
-    return NULL;
-  }
   return r;
 }
 
 void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *conn) {
-  int failed = 0;
   conn->relisten_pending = 1; /* held while sending, so no answer can reach 0 early */
   for (hzc_listener_t *l = c->listeners; l; l = l->next) {
     hzshm__reg_t *r = hzshm__register_on(c, l, conn);
-    if (r) {
-      r->relisten = 1;
-      conn->relisten_pending++;
-    } else {
-      failed = 1;
+    if (!r) { /* out of memory: this member would never send l's events */
+      hzshm__conn_close(conn, -ENOMEM, "listener registration not sent");
+      return;
     }
-  }
-  if (failed && conn->state == HZSHM__CONN_READY) {
-    hzshm__conn_close(conn, -ENOMEM, "listener registration not sent");
-    return;
+    r->relisten = 1;
+    conn->relisten_pending++;
+    hzshm__reg_send(c, l, r);
   }
   if (--conn->relisten_pending == 0 && conn->state == HZSHM__CONN_READY)
     hzshm__emit(c, HZC_EV_LISTENING, &conn->member);
+}
+
+/* Frees the waiting registrations of a closed connection (registrations in
+ * flight are finished by invoke.c with it). */
+void hzshm__listen_conn_closed(hzc_client_t *c, hzshm__conn_t *conn) {
+  if (c->regs_waiting == 0) return;
+  for (hzc_listener_t *l = c->listeners; l; l = l->next)
+    for (hzshm__reg_t *r = l->regs, *nx; r; r = nx) {
+      nx = r->next;
+      if (r->conn == conn && r->call == NULL && !r->acked) hzshm__reg_unlink(l, r);
+    }
+}
+
+/* Re-sends the waiting registrations that are due (client tick). */
+void hzshm__listen_tick(hzc_client_t *c, uint64_t now) {
+  if (c->regs_waiting == 0) return;
+  size_t waiting = 0;
+  c->regs_waiting = 0; /* recounted: reg_wait adds the ones that wait again */
+  for (hzc_listener_t *l = c->listeners; l; l = l->next)
+    for (hzshm__reg_t *r = l->regs; r; r = r->next) {
+      if (r->call != NULL || r->acked) continue;
+      if (now < r->retry_at || r->conn->state != HZSHM__CONN_READY) {
+        waiting++;
+        continue;
+      }
+      hzshm__reg_send(c, l, r); /* never closes a connection or frees a registration here */
+    }
+  c->regs_waiting += waiting;
 }
 
 static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
@@ -256,6 +325,7 @@ static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_
     if (r) {
       r->initial = 1;
       l->initial++;
+      hzshm__reg_send(c, l, r);
     } else {
       /* Not registered there: its events would be missed silently. */
       hzshm__conn_close(x, -ENOMEM, "listener registration not sent");
@@ -315,7 +385,7 @@ int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
         (void)hzshm__call_submit(c, k);
       }
     }
-    hzshm__call_drop(c, r->call);
+    if (r->call) hzshm__call_drop(c, r->call);
     hzshm__relisten_answered(c, r);
     free(r);
   }
