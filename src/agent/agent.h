@@ -130,6 +130,8 @@ struct agent {
   uint32_t unwatched;       /* partitions with watch 0 */
   uint64_t unwatched_log_ms;
   uint32_t unwatched_logged; /* the count last logged */
+  int all_watched_once;
+  uint64_t connected_ms;
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */

@@ -98,7 +98,10 @@ void hzshm__health_watch(agent_t *a) {
   /* Logged when the count settles on a new value, at most once a second
    * (a migration changes it in many small steps); the return to 0 at once. */
   uint64_t now = hzshm__agent_now_ms();
-  if (a->cluster_state == 1 && unwatched != a->unwatched_logged &&
+  /* Not while starting (partition table and member connections on their way). */
+  if (unwatched == 0) a->all_watched_once = 1;
+  int starting = !a->all_watched_once && now - a->connected_ms < 2000;
+  if (a->cluster_state == 1 && !starting && unwatched != a->unwatched_logged &&
       (unwatched == 0 || now - a->unwatched_log_ms >= 1000)) {
     if (unwatched == 0)
       hzshm__agent_log("every partition's owner sends us its invalidations again");
@@ -172,6 +175,7 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   switch (ev->kind) {
     case HZC_EV_CONNECTED:
       a->cluster_state = 1;
+      a->connected_ms = hzshm__agent_now_ms();
       a->my_uuid = hzc_client_uuid(c);
       hzshm__agent_log("connected to the cluster (%u members)", ev->member_count);
       break;
