@@ -156,9 +156,13 @@ typedef void (*hzc_invalidation_cb)(hzc_client_t *c, const char *map, const hzc_
 typedef struct hzc_listener hzc_listener_t;
 /* Registers Map.AddNearCacheInvalidationListener on every member connection
  * (smart: localOnly=true), and again on every new connection and after a
- * reconnect. cb(status) once the first registration is acknowledged (in
- * practice: once every member connected at the call has answered, so after
- * status 0 all of them send their invalidations). */
+ * reconnect. cb(status) once, when every member connected at the call has
+ * answered: 0 if at least one acknowledged. A registration refused (or timed
+ * out) on a connection that stays up is re-sent there with backoff, also
+ * after an error status, until acknowledged or the listener is removed;
+ * meanwhile hzc_partition_watch is 0 for that connection's partitions. A
+ * caller that gets an error and does not remove the listener learns of its
+ * later success only through hzc_partition_watch. */
 int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidation_cb icb, void *iud,
                                  hzc_status_cb cb, void *ud, hzc_listener_t **out);
 /* Deregisters everywhere and frees the listener (no callbacks after this returns). */

@@ -1,7 +1,8 @@
 /* fake_server.c - command line and connection loop of the fake member.
  *
  *   fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE]
- *               [--repeat] [--partitions N] [--error-code N] [--new-cluster-id]
+ *               [--repeat | --times N] [--skip N] [--partitions N] [--error-code N]
+ *               [--new-cluster-id]
  *   fake_server --list
  *
  * Listens on 127.0.0.1:P (P = 0: any free port) and prints one line
@@ -12,8 +13,11 @@
  * request (the first request other than Authentication, AddClusterViewListener
  * and Ping; or the Authentication itself for auth-* scenarios; or the first
  * request of --trigger TYPE); later requests and connections get plausible
- * answers unless --repeat is given. Runs until killed (SIGTERM); exit status
- * 2 on bad arguments, 1 when it cannot listen.
+ * answers unless --repeat is given (every trigger request faults) or
+ * --times N (the first N trigger requests fault, counted over all
+ * connections); --skip N answers the first N trigger requests normally
+ * first. Runs until killed (SIGTERM); exit status 2 on bad arguments, 1 when
+ * it cannot listen.
  *
  * Single-threaded poll loop; blocking writes (answers are small, except the
  * deliberate 100000-frame nesting, which the client must drain or close on).
@@ -50,7 +54,9 @@ struct fs_conn {
 };
 
 static const fs_scenario_t *scenario;
-static int repeat, fired;
+static int repeat;
+static long fired, times = 1; /* the fault fires on the first `times` trigger requests ... */
+static long skip;              /* ... after `skip` of them were answered normally */
 static long trigger_type = -1; /* -1: first non-handshake request; -2: auth */
 static fs_conn_t conns[MAX_CONNS];
 
@@ -84,11 +90,17 @@ static int write_all(int fd, const uint8_t *p, size_t n, int one_byte_each) {
 }
 
 static int is_trigger(const fs_request_t *req) {
-  if (fired && !repeat) return 0;
+  if (fired >= times && !repeat) return 0;
   if (scenario->fault == NULL) return 0;
-  if (scenario->at_auth || trigger_type == -2) return req->type == 0x000100;
-  if (trigger_type >= 0) return req->type == (uint32_t)trigger_type;
-  return req->type != 0x000100 && req->type != 0x000300 && req->type != 0x000B00;
+  int match;
+  if (scenario->at_auth || trigger_type == -2) match = req->type == 0x000100;
+  else if (trigger_type >= 0) match = req->type == (uint32_t)trigger_type;
+  else match = req->type != 0x000100 && req->type != 0x000300 && req->type != 0x000B00;
+  if (match && skip > 0) {
+    skip--;
+    return 0;
+  }
+  return match;
 }
 
 /* Answers one complete request; returns -1 when the connection was closed. */
@@ -102,7 +114,7 @@ static int handle(fs_conn_t *c, const fs_request_t *req) {
   enum fs_after after = FS_CONTINUE;
   int one_byte = 0;
   if (is_trigger(req)) {
-    fired = 1;
+    fired++;
     logf_("conn %d fault %s", c->id, scenario->name);
     after = scenario->fault(&out, req);
     one_byte = strcmp(scenario->name, "trickle") == 0;
@@ -202,8 +214,8 @@ static int on_readable(fs_conn_t *c) {
 }
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE] [--repeat]\n"
-             "                   [--partitions N] [--error-code N] [--new-cluster-id]\n"
+  fprintf(f, "usage: fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE] [--repeat | --times N]\n"
+             "                   [--skip N] [--partitions N] [--error-code N] [--new-cluster-id]\n"
              "       fake_server --list\n");
 }
 
@@ -223,6 +235,18 @@ int main(int argc, char **argv) {
       port = strtol(v, NULL, 10), i++;
     } else if (v != NULL && strcmp(a, "--scenario") == 0) {
       name = v, i++;
+    } else if (v != NULL && strcmp(a, "--times") == 0) {
+      times = strtol(v, NULL, 10), i++;
+      if (times < 1) {
+        usage(stderr);
+        return 2;
+      }
+    } else if (v != NULL && strcmp(a, "--skip") == 0) {
+      skip = strtol(v, NULL, 10), i++;
+      if (skip < 0) {
+        usage(stderr);
+        return 2;
+      }
     } else if (v != NULL && strcmp(a, "--partitions") == 0) {
       hzshm__fs_partition_count = (int32_t)strtol(v, NULL, 0), i++;
     } else if (v != NULL && strcmp(a, "--error-code") == 0) {

@@ -115,10 +115,15 @@ static enum fs_after error_response(fs_buf_t *out, const fs_request_t *req) {
   f = hzshm__fs_frame_start(out, 0);
   hzshm__fs_le32(out, (uint32_t)hzshm__fs_error_code);
   hzshm__fs_frame_end(out, f);
-  static const char cls[] = "com.hazelcast.spi.exception.PartitionMigratingException";
-  static const char msg[] = "injected by fake_server";
-  hzshm__fs_frame(out, 0, cls, sizeof(cls) - 1);
-  hzshm__fs_frame(out, 0, msg, sizeof(msg) - 1);
+  /* The class a member sends with that code (ClientProtocolErrorCodes, 4.x/5.x numbering). */
+  const char *cls = "com.hazelcast.spi.exception.PartitionMigratingException", *msg = "injected by fake_server";
+  if (hzshm__fs_error_code == 64) { /* ACCESS_CONTROL: e.g. a listener registration without the "listen" permission */
+    cls = "java.security.AccessControlException";
+    msg = "Permission (\"com.hazelcast.security.permission.MapPermission\" \"*\" \"listen\") denied! "
+          "(injected by fake_server)";
+  }
+  hzshm__fs_frame(out, 0, cls, strlen(cls));
+  hzshm__fs_frame(out, 0, msg, strlen(msg));
   hzshm__fs_frame(out, FS_BEGIN_DS, NULL, 0); /* stack trace: empty list */
   hzshm__fs_frame(out, FS_END_DS, NULL, 0);
   hzshm__fs_frame(out, FS_END_DS, NULL, 0);
@@ -243,7 +248,8 @@ const fs_scenario_t hzshm__fs_scenarios[] = {
      unknown_correlation_only},
     {"duplicate-response", "the answer twice", 0, duplicate_response},
     {"wrong-type", "answer with message type 0x7f7f00 on the right correlation id", 0, wrong_type},
-    {"error", "a well-formed error response (code from --error-code, default 39)", 0, error_response},
+    {"error", "a well-formed error response (code from --error-code, default 39; 64: AccessControlException)", 0,
+     error_response},
     {"garbage-custom", "error response with a short fixed frame, invalid UTF-8, unclosed list", 0,
      garbage_custom},
     {"unbalanced-end", "end-of-structure frames where a value belongs", 0, unbalanced_end},
