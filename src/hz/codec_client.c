@@ -162,6 +162,11 @@ fail:
   return rc;
 }
 
+/* One List_Integer frame of the PartitionsView entry list. */
+static int hzshm__int_list_frame(const hzshm__frame_t *f) {
+  return (f->flags & (HZSHM__F_BEGIN_DS | HZSHM__F_NULL)) || f->len % 4 ? HZSHM_EPROTO : 0;
+}
+
 /* PartitionsView event 0x000303: fixed version @16; EntryList_UUID_List_Integer
  * = begin, List_Integer per entry, end, then List_UUID with the keys. */
 int hzshm__dec_partitions_view(const hzshm__msg_t *m, int32_t *version, hzshm__part_cb cb, void *ud) {
@@ -171,16 +176,8 @@ int hzshm__dec_partitions_view(const hzshm__msg_t *m, int32_t *version, hzshm__p
   if ((rc = hzshm__fixed(&m->f[0], 20, &r)) || (rc = hzshm__rd_skip(&r, 16)) || (rc = hzshm__rd_i32le(&r, version)))
     return rc;
   hzshm__cur_init(&c, m);
-  if ((rc = hzshm__cur_begin(&c))) return rc;
-  size_t first = c.i, k = 0;
-  for (;;) {
-    if ((rc = hzshm__cur_end(&c)) < 0) return rc;
-    if (rc == 1) break;
-    const hzshm__frame_t *f;
-    if ((rc = hzshm__cur_next(&c, &f))) return rc;
-    if ((f->flags & (HZSHM__F_BEGIN_DS | HZSHM__F_NULL)) || f->len % 4) return HZSHM_EPROTO;
-    k++;
-  }
+  size_t first, k;
+  if ((rc = hzshm__cur_list(&c, hzshm__int_list_frame, &first, &k))) return rc;
   const hzshm__frame_t *uf;
   if ((rc = hzshm__cur_next(&c, &uf))) return rc;
   if (uf->len != k * 17) return HZSHM_EPROTO;

@@ -55,22 +55,19 @@ static int hzshm__dec_inv_single(const hzshm__msg_t *m, hzshm__inv_cb cb, void *
   return cb(ud, &inv);
 }
 
+/* One key (Data) frame of a batch invalidation's key list. */
+static int hzshm__key_frame(const hzshm__frame_t *f) {
+  hzc_value_t v;
+  if ((f->flags & (HZSHM__F_BEGIN_DS | HZSHM__F_NULL)) || f->len == 0) return HZSHM_EPROTO;
+  return hzshm__data_decode(f->p, f->len, &v);
+}
+
 static int hzshm__dec_inv_batch(const hzshm__msg_t *m, hzshm__inv_cb cb, void *ud) {
   hzshm__cur_t c;
   int rc;
   hzshm__cur_init(&c, m);
-  if ((rc = hzshm__cur_begin(&c))) return rc;
-  size_t first = c.i, k = 0;
-  for (;;) {
-    if ((rc = hzshm__cur_end(&c)) < 0) return rc;
-    if (rc == 1) break;
-    const hzshm__frame_t *f;
-    hzc_value_t v;
-    if ((rc = hzshm__cur_next(&c, &f))) return rc;
-    if ((f->flags & (HZSHM__F_BEGIN_DS | HZSHM__F_NULL)) || f->len == 0) return HZSHM_EPROTO;
-    if ((rc = hzshm__data_decode(f->p, f->len, &v))) return rc;
-    k++;
-  }
+  size_t first, k;
+  if ((rc = hzshm__cur_list(&c, hzshm__key_frame, &first, &k))) return rc;
   const hzshm__frame_t *src, *puu, *seq;
   if ((rc = hzshm__cur_next(&c, &src)) || (rc = hzshm__cur_next(&c, &puu)) || (rc = hzshm__cur_next(&c, &seq)))
     return rc;

@@ -268,6 +268,20 @@ int hzshm__cur_end(hzshm__cur_t *c) {
   return 0;
 }
 
+int hzshm__cur_list(hzshm__cur_t *c, int (*check)(const hzshm__frame_t *f), size_t *first, size_t *n) {
+  int rc;
+  if ((rc = hzshm__cur_begin(c))) return rc;
+  *first = c->i;
+  *n = 0;
+  for (;;) {
+    if ((rc = hzshm__cur_end(c)) < 0) return rc;
+    if (rc == 1) return 0;
+    const hzshm__frame_t *f;
+    if ((rc = hzshm__cur_next(c, &f)) || (rc = check(f))) return rc;
+    ++*n;
+  }
+}
+
 int hzshm__cur_skip_struct(hzshm__cur_t *c) {
   size_t depth = 1;
   while (c->i < c->m->n) {

@@ -106,6 +106,10 @@ int hzshm__cur_end(hzshm__cur_t *c);
 /* Skips frames up to and including the end frame matching an already
  * consumed begin frame (nested structures counted). */
 int hzshm__cur_skip_struct(hzshm__cur_t *c);
+/* A list of single-frame items, begin to end (both consumed): calls
+ * check(frame) on each (non-zero fails the decode with that error) and
+ * reports the index of the first item frame and the item count. */
+int hzshm__cur_list(hzshm__cur_t *c, int (*check)(const hzshm__frame_t *f), size_t *first, size_t *n);
 
 /* ---- message builder ---- */
 typedef struct {

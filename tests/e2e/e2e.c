@@ -253,6 +253,15 @@ int e2e_all_watched(void *h) {
   return st.cluster_state == 1 && st.unwatched_partitions == 0;
 }
 
+int e2e_member(const char *verb, int index) {
+  const char *hzm = getenv("HZ_MEMBER"), *dir = getenv("HZSHM_TEST_MEMBER_DIR");
+  CHECK(hzm && dir);
+  char cmd[1024];
+  CHECK(snprintf(cmd, sizeof cmd, "%s %s --dir %s --index %d", hzm, verb, dir, index) < (int)sizeof cmd);
+  int rc = system(cmd);
+  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
 int e2e_cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;

@@ -63,6 +63,9 @@ hzshm_stats_t e2e_stats(hzshm_t *h);
 /* e2e_wait predicate (ud = hzshm_t *): the agent is connected and every
  * partition's owner sends it events (unwatched_partitions == 0). */
 int e2e_all_watched(void *h);
+/* Runs `$HZ_MEMBER VERB --dir $HZSHM_TEST_MEMBER_DIR --index INDEX` (kill,
+ * revive: tools/hz-member on the test's fixture); returns its exit code. */
+int e2e_member(const char *verb, int index);
 int e2e_cmp_u64(const void *a, const void *b);
 /* Prints "label: n=.. p50=.. p99=.. max=.. (unit)" of v[0..n) (sorts v). */
 void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit);

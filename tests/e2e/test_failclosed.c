@@ -73,15 +73,8 @@ static int grew(void *ud) {
   return e2e_stats(g->h).hits > g->base + 1000;
 }
 
-static int run(const char *cmd) {
-  int rc = system(cmd);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
-  const char *hzm = getenv("HZ_MEMBER"), *mdir = getenv("HZSHM_TEST_MEMBER_DIR");
-  CHECK(hzm && mdir);
   snprintf(NAME, sizeof NAME, "e2e-fc-%d", (int)getpid());
   snprintf(SID, sizeof SID, "failclosed-%d", (int)getpid());
   e2e_agent_t ag = {0};
@@ -136,10 +129,8 @@ int main(int argc, char **argv) {
   CHECK(hzshm__peer_stop(peer, 20000) == 0);
 
   /* 3. member killed and revived. */
-  char cmd[512];
-  snprintf(cmd, sizeof cmd, "%s kill --dir %s --index 0", hzm, mdir);
   uint64_t t0 = e2e_now_us();
-  CHECK(run(cmd) == 0);
+  CHECK(e2e_member("kill", 0) == 0);
   int rc;
   while ((rc = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen)) == 0) {
     CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
@@ -148,8 +139,7 @@ int main(int argc, char **argv) {
   CHECK(rc == HZSHM_EDISCONNECTED || rc == HZSHM_ESTALE);
   printf("member killed: readers fail closed (%s) after %llu ms\n", hzshm_err_name(rc),
          (unsigned long long)((e2e_now_us() - t0) / 1000));
-  snprintf(cmd, sizeof cmd, "%s revive --dir %s --index 0", hzm, mdir);
-  CHECK(run(cmd) == 0);
+  CHECK(e2e_member("revive", 0) == 0);
   seen_t x = {s, NULL};
   int64_t us = e2e_wait(sees, &x, 60000); /* data lost with the only member: absent, never "after" */
   CHECK(us >= 0);

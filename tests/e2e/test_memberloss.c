@@ -14,7 +14,6 @@
  * reach this host, which only the repair (kept baselines + reconciliation)
  * can do. */
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "e2e.h"
@@ -50,16 +49,9 @@ static int marked(void *ud) {
   return e2e_stats(x->h).stale_marks > x->above;
 }
 
-static int run(const char *cmd) {
-  int rc = system(cmd);
-  return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
-  const char *hzm = getenv("HZ_MEMBER"), *mdir = getenv("HZSHM_TEST_MEMBER_DIR");
-  CHECK(hzm && mdir);
-  char name[64], sid[64], cmd[1024];
+  char name[64], sid[64];
   snprintf(name, sizeof name, "e2e-ml-%d", (int)getpid());
   snprintf(sid, sizeof sid, "memberloss-%d", (int)getpid());
   /* Both members as seeds. */
@@ -85,8 +77,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_set(s, "kdrop", 5, "d1", 2), 0);
   must_see(s, "kdrop", "d1", "cached");
   marks_t mk = {h, e2e_stats(h).stale_marks + 200}; /* a member loss marks all 271 partitions */
-  snprintf(cmd, sizeof cmd, "%s kill --dir %s --index 1", hzm, mdir);
-  CHECK(run(cmd) == 0);
+  CHECK(e2e_member("kill", 1) == 0);
   CHECK(e2e_wait(marked, &mk, 30000) >= 0); /* the agent noticed the loss */
   /* Filled again after the loss; its change is then lost on the way. */
   must_see(s, "kdrop", "d1", "refilled after the loss");
@@ -100,8 +91,7 @@ int main(int argc, char **argv) {
     snprintf(key, sizeof key, "k%d", k);
     must_see(s, key, "v2", "member 1 down");
   }
-  snprintf(cmd, sizeof cmd, "%s revive --dir %s --index 1", hzm, mdir);
-  CHECK(run(cmd) == 0);
+  CHECK(e2e_member("revive", 1) == 0);
   char reply[64];
   /* Wait until the peer sees both members again, then write once more. */
   for (int i = 0; i < 600; i++) {
