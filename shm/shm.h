@@ -139,7 +139,8 @@ enum { HZSHM_SHM_NEGATIVE = 1u }; /* cached absence: `has` false, `get` ENOTFOUN
 
 /* Insert or replace. `partition` is the key's Hazelcast partition id, `stamp`
  * from w_stamp, ttl_ms 0 = no local expiry. Evicts (SIEVE) when full.
- * HZSHM_ETOOBIG: entry larger than the largest size class (not cached; not an
+ * HZSHM_ETOOBIG: entry larger than this segment's largest size class, its slab
+ * size (64 KiB..2 MiB, chosen from memory_bytes at creation; not cached; not an
  * error for the agent, which serves it without caching). HZSHM_ESEGFULL:
  * nothing could be evicted or reclaimed right now. HZSHM_ESESSION: stale ref. */
 int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,

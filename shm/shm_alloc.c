@@ -6,9 +6,13 @@
  * slab table, entries reachable from the buckets); the rest (free lists, SIEVE
  * queues, retire list) is process-private and rebuilt by hzshm__shm_w_rebuild.
  *
- * Allocator: the arena is cut into 64 KiB slabs handed out in order; a slab
- * belongs to one of 36 size classes (64..512 by 64, then 4 steps per power
- * of two up to 64 KiB) until it is moved: when a class needs memory, the
+ * Allocator: the arena is cut into slabs of the segment's slab size (chosen
+ * at creation: the largest power of two <= memory / 32, clamped to
+ * [64 KiB, 2 MiB]; hdr.slab_shift) handed out in order; a slab belongs to one
+ * of the segment's size classes (64..512 by 64, then 4 steps per power of two
+ * up to the slab size: 36 classes with 64 KiB slabs, 56 with 2 MiB ones, so
+ * an entry of HZSHM_VALUE_MAX + key lands in the 1.25 MiB class) until it is
+ * moved: when a class needs memory, the
  * arena is all handed out and the class has nothing of its own to evict,
  * hzshm__shm_slab_steal() drains one slab of another class (round robin):
  * its live entries are unlinked and retired, its free chunks leave their free
@@ -31,29 +35,24 @@
 
 #include "shm_int.h"
 
-static uint64_t class_sizes[HZSHM__NCLASS];
-
-static void classes_init(void) {
-  if (class_sizes[0]) return;
+/* The class table of a segment, from its validated slab shift; per handle,
+ * since segments with different slab sizes can be open in one process. */
+void hzshm__shm_classes_init(hzshm__shm_t *s) {
   int n = 0;
-  for (uint64_t sz = 64; sz <= 512; sz += 64) class_sizes[n++] = sz;
-  for (uint64_t base = 512; base < HZSHM__SLAB_SIZE; base *= 2)
-    for (int k = 1; k <= 4; k++) class_sizes[n++] = base + base / 4 * (uint64_t)k;
+  uint64_t slab = 1ull << s->slab_shift;
+  for (uint64_t sz = 64; sz <= 512; sz += 64) s->class_size[n++] = sz;
+  for (uint64_t base = 512; base < slab; base *= 2)
+    for (int k = 1; k <= 4; k++) s->class_size[n++] = base + base / 4 * (uint64_t)k;
+  s->nclass = n;
 }
 
-int hzshm__shm_class_of(uint64_t size) {
-  classes_init();
-  for (int i = 0; i < HZSHM__NCLASS; i++)
-    if (size <= class_sizes[i]) return i;
+int hzshm__shm_class_of(hzshm__shm_t *s, uint64_t size) {
+  for (int i = 0; i < s->nclass; i++)
+    if (size <= s->class_size[i]) return i;
   return -1;
-}
-uint64_t hzshm__shm_class_size(int cls) {
-  classes_init();
-  return class_sizes[cls];
 }
 
 int hzshm__shm_w_init_private(hzshm__shm_t *s) {
-  classes_init();
   s->w = calloc(1, sizeof *s->w);
   if (!s->w) return -12;
   s->w->units = calloc(s->nunits, sizeof *s->w->units);
@@ -92,8 +91,8 @@ static void free_push(hzshm__shm_t *s, uint64_t unit, int cls) {
 
 static void carve(hzshm__shm_t *s, uint64_t slab, int cls) {
   s->slabtab[slab] = (uint8_t)cls; /* writer-only region: plain store */
-  uint64_t csz = class_sizes[cls], n = HZSHM__SLAB_SIZE / csz;
-  uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+  uint64_t csz = s->class_size[cls], n = (1ull << s->slab_shift) / csz;
+  uint64_t first = slab * hzshm__shm_slab_units(s);
   for (uint64_t i = n; i-- > 0;) free_push(s, first + i * (csz / HZSHM__UNIT), cls);
 }
 
@@ -124,8 +123,8 @@ int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls) {
   if (slab == UINT64_MAX) return HZSHM_ESEGFULL;
   w->steal_cursor = slab + 1;
   int old = s->slabtab[slab];
-  uint64_t csz = class_sizes[old], n = HZSHM__SLAB_SIZE / csz, step = csz / HZSHM__UNIT;
-  uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT), end = first + n * step;
+  uint64_t csz = s->class_size[old], n = (1ull << s->slab_shift) / csz, step = csz / HZSHM__UNIT;
+  uint64_t first = slab * hzshm__shm_slab_units(s), end = first + n * step;
   w->drain_slab = slab;
   w->drain_cls = cls;
   w->drain_left = 0;
@@ -152,7 +151,7 @@ int hzshm__shm_alloc(hzshm__shm_t *s, int cls, uint64_t *off) {
   s->w->units[unit].next = 0;
   bit_clear(s, unit);
   *off = hzshm__shm_unit_off(s, unit);
-  atomic_fetch_add_explicit(&s->hdr->memory_used, class_sizes[cls], memory_order_relaxed); /* statistic */
+  atomic_fetch_add_explicit(&s->hdr->memory_used, s->class_size[cls], memory_order_relaxed); /* statistic */
   return 0;
 }
 
@@ -230,9 +229,9 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
     }
     uint64_t unit = hzshm__shm_unit(s, r.off);
     int cls = w->units[unit].cls;
-    if (w->poison) memset(s->base + r.off, 0xdb, class_sizes[cls]);
-    atomic_fetch_sub_explicit(&s->hdr->memory_used, class_sizes[cls], memory_order_relaxed); /* statistic */
-    if (unit / (HZSHM__SLAB_SIZE / HZSHM__UNIT) == w->drain_slab) {
+    if (w->poison) memset(s->base + r.off, 0xdb, s->class_size[cls]);
+    atomic_fetch_sub_explicit(&s->hdr->memory_used, s->class_size[cls], memory_order_relaxed); /* statistic */
+    if (unit / hzshm__shm_slab_units(s) == w->drain_slab) {
       w->units[unit].state = HZSHM__U_FREE;
       if (--w->drain_left == 0) drain_done(s);
       continue;
@@ -276,10 +275,10 @@ void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
   w->slab_next = 0;
   for (uint64_t slab = 0; slab < s->slab_count; slab++) {
     int cls = s->slabtab[slab];
-    if (cls >= HZSHM__NCLASS) break;
+    if (cls >= s->nclass) break;
     w->slab_next = slab + 1;
-    uint64_t csz = class_sizes[cls], n = HZSHM__SLAB_SIZE / csz;
-    uint64_t first = slab * (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+    uint64_t csz = s->class_size[cls], n = (1ull << s->slab_shift) / csz;
+    uint64_t first = slab * hzshm__shm_slab_units(s);
     for (uint64_t i = 0; i < n; i++) {
       uint64_t unit = first + i * (csz / HZSHM__UNIT);
       used += csz;

@@ -28,7 +28,12 @@ typedef struct {
 } hzshm__wunit_t;
 enum { HZSHM__U_FREE = 0, HZSHM__U_LIVE = 1, HZSHM__U_RETIRED = 2 };
 
-#define HZSHM__NCLASS 36
+/* Size classes (shm_alloc.c): 64..512 by 64, then 4 steps per power of two up
+ * to the segment's slab size: 36 classes with 64 KiB slabs, HZSHM__NCLASS
+ * (the compile-time maximum) with 2 MiB slabs. A class index is stored in a
+ * byte of the slab table, 0xff = unused slab. */
+#define HZSHM__NCLASS (8 + 4 * (HZSHM__SLAB_SHIFT_MAX - 9))
+_Static_assert(HZSHM__NCLASS == 56 && HZSHM__NCLASS < 0xff, "size class count");
 typedef struct {
   uint32_t head, tail, hand; /* SIEVE queue, unit index + 1 */
   uint32_t free;             /* free chunks, unit index + 1 */
@@ -87,6 +92,9 @@ struct hzshm__shm {
   uint32_t dirix_mask;
   uint8_t *slabtab;
   uint64_t slab_count;
+  uint32_t slab_shift;         /* slab size = 1 << slab_shift (validated at attach) */
+  int nclass;                  /* size classes of this segment, <= HZSHM__NCLASS */
+  uint64_t class_size[HZSHM__NCLASS];
   _Atomic uint64_t *bitmap;
   uint64_t nunits;
   uint32_t nslots;
@@ -122,8 +130,8 @@ uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s); /* oldest epoch a live reader ma
 /* shm_alloc.c (writer) */
 int hzshm__shm_w_init_private(hzshm__shm_t *s);
 void hzshm__shm_w_free_private(hzshm__shm_t *s);
-int hzshm__shm_class_of(uint64_t size);
-uint64_t hzshm__shm_class_size(int cls);
+void hzshm__shm_classes_init(hzshm__shm_t *s);         /* from s->slab_shift; at open/attach */
+int hzshm__shm_class_of(hzshm__shm_t *s, uint64_t size); /* -1: larger than this segment's largest class */
 int hzshm__shm_alloc(hzshm__shm_t *s, int cls, uint64_t *off);
 void hzshm__shm_sieve_push(hzshm__shm_t *s, uint64_t off, uint32_t sidx);
 void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off);
@@ -165,6 +173,10 @@ static inline uint64_t hzshm__shm_unit(hzshm__shm_t *s, uint64_t off) {
 }
 static inline uint64_t hzshm__shm_unit_off(hzshm__shm_t *s, uint64_t unit) {
   return s->arena_off + unit * HZSHM__UNIT;
+}
+/* Arena units per slab of this segment. */
+static inline uint64_t hzshm__shm_slab_units(const hzshm__shm_t *s) {
+  return (1ull << s->slab_shift) / HZSHM__UNIT;
 }
 /* An entry offset read from shared memory is followed only if this holds. */
 static inline int hzshm__shm_off_ok(hzshm__shm_t *s, uint64_t off) {

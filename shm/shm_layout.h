@@ -15,7 +15,7 @@
  *   dirix_off            dirix_count x _Atomic uint32_t (dir slot + 1, 0 = end)
  *   slabtab_off          slab_count x uint8_t (class of each slab; writer only)
  *   bucket_off           bucket_count x _Atomic uint64_t (see HZSHM__B_* below)
- *   arena_off            slab_count x HZSHM__SLAB_SIZE bytes of entries
+ *   arena_off            slab_count x (1 << slab_shift) bytes of entries
  * Reader file hzshm.<name>.rd  (readers RW)
  *   [0, 4096)            hzshm__shm_rdhdr_t
  *   slots_off            nslots x hzshm__shm_slot_t (64 B, one line each)
@@ -35,12 +35,16 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 3u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer */
+#define HZSHM_SHM_LAYOUT_VERSION 4u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+                                       4: per-segment slab size (hdr.slab_shift) */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
-#define HZSHM__SLAB_SHIFT 16u          /* 64 KiB slabs */
-#define HZSHM__SLAB_SIZE (1u << HZSHM__SLAB_SHIFT)
+/* Slab size, chosen per segment at creation and recorded in the header
+ * (slab_shift): the largest power of two <= memory / 32, clamped to
+ * [64 KiB, 2 MiB] (shm_open.c, layout_compute). */
+#define HZSHM__SLAB_SHIFT_MIN 16u      /* 64 KiB */
+#define HZSHM__SLAB_SHIFT_MAX 21u      /* 2 MiB: an entry of HZSHM_VALUE_MAX + key fits a size class */
 #define HZSHM__SOCKET_MAX 108u
 #define HZSHM__WALK_MAX 4096u          /* bound on any chain walk by a reader */
 
@@ -74,6 +78,8 @@ typedef struct {
   uint64_t arena_off;
   uint64_t arena_size;
   uint64_t stale_after_ns;
+  uint32_t slab_shift;       /* slab size = 1 << slab_shift, HZSHM__SLAB_SHIFT_MIN..MAX */
+  uint32_t pad1;
   uint64_t geom_check;       /* hash of the fields above: detects a scribbled header */
   uint8_t pad0[8];
   /* ---- line 2: writer identity (writer stores, readers/stat load) ---- */
@@ -158,7 +164,8 @@ typedef struct {
   X(offsetof(hzshm__shm_hdr_t, part_off), 40)                            \
   X(offsetof(hzshm__shm_hdr_t, bucket_off), 96)                          \
   X(offsetof(hzshm__shm_hdr_t, arena_off), 112)                           \
-  X(offsetof(hzshm__shm_hdr_t, geom_check), 136)                         \
+  X(offsetof(hzshm__shm_hdr_t, slab_shift), 136)                         \
+  X(offsetof(hzshm__shm_hdr_t, geom_check), 144)                         \
   X(offsetof(hzshm__shm_hdr_t, writer_pid), 192)                         \
   X(offsetof(hzshm__shm_hdr_t, writer_gen), 208)                         \
   X(offsetof(hzshm__shm_hdr_t, epoch), 256)                              \
@@ -181,7 +188,8 @@ typedef struct {
   X(offsetof(hzshm__shm_slot_t, mode), 40)                               \
   X(sizeof(_Atomic uint64_t), 8)                                         \
   X(HZSHM__UNIT, 64)                                                     \
-  X(HZSHM__SLAB_SIZE, 65536)
+  X(HZSHM__SLAB_SHIFT_MIN, 16)                                           \
+  X(HZSHM__SLAB_SHIFT_MAX, 21)
 
 #define HZSHM__LAYOUT_ASSERT(expr, val) _Static_assert((expr) == (val), #expr " changed: bump the layout version");
 HZSHM__LAYOUT_FIELDS(HZSHM__LAYOUT_ASSERT)

@@ -132,6 +132,15 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
   h->nslots = slots;
   h->slabtab_off = align_up(h->dirix_off + (uint64_t)h->dirix_count * 4, 64);
   if (mem < h->slabtab_off + (1u << 20)) return HZSHM_EINVAL;
+  /* Slab size: the largest power of two <= mem / 32, clamped to [64 KiB,
+   * 2 MiB]. Small segments keep 64 KiB slabs (entries up to 64 KiB), from
+   * 64 MiB on the slab is 2 MiB and the largest size class holds an entry of
+   * HZSHM_VALUE_MAX + HZSHM_KEY_MAX + header. A budget of >= 32 slabs keeps
+   * room for several size classes to share the arena (less the directory and
+   * buckets: the agent's default 65536 sessions take ~19 MiB). */
+  h->slab_shift = HZSHM__SLAB_SHIFT_MIN;
+  while (h->slab_shift < HZSHM__SLAB_SHIFT_MAX && (2ull << h->slab_shift) <= mem / 32) h->slab_shift++;
+  const uint64_t slab = 1ull << h->slab_shift;
   uint64_t rest = mem - h->slabtab_off;
   /* Buckets: about two per entry of 192 B (the size class of a 16 B key +
    * 100 B value), rounded up to a power of two: load factor <= ~0.5 when
@@ -139,7 +148,7 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
    * more dependent cache miss). Costs ~4% of the budget. */
   h->bucket_count = pow2_ge(rest / 192 > 1024 ? rest / 192 : 1024);
   if (h->bucket_count * 8 > rest / 8) h->bucket_count /= 2;
-  uint64_t max_slabs = rest / HZSHM__SLAB_SIZE;
+  uint64_t max_slabs = rest / slab;
   /* From 64 MiB on, the bucket array and the arena start on 2 MiB boundaries
    * and the file ends on one (at most ~4 MiB, <= 6% of the budget): on a huge
    * page tmpfs each hot region then lies on whole 2 MiB pages of its own and
@@ -148,9 +157,9 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
   h->bucket_off = align_up(h->slabtab_off + max_slabs, big > 4096 ? big : 64);
   h->arena_off = align_up(h->bucket_off + h->bucket_count * 8, big);
   if (big > 4096) mem &= ~(big - 1);
-  if (mem <= h->arena_off + HZSHM__SLAB_SIZE) return HZSHM_EINVAL;
-  h->slab_count = (mem - h->arena_off) / HZSHM__SLAB_SIZE;
-  h->arena_size = h->slab_count * HZSHM__SLAB_SIZE;
+  if (mem <= h->arena_off + slab) return HZSHM_EINVAL;
+  h->slab_count = (mem - h->arena_off) / slab;
+  h->arena_size = h->slab_count * slab;
   h->total_size = h->arena_off + h->arena_size;
   h->stale_after_ns = c->stale_after_ns ? c->stale_after_ns : 2000000000ull;
   uint64_t a, b, d;
@@ -166,11 +175,13 @@ static int header_check(const hzshm__shm_hdr_t *h, uint64_t fsize) {
     return HZSHM_EVERSION;
   if (h->geom_check != geom_hash(h) || h->hdr_size != HZSHM__HDR_SIZE) return HZSHM_ECORRUPT;
   const uint64_t lim = 1ull << 47;
+  if (h->slab_shift < HZSHM__SLAB_SHIFT_MIN || h->slab_shift > HZSHM__SLAB_SHIFT_MAX) return HZSHM_ECORRUPT;
+  const uint64_t slab = 1ull << h->slab_shift;
   if (h->part_count < 1 || h->part_count > 65535 || h->dir_count < 1 || h->dir_count > (1u << 22) ||
       h->nslots < 1 || h->nslots > 65536 || h->dirix_count < h->dir_count ||
       (h->dirix_count & (h->dirix_count - 1)) || h->bucket_count < 1 ||
       (h->bucket_count & (h->bucket_count - 1)) || h->bucket_count > lim / 8 || h->slab_count < 1 ||
-      h->slab_count > lim / HZSHM__SLAB_SIZE || h->arena_size != h->slab_count * HZSHM__SLAB_SIZE)
+      h->slab_count > lim / slab || h->arena_size != h->slab_count * slab)
     return HZSHM_ECORRUPT;
   if (h->part_off < HZSHM__HDR_SIZE || h->part_off > lim || h->dir_off > lim || h->dirix_off > lim ||
       h->slabtab_off > lim || h->bucket_off > lim || h->arena_off > lim || h->total_size > lim ||
@@ -230,6 +241,8 @@ static void geometry_set(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm
   s->dirix_mask = h->dirix_count - 1;
   s->slabtab = s->base + h->slabtab_off;
   s->slab_count = h->slab_count;
+  s->slab_shift = h->slab_shift;
+  hzshm__shm_classes_init(s);
   s->nunits = h->arena_size / HZSHM__UNIT;
   s->nslots = h->nslots;
   s->stale_after_ns = h->stale_after_ns;

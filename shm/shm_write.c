@@ -110,7 +110,7 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   int rc = hzshm__shm_w_ref_ok(s, ref);
   if (rc) return rc;
   uint64_t size = sizeof(hzshm__shm_entry_t) + klen + (uint64_t)vlen;
-  int cls = vlen > UINT32_MAX ? -1 : hzshm__shm_class_of(size);
+  int cls = vlen > UINT32_MAX ? -1 : hzshm__shm_class_of(s, size);
   uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
   uint64_t off;
   if (cls < 0 || (rc = alloc_or_evict(s, cls, &off)) != 0) {
@@ -263,12 +263,12 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       uint64_t word = wload(link), off = HZSHM__B_OFF(word);
       if (!off) break;
       if (steps > s->nunits || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT;
-      uint64_t unit = hzshm__shm_unit(s, off), slab = unit / (HZSHM__SLAB_SIZE / HZSHM__UNIT);
+      uint64_t unit = hzshm__shm_unit(s, off), slab = unit / hzshm__shm_slab_units(s);
       int cls = s->slabtab[slab];
-      if (cls >= HZSHM__NCLASS) return HZSHM_ECORRUPT;
-      uint64_t csz = hzshm__shm_class_size(cls);
+      if (cls >= s->nclass) return HZSHM_ECORRUPT; /* this segment's classes, not the compile-time maximum */
+      uint64_t csz = s->class_size[cls];
       hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-      if (((off - s->arena_off) % HZSHM__SLAB_SIZE) % csz || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
+      if (((off - s->arena_off) & ((1ull << s->slab_shift) - 1)) % csz || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
           HZSHM__E_KLEN(e) == 0 || sizeof *e + HZSHM__E_KLEN(e) + (uint64_t)e->vlen > csz ||
           (e->hash & s->bucket_mask) != b || HZSHM__B_TAG(word) != (uint16_t)(e->hash >> 48) ||
           w->units[unit].state == HZSHM__U_LIVE)

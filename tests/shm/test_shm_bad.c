@@ -26,7 +26,7 @@ static void test_bad_arguments(void) {
   hzshm__shm_t *w, *r;
   hzshm__sref_t ref, tmp;
   static char big[HZSHM_KEY_MAX + 2];
-  static char val[70000];
+  static char val[140000]; /* over the largest class of a 4 MiB segment (128 KiB slabs) */
   memset(big, 'k', sizeof big - 1);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);

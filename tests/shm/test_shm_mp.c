@@ -4,7 +4,7 @@
  * the invariants of stress.h. With restarts > 0 the writer runs in child
  * processes that are SIGKILLed at random points while the readers keep
  * reading; each next writer reopens (reuses) the segment of the dead one.
- *   usage: test_shm_mp [seconds] [readers] [restarts] */
+ *   usage: test_shm_mp [seconds] [readers] [restarts] [memory KiB, default 1280] */
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -15,11 +15,12 @@ int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 8;
   int nr = argc > 2 ? atoi(argv[2]) : 3;
   int restarts = argc > 3 ? atoi(argv[3]) : 0;
+  uint64_t mem_kib = argc > 4 ? strtoull(argv[4], NULL, 10) : 1280; /* 65536: 2 MiB slabs */
   if (nr < 1 || nr > ST_MAXR) nr = 3;
   const char *name = t_name("mp");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(side != MAP_FAILED);
-  hzshm__shm_config_t c = {.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = 16, .partition_count = 271};
+  hzshm__shm_config_t c = {.memory_bytes = mem_kib << 10, .max_sessions = 16, .reader_slots = 16, .partition_count = 271};
   hzshm__shm_t *w;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   hzshm__shm_w_set_poison(w, 1);
