@@ -206,8 +206,9 @@ def markdown(R):
                          fmt_rng(R.java_stat(jop, jsize, "p50_us")), fmt_rng(R.java_stat(jop, jsize, "p99_us"))))
     md += ["## Reads: libhzshm hit vs direct (our C client) vs official Java client", "",
            "Same IMaps, keys (16 B) and values. hit ratio < 1 means the value is not cached in shared memory "
-           "(values above the segment's largest size class, 64 KiB including the entry header, are served "
-           "through the agent). The Java client's containsKey row is its hit case (value size not involved).", "",
+           "(an entry above the segment's largest size class, its slab size, is served through the agent; "
+           "README Limits). The Java client's containsKey row is its hit "
+           "case (value size not involved).", "",
            table(["op", "hzshm p50", "hzshm p99", "hzshm mean", "hit ratio", "direct p50", "direct p99",
                   "Java p50", "Java p99"], rows), ""]
     rows = []

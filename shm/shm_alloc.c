@@ -7,8 +7,8 @@
  * queues, retire list) is process-private and rebuilt by hzshm__shm_w_rebuild.
  *
  * Allocator: the arena is cut into slabs of the segment's slab size (chosen
- * at creation: the largest power of two <= memory / 32, clamped to
- * [64 KiB, 2 MiB]; hdr.slab_shift) handed out in order; a slab belongs to one
+ * at creation: the largest power of two within [64 KiB, 2 MiB] of which the
+ * arena budget holds at least 64; hdr.slab_shift) handed out in order; a slab belongs to one
  * of the segment's size classes (64..512 by 64, then 4 steps per power of two
  * up to the slab size: 36 classes with 64 KiB slabs, 56 with 2 MiB ones, so
  * an entry of HZSHM_VALUE_MAX + key lands in the 1.25 MiB class) until it is

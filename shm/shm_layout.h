@@ -41,8 +41,9 @@
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
 /* Slab size, chosen per segment at creation and recorded in the header
- * (slab_shift): the largest power of two <= memory / 32, clamped to
- * [64 KiB, 2 MiB] (shm_open.c, layout_compute). */
+ * (slab_shift): the largest power of two within [64 KiB, 2 MiB] of which the
+ * arena budget holds at least HZSHM__SLABS_MIN (shm_open.c, layout_compute). */
+#define HZSHM__SLABS_MIN 64u
 #define HZSHM__SLAB_SHIFT_MIN 16u      /* 64 KiB */
 #define HZSHM__SLAB_SHIFT_MAX 21u      /* 2 MiB: an entry of HZSHM_VALUE_MAX + key fits a size class */
 #define HZSHM__SOCKET_MAX 108u

@@ -132,16 +132,18 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
   h->nslots = slots;
   h->slabtab_off = align_up(h->dirix_off + (uint64_t)h->dirix_count * 4, 64);
   if (mem < h->slabtab_off + (1u << 20)) return HZSHM_EINVAL;
-  /* Slab size: the largest power of two <= mem / 32, clamped to [64 KiB,
-   * 2 MiB]. Small segments keep 64 KiB slabs (entries up to 64 KiB), from
-   * 64 MiB on the slab is 2 MiB and the largest size class holds an entry of
-   * HZSHM_VALUE_MAX + HZSHM_KEY_MAX + header. A budget of >= 32 slabs keeps
-   * room for several size classes to share the arena (less the directory and
-   * buckets: the agent's default 65536 sessions take ~19 MiB). */
-  h->slab_shift = HZSHM__SLAB_SHIFT_MIN;
-  while (h->slab_shift < HZSHM__SLAB_SHIFT_MAX && (2ull << h->slab_shift) <= mem / 32) h->slab_shift++;
-  const uint64_t slab = 1ull << h->slab_shift;
   uint64_t rest = mem - h->slabtab_off;
+  /* Slab size: the largest power of two within [64 KiB, 2 MiB] of which the
+   * budget left after the header, directory and slab table (rest) holds at
+   * least HZSHM__SLABS_MIN: several size classes can then share the arena
+   * and stealing one slab never evicts more than ~1/64 of the cache. With
+   * 2 MiB slabs (rest >= 128 MiB) the largest size class holds an entry of
+   * HZSHM_VALUE_MAX + HZSHM_KEY_MAX + header; segments under ~4 MiB keep
+   * 64 KiB slabs. (The agent's default 64 MiB with 65536 sessions: ~45 MiB
+   * left, 512 KiB slabs.) */
+  h->slab_shift = HZSHM__SLAB_SHIFT_MAX;
+  while (h->slab_shift > HZSHM__SLAB_SHIFT_MIN && rest >> h->slab_shift < HZSHM__SLABS_MIN) h->slab_shift--;
+  const uint64_t slab = 1ull << h->slab_shift;
   /* Buckets: about two per entry of 192 B (the size class of a 16 B key +
    * 100 B value), rounded up to a power of two: load factor <= ~0.5 when
    * full, so a hit walks ~1.25 entries on average (every extra entry is one

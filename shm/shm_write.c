@@ -257,6 +257,11 @@ static int genmap_find(genmap_t *m, uint64_t gen, uint32_t *idx) {
 /* Walk every chain; keep sound entries of live sessions. 0 = consistent. */
 static int table_walk(hzshm__shm_t *s, genmap_t *m) {
   hzshm__w_t *w = s->w;
+  /* Slabs are handed out in order: the first one without a valid class ends
+   * the handed-out region (hzshm__shm_rebuild_free stops there too), so an
+   * entry beyond it would be carved over again. */
+  uint64_t handed = 0;
+  while (handed < s->slab_count && s->slabtab[handed] < s->nclass) handed++;
   for (uint64_t b = 0; b <= s->bucket_mask; b++) {
     _Atomic uint64_t *link = &s->buckets[b];
     for (uint64_t steps = 0;; steps++) {
@@ -264,11 +269,14 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       if (!off) break;
       if (steps > s->nunits || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT;
       uint64_t unit = hzshm__shm_unit(s, off), slab = unit / hzshm__shm_slab_units(s);
-      int cls = s->slabtab[slab];
-      if (cls >= s->nclass) return HZSHM_ECORRUPT; /* this segment's classes, not the compile-time maximum */
+      if (slab >= handed) return HZSHM_ECORRUPT;
+      int cls = s->slabtab[slab]; /* < s->nclass: this segment's classes, not the compile-time maximum */
       uint64_t csz = s->class_size[cls];
       hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-      if (((off - s->arena_off) & ((1ull << s->slab_shift) - 1)) % csz || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
+      uint64_t in_slab = (off - s->arena_off) & ((1ull << s->slab_shift) - 1);
+      /* On a chunk boundary and not in the slab's unused tail (a 1.25 MiB
+       * chunk at 1.25 MiB of a 2 MiB slab would overrun the next slab). */
+      if (in_slab % csz || in_slab + csz > (1ull << s->slab_shift) || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
           HZSHM__E_KLEN(e) == 0 || sizeof *e + HZSHM__E_KLEN(e) + (uint64_t)e->vlen > csz ||
           (e->hash & s->bucket_mask) != b || HZSHM__B_TAG(word) != (uint16_t)(e->hash >> 48) ||
           w->units[unit].state == HZSHM__U_LIVE)

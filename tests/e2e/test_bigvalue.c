@@ -1,4 +1,4 @@
-/* test_bigvalue.c - values above 64 KiB are cached: with --memory 64m the
+/* test_bigvalue.c - values above 64 KiB are cached: with --memory 256m the
  * segment has 2 MiB slabs (docs/SHM.md "Allocator and eviction"), so a 1 MiB
  * and a 200 KiB value set through the API read back byte-exact and a get of
  * each is a hit served from shared memory (the hit counter moves, the agent's
@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
   CHECK(argc == 2);
   char name[64];
   snprintf(name, sizeof name, "e2e-bigvalue-%d", (int)getpid());
-  e2e_agent_t ag = {.extra_args = {"--memory", "64m", NULL}};
+  e2e_agent_t ag = {.extra_args = {"--memory", "256m", NULL}};
   e2e_agent_start(&ag, name, argv[1]);
   hzshm_t *h;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);

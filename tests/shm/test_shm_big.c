@@ -1,5 +1,6 @@
-/* test_shm_big.c - the per-segment slab size: the rule (memory / 32, clamped
- * to [64 KiB, 2 MiB]); a 64 MiB segment (2 MiB slabs) caches a value of
+/* test_shm_big.c - the per-segment slab size: the rule (the largest power of
+ * two within [64 KiB, 2 MiB] of which the arena budget holds 64); a 140 MiB
+ * segment (2 MiB slabs) caches a value of
  * HZSHM_VALUE_MAX bytes under a HZSHM_KEY_MAX key, byte-exact; a small segment
  * (64 KiB slabs), open in the same process, still refuses a 100 KiB entry and
  * changes nothing; big and small entries compete (eviction, slab stealing):
@@ -21,7 +22,7 @@
 #include "shm_int.h" /* white-box: slab shift, class table, slab table, header fields */
 
 #define MIB (1ull << 20)
-#define BIG_MEM (64 * MIB)
+#define BIG_MEM (140 * MIB) /* ~139.9 MiB / 64 >= 2 MiB: 2 MiB slabs, ~67 of them */
 #define NK 400 /* keys of the competition and restart tests */
 
 static hzshm__shm_config_t cfg_mem(uint64_t mem) {
@@ -80,8 +81,8 @@ static void test_slab_rule(void) {
   static const struct {
     uint64_t mem;
     uint32_t shift;
-  } t[] = {{1280ull << 10, 16}, {2 * MIB, 16}, {4 * MIB, 17}, {8 * MIB, 18},
-           {32 * MIB, 20},      {48 * MIB, 20}, {64 * MIB, 21}, {96 * MIB, 21}};
+  } t[] = {{1280ull << 10, 16}, {6 * MIB, 16},  {12 * MIB, 17}, {24 * MIB, 18},
+           {48 * MIB, 19},      {96 * MIB, 20}, {140 * MIB, 21}, {192 * MIB, 21}};
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
     const char *name = t_name("rule");
     hzshm__shm_config_t c = cfg_mem(t[i].mem);
@@ -329,7 +330,7 @@ static uint64_t geom_of(const hzshm__shm_hdr_t *h) {
 
 static void test_bad_slab_shift(void) {
   const char *name = t_name("shift");
-  hzshm__shm_config_t c = cfg_mem(4 * MIB); /* 128 KiB slabs */
+  hzshm__shm_config_t c = cfg_mem(12 * MIB); /* 128 KiB slabs */
   hzshm__shm_t *x;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &x, NULL), 0);
   hzshm__shm_close(x);
@@ -381,7 +382,7 @@ static void test_bad_slab_shift(void) {
 
 static size_t restart_len(uint32_t k) {
   static const size_t sizes[] = {100, 3000, 65 << 10, 300 << 10, HZSHM_VALUE_MAX};
-  return k < 40 ? HZSHM_VALUE_MAX : sizes[k % 5];
+  return k < 80 ? HZSHM_VALUE_MAX : sizes[k % 5]; /* ~170 MiB in all: evictions and steals */
 }
 
 static void restart_child(const char *name, int ready_fd, int hold_fd) {

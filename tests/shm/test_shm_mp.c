@@ -15,7 +15,7 @@ int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 8;
   int nr = argc > 2 ? atoi(argv[2]) : 3;
   int restarts = argc > 3 ? atoi(argv[3]) : 0;
-  uint64_t mem_kib = argc > 4 ? strtoull(argv[4], NULL, 10) : 1280; /* 65536: 2 MiB slabs */
+  uint64_t mem_kib = argc > 4 ? strtoull(argv[4], NULL, 10) : 1280; /* 143360 (140 MiB): 2 MiB slabs */
   if (nr < 1 || nr > ST_MAXR) nr = 3;
   const char *name = t_name("mp");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
