@@ -14,10 +14,12 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "shm_int.h" /* white-box: slab shift, class table, slab table, header fields */
 
@@ -487,6 +489,7 @@ typedef struct {
   hzshm__sref_t ref;
   _Atomic uint64_t *ack;
   _Atomic int *stop;
+  _Atomic int *hit_seen;
   uint64_t hits, seed;
   int rc;
 } targ_t;
@@ -509,7 +512,7 @@ static void *t_reader(void *p) {
     if (rc != 0) a->rc = 2;
     else if (tv_check(buf, n, 0, k, &ver) != 0) a->rc = 3; /* torn, freed (poisoned) or foreign bytes */
     else if (ver < ack) a->rc = 4;                           /* an older value than the writer acknowledged */
-    else a->hits++;
+    else if (a->hits++ == 0) atomic_store_explicit(a->hit_seen, 1, memory_order_relaxed); /* a flag: no data */
   }
   free(buf);
   return NULL;
@@ -521,7 +524,7 @@ static void test_big_threaded(void) {
   hzshm__shm_t *w, *r;
   hzshm__sref_t ref;
   static _Atomic uint64_t ack[TK];
-  static _Atomic int stop;
+  static _Atomic int stop, hit_seen;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
@@ -530,7 +533,8 @@ static void test_big_threaded(void) {
   targ_t ta[NR];
   pthread_t th[NR];
   for (int i = 0; i < NR; i++) {
-    ta[i] = (targ_t){.r = r, .ref = ref, .ack = ack, .stop = &stop, .seed = 0x9e37u * (uint64_t)(i + 1)};
+    ta[i] = (targ_t){.r = r, .ref = ref, .ack = ack, .stop = &stop, .hit_seen = &hit_seen,
+                     .seed = 0x9e37u * (uint64_t)(i + 1)};
     CHECK(pthread_create(&th[i], NULL, t_reader, &ta[i]) == 0);
   }
   static const size_t sizes[] = {100, 70000, 300 << 10, HZSHM_VALUE_MAX, HZSHM_VALUE_MAX};
@@ -543,6 +547,15 @@ static void test_big_threaded(void) {
     fails += rc != 0;
     atomic_store_explicit(&ack[k], v, memory_order_release); /* pairs with the reader's acquire; put done */
     if (v % 64 == 0) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  }
+  /* On a loaded machine (TSan, 2 cores) the readers may not have run yet:
+   * keep the segment as it is until one of them had a hit (deadline 60 s). */
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  while (!atomic_load_explicit(&hit_seen, memory_order_relaxed)) { /* relaxed: a flag, the join orders the rest */
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(t1.tv_sec - t0.tv_sec < 60);
+    sched_yield();
   }
   atomic_store_explicit(&stop, 1, memory_order_relaxed); /* the join orders the rest */
   uint64_t hits = 0;
