@@ -262,6 +262,13 @@ int e2e_member(const char *verb, int index) {
   return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
 }
 
+void e2e_block_port(const char *path, int port) {
+  FILE *f = fopen(path, "w");
+  CHECK(f != NULL);
+  fprintf(f, "%d\n", port);
+  CHECK(fclose(f) == 0);
+}
+
 int e2e_cmp_u64(const void *a, const void *b) {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
   return x < y ? -1 : x > y;

@@ -66,6 +66,10 @@ int e2e_all_watched(void *h);
 /* Runs `$HZ_MEMBER VERB --dir $HZSHM_TEST_MEMBER_DIR --index INDEX` (kill,
  * revive: tools/hz-member on the test's fixture); returns its exit code. */
 int e2e_member(const char *verb, int index);
+/* Writes `port` into the agent's HZSHM_AGENT_TEST_BLOCK_FILE `path`: the
+ * agent cuts and refuses its connections to members on that port (0: none)
+ * from its next health tick. */
+void e2e_block_port(const char *path, int port);
 int e2e_cmp_u64(const void *a, const void *b);
 /* Prints "label: n=.. p50=.. p99=.. max=.. (unit)" of v[0..n) (sorts v). */
 void e2e_print_dist(const char *label, uint64_t *v, size_t n, const char *unit);

@@ -26,13 +26,6 @@ static hzshm_t *g_h;
 
 static int some_unwatched(void *ud) { return e2e_stats(ud).unwatched_partitions > 0; }
 
-static void set_block(const char *path, int port) {
-  FILE *f = fopen(path, "w");
-  CHECK(f != NULL);
-  fprintf(f, "%d\n", port);
-  CHECK(fclose(f) == 0);
-}
-
 /* Reads key once: 1 if it returned exactly want; *hit says whether the read
  * was served from the segment (the shared hit counter moved). Says what it
  * read instead when `say`. */
@@ -143,7 +136,7 @@ int main(int argc, char **argv) {
     CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
   }
 
-  set_block(block, cut);
+  e2e_block_port(block, cut);
   int64_t us = e2e_wait(some_unwatched, h, 10000);
   CHECK(us >= 0);
   hzshm_stats_t st = e2e_stats(h);
@@ -184,7 +177,7 @@ int main(int argc, char **argv) {
   }
   owners_unchanged(&own); /* so the keys were classified right for the whole cut */
 
-  set_block(block, 0);
+  e2e_block_port(block, 0);
   us = e2e_wait(e2e_all_watched, h, 30000);
   CHECK(us >= 0);
   printf("network restored: every partition watched again after %lld ms\n", (long long)(us / 1000));
