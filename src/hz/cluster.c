@@ -157,11 +157,15 @@ static void hzshm__apply_partitions(hzc_client_t *c, hzshm__conn_t *from, const 
     hzshm__conn_close(from, rc, "malformed PartitionsView event");
     return;
   }
+  /* Members also re-send an unchanged table: only a change (or the first
+   * table since a (re)connect) is an event, so users do not rerun repairs
+   * (reconciliation) for nothing. */
+  int changed = !c->partitions_fresh || memcmp(save, c->powner, c->partition_count * sizeof *save) != 0;
   free(save);
   c->partitions_version = version;
   c->partitions_fresh = 1;
   hzshm__recompute_owners(c);
-  hzshm__emit(c, HZC_EV_PARTITIONS, NULL);
+  if (changed) hzshm__emit(c, HZC_EV_PARTITIONS, NULL);
 }
 
 static void hzshm__view_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m) {
