@@ -46,13 +46,20 @@ int main(int argc, char **argv) {
   /* The cluster has "new" now, yet this host still serves "old": the hook
    * really dropped the invalidation (2 s of margin before the cap ends it). */
   CHECK(e2e_serves(s, "silent", "old"));
+  uint64_t marks0 = e2e_stats(h).stale_marks;
   int64_t us = e2e_wait_serves(s, "silent", "new", 15000);
   CHECK(us >= 0); /* the cap, not the 600 s reconciliation, ended the old value */
   uint64_t age_ms = (e2e_now_us() - t_set) / 1000;
   printf("old value served until it was %llu ms old (--max-ttl-ms 2000; no invalidation, no reconciliation)\n",
          (unsigned long long)age_ms);
-  /* Not before the cap (coarse-clock slack 50 ms): it expired, nothing else. */
-  CHECK(age_ms + 50 >= 2000);
+  CHECK(age_ms <= 2000 + 2000); /* the cap bounds it (slack for a loaded machine) */
+  /* Not before the cap (coarse-clock slack 50 ms): it expired, nothing else,
+   * unless a repair marked partitions stale meanwhile (a member pushing a
+   * changed partition table runs a reconciliation, which may find the
+   * change first): then the lower bound says nothing about the cap. */
+  uint64_t marks = e2e_stats(h).stale_marks - marks0;
+  if (marks == 0) CHECK(age_ms + 50 >= 2000);
+  else printf("a repair ran meanwhile (%llu stale marks): lower bound not checked\n", (unsigned long long)marks);
 
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
