@@ -203,6 +203,8 @@ void hzshm__object_cb(hzc_client_t *c, const char *service, const char *name, in
                       const hzc_uuid_t *source, void *ud);
 void hzshm__inval_reconcile(agent_t *a);
 void hzshm__inval_all_stale(agent_t *a);
+/* Marks partition p stale in the segment (entries filled before now are misses) and counts it. */
+void hzshm__inval_mark_stale(agent_t *a, int32_t p);
 /* Fetches the initial baselines of s (listener just acknowledged), then hzshm__session_baselined. */
 void hzshm__inval_baseline(session_t *s);
 /* Health tick: retries the initial fetches that found no member list. */

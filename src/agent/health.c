@@ -92,8 +92,7 @@ void hzshm__health_watch(agent_t *a) {
     if (w == a->watch[p]) continue;
     if (w != 0) back++;
     a->watch[p] = w;
-    hzshm__shm_w_partition_stale(a->shm, p);
-    hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
+    hzshm__inval_mark_stale(a, (int32_t)p);
   }
   /* Logged when the count settles on a new value, at most once a second
    * (a migration changes it in many small steps); the return to 0 at once. */

@@ -54,7 +54,7 @@ static int uuid_zero(const hzc_uuid_t *u) {
   return memcmp(u, &z, sizeof z) == 0;
 }
 
-static void mark_stale(agent_t *a, int32_t p) {
+void hzshm__inval_mark_stale(agent_t *a, int32_t p) {
   if (p < 0 || (uint32_t)p >= a->partitions) return;
   hzshm__shm_w_partition_stale(a->shm, (uint32_t)p);
   hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
@@ -83,7 +83,7 @@ static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
    * every sequence we knew for it is meaningless. Like Hazelcast's
    * checkOrRepairUuid, the known baselines restart at 0 under the new UUID
    * (conservative: any later sequence > 1 marks the partition stale again). */
-  mark_stale(a, p);
+  hzshm__inval_mark_stale(a, p);
   *known = *u;
   restart_t x = {a, p};
   hzshm__table_each(&a->sessions, restart_seq, &x);
@@ -93,7 +93,7 @@ static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
  * session a fill may already hold a stamp taken while the baseline was unknown:
  * the stale mark turns such a fill into a miss. */
 static void adopt(agent_t *a, session_t *s, int32_t p, int64_t seq) {
-  if (s->lsn == LSN_ACTIVE) mark_stale(a, p);
+  if (s->lsn == LSN_ACTIVE) hzshm__inval_mark_stale(a, p);
   s->seq[p] = seq;
 }
 
@@ -104,7 +104,7 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
     adopt(a, s, p, seq);
     return;
   }
-  if (seq > last + 1) mark_stale(a, p); /* gap: some event never arrived */
+  if (seq > last + 1) hzshm__inval_mark_stale(a, p); /* gap: some event never arrived */
   if (seq > last) s->seq[p] = seq;
 }
 
@@ -203,7 +203,7 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   if (last < 0) {
     adopt(a, s, p, seq);
   } else if (seq > last) {
-    mark_stale(a, p); /* the member generated invalidations we have not seen */
+    hzshm__inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
   }
 }

@@ -253,6 +253,12 @@ int e2e_all_watched(void *h) {
   return st.cluster_state == 1 && st.unwatched_partitions == 0;
 }
 
+int e2e_is_hit(void *hit) {
+  e2e_hit_t *x = hit;
+  uint64_t h0 = e2e_stats(x->h).hits;
+  return e2e_serves(x->s, x->key, x->want) && e2e_stats(x->h).hits > h0;
+}
+
 int e2e_member(const char *verb, int index) {
   const char *hzm = getenv("HZ_MEMBER"), *dir = getenv("HZSHM_TEST_MEMBER_DIR");
   CHECK(hzm && dir);

@@ -63,6 +63,14 @@ hzshm_stats_t e2e_stats(hzshm_t *h);
 /* e2e_wait predicate (ud = hzshm_t *): the agent is connected and every
  * partition's owner sends it events (unwatched_partitions == 0). */
 int e2e_all_watched(void *h);
+/* e2e_wait predicate: one get of key returned want from shared memory (the
+ * hit counter moved). */
+typedef struct {
+  hzshm_t *h;
+  hzshm_session_t *s;
+  const char *key, *want;
+} e2e_hit_t;
+int e2e_is_hit(void *hit);
 /* Runs `$HZ_MEMBER VERB --dir $HZSHM_TEST_MEMBER_DIR --index INDEX` (kill,
  * revive: tools/hz-member on the test's fixture); returns its exit code. */
 int e2e_member(const char *verb, int index);

@@ -68,19 +68,6 @@ static int serving_right(void *ud) {
 
 static int seg_disconnected(void *h) { return e2e_stats(h).agent_state == 1; /* 0 serving, 1 disconnected */ }
 
-typedef struct {
-  hzshm_t *h;
-  hzshm_session_t *s;
-  const char *key, *want;
-} hit_t;
-
-/* One read of key returned want from the segment (the hit counter moved). */
-static int is_hit(void *ud) {
-  hit_t *x = ud;
-  uint64_t h0 = e2e_stats(x->h).hits;
-  return e2e_serves(x->s, x->key, x->want) && e2e_stats(x->h).hits > h0;
-}
-
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   char name[64], sid[64], block[64];
@@ -102,8 +89,8 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_set(s, "k1", 2, "old", 3), 0);
   CHECK_RC(hzshm_set(s, "k2", 2, "old", 3), 0);
   CHECK_RC(hzshm_set(s, "k3", 2, "same", 4), 0);
-  hit_t h1 = {h, s, "k1", "old"}, h2 = {h, s, "k2", "old"}, h3 = {h, s, "k3", "same"};
-  CHECK(e2e_wait(is_hit, &h1, 5000) >= 0 && e2e_wait(is_hit, &h2, 5000) >= 0 && e2e_wait(is_hit, &h3, 5000) >= 0);
+  e2e_hit_t h1 = {h, s, "k1", "old"}, h2 = {h, s, "k2", "old"}, h3 = {h, s, "k3", "same"};
+  CHECK(e2e_wait(e2e_is_hit, &h1, 5000) >= 0 && e2e_wait(e2e_is_hit, &h2, 5000) >= 0 && e2e_wait(e2e_is_hit, &h3, 5000) >= 0);
 
   /* Cut: the agent loses its only member; the cluster itself is fine. */
   e2e_block_port(block, port);
@@ -136,8 +123,8 @@ int main(int argc, char **argv) {
   CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k3", 2, "newer", 5), 0);
   CHECK(e2e_wait_serves(s, "k3", "newer", 10000) >= 0);
-  hit_t hx = {h, s, "k3", "newer"};
-  CHECK(e2e_wait(is_hit, &hx, 5000) >= 0);
+  e2e_hit_t hx = {h, s, "k3", "newer"};
+  CHECK(e2e_wait(e2e_is_hit, &hx, 5000) >= 0);
 
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);

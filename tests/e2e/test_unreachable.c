@@ -28,35 +28,20 @@ static int some_unwatched(void *ud) { return e2e_stats(ud).unwatched_partitions 
 
 /* Reads key once: 1 if it returned exactly want; *hit says whether the read
  * was served from the segment (the shared hit counter moved). Says what it
- * read instead when `say`. */
-static int read_as(hzshm_session_t *s, const char *key, const char *want, int *hit, int say) {
+ * read instead. */
+static int read_once(hzshm_session_t *s, const char *key, const char *want, int *hit) {
   char buf[256];
   size_t vlen = 0;
   uint64_t h0 = e2e_stats(g_h).hits;
   int rc = hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen);
   *hit = e2e_stats(g_h).hits > h0;
   if (rc != 0) {
-    if (say) fprintf(stderr, "get %s: %s (want %s)\n", key, hzshm_strerror(rc), want);
+    fprintf(stderr, "get %s: %s (want %s)\n", key, hzshm_strerror(rc), want);
     return 0;
   }
   int ok = vlen == strlen(want) && memcmp(buf, want, vlen) == 0;
-  if (!ok && say) fprintf(stderr, "get %s: \"%.*s\", want \"%s\"\n", key, (int)vlen, buf, want);
+  if (!ok) fprintf(stderr, "get %s: \"%.*s\", want \"%s\"\n", key, (int)vlen, buf, want);
   return ok;
-}
-
-static int read_once(hzshm_session_t *s, const char *key, const char *want, int *hit) {
-  return read_as(s, key, want, hit, 1);
-}
-
-typedef struct {
-  hzshm_session_t *s;
-  const char *key, *want;
-} hit_t;
-
-static int is_hit(void *ud) {
-  hit_t *x = ud;
-  int hit = 0;
-  return read_as(x->s, x->key, x->want, &hit, 0) && hit;
 }
 
 /* Owner port of every key, as the Java client sees the partition table. */
@@ -132,8 +117,8 @@ int main(int argc, char **argv) {
   /* Cached everywhere while both members are reachable. */
   for (int k = 0; k < NKEYS; k++) {
     CHECK_RC(hzshm_set(s, key[k], strlen(key[k]), "v1", 2), 0);
-    hit_t x = {s, key[k], "v1"};
-    CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
+    e2e_hit_t x = {h, s, key[k], "v1"};
+    CHECK(e2e_wait(e2e_is_hit, &x, 5000) >= 0);
   }
 
   e2e_block_port(block, cut);
@@ -159,8 +144,8 @@ int main(int argc, char **argv) {
         CHECK(!hit);
       } else { /* invalidated by the reachable owner's event, and cached again */
         CHECK(e2e_wait_serves(s, key[k], val, 10000) >= 0);
-        hit_t x = {s, key[k], val};
-        CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
+        e2e_hit_t x = {h, s, key[k], val};
+        CHECK(e2e_wait(e2e_is_hit, &x, 5000) >= 0);
       }
     }
   }
@@ -184,8 +169,8 @@ int main(int argc, char **argv) {
   for (int k = 0; k < NKEYS; k++) CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), "v6", 2), 0);
   for (int k = 0; k < NKEYS; k++) {
     CHECK(e2e_wait_serves(s, key[k], "v6", 10000) >= 0);
-    hit_t x = {s, key[k], "v6"}; /* cached again, the cut member's keys too */
-    CHECK(e2e_wait(is_hit, &x, 5000) >= 0);
+    e2e_hit_t x = {h, s, key[k], "v6"}; /* cached again, the cut member's keys too */
+    CHECK(e2e_wait(e2e_is_hit, &x, 5000) >= 0);
   }
   /* And invalidated by the formerly cut member's events again. */
   for (int k = 0; k < NKEYS; k++) CHECK_RC(hzshm__peer_set(peer, sid, key[k], strlen(key[k]), "v7", 2), 0);
