@@ -2,13 +2,19 @@
  *
  *   hzshm-demo -n NAME -m HOST:PORT [-c CLUSTER] [-w WORKERS] [-s SESSIONS] [-k KEYS] [-r ROUNDS]
  *
- * Writes KEYS keys into each of SESSIONS sessions (through the agent), then
- * forks WORKERS processes that each (1) read keys nobody on this host has
- * read yet (misses: agent + cluster) and (2) read the hot keys ROUNDS times
- * (hits: shared memory), timing every call; then measures a direct Hazelcast
- * get through our C client (hzclient) for comparison, and prints the figures.
- * The store calls use only the public API; hzclient is the baseline.
+ * Writes KEYS keys into each of SESSIONS sessions (through the agent), warms
+ * the member, the agent and this host up (WARM misses through the agent and
+ * as many direct gets, not measured: a fresh member runs its get path
+ * interpreted for the first thousand calls or so), then forks WORKERS
+ * processes that each (1) read keys nobody on this host has read yet (misses:
+ * agent + cluster; one worker at a time, so a miss is timed under the same
+ * single-caller conditions as the direct get) and (2) all together read the
+ * hot keys ROUNDS times (hits: shared memory), timing every call; then
+ * measures a direct Hazelcast get through our C client (hzclient) for
+ * comparison, and prints the figures. The store calls use only the public
+ * API; hzclient is the baseline.
  */
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +50,8 @@ static void die(const char *what, int rc) {
 
 typedef struct {
   const char *name;
-  int sessions, keys, rounds;
+  int sessions, keys, rounds, warm;
+  sem_t *cold_turn; /* process-shared: one worker at a time in its cold phase */
 } cfg_t;
 
 static char cold_prefix[48];
@@ -56,6 +63,8 @@ static void worker(const cfg_t *c, int w, uint64_t *miss, uint64_t *hit, size_t 
   if (rc) die("open", rc);
   char sid[64], key[64], buf[256];
   size_t vlen;
+  while (sem_wait(c->cold_turn) != 0) {
+  }
   for (int k = 0; k < c->keys; k++) { /* cold: session "cold-w", keys written by the parent */
     snprintf(sid, sizeof sid, "%s-%d", cold_prefix, w);
     hzshm_session_t *s;
@@ -67,6 +76,7 @@ static void worker(const cfg_t *c, int w, uint64_t *miss, uint64_t *hit, size_t 
     if (rc) die("cold get", rc);
     hzshm_session_close(s);
   }
+  sem_post(c->cold_turn);
   hzshm_session_t **ss = calloc((size_t)c->sessions, sizeof *ss);
   for (int i = 0; i < c->sessions; i++) {
     snprintf(sid, sizeof sid, "demo-hot-%d", i);
@@ -144,6 +154,26 @@ static size_t hz_direct(hz_t *z, const char *map, int keys, uint64_t *lat, size_
   return n;
 }
 
+/* Warm-up, not measured: WARM keys written straight into the cluster, each
+ * read once through the agent (a real miss) and once directly. */
+static void warm_up(hzshm_t *h, hz_t *z, int warm) {
+  char sid[64], key[64], buf[256];
+  size_t vlen;
+  snprintf(sid, sizeof sid, "demo-warm-%d", (int)getpid());
+  hzshm_session_t *s;
+  int rc = hzshm_session_open(h, sid, strlen(sid), &s);
+  if (rc) die("session", rc);
+  for (int k = 0; k < warm; k++) {
+    snprintf(key, sizeof key, "key-%d", k);
+    if (hz_set(z, sid, key, "warm-up value") != 0) die("warm-up set", HZSHM_EREMOTE);
+    if ((rc = hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen))) die("warm-up get", rc);
+  }
+  uint64_t ignored[64];
+  for (int k = 0; k < warm; k += 64) hz_direct(z, sid, warm, ignored, 64);
+  if ((rc = hzshm_destroy(s))) die("warm-up destroy", rc);
+  hzshm_session_close(s);
+}
+
 static void closed(void *ud) { (void)ud; }
 
 static void hz_close(hz_t *z) {
@@ -153,10 +183,10 @@ static void hz_close(hz_t *z) {
 }
 
 int main(int argc, char **argv) {
-  cfg_t c = {.sessions = 4, .keys = 64, .rounds = 200};
+  cfg_t c = {.sessions = 4, .keys = 64, .rounds = 200, .warm = 2000};
   const char *members = NULL, *cluster = "hzshm";
   int workers = 4, ch;
-  while ((ch = getopt(argc, argv, "n:m:c:w:s:k:r:")) != -1) {
+  while ((ch = getopt(argc, argv, "n:m:c:w:s:k:r:W:")) != -1) {
     switch (ch) {
       case 'n': c.name = optarg; break;
       case 'm': members = optarg; break;
@@ -165,10 +195,11 @@ int main(int argc, char **argv) {
       case 's': c.sessions = atoi(optarg); break;
       case 'k': c.keys = atoi(optarg); break;
       case 'r': c.rounds = atoi(optarg); break;
-      default: fprintf(stderr, "usage: hzshm-demo -n NAME -m HOST:PORT [-c CLUSTER] [-w N] [-s N] [-k N] [-r N]\n"); return 2;
+      case 'W': c.warm = atoi(optarg); break;
+      default: fprintf(stderr, "usage: hzshm-demo -n NAME -m HOST:PORT [-c CLUSTER] [-w N] [-s N] [-k N] [-r N] [-W WARM]\n"); return 2;
     }
   }
-  if (!c.name || !members || workers < 1 || c.sessions < 1 || c.keys < 1 || c.rounds < 1) {
+  if (!c.name || !members || workers < 1 || c.sessions < 1 || c.keys < 1 || c.rounds < 1 || c.warm < 0) {
     fprintf(stderr, "hzshm-demo: -n and -m are required\n");
     return 2;
   }
@@ -195,12 +226,17 @@ int main(int argc, char **argv) {
     }
     hzshm_session_close(s);
   }
+  uint64_t tw = now_ns();
+  warm_up(h, &z, c.warm);
+  double warm_secs = (now_ns() - tw) / 1e9;
   hzshm_stats_t st0;
   hzshm_stats(h, &st0);
   size_t nhit = (size_t)c.rounds * (size_t)c.sessions * (size_t)c.keys;
   size_t per = (size_t)c.keys + nhit;
   uint64_t *lat = mmap(NULL, per * (size_t)workers * sizeof *lat, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (lat == MAP_FAILED) die("mmap", -1);
+  c.cold_turn = mmap(NULL, sizeof *c.cold_turn, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (c.cold_turn == MAP_FAILED || sem_init(c.cold_turn, 1, 1) != 0) die("semaphore", -1);
   uint64_t t0 = now_ns();
   for (int w = 0; w < workers; w++) {
     pid_t p = fork();
@@ -230,9 +266,10 @@ int main(int argc, char **argv) {
   ndirect = hz_direct(&z, "demo-hot-0", c.keys, dl, ndirect);
   hz_close(&z);
 
-  printf("hzshm demo: %d worker processes, %d hot sessions x %d keys, %.2f s\n", workers, c.sessions, c.keys, secs);
+  printf("hzshm demo: %d worker processes, %d hot sessions x %d keys, %.2f s (after %d warm-up misses and direct gets, %.2f s)\n",
+         workers, c.sessions, c.keys, secs, c.warm, warm_secs);
   report("hit (get/has from shared memory)", hit, (size_t)workers * nhit);
-  report("miss (agent + cluster round trip)", miss, (size_t)workers * c.keys);
+  report("miss (agent + cluster, serial)", miss, (size_t)workers * c.keys);
   report("direct Hazelcast get (hzclient)", dl, ndirect);
   printf("  hits %llu, misses %llu, remote gets by the agent %llu, coalesced %llu\n",
          (unsigned long long)(st1.hits - st0.hits), (unsigned long long)(st1.misses - st0.misses),
@@ -244,6 +281,8 @@ int main(int argc, char **argv) {
   free(hit);
   free(dl);
   munmap(lat, per * (size_t)workers * sizeof *lat);
+  sem_destroy(c.cold_turn);
+  munmap(c.cold_turn, sizeof *c.cold_turn);
   hzshm_close(h);
   return 0;
 }
