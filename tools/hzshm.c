@@ -152,6 +152,10 @@ done:
 
 int main(int argc, char **argv) {
   const char *name = NULL, *prefix = NULL;
+  if (argc == 2 && !strcmp(argv[1], "--version")) {
+    printf("hzshm %s\n", HZSHM_VERSION_STRING);
+    return 0;
+  }
   int ch;
   while ((ch = getopt(argc, argv, "+n:p:h")) != -1) {
     switch (ch) {

@@ -78,7 +78,7 @@ static int parse_opts(int argc, char **argv, agent_opts_t *o) {
       {"stale-ms", required_argument, 0, 'S'}, {"reconcile-ms", required_argument, 0, 'R'},
       {"idle-ms", required_argument, 0, 'I'},  {"allow-gid", required_argument, 0, 'g'},
       {"unlink-on-exit", no_argument, 0, 'u'}, {"help", no_argument, 0, 'h'},
-      {"max-ttl-ms", required_argument, 0, 'T'},
+      {"max-ttl-ms", required_argument, 0, 'T'}, {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
   o->memory = 64u << 20;
@@ -109,6 +109,7 @@ static int parse_opts(int argc, char **argv, agent_opts_t *o) {
       }
       case 'u': o->unlink_on_exit = 1; break;
       case 'h': usage(stdout); exit(0);
+      case 'V': printf("hzshm-agent %s\n", HZSHM_VERSION_STRING); exit(0);
       default: bad = 1; break;
     }
     if (bad) {
