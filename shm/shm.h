@@ -72,6 +72,9 @@ void hzshm__shm_close(hzshm__shm_t *s);
 
 /* Remove both files (the agent on clean shutdown with --unlink, tests). */
 int hzshm__shm_unlink(const char *name);
+/* The smallest memory_bytes hzshm__shm_w_open accepts with cfg's other
+ * fields (rounded up to a MiB); 0 if no budget fits (bad sessions/readers). */
+uint64_t hzshm__shm_min_memory(const hzshm__shm_config_t *cfg);
 
 /* ---- reader side ---------------------------------------------------------- */
 

@@ -505,3 +505,20 @@ int hzshm__shm_unlink(const char *name) {
   int r0 = unlink(path) < 0 ? -errno : 0;
   return r0 ? r0 : r1;
 }
+
+uint64_t hzshm__shm_min_memory(const hzshm__shm_config_t *cfg) {
+  /* layout_compute accepts every budget from its smallest one up (each part
+   * it subtracts grows with the budget more slowly than the budget): bisect. */
+  hzshm__shm_config_t c = *cfg;
+  hzshm__shm_hdr_t h;
+  uint64_t lo = 0, hi = 1ull << 40;
+  c.memory_bytes = hi;
+  if (layout_compute(&c, &h) != 0) return 0;
+  while (hi - lo > 4096) {
+    uint64_t mid = lo + (hi - lo) / 2;
+    c.memory_bytes = mid;
+    if (layout_compute(&c, &h) == 0) hi = mid;
+    else lo = mid;
+  }
+  return (hi + (1u << 20) - 1) & ~(uint64_t)((1u << 20) - 1); /* whole MiB */
+}

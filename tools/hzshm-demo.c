@@ -184,7 +184,7 @@ static void hz_close(hz_t *z) {
 
 int main(int argc, char **argv) {
   cfg_t c = {.sessions = 4, .keys = 64, .rounds = 200, .warm = 2000};
-  const char *members = NULL, *cluster = "hzshm";
+  const char *members = NULL, *cluster = "dev";
   int workers = 4, ch;
   while ((ch = getopt(argc, argv, "n:m:c:w:s:k:r:W:")) != -1) {
     switch (ch) {

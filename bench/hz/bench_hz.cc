@@ -66,7 +66,7 @@ bool connect_once() {
   static const char *addrs[1] = {a.c_str()};
   loop = uv_default_loop();
   hzc_config_t cfg{};
-  cfg.cluster_name = std::getenv("HZSHM_BENCH_CLUSTER") ? std::getenv("HZSHM_BENCH_CLUSTER") : "hzshm";
+  cfg.cluster_name = std::getenv("HZSHM_BENCH_CLUSTER") ? std::getenv("HZSHM_BENCH_CLUSTER") : "dev";
   cfg.addrs = addrs;
   cfg.naddrs = 1;
   cfg.smart = 1;

@@ -4,7 +4,7 @@
  * cache. One thread, one op at a time, so latencies are round trips.
  *
  *   java -cp CLASSES:hazelcast.jar HzBench --members 127.0.0.1:5781[,...]
- *        [--cluster hzshm] [--ops 20000] [--warmup 5000] [--keys 1000]
+ *        [--cluster dev] [--ops 20000] [--warmup 5000] [--keys 1000]
  *        [--sizes 100,1024,65536] [--map hzbench]
  *
  * Scenarios, for each value size: set, get (hit), then containsKey (hit and
@@ -60,7 +60,7 @@ public final class HzBench {
     }
 
     public static void main(String[] argv) {
-        String members = null, cluster = "hzshm", mapName = "hzbench";
+        String members = null, cluster = "dev", mapName = "hzbench";
         int ops = 20000, warmup = 5000, keys = 1000;
         int[] sizes = {100, 1024, 65536};
         for (int i = 0; i < argv.length; i++) {

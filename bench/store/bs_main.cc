@@ -101,7 +101,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   G.members = members;
-  G.cluster = env_or("HZSHM_BENCH_CLUSTER", "hzshm");
+  G.cluster = env_or("HZSHM_BENCH_CLUSTER", "dev");
   G.agent_bin = env_or("HZSHM_BENCH_AGENT", HZSHM_AGENT_BIN);
   G.scale = atof(env_or("HZSHM_BENCH_SCALE", "1"));
   if (!(G.scale > 0)) G.scale = 1;

@@ -1,7 +1,7 @@
 /* propagation.c - bench_propagation: how long after a write on one host
  * another host's segment stops serving the old value.
  *
- *   bench_propagation --members H:P[,H:P] [--cluster hzshm] [--samples 200]
+ *   bench_propagation --members H:P[,H:P] [--cluster dev] [--samples 200]
  *                     [--parallel 1] [--timeout-ms 5000] [--label NAME]
  *                     [--json FILE]
  *
@@ -39,7 +39,7 @@ static int parse(int argc, char **argv, opts_t *o) {
   static const struct option lo[] = {{"members", 1, 0, 'm'}, {"cluster", 1, 0, 'c'}, {"samples", 1, 0, 'n'},
                                      {"parallel", 1, 0, 'p'}, {"timeout-ms", 1, 0, 't'}, {"label", 1, 0, 'l'},
                                      {"json", 1, 0, 'j'},     {0, 0, 0, 0}};
-  *o = (opts_t){.cluster = "hzshm", .label = "propagation", .samples = 200, .parallel = 1, .timeout_ms = 5000};
+  *o = (opts_t){.cluster = "dev", .label = "propagation", .samples = 200, .parallel = 1, .timeout_ms = 5000};
   int ch;
   while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
     switch (ch) {

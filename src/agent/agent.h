@@ -19,10 +19,16 @@ typedef struct agent agent_t;
 /* ---- options (main.c) ---- */
 typedef struct {
   const char *name;
-  char *members;          /* "h:p,h:p" as given */
-  const char *cluster;
+  char *members;          /* as given (split in place into addrs) */
+  const char **addrs;     /* each parsed by hzc_parse_address */
+  size_t naddrs;
+  const char *cluster;    /* default "dev" */
   uint64_t memory;
-  const char *socket;     /* NULL = /tmp/hzshm-<name>.sock */
+  uint32_t sessions, readers; /* segment directory and reader slots */
+  const char *socket;     /* as given, or NULL */
+  char sockpath[108];     /* --socket or the default (opts.c) */
+  const char *metrics_listen; /* HOST:PORT or NULL (metrics.c) */
+  int log_level;
   const char *prefix;     /* only IMap names with this prefix are served */
   uint32_t stale_ms;      /* reader heartbeat bound and cluster-loss bound */
   uint32_t reconcile_ms;  /* metadata reconciliation interval */
@@ -110,6 +116,7 @@ struct agent {
   hzc_uuid_t my_uuid;
   hzc_listener_t *objects;
   uv_pipe_t server;
+  int server_bound;         /* server.c: the socket path is ours (unlinked on close) */
   uv_signal_t sigterm, sigint;
   uv_timer_t tick, reconcile;
   conn_t *conns;
@@ -154,11 +161,27 @@ struct agent {
    * after the cluster's ack the write's own invalidation event arrives
    * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */
   uint64_t ack_us[1024];
+  int exit_code;            /* main's status: 1 after a fatal error (hzshm__agent_fatal) */
+  int notified_ready;       /* notify.c */
 };
 
 uint64_t hzshm__agent_now_ms(void);
+/* log.c: levels are syslog's (hzc's HZC_LOG_* too). hzshm__agent_log is info. */
+enum { HZSHM__LOG_ERR = 3, HZSHM__LOG_WARN = 4, HZSHM__LOG_INFO = 6, HZSHM__LOG_DEBUG = 7 };
+void hzshm__log_init(int level);
+int hzshm__log_level_parse(const char *s); /* "error".."debug" -> level, -1 if unknown */
+void hzshm__agent_logl(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void hzshm__agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void hzshm__agent_stop(agent_t *a);
+/* Logs one error line, stops the agent; main then exits 1. */
+void hzshm__agent_fatal(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* notify.c: systemd readiness (optional libsystemd). */
+void hzshm__notify_ready(agent_t *a);
+void hzshm__notify_status(agent_t *a, const char *status);
+void hzshm__notify_stopping(agent_t *a);
+/* opts.c: 0, or -1 after printing which option is wrong; exits on --help/--version. */
+int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o);
+int hzshm__parse_size(const char *s, uint64_t *out);
 
 /* server.c */
 int hzshm__server_start(agent_t *a);

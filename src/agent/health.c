@@ -176,7 +176,7 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
       a->cluster_state = 1;
       a->connected_ms = hzshm__agent_now_ms();
       a->my_uuid = hzc_client_uuid(c);
-      hzshm__agent_log("connected to the cluster (%u members)", ev->member_count);
+      hzshm__agent_log("connected to cluster %s", a->o.cluster);
       break;
     case HZC_EV_DISCONNECTED:
       if (a->cluster_state == 1) a->lost_since_ms = hzshm__agent_now_ms();

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "agent.h"
@@ -196,21 +197,46 @@ static void accept_cb(uv_stream_t *srv, int status) {
   uv_read_start((uv_stream_t *)&c->pipe, alloc_cb, read_cb);
 }
 
+/* The socket path may hold what a killed agent left (replaced), a socket
+ * another process listens on (another cache's agent given the same --socket:
+ * in use, fatal), or something that is no socket (fatal, not removed). */
+static int path_free(agent_t *a) {
+  struct stat st;
+  if (lstat(a->sockpath, &st) != 0) return errno == ENOENT ? 0 : -errno;
+  if (!S_ISSOCK(st.st_mode)) return -ENOTSOCK;
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  memcpy(sa.sun_path, a->sockpath, strlen(a->sockpath) + 1); /* < 108: checked by opts.c */
+  int live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
+  close(fd);
+  if (live) return -EADDRINUSE;
+  unlink(a->sockpath); /* nobody listens: a killed agent's */
+  return 0;
+}
+
 int hzshm__server_start(agent_t *a) {
   uv_pipe_init(a->loop, &a->server, 0);
   a->server.data = a;
-  /* A socket file left by a killed agent: we own the segment (w_open said so),
-   * so the path is ours to replace. */
-  unlink(a->sockpath);
-  int rc = uv_pipe_bind(&a->server, a->sockpath);
+  a->server_bound = 0;
+  int rc = path_free(a);
+  if (rc != 0) {
+    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot listen on %s: %s", a->sockpath,
+                      rc == -EADDRINUSE ? "socket in use by another process (give another --socket)"
+                      : rc == -ENOTSOCK ? "the path exists and is not a socket"
+                                        : uv_strerror(rc));
+    return rc;
+  }
+  rc = uv_pipe_bind(&a->server, a->sockpath);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&a->server, 128, accept_cb);
   if (rc == 0) chmod(a->sockpath, 0666); /* the gate is SO_PEERCRED (accept_cb), which answers refused peers */
-  if (rc != 0) hzshm__agent_log("cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
+  if (rc != 0) hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
+  else a->server_bound = 1;
   return rc;
 }
 
 void hzshm__server_close(agent_t *a) {
   while (a->conns) conn_close(a->conns);
   uv_close((uv_handle_t *)&a->server, NULL);
-  unlink(a->sockpath);
+  if (a->server_bound) unlink(a->sockpath); /* never another process's socket */
 }

@@ -94,12 +94,9 @@ static int hzshm__random_uuid(hzc_uuid_t *u) {
 }
 
 static int hzshm__check_addr(const char *a) {
-  const char *colon = a ? strrchr(a, ':') : NULL;
-  if (!colon || colon == a) return HZSHM_EINVAL;
-  char *end;
-  long p = strtol(colon + 1, &end, 10);
-  if (*end || p <= 0 || p > 65535) return HZSHM_EINVAL;
-  return 0;
+  char host[HZSHM__HOST_MAX];
+  int port;
+  return hzc_parse_address(a, host, sizeof host, &port);
 }
 
 int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out) {
@@ -182,6 +179,7 @@ void hzshm__client_finalize(hzc_client_t *c) {
   free(c->pmember);
   for (size_t i = 0; i < c->nseeds; i++) free(c->seeds[i]);
   free(c->seeds);
+  free(c->astates);
   free(c->cluster_name);
   free(c->client_name);
   free(c);

@@ -229,11 +229,12 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
     return;
   }
   if (r.status != 0) {
-    hzshm__log("authentication to %s:%d refused: status %u (cluster name \"%s\")", k->host, k->port, r.status,
+    hzshm__log(HZC_LOG_ERR, "authentication to %s:%d refused: status %u (cluster name \"%s\")", k->host, k->port, r.status,
                c->cluster_name);
     c->auth_failed = 1;
     hzshm__conn_close(k, HZSHM_EAUTH, "authentication refused");
     hzshm__connect_status(c, HZSHM_EAUTH);
+    hzshm__emit(c, HZC_EV_AUTH_FAILED, NULL); /* also after an earlier connect error was reported */
     return;
   }
   if (c->connected && !hzshm__uuid_eq(&c->cluster_id, &r.cluster_id)) {
@@ -276,7 +277,7 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
     c->connected = 1;
     c->ever_connected = 1;
     c->backoff_ms = 0;
-    hzshm__log("connected to cluster (member %s at %s:%d, %d partitions, server %s; auth response: %s, %zu frames "
+    hzshm__log(HZC_LOG_DEBUG, "connected to cluster (member %s at %s:%d, %d partitions, server %s; auth response: %s, %zu frames "
                "after the server version)",
                u, k->host, k->port, r.partition_count, r.server_version,
                r.has_versions ? "2.7 member/partition list versions present" : "no 2.7 fixed fields", r.trailing_frames);
@@ -288,8 +289,9 @@ static void hzshm__auth_done(hzc_client_t *c, hzshm__call_t *call, const hzshm__
     hzshm__call_t *t = hzshm__call_new(c, &b, -1, 1, NULL);
     if (t) (void)hzshm__call_submit(c, t);
   } else {
-    hzshm__log("connection #%d to member %s at %s:%d ready", k->id, u, k->host, k->port);
+    hzshm__log(HZC_LOG_DEBUG, "connection #%d to member %s at %s:%d ready", k->id, u, k->host, k->port);
   }
+  hzshm__addr_note(c, k->host, k->port, k->ip, 0, "connected");
   hzshm__member_t *mb = hzshm__member_find(c, &r.member);
   if (mb) {
     mb->conn = k;
@@ -364,13 +366,8 @@ static void hzshm__open_bootstrap(hzc_client_t *c) {
   int port;
   char tmp[HZSHM__HOST_MAX];
   if (i < c->nseeds) {
-    const char *s = c->seeds[i], *colon = strrchr(s, ':');
-    size_t hl = colon ? (size_t)(colon - s) : strlen(s);
-    if (hl >= sizeof tmp) return;
-    memcpy(tmp, s, hl);
-    tmp[hl] = 0;
+    if (hzc_parse_address(c->seeds[i], tmp, sizeof tmp, &port) != 0) return; /* checked by hzc_client_new */
     host = tmp;
-    port = colon ? atoi(colon + 1) : 5701;
   } else {
     host = c->members[i - c->nseeds].host;
     port = c->members[i - c->nseeds].port;

@@ -15,15 +15,6 @@
 #include "hzc_int.h"
 #include "hzshm.h"
 
-void hzshm__log(const char *fmt, ...) {
-  va_list ap;
-  char line[512];
-  va_start(ap, fmt);
-  vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
-  fprintf(stderr, "hzc: %s\n", line);
-}
-
 void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]) {
   static const char hx[] = "0123456789abcdef";
   int j = 0;
@@ -42,18 +33,26 @@ typedef struct {
   uint8_t data[];
 } hzshm__wreq_t;
 
-static void hzshm__conn_on_closed(uv_handle_t *h) {
-  hzshm__conn_t *k = h->data;
+/* Freed once both its tcp handle is closed and no resolution is in flight
+ * (each counts as one of the client's handles until then). */
+static void hzshm__conn_release(hzshm__conn_t *k) {
+  if (!k->tcp_closed || k->resolving) return;
   hzc_client_t *c = k->cl;
   hzshm__conn_t **pp = &c->conns;
   while (*pp && *pp != k) pp = &(*pp)->next;
   if (*pp) *pp = k->next;
   hzshm__fdec_free(&k->dec);
   free(k);
-  c->handles--;
   if (c->closing && c->handles == 0) {
     hzshm__client_finalize(c);
   }
+}
+
+static void hzshm__conn_on_closed(uv_handle_t *h) {
+  hzshm__conn_t *k = h->data;
+  k->tcp_closed = 1;
+  k->cl->handles--;
+  hzshm__conn_release(k);
 }
 
 void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason) {
@@ -63,7 +62,11 @@ void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason) {
   k->state = HZSHM__CONN_CLOSING;
   k->close_err = err;
   if (!c->closing || err != HZSHM_ECLOSED)
-    hzshm__log("connection #%d to %s:%d closed: %s (%s)", k->id, k->host, k->port, reason, hzshm_strerror(err));
+    hzshm__log(HZC_LOG_DEBUG, "connection #%d to %s:%d closed: %s (%s)", k->id, k->host, k->port, reason,
+               hzshm__errtext(err));
+  /* The operator's line: once per change of this address's outcome (addr.c). */
+  if (!c->closing && err != HZSHM_EAUTH) hzshm__addr_note(c, k->host, k->port, k->ip, err, reason);
+  if (k->resolving) uv_cancel((uv_req_t *)&k->gai); /* its callback (UV_EAI_CANCELED or not) releases k */
   uv_read_stop((uv_stream_t *)&k->tcp);
   uv_close((uv_handle_t *)&k->tcp, hzshm__conn_on_closed);
   k->was_ready = was == HZSHM__CONN_READY;
@@ -143,13 +146,39 @@ static void hzshm__conn_on_connect(uv_connect_t *req, int status) {
   if (hzshm__conn_write(k, "CP2", 3) == 0) hzshm__cluster_conn_connected(k->cl, k);
 }
 
+/* The host resolved (or not): connect to one of its addresses, the next one
+ * on each attempt (so "localhost" -> ::1 refused is followed by 127.0.0.1). */
+static void hzshm__conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+  hzshm__conn_t *k = req->data;
+  hzc_client_t *c = k->cl;
+  k->resolving = 0;
+  c->handles--;
+  if (k->state == HZSHM__CONN_CLOSING) {
+    if (res) uv_freeaddrinfo(res);
+    hzshm__conn_release(k);
+    return;
+  }
+  size_t n = 0;
+  for (struct addrinfo *ai = res; status == 0 && ai; ai = ai->ai_next)
+    n += ai->ai_family == AF_INET || ai->ai_family == AF_INET6;
+  if (status != 0 || n == 0) {
+    if (res) uv_freeaddrinfo(res);
+    hzshm__conn_close(k, status ? status : UV_EAI_NONAME, "cannot resolve the host name");
+    return;
+  }
+  size_t pick = hzshm__addr_attempt(c, k->host, k->port) % n;
+  struct addrinfo *ai = res;
+  for (;; ai = ai->ai_next) {
+    if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6) continue;
+    if (pick-- == 0) break;
+  }
+  uv_ip_name(ai->ai_addr, k->ip, sizeof k->ip);
+  int rc = uv_tcp_connect(&k->creq, &k->tcp, ai->ai_addr, hzshm__conn_on_connect);
+  uv_freeaddrinfo(res);
+  if (rc) hzshm__conn_close(k, rc, "connect failed");
+}
+
 int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out) {
-  struct sockaddr_in a4;
-  struct sockaddr_in6 a6;
-  const struct sockaddr *sa;
-  if (uv_ip4_addr(host, port, &a4) == 0) sa = (const struct sockaddr *)&a4;
-  else if (uv_ip6_addr(host, port, &a6) == 0) sa = (const struct sockaddr *)&a6;
-  else return HZSHM_EINVAL; /* only numeric addresses: no blocking resolver on the loop */
   if (c->blocked_port != 0 && port == c->blocked_port) return UV_ECONNREFUSED; /* hzc_test_block_port */
   hzshm__conn_t *k = calloc(1, sizeof *k);
   if (!k) return -ENOMEM;
@@ -170,11 +199,22 @@ int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t 
   k->next = c->conns;
   c->conns = k;
   c->handles++;
-  rc = uv_tcp_connect(&k->creq, &k->tcp, sa, hzshm__conn_on_connect);
+  /* Resolved on libuv's thread pool, on every attempt (a moved DNS name is
+   * followed); numeric addresses resolve at once. */
+  char portstr[8];
+  snprintf(portstr, sizeof portstr, "%d", port);
+  struct addrinfo hints;
+  memset(&hints, 0, sizeof hints);
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  k->gai.data = k;
+  rc = uv_getaddrinfo(c->loop, &k->gai, hzshm__conn_on_resolved, host, portstr, &hints);
   if (rc) {
-    hzshm__conn_close(k, rc, "connect failed");
+    hzshm__conn_close(k, rc, "cannot resolve the host name");
     return rc;
   }
+  k->resolving = 1;
+  c->handles++;
   *out = k;
   return 0;
 }

@@ -36,7 +36,7 @@ typedef struct {
 
 typedef struct {
   const char *cluster_name;      /* NULL = "dev" */
-  const char *const *addrs;      /* "host:port" seeds */
+  const char *const *addrs;      /* seeds: host[:port], [ipv6][:port] (hzc_parse_address) */
   size_t naddrs;
   int smart;                     /* 1 = a connection per member, key ops to the owner (default) */
   uint32_t invocation_timeout_ms;/* 0 = 120000 */
@@ -59,6 +59,7 @@ enum hzc_event_kind {
   HZC_EV_MEMBER_CONNECTED,   /* a member connection authenticated (the first one too, after
                                 CONNECTED/RECONNECTED); `member` says which */
   HZC_EV_LISTENING,          /* a connection's listener re-registrations were all acknowledged */
+  HZC_EV_AUTH_FAILED,        /* a member refused our authentication (cluster name): no more retries */
 };
 typedef struct {
   enum hzc_event_kind kind;
@@ -68,6 +69,22 @@ typedef struct {
 } hzc_event_t;
 typedef void (*hzc_event_cb)(hzc_client_t *c, const hzc_event_t *ev, void *ud);
 
+/* Parses a member address as operators write it: "host", "host:port",
+ * "[ipv6]", "[ipv6]:port", or a bare IPv6 literal (no port); the port
+ * defaults to 5701. Host names are resolved asynchronously (uv_getaddrinfo)
+ * on every connection attempt. 0 or HZSHM_EINVAL (empty host, bad port,
+ * unbalanced brackets, host longer than cap - 1). */
+int hzc_parse_address(const char *s, char *host, size_t cap, int *port);
+
+/* Log lines of every client of the process go to cb (NULL: stderr, "hzc: "
+ * prefix, info and more severe). Levels are syslog's. Call before creating
+ * clients. A failure to resolve or connect an address is logged once per
+ * change of its outcome, not once per retry. */
+enum { HZC_LOG_ERR = 3, HZC_LOG_WARNING = 4, HZC_LOG_INFO = 6, HZC_LOG_DEBUG = 7 };
+typedef void (*hzc_log_cb)(int level, const char *line, void *ud);
+void hzc_set_log(hzc_log_cb cb, void *ud);
+
+/* HZSHM_EINVAL when an address does not parse (hzc_parse_address). */
 int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out);
 void hzc_client_set_event_cb(hzc_client_t *c, hzc_event_cb cb, void *ud);
 /* Starts connecting; cb(status) once the first member authenticated and the

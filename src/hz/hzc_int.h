@@ -28,6 +28,10 @@ enum { HZSHM__CONN_CONNECTING = 1, HZSHM__CONN_AUTH, HZSHM__CONN_READY, HZSHM__C
 struct hzshm__conn {
   uv_tcp_t tcp;
   uv_connect_t creq;
+  uv_getaddrinfo_t gai; /* resolution of host before the connect (addr.c) */
+  int resolving;       /* gai in flight: the conn is freed only after its callback */
+  int tcp_closed;      /* the tcp handle's close callback ran */
+  char ip[64];         /* the address connected to (numeric), for log lines */
   hzc_client_t *cl;
   hzshm__conn_t *next; /* client's connection list */
   int state;
@@ -55,7 +59,20 @@ int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n);
 void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason);
 /* Closes every connection whose write failed (tick). */
 void hzshm__conn_close_doomed(hzc_client_t *c);
-void hzshm__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void hzshm__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* HZC_LOG_* */
+const char *hzshm__errtext(int err); /* hzshm_errno.h or libuv text */
+
+/* ---- addr.c: last outcome per address (one log line per change) ---- */
+typedef struct {
+  char host[HZSHM__HOST_MAX];
+  int port;
+  int err;            /* 0 connected, 1 never tried, else the last error */
+  unsigned attempts;  /* picks the next of the resolved addresses */
+} hzshm__astate_t;
+/* Logs (once) that host:port's outcome became err (0 = connected). */
+void hzshm__addr_note(hzc_client_t *c, const char *host, int port, const char *ip, int err, const char *what);
+/* A counter per address, incremented per attempt. */
+unsigned hzshm__addr_attempt(hzc_client_t *c, const char *host, int port);
 void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]);
 
 /* ---- invoke.c: correlation ids, timeouts, retries ---- */
@@ -180,6 +197,8 @@ struct hzc_client {
   uint64_t reconnect_at;
   uint32_t backoff_ms;
   size_t seed_rr;
+  hzshm__astate_t *astates; /* addr.c */
+  size_t nastates, castates;
   /* members and partitions */
   hzshm__member_t *members;
   size_t nmembers;

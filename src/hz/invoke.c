@@ -195,7 +195,7 @@ void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *conn, const hzshm_
   c->st.responses++;
   int32_t rtype = hzshm__msg_type(m), qtype = (int32_t)hzshm__ld_u32le(k->msg + HZSHM__FRAME_HDR);
   if (rtype != HZSHM__MT_ERROR && rtype != qtype + 1) {
-    hzshm__log("response type 0x%06x to request 0x%06x (correlation %lld)", (unsigned)rtype, (unsigned)qtype,
+    hzshm__log(HZC_LOG_WARNING, "response type 0x%06x to request 0x%06x (correlation %lld)", (unsigned)rtype, (unsigned)qtype,
                (long long)corr);
     hzshm__conn_close(conn, HZSHM_EPROTO, "response of another message type");
     return;

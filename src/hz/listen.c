@@ -136,7 +136,7 @@ static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_
   hzshm__conn_t *conn = r->conn;
   if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) {
     status = HZSHM_EPROTO;
-    hzshm__log("malformed listener registration response");
+    hzshm__log(HZC_LOG_WARNING, "malformed listener registration response");
     hzshm__call_drop(c, k); /* it would stay LISTENING: freed after this callback, never finished again */
   }
   int initial = r->initial;
@@ -154,7 +154,7 @@ static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_
      * Counted before the report, whose callback may remove the listener
      * (which frees r and settles the count). */
     if (r->backoff_ms == 0)
-      hzshm__log("listener registration%s%s refused by %s:%d (%s); retrying on that connection", l->map ? " for " : "",
+      hzshm__log(HZC_LOG_WARNING, "listener registration%s%s refused by %s:%d (%s); retrying on that connection", l->map ? " for " : "",
                  l->map ? l->map : "", conn->host, conn->port, hzshm_strerror(status));
     hzshm__reg_wait(c, r);
     hzshm__report(c, l, initial, status);

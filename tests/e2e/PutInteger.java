@@ -8,7 +8,7 @@ import com.hazelcast.core.HazelcastInstance;
 public class PutInteger {
     public static void main(String[] a) {
         ClientConfig c = new ClientConfig();
-        c.setClusterName("hzshm");
+        c.setClusterName("dev");
         c.setProperty("hazelcast.logging.type", "none");
         c.getNetworkConfig().addAddress(a[0].split(","));
         HazelcastInstance hz = HazelcastClient.newHazelcastClient(c);

@@ -85,16 +85,62 @@ static void track(pid_t old, pid_t pid) {
   }
 }
 
+static void child_setup(pid_t parent, const char *log_path) {
+  prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
+  if (getppid() != parent) _exit(126);
+  if (log_path && log_path[0]) {
+    int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, 2) < 0) _exit(125);
+  }
+}
+
+pid_t e2e_agent_spawn_argv(const char *const *argv, const char *log_path) {
+  pid_t parent = getpid();
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    child_setup(parent, log_path);
+    execv(HZSHM_AGENT_BIN, (char *const *)argv);
+    _exit(127);
+  }
+  track(0, pid);
+  return pid;
+}
+
+int e2e_agent_wait_exit(pid_t pid, uint32_t timeout_ms) {
+  uint64_t deadline = e2e_now_us() + (uint64_t)timeout_ms * 1000u;
+  for (;;) {
+    int st;
+    if (waitpid(pid, &st, WNOHANG) == pid) {
+      track(pid, 0);
+      return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    }
+    if (e2e_now_us() > deadline) return -1;
+    struct timespec d = {0, 1000000}; /* poll interval, not synchronization */
+    nanosleep(&d, NULL);
+  }
+}
+
+int e2e_file_count(const char *path, const char *needle) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  char line[2048];
+  int n = 0;
+  while (fgets(line, sizeof line, f))
+    if (strstr(line, needle)) n++;
+  fclose(f);
+  return n;
+}
+
 static void spawn(e2e_agent_t *ag) {
   pid_t parent = getpid();
   pid_t pid = fork();
   CHECK(pid >= 0);
   if (pid == 0) {
-    prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-    if (getppid() != parent) _exit(126);
+    child_setup(parent, ag->log_path);
     for (int i = 0; i < 4; i++)
       if (ag->extra_env[i][0]) putenv(ag->extra_env[i]);
-    const char *av[32] = {"hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "hzshm", "--socket", ag->sock,
+    const char *av[32] = {"hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "dev", "--socket", ag->sock,
                           "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit"};
     int n = 14;
     for (int i = 0; i < 4 && ag->extra_args[i]; i++) av[n++] = ag->extra_args[i];

@@ -21,6 +21,7 @@ typedef struct {
   char sock[108];
   char extra_env[4][128]; /* "K=V" or empty */
   const char *extra_args[4]; /* more agent arguments, NULL-terminated */
+  char log_path[160];     /* if set before the start: the agent's stderr is appended there */
 } e2e_agent_t;
 
 uint64_t e2e_now_us(void);
@@ -34,6 +35,15 @@ void e2e_agent_restart(e2e_agent_t *ag);
 /* SIGTERM, wait (30 s) and return the exit status (0 = clean). */
 int e2e_agent_stop(e2e_agent_t *ag);
 void e2e_agent_kill9(e2e_agent_t *ag);
+/* Runs hzshm-agent with exactly argv[1..] (argv[0] ignored; NULL-terminated),
+ * stderr appended to log_path (NULL: inherited); no readiness wait. The
+ * process is killed if the test exits early. */
+pid_t e2e_agent_spawn_argv(const char *const *argv, const char *log_path);
+/* Waits (deadline timeout_ms) for pid to exit: its exit code, 128 + signal,
+ * or -1 on timeout (the process is then left running). */
+int e2e_agent_wait_exit(pid_t pid, uint32_t timeout_ms);
+/* Lines of file path containing needle (0 if the file is missing). */
+int e2e_file_count(const char *path, const char *needle);
 
 /* Polls fn(ud) until it returns non-zero or timeout_ms passes; returns the
  * elapsed microseconds, or -1 on timeout. Polling interval ~1 ms. */

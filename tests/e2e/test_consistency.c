@@ -61,7 +61,7 @@ static void writer(log_t *L, int id, const char *members) {
   hzshm__peer_t *p = NULL;
   if (id < 2) {
     if (hzshm_open(id == 0 ? NA : NB, NULL, &h) || hzshm_session_open(h, SID, strlen(SID), &s)) _exit(2);
-  } else if (hzshm__peer_start(members, "hzshm", 90000, &p) != 0) {
+  } else if (hzshm__peer_start(members, "dev", 90000, &p) != 0) {
     _exit(3);
   }
   /* Release: paired with the acquire polls in wait_ready. */

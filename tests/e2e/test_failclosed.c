@@ -116,7 +116,7 @@ int main(int argc, char **argv) {
 
   /* 2. change while dead; restart; never the old value. */
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   CHECK_RC(hzshm__peer_set(peer, SID, "k", 1, "after", 5), 0);
   char buf[64];
   size_t vlen;

@@ -40,7 +40,7 @@ int main(int argc, char **argv) {
   snprintf(ag.extra_env[1], sizeof ag.extra_env[1], "HZSHM_AGENT_TEST_FILL_DELAY_MS=1500");
   e2e_agent_start(&ag, name, argv[1]);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   CHECK_RC(hzshm_open(name, NULL, &H), 0);
   hzshm_session_t *s;
   CHECK_RC(hzshm_session_open(H, sid, strlen(sid), &s), 0);

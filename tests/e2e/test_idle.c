@@ -32,7 +32,7 @@ int main(int argc, char **argv) {
   printf("listener removed %lld ms after the session became idle-eligible\n", (long long)(us / 1000));
   /* The next operation registers it again, and remote changes are seen. */
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v2", 2), 0);
   CHECK(e2e_wait_serves(s, "k", "v2", 10000) >= 0);
   want_listeners = 1;

@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
          (m1 - m0) / (double)NSESS, a0, a1);
 
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   uint64_t lag[PROBES];
   for (int p = 0; p < PROBES; p++) {
     int i = (int)((p * 7919L) % NSESS);

@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
   e2e_agent_start(&ag, name, argv[1]);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   hzshm_t *h;
   hzshm_session_t *s;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);

@@ -97,7 +97,7 @@ static inline void hzt_status_cb(hzc_client_t *c, int status, void *ud) {
 static inline hzc_client_t *hzt_connect_cfg(uv_loop_t *loop, hzc_config_t *cfg) {
   hzc_client_t *c;
   hzt_status_t st = {0, 0};
-  if (!cfg->cluster_name) cfg->cluster_name = "hzshm";
+  if (!cfg->cluster_name) cfg->cluster_name = "dev";
   CHECK_RC(hzc_client_new(loop, cfg, &c), 0);
   CHECK_RC(hzc_client_connect(c, hzt_status_cb, &st), 0);
   CHECK_RC(hzc_run_until(loop, &st.done, HZT_TIMEOUT), 0);

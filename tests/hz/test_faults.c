@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%u", hzshm__fake_port(fs));
     const char *a[1] = {addr};
-    hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = 1, .cluster_name = "hzshm",
+    hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = 1, .cluster_name = "dev",
                         .invocation_timeout_ms = 2000, .heartbeat_interval_ms = 500, .heartbeat_timeout_ms = 4000,
                         .connect_timeout_ms = 1000, .reconnect_max_backoff_ms = 200};
     hzc_client_t *c;

@@ -651,13 +651,13 @@ static void test_codecs(void) {
 }
 
 static void hzt_closed(void *ud);
-
-/* Client arguments are checked before anything is allocated or sent. */
+/* Client arguments are checked before anything is allocated or sent (a port-less
+ * "127.0.0.1" is valid since issue 13: port 5701; tests/e2e/test_members.c). */
 static void test_client_args(void) {
   uv_loop_t loop;
   CHECK(uv_loop_init(&loop) == 0);
   hzc_client_t *c = NULL;
-  const char *good[1] = {"127.0.0.1:5701"}, *bad1[1] = {"127.0.0.1"}, *bad2[1] = {"h:99999"}, *bad3[1] = {":5701"};
+  const char *good[1] = {"127.0.0.1:5701"}, *bad1[1] = {"127.0.0.1:"}, *bad2[1] = {"h:99999"}, *bad3[1] = {":5701"};
   hzc_config_t cfg = {.addrs = good, .naddrs = 0};
   CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
   cfg.naddrs = 1;

@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
   char members[256] = "";
   for (size_t i = 0; i < n; i++) snprintf(members + strlen(members), sizeof members - strlen(members), "%s%s", i ? "," : "", addrs[i]);
   hzshm__peer_t *p;
-  CHECK_RC(hzshm__peer_start(members, "hzshm", 120000, &p), 0);
+  CHECK_RC(hzshm__peer_start(members, "dev", 120000, &p), 0);
   char reply[4096];
   CHECK_RC(hzshm__peer_cmd(p, 30000, reply, sizeof reply, "uuid"), 0);
   hzc_uuid_t peer_uuid, me = hzc_client_uuid(c);

@@ -179,7 +179,7 @@ static void run(uv_loop_t *loop, const run_t *r) {
   char addr[64];
   snprintf(addr, sizeof addr, "127.0.0.1:%u", hzshm__fake_port(fs));
   const char *a[1] = {addr};
-  hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = r->smart, .cluster_name = "hzshm",
+  hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = r->smart, .cluster_name = "dev",
                       .invocation_timeout_ms = silent ? 1000 : 5000, .heartbeat_interval_ms = 1000, .heartbeat_timeout_ms = 10000,
                       .connect_timeout_ms = 2000, .reconnect_max_backoff_ms = 200};
   hzc_client_t *c = hzt_connect_cfg(loop, &cfg);

@@ -73,7 +73,7 @@ int main(int argc, char **argv) {
   int port = atoi(strrchr(addrs[0], ':') + 1);
   loop = uv_default_loop();
   const char *a[1] = {addrs[0]};
-  hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = 1, .cluster_name = "hzshm", .heartbeat_interval_ms = 500,
+  hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = 1, .cluster_name = "dev", .heartbeat_interval_ms = 500,
                       .heartbeat_timeout_ms = 3000, .connect_timeout_ms = 1500, .reconnect_max_backoff_ms = 1000,
                       .invocation_timeout_ms = 120000};
   CHECK_RC(hzc_client_new(loop, &cfg, &c), 0);

@@ -104,9 +104,9 @@ int main(int argc, char **argv) {
   hzc_config_t cfg = {.addrs = a, .naddrs = 1, .smart = 1, .heartbeat_interval_ms = 600000,
                       .heartbeat_timeout_ms = 600000, .invocation_timeout_ms = 60000};
   hzc_client_t *cc;
-  CHECK_RC(hzc_client_new(loop, &(hzc_config_t){.addrs = a, .naddrs = 1, .cluster_name = "hzshm"}, &cc), 0);
+  CHECK_RC(hzc_client_new(loop, &(hzc_config_t){.addrs = a, .naddrs = 1, .cluster_name = "dev"}, &cc), 0);
   hzt_close(loop, cc); /* a client that never connected closes cleanly */
-  cfg.cluster_name = "hzshm";
+  cfg.cluster_name = "dev";
   CHECK_RC(hzc_client_new(loop, &cfg, &c), 0);
   hzc_client_set_event_cb(c, on_event, NULL);
   hzt_status_t st0 = {0, 0};
@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
 
   /* unisocket (smart = 0): one connection, key operations still served */
   {
-    hzc_config_t ucfg = {.addrs = a, .naddrs = 1, .smart = 0, .cluster_name = "hzshm"};
+    hzc_config_t ucfg = {.addrs = a, .naddrs = 1, .smart = 0, .cluster_name = "dev"};
     hzc_client_t *u = hzt_connect_cfg(loop, &ucfg);
     hzt_res_t ures = {0};
     for (int i = 0; i < 20; i++) {

@@ -4,7 +4,7 @@
  * wrote, with the official serialization (String keys, byte[] values).
  *
  *   java -cp CLASSES:hazelcast.jar HzPeer --members 127.0.0.1:5721[,...]
- *        [--cluster hzshm] [--unisocket] [--verbose] COMMAND ARGS...
+ *        [--cluster dev] [--unisocket] [--verbose] COMMAND ARGS...
  *
  * COMMAND is one of the one-shot commands below, `serve` (read commands from
  * stdin, one reply line each, until EOF or `quit`) or `listen MAP` /
@@ -254,7 +254,7 @@ public final class HzPeer {
     }
 
     public static void main(String[] argv) throws Exception {
-        String members = null, cluster = "hzshm";
+        String members = null, cluster = "dev";
         boolean smart = true, verbose = false;
         List<String> rest = new ArrayList<>();
         for (int i = 0; i < argv.length; i++) {

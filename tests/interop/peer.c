@@ -67,7 +67,7 @@ int hzshm__peer_start(const char *members, const char *cluster, int timeout_ms, 
   if (members == NULL || exe == NULL) return HZSHM_EINVAL;
   hzshm__peer_t *p = calloc(1, sizeof(*p));
   if (p == NULL) return -ENOMEM;
-  char *argv[] = {(char *)exe, "--members", (char *)members, "--cluster", (char *)(cluster ? cluster : "hzshm"),
+  char *argv[] = {(char *)exe, "--members", (char *)members, "--cluster", (char *)(cluster ? cluster : "dev"),
                   "serve", NULL};
   int rc = hzshm__child_spawn(argv, &p->child);
   if (rc != 0) goto fail;

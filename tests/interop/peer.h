@@ -34,7 +34,7 @@ typedef struct hzshm__peer hzshm__peer_t;
 
 /* Spawns the peer (launcher from $HZSHM_PEER, else the one built by CMake,
  * HZSHM_PEER_LAUNCHER) connected to `members` ("127.0.0.1:5721,...") of
- * cluster `cluster` (NULL = "hzshm"), and waits up to timeout_ms for its
+ * cluster `cluster` (NULL = "dev"), and waits up to timeout_ms for its
  * "ok ready" line. On failure the child is killed and reaped. */
 int hzshm__peer_start(const char *members, const char *cluster, int timeout_ms, hzshm__peer_t **out);
 

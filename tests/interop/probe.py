@@ -479,7 +479,7 @@ def group_heartbeat(ck, members, cluster, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--members", required=True)
-    ap.add_argument("--cluster", default="hzshm")
+    ap.add_argument("--cluster", default="dev")
     ap.add_argument("--peer")
     ap.add_argument("--heartbeat-seconds", type=int, default=4)
     ap.add_argument("--json", action="store_true")

@@ -90,7 +90,7 @@ def type_of(fr):
 def connect_and_auth(fake, expect_ok=True):
     c = hw.Conn(fake.addr)
     if expect_ok:
-        a = hw.parse_auth(c.call(hw.auth_request("hzshm", uuid.uuid4())))
+        a = hw.parse_auth(c.call(hw.auth_request("dev", uuid.uuid4())))
         return c, a
     return c, None
 
@@ -254,7 +254,7 @@ def run_auth(name, expect):
     fake = Fake(name)
     try:
         c = hw.Conn(fake.addr)
-        c.send(hw.auth_request("hzshm", uuid.uuid4()))
+        c.send(hw.auth_request("dev", uuid.uuid4()))
         ln = fake.wait_line(lambda s: s.endswith("fault " + name))
         check(name + ".fired", ln is not None)
         if expect == "close":

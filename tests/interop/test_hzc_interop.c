@@ -109,7 +109,7 @@ int main(int argc, char **argv) {
   size_t naddrs = 0;
   for (char *t = strtok(addrbuf, ","); t && naddrs < 8; t = strtok(NULL, ",")) addrs[naddrs++] = t;
   uv_loop_init(&loop);
-  hzc_config_t cfg = {.cluster_name = "hzshm", .addrs = addrs, .naddrs = naddrs, .smart = 1};
+  hzc_config_t cfg = {.cluster_name = "dev", .addrs = addrs, .naddrs = naddrs, .smart = 1};
   hzc_client_t *c = NULL;
   CHECK_RC(hzc_client_new(&loop, &cfg, &c), 0);
   if (c == NULL) return 1;
