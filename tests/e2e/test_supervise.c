@@ -1,0 +1,212 @@
+/* test_supervise: what a supervisor (systemd Restart=on-failure) relies on
+ * (issue 13), against a real member at argv[1].
+ *   - fatal start-up errors exit 1 with one "fatal:" line: authentication
+ *     refused, socket in use (the other agent keeps its socket), segment
+ *     held by a live agent; --unlink-on-exit removes what the agent created
+ *   - a bad option value exits 2 naming the option; --memory below the
+ *     minimum names the minimum, and the minimum itself works
+ *   - SIGHUP does not stop the agent; SIGTERM then stops it cleanly (exit 0,
+ *     segment and socket removed)
+ *   - -m 127.0.0.1 (no port) is taken as 127.0.0.1:5701
+ *   - with libsystemd: READY=1 on NOTIFY_SOCKET once serving and connected,
+ *     STOPPING=1 on SIGTERM */
+#define _GNU_SOURCE
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "e2e.h"
+
+static char logp[160];
+
+static int exists(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0;
+}
+
+static const char *segpath(const char *name) {
+  static char p[256];
+  const char *dir = getenv("HZSHM_SHM_DIR");
+  snprintf(p, sizeof p, "%s/hzshm.%s", dir && dir[0] ? dir : "/dev/shm", name);
+  return p;
+}
+
+/* Runs the agent with argv until it exits (deadline 60 s): its exit code. */
+static int run_to_exit(const char *const *argv) {
+  unlink(logp);
+  pid_t pid = e2e_agent_spawn_argv(argv, logp);
+  int rc = e2e_agent_wait_exit(pid, 60000);
+  if (rc < 0) kill(pid, SIGKILL);
+  return rc;
+}
+
+static void show_log(const char *what) {
+  char cmd[256];
+  printf("%s: ", what);
+  fflush(stdout);
+  snprintf(cmd, sizeof cmd, "cat %s", logp);
+  if (system(cmd) != 0) printf("(no log)\n");
+}
+
+typedef struct {
+  const char *path, *needle;
+} seen_t;
+static int seen(void *ud) {
+  seen_t *s = ud;
+  return e2e_file_count(s->path, s->needle) > 0;
+}
+
+static int alive_and_serving(e2e_agent_t *ag) {
+  int fd = e2e_raw_connect(ag->sock);
+  if (fd < 0) return 0;
+  close(fd);
+  hzshm_t *h;
+  if (hzshm_open(ag->name, NULL, &h) != 0) return 0;
+  hzshm_stats_t s = e2e_stats(h);
+  hzshm_close(h);
+  return s.agent_pid == ag->pid && s.agent_state == 0 && s.cluster_state == 1;
+}
+
+#ifdef HZSHM_TEST_SYSTEMD
+/* Reads one datagram from fd within timeout_ms into buf; 0 on timeout. */
+static int recv_notify(int fd, char *buf, size_t cap, int timeout_ms) {
+  struct pollfd p = {.fd = fd, .events = POLLIN};
+  if (poll(&p, 1, timeout_ms) != 1) return 0;
+  ssize_t n = recv(fd, buf, cap - 1, 0);
+  if (n < 0) return 0;
+  buf[n] = 0;
+  return 1;
+}
+
+static void notify_case(const char *member) {
+  char path[108];
+  snprintf(path, sizeof path, "/tmp/hzshm-e2e-notify.%d", (int)getpid());
+  unlink(path);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  CHECK(fd >= 0);
+  struct sockaddr_un sa = {.sun_family = AF_UNIX};
+  snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+  CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  setenv("NOTIFY_SOCKET", path, 1);
+  const char *av[] = {"hzshm-agent", "-n", "sup_nt", "-m", member, "--socket", "/tmp/hzshm-e2e-sup_nt.sock",
+                      "--memory", "32m", "--unlink-on-exit", NULL};
+  unlink(logp);
+  pid_t pid = e2e_agent_spawn_argv(av, logp);
+  unsetenv("NOTIFY_SOCKET");
+  char msg[512];
+  int ready = 0;
+  while (!ready && recv_notify(fd, msg, sizeof msg, 60000)) ready = strstr(msg, "READY=1") != NULL;
+  CHECK(ready);
+  /* READY only once serving and connected. */
+  hzshm_t *h;
+  CHECK_RC(hzshm_open("sup_nt", NULL, &h), 0);
+  hzshm_stats_t s = e2e_stats(h);
+  hzshm_close(h);
+  CHECK(s.agent_pid == pid && s.agent_state == 0 && s.cluster_state == 1);
+  kill(pid, SIGTERM);
+  int stopping = 0;
+  while (!stopping && recv_notify(fd, msg, sizeof msg, 30000)) stopping = strstr(msg, "STOPPING=1") != NULL;
+  CHECK(stopping);
+  CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
+  close(fd);
+  unlink(path);
+  printf("sd_notify: READY=1 once connected, STOPPING=1 on SIGTERM\n");
+}
+#endif
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  const char *member = argv[1];
+  snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-supervise.%d.log", (int)getpid());
+
+  /* Authentication refused (another cluster name): exit 1, one fatal line, no segment left. */
+  const char *auth[] = {"hzshm-agent", "-n", "sup_auth", "-m", member, "-c", "not-this-cluster", "--socket",
+                        "/tmp/hzshm-e2e-sup_auth.sock", "--memory", "32m", "--unlink-on-exit", NULL};
+  CHECK_RC(run_to_exit(auth), 1);
+  show_log("authentication refused");
+  CHECK(e2e_file_count(logp, "fatal:") == 1);
+  CHECK(e2e_file_count(logp, "fatal: the cluster refused our authentication") == 1);
+  CHECK(!exists(segpath("sup_auth")) && !exists("/tmp/hzshm-e2e-sup_auth.sock"));
+
+  e2e_agent_t a = {0};
+  e2e_agent_start(&a, "sup_a", member);
+
+  /* Socket in use by agent a: exit 1; a keeps its socket and serves. */
+  const char *sock[] = {"hzshm-agent", "-n", "sup_b", "-m", member, "--socket", a.sock, "--memory", "32m",
+                        "--unlink-on-exit", NULL};
+  CHECK_RC(run_to_exit(sock), 1);
+  show_log("socket in use");
+  CHECK(e2e_file_count(logp, "fatal:") == 1 && e2e_file_count(logp, "socket in use") == 1);
+  CHECK(!exists(segpath("sup_b")));
+  CHECK(alive_and_serving(&a));
+
+  /* The segment of a live agent: exit 1, a untouched. */
+  const char *seg[] = {"hzshm-agent", "-n", "sup_a", "-m", member, "--socket", "/tmp/hzshm-e2e-sup_a2.sock",
+                       "--memory", "32m", "--unlink-on-exit", NULL};
+  CHECK_RC(run_to_exit(seg), 1);
+  show_log("segment held");
+  CHECK(e2e_file_count(logp, "fatal:") == 1 && e2e_file_count(logp, "another agent serves it") == 1);
+  CHECK(alive_and_serving(&a));
+
+  /* SIGHUP: ignored. Then SIGTERM: clean. */
+  CHECK(kill(a.pid, SIGHUP) == 0);
+  hzshm_t *h;
+  CHECK_RC(hzshm_open("sup_a", NULL, &h), 0);
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(h, "sup_map", 7, &s), 0);
+  CHECK_RC(hzshm_set(s, "k", 1, "v", 1), 0); /* a round trip through the agent after the SIGHUP */
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK(alive_and_serving(&a));
+  CHECK_RC(e2e_agent_stop(&a), 0);
+  CHECK(!exists(segpath("sup_a")) && !exists(a.sock));
+  printf("SIGHUP: ignored; SIGTERM: exit 0, segment and socket removed\n");
+
+  /* Usage errors: exit 2 naming the option, nothing created. */
+  const char *badv[] = {"hzshm-agent", "-n", "sup_u", "-m", member, "--stale-ms", "soon", NULL};
+  CHECK_RC(run_to_exit(badv), 2);
+  CHECK(e2e_file_count(logp, "--stale-ms: bad value 'soon'") == 1);
+  const char *small[] = {"hzshm-agent", "-n", "sup_u", "-m", member, "--memory", "16m", NULL};
+  CHECK_RC(run_to_exit(small), 2);
+  show_log("--memory 16m");
+  CHECK(e2e_file_count(logp, "below the minimum of") == 1);
+  CHECK(!exists(segpath("sup_u")));
+  /* The minimum named works. */
+  FILE *f = fopen(logp, "r");
+  CHECK(f);
+  char line[512];
+  CHECK(fgets(line, sizeof line, f));
+  fclose(f);
+  unsigned min_mb = 0;
+  const char *at = strstr(line, "minimum of ");
+  CHECK(at && sscanf(at, "minimum of %um", &min_mb) == 1 && min_mb > 16);
+  char mem[32];
+  snprintf(mem, sizeof mem, "%um", min_mb);
+
+  /* -m 127.0.0.1: port 5701, here with the minimum memory. */
+  const char *noport[] = {"hzshm-agent", "-n", "sup_np", "-m", "127.0.0.1", "--socket", "/tmp/hzshm-e2e-sup_np.sock",
+                          "--memory", mem, "--unlink-on-exit", "--log-level", "debug", NULL};
+  unlink(logp);
+  pid_t pid = e2e_agent_spawn_argv(noport, logp);
+  seen_t sn = {logp, "127.0.0.1:5701"};
+  CHECK(e2e_wait(seen, &sn, 30000) >= 0);
+  CHECK(kill(pid, 0) == 0);
+  CHECK(exists(segpath("sup_np")));
+  kill(pid, SIGTERM);
+  CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
+  CHECK(!exists(segpath("sup_np")));
+  printf("-m 127.0.0.1: tried 127.0.0.1:5701 (segment of --memory %s, the minimum)\n", mem);
+
+#ifdef HZSHM_TEST_SYSTEMD
+  notify_case(member);
+#else
+  printf("sd_notify: hzshm-agent built without libsystemd: not tested\n");
+#endif
+  unlink(logp);
+  printf("test_supervise: ok\n");
+  return 0;
+}
