@@ -178,8 +178,10 @@ typedef struct {
   uint64_t evictions;
   uint32_t readers;
   int32_t agent_pid;
-  int32_t agent_state;          /* 0 serving, 1 disconnected, 2 stopped */
-  int32_t cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
+  int32_t agent_state;          /* 0 serving, 1 disconnected, 2 stopped, 3 dead (heartbeat older
+                                   than stale_after_ms: the agent was killed or hangs) */
+  int32_t cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped; -1 unknown
+                                   (agent dead: what it last published is not the truth) */
   uint64_t heartbeat_age_ms;
   uint64_t invalidations;       /* applied by the agent */
   uint64_t last_inval_lag_us;
@@ -187,6 +189,9 @@ typedef struct {
   uint64_t remote_gets, coalesced_misses, fills_dropped, stale_marks;
   uint64_t agent_requests, bad_requests;
   uint64_t unwatched_partitions; /* partitions not cached now: no connection to their owner with our listeners */
+  uint64_t stale_after_ms;      /* readers fail closed past this heartbeat age (the agent's --stale-ms) */
+  uint64_t uncacheable_values;  /* values read or written but too large for a slab: never cached */
+  uint64_t expirations;         /* entries whose local lifetime ended (--max-ttl-ms, TTL) */
 } hzshm_stats_t;
 /* Figures of the cache (read from shared memory; no agent round trip). */
 HZSHM_EXTERN int hzshm_stats(hzshm_t *h, hzshm_stats_t *st);

@@ -179,6 +179,7 @@ typedef struct {
   int32_t writer_pid;
   uint64_t heartbeat_age_ns;
   uint64_t writer_generation;       /* increments every time a writer opens it */
+  uint64_t stale_after_ns;          /* the heartbeat bound readers apply */
 } hzshm__shm_stats_t;
 int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
 

@@ -45,6 +45,7 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   uint64_t hb = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed), now = hzshm__shm_now_coarse();
   st->heartbeat_age_ns = now > hb ? now - hb : 0;
   st->writer_generation = atomic_load_explicit(&h->writer_gen, memory_order_relaxed);
+  st->stale_after_ns = h->stale_after_ns; /* geometry: fixed when the segment was made */
   return 0;
 }
 

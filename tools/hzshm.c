@@ -5,8 +5,12 @@
  *   hzshm -n NAME [-p PREFIX] set SESSION KEY VALUE  VALUE "-" reads it from stdin
  *   hzshm -n NAME [-p PREFIX] del SESSION KEY
  *   hzshm -n NAME [-p PREFIX] destroy SESSION
- *   hzshm -n NAME stat                               one "name: value" line per figure
- * Errors go to stderr with hzshm_strerror().
+ *   hzshm -n NAME stat [--format text|prometheus]    one "name: value" line per figure, or the
+ *                                                    Prometheus text exposition (src/common/report.c)
+ *   hzshm -n NAME health                             exit 0 alive, serving and connected; else one
+ *                                                    line saying why and exit 1
+ *   hzshm -h | --help | --version                    exit 0
+ * Errors go to stderr with hzshm_strerror(); usage errors exit 2.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,14 +19,22 @@
 #include <unistd.h>
 
 #include "hzshm.h"
+#include "report.h"
 
-static void usage(void) {
-  fprintf(stderr,
+static void usage_to(FILE *f) {
+  fprintf(f,
           "usage: hzshm -n NAME [-p PREFIX] get|has|del SESSION KEY\n"
           "       hzshm -n NAME [-p PREFIX] set SESSION KEY VALUE|-\n"
           "       hzshm -n NAME [-p PREFIX] destroy SESSION\n"
-          "       hzshm -n NAME stat\n");
+          "       hzshm -n NAME stat [--format text|prometheus]\n"
+          "       hzshm -n NAME health\n"
+          "       hzshm -h | --help | --version\n"
+          "  -n NAME    the cache (as hzshm-agent -n)\n"
+          "  -p PREFIX  IMap name prefix (as hzshm-agent --prefix; default none)\n"
+          "get: exit 0 found, 1 not found; has: 0 present, 1 absent; health: 0 alive, serving and\n"
+          "connected, 1 not (one line says why); 2 for usage and other errors. See hzshm(1).\n");
 }
+static void usage(void) { usage_to(stderr); }
 
 static int fail(const char *what, int rc) {
   fprintf(stderr, "hzshm: %s: %s (%s)\n", what, hzshm_strerror(rc), hzshm_err_name(rc));
@@ -51,12 +63,21 @@ static char *read_stdin(size_t *len) {
   return b;
 }
 
-static int print_stats(hzshm_t *h) {
+static int print_prometheus(const char *name, const hzshm_stats_t *st) {
+  size_t n = hzshm__prom_render(NULL, 0, name, st, NULL, 0);
+  char *b = malloc(n + 1);
+  if (b == NULL) return fail("stat", -ENOMEM);
+  hzshm__prom_render(b, n + 1, name, st, NULL, 0);
+  fwrite(b, 1, n, stdout);
+  free(b);
+  return 0;
+}
+
+static int print_stats(hzshm_t *h, const char *name, int prom) {
   hzshm_stats_t st;
   int rc = hzshm_stats(h, &st);
   if (rc) return fail("stat", rc);
-  static const char *agent_states[] = {"serving", "disconnected", "stopped"};
-  static const char *cluster_states[] = {"connecting", "connected", "disconnected", "stopped"};
+  if (prom) return print_prometheus(name, &st);
   printf("hits: %llu\n", (unsigned long long)st.hits);
   printf("misses: %llu\n", (unsigned long long)st.misses);
   printf("entries: %llu\n", (unsigned long long)st.entries);
@@ -66,10 +87,10 @@ static int print_stats(hzshm_t *h) {
   printf("evictions: %llu\n", (unsigned long long)st.evictions);
   printf("readers: %u\n", st.readers);
   printf("agent_pid: %d\n", st.agent_pid);
-  printf("agent_state: %s\n", st.agent_state >= 0 && st.agent_state < 3 ? agent_states[st.agent_state] : "unknown");
+  printf("agent_state: %s\n", hzshm__agent_state_name(st.agent_state));
   printf("heartbeat_age_ms: %llu\n", (unsigned long long)st.heartbeat_age_ms);
-  printf("cluster_state: %s\n",
-         st.cluster_state >= 0 && st.cluster_state < 4 ? cluster_states[st.cluster_state] : "unknown");
+  printf("stale_after_ms: %llu\n", (unsigned long long)st.stale_after_ms);
+  printf("cluster_state: %s\n", hzshm__cluster_state_name(st.cluster_state));
   printf("invalidations_applied: %llu\n", (unsigned long long)st.invalidations);
   printf("last_invalidation_lag_us: %llu\n", (unsigned long long)st.last_inval_lag_us);
   printf("sessions_with_listeners: %llu\n", (unsigned long long)st.listeners);
@@ -80,7 +101,33 @@ static int print_stats(hzshm_t *h) {
   printf("agent_requests: %llu\n", (unsigned long long)st.agent_requests);
   printf("bad_requests: %llu\n", (unsigned long long)st.bad_requests);
   printf("unwatched_partitions: %llu\n", (unsigned long long)st.unwatched_partitions);
+  printf("uncacheable_values: %llu\n", (unsigned long long)st.uncacheable_values);
+  printf("expirations: %llu\n", (unsigned long long)st.expirations);
+  char why[256];
+  printf("healthy: %s\n", hzshm__health_verdict(&st, why, sizeof why) ? "no" : "yes");
   return 0;
+}
+
+/* Exit 0 healthy, 1 not (one line on stdout saying why either way). */
+static int health(const char *name) {
+  hzshm_t *h = NULL;
+  int rc = hzshm_open(name, NULL, &h);
+  if (rc) {
+    printf("unhealthy: cache %s: %s%s\n", name, rc == -ENOENT ? "no segment" : hzshm_strerror(rc),
+           rc == -ENOENT ? " (the agent is not running)" : "");
+    return 1;
+  }
+  hzshm_stats_t st;
+  rc = hzshm_stats(h, &st);
+  hzshm_close(h);
+  if (rc) {
+    printf("unhealthy: cache %s: %s\n", name, hzshm_strerror(rc));
+    return 1;
+  }
+  char why[256];
+  int bad = hzshm__health_verdict(&st, why, sizeof why);
+  printf("%s: cache %s: %s\n", bad ? "unhealthy" : "ok", name, why);
+  return bad;
 }
 
 static int run(hzshm_t *h, const char *cmd, int argc, char **argv) {
@@ -156,11 +203,16 @@ int main(int argc, char **argv) {
     printf("hzshm %s\n", HZSHM_VERSION_STRING);
     return 0;
   }
+  if (argc == 2 && !strcmp(argv[1], "--help")) {
+    usage_to(stdout);
+    return 0;
+  }
   int ch;
   while ((ch = getopt(argc, argv, "+n:p:h")) != -1) {
     switch (ch) {
       case 'n': name = optarg; break;
       case 'p': prefix = optarg; break;
+      case 'h': usage_to(stdout); return 0;
       default: usage(); return 2;
     }
   }
@@ -169,12 +221,27 @@ int main(int argc, char **argv) {
     return 2;
   }
   const char *cmd = argv[optind];
+  int prom = 0;
+  if (!strcmp(cmd, "health")) {
+    if (optind + 1 != argc) {
+      usage();
+      return 2;
+    }
+    return health(name);
+  }
+  if (!strcmp(cmd, "stat")) {
+    int rest = argc - optind - 1;
+    if (rest == 2 && !strcmp(argv[optind + 1], "--format") && !strcmp(argv[optind + 2], "prometheus")) prom = 1;
+    else if (!(rest == 0 || (rest == 2 && !strcmp(argv[optind + 1], "--format") && !strcmp(argv[optind + 2], "text")))) {
+      fprintf(stderr, "hzshm: stat: --format text or --format prometheus\n");
+      return 2;
+    }
+  }
   hzshm_opts_t o = {.prefix = prefix};
   hzshm_t *h = NULL;
   int rc = hzshm_open(name, &o, &h);
   if (rc) return fail("open", rc);
-  int ex = !strcmp(cmd, "stat") ? (optind + 1 == argc ? print_stats(h) : (usage(), 2))
-                                : run(h, cmd, argc - optind - 1, argv + optind + 1);
+  int ex = !strcmp(cmd, "stat") ? print_stats(h, name, prom) : run(h, cmd, argc - optind - 1, argv + optind + 1);
   hzshm_close(h);
   return ex;
 }

@@ -219,6 +219,8 @@ void hzshm__resv_maybe_free(resv_t *r);
 void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
 void hzshm__resv_cancel_all(session_t *s);
 void hzshm__fill_flush_delayed(agent_t *a);
+/* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
+void hzshm__agent_uncacheable(agent_t *a, size_t bytes);
 
 /* inval.c */
 void hzshm__inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);

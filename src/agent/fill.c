@@ -25,6 +25,15 @@
 
 #include "agent.h"
 
+void hzshm__agent_uncacheable(agent_t *a, size_t bytes) {
+  hzshm__agent_count(a, HZSHM__AC_UNCACHEABLE, 1);
+  if (a->ctr[HZSHM__AC_UNCACHEABLE] == 1)
+    hzshm__agent_logl(HZSHM__LOG_WARN,
+                      "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
+                      "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
+                      bytes);
+}
+
 resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) {
   hzshm__tnode_t *n = hzshm__table_find(&s->resv, key, klen);
   if (n || !create) return (resv_t *)n;
@@ -92,6 +101,7 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
                                 part, r->stamp, hzshm__agent_local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);
+      if (rc == HZSHM_ETOOBIG) hzshm__agent_uncacheable(a, r->klen + (null ? 0 : res->len));
       if (rc != 0 && rc != HZSHM_ETOOBIG && rc != HZSHM_ESEGFULL)
         hzshm__agent_log("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
     }

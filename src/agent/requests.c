@@ -115,6 +115,7 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
           rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, hzshm__agent_local_ttl(a, -1),
                                 HZSHM_SHM_NEGATIVE);
       }
+      if (rc == HZSHM_ETOOBIG) hzshm__agent_uncacheable(a, p->klen + p->vlen);
       /* Not cached (or could not be): make sure no older value stays. */
       if (rc != 0) hzshm__shm_w_del(a->shm, &s->ref, p->key, p->klen);
     }

@@ -20,7 +20,8 @@ enum {
   HZSHM__AC_DESTROYS_SEEN = 12, /* sessions purged by distributed-object destroy events */
   HZSHM__AC_RECONCILES = 13,    /* metadata reconciliation rounds */
   HZSHM__AC_UNWATCHED = 14,     /* partitions whose owner sends us no events now (not cached) */
-  HZSHM__AC_COUNT_ = 15
+  HZSHM__AC_UNCACHEABLE = 15,   /* values too large for a slab: answered, never cached */
+  HZSHM__AC_COUNT_ = 16
 };
 
 #endif

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "ipc_counters.h"
+#include "stats.h"
 #include "lib_int.h"
 
 atomic_uint hzshm__lib_fork_gen;
@@ -136,32 +137,5 @@ int hzshm_stats(hzshm_t *h, hzshm_stats_t *st) {
   int rc = hzshm__lib_check(h);
   if (rc != 0) return rc;
   if (st == NULL) return HZSHM_EINVAL;
-  hzshm__shm_stats_t ss;
-  rc = hzshm__shm_stats(h->shm, &ss);
-  if (rc != 0) return rc;
-  memset(st, 0, sizeof *st);
-  st->hits = ss.hits;
-  st->misses = ss.misses;
-  st->entries = ss.entries;
-  st->sessions = ss.sessions;
-  st->memory_used = ss.memory_used;
-  st->memory_limit = ss.memory_limit;
-  st->evictions = ss.evictions;
-  st->readers = ss.readers;
-  st->agent_pid = ss.writer_pid;
-  st->agent_state = ss.state;
-  st->heartbeat_age_ms = ss.heartbeat_age_ns / 1000000u;
-  hzshm__shm_t *m = h->shm;
-  st->cluster_state = (int32_t)hzshm__shm_agent_counter(m, HZSHM__AC_CLUSTER_STATE);
-  st->invalidations = hzshm__shm_agent_counter(m, HZSHM__AC_INVALIDATIONS);
-  st->last_inval_lag_us = hzshm__shm_agent_counter(m, HZSHM__AC_INVAL_LAG_US);
-  st->listeners = hzshm__shm_agent_counter(m, HZSHM__AC_LISTENERS);
-  st->remote_gets = hzshm__shm_agent_counter(m, HZSHM__AC_REMOTE_GETS);
-  st->coalesced_misses = hzshm__shm_agent_counter(m, HZSHM__AC_COALESCED);
-  st->fills_dropped = hzshm__shm_agent_counter(m, HZSHM__AC_FILLS_DROPPED);
-  st->stale_marks = hzshm__shm_agent_counter(m, HZSHM__AC_STALE_MARKS);
-  st->agent_requests = hzshm__shm_agent_counter(m, HZSHM__AC_REQUESTS);
-  st->bad_requests = hzshm__shm_agent_counter(m, HZSHM__AC_BAD_REQUESTS);
-  st->unwatched_partitions = hzshm__shm_agent_counter(m, HZSHM__AC_UNWATCHED);
-  return 0;
+  return hzshm__stats_read(h->shm, st);
 }
