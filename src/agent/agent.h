@@ -11,6 +11,7 @@
 #include "hzshm.h"
 #include "ipc.h"
 #include "ipc_counters.h"
+#include "report.h"
 #include "shm.h"
 #include "table.h"
 
@@ -47,6 +48,10 @@ typedef struct conn {
   int closed;
   uint8_t *rbuf;
   size_t rlen, rcap;
+  /* Arrival times of recent requests by reqid % 64, for the agent-hop
+   * histogram (server.c); a slot reused before its answer loses a sample. */
+  uint32_t t_reqid[64];
+  uint64_t t_ns[64];
 } conn_t;
 
 /* A request waiting for the cluster. */
@@ -163,6 +168,12 @@ struct agent {
   uint64_t ack_us[1024];
   int exit_code;            /* main's status: 1 after a fatal error (hzshm__agent_fatal) */
   int notified_ready;       /* notify.c */
+  /* metrics.c: --metrics-listen and its histograms (0 agent hop, 1 invalidation lag) */
+  uv_tcp_t metrics;
+  int metrics_open;
+  struct http *https;
+  int nhttps;
+  hzshm__hist_t hist[2];
 };
 
 uint64_t hzshm__agent_now_ms(void);
@@ -179,6 +190,10 @@ void hzshm__agent_fatal(agent_t *a, const char *fmt, ...) __attribute__((format(
 void hzshm__notify_ready(agent_t *a);
 void hzshm__notify_status(agent_t *a, const char *status);
 void hzshm__notify_stopping(agent_t *a);
+/* metrics.c */
+void hzshm__metrics_init(agent_t *a);
+int hzshm__metrics_start(agent_t *a); /* 0, or the error (logged as fatal) */
+void hzshm__metrics_close(agent_t *a);
 /* opts.c: 0, or -1 after printing which option is wrong; exits on --help/--version. */
 int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o);
 int hzshm__parse_size(const char *s, uint64_t *out);

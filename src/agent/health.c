@@ -60,6 +60,7 @@ void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta) {
 }
 
 void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v) {
+  if (idx == HZSHM__AC_INVAL_LAG_US) hzshm__hist_observe(&a->hist[1], (double)v / 1e6); /* metrics.c */
   a->ctr[idx] = v;
   if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, v);
 }

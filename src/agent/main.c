@@ -59,6 +59,7 @@ void hzshm__agent_stop(agent_t *a) {
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
   hzshm__health_close(a);
+  hzshm__metrics_close(a);
   hzshm__server_close(a);
   hzshm__fill_flush_delayed(a);
   if (a->hz) hzc_client_close(a->hz, hz_closed, a);
@@ -170,7 +171,8 @@ int main(int argc, char **argv) {
   uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
   uv_signal_start(&a.sigint, signal_cb, SIGINT);
   hzshm__health_start(&a);
-  if (hzshm__server_start(&a) != 0) {
+  hzshm__metrics_init(&a);
+  if (hzshm__server_start(&a) != 0 || hzshm__metrics_start(&a) != 0) {
     a.exit_code = 1; /* server.c logged why */
     hzshm__agent_stop(&a);
   } else {

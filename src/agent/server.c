@@ -97,6 +97,11 @@ static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_
 void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                          size_t vlen) {
   hzshm__agent_count(c->a, HZSHM__AC_REQUESTS, 1);
+  unsigned slot = reqid & 63u;
+  if (c->t_ns[slot] && c->t_reqid[slot] == reqid) {
+    hzshm__hist_observe(&c->a->hist[0], (double)(uv_hrtime() - c->t_ns[slot]) / 1e9);
+    c->t_ns[slot] = 0;
+  }
   send_frame(c, op, reqid, status, aux, val, vlen, 0);
 }
 
@@ -138,6 +143,8 @@ static void parse(conn_t *c) {
       refuse(c, h.reqid, h.op, HZSHM_EPROTO);
       return;
     }
+    c->t_reqid[h.reqid & 63u] = h.reqid;
+    c->t_ns[h.reqid & 63u] = uv_hrtime();
     hzshm__req_dispatch(c, &h, &r);
     off += HZSHM__IPC_HDR + h.bodylen;
   }
