@@ -200,8 +200,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
       case 'h': usage(stdout); exit(0);
       case 'V': printf("hzshm-agent %s\n", HZSHM_VERSION_STRING); exit(0);
       case ':':
-        fprintf(stderr, "hzshm-agent: %s%s needs a value; see hzshm-agent --help\n", optopt ? "-" : "",
-                optopt ? (char[]){(char)optopt, 0} : argv[optind - 1]);
+        fprintf(stderr, "hzshm-agent: %s needs a value; see hzshm-agent --help\n", argv[optind - 1]);
         return -1;
       default:
         fprintf(stderr, "hzshm-agent: unknown option %s; see hzshm-agent --help\n", argv[optind - 1]);

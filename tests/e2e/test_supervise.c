@@ -132,8 +132,17 @@ int main(int argc, char **argv) {
   CHECK(e2e_file_count(logp, "fatal: the cluster refused our authentication") == 1);
   CHECK(!exists(segpath("sup_auth")) && !exists("/tmp/hzshm-e2e-sup_auth.sock"));
 
+  /* A normal start is quiet: what it serves, then the cluster; no protocol internals. */
   e2e_agent_t a = {0};
+  char alog[160];
+  snprintf(alog, sizeof alog, "/tmp/hzshm-e2e-sup_a.%d.log", (int)getpid());
+  unlink(alog);
+  snprintf(a.log_path, sizeof a.log_path, "%s", alog);
   e2e_agent_start(&a, "sup_a", member);
+  CHECK(e2e_file_count(alog, "info: serving cache sup_a on /tmp/hzshm-e2e-sup_a.sock (cluster dev") == 1);
+  CHECK(e2e_file_count(alog, "info: connected to cluster dev") == 1);
+  CHECK(e2e_file_count(alog, "frames after") == 0 && e2e_file_count(alog, "connected to the cluster (") == 0);
+  CHECK(e2e_file_count(alog, " warn: ") == 0 && e2e_file_count(alog, " error: ") == 0);
 
   /* Socket in use by agent a: exit 1; a keeps its socket and serves. */
   const char *sock[] = {"hzshm-agent", "-n", "sup_b", "-m", member, "--socket", a.sock, "--memory", "32m",
@@ -165,6 +174,7 @@ int main(int argc, char **argv) {
   CHECK_RC(e2e_agent_stop(&a), 0);
   CHECK(!exists(segpath("sup_a")) && !exists(a.sock));
   printf("SIGHUP: ignored; SIGTERM: exit 0, segment and socket removed\n");
+  unlink(alog);
 
   /* Usage errors: exit 2 naming the option, nothing created. */
   const char *badv[] = {"hzshm-agent", "-n", "sup_u", "-m", member, "--stale-ms", "soon", NULL};
