@@ -121,6 +121,18 @@ int e2e_agent_wait_exit(pid_t pid, uint32_t timeout_ms) {
   }
 }
 
+int e2e_agent_run(const char *const *argv, const char *log_path, uint32_t timeout_ms) {
+  if (log_path) unlink(log_path);
+  pid_t pid = e2e_agent_spawn_argv(argv, log_path);
+  int rc = e2e_agent_wait_exit(pid, timeout_ms);
+  if (rc < 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    track(pid, 0);
+  }
+  return rc;
+}
+
 int e2e_file_count(const char *path, const char *needle) {
   FILE *f = fopen(path, "r");
   if (!f) return 0;

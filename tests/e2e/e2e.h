@@ -42,6 +42,9 @@ pid_t e2e_agent_spawn_argv(const char *const *argv, const char *log_path);
 /* Waits (deadline timeout_ms) for pid to exit: its exit code, 128 + signal,
  * or -1 on timeout (the process is then left running). */
 int e2e_agent_wait_exit(pid_t pid, uint32_t timeout_ms);
+/* e2e_agent_spawn_argv with log_path truncated first, then waits (deadline
+ * timeout_ms) for the exit: its code, or -1 (the agent is then killed). */
+int e2e_agent_run(const char *const *argv, const char *log_path, uint32_t timeout_ms);
 /* Lines of file path containing needle (0 if the file is missing). */
 int e2e_file_count(const char *path, const char *needle);
 

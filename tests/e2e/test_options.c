@@ -18,13 +18,7 @@
 
 static char logp[160];
 
-static int run_agent(const char *const *argv) {
-  unlink(logp);
-  pid_t pid = e2e_agent_spawn_argv(argv, logp);
-  int rc = e2e_agent_wait_exit(pid, 30000);
-  if (rc < 0) kill(pid, SIGKILL);
-  return rc;
-}
+static int run_agent(const char *const *argv) { return e2e_agent_run(argv, logp, 30000); }
 
 typedef struct {
   const char *path;
@@ -47,6 +41,8 @@ static void socket_in(const char *name, const char *env, const char *val, const 
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   CHECK(!exists(&e));
 }
+
+static int warned(void *path) { return e2e_file_count(path, "<4>member 127.0.0.1:9: ") > 0; }
 
 int main(void) {
   snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-options.%d.log", (int)getpid());
@@ -164,6 +160,7 @@ int main(void) {
   unsetenv("JOURNAL_STREAM");
   exists_t sock = {"/tmp/hzshm-e2e-opt_js.sock"};
   CHECK(e2e_wait(exists, &sock, 30000) >= 0);
+  CHECK(e2e_wait(warned, logp, 30000) >= 0); /* the refused member, logged once */
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   CHECK(e2e_file_count(logp, "<6>serving cache opt_js") == 1);

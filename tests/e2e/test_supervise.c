@@ -35,14 +35,7 @@ static const char *segpath(const char *name) {
   return p;
 }
 
-/* Runs the agent with argv until it exits (deadline 60 s): its exit code. */
-static int run_to_exit(const char *const *argv) {
-  unlink(logp);
-  pid_t pid = e2e_agent_spawn_argv(argv, logp);
-  int rc = e2e_agent_wait_exit(pid, 60000);
-  if (rc < 0) kill(pid, SIGKILL);
-  return rc;
-}
+static int run_to_exit(const char *const *argv) { return e2e_agent_run(argv, logp, 60000); }
 
 static void show_log(const char *what) {
   char cmd[256];
