@@ -88,12 +88,19 @@ static int split_members(agent_opts_t *o) {
   for (char *save = NULL, *t = strtok_r(o->members, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
     char host[256];
     int port;
-    if (hzc_parse_address(t, host, sizeof host, &port) != 0)
-      return bad("members", t, "expected host[:port] or [ipv6][:port], port 1-65535");
+    if (hzc_parse_address(t, host, sizeof host, &port) != 0) {
+      bad("members", t, "expected host[:port] or [ipv6][:port], port 1-65535");
+      goto fail;
+    }
     o->addrs[o->naddrs++] = t;
   }
-  if (o->naddrs == 0) return bad("members", "", "no member address");
-  return 0;
+  if (o->naddrs != 0) return 0;
+  bad("members", "", "no member address");
+fail:
+  free(o->addrs);
+  o->addrs = NULL;
+  o->naddrs = 0;
+  return -1;
 }
 
 /* $RUNTIME_DIRECTORY (systemd's RuntimeDirectory=, first entry), else
@@ -218,6 +225,10 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
   }
   if (split_members(o) != 0) return -1;
   if (o->socket) strcpy(o->sockpath, o->socket);
-  else if (default_socket(o) != 0) return -1;
+  else if (default_socket(o) != 0) {
+    free(o->addrs);
+    o->addrs = NULL;
+    return -1;
+  }
   return 0;
 }
