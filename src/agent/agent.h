@@ -35,6 +35,7 @@ typedef struct {
   uint32_t reconcile_ms;  /* metadata reconciliation interval */
   uint32_t idle_ms;       /* listener removed after this long without entries */
   uint32_t max_ttl_ms;    /* cap on a cached entry's local lifetime; 0 = none (see hzshm__agent_local_ttl) */
+  uint32_t invocation_timeout_ms; /* a cluster operation fails after this long */
   int unlink_on_exit;
   long allow_gid;         /* -1 = none */
 } agent_opts_t;

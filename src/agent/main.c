@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
   }
 
   hzc_config_t hc = {.cluster_name = a.o.cluster, .addrs = a.o.addrs, .naddrs = a.o.naddrs, .smart = 1,
-                     .invocation_timeout_ms = 10000, .heartbeat_interval_ms = 1000,
+                     .invocation_timeout_ms = a.o.invocation_timeout_ms, .heartbeat_interval_ms = 1000,
                      .heartbeat_timeout_ms = 5000, .client_name = "hzshm-agent"};
   if ((err = hzc_client_new(a.loop, &hc, &a.hz)) != 0) {
     hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot create the Hazelcast client: %s", hzshm_strerror(err));

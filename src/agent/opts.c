@@ -37,6 +37,7 @@ static void usage(FILE *f) {
           "      --reconcile-ms N     invalidation metadata reconciliation interval (default: 5000)\n"
           "      --idle-ms N          drop a session's listener after N ms without entries (default: 10000)\n"
           "      --max-ttl-ms N       cap on a cached entry's local lifetime, 0 = none (default: 60000)\n"
+          "      --invocation-timeout-ms N  a cluster operation fails after N ms (default: 10000)\n"
           "      --allow-gid GID      also admit socket peers of group GID (default: only our uid and root)\n"
           "      --unlink-on-exit     remove the segment on a clean stop (default: keep it)\n"
           "      --metrics-listen HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics\n"
@@ -129,7 +130,7 @@ static int default_socket(agent_opts_t *o) {
 
 int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
   enum { O_MEMORY = 256, O_SOCKET, O_PREFIX, O_STALE, O_RECONCILE, O_IDLE, O_GID, O_UNLINK, O_TTL, O_SESSIONS,
-         O_READERS, O_METRICS, O_LOGLEVEL };
+         O_READERS, O_METRICS, O_LOGLEVEL, O_INVOKE };
   static const struct option lo[] = {
       {"name", required_argument, 0, 'n'},         {"members", required_argument, 0, 'm'},
       {"cluster", required_argument, 0, 'c'},      {"memory", required_argument, 0, O_MEMORY},
@@ -139,6 +140,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
       {"unlink-on-exit", no_argument, 0, O_UNLINK}, {"max-ttl-ms", required_argument, 0, O_TTL},
       {"sessions", required_argument, 0, O_SESSIONS}, {"readers", required_argument, 0, O_READERS},
       {"metrics-listen", required_argument, 0, O_METRICS}, {"log-level", required_argument, 0, O_LOGLEVEL},
+      {"invocation-timeout-ms", required_argument, 0, O_INVOKE},
       {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -150,6 +152,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
   o->reconcile_ms = 5000;
   o->idle_ms = 10000;
   o->max_ttl_ms = 60000;
+  o->invocation_timeout_ms = 10000;
   o->allow_gid = -1;
   o->log_level = HZSHM__LOG_INFO;
   int ch, li = -1;
@@ -183,6 +186,10 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
         e = parse_u32(optarg, &o->reconcile_ms) || o->reconcile_ms == 0 ? bad(name, optarg, "ms > 0") : 0;
         break;
       case O_IDLE: e = parse_u32(optarg, &o->idle_ms) ? bad(name, optarg, "ms") : 0; break;
+      case O_INVOKE:
+        e = parse_u32(optarg, &o->invocation_timeout_ms) || o->invocation_timeout_ms == 0 ? bad(name, optarg, "ms > 0")
+                                                                                           : 0;
+        break;
       case O_TTL: e = parse_u32(optarg, &o->max_ttl_ms) ? bad(name, optarg, "ms, 0 = none") : 0; break;
       case O_GID: {
         uint32_t g = 0;

@@ -66,7 +66,7 @@ int main(void) {
   close(p[0]);
   CHECK_RC(e2e_agent_wait_exit(pid, 10000), 0);
   const char *opts[] = {"--name", "--members", "--cluster", "--memory", "--sessions", "--readers", "--socket",
-                        "--prefix", "--stale-ms", "--reconcile-ms", "--idle-ms", "--max-ttl-ms", "--allow-gid",
+                        "--prefix", "--stale-ms", "--reconcile-ms", "--idle-ms", "--max-ttl-ms", "--invocation-timeout-ms", "--allow-gid",
                         "--unlink-on-exit", "--metrics-listen", "--log-level", "--help", "--version", NULL};
   for (int i = 0; opts[i]; i++) {
     const char *at = strstr(out, opts[i]);
@@ -100,7 +100,8 @@ int main(void) {
              {"--readers", "70000"},    {"--stale-ms", "0"},          {"--reconcile-ms", "-5"},
              {"--idle-ms", "1e3"},      {"--max-ttl-ms", "forever"},  {"--allow-gid", "wheel"},
              {"--log-level", "loud"},   {"--metrics-listen", "9100"}, {"--members", "h:0"},
-             {"--cluster", ""},         {"--memory", "99999999999g"}, {NULL, NULL}};
+             {"--cluster", ""},         {"--memory", "99999999999g"}, {"--invocation-timeout-ms", "0"},
+             {NULL, NULL}};
   for (int i = 0; bad[i].opt; i++) {
     const char *av[] = {"hzshm-agent", "-n", "opt_x", "-m", "127.0.0.1:9", bad[i].opt, bad[i].val, NULL};
     CHECK_RC(run_agent(av), 2);
