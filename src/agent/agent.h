@@ -169,6 +169,8 @@ struct agent {
   uint64_t ack_us[1024];
   int exit_code;            /* main's status: 1 after a fatal error (hzshm__agent_fatal) */
   int notified_ready;       /* notify.c */
+  uv_timer_t watchdog;
+  int watchdog_on;
   /* metrics.c: --metrics-listen and its histograms (0 agent hop, 1 invalidation lag) */
   uv_tcp_t metrics;
   int metrics_open;
@@ -190,7 +192,8 @@ void hzshm__agent_fatal(agent_t *a, const char *fmt, ...) __attribute__((format(
 /* notify.c: systemd readiness (optional libsystemd). */
 void hzshm__notify_ready(agent_t *a);
 void hzshm__notify_status(agent_t *a, const char *status);
-void hzshm__notify_stopping(agent_t *a);
+void hzshm__notify_stopping(agent_t *a); /* also stops the watchdog timer */
+void hzshm__notify_start(agent_t *a);    /* the watchdog timer, if WatchdogSec= */
 /* metrics.c */
 void hzshm__metrics_init(agent_t *a);
 int hzshm__metrics_start(agent_t *a); /* 0, or the error (logged as fatal) */

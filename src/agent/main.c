@@ -172,6 +172,7 @@ int main(int argc, char **argv) {
   uv_signal_start(&a.sigint, signal_cb, SIGINT);
   hzshm__health_start(&a);
   hzshm__metrics_init(&a);
+  hzshm__notify_start(&a);
   if (hzshm__server_start(&a) != 0 || hzshm__metrics_start(&a) != 0) {
     a.exit_code = 1; /* server.c logged why */
     hzshm__agent_stop(&a);

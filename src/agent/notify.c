@@ -7,7 +7,9 @@
  *
  * READY=1 is sent once, the first time the agent serves (segment open, socket
  * listening, cluster connected); STOPPING=1 when a stop begins; STATUS= on
- * each change of the cluster state, for `systemctl status`. */
+ * each change of the cluster state, for `systemctl status`. With WatchdogSec=
+ * (WATCHDOG_USEC) a loop timer sends WATCHDOG=1 at half the interval: a hung
+ * loop stops it, and systemd kills and restarts the agent. */
 #include "agent.h"
 
 #ifdef HZSHM_HAVE_SYSTEMD
@@ -34,5 +36,22 @@ void hzshm__notify_stopping(agent_t *a) {
 #ifdef HZSHM_HAVE_SYSTEMD
   sd_notify(0, "STOPPING=1");
 #endif
+  if (a->watchdog_on) uv_close((uv_handle_t *)&a->watchdog, NULL);
+  a->watchdog_on = 0;
+}
+
+#ifdef HZSHM_HAVE_SYSTEMD
+static void watchdog_cb(uv_timer_t *t) { sd_notify(0, "WATCHDOG=1"); }
+#endif
+
+void hzshm__notify_start(agent_t *a) {
+#ifdef HZSHM_HAVE_SYSTEMD
+  uint64_t usec = 0;
+  if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2000) return;
+  uv_timer_init(a->loop, &a->watchdog);
+  a->watchdog_on = 1;
+  uv_timer_start(&a->watchdog, watchdog_cb, 0, usec / 2000);
+#else
   (void)a;
+#endif
 }

@@ -9,7 +9,7 @@
  *     segment and socket removed)
  *   - -m 127.0.0.1 (no port) is taken as 127.0.0.1:5701
  *   - with libsystemd: READY=1 on NOTIFY_SOCKET once serving and connected,
- *     STOPPING=1 on SIGTERM */
+ *     WATCHDOG=1 pings with WATCHDOG_USEC, STOPPING=1 on SIGTERM */
 #define _GNU_SOURCE
 #include <poll.h>
 #include <signal.h>
@@ -85,15 +85,22 @@ static void notify_case(const char *member) {
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
   CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
   setenv("NOTIFY_SOCKET", path, 1);
+  setenv("WATCHDOG_USEC", "200000", 1); /* pings every 100 ms */
   const char *av[] = {"hzshm-agent", "-n", "sup_nt", "-m", member, "--socket", "/tmp/hzshm-e2e-sup_nt.sock",
                       "--memory", "32m", "--unlink-on-exit", NULL};
   unlink(logp);
   pid_t pid = e2e_agent_spawn_argv(av, logp);
   unsetenv("NOTIFY_SOCKET");
+  unsetenv("WATCHDOG_USEC");
   char msg[512];
-  int ready = 0;
-  while (!ready && recv_notify(fd, msg, sizeof msg, 60000)) ready = strstr(msg, "READY=1") != NULL;
+  int ready = 0, pings = 0;
+  while (!ready && recv_notify(fd, msg, sizeof msg, 60000)) {
+    ready = strstr(msg, "READY=1") != NULL;
+    pings += strstr(msg, "WATCHDOG=1") != NULL;
+  }
   CHECK(ready);
+  while (pings < 3 && recv_notify(fd, msg, sizeof msg, 30000)) pings += strstr(msg, "WATCHDOG=1") != NULL;
+  CHECK(pings >= 3);
   /* READY only once serving and connected. */
   hzshm_t *h;
   CHECK_RC(hzshm_open("sup_nt", NULL, &h), 0);
@@ -107,7 +114,7 @@ static void notify_case(const char *member) {
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   close(fd);
   unlink(path);
-  printf("sd_notify: READY=1 once connected, STOPPING=1 on SIGTERM\n");
+  printf("sd_notify: READY=1 once connected, WATCHDOG=1 pings, STOPPING=1 on SIGTERM\n");
 }
 #endif
 
