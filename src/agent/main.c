@@ -147,6 +147,13 @@ int main(int argc, char **argv) {
                       hzshm_strerror(err), err == HZSHM_EEXIST ? " (another agent serves it)" : "");
     goto out;
   }
+  hzshm__shm_stats_t ss;
+  if (hzshm__shm_stats(a.shm, &ss) == 0 && ss.memory_limit < a.o.memory / 4)
+    hzshm__agent_logl(HZSHM__LOG_WARN,
+                      "only %llu KiB of --memory %llu KiB hold entries (the rest: %u sessions, %u readers): "
+                      "raise --memory or lower --sessions/--readers",
+                      (unsigned long long)(ss.memory_limit >> 10), (unsigned long long)(a.o.memory >> 10),
+                      a.o.sessions, a.o.readers);
   if (reused) {
     hzshm__inval_all_stale(&a); /* revalidate: nothing of the previous agent is served */
     hzshm__agent_log("reused the segment of a previous agent: every partition marked stale");

@@ -206,6 +206,7 @@ int main(int argc, char **argv) {
   CHECK(e2e_wait(seen, &sn, 30000) >= 0);
   CHECK(kill(pid, 0) == 0);
   CHECK(exists(segpath("sup_np")));
+  CHECK(e2e_file_count(logp, "warn: only ") == 1 && e2e_file_count(logp, "hold entries") == 1); /* the minimum is small */
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   CHECK(!exists(segpath("sup_np")));
