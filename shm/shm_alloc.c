@@ -58,7 +58,8 @@ int hzshm__shm_w_init_private(hzshm__shm_t *s) {
   s->w->units = calloc(s->nunits, sizeof *s->w->units);
   s->w->drain_slab = UINT64_MAX;
   s->w->dirfree = calloc(s->dir_count, sizeof(uint32_t));
-  if (!s->w->units || !s->w->dirfree) return -12;
+  s->w->dirretired = calloc(s->dir_count, 1);
+  if (!s->w->units || !s->w->dirfree || !s->w->dirretired) return -12;
   return 0;
 }
 
@@ -67,6 +68,7 @@ void hzshm__shm_w_free_private(hzshm__shm_t *s) {
   free(s->w->units);
   free(s->w->ret);
   free(s->w->dirfree);
+  free(s->w->dirretired);
   free(s->w);
   s->w = NULL;
 }
@@ -205,7 +207,14 @@ void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off) {
   }
 }
 
-void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx) { (void)ret_push(s, idx, 1); }
+/* A directory slot is on exactly one of: live (gen != 0), the retire list
+ * (dirretired), the free stack. dir_reset pushes only slots that are neither,
+ * so reclaim's push is the only one for a retired slot. Out of heap: the slot
+ * stays marked retired and is leaked, never freed early. */
+void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx) {
+  s->w->dirretired[idx] = 1;
+  (void)ret_push(s, idx, 1);
+}
 
 uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
   hzshm__w_t *w = s->w;
@@ -224,6 +233,7 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
     }
     freed++;
     if (r.kind == 1) {
+      w->dirretired[r.off] = 0;
       w->dirfree[w->ndirfree++] = (uint32_t)r.off;
       continue;
     }

@@ -58,6 +58,7 @@ typedef struct {
   size_t nret, capret;
   uint32_t *dirfree;           /* free directory slots (stack) */
   uint32_t ndirfree;
+  uint8_t *dirretired;         /* 1 = directory slot on the retire list (not free, not live) */
   uint64_t sweep_cursor;       /* next bucket w_maintain sweeps */
   int poison;                  /* fill freed chunks with 0xdb (tests) */
   int membarrier;              /* membarrier(GLOBAL_EXPEDITED) works */

@@ -131,7 +131,7 @@ void hzshm__shm_dir_reset(hzshm__shm_t *s) {
     if (atomic_load_explicit(&s->dir[i].gen, memory_order_relaxed) != 0) {
       atomic_store_explicit(&s->dir[i].gen, 0, memory_order_release); /* pairs with lookup() */
       hzshm__shm_retire_dir(s, i); /* a reader may still be comparing its name */
-    } else {
+    } else if (!w->dirretired[i]) { /* a retired slot is freed by reclaim, once */
       w->dirfree[w->ndirfree++] = i;
     }
   }
