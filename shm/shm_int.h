@@ -149,6 +149,10 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s);
 #define HZSHM__SID_SEED 0x73657373ull /* seed of the session-name hash */
 int hzshm__shm_w_ref_ok(hzshm__shm_t *s, const hzshm__sref_t *ref);
 void hzshm__shm_dir_reset(hzshm__shm_t *s);
+/* Restart: walk the name chains, unlink records whose gen is 0 (a drop cut
+ * short between its two stores) and mark in linked[] what each record is. */
+enum { HZSHM__DIR_NOT_LINKED = 0, HZSHM__DIR_LINKED = 1, HZSHM__DIR_UNLINKED = 2 };
+int hzshm__shm_dir_relink(hzshm__shm_t *s, uint8_t *linked); /* HZSHM_ECORRUPT: a loop or a stray link */
 
 /* shm_read.c */
 int hzshm__shm_dir_find(hzshm__shm_t *s, const char *sid, size_t len, uint64_t h, uint32_t *idx, uint64_t *gen);

@@ -137,3 +137,31 @@ void hzshm__shm_dir_reset(hzshm__shm_t *s) {
   }
   atomic_store_explicit(&s->hdr->sessions, 0, memory_order_relaxed); /* statistic */
 }
+
+/* Restart (hzshm__shm_w_rebuild): the chains a dead writer left. A record
+ * reached twice (a loop, or two chains sharing a tail), an index out of
+ * range or a record in the chain of another hash is corruption. A record
+ * with gen 0 is a drop killed between its gen store and its unlink: it is
+ * unlinked now with the same release store the drop would have made, and
+ * the caller retires it (a reader may still be comparing its name). */
+int hzshm__shm_dir_relink(hzshm__shm_t *s, uint8_t *linked) {
+  for (uint32_t b = 0; b <= s->dirix_mask; b++) {
+    _Atomic uint32_t *link = &s->dirix[b];
+    for (;;) {
+      uint32_t v = atomic_load_explicit(link, memory_order_relaxed); /* writer's own data */
+      if (!v) break;
+      if (v - 1 >= s->dir_count || linked[v - 1]) return HZSHM_ECORRUPT;
+      hzshm__shm_dirent_t *r = &s->dir[v - 1];
+      if ((atomic_load_explicit(&r->name_hash, memory_order_relaxed) & s->dirix_mask) != b) return HZSHM_ECORRUPT;
+      if (atomic_load_explicit(&r->gen, memory_order_relaxed) == 0) {
+        linked[v - 1] = HZSHM__DIR_UNLINKED;
+        /* release: pairs with dir_find's acquire of this link, as in dir_unlink */
+        atomic_store_explicit(link, atomic_load_explicit(&r->next, memory_order_relaxed), memory_order_release);
+        continue;
+      }
+      linked[v - 1] = HZSHM__DIR_LINKED;
+      link = &r->next;
+    }
+  }
+  return 0;
+}

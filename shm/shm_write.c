@@ -302,6 +302,7 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
 int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
   hzshm__w_t *w = s->w;
   genmap_t m = {0};
+  uint8_t *linked = NULL;
   int rc = 0, live = 0;
   uint64_t next = atomic_load_explicit(&s->hdr->next_sgen, memory_order_relaxed);
   uint64_t cap = 16;
@@ -316,12 +317,31 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
   atomic_store_explicit(&s->hdr->entries, 0, memory_order_relaxed);         /* statistic, recounted */
   atomic_store_explicit(&s->hdr->retired_pending, 0, memory_order_relaxed); /* idem */
   w->ndirfree = 0;
-  int bad = 0;
-  for (uint32_t i = s->dir_count; i-- > 0;) {
+  /* The name chains first: they tell which records a reader can reach. */
+  linked = calloc(s->dir_count, 1);
+  if (!linked) {
+    rc = -12;
+    goto out;
+  }
+  int bad = hzshm__shm_dir_relink(s, linked) != 0;
+  for (uint32_t i = s->dir_count; !bad && i-- > 0;) {
     hzshm__shm_dirent_t *r = &s->dir[i];
     uint64_t g = atomic_load_explicit(&r->gen, memory_order_relaxed);
+    if (!g && linked[i] == HZSHM__DIR_UNLINKED) { /* a drop cut short: a reader may stand on it */
+      hzshm__shm_retire_dir(s, i);
+      continue;
+    }
     if (!g) {
       w->dirfree[w->ndirfree++] = i;
+      continue;
+    }
+    if (linked[i] != HZSHM__DIR_LINKED) {
+      /* Live but in no chain: a clear_all (dir_reset) cut short after the
+       * chains were cleared. Finish the drop: its readers' refs go stale
+       * (pairs with the acquire loads of gen in lookup()), the walk below
+       * unlinks its entries, the slot is freed after a grace period. */
+      atomic_store_explicit(&r->gen, 0, memory_order_release);
+      hzshm__shm_retire_dir(s, i);
       continue;
     }
     uint32_t dummy;
@@ -348,6 +368,7 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
   }
   hzshm__shm_rebuild_free(s);
 out:
+  free(linked);
   free(m.gens);
   free(m.idx);
   return rc;
