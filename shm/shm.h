@@ -145,7 +145,9 @@ enum { HZSHM_SHM_NEGATIVE = 1u }; /* cached absence: `has` false, `get` ENOTFOUN
  * HZSHM_ETOOBIG: entry larger than this segment's largest size class, its slab
  * size (64 KiB..2 MiB, chosen from memory_bytes at creation; not cached; not an
  * error for the agent, which serves it without caching). HZSHM_ESEGFULL:
- * nothing could be evicted or reclaimed right now. HZSHM_ESESSION: stale ref. */
+ * nothing could be evicted or reclaimed right now, or the key is new and its
+ * hash chain is full (HZSHM__CHAIN_MAX entries after pruning dead ones:
+ * counted in stats.chain_refused). HZSHM_ESESSION: stale ref. */
 int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                      const void *val, size_t vlen, uint32_t partition, uint64_t stamp,
                      uint32_t ttl_ms, uint32_t flags);
@@ -180,6 +182,8 @@ typedef struct {
   uint64_t heartbeat_age_ns;
   uint64_t writer_generation;       /* increments every time a writer opens it */
   uint64_t stale_after_ns;          /* the heartbeat bound readers apply */
+  uint64_t chain_refused;           /* puts not cached because the key's hash chain was full */
+  uint64_t chain_cut;               /* hash chains detached because they were found corrupt */
 } hzshm__shm_stats_t;
 int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
 

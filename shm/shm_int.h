@@ -100,6 +100,7 @@ struct hzshm__shm {
   uint64_t nunits;
   uint32_t nslots;
   uint64_t stale_after_ns;
+  uint64_t hkey[2];            /* the segment's hash key (private copy, from the validated header) */
   int fence_mode;              /* 1 = seq_cst fence on the read side, 0 = compiler barrier (writer membarriers) */
   /* reader slot bookkeeping */
   pthread_key_t key;
@@ -114,7 +115,10 @@ struct hzshm__shm {
 };
 
 /* ---- helpers ---- */
-uint64_t hzshm__shm_hash(const void *key, size_t len, uint64_t seed);
+uint64_t hzshm__shm_fold(const void *data, size_t len, uint64_t seed); /* unkeyed: fingerprints only */
+uint64_t hzshm__shm_sip13(const uint64_t k[2], uint64_t prefix, const void *data, size_t len);
+uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data, size_t len); /* test vector */
+int hzshm__shm_random(void *buf, size_t len); /* getrandom(); 0 or -errno */
 uint64_t hzshm__shm_layout_fingerprint(void);
 uint64_t hzshm__shm_now_coarse(void);
 uint64_t hzshm__shm_proc_start(void);
@@ -146,7 +150,17 @@ void hzshm__shm_rebuild_free(hzshm__shm_t *s);
 int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off); /* remove from its chain and retire */
 int hzshm__shm_w_rebuild(hzshm__shm_t *s);
 
-#define HZSHM__SID_SEED 0x73657373ull /* seed of the session-name hash */
+#define HZSHM__SID_SEED 0x73657373ull /* prefix of the session-name hash */
+
+/* The key hash: SipHash-1-3 under the segment's random key of (le64 prefix
+ * || data), prefix = the session generation for entry keys, HZSHM__SID_SEED
+ * for session names. Without the key nobody can compute which keys collide,
+ * so outsiders choosing keys (hash flooding) cannot lengthen a chain beyond
+ * chance; a local process that can read the segment knows the key, and the
+ * chain bound (HZSHM__CHAIN_MAX) limits what it can do to a refused put. */
+static inline uint64_t hzshm__shm_key_hash(const hzshm__shm_t *s, const void *data, size_t len, uint64_t prefix) {
+  return hzshm__shm_sip13(s->hkey, prefix, data, len);
+}
 int hzshm__shm_w_ref_ok(hzshm__shm_t *s, const hzshm__sref_t *ref);
 void hzshm__shm_dir_reset(hzshm__shm_t *s);
 /* Restart: walk the name chains, unlink records whose gen is 0 (a drop cut

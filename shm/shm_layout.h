@@ -35,8 +35,9 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 4u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
-                                       4: per-segment slab size (hdr.slab_shift) */
+#define HZSHM_SHM_LAYOUT_VERSION 5u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+                                       4: per-segment slab size (hdr.slab_shift);
+                                       5: keyed key hash (hdr.hash_key), chains bounded on insert */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
@@ -47,7 +48,14 @@
 #define HZSHM__SLAB_SHIFT_MIN 16u      /* 64 KiB */
 #define HZSHM__SLAB_SHIFT_MAX 21u      /* 2 MiB: an entry of HZSHM_VALUE_MAX + key fits a size class */
 #define HZSHM__SOCKET_MAX 108u
-#define HZSHM__WALK_MAX 4096u          /* bound on any chain walk by a reader */
+/* Chains are at most HZSHM__CHAIN_MAX entries long: the writer refuses to
+ * insert into a full chain (after pruning dead entries of it) and counts it
+ * (hdr.chain_refused); its own walks end at the chain's end, which this
+ * invariant bounds. Readers stop after HZSHM__WALK_MAX steps: a bound that
+ * only a corrupt segment reaches (a reader's path through a chain never
+ * exceeds the longest chain: inserts are at the head, see shm_read.c). */
+#define HZSHM__CHAIN_MAX 32u
+#define HZSHM__WALK_MAX (2u * HZSHM__CHAIN_MAX)
 
 /* Bucket and `next` words: the offset (from the data file start, multiple of
  * 64, < 2^48) of the first/next entry in the low 48 bits, and the top 16 bits
@@ -83,6 +91,7 @@ typedef struct {
   uint32_t pad1;
   uint64_t geom_check;       /* hash of the fields above: detects a scribbled header */
   uint8_t pad0[8];
+  uint64_t hash_key[2];      /* SipHash key of the key hash: random per segment (getrandom), set at creation */
   /* ---- line 2: writer identity (writer stores, readers/stat load) ---- */
   alignas(64) _Atomic uint32_t writer_pid;
   _Atomic uint32_t flags;          /* HZSHM__F_* */
@@ -97,6 +106,8 @@ typedef struct {
   _Atomic uint64_t next_sgen;              /* next session generation (never 0) */
   _Atomic uint64_t entries, sessions, memory_used, evictions, expirations;
   _Atomic uint64_t retired_pending, reaped;
+  _Atomic uint64_t chain_refused;          /* puts not cached: the key's chain was full */
+  _Atomic uint64_t chain_cut;              /* chains detached because a writer walk found them corrupt */
   _Atomic uint64_t agent[32];              /* HZSHM_SHM_AGENT_COUNTERS */
   alignas(64) _Atomic uint64_t socket[16];  /* NUL-padded path, written under `socket_seq` */
   _Atomic uint64_t socket_seq;             /* seqlock: odd while the path is changing */
@@ -123,7 +134,7 @@ typedef struct {
  * the 48-byte header contiguously, so a 16-byte key shares the header's line. */
 typedef struct {
   _Atomic uint64_t next;         /* B_MAKE(off, hash) of the next entry in the chain */
-  uint64_t hash;                 /* hzshm__shm_hash(key, sgen) */
+  uint64_t hash;                 /* hzshm__shm_key_hash(segment, key, sgen) */
   uint64_t sgen;                 /* session generation it belongs to */
   uint64_t stamp;                /* fill stamp */
   uint64_t expiry_ns;            /* CLOCK_MONOTONIC_COARSE deadline, 0 = none */
@@ -174,7 +185,9 @@ typedef struct {
   X(offsetof(hzshm__shm_hdr_t, state), 272)                              \
   X(offsetof(hzshm__shm_hdr_t, stamp), 320)                              \
   X(offsetof(hzshm__shm_hdr_t, reaped), 384)                             \
-  X(offsetof(hzshm__shm_hdr_t, agent), 392)                              \
+  X(offsetof(hzshm__shm_hdr_t, chain_refused), 392)                      \
+  X(offsetof(hzshm__shm_hdr_t, hash_key), 160)                           \
+  X(offsetof(hzshm__shm_hdr_t, agent), 408)                              \
   X(offsetof(hzshm__shm_hdr_t, socket), 704)                             \
   X(offsetof(hzshm__shm_hdr_t, socket_seq), 832)                         \
   X(sizeof(hzshm__shm_part_t), 32)                                       \
@@ -190,7 +203,8 @@ typedef struct {
   X(sizeof(_Atomic uint64_t), 8)                                         \
   X(HZSHM__UNIT, 64)                                                     \
   X(HZSHM__SLAB_SHIFT_MIN, 16)                                           \
-  X(HZSHM__SLAB_SHIFT_MAX, 21)
+  X(HZSHM__SLAB_SHIFT_MAX, 21)                                           \
+  X(HZSHM__CHAIN_MAX, 32)
 
 #define HZSHM__LAYOUT_ASSERT(expr, val) _Static_assert((expr) == (val), #expr " changed: bump the layout version");
 HZSHM__LAYOUT_FIELDS(HZSHM__LAYOUT_ASSERT)

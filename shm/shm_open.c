@@ -100,7 +100,7 @@ static uint64_t pow2_ge(uint64_t v) {
 }
 
 static uint64_t geom_hash(const hzshm__shm_hdr_t *h) {
-  return hzshm__shm_hash(h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
+  return hzshm__shm_fold(h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
 }
 static uint64_t rd_size_of(uint32_t nslots, uint64_t arena_size, uint64_t *slots_off, uint64_t *bm_off,
                            uint64_t *bm_bytes) {
@@ -248,6 +248,8 @@ static void geometry_set(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm
   s->nunits = h->arena_size / HZSHM__UNIT;
   s->nslots = h->nslots;
   s->stale_after_ns = h->stale_after_ns;
+  s->hkey[0] = h->hash_key[0]; /* outside geom_check (random per file); any value is a valid key */
+  s->hkey[1] = h->hash_key[1];
   s->slots = (hzshm__shm_slot_t *)(s->rbase + r->slots_off);
   s->bitmap = (_Atomic uint64_t *)(s->rbase + r->bitmap_off);
 }
@@ -439,6 +441,9 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
     close(s->dfd);
     s->dfd = -1;
   }
+  /* A fresh segment gets a fresh hash key; a reused one keeps its own (its
+   * entries are hashed with it). */
+  if ((rc = hzshm__shm_random(want.hash_key, sizeof want.hash_key)) != 0) goto fail;
   if ((rc = create_files(s, &want, mode)) != 0) goto fail;
   atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
   atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */

@@ -102,7 +102,7 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
   if (s->forked) return HZSHM_ECLOSED;
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
   if (!sl) return HZSHM_EBUSY;
-  uint64_t h = hzshm__shm_hash(sid, sidlen, HZSHM__SID_SEED);
+  uint64_t h = hzshm__shm_key_hash(s, sid, sidlen, HZSHM__SID_SEED);
   hzshm__shm_rs_enter(s, sl); /* directory slots are reclaimed by epoch too */
   uint32_t idx = 0;
   uint64_t gen = 0;
@@ -150,7 +150,7 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
     rc = HZSHM_ESESSION;
     goto out;
   }
-  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  uint64_t h = hzshm__shm_key_hash(s, key, klen, ref->gen);
   uint16_t tag = (uint16_t)(h >> 48);
   /* acquire: pairs with publish_word() in shm_write.c */
   uint64_t w = atomic_load_explicit(&s->buckets[h & s->bucket_mask], memory_order_acquire);

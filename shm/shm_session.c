@@ -42,7 +42,7 @@ int hzshm__shm_w_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
   if (!s || !s->w || !ref || (!sid && sidlen)) return HZSHM_EINVAL;
   if (sidlen == 0) return HZSHM_EEMPTY;
   if (sidlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
-  uint64_t h = hzshm__shm_hash(sid, sidlen, HZSHM__SID_SEED);
+  uint64_t h = hzshm__shm_key_hash(s, sid, sidlen, HZSHM__SID_SEED);
   uint32_t idx;
   uint64_t gen;
   if (hzshm__shm_dir_find(s, sid, sidlen, h, &idx, &gen) == 0) {

@@ -46,6 +46,8 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   st->heartbeat_age_ns = now > hb ? now - hb : 0;
   st->writer_generation = atomic_load_explicit(&h->writer_gen, memory_order_relaxed);
   st->stale_after_ns = h->stale_after_ns; /* geometry: fixed when the segment was made */
+  st->chain_refused = atomic_load_explicit(&h->chain_refused, memory_order_relaxed);
+  st->chain_cut = atomic_load_explicit(&h->chain_cut, memory_order_relaxed);
   return 0;
 }
 

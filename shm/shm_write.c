@@ -35,17 +35,56 @@ uint64_t hzshm__shm_w_stamp(hzshm__shm_t *s) {
   return atomic_fetch_add_explicit(&s->hdr->stamp, 1, memory_order_relaxed) + 1;
 }
 
-/* Find the word that points at the entry for (h, gen, key); NULL if absent. */
-static _Atomic uint64_t *find_link(hzshm__shm_t *s, uint64_t h, uint64_t gen, const void *key, size_t klen) {
-  _Atomic uint64_t *link = &s->buckets[h & s->bucket_mask];
-  for (uint32_t steps = 0; steps < HZSHM__WALK_MAX; steps++) {
+/* The writer's chain walk. Chains are acyclic and at most HZSHM__CHAIN_MAX
+ * entries long by construction (w_put refuses to insert into a full chain;
+ * the restart walk rejects a longer one), so this walk ends at the chain's
+ * end and "not found" means "not linked". It shares no bound with the
+ * readers. The step guard below can trip only if something other than this
+ * writer changed the chain (memory corruption): the bucket is then detached
+ * with one release store, so that no new reader enters the damaged chain,
+ * and counted; the walk reports the chain as empty. */
+typedef struct {
+  uint64_t h, gen;  /* match by key ... */
+  const void *key;
+  size_t klen;
+  uint64_t off;     /* ... or by offset (off != 0) */
+} match_t;
+
+static void chain_cut(hzshm__shm_t *s, uint64_t b) {
+  publish_word(&s->buckets[b], 0);
+  atomic_fetch_add_explicit(&s->hdr->chain_cut, 1, memory_order_relaxed); /* statistic */
+}
+
+/* The word that points at the matching entry, or NULL; *len = the number of
+ * entries before it (the whole chain when absent). */
+static _Atomic uint64_t *chain_find(hzshm__shm_t *s, uint64_t b, const match_t *m, uint32_t *len) {
+  _Atomic uint64_t *link = &s->buckets[b];
+  for (uint32_t steps = 0;; steps++) {
     uint64_t w = wload(link), off = HZSHM__B_OFF(w);
-    if (!off || !hzshm__shm_off_ok(s, off)) return NULL;
+    if (!off) {
+      *len = steps;
+      return NULL;
+    }
+    if (steps >= HZSHM__CHAIN_MAX || !hzshm__shm_off_ok(s, off)) {
+      chain_cut(s, b);
+      *len = 0;
+      return NULL;
+    }
     hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-    if (e->hash == h && e->sgen == gen && HZSHM__E_KLEN(e) == klen && memcmp(e + 1, key, klen) == 0) return link;
+    if (m->off ? off == m->off
+               : e->hash == m->h && e->sgen == m->gen && HZSHM__E_KLEN(e) == m->klen &&
+                     memcmp(e + 1, m->key, m->klen) == 0) {
+      *len = steps;
+      return link;
+    }
     link = &e->next;
   }
-  return NULL;
+}
+
+static _Atomic uint64_t *find_link(hzshm__shm_t *s, uint64_t h, uint64_t gen, const void *key, size_t klen,
+                                   uint32_t *len) {
+  match_t m = {.h = h, .gen = gen, .key = key, .klen = klen};
+  return chain_find(s, h & s->bucket_mask, &m, len);
 }
 
 static void count_removed(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off) {
@@ -58,25 +97,63 @@ static void count_removed(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off) 
   atomic_fetch_sub_explicit(&s->hdr->entries, 1, memory_order_relaxed);
 }
 
+/* Unlink (one release store of the word that points at it) and retire. */
+static void unlink_at(hzshm__shm_t *s, _Atomic uint64_t *link, uint64_t off) {
+  hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+  publish_word(link, wload(&e->next));
+  count_removed(s, e, off);
+  hzshm__shm_retire(s, off);
+}
+
+/* Remove a live chunk (eviction, slab stealing, sweep). The walk is complete
+ * (see chain_find), so a chunk it does not find is linked nowhere and is
+ * retired as it is (it must not stay live in a slab being re-carved). */
 int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off) {
   hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-  _Atomic uint64_t *link = &s->buckets[e->hash & s->bucket_mask];
-  for (uint32_t steps = 0; steps < HZSHM__WALK_MAX; steps++) {
-    uint64_t w = wload(link);
-    if (!HZSHM__B_OFF(w) || !hzshm__shm_off_ok(s, HZSHM__B_OFF(w))) break;
-    if (HZSHM__B_OFF(w) == off) {
-      publish_word(link, wload(&e->next));
-      count_removed(s, e, off);
-      hzshm__shm_retire(s, off);
-      return 0;
-    }
-    link = &hzshm__shm_entry(s, HZSHM__B_OFF(w))->next;
+  match_t m = {.off = off};
+  uint32_t len;
+  _Atomic uint64_t *link = chain_find(s, e->hash & s->bucket_mask, &m, &len);
+  if (link) {
+    unlink_at(s, link, off);
+    return 0;
   }
-  /* Not reachable (a broken chain): no new reader can find it, so retiring it
-   * is safe, and the chunk must not stay "live" in a slab being re-carved. */
   count_removed(s, e, off);
   hzshm__shm_retire(s, off);
   return HZSHM_ECORRUPT;
+}
+
+/* Dead (session dropped), expired or stale-by-partition: swept. */
+static int entry_gone(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off, uint64_t now, int *expired) {
+  uint32_t sidx = s->w->units[hzshm__shm_unit(s, off)].sidx;
+  /* relaxed: the writer reads its own stores */
+  int dead = sidx >= s->dir_count || atomic_load_explicit(&s->dir[sidx].gen, memory_order_relaxed) != e->sgen;
+  *expired = !dead && e->expiry_ns && now >= e->expiry_ns;
+  int stale = e->partition < s->part_count &&
+              e->stamp < atomic_load_explicit(&s->parts[e->partition].stale_mark, memory_order_relaxed);
+  return dead || *expired || stale;
+}
+
+/* Unlink every swept entry of bucket b; the number of entries left. */
+static uint32_t sweep_bucket(hzshm__shm_t *s, uint64_t b, uint64_t now) {
+  _Atomic uint64_t *link = &s->buckets[b];
+  uint32_t left = 0;
+  for (uint32_t steps = 0;; steps++) {
+    uint64_t off = HZSHM__B_OFF(wload(link));
+    if (!off) return left;
+    if (steps >= HZSHM__CHAIN_MAX || !hzshm__shm_off_ok(s, off)) { /* see chain_find */
+      chain_cut(s, b);
+      return 0;
+    }
+    hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
+    int expired;
+    if (entry_gone(s, e, off, now, &expired)) {
+      unlink_at(s, link, off); /* link now points at the next entry */
+      if (expired) atomic_fetch_add_explicit(&s->hdr->expirations, 1, memory_order_relaxed); /* statistic */
+      continue;
+    }
+    left++;
+    link = &e->next;
+  }
 }
 
 static int alloc_or_evict(hzshm__shm_t *s, int cls, uint64_t *off) {
@@ -111,13 +188,21 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   if (rc) return rc;
   uint64_t size = sizeof(hzshm__shm_entry_t) + klen + (uint64_t)vlen;
   int cls = vlen > UINT32_MAX ? -1 : hzshm__shm_class_of(s, size);
-  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
+  uint64_t h = hzshm__shm_key_hash(s, key, klen, ref->gen);
   uint64_t off;
+  uint32_t len;
+  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen, &len);
+  if (!link && len >= HZSHM__CHAIN_MAX && sweep_bucket(s, h & s->bucket_mask, hzshm__shm_now_coarse()) >=
+                                              HZSHM__CHAIN_MAX) {
+    /* A new key for a full chain: not cached (nothing older of it is). */
+    atomic_fetch_add_explicit(&s->hdr->chain_refused, 1, memory_order_relaxed); /* statistic */
+    return HZSHM_ESEGFULL;
+  }
   if (cls < 0 || (rc = alloc_or_evict(s, cls, &off)) != 0) {
     /* Not cached: drop an older value of the key so the cache never serves
      * a value older than the one the caller just tried to store. */
-    _Atomic uint64_t *old = find_link(s, h, ref->gen, key, klen);
-    if (old) hzshm__shm_unlink_entry(s, HZSHM__B_OFF(wload(old)));
+    _Atomic uint64_t *old = find_link(s, h, ref->gen, key, klen, &len);
+    if (old) unlink_at(s, old, HZSHM__B_OFF(wload(old)));
     return cls < 0 ? HZSHM_ETOOBIG : rc;
   }
   hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
@@ -130,7 +215,9 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   e->partition = (uint16_t)partition;
   memcpy(e + 1, key, klen);
   if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
-  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen);
+  /* Again: eviction above may have unlinked entries of this chain (the old
+   * value of this key among them); it can only have become shorter. */
+  link = find_link(s, h, ref->gen, key, klen, &len);
   if (link) { /* replace in place of the old entry */
     uint64_t old = HZSHM__B_OFF(wload(link));
     atomic_store_explicit(&e->next, wload(&hzshm__shm_entry(s, old)->next), memory_order_relaxed); /* published below */
@@ -153,14 +240,11 @@ int hzshm__shm_w_del(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
   int rc = hzshm__shm_w_ref_ok(s, ref);
   if (rc) return rc;
-  uint64_t h = hzshm__shm_hash(key, klen, ref->gen);
-  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen);
+  uint64_t h = hzshm__shm_key_hash(s, key, klen, ref->gen);
+  uint32_t len;
+  _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen, &len);
   if (!link) return HZSHM_ENOTFOUND;
-  uint64_t off = HZSHM__B_OFF(wload(link));
-  hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-  publish_word(link, wload(&e->next));
-  count_removed(s, e, off);
-  hzshm__shm_retire(s, off);
+  unlink_at(s, link, HZSHM__B_OFF(wload(link)));
   return 0;
 }
 
@@ -189,7 +273,10 @@ static void table_reset(hzshm__shm_t *s) {
     uint64_t w = wload(&s->buckets[b]);
     if (!w) continue;
     publish_word(&s->buckets[b], 0);
-    for (uint32_t steps = 0; steps < HZSHM__WALK_MAX && HZSHM__B_OFF(w) && hzshm__shm_off_ok(s, HZSHM__B_OFF(w));
+    /* Detached: no new reader enters it. Its entries are retired; one the
+     * guard does not reach (only a corrupt chain is longer) stays live and
+     * is retired when evicted (unlink_entry finds it linked nowhere). */
+    for (uint32_t steps = 0; steps < HZSHM__CHAIN_MAX && HZSHM__B_OFF(w) && hzshm__shm_off_ok(s, HZSHM__B_OFF(w));
          steps++) {
       uint64_t off = HZSHM__B_OFF(w);
       w = wload(&hzshm__shm_entry(s, off)->next);
@@ -214,25 +301,8 @@ int hzshm__shm_w_maintain(hzshm__shm_t *s) {
   hzshm__shm_reclaim(s);
   if (hzshm__shm_reap(s)) hzshm__shm_reclaim(s); /* one fcntl per occupied slot */
   uint64_t now = hzshm__shm_now_coarse();
-  for (uint32_t k = 0; k < HZSHM__SWEEP_BUCKETS && k <= s->bucket_mask; k++) {
-    uint64_t b = s->w->sweep_cursor++ & s->bucket_mask;
-    uint64_t w = wload(&s->buckets[b]);
-    for (uint32_t steps = 0; steps < HZSHM__WALK_MAX && HZSHM__B_OFF(w) && hzshm__shm_off_ok(s, HZSHM__B_OFF(w));
-         steps++) {
-      uint64_t off = HZSHM__B_OFF(w);
-      hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-      w = wload(&e->next); /* before a possible unlink */
-      uint32_t sidx = s->w->units[hzshm__shm_unit(s, off)].sidx;
-      int dead = sidx >= s->dir_count || atomic_load_explicit(&s->dir[sidx].gen, memory_order_relaxed) != e->sgen;
-      int expired = e->expiry_ns && now >= e->expiry_ns;
-      int stale = e->partition < s->part_count &&
-                  e->stamp < atomic_load_explicit(&s->parts[e->partition].stale_mark, memory_order_relaxed);
-      if (dead || expired || stale) {
-        hzshm__shm_unlink_entry(s, off);
-        if (expired && !dead) atomic_fetch_add_explicit(&s->hdr->expirations, 1, memory_order_relaxed);
-      }
-    }
-  }
+  for (uint32_t k = 0; k < HZSHM__SWEEP_BUCKETS && k <= s->bucket_mask; k++)
+    sweep_bucket(s, s->w->sweep_cursor++ & s->bucket_mask, now);
   return 0;
 }
 
@@ -267,7 +337,7 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
     for (uint64_t steps = 0;; steps++) {
       uint64_t word = wload(link), off = HZSHM__B_OFF(word);
       if (!off) break;
-      if (steps > s->nunits || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT;
+      if (steps >= HZSHM__CHAIN_MAX || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT; /* no chain is longer */
       uint64_t unit = hzshm__shm_unit(s, off), slab = unit / hzshm__shm_slab_units(s);
       if (slab >= handed) return HZSHM_ECORRUPT;
       int cls = s->slabtab[slab]; /* < s->nclass: this segment's classes, not the compile-time maximum */

@@ -81,7 +81,7 @@ static void check_dir_chains(hzshm__shm_t *s) {
 }
 
 static uint32_t sid_bucket(hzshm__shm_t *s, const char *sid) {
-  return (uint32_t)(hzshm__shm_hash(sid, strlen(sid), HZSHM__SID_SEED) & s->dirix_mask);
+  return (uint32_t)(hzshm__shm_key_hash(s, sid, strlen(sid), HZSHM__SID_SEED) & s->dirix_mask);
 }
 
 /* Defect 6: a writer killed between the two stores of a keep=0 drop leaves a
@@ -167,11 +167,145 @@ static void test_rebuild_half_drop(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* Keys (8 bytes: a counter) whose hash under `hash` lands in bucket b. */
+typedef uint64_t (*hash_fn)(hzshm__shm_t *s, const void *key, uint64_t gen);
+static uint64_t *colliders(hzshm__shm_t *s, hash_fn hash, uint64_t gen, uint64_t b, uint32_t n) {
+  uint64_t *keys = calloc(n, sizeof *keys);
+  CHECK(keys);
+  uint32_t found = 0;
+  for (uint64_t i = 1; found < n; i++)
+    if ((hash(s, &i, gen) & s->bucket_mask) == b) keys[found++] = i;
+  return keys;
+}
+static uint64_t segment_hash(hzshm__shm_t *s, const void *key, uint64_t gen) {
+  return hzshm__shm_key_hash(s, key, 8, gen);
+}
+static uint64_t unkeyed_hash(hzshm__shm_t *s, const void *key, uint64_t gen) {
+  (void)s;
+  return hzshm__shm_fold(key, 8, gen); /* the key hash before issue 10 */
+}
+static int put8(hzshm__shm_t *w, const hzshm__sref_t *ref, uint64_t key, const char *val) {
+  return hzshm__shm_w_put(w, ref, &key, 8, val, strlen(val), 0, hzshm__shm_w_stamp(w), 0, 0);
+}
+
+/* Defect 3: more colliding keys than the old walk bound (4096). The old
+ * writer could not see the deepest copy of a key: a put inserted a
+ * duplicate, a del removed only that one, and once the chain got shorter
+ * the deleted value was served again. Now a chain never exceeds
+ * HZSHM__CHAIN_MAX: the surplus keys are refused and counted. The keys are
+ * computed with the segment's secret, as a process that can read the
+ * segment could. */
+static void test_long_chain(void) {
+  const char *name = t_name("chain");
+  hzshm__shm_config_t c = cfg(8);
+  c.memory_bytes = 2u << 20;
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  const uint32_t n = 4096 + 64;
+  const uint64_t k0 = 0; /* not among the colliders (they count from 1) */
+  uint64_t b = segment_hash(w, &k0, ref.gen) & w->bucket_mask;
+  uint64_t *keys = colliders(w, segment_hash, ref.gen, b, n);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING); /* the search took a while */
+  CHECK_RC(put8(w, &ref, k0, "old"), 0);
+  uint32_t cached = 0, refused = 0;
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = put8(w, &ref, keys[i], "c");
+    CHECK(rc == 0 || rc == HZSHM_ESEGFULL);
+    if (rc == 0) cached++;
+    else refused++;
+  }
+  CHECK_RC(put8(w, &ref, k0, "new"), 0);
+  char buf[16];
+  size_t len = 0;
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), 0);
+  CHECK(len == 3 && memcmp(buf, "new", 3) == 0);
+  CHECK_RC(hzshm__shm_w_del(w, &ref, &k0, 8), 0);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), HZSHM_EMISS);
+  for (uint32_t i = 0; i < n; i++) {
+    int rc = hzshm__shm_w_del(w, &ref, &keys[i], 8);
+    CHECK(rc == 0 || rc == HZSHM_ENOTFOUND);
+  }
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), HZSHM_EMISS); /* not served again */
+  CHECK_RC(hzshm__shm_w_del(w, &ref, &k0, 8), HZSHM_ENOTFOUND);
+  hzshm__shm_stats_t st;
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(cached + 1 <= HZSHM__CHAIN_MAX && refused == n - cached);
+  CHECK(st.chain_refused == refused && st.chain_cut == 0 && st.entries == 0);
+  /* the chain refills once it has room again */
+  CHECK_RC(put8(w, &ref, k0, "v"), 0);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), 0);
+  /* a full chain is pruned of a dropped session's entries before a put is refused */
+  hzshm__sref_t other, fresh;
+  CHECK_RC(hzshm__shm_w_session(w, "t", 1, &other), 0);
+  uint64_t *tk = colliders(w, segment_hash, other.gen, b, HZSHM__CHAIN_MAX);
+  for (uint32_t i = 0; i + 1 < HZSHM__CHAIN_MAX; i++) CHECK_RC(put8(w, &other, tk[i], "x"), 0);
+  CHECK_RC(put8(w, &ref, keys[0], "y"), HZSHM_ESEGFULL);
+  CHECK_RC(hzshm__shm_w_session_drop(w, &other, 1, &fresh), 0);
+  CHECK_RC(put8(w, &ref, keys[0], "y"), 0);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &keys[0], 8, buf, sizeof buf, &len), 0);
+  CHECK(len == 1 && buf[0] == 'y');
+  free(tk);
+  free(keys);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+/* Defect 3 (hash flooding): keys that collide under the old unkeyed hash,
+ * computable by anybody, spread over the buckets of a segment with its own
+ * random key; and two segments get different keys. */
+static void test_keyed_collisions(void) {
+  const char *name = t_name("keyed"), *name2 = t_name("keyed2");
+  hzshm__shm_config_t c = cfg(8);
+  c.memory_bytes = 2u << 20;
+  hzshm__shm_t *w, *w2;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_open(name2, &c, 0, &w2, NULL), 0);
+  CHECK(memcmp(w->hkey, w2->hkey, sizeof w->hkey) != 0);
+  CHECK(w->hkey[0] | w->hkey[1]);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  const uint32_t n = 256;
+  uint64_t *keys = colliders(w, unkeyed_hash, ref.gen, 0, n);
+  for (uint32_t i = 0; i < n; i++) CHECK_RC(put8(w, &ref, keys[i], "v"), 0);
+  uint32_t longest = 0;
+  for (uint64_t b = 0; b <= w->bucket_mask; b++) {
+    uint32_t len = 0;
+    for (uint64_t wd = atomic_load(&w->buckets[b]); HZSHM__B_OFF(wd); len++)
+      wd = atomic_load(&hzshm__shm_entry(w, HZSHM__B_OFF(wd))->next);
+    if (len > longest) longest = len;
+  }
+  CHECK(longest <= 8); /* 256 keys in >= 8192 buckets: chance says 2 or 3 */
+  hzshm__shm_stats_t st;
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.entries == n && st.chain_refused == 0);
+  free(keys);
+  hzshm__shm_close(w);
+  hzshm__shm_close(w2);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+  CHECK_RC(hzshm__shm_unlink(name2), 0);
+}
+
+/* SipHash's round function against the paper's SipHash-2-4 test vectors
+ * (key 00..0f; messages 00..07 and 00..0e); SipHash-1-3 differs only in the
+ * number of rounds. */
+static void test_siphash_vectors(void) {
+  uint64_t k[2] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+  const uint8_t tail[7] = {8, 9, 10, 11, 12, 13, 14};
+  CHECK(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 0) == 0x93f5f5799a932462ull);
+  CHECK(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 7) == 0xa129ca6149be45e5ull);
+  CHECK(hzshm__shm_sip13(k, 1, "key", 3) != hzshm__shm_sip13(k, 2, "key", 3)); /* the prefix counts */
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
   RUN(test_dir_double_push);
   RUN(test_rebuild_half_drop);
+  RUN(test_siphash_vectors);
+  RUN(test_long_chain);
+  RUN(test_keyed_collisions);
   fprintf(stderr, "ok\n");
   return 0;
 }
