@@ -149,7 +149,10 @@ HZSHM_EXTERN int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, voi
  * Release exactly once per successful view, on the same thread. */
 HZSHM_EXTERN int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void **val,
                                 size_t *vlen);
-HZSHM_EXTERN void hzshm_view_release(hzshm_session_t *s);
+/* 0: the view showed the published value throughout. HZSHM_ECHANGED: the
+ * entry was reused while viewed (only possible if the segment's reclamation
+ * failed): discard what was read from the view. */
+HZSHM_EXTERN int hzshm_view_release(hzshm_session_t *s);
 
 /* 0 if the key exists, HZSHM_ENOTFOUND if not; other codes as hzshm_get.
  * Served from the cache including cached absence. */

@@ -41,7 +41,8 @@
   XX(EEXIST, -30025, "segment already exists and is owned by a live agent")         \
   XX(ESTOPPED, -30026, "agent stopped serving")                                      \
   XX(ECANCELED, -30027, "operation canceled") \
-  XX(EFORKED, -30028, "handle was opened by the parent process; call hzshm_open again after fork")
+  XX(EFORKED, -30028, "handle was opened by the parent process; call hzshm_open again after fork") \
+  XX(ECHANGED, -30029, "viewed value changed while it was viewed; discard what was read")
 
 typedef enum {
 #define HZSHM__ERR_ENUM(name, value, text) HZSHM_##name = (value),

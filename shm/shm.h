@@ -88,6 +88,13 @@ typedef struct {
  * no directory entry (nothing cached for it). Lock-free. */
 int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm__sref_t *ref);
 
+/* Validated hits: a hit (0, HZSHM_ENOTFOUND, HZSHM_EBUFSIZE, a view) is
+ * reported only after the entry's version and its slab's word were found
+ * unchanged across the copy, so it is one complete value the writer
+ * published, even if memory were reused under the reader; a failed check is
+ * retried and then a miss (counted in stats.torn_reads). On a miss, buf may
+ * have been written. */
+
 /* Look up `key` in session `ref`.
  *   0                 hit; if buf != NULL and cap >= value length, the value is
  *                     copied to buf. *vlen = value length in any case.
@@ -107,7 +114,11 @@ int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
  * Views nest per thread. */
 int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                       const void **val, size_t *vlen);
-void hzshm__shm_r_view_end(hzshm__shm_t *s);
+/* Leaves the section of the thread's latest open view of s. 0: the viewed
+ * bytes were the published value throughout. HZSHM_ECHANGED: the entry was
+ * reused while viewed (possible only if reclamation failed): discard what was
+ * read. HZSHM_EINVAL: no open view of s on this thread. */
+int hzshm__shm_r_view_end(hzshm__shm_t *s);
 
 /* 0 when serving, HZSHM_ESTALE / HZSHM_EDISCONNECTED / HZSHM_ESTOPPED when
  * failing closed (the reason). Cheap (coarse clock). */
@@ -184,6 +195,7 @@ typedef struct {
   uint64_t stale_after_ns;          /* the heartbeat bound readers apply */
   uint64_t chain_refused;           /* puts not cached because the key's hash chain was full */
   uint64_t chain_cut;               /* hash chains detached because they were found corrupt */
+  uint64_t torn_reads;              /* reads whose validation failed (0 unless reclamation failed) */
 } hzshm__shm_stats_t;
 int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
 

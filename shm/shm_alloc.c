@@ -24,6 +24,15 @@
  * set by readers at most once per hit cycle) is set gets it cleared and is
  * skipped, the first unvisited one is evicted. Survivors do not move.
  *
+ * Chunk versions (the writer's half of "Validated hits", shm_read.c): a
+ * chunk's `ver` word turns odd (chunk_close: relaxed store, then a release
+ * fence) before any byte of it is rewritten - when it is freed, and when a
+ * slab is carved - and turns even (release store, chunk_publish) once a new
+ * entry is complete, before the entry is linked. Re-carving a slab is framed
+ * the same way by its slab word: class 0xff with the next generation (relaxed
+ * store + release fence) before the new chunk starts are written, the new
+ * class with the generation after that (release) once they are.
+ *
  * Reclamation: an unlinked chunk is retired with the current global epoch E.
  * hzshm__shm_reclaim() bumps the epoch (release), then asks for the oldest
  * epoch any live reader is in (shm_slots.c for the ordering argument) and
@@ -44,6 +53,7 @@ void hzshm__shm_classes_init(hzshm__shm_t *s) {
   for (uint64_t base = 512; base < slab; base *= 2)
     for (int k = 1; k <= 4; k++) s->class_size[n++] = base + base / 4 * (uint64_t)k;
   s->nclass = n;
+  for (int i = 0; i < n; i++) s->class_magic[i] = UINT64_MAX / (s->class_size[i] / HZSHM__UNIT) + 1;
 }
 
 int hzshm__shm_class_of(hzshm__shm_t *s, uint64_t size) {
@@ -82,6 +92,22 @@ static int bit_test(hzshm__shm_t *s, uint64_t unit) {
   return (atomic_load_explicit(&s->bitmap[unit / 64], memory_order_relaxed) >> (unit % 64)) & 1; /* hint */
 }
 
+/* Make a chunk's version odd before its bytes change (see the head). */
+static void chunk_close(hzshm__shm_t *s, uint64_t off) {
+  _Atomic uint64_t *ver = &hzshm__shm_entry(s, off)->ver;
+  uint64_t v = atomic_load_explicit(ver, memory_order_relaxed); /* the writer's own word */
+  if (!(v & 1)) atomic_store_explicit(ver, v + 1, memory_order_relaxed); /* ordered by the fence below */
+  HZSHM__FENCE_REL(); /* pairs with the reader's acquire fence before its version re-check */
+}
+
+void hzshm__shm_chunk_publish(hzshm__shm_t *s, uint64_t off) {
+  _Atomic uint64_t *ver = &hzshm__shm_entry(s, off)->ver;
+  uint64_t v = atomic_load_explicit(ver, memory_order_relaxed); /* odd: closed when freed or carved */
+  /* release: pairs with the reader's acquire load of ver; the entry's bytes
+   * written since chunk_close are visible to a reader that sees this value */
+  atomic_store_explicit(ver, (v | 1) + 1, memory_order_release);
+}
+
 static void free_push(hzshm__shm_t *s, uint64_t unit, int cls) {
   hzshm__wunit_t *u = &s->w->units[unit];
   u->state = HZSHM__U_FREE;
@@ -91,11 +117,25 @@ static void free_push(hzshm__shm_t *s, uint64_t unit, int cls) {
   s->w->cls[cls].free = (uint32_t)(unit + 1);
 }
 
+static uint32_t slab_cls(hzshm__shm_t *s, uint64_t slab) {
+  return HZSHM__SLAB_CLS(atomic_load_explicit(&s->slabtab[slab], memory_order_relaxed)); /* writer's own */
+}
+
 static void carve(hzshm__shm_t *s, uint64_t slab, int cls) {
-  s->slabtab[slab] = (uint8_t)cls; /* writer-only region: plain store */
+  _Atomic uint64_t *sw = &s->slabtab[slab];
+  uint64_t g = HZSHM__SLAB_GEN(atomic_load_explicit(sw, memory_order_relaxed)); /* writer's own */
+  atomic_store_explicit(sw, HZSHM__SLAB_MAKE(g + 1, 0xff), memory_order_relaxed); /* ordered by the fence below */
+  HZSHM__FENCE_REL(); /* pairs with the reader's acquire fence before its slab word re-check */
   uint64_t csz = s->class_size[cls], n = (1ull << s->slab_shift) / csz;
   uint64_t first = slab * hzshm__shm_slab_units(s);
-  for (uint64_t i = n; i-- > 0;) free_push(s, first + i * (csz / HZSHM__UNIT), cls);
+  for (uint64_t i = n; i-- > 0;) {
+    uint64_t unit = first + i * (csz / HZSHM__UNIT);
+    chunk_close(s, hzshm__shm_unit_off(s, unit));
+    free_push(s, unit, cls);
+  }
+  /* release: pairs with the reader's acquire load of the slab word: a reader
+   * that sees the new class sees the closed versions of its chunks */
+  atomic_store_explicit(sw, HZSHM__SLAB_MAKE(g + 2, (uint32_t)cls), memory_order_release);
 }
 
 static int slab_carve(hzshm__shm_t *s, int cls) {
@@ -117,14 +157,14 @@ int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls) {
   uint64_t slab = UINT64_MAX;
   for (uint64_t k = 0; k < w->slab_next; k++) {
     uint64_t c = (w->steal_cursor + k) % w->slab_next;
-    if (s->slabtab[c] != cls) {
+    if (slab_cls(s, c) != (uint32_t)cls) {
       slab = c;
       break;
     }
   }
   if (slab == UINT64_MAX) return HZSHM_ESEGFULL;
   w->steal_cursor = slab + 1;
-  int old = s->slabtab[slab];
+  int old = (int)slab_cls(s, slab);
   uint64_t csz = s->class_size[old], n = (1ull << s->slab_shift) / csz, step = csz / HZSHM__UNIT;
   uint64_t first = slab * hzshm__shm_slab_units(s), end = first + n * step;
   w->drain_slab = slab;
@@ -223,6 +263,9 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
    * that see the new epoch see every unlink done before it. */
   atomic_fetch_add_explicit(&s->hdr->epoch, 1, memory_order_release);
   uint64_t min = hzshm__shm_min_epoch(s);
+#ifdef HZSHM__TEST_BROKEN_RECLAIM
+  min = UINT64_MAX; /* the test-only library (tests/shm): free under readers, validation must catch it */
+#endif
   size_t keep = 0;
   uint64_t freed = 0;
   for (size_t i = 0; i < w->nret; i++) {
@@ -239,7 +282,12 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
     }
     uint64_t unit = hzshm__shm_unit(s, r.off);
     int cls = w->units[unit].cls;
-    if (w->poison) memset(s->base + r.off, 0xdb, s->class_size[cls]);
+    chunk_close(s, r.off); /* before any byte of it changes */
+    if (w->poison) { /* everything but the version word */
+      hzshm__shm_efill(s->base + r.off, 0xdb, offsetof(hzshm__shm_entry_t, ver));
+      hzshm__shm_efill(s->base + r.off + offsetof(hzshm__shm_entry_t, ver) + 8, 0xdb,
+                       s->class_size[cls] - offsetof(hzshm__shm_entry_t, ver) - 8);
+    }
     atomic_fetch_sub_explicit(&s->hdr->memory_used, s->class_size[cls], memory_order_relaxed); /* statistic */
     if (unit / hzshm__shm_slab_units(s) == w->drain_slab) {
       w->units[unit].state = HZSHM__U_FREE;
@@ -284,7 +332,7 @@ void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
   uint64_t used = 0;
   w->slab_next = 0;
   for (uint64_t slab = 0; slab < s->slab_count; slab++) {
-    int cls = s->slabtab[slab];
+    int cls = (int)slab_cls(s, slab);
     if (cls >= s->nclass) break;
     w->slab_next = slab + 1;
     uint64_t csz = s->class_size[cls], n = (1ull << s->slab_shift) / csz;
@@ -299,6 +347,9 @@ void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
       }
     }
   }
-  for (uint64_t slab = w->slab_next; slab < s->slab_count; slab++) s->slabtab[slab] = 0xff;
+  for (uint64_t slab = w->slab_next; slab < s->slab_count; slab++) { /* never handed out: no class */
+    uint64_t g = HZSHM__SLAB_GEN(atomic_load_explicit(&s->slabtab[slab], memory_order_relaxed));
+    atomic_store_explicit(&s->slabtab[slab], HZSHM__SLAB_MAKE(g + 1, 0xff), memory_order_release); /* as in carve */
+  }
   atomic_store_explicit(&s->hdr->memory_used, used, memory_order_relaxed); /* statistic */
 }

@@ -91,11 +91,12 @@ struct hzshm__shm {
   uint32_t dir_count;
   _Atomic uint32_t *dirix;
   uint32_t dirix_mask;
-  uint8_t *slabtab;
+  _Atomic uint64_t *slabtab;   /* HZSHM__SLAB_MAKE(gen, class) per slab */
   uint64_t slab_count;
   uint32_t slab_shift;         /* slab size = 1 << slab_shift (validated at attach) */
   int nclass;                  /* size classes of this segment, <= HZSHM__NCLASS */
   uint64_t class_size[HZSHM__NCLASS];
+  uint64_t class_magic[HZSHM__NCLASS]; /* divisibility test by class_size / 64 (hzshm__shm_chunk_start) */
   _Atomic uint64_t *bitmap;
   uint64_t nunits;
   uint32_t nslots;
@@ -139,6 +140,7 @@ void hzshm__shm_classes_init(hzshm__shm_t *s);         /* from s->slab_shift; at
 int hzshm__shm_class_of(hzshm__shm_t *s, uint64_t size); /* -1: larger than this segment's largest class */
 int hzshm__shm_alloc(hzshm__shm_t *s, int cls, uint64_t *off);
 void hzshm__shm_sieve_push(hzshm__shm_t *s, uint64_t off, uint32_t sidx);
+void hzshm__shm_chunk_publish(hzshm__shm_t *s, uint64_t off); /* version even: the entry is complete */
 void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off);
 void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx);
 uint64_t hzshm__shm_reclaim(hzshm__shm_t *s);             /* freed count */
@@ -183,6 +185,44 @@ extern _Atomic uint64_t hzshm__tsan_fence_word;
 #define HZSHM__FENCE_SEQ_CST() atomic_thread_fence(memory_order_seq_cst)
 #endif
 
+/* Release and acquire fences of the entry seqlock (shm_read.c). GCC has no
+ * atomic_thread_fence under TSan (see above): the seq_cst RMW stands in;
+ * under TSan the entry bytes are accessed with atomics (below), so TSan needs
+ * no happens-before edge from these fences. */
+#if defined(__SANITIZE_THREAD__)
+#define HZSHM__FENCE_ACQ() HZSHM__FENCE_SEQ_CST()
+#define HZSHM__FENCE_REL() HZSHM__FENCE_SEQ_CST()
+#else
+#define HZSHM__FENCE_ACQ() atomic_thread_fence(memory_order_acquire)
+#define HZSHM__FENCE_REL() atomic_thread_fence(memory_order_release)
+#endif
+
+/* Entry bytes under the seqlock. A reader may read an entry while the writer
+ * rewrites it (only if reclamation failed; the version check then rejects
+ * what it read), so both sides access those bytes as relaxed atomics in TSan
+ * builds, where a race must be visible as such only when it is one. In other
+ * builds they are plain accesses: x86 loads and stores of aligned words are
+ * atomic anyway, and a torn read is exactly what the version check rejects. */
+#if defined(__SANITIZE_THREAD__)
+#define HZSHM__ELD(x) __atomic_load_n(&(x), __ATOMIC_RELAXED)
+#define HZSHM__EST(x, v) __atomic_store_n(&(x), (v), __ATOMIC_RELAXED)
+static inline void hzshm__shm_eread(void *dst, const void *src, size_t n) {
+  for (size_t i = 0; i < n; i++) ((uint8_t *)dst)[i] = __atomic_load_n((const uint8_t *)src + i, __ATOMIC_RELAXED);
+}
+static inline void hzshm__shm_ewrite(void *dst, const void *src, size_t n) {
+  for (size_t i = 0; i < n; i++) __atomic_store_n((uint8_t *)dst + i, ((const uint8_t *)src)[i], __ATOMIC_RELAXED);
+}
+static inline void hzshm__shm_efill(void *dst, int c, size_t n) {
+  for (size_t i = 0; i < n; i++) __atomic_store_n((uint8_t *)dst + i, (uint8_t)c, __ATOMIC_RELAXED);
+}
+#else
+#define HZSHM__ELD(x) (x)
+#define HZSHM__EST(x, v) ((x) = (v))
+static inline void hzshm__shm_eread(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static inline void hzshm__shm_ewrite(void *dst, const void *src, size_t n) { memcpy(dst, src, n); }
+static inline void hzshm__shm_efill(void *dst, int c, size_t n) { memset(dst, c, n); }
+#endif
+
 /* Offset <-> pointer: the one accessor pair. */
 static inline hzshm__shm_entry_t *hzshm__shm_entry(hzshm__shm_t *s, uint64_t off) {
   return (hzshm__shm_entry_t *)(s->base + off);
@@ -197,6 +237,16 @@ static inline uint64_t hzshm__shm_unit_off(hzshm__shm_t *s, uint64_t unit) {
 static inline uint64_t hzshm__shm_slab_units(const hzshm__shm_t *s) {
   return (1ull << s->slab_shift) / HZSHM__UNIT;
 }
+/* Is `off` (an arena offset that hzshm__shm_off_ok accepted) the start of a
+ * chunk of class cls in its slab, with the whole chunk inside the slab?
+ * class_size / 64 divides the unit index in the slab iff index * magic <=
+ * magic - 1 (magic = 2^64 / d rounded up; exact for indexes < 2^32). */
+static inline int hzshm__shm_chunk_start(const hzshm__shm_t *s, uint32_t cls, uint64_t off) {
+  uint64_t in_slab = (off - s->arena_off) & ((1ull << s->slab_shift) - 1);
+  return (in_slab / HZSHM__UNIT) * s->class_magic[cls] <= s->class_magic[cls] - 1 &&
+         in_slab + s->class_size[cls] <= (1ull << s->slab_shift);
+}
+
 /* An entry offset read from shared memory is followed only if this holds. */
 static inline int hzshm__shm_off_ok(hzshm__shm_t *s, uint64_t off) {
   return off >= s->arena_off && off <= s->arena_end - sizeof(hzshm__shm_entry_t) &&

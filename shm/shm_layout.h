@@ -13,7 +13,7 @@
  *   part_off             partition_count x hzshm__shm_part_t (32 B)
  *   dir_off              dir_count x hzshm__shm_dirent_t (288 B)
  *   dirix_off            dirix_count x _Atomic uint32_t (dir slot + 1, 0 = end)
- *   slabtab_off          slab_count x uint8_t (class of each slab; writer only)
+ *   slabtab_off          slab_count x _Atomic uint64_t (class and carving generation of each slab)
  *   bucket_off           bucket_count x _Atomic uint64_t (see HZSHM__B_* below)
  *   arena_off            slab_count x (1 << slab_shift) bytes of entries
  * Reader file hzshm.<name>.rd  (readers RW)
@@ -35,9 +35,10 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 5u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+#define HZSHM_SHM_LAYOUT_VERSION 6u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
                                        4: per-segment slab size (hdr.slab_shift);
-                                       5: keyed key hash (hdr.hash_key), chains bounded on insert */
+                                       5: keyed key hash (hdr.hash_key), chains bounded on insert;
+                                       6: validated hits (entry.ver, slab words with a generation) */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
@@ -130,10 +131,23 @@ typedef struct {
   _Atomic uint64_t name[32];     /* 256 bytes, read word by word under the gen seqlock */
 } hzshm__shm_dirent_t;
 
+/* Slab table words: the slab's size class in the low byte (0xff = none: not
+ * handed out, or being re-carved) and a carving generation above it, +1 at
+ * every change (shm_alloc.c, carve()). A reader takes the word before and
+ * after it reads an entry of the slab: equal words mean the slab was not
+ * re-carved meanwhile (a seqlock over the slab's chunk boundaries). */
+#define HZSHM__SLAB_CLS(w) ((uint32_t)((w) & 0xffu))
+#define HZSHM__SLAB_GEN(w) ((w) >> 8)
+#define HZSHM__SLAB_MAKE(gen, cls) (((uint64_t)(gen) << 8) | (uint64_t)(cls))
+
 /* An entry: immutable once published except `next`. Key then value follow
- * the 48-byte header contiguously, so a 16-byte key shares the header's line. */
+ * the 56-byte header contiguously, so an 8-byte key shares the header's line.
+ * `ver` is the chunk's seqlock word (shm_read.c, "Validated hits"): odd while
+ * the chunk is free or being filled, even once published; it only grows
+ * while the slab keeps its carving. */
 typedef struct {
   _Atomic uint64_t next;         /* B_MAKE(off, hash) of the next entry in the chain */
+  _Atomic uint64_t ver;          /* chunk version: odd = free/being written, even = published */
   uint64_t hash;                 /* hzshm__shm_key_hash(segment, key, sgen) */
   uint64_t sgen;                 /* session generation it belongs to */
   uint64_t stamp;                /* fill stamp */
@@ -166,7 +180,9 @@ typedef struct {
   _Atomic uint64_t hits;         /* monotonic across owners: a new owner keeps counting */
   _Atomic uint64_t misses;
   _Atomic uint32_t mode;         /* 1 = this owner relies on the writer's membarrier */
-  uint8_t pad[20];
+  uint32_t pad0;
+  _Atomic uint64_t torn;         /* lookups whose validation failed (a reused entry): retried or missed */
+  uint8_t pad[8];
 } hzshm__shm_slot_t;
 
 /* ---- every size and offset the fingerprint covers ---- */
@@ -193,13 +209,15 @@ typedef struct {
   X(sizeof(hzshm__shm_part_t), 32)                                       \
   X(sizeof(hzshm__shm_dirent_t), 288)                                    \
   X(offsetof(hzshm__shm_dirent_t, name), 32)                             \
-  X(sizeof(hzshm__shm_entry_t), 48)                                      \
-  X(offsetof(hzshm__shm_entry_t, vlen), 40)                              \
-  X(offsetof(hzshm__shm_entry_t, klen), 44)                              \
+  X(sizeof(hzshm__shm_entry_t), 56)                                      \
+  X(offsetof(hzshm__shm_entry_t, ver), 8)                                \
+  X(offsetof(hzshm__shm_entry_t, vlen), 48)                              \
+  X(offsetof(hzshm__shm_entry_t, klen), 52)                              \
   X(sizeof(hzshm__shm_rdhdr_t), 64)                                      \
   X(sizeof(hzshm__shm_slot_t), 64)                                       \
   X(offsetof(hzshm__shm_slot_t, hits), 24)                               \
   X(offsetof(hzshm__shm_slot_t, mode), 40)                               \
+  X(offsetof(hzshm__shm_slot_t, torn), 48)                               \
   X(sizeof(_Atomic uint64_t), 8)                                         \
   X(HZSHM__UNIT, 64)                                                     \
   X(HZSHM__SLAB_SHIFT_MIN, 16)                                           \

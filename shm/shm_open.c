@@ -156,7 +156,7 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
    * page tmpfs each hot region then lies on whole 2 MiB pages of its own and
    * huge=within_size backs the file up to its last byte. */
   uint64_t big = mem >= (64ull << 20) ? HUGE_2M : 4096;
-  h->bucket_off = align_up(h->slabtab_off + max_slabs, big > 4096 ? big : 64);
+  h->bucket_off = align_up(h->slabtab_off + max_slabs * 8, big > 4096 ? big : 64);
   h->arena_off = align_up(h->bucket_off + h->bucket_count * 8, big);
   if (big > 4096) mem &= ~(big - 1);
   if (mem <= h->arena_off + slab) return HZSHM_EINVAL;
@@ -187,13 +187,13 @@ static int header_check(const hzshm__shm_hdr_t *h, uint64_t fsize) {
     return HZSHM_ECORRUPT;
   if (h->part_off < HZSHM__HDR_SIZE || h->part_off > lim || h->dir_off > lim || h->dirix_off > lim ||
       h->slabtab_off > lim || h->bucket_off > lim || h->arena_off > lim || h->total_size > lim ||
-      (h->part_off & 63) || (h->dir_off & 7) || (h->dirix_off & 3) || (h->bucket_off & 7) ||
+      (h->part_off & 63) || (h->dir_off & 7) || (h->dirix_off & 3) || (h->slabtab_off & 7) || (h->bucket_off & 7) ||
       (h->arena_off & 4095))
     return HZSHM_ECORRUPT;
   if (h->part_off + (uint64_t)h->part_count * sizeof(hzshm__shm_part_t) > h->dir_off ||
       h->dir_off + (uint64_t)h->dir_count * sizeof(hzshm__shm_dirent_t) > h->dirix_off ||
       h->dirix_off + (uint64_t)h->dirix_count * 4 > h->slabtab_off ||
-      h->slabtab_off + h->slab_count > h->bucket_off || h->bucket_off + h->bucket_count * 8 > h->arena_off ||
+      h->slabtab_off + h->slab_count * 8 > h->bucket_off || h->bucket_off + h->bucket_count * 8 > h->arena_off ||
       h->arena_off + h->arena_size != h->total_size)
     return HZSHM_ECORRUPT;
   if (fsize < h->total_size) return HZSHM_ETRUNCATED;
@@ -241,7 +241,7 @@ static void geometry_set(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm
   s->dir_count = h->dir_count;
   s->dirix = (_Atomic uint32_t *)(s->base + h->dirix_off);
   s->dirix_mask = h->dirix_count - 1;
-  s->slabtab = s->base + h->slabtab_off;
+  s->slabtab = (_Atomic uint64_t *)(s->base + h->slabtab_off);
   s->slab_count = h->slab_count;
   s->slab_shift = h->slab_shift;
   hzshm__shm_classes_init(s);
@@ -460,7 +460,7 @@ opened:
   if (reuse) {
     if ((rc = hzshm__shm_w_rebuild(s)) != 0) goto fail;
   } else {
-    memset(s->slabtab, 0xff, s->slab_count); /* no slab handed out yet */
+    memset((void *)s->slabtab, 0xff, s->slab_count * 8); /* no slab handed out yet: class 0xff */
     hzshm__shm_dir_reset(s);                 /* every directory slot free */
   }
   /* Identity and liveness. Relaxed: these words publish no other data; they

@@ -116,8 +116,14 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
 }
 
 /* Key equality without a call for the common short keys: 8..16 bytes are
- * two (possibly overlapping) 8-byte loads per side. */
+ * two (possibly overlapping) 8-byte loads per side. `a` is in the segment:
+ * under TSan it is first copied with the entry accessors (shm_int.h). */
 static inline int key_eq(const char *a, const char *b, size_t n) {
+#if defined(__SANITIZE_THREAD__)
+  char tmp[HZSHM_KEY_MAX];
+  hzshm__shm_eread(tmp, a, n);
+  a = tmp;
+#endif
   if (n >= 8 && n <= 16) {
     uint64_t a0, a1, b0, b1;
     memcpy(&a0, a, 8);
@@ -129,10 +135,33 @@ static inline int key_eq(const char *a, const char *b, size_t n) {
   return memcmp(a, b, n) == 0;
 }
 
+/* What a hit read its entry under: the entry's version and its slab's word,
+ * both taken (acquire) before the entry's bytes were read. */
+typedef struct {
+  hzshm__shm_entry_t *e;
+  _Atomic uint64_t *sw;
+  uint64_t ver, slab;
+} seen_t;
+
+/* The re-check after the bytes were read: the acquire fence orders those
+ * reads before the two loads; it pairs with the writer's release fences
+ * after it made a version odd / a slab word "re-carving" (shm_alloc.c,
+ * chunk_close and carve): if any read saw a byte written after such a fence,
+ * the load here sees the changed word. */
+static inline int seen_ok(const seen_t *v) {
+  HZSHM__FENCE_ACQ();
+  return atomic_load_explicit(&v->e->ver, memory_order_relaxed) == v->ver && /* ordered by the fence */
+         atomic_load_explicit(v->sw, memory_order_relaxed) == v->slab;
+}
+
+#define HZSHM__RETRY 1   /* lookup(): validation failed, the caller retries (section left) */
+#define HZSHM__TRIES 4   /* lookups per call before a failed validation is a miss */
+
 /* The lookup proper. On 0 / HZSHM_ENOTFOUND the caller is inside the read-side
- * section and *ep is valid until it leaves; on any other code it has left. */
+ * section and *vp is valid until it leaves (and must pass seen_ok after the
+ * caller read the value); on any other code it has left. */
 static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
-                  hzshm__shm_slot_t **slp, hzshm__shm_entry_t **ep, int want_value) {
+                  hzshm__shm_slot_t **slp, seen_t *vp, int want_value) {
   if (!s || !ref) return HZSHM_EINVAL;
   if (s->forked) return HZSHM_ECLOSED;
   if (!key || klen == 0) return HZSHM_EEMPTY;
@@ -161,33 +190,48 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
     hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
     uint64_t unit = (off - s->arena_off) / HZSHM__UNIT;
     _Atomic uint64_t *bw = &s->bitmap[unit / 64];
-    /* The hint word and the value's lines are known from the bucket word,
-     * before the entry header arrives: on a tag match fetch them all at once
-     * (the value of a small entry lies in the next two lines) instead of one
-     * dependent miss after the other. */
     if (HZSHM__B_TAG(w) == tag) {
+      /* The hint word and the value's lines are known from the bucket word,
+       * before the entry header arrives: fetch them all at once (the value
+       * of a small entry lies in the next two lines) instead of one
+       * dependent miss after the other. */
       __builtin_prefetch((const void *)bw, 0, 3);
       if (want_value && off + 3 * HZSHM__LINE <= s->arena_end) {
         __builtin_prefetch((const char *)e + HZSHM__LINE, 0, 3);
         __builtin_prefetch((const char *)e + 2 * HZSHM__LINE, 0, 3);
       }
-    }
-    if (HZSHM__B_TAG(w) == tag && e->hash == h && e->sgen == ref->gen && HZSHM__E_KLEN(e) == klen &&
-        off + sizeof *e + klen + (uint64_t)e->vlen <= s->arena_end &&
-        key_eq((const char *)(e + 1), key, klen)) {
-      uint64_t now = e->expiry_ns ? hzshm__shm_now_coarse() : 0;
-      if (e->expiry_ns && now >= e->expiry_ns) break;
-      if (e->partition < s->part_count &&
-          /* acquire: pairs with the release store in w_partition_stale */
-          e->stamp < atomic_load_explicit(&s->parts[e->partition].stale_mark, memory_order_acquire))
-        break;
-      /* SIEVE hint: write the shared bit only when it is not set yet, so a
-       * hot entry costs no cache-line transfer after its first hit.
-       * relaxed: a hint; the writer tolerates a lost or late bit. */
-      if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
-        atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
-      *ep = e;
-      return (e->klen & HZSHM__E_NEGATIVE) ? HZSHM_ENOTFOUND : 0;
+      /* Validated hits: the slab word, then the entry's version, both with
+       * acquire (pairing with the release stores of carve() and
+       * chunk_publish(), so the entry's bytes published before them are
+       * visible). A live chunk of a carved slab never fails these checks;
+       * one that does was freed under this reader (reclamation failed):
+       * retry from the bucket. */
+      _Atomic uint64_t *sw = &s->slabtab[(off - s->arena_off) >> s->slab_shift];
+      uint64_t swv = atomic_load_explicit(sw, memory_order_acquire);
+      uint32_t cls = HZSHM__SLAB_CLS(swv);
+      uint64_t ver = atomic_load_explicit(&e->ver, memory_order_acquire);
+      if (cls >= (uint32_t)s->nclass || !hzshm__shm_chunk_start(s, cls, off) || (ver & 1)) {
+        rc = HZSHM__RETRY;
+        goto out;
+      }
+      uint32_t eklen = HZSHM__ELD(e->klen), evlen = HZSHM__ELD(e->vlen);
+      if (HZSHM__ELD(e->hash) == h && HZSHM__ELD(e->sgen) == ref->gen && (eklen & 0x7fffu) == klen &&
+          sizeof *e + klen + (uint64_t)evlen <= s->class_size[cls] && key_eq((const char *)(e + 1), key, klen)) {
+        uint64_t exp = HZSHM__ELD(e->expiry_ns), now = exp ? hzshm__shm_now_coarse() : 0;
+        uint16_t part = HZSHM__ELD(e->partition);
+        if (exp && now >= exp) break;
+        if (part < s->part_count &&
+            /* acquire: pairs with the release store in w_partition_stale */
+            HZSHM__ELD(e->stamp) < atomic_load_explicit(&s->parts[part].stale_mark, memory_order_acquire))
+          break;
+        /* SIEVE hint: write the shared bit only when it is not set yet, so a
+         * hot entry costs no cache-line transfer after its first hit.
+         * relaxed: a hint; the writer tolerates a lost or late bit. */
+        if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
+          atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
+        *vp = (seen_t){e, sw, ver, swv};
+        return (eklen & HZSHM__E_NEGATIVE) ? HZSHM_ENOTFOUND : 0;
+      }
     }
     w = atomic_load_explicit(&e->next, memory_order_acquire); /* pairs with publish_word() */
   }
@@ -195,6 +239,14 @@ out:
   hzshm__shm_rs_exit(s, sl);
   if (rc == HZSHM_EMISS) count(&sl->misses);
   return rc;
+}
+
+/* A lookup whose validation failed: counted; the last try counts a miss. */
+static int torn(hzshm__shm_slot_t *sl, int attempt) {
+  count(&sl->torn);
+  if (attempt + 1 < HZSHM__TRIES) return HZSHM__RETRY;
+  count(&sl->misses);
+  return HZSHM_EMISS;
 }
 
 /* Leave the section after a hit, confirming the session was live throughout. */
@@ -209,40 +261,85 @@ static int finish(hzshm__shm_t *s, const hzshm__sref_t *ref, hzshm__shm_slot_t *
 
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, void *buf,
                      size_t cap, size_t *vlen) {
-  hzshm__shm_slot_t *sl = NULL;
-  hzshm__shm_entry_t *e = NULL;
-  int rc = lookup(s, ref, key, klen, &sl, &e, buf != NULL);
-  if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
-  size_t n = e->vlen;
-  if (rc == 0 && buf) {
-    if (cap < n) rc = HZSHM_EBUFSIZE;
-    else memcpy(buf, (const char *)(e + 1) + HZSHM__E_KLEN(e), n);
+  for (int attempt = 0;; attempt++) {
+    hzshm__shm_slot_t *sl = NULL;
+    seen_t v;
+    int rc = lookup(s, ref, key, klen, &sl, &v, buf != NULL);
+    if (rc == HZSHM__RETRY && (rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
+    if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
+    size_t n = HZSHM__ELD(v.e->vlen);
+    if (rc == 0 && buf) {
+      if (cap < n) rc = HZSHM_EBUFSIZE;
+      else hzshm__shm_eread(buf, (const char *)(v.e + 1) + klen, n);
+    }
+    if (!seen_ok(&v)) { /* what was read may be another entry's bytes: never a hit */
+      hzshm__shm_rs_exit(s, sl);
+      if ((rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
+      return rc;
+    }
+    rc = finish(s, ref, sl, rc);
+    if (vlen && (rc == 0 || rc == HZSHM_EBUFSIZE)) *vlen = n;
+    return rc;
   }
-  rc = finish(s, ref, sl, rc);
-  if (vlen && (rc == 0 || rc == HZSHM_EBUFSIZE)) *vlen = n;
-  return rc;
 }
+
+/* Open views of this thread (views nest): what r_view_end re-checks. */
+#define HZSHM__VIEWS_MAX 16
+static __thread struct {
+  uint64_t id; /* handle id */
+  seen_t v;
+} tls_views[HZSHM__VIEWS_MAX];
+static __thread int tls_nviews;
 
 int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, const void **val,
                       size_t *vlen) {
-  hzshm__shm_slot_t *sl = NULL;
-  hzshm__shm_entry_t *e = NULL;
   if (!val) return HZSHM_EINVAL;
-  int rc = lookup(s, ref, key, klen, &sl, &e, 0);
-  if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
-  if (rc == HZSHM_ENOTFOUND) return finish(s, ref, sl, rc);
-  if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_acquire) != ref->gen) { /* as in finish() */
-    hzshm__shm_rs_exit(s, sl);
-    return HZSHM_ESESSION;
+  for (int attempt = 0;; attempt++) {
+    hzshm__shm_slot_t *sl = NULL;
+    seen_t v;
+    int rc = lookup(s, ref, key, klen, &sl, &v, 0);
+    if (rc == HZSHM__RETRY && (rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
+    if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
+    size_t n = HZSHM__ELD(v.e->vlen);
+    if (!seen_ok(&v)) {
+      hzshm__shm_rs_exit(s, sl);
+      if ((rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
+      return rc;
+    }
+    if (rc == HZSHM_ENOTFOUND) return finish(s, ref, sl, rc);
+    if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_acquire) != ref->gen) { /* as in finish() */
+      hzshm__shm_rs_exit(s, sl);
+      return HZSHM_ESESSION;
+    }
+    if (tls_nviews == HZSHM__VIEWS_MAX) { /* nested too deep to re-check at release: not viewable */
+      hzshm__shm_rs_exit(s, sl);
+      count(&sl->misses);
+      return HZSHM_EMISS;
+    }
+    tls_views[tls_nviews].id = s->id;
+    tls_views[tls_nviews++].v = v;
+    count(&sl->hits);
+    *val = (const char *)(v.e + 1) + klen;
+    if (vlen) *vlen = n;
+    return 0; /* still inside the section until r_view_end */
   }
-  count(&sl->hits);
-  *val = (const char *)(e + 1) + HZSHM__E_KLEN(e);
-  if (vlen) *vlen = e->vlen;
-  return 0; /* still inside the section until r_view_end */
 }
 
-void hzshm__shm_r_view_end(hzshm__shm_t *s) {
-  if (s->forked) return;
+int hzshm__shm_r_view_end(hzshm__shm_t *s) {
+  if (!s) return HZSHM_EINVAL;
+  if (s->forked) return HZSHM_ECLOSED;
+  int i = tls_nviews;
+  while (i > 0 && tls_views[i - 1].id != s->id) i--;
+  int rc = HZSHM_EINVAL; /* no open view of this handle */
+  if (i > 0) {
+    rc = seen_ok(&tls_views[i - 1].v) ? 0 : HZSHM_ECHANGED;
+    for (; i < tls_nviews; i++) tls_views[i - 1] = tls_views[i];
+    tls_nviews--;
+  }
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
-  if (sl) hzshm__shm_rs_exit(s, sl);
+  if (sl) {
+    if (rc == HZSHM_ECHANGED) count(&sl->torn);
+    hzshm__shm_rs_exit(s, sl);
+  }
+  return rc;
 }

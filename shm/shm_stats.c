@@ -28,6 +28,7 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
     /* relaxed: monotonic counters, an approximate sum is the contract */
     st->hits += atomic_load_explicit(&sl->hits, memory_order_relaxed);
     st->misses += atomic_load_explicit(&sl->misses, memory_order_relaxed);
+    st->torn_reads += atomic_load_explicit(&sl->torn, memory_order_relaxed);
     if (atomic_load_explicit(&sl->owner_pid, memory_order_acquire) != 0) st->readers++; /* pairs with claim */
   }
   hzshm__shm_hdr_t *h = s->hdr;

@@ -205,16 +205,19 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
     if (old) unlink_at(s, old, HZSHM__B_OFF(wload(old)));
     return cls < 0 ? HZSHM_ETOOBIG : rc;
   }
+  /* The chunk's version is odd (closed when it was freed or carved): fill,
+   * then make it even (release) before the entry is linked. */
   hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-  e->hash = h;
-  e->sgen = ref->gen;
-  e->stamp = stamp;
-  e->expiry_ns = ttl_ms ? hzshm__shm_now_coarse() + (uint64_t)ttl_ms * 1000000ull : 0;
-  e->vlen = (uint32_t)vlen;
-  e->klen = (uint16_t)(klen | ((flags & HZSHM_SHM_NEGATIVE) ? HZSHM__E_NEGATIVE : 0));
-  e->partition = (uint16_t)partition;
-  memcpy(e + 1, key, klen);
-  if (vlen) memcpy((char *)(e + 1) + klen, val, vlen);
+  HZSHM__EST(e->hash, h);
+  HZSHM__EST(e->sgen, ref->gen);
+  HZSHM__EST(e->stamp, stamp);
+  HZSHM__EST(e->expiry_ns, ttl_ms ? hzshm__shm_now_coarse() + (uint64_t)ttl_ms * 1000000ull : 0);
+  HZSHM__EST(e->vlen, (uint32_t)vlen);
+  HZSHM__EST(e->klen, (uint16_t)(klen | ((flags & HZSHM_SHM_NEGATIVE) ? HZSHM__E_NEGATIVE : 0)));
+  HZSHM__EST(e->partition, (uint16_t)partition);
+  hzshm__shm_ewrite(e + 1, key, klen);
+  if (vlen) hzshm__shm_ewrite((char *)(e + 1) + klen, val, vlen);
+  hzshm__shm_chunk_publish(s, off);
   /* Again: eviction above may have unlinked entries of this chain (the old
    * value of this key among them); it can only have become shorter. */
   link = find_link(s, h, ref->gen, key, klen, &len);
@@ -331,7 +334,7 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
    * the handed-out region (hzshm__shm_rebuild_free stops there too), so an
    * entry beyond it would be carved over again. */
   uint64_t handed = 0;
-  while (handed < s->slab_count && s->slabtab[handed] < s->nclass) handed++;
+  while (handed < s->slab_count && HZSHM__SLAB_CLS(wload(&s->slabtab[handed])) < (uint32_t)s->nclass) handed++;
   for (uint64_t b = 0; b <= s->bucket_mask; b++) {
     _Atomic uint64_t *link = &s->buckets[b];
     for (uint64_t steps = 0;; steps++) {
@@ -340,7 +343,7 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       if (steps >= HZSHM__CHAIN_MAX || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT; /* no chain is longer */
       uint64_t unit = hzshm__shm_unit(s, off), slab = unit / hzshm__shm_slab_units(s);
       if (slab >= handed) return HZSHM_ECORRUPT;
-      int cls = s->slabtab[slab]; /* < s->nclass: this segment's classes, not the compile-time maximum */
+      int cls = (int)HZSHM__SLAB_CLS(wload(&s->slabtab[slab])); /* < s->nclass: this segment's classes */
       uint64_t csz = s->class_size[cls];
       hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
       uint64_t in_slab = (off - s->arena_off) & ((1ull << s->slab_shift) - 1);
@@ -349,8 +352,8 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       if (in_slab % csz || in_slab + csz > (1ull << s->slab_shift) || HZSHM__E_KLEN(e) > HZSHM_KEY_MAX ||
           HZSHM__E_KLEN(e) == 0 || sizeof *e + HZSHM__E_KLEN(e) + (uint64_t)e->vlen > csz ||
           (e->hash & s->bucket_mask) != b || HZSHM__B_TAG(word) != (uint16_t)(e->hash >> 48) ||
-          w->units[unit].state == HZSHM__U_LIVE)
-        return HZSHM_ECORRUPT;
+          w->units[unit].state == HZSHM__U_LIVE || (atomic_load_explicit(&e->ver, memory_order_relaxed) & 1))
+        return HZSHM_ECORRUPT; /* an odd version: linked but never published */
       uint32_t sidx;
       if (!genmap_find(m, e->sgen, &sidx)) { /* entry of a dropped session: unlink now */
         publish_word(link, wload(&e->next));

@@ -138,7 +138,7 @@ int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void 
   return rc;
 }
 
-void hzshm_view_release(hzshm_session_t *s) { hzshm__shm_r_view_end(s->h->shm); }
+int hzshm_view_release(hzshm_session_t *s) { return hzshm__shm_r_view_end(s->h->shm); }
 
 int hzshm_has(hzshm_session_t *s, const void *key, size_t klen) {
   int rc = check_key(s, key, klen);

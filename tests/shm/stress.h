@@ -38,6 +38,16 @@ typedef struct {
   uint8_t buf[4096];
 } st_writer_t;
 
+/* A view's bytes, read the way the segment reads entry bytes (atomically
+ * under TSan, where a test build may reuse memory under a view on purpose). */
+static inline void st_view_copy(uint8_t *dst, const uint8_t *src, size_t n) {
+#if defined(__SANITIZE_THREAD__)
+  for (size_t i = 0; i < n; i++) dst[i] = __atomic_load_n(src + i, __ATOMIC_RELAXED);
+#else
+  memcpy(dst, src, n);
+#endif
+}
+
 static inline uint64_t st_rand(uint64_t *x) {
   *x ^= *x << 13;
   *x ^= *x >> 7;
@@ -155,8 +165,14 @@ static inline int st_reader_run(hzshm__shm_t *r, st_side_t *side, int id, uint64
       return 1;
     }
     uint64_t ver = 0;
+    if (view) { /* as an application should: copy, release, use the copy only if the view held */
+      st_view_copy(buf, val, n < sizeof buf ? n : sizeof buf);
+      int vrc = hzshm__shm_r_view_end(r);
+      if (vrc == HZSHM_ECHANGED) continue;
+      CHECK_RC(vrc, 0);
+      val = buf;
+    }
     int bad = tv_check(val, n, (uint32_t)s, (uint32_t)k, &ver);
-    if (view) hzshm__shm_r_view_end(r);
     if (bad) {
       fprintf(stderr, "reader %d: torn/freed/foreign value (%d) for s%d k%d\n", id, bad, s, k);
       return 2;
@@ -174,5 +190,18 @@ static inline int st_reader_run(hzshm__shm_t *r, st_side_t *side, int id, uint64
     atomic_fetch_add_explicit(&side->hits[id], 1, memory_order_relaxed);
   }
   return 0;
+}
+
+/* A reader thread running st_reader_run (pthread_create(..., st_reader_thread, &arg)). */
+typedef struct {
+  hzshm__shm_t *r;
+  st_side_t *side;
+  int id, rc;
+  uint64_t seed;
+} st_rarg_t;
+static inline void *st_reader_thread(void *p) {
+  st_rarg_t *a = p;
+  a->rc = st_reader_run(a->r, a->side, a->id, a->seed);
+  return NULL;
 }
 #endif

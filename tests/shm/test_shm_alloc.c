@@ -1,6 +1,7 @@
 /* test_shm_alloc.c - allocator, SIEVE eviction, size limits, and a writer
  * that cannot reclaim because a reader is stuck (it must fail, not wait). */
 #include "check.h"
+#include "shm_layout.h"
 
 static hzshm__shm_config_t cfg_2m(void) {
   hzshm__shm_config_t c = {.memory_bytes = 2u << 20, .max_sessions = 4, .reader_slots = 8, .partition_count = 16};
@@ -47,7 +48,7 @@ static void test_sieve_keeps_hot(void) {
   CHECK_RC(has_k(r, &ref, 150), HZSHM_EMISS);
   /* size limits: the largest class is one slab */
   CHECK_RC(put_kv(w, &ref, 1, 70000), HZSHM_ETOOBIG);
-  CHECK_RC(put_kv(w, &ref, 1, 65536 - 48 - 9), 0);
+  CHECK_RC(put_kv(w, &ref, 1, 65536 - sizeof(hzshm__shm_entry_t) - 9), 0);
   CHECK_RC(has_k(r, &ref, 1), 0);
   hzshm__shm_close(r);
   hzshm__shm_close(w);

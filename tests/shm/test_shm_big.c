@@ -169,7 +169,7 @@ static void test_big_values(void) {
   static uint8_t huge[(2u << 20) + 1];
   hzshm__shm_stats_t before, after;
   snap(w, &before);
-  CHECK_RC(hzshm__shm_w_put(w, &ref, "huge", 4, huge, (2u << 20) - 48 - 4 + 1, 0, hzshm__shm_w_stamp(w), 0, 0),
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "huge", 4, huge, (2u << 20) - sizeof(hzshm__shm_entry_t) - 4 + 1, 0, hzshm__shm_w_stamp(w), 0, 0),
            HZSHM_ETOOBIG);
   snap(w, &after);
   CHECK(memcmp(&before, &after, sizeof before) == 0);
@@ -183,9 +183,9 @@ static void test_big_values(void) {
   CHECK(memcmp(&before, &after, sizeof before) == 0);
   CHECK_RC(get_n(sr, &sref, 2, 1, 100 << 10), HZSHM_EMISS);
   CHECK_RC(get_n(sr, &sref, 1, 1, 100), 0);
-  CHECK_RC(put_n(sw, &sref, 3, 1, 65536 - 48 - 8), 0); /* key "b0000003": 8 bytes */
-  CHECK_RC(get_n(sr, &sref, 3, 1, 65536 - 48 - 8), 0);
-  CHECK_RC(put_n(sw, &sref, 4, 1, 65536 - 48 - 8 + 1), HZSHM_ETOOBIG);
+  CHECK_RC(put_n(sw, &sref, 3, 1, 65536 - sizeof(hzshm__shm_entry_t) - 8), 0); /* key "b0000003": 8 bytes */
+  CHECK_RC(get_n(sr, &sref, 3, 1, 65536 - sizeof(hzshm__shm_entry_t) - 8), 0);
+  CHECK_RC(put_n(sw, &sref, 4, 1, 65536 - sizeof(hzshm__shm_entry_t) - 8 + 1), HZSHM_ETOOBIG);
   /* and the big segment, same process, still takes the 100 KiB one */
   CHECK_RC(put_n(w, &ref, 4, 1, 100 << 10), 0);
   CHECK_RC(get_n(r, &ref, 4, 1, 100 << 10), 0);
@@ -236,8 +236,10 @@ static uint64_t check_all(hzshm__shm_t *w, hzshm__shm_t *r, const hzshm__sref_t 
 
 static int slabs_of_class(hzshm__shm_t *w, uint64_t csz) {
   int n = 0;
-  for (uint64_t i = 0; i < w->slab_count; i++)
-    if (w->slabtab[i] != 0xff && w->class_size[w->slabtab[i]] == csz) n++;
+  for (uint64_t i = 0; i < w->slab_count; i++) {
+    uint32_t cls = HZSHM__SLAB_CLS(atomic_load(&w->slabtab[i]));
+    if (cls != 0xff && w->class_size[cls] == csz) n++;
+  }
   return n;
 }
 

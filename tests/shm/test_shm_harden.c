@@ -1,7 +1,8 @@
 /* test_shm_harden.c - regression tests for the segment defects of issue 10
  * (writer side): the directory free list pushed twice (dir_reset, reclaim),
  * a rebuild after a writer killed in the middle of a session drop, chains
- * longer than the readers' walk bound and colliding keys (keyed hash). The
+ * longer than the readers' walk bound and colliding keys (keyed hash), and
+ * the version checks of validated hits (test_shm_validate stresses them). The
  * internal API (shm_int.h) is used to inspect and to craft crash states. */
 #include <sys/wait.h>
 
@@ -298,6 +299,43 @@ static void test_siphash_vectors(void) {
   CHECK(hzshm__shm_sip13(k, 1, "key", 3) != hzshm__shm_sip13(k, 2, "key", 3)); /* the prefix counts */
 }
 
+/* Validated hits, deterministically: an entry whose version is odd (being
+ * rewritten) is never a hit, and a view whose entry was reused meanwhile is
+ * reported at release. */
+static void test_validation(void) {
+  const char *name = t_name("valid1");
+  hzshm__shm_config_t c = cfg(8);
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "key", 3, "value", 5, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  const void *v;
+  size_t n;
+  char buf[16];
+  CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), 0);
+  hzshm__shm_entry_t *e = (hzshm__shm_entry_t *)((const char *)v - 3 - sizeof(hzshm__shm_entry_t));
+  uint64_t ver = atomic_load(&e->ver);
+  CHECK(ver % 2 == 0 && ver > 0);
+  CHECK_RC(hzshm__shm_r_view_end(w), 0);
+  CHECK_RC(hzshm__shm_r_view_end(w), HZSHM_EINVAL); /* no view open */
+  CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), 0);
+  atomic_store(&e->ver, ver + 2); /* as if freed and refilled while viewed */
+  CHECK_RC(hzshm__shm_r_view_end(w), HZSHM_ECHANGED);
+  atomic_store(&e->ver, ver + 3); /* odd: being rewritten */
+  CHECK_RC(hzshm__shm_r_get(w, &ref, "key", 3, buf, sizeof buf, &n), HZSHM_EMISS);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, "key", 3, NULL, 0, &n), HZSHM_EMISS);
+  CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), HZSHM_EMISS);
+  hzshm__shm_stats_t st;
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.torn_reads == 1 + 3 * 4); /* the view, then 4 tries of each lookup */
+  atomic_store(&e->ver, ver + 4);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, "key", 3, buf, sizeof buf, &n), 0);
+  CHECK(n == 5 && memcmp(buf, "value", 5) == 0);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -306,6 +344,7 @@ int main(int argc, char **argv) {
   RUN(test_siphash_vectors);
   RUN(test_long_chain);
   RUN(test_keyed_collisions);
+  RUN(test_validation);
   fprintf(stderr, "ok\n");
   return 0;
 }

@@ -8,20 +8,8 @@
 #include "shm_int.h" /* white-box: mapping addresses, slot owners */
 #include "stress.h"
 
-typedef struct {
-  hzshm__shm_t *r;
-  st_side_t *side;
-  int id, rc;
-} rarg_t;
-
-static void *reader_main(void *p) {
-  rarg_t *a = p;
-  a->rc = st_reader_run(a->r, a->side, a->id, 77u * (uint64_t)(a->id + 1));
-  return NULL;
-}
-
 static void *one_lookup(void *p) {
-  rarg_t *a = p;
+  st_rarg_t *a = p;
   hzshm__sref_t ref;
   a->rc = hzshm__shm_r_session(a->r, "sess-0", 6, &ref);
   return NULL;
@@ -40,7 +28,7 @@ int main(int argc, char **argv) {
   st_writer_t *W = malloc(sizeof *W);
   st_writer_init(W, w, side, 0xabcdefull);
   /* a short-lived thread releases its slot at exit */
-  rarg_t one = {r, side, 0, -1};
+  st_rarg_t one = {r, side, 0, -1, 0};
   pthread_t t1;
   CHECK(pthread_create(&t1, NULL, one_lookup, &one) == 0);
   CHECK(pthread_join(t1, NULL) == 0);
@@ -49,11 +37,11 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   CHECK(st.readers == 0);
   enum { NR = 2 };
-  rarg_t ra[NR];
+  st_rarg_t ra[NR];
   pthread_t th[NR];
   for (int i = 0; i < NR; i++) {
-    ra[i] = (rarg_t){r, side, i, -1};
-    CHECK(pthread_create(&th[i], NULL, reader_main, &ra[i]) == 0);
+    ra[i] = (st_rarg_t){r, side, i, -1, 77u * (uint64_t)(i + 1)};
+    CHECK(pthread_create(&th[i], NULL, st_reader_thread, &ra[i]) == 0);
   }
   WAIT_UNTIL(atomic_load_explicit(&side->ready, memory_order_relaxed) == NR, 10000);
   uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull;
