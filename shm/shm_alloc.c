@@ -121,7 +121,8 @@ static uint32_t slab_cls(hzshm__shm_t *s, uint64_t slab) {
   return HZSHM__SLAB_CLS(atomic_load_explicit(&s->slabtab[slab], memory_order_relaxed)); /* writer's own */
 }
 
-static void carve(hzshm__shm_t *s, uint64_t slab, int cls) {
+/* Give a slab its class (push = 1: its chunks onto the free list). */
+static void carve_as(hzshm__shm_t *s, uint64_t slab, int cls, int push) {
   _Atomic uint64_t *sw = &s->slabtab[slab];
   uint64_t g = HZSHM__SLAB_GEN(atomic_load_explicit(sw, memory_order_relaxed)); /* writer's own */
   atomic_store_explicit(sw, HZSHM__SLAB_MAKE(g + 1, 0xff), memory_order_relaxed); /* ordered by the fence below */
@@ -131,11 +132,18 @@ static void carve(hzshm__shm_t *s, uint64_t slab, int cls) {
   for (uint64_t i = n; i-- > 0;) {
     uint64_t unit = first + i * (csz / HZSHM__UNIT);
     chunk_close(s, hzshm__shm_unit_off(s, unit));
-    free_push(s, unit, cls);
+    if (push) free_push(s, unit, cls);
   }
   /* release: pairs with the reader's acquire load of the slab word: a reader
    * that sees the new class sees the closed versions of its chunks */
   atomic_store_explicit(sw, HZSHM__SLAB_MAKE(g + 2, (uint32_t)cls), memory_order_release);
+}
+static void carve(hzshm__shm_t *s, uint64_t slab, int cls) { carve_as(s, slab, cls, 1); }
+
+uint64_t hzshm__shm_slabs_handed(hzshm__shm_t *s) {
+  uint64_t n = s->slab_count;
+  while (n > 0 && slab_cls(s, n - 1) >= (uint32_t)s->nclass) n--;
+  return n;
 }
 
 static int slab_carve(hzshm__shm_t *s, int cls) {
@@ -326,15 +334,20 @@ int hzshm__shm_evict_one(hzshm__shm_t *s, int cls) {
 /* After a restart: hzshm__shm_w_rebuild() marked reachable entries LIVE and
  * pushed them on the SIEVE queues; every other chunk of a used slab is
  * retired at the current epoch (a reader of the dead writer's time may still
- * be looking at it) and becomes free after one grace period. */
+ * be looking at it) and becomes free after one grace period. Slabs are
+ * handed out in order, so the last slab with a class ends the handed-out
+ * region; one without a class before it is a re-carve the dead writer did
+ * not finish (the table walk found no entry in it). */
 void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
   hzshm__w_t *w = s->w;
   uint64_t used = 0;
-  w->slab_next = 0;
-  for (uint64_t slab = 0; slab < s->slab_count; slab++) {
+  w->slab_next = hzshm__shm_slabs_handed(s);
+  for (uint64_t slab = 0; slab < w->slab_next; slab++) {
     int cls = (int)slab_cls(s, slab);
-    if (cls >= s->nclass) break;
-    w->slab_next = slab + 1;
+    if (cls >= s->nclass) { /* a re-carve cut short: its chunks were all free; give it a class */
+      carve_as(s, slab, 0, 0);
+      cls = 0;
+    }
     uint64_t csz = s->class_size[cls], n = (1ull << s->slab_shift) / csz;
     uint64_t first = slab * hzshm__shm_slab_units(s);
     for (uint64_t i = 0; i < n; i++) {

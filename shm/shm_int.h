@@ -147,6 +147,7 @@ uint64_t hzshm__shm_reclaim(hzshm__shm_t *s);             /* freed count */
 int hzshm__shm_evict_one(hzshm__shm_t *s, int cls);       /* 0 evicted, HZSHM_ESEGFULL none */
 int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls);      /* start moving a slab of another class to cls */
 void hzshm__shm_rebuild_free(hzshm__shm_t *s);
+uint64_t hzshm__shm_slabs_handed(hzshm__shm_t *s); /* 1 + the last slab with a class (restart) */
 
 /* shm_write.c (writer) */
 int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off); /* remove from its chain and retire */

@@ -330,11 +330,11 @@ static int genmap_find(genmap_t *m, uint64_t gen, uint32_t *idx) {
 /* Walk every chain; keep sound entries of live sessions. 0 = consistent. */
 static int table_walk(hzshm__shm_t *s, genmap_t *m) {
   hzshm__w_t *w = s->w;
-  /* Slabs are handed out in order: the first one without a valid class ends
-   * the handed-out region (hzshm__shm_rebuild_free stops there too), so an
-   * entry beyond it would be carved over again. */
-  uint64_t handed = 0;
-  while (handed < s->slab_count && HZSHM__SLAB_CLS(wload(&s->slabtab[handed])) < (uint32_t)s->nclass) handed++;
+  /* Slabs are handed out in order: the last one with a class ends the
+   * handed-out region (hzshm__shm_rebuild_free uses the same bound), so an
+   * entry beyond it would be carved over again; an entry in a slab without
+   * a class (a re-carve cut short) is corrupt too. */
+  uint64_t handed = hzshm__shm_slabs_handed(s);
   for (uint64_t b = 0; b <= s->bucket_mask; b++) {
     _Atomic uint64_t *link = &s->buckets[b];
     for (uint64_t steps = 0;; steps++) {
@@ -343,7 +343,8 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       if (steps >= HZSHM__CHAIN_MAX || !hzshm__shm_off_ok(s, off)) return HZSHM_ECORRUPT; /* no chain is longer */
       uint64_t unit = hzshm__shm_unit(s, off), slab = unit / hzshm__shm_slab_units(s);
       if (slab >= handed) return HZSHM_ECORRUPT;
-      int cls = (int)HZSHM__SLAB_CLS(wload(&s->slabtab[slab])); /* < s->nclass: this segment's classes */
+      int cls = (int)HZSHM__SLAB_CLS(wload(&s->slabtab[slab]));
+      if (cls >= s->nclass) return HZSHM_ECORRUPT;
       uint64_t csz = s->class_size[cls];
       hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
       uint64_t in_slab = (off - s->arena_off) & ((1ull << s->slab_shift) - 1);
