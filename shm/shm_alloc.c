@@ -69,7 +69,8 @@ int hzshm__shm_w_init_private(hzshm__shm_t *s) {
   s->w->drain_slab = UINT64_MAX;
   s->w->dirfree = calloc(s->dir_count, sizeof(uint32_t));
   s->w->dirretired = calloc(s->dir_count, 1);
-  if (!s->w->units || !s->w->dirfree || !s->w->dirretired) return -12;
+  s->w->dirent_entries = calloc(s->dir_count, sizeof(uint64_t));
+  if (!s->w->units || !s->w->dirfree || !s->w->dirretired || !s->w->dirent_entries) return -12;
   return 0;
 }
 
@@ -79,6 +80,7 @@ void hzshm__shm_w_free_private(hzshm__shm_t *s) {
   free(s->w->ret);
   free(s->w->dirfree);
   free(s->w->dirretired);
+  free(s->w->dirent_entries);
   free(s->w);
   s->w = NULL;
 }
@@ -242,7 +244,9 @@ static int ret_push(hzshm__shm_t *s, uint64_t off, uint32_t kind) {
     w->capret = nc;
   }
   /* relaxed: only the writer stores the epoch */
-  w->ret[w->nret++] = (hzshm__retired_t){off, atomic_load_explicit(&s->hdr->epoch, memory_order_relaxed), kind};
+  uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_relaxed);
+  w->ret[w->nret++] = (hzshm__retired_t){off, e, kind};
+  w->ret_epoch = e;
   atomic_fetch_add_explicit(&s->hdr->retired_pending, 1, memory_order_relaxed); /* statistic */
   return 0;
 }
@@ -264,12 +268,16 @@ void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx) {
   (void)ret_push(s, idx, 1);
 }
 
-uint64_t hzshm__shm_reclaim(hzshm__shm_t *s) {
+uint64_t hzshm__shm_reclaim(hzshm__shm_t *s, int bump) {
   hzshm__w_t *w = s->w;
   if (!w->nret) return 0;
-  /* release: pairs with the acquire load in hzshm__shm_rs_enter(); readers
-   * that see the new epoch see every unlink done before it. */
-  atomic_fetch_add_explicit(&s->hdr->epoch, 1, memory_order_release);
+  /* Only a retirement at the current epoch needs a new one (readers that
+   * enter after the bump cannot hold it); an unneeded bump only costs every
+   * reader a miss on the header line. release: pairs with the acquire load
+   * in hzshm__shm_rs_enter(); readers that see the new epoch see every
+   * unlink done before it. */
+  if (bump && w->ret_epoch == atomic_load_explicit(&s->hdr->epoch, memory_order_relaxed)) /* writer's own */
+    atomic_fetch_add_explicit(&s->hdr->epoch, 1, memory_order_release);
   uint64_t min = hzshm__shm_min_epoch(s);
 #ifdef HZSHM__TEST_BROKEN_RECLAIM
   min = UINT64_MAX; /* the test-only library (tests/shm): free under readers, validation must catch it */

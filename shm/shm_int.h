@@ -56,9 +56,11 @@ typedef struct {
   int drain_cls;               /* class it goes to */
   hzshm__retired_t *ret;
   size_t nret, capret;
+  uint64_t ret_epoch;          /* epoch of the latest retirement */
   uint32_t *dirfree;           /* free directory slots (stack) */
   uint32_t ndirfree;
   uint8_t *dirretired;         /* 1 = directory slot on the retire list (not free, not live) */
+  uint64_t *dirent_entries;    /* entries cached per directory slot, current generation */
   uint64_t sweep_cursor;       /* next bucket w_maintain sweeps */
   int poison;                  /* fill freed chunks with 0xdb (tests) */
   int membarrier;              /* membarrier(GLOBAL_EXPEDITED) works */
@@ -143,7 +145,10 @@ void hzshm__shm_sieve_push(hzshm__shm_t *s, uint64_t off, uint32_t sidx);
 void hzshm__shm_chunk_publish(hzshm__shm_t *s, uint64_t off); /* version even: the entry is complete */
 void hzshm__shm_retire(hzshm__shm_t *s, uint64_t off);
 void hzshm__shm_retire_dir(hzshm__shm_t *s, uint32_t idx);
-uint64_t hzshm__shm_reclaim(hzshm__shm_t *s);             /* freed count */
+/* Free what every reader has passed; freed count. bump: advance the epoch
+ * first if anything was retired at the current one (at most once per
+ * writer operation: every bump costs each reader a cache miss). */
+uint64_t hzshm__shm_reclaim(hzshm__shm_t *s, int bump);
 int hzshm__shm_evict_one(hzshm__shm_t *s, int cls);       /* 0 evicted, HZSHM_ESEGFULL none */
 int hzshm__shm_slab_steal(hzshm__shm_t *s, int cls);      /* start moving a slab of another class to cls */
 void hzshm__shm_rebuild_free(hzshm__shm_t *s);
@@ -272,7 +277,11 @@ static inline int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
     /* acquire: pairs with the release increment in hzshm__shm_reclaim(), so
      * the unlinks done before that bump are visible to this section. */
     uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
-    atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_relaxed); /* ordered by the fence below */
+    /* release (issue 10): free on x86; orders this section's earlier
+     * accesses of the same slot before the epoch store also where the read
+     * side has only a compiler barrier (fence_mode 0). The store-load
+     * order against the section's loads is the fence's (or membarrier's). */
+    atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_release);
     if (s->fence_mode)
       HZSHM__FENCE_SEQ_CST(); /* pairs with the writer's fence in min_epoch */
     else

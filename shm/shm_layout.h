@@ -127,7 +127,7 @@ typedef struct {
   _Atomic uint64_t name_hash;
   _Atomic uint32_t next;         /* next record in the name-hash chain (index + 1), 0 = end */
   _Atomic uint32_t namelen;
-  _Atomic uint64_t entries;      /* entries cached for this generation (writer count) */
+  uint64_t pad;                  /* (was the entry count: now writer-private, off the line of gen) */
   _Atomic uint64_t name[32];     /* 256 bytes, read word by word under the gen seqlock */
 } hzshm__shm_dirent_t;
 

@@ -34,7 +34,9 @@ int hzshm__shm_r_check(hzshm__shm_t *s) {
     return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
   uint64_t hb = atomic_load_explicit(&s->hdr->heartbeat_ns, memory_order_relaxed);
   uint64_t now = hzshm__shm_now_coarse();
-  if (now > hb && now - hb > s->stale_after_ns) return HZSHM_ESTALE;
+  /* Either direction: a reader whose clock is behind the writer's (another
+   * time namespace) would otherwise never see the heartbeat age. */
+  if (now > hb ? now - hb > s->stale_after_ns : hb - now > s->stale_after_ns) return HZSHM_ESTALE;
   return 0;
 }
 

@@ -34,7 +34,7 @@ static void dir_write(hzshm__shm_t *s, uint32_t idx, const char *sid, size_t len
   }
   atomic_store_explicit(&r->namelen, (uint32_t)len, memory_order_release);
   atomic_store_explicit(&r->name_hash, h, memory_order_release);
-  atomic_store_explicit(&r->entries, 0, memory_order_relaxed);
+  s->w->dirent_entries[idx] = 0;
   atomic_store_explicit(&r->gen, gen, memory_order_release); /* pairs with dir_match's acquire */
 }
 
@@ -51,10 +51,10 @@ int hzshm__shm_w_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
     return 0;
   }
   hzshm__w_t *w = s->w;
-  if (!w->ndirfree) hzshm__shm_reclaim(s);
+  if (!w->ndirfree) hzshm__shm_reclaim(s, 1);
   if (!w->ndirfree) {
     hzshm__shm_reap(s);
-    hzshm__shm_reclaim(s);
+    hzshm__shm_reclaim(s, 0);
   }
   if (!w->ndirfree) return HZSHM_ESEGFULL;
   idx = w->dirfree[--w->ndirfree];
@@ -105,7 +105,7 @@ int hzshm__shm_w_session_drop(hzshm__shm_t *s, const hzshm__sref_t *ref, int kee
     /* one release store hides every entry of the old generation; pairs with
      * the acquire in lookup() */
     atomic_store_explicit(&r->gen, g, memory_order_release);
-    atomic_store_explicit(&r->entries, 0, memory_order_relaxed); /* writer's statistic */
+    s->w->dirent_entries[idx] = 0; /* writer's statistic */
     if (newref) *newref = (hzshm__sref_t){idx, g};
     return 0;
   }
@@ -119,7 +119,7 @@ int hzshm__shm_w_session_drop(hzshm__shm_t *s, const hzshm__sref_t *ref, int kee
 
 uint64_t hzshm__shm_w_session_entries(hzshm__shm_t *s, const hzshm__sref_t *ref) {
   if (!s || ref_ok(s, ref) != 0) return 0;
-  return atomic_load_explicit(&s->dir[ref->idx].entries, memory_order_relaxed); /* statistic */
+  return s->w ? s->w->dirent_entries[ref->idx] : 0; /* the writer's own count */
 }
 
 /* Drop every session (clear_all, rebuild). */

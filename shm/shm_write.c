@@ -89,12 +89,11 @@ static _Atomic uint64_t *find_link(hzshm__shm_t *s, uint64_t h, uint64_t gen, co
 
 static void count_removed(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off) {
   uint32_t sidx = s->w->units[hzshm__shm_unit(s, off)].sidx;
-  _Atomic uint64_t *cnt = &s->dir[sidx].entries;
-  /* relaxed: writer-only statistics */
+  /* relaxed: the writer reads its own store */
   if (sidx < s->dir_count && atomic_load_explicit(&s->dir[sidx].gen, memory_order_relaxed) == e->sgen &&
-      atomic_load_explicit(cnt, memory_order_relaxed) > 0)
-    atomic_fetch_sub_explicit(cnt, 1, memory_order_relaxed);
-  atomic_fetch_sub_explicit(&s->hdr->entries, 1, memory_order_relaxed);
+      s->w->dirent_entries[sidx] > 0)
+    s->w->dirent_entries[sidx]--;
+  atomic_fetch_sub_explicit(&s->hdr->entries, 1, memory_order_relaxed); /* statistic */
 }
 
 /* Unlink (one release store of the word that points at it) and retire. */
@@ -156,22 +155,26 @@ static uint32_t sweep_bucket(hzshm__shm_t *s, uint64_t b, uint64_t now) {
   }
 }
 
+/* At most one epoch bump per put (the first reclaim): what the later
+ * reclaims could free beyond it was retired during this put, while readers
+ * were inside; a bump for those would not free them now and is left to the
+ * next operation's first reclaim. */
 static int alloc_or_evict(hzshm__shm_t *s, int cls, uint64_t *off) {
   if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
-  if (hzshm__shm_reclaim(s) && hzshm__shm_alloc(s, cls, off) == 0) return 0;
+  if (hzshm__shm_reclaim(s, 1) && hzshm__shm_alloc(s, cls, off) == 0) return 0;
   /* Evict a small batch, then wait for no one: one reclaim pass. */
   for (int i = 0; i < 8; i++)
     if (hzshm__shm_evict_one(s, cls) != 0) break;
-  hzshm__shm_reclaim(s);
+  hzshm__shm_reclaim(s, 0);
   if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
   /* Nothing of its own to evict: move a slab from another class. */
   if (hzshm__shm_slab_steal(s, cls) == 0) {
-    hzshm__shm_reclaim(s);
+    hzshm__shm_reclaim(s, 0);
     if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
   }
   /* A reader may be dead inside its section: reap, then one more pass. */
   if (hzshm__shm_reap(s)) {
-    hzshm__shm_reclaim(s);
+    hzshm__shm_reclaim(s, 0);
     if (hzshm__shm_alloc(s, cls, off) == 0) return 0;
   }
   return HZSHM_ESEGFULL;
@@ -230,7 +233,7 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
     _Atomic uint64_t *b = &s->buckets[h & s->bucket_mask];
     atomic_store_explicit(&e->next, wload(b), memory_order_relaxed); /* published below */
     publish_word(b, HZSHM__B_MAKE(off, h));
-    atomic_fetch_add_explicit(&s->dir[ref->idx].entries, 1, memory_order_relaxed); /* statistic */
+    s->w->dirent_entries[ref->idx]++;
     atomic_fetch_add_explicit(&s->hdr->entries, 1, memory_order_relaxed);          /* statistic */
   }
   hzshm__shm_sieve_push(s, off, ref->idx);
@@ -301,8 +304,8 @@ int hzshm__shm_w_clear_all(hzshm__shm_t *s) {
 #define HZSHM__SWEEP_BUCKETS 4096u
 int hzshm__shm_w_maintain(hzshm__shm_t *s) {
   if (!s || !s->w) return HZSHM_EINVAL;
-  hzshm__shm_reclaim(s);
-  if (hzshm__shm_reap(s)) hzshm__shm_reclaim(s); /* one fcntl per occupied slot */
+  hzshm__shm_reclaim(s, 1);
+  if (hzshm__shm_reap(s)) hzshm__shm_reclaim(s, 0); /* one fcntl per occupied slot */
   uint64_t now = hzshm__shm_now_coarse();
   for (uint32_t k = 0; k < HZSHM__SWEEP_BUCKETS && k <= s->bucket_mask; k++)
     sweep_bucket(s, s->w->sweep_cursor++ & s->bucket_mask, now);
@@ -362,7 +365,7 @@ static int table_walk(hzshm__shm_t *s, genmap_t *m) {
       }
       w->units[unit].cls = (uint8_t)cls;
       hzshm__shm_sieve_push(s, off, sidx);
-      atomic_fetch_add_explicit(&s->dir[sidx].entries, 1, memory_order_relaxed); /* statistic */
+      w->dirent_entries[sidx]++;
       atomic_fetch_add_explicit(&s->hdr->entries, 1, memory_order_relaxed);      /* statistic */
       link = &e->next;
     }
@@ -428,7 +431,7 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
     while (m.gens[j]) j = (j + 1) & m.mask;
     m.gens[j] = g;
     m.idx[j] = i;
-    atomic_store_explicit(&r->entries, 0, memory_order_relaxed);
+    w->dirent_entries[i] = 0;
     live++;
   }
   atomic_store_explicit(&s->hdr->sessions, (uint64_t)live, memory_order_relaxed); /* statistic */

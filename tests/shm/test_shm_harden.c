@@ -336,6 +336,60 @@ static void test_validation(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* Defect 8 (minors): a heartbeat from the future (a reader whose clock is
+ * behind the writer's, another time namespace) fails closed; a put does not
+ * write the session's directory record (readers load its gen on every hit);
+ * a put into a full cache, with a reader inside its section, advances the
+ * reclamation epoch (a line every lookup reads) at most once. */
+static void test_minors(void) {
+  const char *name = t_name("minor");
+  hzshm__shm_config_t c = cfg(8);
+  c.memory_bytes = 2u << 20;
+  hzshm__shm_t *w, *r;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_r_check(r), 0);
+  uint64_t hb = atomic_load(&w->hdr->heartbeat_ns);
+  atomic_store(&w->hdr->heartbeat_ns, hb + 3 * w->stale_after_ns);
+  CHECK_RC(hzshm__shm_r_check(r), HZSHM_ESTALE);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_r_check(r), 0);
+
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  hzshm__shm_dirent_t before = w->dir[ref.idx];
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "a", 1, "1", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "b", 1, "2", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  CHECK_RC(hzshm__shm_w_del(w, &ref, "a", 1), 0);
+  CHECK(memcmp(&before, &w->dir[ref.idx], sizeof before) == 0);
+  CHECK(hzshm__shm_w_session_entries(w, &ref) == 1);
+
+  /* fill the arena with one size class, then put with a reader inside */
+  char val[900];
+  memset(val, 'v', sizeof val - 1);
+  val[sizeof val - 1] = 0;
+  hzshm__shm_stats_t st;
+  uint64_t k = 0;
+  do {
+    CHECK_RC(put8(w, &ref, ++k, val), 0);
+    CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  } while (st.evictions == 0);
+  const void *v;
+  size_t n;
+  CHECK_RC(hzshm__shm_r_view(r, &ref, &k, 8, &v, &n), 0); /* holds its section */
+  for (int i = 0; i < 16; i++) {
+    uint64_t e0 = atomic_load(&w->hdr->epoch);
+    int rc = put8(w, &ref, ++k, val);
+    CHECK(rc == 0 || rc == HZSHM_ESEGFULL);
+    CHECK(atomic_load(&w->hdr->epoch) - e0 <= 1);
+  }
+  CHECK_RC(hzshm__shm_r_view_end(r), 0);
+  CHECK_RC(put8(w, &ref, ++k, val), 0);
+  hzshm__shm_close(r);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -345,6 +399,7 @@ int main(int argc, char **argv) {
   RUN(test_long_chain);
   RUN(test_keyed_collisions);
   RUN(test_validation);
+  RUN(test_minors);
   fprintf(stderr, "ok\n");
   return 0;
 }
