@@ -118,6 +118,59 @@ struct hzshm__shm {
 };
 
 /* ---- helpers ---- */
+/* SipHash (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012),
+ * written here from the paper's description: four 64-bit words initialised
+ * from the 128-bit key, each 8-byte little-endian message word m absorbed as
+ * v3 ^= m, c SipRounds, v0 ^= m; the last word carries the remaining bytes
+ * and the message length mod 256 in its top byte; then v2 ^= 0xff, d
+ * SipRounds, and the xor of the four words. The message here is the 8-byte
+ * prefix word followed by the data. c = 1, d = 3 is SipHash-1-3 (the key
+ * hash); the test checks c = 2, d = 4 against the paper's test vector. */
+static inline uint64_t hzshm__rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+#define HZSHM__SIPROUND(v0, v1, v2, v3) \
+  do {                           \
+    v0 += v1;                    \
+    v1 = hzshm__rotl(v1, 13);           \
+    v1 ^= v0;                    \
+    v0 = hzshm__rotl(v0, 32);           \
+    v2 += v3;                    \
+    v3 = hzshm__rotl(v3, 16);           \
+    v3 ^= v2;                    \
+    v0 += v3;                    \
+    v3 = hzshm__rotl(v3, 21);           \
+    v3 ^= v0;                    \
+    v2 += v1;                    \
+    v1 = hzshm__rotl(v1, 17);           \
+    v1 ^= v2;                    \
+    v2 = hzshm__rotl(v2, 32);           \
+  } while (0)
+
+static inline __attribute__((always_inline)) uint64_t hzshm__shm_sip(const uint64_t k[2], uint64_t prefix,
+                                                                     const void *data, size_t len, int c, int d) {
+  uint64_t v0 = k[0] ^ 0x736f6d6570736575ull, v1 = k[1] ^ 0x646f72616e646f6dull;
+  uint64_t v2 = k[0] ^ 0x6c7967656e657261ull, v3 = k[1] ^ 0x7465646279746573ull;
+  const uint8_t *p = data;
+  uint64_t m = prefix;
+  size_t n = len;
+  for (;;) {
+    v3 ^= m;
+    for (int i = 0; i < c; i++) HZSHM__SIPROUND(v0, v1, v2, v3);
+    v0 ^= m;
+    if (n < 8) break;
+    memcpy(&m, p, 8);
+    p += 8;
+    n -= 8;
+  }
+  uint64_t b = (uint64_t)((len + 8) & 0xff) << 56;
+  for (size_t i = 0; i < n; i++) b |= (uint64_t)p[i] << (8 * i);
+  v3 ^= b;
+  for (int i = 0; i < c; i++) HZSHM__SIPROUND(v0, v1, v2, v3);
+  v0 ^= b;
+  v2 ^= 0xff;
+  for (int i = 0; i < d; i++) HZSHM__SIPROUND(v0, v1, v2, v3);
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
 uint64_t hzshm__shm_fold(const void *data, size_t len, uint64_t seed); /* unkeyed: fingerprints only */
 uint64_t hzshm__shm_sip13(const uint64_t k[2], uint64_t prefix, const void *data, size_t len);
 uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data, size_t len); /* test vector */
@@ -167,7 +220,7 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s);
  * chance; a local process that can read the segment knows the key, and the
  * chain bound (HZSHM__CHAIN_MAX) limits what it can do to a refused put. */
 static inline uint64_t hzshm__shm_key_hash(const hzshm__shm_t *s, const void *data, size_t len, uint64_t prefix) {
-  return hzshm__shm_sip13(s->hkey, prefix, data, len);
+  return hzshm__shm_sip(s->hkey, prefix, data, len, 1, 3); /* inline: on the critical path of every lookup */
 }
 int hzshm__shm_w_ref_ok(hzshm__shm_t *s, const hzshm__sref_t *ref);
 void hzshm__shm_dir_reset(hzshm__shm_t *s);

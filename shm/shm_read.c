@@ -5,7 +5,17 @@
  *   - Lock-free and syscall-free on a hit (the coarse clock is a vDSO read).
  *     Every walk is bounded (HZSHM__WALK_MAX, dir_count) and every offset is
  *     bounds-checked before it is followed, so a corrupt or half-written
- *     segment yields a miss, never a loop or a wild read.
+ *     segment yields a miss, never a loop or a wild read. The writer keeps
+ *     chains within HZSHM__CHAIN_MAX, so the bound cuts only corrupt chains.
+ *   - Validated hits: before reading an entry the reader loads its slab's
+ *     word (class + carving generation) and the entry's version (both
+ *     acquire; they pair with the release stores of carve() and
+ *     chunk_publish() in shm_alloc.c); after the copy an acquire fence and
+ *     both again (seen_ok). The fence pairs with the writer's release fences
+ *     that follow making a version odd / a slab word "re-carving" before any
+ *     byte changes; so equal words prove every byte read belongs to one
+ *     published entry. A failed check is retried, then a miss: never a hit,
+ *     even if reclamation failed. Views re-check at r_view_end.
  *   - Bucket and `next` words are loaded with acquire, pairing with the
  *     writer's release stores that publish an entry (shm_write.c,
  *     publish_word()): the entry's immutable bytes written before the publish

@@ -67,64 +67,11 @@ uint64_t hzshm__shm_layout_fingerprint(void) {
   return hzshm__shm_fold(vals, sizeof vals, 0x68757368ull);
 }
 
-/* SipHash (Aumasson and Bernstein, "SipHash: a fast short-input PRF", 2012),
- * written here from the paper's description: four 64-bit words initialised
- * from the 128-bit key, each 8-byte little-endian message word m absorbed as
- * v3 ^= m, c SipRounds, v0 ^= m; the last word carries the remaining bytes
- * and the message length mod 256 in its top byte; then v2 ^= 0xff, d
- * SipRounds, and the xor of the four words. The message here is the 8-byte
- * prefix word followed by the data. c = 1, d = 3 is SipHash-1-3 (the key
- * hash); the test checks c = 2, d = 4 against the paper's test vector. */
-static inline uint64_t rotl(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
-#define SIPROUND(v0, v1, v2, v3) \
-  do {                           \
-    v0 += v1;                    \
-    v1 = rotl(v1, 13);           \
-    v1 ^= v0;                    \
-    v0 = rotl(v0, 32);           \
-    v2 += v3;                    \
-    v3 = rotl(v3, 16);           \
-    v3 ^= v2;                    \
-    v0 += v3;                    \
-    v3 = rotl(v3, 21);           \
-    v3 ^= v0;                    \
-    v2 += v1;                    \
-    v1 = rotl(v1, 17);           \
-    v1 ^= v2;                    \
-    v2 = rotl(v2, 32);           \
-  } while (0)
-
-static inline __attribute__((always_inline)) uint64_t sip(const uint64_t k[2], uint64_t prefix, const void *data,
-                                                          size_t len, int c, int d) {
-  uint64_t v0 = k[0] ^ 0x736f6d6570736575ull, v1 = k[1] ^ 0x646f72616e646f6dull;
-  uint64_t v2 = k[0] ^ 0x6c7967656e657261ull, v3 = k[1] ^ 0x7465646279746573ull;
-  const uint8_t *p = data;
-  uint64_t m = prefix;
-  size_t n = len;
-  for (;;) {
-    v3 ^= m;
-    for (int i = 0; i < c; i++) SIPROUND(v0, v1, v2, v3);
-    v0 ^= m;
-    if (n < 8) break;
-    m = rd64(p);
-    p += 8;
-    n -= 8;
-  }
-  uint64_t b = (uint64_t)((len + 8) & 0xff) << 56;
-  for (size_t i = 0; i < n; i++) b |= (uint64_t)p[i] << (8 * i);
-  v3 ^= b;
-  for (int i = 0; i < c; i++) SIPROUND(v0, v1, v2, v3);
-  v0 ^= b;
-  v2 ^= 0xff;
-  for (int i = 0; i < d; i++) SIPROUND(v0, v1, v2, v3);
-  return v0 ^ v1 ^ v2 ^ v3;
-}
-
 uint64_t hzshm__shm_sip13(const uint64_t k[2], uint64_t prefix, const void *data, size_t len) {
-  return sip(k, prefix, data, len, 1, 3);
+  return hzshm__shm_sip(k, prefix, data, len, 1, 3);
 }
 uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data, size_t len) {
-  return sip(k, prefix, data, len, 2, 4);
+  return hzshm__shm_sip(k, prefix, data, len, 2, 4);
 }
 
 int hzshm__shm_random(void *buf, size_t len) {

@@ -12,6 +12,11 @@
  *     delete = the predecessor is swung past the entry in one store.
  *   - Unlinked entries are never modified; they are retired (shm_alloc.c) and
  *     their memory is reused only after a grace period.
+ *   - Chains hold at most HZSHM__CHAIN_MAX entries (chain_find): a new key
+ *     for a full chain is refused, so the writer's walks end at the chain's
+ *     end and share no bound with the readers'.
+ *   - An entry's version is made even (release, chunk_publish) after it is
+ *     filled and before it is linked (validated hits, shm_read.c).
  *   - Crash consistency: every mutation visible to readers is a single
  *     aligned 8-byte store of a word that is valid both before and after it,
  *     so a writer killed at any point leaves acyclic chains of valid entries
