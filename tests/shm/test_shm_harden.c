@@ -85,6 +85,53 @@ static uint32_t sid_bucket(hzshm__shm_t *s, const char *sid) {
   return (uint32_t)(hzshm__shm_key_hash(s, sid, strlen(sid), HZSHM__SID_SEED) & s->dirix_mask);
 }
 
+/* A writer killed between two stores: `craft` runs as the segment's writer
+ * in a child process, leaves the state to test (0, or a nonzero exit code
+ * when a step failed), and the child is SIGKILLed there. Then a new writer
+ * reopens (reuses and rebuilds) the segment. */
+typedef int (*craft_fn)(hzshm__shm_t *cw, void *ctx);
+static hzshm__shm_t *killed_writer_then_reopen(const char *name, const hzshm__shm_config_t *c, craft_fn craft,
+                                               void *ctx) {
+  int pfd[2];
+  CHECK(pipe(pfd) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    hzshm__shm_t *cw;
+    if (hzshm__shm_w_open(name, c, 0, &cw, NULL) != 0) _exit(2);
+    int rc = craft(cw, ctx);
+    if (rc != 0) _exit(rc);
+    if (write(pfd[1], "r", 1) != 1) _exit(3);
+    for (;;) pause();
+  }
+  char ch;
+  CHECK(read(pfd[0], &ch, 1) == 1);
+  kill(pid, SIGKILL);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+  close(pfd[0]);
+  close(pfd[1]);
+  hzshm__shm_t *w;
+  int reused = 0;
+  CHECK_RC(hzshm__shm_w_open(name, c, 0, &w, &reused), 0);
+  CHECK(reused == 1);
+  return w;
+}
+
+/* Three sessions in one name chain, then the first store of a keep=0 drop
+ * of the middle one (w_session_drop: gen = 0, then the unlink). */
+static int craft_half_drop(hzshm__shm_t *cw, void *ctx) {
+  char(*n)[16] = ctx;
+  hzshm__sref_t r[3];
+  for (int i = 0; i < 3; i++) {
+    if (hzshm__shm_w_session(cw, n[i], strlen(n[i]), &r[i]) != 0) return 10;
+    if (hzshm__shm_w_put(cw, &r[i], "k", 1, n[i], strlen(n[i]), 0, hzshm__shm_w_stamp(cw), 0, 0) != 0) return 11;
+  }
+  atomic_store_explicit(&cw->dir[r[1].idx].gen, 0, memory_order_release);
+  return 0;
+}
+
 /* Defect 6: a writer killed between the two stores of a keep=0 drop leaves a
  * record with gen 0 that is still linked in its name chain. The restart
  * must unlink it before the slot is reused (old code: it went straight onto
@@ -105,34 +152,7 @@ static void test_rebuild_half_drop(void) {
     if (sid_bucket(w, sid) == want) memcpy(n[found++], sid, sizeof sid);
   }
   hzshm__shm_close(w);
-  int pfd[2];
-  CHECK(pipe(pfd) == 0);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
-  if (pid == 0) {
-    t_child_dies_with_parent();
-    hzshm__shm_t *cw;
-    hzshm__sref_t r[3];
-    if (hzshm__shm_w_open(name, &c, 0, &cw, NULL) != 0) _exit(2);
-    for (int i = 0; i < 3; i++) {
-      if (hzshm__shm_w_session(cw, n[i], strlen(n[i]), &r[i]) != 0) _exit(3);
-      if (hzshm__shm_w_put(cw, &r[i], "k", 1, n[i], strlen(n[i]), 0, hzshm__shm_w_stamp(cw), 0, 0) != 0) _exit(4);
-    }
-    /* the first store of w_session_drop(keep=0) of the middle record, then death */
-    atomic_store_explicit(&cw->dir[r[1].idx].gen, 0, memory_order_release);
-    if (write(pfd[1], "r", 1) != 1) _exit(5);
-    for (;;) pause();
-  }
-  char ch;
-  CHECK(read(pfd[0], &ch, 1) == 1);
-  kill(pid, SIGKILL);
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
-  close(pfd[0]);
-  close(pfd[1]);
-  int reused = 0;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  w = killed_writer_then_reopen(name, &c, craft_half_drop, n);
   check_dir_chains(w);
   hzshm__sref_t a, b, d;
   CHECK_RC(hzshm__shm_r_session(w, n[0], strlen(n[0]), &a), 0);
@@ -390,6 +410,47 @@ static void test_minors(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* Small entries in slab 0, a big one in slab 1, slab 0 emptied and freed,
+ * then the first store of a re-carve of slab 0 (carve(): no class, next
+ * generation). */
+static int craft_mid_carve(hzshm__shm_t *cw, void *ctx) {
+  (void)ctx;
+  hzshm__sref_t r;
+  static char big[2000];
+  memset(big, 'b', sizeof big - 1);
+  if (hzshm__shm_w_session(cw, "s", 1, &r) != 0) return 10;
+  for (uint64_t k = 1; k <= 100; k++)
+    if (put8(cw, &r, k, "small") != 0) return 11;
+  if (put8(cw, &r, 1000, big) != 0) return 12;
+  for (uint64_t k = 1; k <= 100; k++)
+    if (hzshm__shm_w_del(cw, &r, &k, 8) != 0) return 13;
+  hzshm__shm_w_maintain(cw); /* slab 0's chunks free: it could be re-carved */
+  uint64_t w0 = atomic_load(&cw->slabtab[0]);
+  if (HZSHM__SLAB_CLS(w0) == 0xff || HZSHM__SLAB_CLS(atomic_load(&cw->slabtab[1])) == 0xff) return 14;
+  atomic_store(&cw->slabtab[0], HZSHM__SLAB_MAKE(HZSHM__SLAB_GEN(w0) + 1, 0xff));
+  return 0;
+}
+
+/* The next writer keeps the entries of the other slabs and gives slab 0 a
+ * class again (before this was handled, the whole cache was dropped). */
+static void test_restart_mid_carve(void) {
+  const char *name = t_name("carve");
+  hzshm__shm_config_t c = cfg(8);
+  hzshm__shm_t *w = killed_writer_then_reopen(name, &c, craft_mid_carve, NULL);
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_r_session(w, "s", 1, &ref), 0);
+  const uint64_t bk = 1000;
+  char buf[2048];
+  size_t len = 0;
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &bk, 8, buf, sizeof buf, &len), 0); /* kept */
+  CHECK(len == 1999 && buf[0] == 'b');
+  CHECK(HZSHM__SLAB_CLS(atomic_load(&w->slabtab[0])) < (uint32_t)w->nclass);
+  for (uint64_t k = 1; k <= 100; k++) CHECK_RC(put8(w, &ref, k, "again"), 0);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &bk, 8, buf, sizeof buf, &len), 0);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(int argc, char **argv) {
   (void)argc;
   (void)argv;
@@ -400,6 +461,7 @@ int main(int argc, char **argv) {
   RUN(test_keyed_collisions);
   RUN(test_validation);
   RUN(test_minors);
+  RUN(test_restart_mid_carve);
   fprintf(stderr, "ok\n");
   return 0;
 }
