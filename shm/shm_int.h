@@ -219,7 +219,8 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s);
  * so outsiders choosing keys (hash flooding) cannot lengthen a chain beyond
  * chance; a local process that can read the segment knows the key, and the
  * chain bound (HZSHM__CHAIN_MAX) limits what it can do to a refused put. */
-static inline uint64_t hzshm__shm_key_hash(const hzshm__shm_t *s, const void *data, size_t len, uint64_t prefix) {
+static inline __attribute__((always_inline)) uint64_t hzshm__shm_key_hash(const hzshm__shm_t *s, const void *data,
+                                                                        size_t len, uint64_t prefix) {
   return hzshm__shm_sip(s->hkey, prefix, data, len, 1, 3); /* inline: on the critical path of every lookup */
 }
 int hzshm__shm_w_ref_ok(hzshm__shm_t *s, const hzshm__sref_t *ref);
