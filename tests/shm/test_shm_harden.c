@@ -273,6 +273,40 @@ static void test_long_chain(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* A writer walk never stops at a bound it shares with readers; its guard
+ * trips only on a chain something else damaged (here: a self cycle written
+ * into an entry): the bucket is detached and counted, nothing is retired
+ * while linked, and the key can be cached again. */
+static void test_chain_cut(void) {
+  const char *name = t_name("cut");
+  hzshm__shm_config_t c = cfg(8);
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  const uint64_t a = 0;
+  uint64_t b = segment_hash(w, &a, ref.gen) & w->bucket_mask;
+  uint64_t *other = colliders(w, segment_hash, ref.gen, b, 1);
+  CHECK_RC(put8(w, &ref, a, "va"), 0);
+  uint64_t word = atomic_load(&w->buckets[b]), off = HZSHM__B_OFF(word);
+  hzshm__shm_entry_t *e = hzshm__shm_entry(w, off);
+  atomic_store(&e->next, word); /* a -> a -> ... */
+  CHECK_RC(hzshm__shm_w_del(w, &ref, &other[0], 8), HZSHM_ENOTFOUND); /* walks the cycle */
+  hzshm__shm_stats_t st;
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.chain_cut == 1 && atomic_load(&w->buckets[b]) == 0);
+  char buf[8];
+  size_t n;
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &a, 8, buf, sizeof buf, &n), HZSHM_EMISS);
+  CHECK_RC(put8(w, &ref, a, "vb"), 0);
+  CHECK_RC(hzshm__shm_r_get(w, &ref, &a, 8, buf, sizeof buf, &n), 0);
+  CHECK(n == 2 && memcmp(buf, "vb", 2) == 0);
+  CHECK(HZSHM__B_OFF(atomic_load(&w->buckets[b])) != off); /* the cycle is linked nowhere */
+  free(other);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 /* Defect 3 (hash flooding): keys that collide under the old unkeyed hash,
  * computable by anybody, spread over the buckets of a segment with its own
  * random key; and two segments get different keys. */
@@ -459,6 +493,7 @@ int main(int argc, char **argv) {
   RUN(test_siphash_vectors);
   RUN(test_long_chain);
   RUN(test_keyed_collisions);
+  RUN(test_chain_cut);
   RUN(test_validation);
   RUN(test_minors);
   RUN(test_restart_mid_carve);
