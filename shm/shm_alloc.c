@@ -369,7 +369,7 @@ void hzshm__shm_rebuild_free(hzshm__shm_t *s) {
     }
   }
   for (uint64_t slab = w->slab_next; slab < s->slab_count; slab++) { /* never handed out: no class */
-    uint64_t g = HZSHM__SLAB_GEN(atomic_load_explicit(&s->slabtab[slab], memory_order_relaxed));
+    uint64_t g = HZSHM__SLAB_GEN(atomic_load_explicit(&s->slabtab[slab], memory_order_relaxed)); /* writer's own */
     atomic_store_explicit(&s->slabtab[slab], HZSHM__SLAB_MAKE(g + 1, 0xff), memory_order_release); /* as in carve */
   }
   atomic_store_explicit(&s->hdr->memory_used, used, memory_order_relaxed); /* statistic */

@@ -152,6 +152,7 @@ int hzshm__shm_dir_relink(hzshm__shm_t *s, uint8_t *linked) {
       if (!v) break;
       if (v - 1 >= s->dir_count || linked[v - 1]) return HZSHM_ECORRUPT;
       hzshm__shm_dirent_t *r = &s->dir[v - 1];
+      /* relaxed: the writer's own data (the dead writer's stores are visible: same file) */
       if ((atomic_load_explicit(&r->name_hash, memory_order_relaxed) & s->dirix_mask) != b) return HZSHM_ECORRUPT;
       if (atomic_load_explicit(&r->gen, memory_order_relaxed) == 0) {
         linked[v - 1] = HZSHM__DIR_UNLINKED;
