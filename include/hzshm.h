@@ -154,6 +154,16 @@ HZSHM_EXTERN int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen
  * failed): discard what was read from the view. */
 HZSHM_EXTERN int hzshm_view_release(hzshm_session_t *s);
 
+/* hzshm_get_view answered from this host's segment only: never contacts the
+ * agent, never blocks. 0 (a view, release it as above), HZSHM_ENOTFOUND
+ * (cached absence), HZSHM_EMISS (not answerable here: ask hzshm_get /
+ * hzshm_get_view), failing-closed codes, key codes, HZSHM_EFORKED. For callers
+ * that hold a lock they must not keep across a round trip (a language
+ * runtime's interpreter lock: the Python binding keeps the GIL on a hit and
+ * drops it only for the agent). */
+HZSHM_EXTERN int hzshm_get_view_local(hzshm_session_t *s, const void *key, size_t klen, const void **val,
+                                      size_t *vlen);
+
 /* 0 if the key exists, HZSHM_ENOTFOUND if not; other codes as hzshm_get.
  * Served from the cache including cached absence. */
 HZSHM_EXTERN int hzshm_has(hzshm_session_t *s, const void *key, size_t klen);

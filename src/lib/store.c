@@ -181,3 +181,11 @@ int hzshm_destroy(hzshm_session_t *s) {
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen};
   return hzshm__conn_request(s->h, HZSHM__OP_DESTROY, &req, NULL, NULL);
 }
+
+int hzshm_get_view_local(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
+  int rc = check_key(s, key, klen);
+  if (rc) return rc;
+  if (val == NULL || vlen == NULL) return HZSHM_EINVAL;
+  rc = lookup(s, key, klen, NULL, 0, val, vlen);
+  return goes_to_agent(rc) ? HZSHM_EMISS : rc;
+}

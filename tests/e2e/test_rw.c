@@ -39,6 +39,16 @@ static void api(hzshm_t *h, const char *sid) {
   CHECK_RC(hzshm_get_view(s, "k1", 2, &v, &vlen), 0);
   CHECK(vlen == 9 && memcmp(v, "value-two", 9) == 0);
   hzshm_view_release(s);
+  /* The segment-only view: a hit, cached absence, and a miss it leaves to the agent. */
+  a = e2e_stats(h);
+  CHECK_RC(hzshm_get_view_local(s, "k1", 2, &v, &vlen), 0);
+  CHECK(vlen == 9 && memcmp(v, "value-two", 9) == 0);
+  hzshm_view_release(s);
+  CHECK_RC(hzshm_get_view_local(s, "never-asked", 11, &v, &vlen), HZSHM_EMISS);
+  b = e2e_stats(h);
+  CHECK(b.remote_gets == a.remote_gets); /* neither went to the agent */
+  CHECK_RC(hzshm_get(s, "never-asked", 11, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
+  CHECK_RC(hzshm_get_view_local(s, "never-asked", 11, &v, &vlen), HZSHM_ENOTFOUND);
 
   /* Another process reads our write at once. */
   pid_t pid = fork();
