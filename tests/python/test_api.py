@@ -1,0 +1,290 @@
+"""Every call of the binding and every error, against a real member and agent."""
+import subprocess
+
+import pytest
+
+import hzshm
+from conftest import CLI_BIN, wait_for
+
+
+def test_set_get_has_delete(cache, sid):
+    s = cache.session(sid)
+    assert s.get("cart") is None
+    assert s.get("cart", b"dflt") == b"dflt"
+    assert s.has("cart") is False and "cart" not in s
+    s.set("cart", b"3 items")
+    assert s.get("cart") == b"3 items"
+    assert s.has("cart") is True and "cart" in s
+    s.set("cart", b"4 items", ttl=None)
+    assert s.get("cart", b"dflt") == b"4 items"
+    s.delete("cart")
+    assert s.get("cart") is None and not s.has("cart")
+    s.delete("cart")  # deleting a missing key is no error
+
+
+def test_mapping_protocol(cache, sid):
+    s = cache.session(sid)
+    with pytest.raises(KeyError):
+        s["k"]
+    with pytest.raises(KeyError):
+        del s["k"]
+    s["k"] = b"v"
+    assert s["k"] == b"v" and "k" in s
+    del s["k"]
+    assert "k" not in s
+    with pytest.raises(KeyError):
+        s["k"]
+    with pytest.raises(TypeError):
+        len(s)
+
+
+def test_value_kinds(cache, sid):
+    s = cache.session(sid)
+    s.set("ba", bytearray(b"from bytearray"))
+    s.set("mv", memoryview(b"xxfrom memoryview")[2:])
+    s.set("str", "caf\u00e9 \u20ac")  # str: its UTF-8 bytes, stored as byte[]
+    s.set("empty", b"")
+    assert s.get("ba") == b"from bytearray"
+    assert s.get("mv") == b"from memoryview"
+    assert s.get("str") == "caf\u00e9 \u20ac".encode()
+    assert s.get("empty") == b"" and s.has("empty")
+    for bad in (None, 42, 1.5, ["x"], memoryview(b"abcdef")[::2]):
+        with pytest.raises((TypeError, BufferError)):
+            s.set("bad", bad)
+    assert s.get("bad") is None  # nothing was written
+
+
+def test_keys_str_and_bytes_are_the_same_key(cache, sid):
+    s = cache.session(sid)
+    s.set("cl\u00e9", b"u")
+    assert s.get("cl\u00e9".encode()) == b"u"
+    with pytest.raises(TypeError):
+        s.get(42)
+    with pytest.raises(TypeError):
+        s.has(None)
+
+
+def test_large_values(cache, sid):
+    s = cache.session(sid)
+    big = bytes(range(256)) * 2048  # 512 KiB: read back through the agent or the segment
+    s.set("big", big)
+    assert s.get("big") == big
+    most = b"m" * hzshm.VALUE_MAX
+    s.set("max", most)
+    assert s.get("max") == most
+    with pytest.raises(hzshm.TooBig) as e:
+        s.set("max", most + b"!")
+    assert e.value.name == "HZSHM_ETOOBIG" and isinstance(e.value, ValueError)
+    assert s.get("max") == most  # unchanged
+
+
+def test_bad_keys(cache, sid):
+    s = cache.session(sid)
+    with pytest.raises(hzshm.InvalidArgument) as e:
+        s.get("")
+    assert e.value.name == "HZSHM_EEMPTY"
+    with pytest.raises(hzshm.InvalidArgument):
+        s.set("", b"v")
+    with pytest.raises(hzshm.TooBig):
+        s.set("k" * (hzshm.KEY_MAX + 1), b"v")
+    with pytest.raises(hzshm.TooBig):
+        s.get("k" * (hzshm.KEY_MAX + 1))
+    s.set("k" * hzshm.KEY_MAX, b"longest")
+    assert s.get("k" * hzshm.KEY_MAX) == b"longest"
+    with pytest.raises(hzshm.InvalidArgument) as e:
+        s.get(b"\xff\xfe")  # not UTF-8
+    assert e.value.name == "HZSHM_EINVAL"
+    with pytest.raises(UnicodeEncodeError):
+        s.get("\ud800")  # a lone surrogate has no UTF-8
+
+
+def test_ttl(cache, sid):
+    s = cache.session(sid)
+    for bad in (-1, -0.5, float("nan")):
+        with pytest.raises(hzshm.InvalidArgument):
+            s.set("t", b"v", ttl=bad)
+    with pytest.raises(TypeError):
+        s.set("t", b"v", ttl="1")
+    with pytest.raises(TypeError):
+        s.set("t", b"v", ttl=True)
+    assert s.get("t") is None  # none of those wrote
+    s.set("forever", b"v", ttl=0)
+    s.set("t", b"v", ttl=1)
+    assert s.get("t") == b"v"
+    wait_for(lambda: s.get("t") is None, what="the 1 s ttl to expire")
+    assert s.get("forever") == b"v"
+
+
+def test_hits_come_from_shared_memory(cache, sid):
+    s = cache.session(sid)
+    s.set("k", b"v")
+    assert s.get("missing") is None  # absence, now cached
+    a = cache.stats()
+    for _ in range(100):
+        assert s.get("k") == b"v"
+        assert not s.has("missing")
+        assert "k" in s
+    b = cache.stats()
+    assert b["remote_gets"] == a["remote_gets"] and b["hits"] >= a["hits"] + 300
+
+
+def test_destroy(cache, sid):
+    s = cache.session(sid)
+    s.set("a", b"1")
+    s.set("b", b"2")
+    other = cache.session(sid)  # another handle of the same session
+    assert other.get("a") == b"1"
+    s.destroy()
+    assert s.get("a") is None and other.get("b") is None
+    s.set("a", b"again")  # still usable
+    assert other.get("a") == b"again"
+
+
+def test_session_ids(cache):
+    with pytest.raises(hzshm.InvalidArgument) as e:
+        cache.session("")
+    assert e.value.name == "HZSHM_EEMPTY"
+    with pytest.raises(hzshm.TooBig):
+        cache.session("s" * (hzshm.SESSION_MAX + 1))
+    with pytest.raises(hzshm.InvalidArgument) as e:
+        cache.session("a\0b")
+    assert e.value.name == "HZSHM_EBADSESSION"
+    with pytest.raises(TypeError):
+        cache.session(b"bytes-id")
+    s = cache.session("s" * hzshm.SESSION_MAX)
+    assert s.sid == "s" * hzshm.SESSION_MAX and s.cache is cache
+
+
+def test_prefix(agent, hz, sid):
+    with hzshm.Cache(agent.name, prefix="app:") as c:
+        c.session(sid).set("k", b"prefixed")
+    assert hz.get_map("app:" + sid).blocking().get("k") == bytearray(b"prefixed")
+    assert hz.get_map(sid).blocking().get("k") is None
+    with pytest.raises(hzshm.TooBig):
+        hzshm.Cache(agent.name, prefix="p" * hzshm.SESSION_MAX)
+
+
+def test_cache_errors(agent):
+    with pytest.raises(hzshm.NoCache) as e:
+        hzshm.Cache("no-such-cache")
+    assert e.value.code < 0 and e.value.name == "ENOENT" and isinstance(e.value, FileNotFoundError)
+    assert "no-such-cache" in str(e.value)
+    for bad in ("", "bad name", "x" * 65, "a\0b"):
+        with pytest.raises(hzshm.InvalidArgument):
+            hzshm.Cache(bad)
+    for kw in ({"timeout": 0}, {"timeout": -1}, {"connections": 0}, {"connections": 65}):
+        with pytest.raises(ValueError):
+            hzshm.Cache(agent.name, **kw)
+    with pytest.raises(TypeError):
+        hzshm.Cache(agent.name, prefix=1)
+    with pytest.raises(TypeError):
+        hzshm.Session()
+    c = hzshm.Cache(agent.name, timeout=5, connections=2)
+    c.close()
+
+
+def test_error_attributes():
+    assert issubclass(hzshm.FailClosed, hzshm.Error)
+    for cls in (hzshm.AgentUnavailable, hzshm.Timeout, hzshm.TooBig, hzshm.InvalidArgument, hzshm.NoCache,
+                hzshm.UnsupportedType, hzshm.Closed):
+        assert issubclass(cls, hzshm.Error)
+    assert issubclass(hzshm.Timeout, TimeoutError) and issubclass(hzshm.UnsupportedType, TypeError)
+    assert hzshm.strerror(0) == "OK" or hzshm.strerror(0)
+    assert hzshm.strerror(-30001) == "key not found"
+
+
+def test_context_managers_and_close(agent, sid):
+    with hzshm.Cache(agent.name) as c:
+        assert not c.closed
+        with c.session(sid) as s:
+            s.set("k", b"v")
+            assert s.get("k") == b"v"
+        assert s.closed
+        with pytest.raises(hzshm.Closed) as e:
+            s.get("k")
+        assert e.value.name == "HZSHM_ECLOSED"
+        s2 = c.session(sid)
+    assert c.closed and s2.closed  # closing a cache closes its sessions
+    for call in (lambda: s2.get("k"), lambda: s2.set("k", b"v"), lambda: "k" in s2, s2.destroy,
+                 lambda: s2.delete("k"), lambda: c.session(sid), c.stats):
+        with pytest.raises(hzshm.Closed):
+            call()
+    c.close()
+    s2.close()  # idempotent
+    assert "closed" in repr(c) and "closed" in repr(s2)
+
+
+def test_stats_has_the_figures_of_hzshm_stat(cache, agent):
+    st = cache.stats()
+    out = subprocess.run([CLI_BIN, "-n", agent.name, "stat"], check=True, capture_output=True, text=True).stdout
+    cli = dict(line.split(": ", 1) for line in out.strip().splitlines())
+    assert list(st) == list(cli)
+    assert st["agent_pid"] == agent.proc.pid == int(cli["agent_pid"])
+    assert st["agent_state"] == cli["agent_state"] == "serving"
+    assert st["memory_limit"] == int(cli["memory_limit"])
+
+
+def test_fail_closed_then_resume(own_agent, sid):
+    import signal
+
+    c = hzshm.Cache(own_agent.name)
+    s = c.session(sid)
+    s.set("k", b"v")
+    assert s.get("k") == b"v"
+    own_agent.proc.send_signal(signal.SIGSTOP)  # heartbeat stops: the hit must fail closed
+
+    def failing_closed():
+        try:
+            s.get("k")
+        except hzshm.FailClosed as e:
+            return e
+        return None
+
+    e = wait_for(failing_closed, what="FailClosed on a hit")
+    assert e.name == "HZSHM_ESTALE"
+    with pytest.raises(hzshm.FailClosed):
+        s.has("k")
+    own_agent.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: failing_closed() is None, what="hits to resume")
+    assert s.get("k") == b"v"
+    c.close()
+
+
+def test_timeout(own_agent, sid):
+    import signal
+
+    c = hzshm.Cache(own_agent.name, timeout=0.3)
+    s = c.session(sid)
+    s.set("warm", b"up")  # connection made while the agent serves
+    own_agent.proc.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(hzshm.Timeout) as e:
+            s.set("k", b"v")
+        assert e.value.name == "HZSHM_ETIMEDOUT" and isinstance(e.value, TimeoutError)
+    finally:
+        own_agent.proc.send_signal(signal.SIGCONT)
+    c.close()
+
+
+def test_agent_unavailable_then_restart(own_agent, sid):
+    c = hzshm.Cache(own_agent.name)
+    s = c.session(sid)
+    s.set("k", b"v")
+    own_agent.kill9()
+    with pytest.raises(hzshm.AgentUnavailable) as e:
+        s.set("k", b"w")
+    assert e.value.name == "HZSHM_EAGENT"
+    with pytest.raises(hzshm.AgentUnavailable):
+        s.delete("k")
+    own_agent.start()  # same name: the segment is reused and the handle resumes
+
+    def served():
+        try:
+            return s.get("k") == b"v"
+        except hzshm.FailClosed:
+            return False
+
+    wait_for(served, what="the restarted agent to serve the old handle")
+    s.set("k", b"w")
+    assert s.get("k") == b"w"
+    c.close()
