@@ -23,15 +23,11 @@ def _child_work(cache, s, sid, q):
         q.put(("fail", "%s: %r (%s)" % (type(e).__name__, e, getattr(e, "name", ""))))
 
 
-def test_multiprocessing_fork(agent, sid):
-    cache = hzshm.Cache(agent.name)
-    s = cache.session(sid)
-    s.set("parent", b"p")
-    s.set("to-delete", b"x")
-    assert s.get("parent") == b"p"
+def _run_children(cache, s, sid, n):
+    """n multiprocessing 'fork' children run _child_work; returns their pids."""
     ctx = multiprocessing.get_context("fork")
     q = ctx.Queue()
-    procs = [ctx.Process(target=_child_work, args=(cache, s, sid, q)) for _ in range(3)]
+    procs = [ctx.Process(target=_child_work, args=(cache, s, sid, q)) for _ in range(n)]
     for p in procs:
         p.start()
     results = [q.get(timeout=120) for _ in procs]
@@ -39,7 +35,16 @@ def test_multiprocessing_fork(agent, sid):
         p.join(60)
         assert p.exitcode == 0
     assert all(r[0] == "ok" for r in results), results
-    for _, pid in results:
+    return [r[1] for r in results]
+
+
+def test_multiprocessing_fork(agent, sid):
+    cache = hzshm.Cache(agent.name)
+    s = cache.session(sid)
+    s.set("parent", b"p")
+    s.set("to-delete", b"x")
+    assert s.get("parent") == b"p"
+    for pid in _run_children(cache, s, sid, 3):
         assert s.get("child-%d" % pid) == b"c"  # the children's writes, seen here
     assert s.get("to-delete") is None
     assert s.get("parent") == b"p"  # the parent's handles are untouched
@@ -114,16 +119,7 @@ def test_fork_while_another_thread_waits_for_the_agent(agent, sid):
     t = threading.Thread(target=writer)
     t.start()
     try:
-        ctx = multiprocessing.get_context("fork")
-        q = ctx.Queue()
-        procs = [ctx.Process(target=_child_work, args=(cache, s, sid, q)) for _ in range(4)]
-        for p in procs:
-            p.start()
-        results = [q.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(60)
-            assert p.exitcode == 0
-        assert all(r[0] == "ok" for r in results), results
+        _run_children(cache, s, sid, 4)
         # The child closes what it inherited, busy or not:
         pid = os.fork()
         if pid == 0:
