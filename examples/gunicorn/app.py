@@ -1,0 +1,66 @@
+"""A small WSGI app keeping per-user session state in hzshm, for gunicorn.
+
+    HZSHM_CACHE=sessions gunicorn -w 4 --preload -b 127.0.0.1:8000 app:app
+
+The cache is opened once, at import: with --preload that happens in the
+gunicorn master, and every worker forked from it uses the same Cache object
+(hzshm re-attaches in the child by itself). All workers of the host share one
+copy of each session, coherent with the cluster.
+
+    GET    /s/<sid>/<key>   200 and the value, or 404
+    PUT    /s/<sid>/<key>   the request body becomes the value (204)
+    DELETE /s/<sid>/<key>   204
+    DELETE /s/<sid>         the whole session, cluster-wide (204)
+    GET    /whoami          {"pid": worker pid, "opened_in": pid that opened the cache}
+
+Every response carries X-Worker-Pid.
+"""
+import json
+import os
+
+import hzshm
+
+CACHE = hzshm.Cache(os.environ.get("HZSHM_CACHE", "sessions"))
+OPENED_IN = os.getpid()
+
+_STATUS = {200: "200 OK", 204: "204 No Content", 400: "400 Bad Request", 404: "404 Not Found",
+           405: "405 Method Not Allowed", 415: "415 Unsupported Media Type", 503: "503 Service Unavailable"}
+
+
+def _route(method, parts, environ):
+    if parts == ["whoami"] and method == "GET":
+        return 200, json.dumps({"pid": os.getpid(), "opened_in": OPENED_IN}).encode()
+    if len(parts) not in (2, 3) or parts[0] != "s":
+        return 404, b"no such route\n"
+    with CACHE.session(parts[1]) as s:
+        if len(parts) == 2:
+            if method != "DELETE":
+                return 405, b"DELETE only\n"
+            s.destroy()
+            return 204, b""
+        key = parts[2]
+        if method == "GET":
+            v = s.get(key)
+            return (404, b"") if v is None else (200, v)
+        if method == "PUT":
+            n = int(environ.get("CONTENT_LENGTH") or 0)
+            s.set(key, environ["wsgi.input"].read(n))
+            return 204, b""
+        if method == "DELETE":
+            s.delete(key)
+            return 204, b""
+    return 405, b"GET, PUT or DELETE\n"
+
+
+def app(environ, start_response):
+    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
+    try:
+        status, body = _route(environ["REQUEST_METHOD"], parts, environ)
+    except hzshm.FailClosed as e:  # never serve a value that may be stale
+        status, body = 503, f"{e.name}\n".encode()
+    except hzshm.UnsupportedType as e:
+        status, body = 415, f"type id {e.type_id}\n".encode()
+    except (hzshm.InvalidArgument, hzshm.TooBig) as e:
+        status, body = 400, f"{e.name}\n".encode()
+    start_response(_STATUS[status], [("Content-Length", str(len(body))), ("X-Worker-Pid", str(os.getpid()))])
+    return [body]
