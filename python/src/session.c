@@ -18,6 +18,8 @@ void pyhz_session_drop_handle(pyhz_session *s) {
 
 /* Makes s->s usable: re-attaches after a fork. 0, or -1 with an exception. */
 static int ready(pyhz_session *s) {
+  /* The hit path's check: open, and opened in this process. */
+  if (s->s != NULL && !s->closed && s->cache->fork_gen == pyhz_fork_gen_now()) return 0;
   pyhz_cache_after_fork(s->cache);
   if (s->closed) {
     pyhz_raise_closed("Session");
@@ -52,7 +54,10 @@ static void busy_end(pyhz_session *s) {
 /* A key: str (its UTF-8) or bytes (must be UTF-8; libhzshm checks). */
 static int key_of(PyObject *k, const char **p, size_t *n) {
   Py_ssize_t len;
-  if (PyUnicode_Check(k)) {
+  if (PyUnicode_CheckExact(k) && PyUnicode_IS_COMPACT_ASCII(k)) { /* ASCII is its own UTF-8 */
+    *p = (const char *)PyUnicode_DATA(k);
+    len = PyUnicode_GET_LENGTH(k);
+  } else if (PyUnicode_Check(k)) {
     *p = PyUnicode_AsUTF8AndSize(k, &len);
     if (*p == NULL) return -1;
   } else if (PyBytes_Check(k)) {
