@@ -8,6 +8,7 @@ tests/python), it starts its own member on port 5811 (the binding's range,
 """
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,7 @@ def members():
     yield addrs
     if own:
         subprocess.run([HZ_MEMBER, "stop", "--dir", own], check=False)
+        shutil.rmtree(own, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
