@@ -23,7 +23,7 @@ BUILD = os.environ.get("HZSHM_BUILD_DIR", os.path.join(ROOT, "build", "release")
 AGENT_BIN = os.environ.get("HZSHM_AGENT_BIN", os.path.join(BUILD, "src", "agent", "hzshm-agent"))
 CLI_BIN = os.environ.get("HZSHM_CLI_BIN", os.path.join(BUILD, "tools", "hzshm"))
 HZ_MEMBER = os.environ.get("HZ_MEMBER", os.path.join(ROOT, "tools", "hz-member"))
-if "HZSHM_TEST_MEMBER_DIR" not in os.environ:  # by hand: the build tree's package
+if "PYTHONPATH" not in os.environ:  # by hand: the build tree's package (ctest sets PYTHONPATH)
     sys.path.insert(0, os.path.join(BUILD, "python"))
 
 import hzshm  # noqa: E402
@@ -39,6 +39,14 @@ def wait_for(pred, timeout=60.0, what="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(0.005)  # poll interval, not synchronization
+
+
+def native_env():
+    """The environment for our native helpers (agent, members, CLI): without an
+    LD_PRELOAD that a sanitizer run of the interpreter needs (see CMakeLists)."""
+    env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    return env
 
 
 def _die_with_parent():
@@ -60,7 +68,7 @@ class Agent:
     def start(self):
         args = [AGENT_BIN, "-n", self.name, "-m", self.members, "-c", "hzshm", "--socket", self.sock,
                 "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit", *self.extra]
-        self.proc = subprocess.Popen(args, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(args, preexec_fn=_die_with_parent, env=native_env())
         wait_for(self._ready, what=f"agent {self.name} serving")
 
     def _ready(self):
@@ -97,13 +105,13 @@ def members():
     if d is None:
         own = tempfile.mkdtemp(prefix="hzshm-py-members-")
         subprocess.run([HZ_MEMBER, "start", "--dir", own, "--port", "5811", "--count", "1", "--heap", "256m"],
-                       check=True, stdout=subprocess.DEVNULL)
+                       check=True, stdout=subprocess.DEVNULL, env=native_env())
         d = own
     addrs = subprocess.run([HZ_MEMBER, "addrs", "--dir", d], check=True, capture_output=True,
-                           text=True).stdout.strip()
+                           text=True, env=native_env()).stdout.strip()
     yield addrs
     if own:
-        subprocess.run([HZ_MEMBER, "stop", "--dir", own], check=False)
+        subprocess.run([HZ_MEMBER, "stop", "--dir", own], check=False, env=native_env())
         shutil.rmtree(own, ignore_errors=True)
 
 

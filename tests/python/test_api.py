@@ -4,7 +4,7 @@ import subprocess
 import pytest
 
 import hzshm
-from conftest import CLI_BIN, wait_for
+from conftest import CLI_BIN, native_env, wait_for
 
 
 def test_set_get_has_delete(cache, sid):
@@ -216,7 +216,8 @@ def test_context_managers_and_close(agent, sid):
 
 def test_stats_has_the_figures_of_hzshm_stat(cache, agent):
     st = cache.stats()
-    out = subprocess.run([CLI_BIN, "-n", agent.name, "stat"], check=True, capture_output=True, text=True).stdout
+    out = subprocess.run([CLI_BIN, "-n", agent.name, "stat"], check=True, capture_output=True, text=True,
+                         env=native_env()).stdout
     cli = dict(line.split(": ", 1) for line in out.strip().splitlines())
     assert list(st) == list(cli)
     assert st["agent_pid"] == agent.proc.pid == int(cli["agent_pid"])
