@@ -77,7 +77,7 @@ class Agent:
         try:
             with hzshm.Cache(self.name) as c:
                 st = c.stats()
-        except hzshm.NoCache:
+        except (hzshm.NoCache, hzshm.Error):  # not created yet, or created but not sized yet (ETRUNCATED)
             return False
         return (st["agent_pid"] == self.proc.pid and st["agent_state"] == "serving"
                 and st["cluster_state"] == "connected")
