@@ -16,14 +16,17 @@ def main(out):
         doc = json.load(f)
     r = doc["results"]
     ns = {s: {n: v["median_ns"] for n, v in r[s].items()} for s in r}
+    mins = {s: {n: v["min_ns"] for n, v in r[s].items()} for s in r}
     lines = ["# Python: ns per get (bench/python, one run)", "",
              "%d entries of %d B; %d lookups per pass, median of %d passes (official direct: one pass of "
              "the first 2000 keys). Python %s. Loop overhead included (the empty loop is `loop`)." % (
                  doc["entries"], doc["value_bytes"], doc["lookups"], doc["reps"], doc["python"]), "",
-             "| store | hot 1k (ns) | uniform 200k (ns) |", "| --- | ---: | ---: |"]
+             "| store | hot 1k (ns) | uniform 200k (ns) | min of the passes: hot / uniform |",
+             "| --- | ---: | ---: | ---: |"]
     for s in ORDER:
         if s in ns:
-            lines.append("| %s | %.0f | %.0f |" % (s, ns[s]["hot"], ns[s]["uniform"]))
+            lines.append("| %s | %.0f | %.0f | %.0f / %.0f |" % (s, ns[s]["hot"], ns[s]["uniform"], mins[s]["hot"],
+                                                             mins[s]["uniform"]))
     lines += ["", "hzshm remote gets during the timed hot / uniform passes: %s / %s (0 = all hits)." % (
         doc.get("hzshm_remote_gets_during_hot"), doc.get("hzshm_remote_gets_during_uniform")), "",
               "| target (issue 14) | hot | uniform |", "| --- | --- | --- |"]
@@ -36,7 +39,8 @@ def main(out):
         lines.append("| %s | %s | %s |" % (label, cells[0], cells[1]))
 
     h = lambda n: ns["hzshm.get"][n]
-    row("hzshm.get <= 250 ns", lambda n: (h(n) <= 250, "%.0f ns" % h(n)))
+    lines.append("| hzshm.get <= 250 ns (hot) | %s %.0f ns | (no target) %.0f ns |" % (
+        "met" if h("hot") <= 250 else "MISSED", h("hot"), h("uniform")))
     row("within 1.5x of dict.get", lambda n: (h(n) <= 1.5 * ns["dict.get"][n], "%.2fx" % (h(n) / ns["dict.get"][n])))
     row(">= 30x faster than the official near cache",
         lambda n: (ns["official near"][n] >= 30 * h(n), "%.0fx" % (ns["official near"][n] / h(n))))
@@ -61,7 +65,8 @@ def main(out):
         vals = [ns[s][n] for s in stores]
         bars = ax.bar(xs, vals, w, label="%s keys" % n)
         for x, v in zip(xs, vals):
-            ax.text(x, v * 1.05, "%.0f" % v, ha="center", va="bottom", fontsize=7)
+            label = "%.0f" % v if v < 1e4 else "%.0fµs" % (v / 1e3) if v < 1e6 else "%.1fms" % (v / 1e6)
+            ax.text(x, v * 1.05, label, ha="center", va="bottom", fontsize=7)
     ax.set_yscale("log")
     ax.set_xticks(range(len(stores)))
     ax.set_xticklabels(stores, rotation=25, ha="right")
