@@ -167,6 +167,7 @@ def main():
             record(label, n, fig)
     txn.abort()
     res["hzshm_stats"] = cache.stats()
+    s.destroy()  # free the member's heap for the official client's two maps
     cache.close()
     env.close()
     shutil.rmtree(a.lmdb_dir, ignore_errors=True)
