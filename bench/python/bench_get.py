@@ -93,6 +93,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", required=True)
     ap.add_argument("--members", required=True)
+    ap.add_argument("--cluster", default="dev", help="the cluster name (tools/hz-member's default: dev)")
     ap.add_argument("--out", required=True)
     ap.add_argument("--lmdb-dir", default="/dev/shm/hzshm-bench-lmdb")
     a = ap.parse_args()
@@ -177,7 +178,7 @@ def main():
     from hazelcast.config import InMemoryFormat
 
     client = hazelcast.HazelcastClient(
-        cluster_name="hzshm", cluster_members=a.members.split(","),
+        cluster_name=a.cluster, cluster_members=a.members.split(","),
         near_caches={"bench-near": {"eviction_max_size": ENTRIES * 2, "in_memory_format": InMemoryFormat.BINARY}})
     plain = client.get_map("bench-plain")
     near = client.get_map("bench-near")

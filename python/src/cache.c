@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "hzshm_py.h"
+#include "report.h"
 
 static int open_handle(pyhz_cache *c) {
   hzshm_t *h = NULL;
@@ -182,27 +183,28 @@ static PyObject *cache_stats(pyhz_cache *c, PyObject *unused) {
   hzshm_stats_t st;
   int rc = hzshm_stats(c->h, &st);
   if (rc != 0) return pyhz_raise(rc);
-  static const char *agent_states[] = {"serving", "disconnected", "stopped"};
-  static const char *cluster_states[] = {"connecting", "connected", "disconnected", "stopped"};
   PyObject *d = PyDict_New();
   if (d == NULL) return NULL;
-  /* The names and order of `hzshm stat`. */
+  char why[256];
+  int unhealthy = hzshm__health_verdict(&st, why, sizeof why);
+  /* The names, order and state words of `hzshm stat` (tools/hzshm.c). */
   int bad = put_u64(d, "hits", st.hits) || put_u64(d, "misses", st.misses) || put_u64(d, "entries", st.entries) ||
             put_u64(d, "sessions", st.sessions) || put_u64(d, "memory_used", st.memory_used) ||
             put_u64(d, "memory_limit", st.memory_limit) || put_u64(d, "evictions", st.evictions) ||
             put_u64(d, "readers", st.readers) || put_u64(d, "agent_pid", (unsigned long long)st.agent_pid) ||
-            put_str(d, "agent_state",
-                    st.agent_state >= 0 && st.agent_state < 3 ? agent_states[st.agent_state] : "unknown") ||
-            put_u64(d, "heartbeat_age_ms", st.heartbeat_age_ms) ||
-            put_str(d, "cluster_state",
-                    st.cluster_state >= 0 && st.cluster_state < 4 ? cluster_states[st.cluster_state] : "unknown") ||
+            put_str(d, "agent_state", hzshm__agent_state_name(st.agent_state)) ||
+            put_u64(d, "heartbeat_age_ms", st.heartbeat_age_ms) || put_u64(d, "stale_after_ms", st.stale_after_ms) ||
+            put_str(d, "cluster_state", hzshm__cluster_state_name(st.cluster_state)) ||
             put_u64(d, "invalidations_applied", st.invalidations) ||
             put_u64(d, "last_invalidation_lag_us", st.last_inval_lag_us) ||
             put_u64(d, "sessions_with_listeners", st.listeners) || put_u64(d, "remote_gets", st.remote_gets) ||
             put_u64(d, "coalesced_misses", st.coalesced_misses) || put_u64(d, "fills_dropped", st.fills_dropped) ||
             put_u64(d, "stale_marks", st.stale_marks) || put_u64(d, "agent_requests", st.agent_requests) ||
             put_u64(d, "bad_requests", st.bad_requests) ||
-            put_u64(d, "unwatched_partitions", st.unwatched_partitions);
+            put_u64(d, "unwatched_partitions", st.unwatched_partitions) ||
+            put_u64(d, "uncacheable_values", st.uncacheable_values) || put_u64(d, "expirations", st.expirations) ||
+            PyDict_SetItemString(d, "healthy", unhealthy ? Py_False : Py_True) < 0 ||
+            put_str(d, "health", why);
   if (bad) {
     Py_DECREF(d);
     return NULL;
@@ -223,7 +225,8 @@ static PyMethodDef cache_methods[] = {
      "sid: a non-empty str of at most 255 UTF-8 bytes (prefix included), no NUL.\n"
      "Contacts nobody. Raises InvalidArgument or TooBig for a bad id."},
     {"stats", (PyCFunction)cache_stats, METH_NOARGS,
-     "stats() -> dict: the figures `hzshm stat` shows (read from shared memory, no round trip)."},
+     "stats() -> dict: the figures `hzshm stat` shows, in its order and words, plus 'health' (the\n"
+     "verdict's reason). Read from shared memory, no round trip."},
     {"close", (PyCFunction)cache_close, METH_NOARGS,
      "close(): close every Session of this cache, then detach. Calls already running on another\n"
      "thread finish first (the handle is freed by the last one). Idempotent."},

@@ -23,6 +23,7 @@ BUILD = os.environ.get("HZSHM_BUILD_DIR", os.path.join(ROOT, "build", "release")
 AGENT_BIN = os.environ.get("HZSHM_AGENT_BIN", os.path.join(BUILD, "src", "agent", "hzshm-agent"))
 CLI_BIN = os.environ.get("HZSHM_CLI_BIN", os.path.join(BUILD, "tools", "hzshm"))
 HZ_MEMBER = os.environ.get("HZ_MEMBER", os.path.join(ROOT, "tools", "hz-member"))
+CLUSTER = "dev"  # tools/hz-member's default cluster name
 if "PYTHONPATH" not in os.environ:  # by hand: the build tree's package (ctest sets PYTHONPATH)
     sys.path.insert(0, os.path.join(BUILD, "python"))
 
@@ -66,7 +67,7 @@ class Agent:
         self.start()
 
     def start(self):
-        args = [AGENT_BIN, "-n", self.name, "-m", self.members, "-c", "hzshm", "--socket", self.sock,
+        args = [AGENT_BIN, "-n", self.name, "-m", self.members, "-c", CLUSTER, "--socket", self.sock,
                 "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit", *self.extra]
         self.proc = subprocess.Popen(args, preexec_fn=_die_with_parent, env=native_env())
         wait_for(self._ready, what=f"agent {self.name} serving")
@@ -136,7 +137,7 @@ def own_agent(members):
 def hz(members):
     import hazelcast
 
-    client = hazelcast.HazelcastClient(cluster_name="hzshm", cluster_members=members.split(","))
+    client = hazelcast.HazelcastClient(cluster_name=CLUSTER, cluster_members=members.split(","))
     yield client
     client.shutdown()
 

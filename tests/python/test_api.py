@@ -219,7 +219,8 @@ def test_stats_has_the_figures_of_hzshm_stat(cache, agent):
     out = subprocess.run([CLI_BIN, "-n", agent.name, "stat"], check=True, capture_output=True, text=True,
                          env=native_env()).stdout
     cli = dict(line.split(": ", 1) for line in out.strip().splitlines())
-    assert list(st) == list(cli)
+    assert list(st) == list(cli) + ["health"]  # and the verdict's reason, which `hzshm health` prints
+    assert st["healthy"] is True and cli["healthy"] == "yes" and "serving" in st["health"]
     assert st["agent_pid"] == agent.proc.pid == int(cli["agent_pid"])
     assert st["agent_state"] == cli["agent_state"] == "serving"
     assert st["memory_limit"] == int(cli["memory_limit"])
