@@ -114,6 +114,8 @@ struct hzshm__shm {
   hzshm__w_t *w;
   /* fork handling (shm_open.c): the list of live handles of this process */
   int forked;                  /* 1 in a child of fork(): every call returns HZSHM_ECLOSED */
+  hzshm__w_t *forked_w;        /* in a child: the inherited copies, freed by close */
+  hzshm__tslot_t *forked_tslots;
   struct hzshm__shm *reg_next, **reg_pprev;
 };
 

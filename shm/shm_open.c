@@ -51,8 +51,13 @@ static void fork_child(void) {
     if (s->probe_fd >= 0) close(s->probe_fd);
     s->dfd = s->rfd = s->probe_fd = -1;
     s->forked = 1;
-    s->w = NULL;      /* the parent's writer state: not ours (leaked in the child) */
-    s->tslots = NULL; /* the parent's slots: not ours */
+    /* The parent's writer state and slot list: the child's copies of them
+     * are freed (never used) by hzshm__shm_close. */
+    s->forked_w = s->w;
+    s->forked_tslots = s->tslots;
+    s->w = NULL;
+    s->tslots = NULL;
+    pthread_mutex_init(&s->mu, NULL); /* another parent thread may have held it at fork() */
   }
   pthread_mutex_init(&reg_mu, NULL);
 }
@@ -481,9 +486,21 @@ fail:
 void hzshm__shm_close(hzshm__shm_t *s) {
   if (!s) return;
   reg_del(s);
-  if (s->forked) { /* a child's copy: unmap only; slots and locks are the parent's */
-    if (s->base != MAP_FAILED) munmap(s->base, s->size);
-    if (s->rbase != MAP_FAILED) munmap(s->rbase, s->rsize);
+  if (s->forked) {
+    /* A child's copy: the slots and locks are the parent's (fork_child already
+     * dropped the descriptors and mappings). Free the child's copies of what
+     * the handle owns in this address space. The key first: with it deleted,
+     * a thread of the child that still has a value for it (the thread that
+     * called fork() and had a slot) runs no destructor on the freed handle. */
+    if (s->key_ok) pthread_key_delete(s->key);
+    while (s->forked_tslots) {
+      hzshm__tslot_t *t = s->forked_tslots;
+      s->forked_tslots = t->next;
+      free(t);
+    }
+    s->w = s->forked_w;
+    hzshm__shm_w_free_private(s);
+    pthread_mutex_destroy(&s->mu);
     free(s);
     return;
   }

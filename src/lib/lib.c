@@ -89,6 +89,7 @@ void hzshm_close(hzshm_t *h) {
      * parent's connections: close only our copies of the descriptors. */
     for (uint32_t i = 0; i < h->nconn; i++)
       if (h->conns[i].fd >= 0) close(h->conns[i].fd);
+    hzshm__shm_close(h->shm); /* a forked copy: frees only the child's memory (shm_open.c) */
   }
   for (uint32_t i = 0; i < h->nconn; i++) {
     free(h->conns[i].buf);

@@ -1,5 +1,6 @@
 /* test_shm_life.c - fail-closed states, writer exclusion, writer restart
  * (clean close and SIGKILL) with the contents kept, incompatible layouts. */
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -241,8 +242,63 @@ static void test_fork(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* Defect 7 of issue 10: a thread that holds a reader slot forks; in the child
+ * (whose only thread is that thread's copy) the inherited handle is closed
+ * and then the thread exits. The handle's pthread key must not outlive the
+ * handle: its destructor would run on the freed handle (ASan: use after free). */
+typedef struct {
+  const char *name;
+  hzshm__shm_t *r;
+  hzshm__sref_t ref;
+  int status; /* the child's wait status, seen by the parent's copy of the thread */
+} fork_thread_t;
+
+static void *fork_thread(void *p) {
+  fork_thread_t *ft = p;
+  size_t n;
+  if (hzshm__shm_r_get(ft->r, &ft->ref, "k", 1, NULL, 0, &n) != 0) return (void *)1; /* claims a slot */
+  pid_t pid = fork();
+  if (pid < 0) return (void *)2;
+  if (pid == 0) {
+    /* the child: close the inherited handle, attach and close a fresh one,
+     * then end this (the only) thread: its key destructors run now */
+    hzshm__shm_t *r2 = NULL;
+    hzshm__shm_close(ft->r);
+    if (hzshm__shm_r_attach(ft->name, &r2) != 0) _exit(3);
+    hzshm__shm_close(r2);
+    return NULL; /* pthread_exit of the last thread: the process exits 0 after the destructors */
+  }
+  if (waitpid(pid, &ft->status, 0) != pid) return (void *)4;
+  return NULL;
+}
+
+static void test_fork_thread_exit(void) {
+  fork_thread_t ft = {.name = t_name("fkt")};
+  hzshm__shm_config_t c = cfg(0);
+  hzshm__shm_t *w;
+  size_t n;
+  CHECK_RC(hzshm__shm_w_open(ft.name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_r_attach(ft.name, &ft.r), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ft.ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ft.ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
+  pthread_t th;
+  void *res = (void *)9;
+  CHECK(pthread_create(&th, NULL, fork_thread, &ft) == 0);
+  CHECK(pthread_join(th, &res) == 0);
+  CHECK(res == NULL);
+  if (!WIFEXITED(ft.status) || WEXITSTATUS(ft.status) != 0)
+    fprintf(stderr, "fork child: %s %d\n", WIFEXITED(ft.status) ? "exit" : "signal",
+            WIFEXITED(ft.status) ? WEXITSTATUS(ft.status) : WTERMSIG(ft.status));
+  CHECK(WIFEXITED(ft.status) && WEXITSTATUS(ft.status) == 0);
+  CHECK_RC(hzshm__shm_r_get(ft.r, &ft.ref, "k", 1, NULL, 0, &n), 0); /* the parent's handle is intact */
+  hzshm__shm_close(ft.r);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(ft.name), 0);
+}
+
 int main(void) {
   RUN(test_fork);
+  RUN(test_fork_thread_exit);
   RUN(test_fail_closed);
   RUN(test_exclusive_and_restart);
   RUN(test_corrupt_chain_is_bounded);
