@@ -205,6 +205,7 @@ typedef struct {
   uint64_t stale_after_ms;      /* readers fail closed past this heartbeat age (the agent's --stale-ms) */
   uint64_t uncacheable_values;  /* values read or written but too large for a slab: never cached */
   uint64_t expirations;         /* entries whose local lifetime ended (--max-ttl-ms, TTL) */
+  uint64_t slot_busy;           /* this handle: lookups sent to the agent for want of a free reader slot */
 } hzshm_stats_t;
 /* Figures of the cache (read from shared memory; no agent round trip). */
 HZSHM_EXTERN int hzshm_stats(hzshm_t *h, hzshm_stats_t *st);

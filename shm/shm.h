@@ -103,7 +103,10 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
  *   HZSHM_EMISS       not cached, expired, or stale by partition metadata.
  *   HZSHM_ESESSION    ref is stale (session destroyed or cleared): re-resolve.
  *   HZSHM_ESTALE      failing closed (heartbeat too old / writer says not serving).
- *   HZSHM_EBUSY       no reader slot free for this thread.
+ *   HZSHM_EBUSY       no reader slot free for this thread. After a failed
+ *                     claim the thread retries at most every 20 ms (or once
+ *                     a slot of this handle was released); until then EBUSY
+ *                     costs a clock read. Counted in stats.slot_busy.
  * buf == NULL is `has`. A hit sets the entry's eviction hint bit at most once. */
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                      void *buf, size_t cap, size_t *vlen);
@@ -196,6 +199,8 @@ typedef struct {
   uint64_t chain_refused;           /* puts not cached because the key's hash chain was full */
   uint64_t chain_cut;               /* hash chains detached because they were found corrupt */
   uint64_t torn_reads;              /* reads whose validation failed (0 unless reclamation failed) */
+  uint64_t slot_busy;               /* this handle: calls refused with HZSHM_EBUSY (no reader slot) */
+  uint64_t slot_claim_failures;     /* this handle: slot scans that found no free slot */
 } hzshm__shm_stats_t;
 int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
 

@@ -69,6 +69,7 @@ static void slot_release_locked(hzshm__shm_t *s, hzshm__tslot_t *t) {
   atomic_store_explicit(&sl->epoch, 0, memory_order_release);
   atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with acquire in stats */
   lock_byte(s->rfd, F_UNLCK, t->idx);
+  atomic_fetch_add_explicit(&s->slot_frees, 1, memory_order_relaxed); /* hint for slot_get_slow */
   hzshm__tslot_t **pp = &s->tslots;
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
@@ -125,13 +126,38 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
   return res;
 }
 
+/* Fast failure when every slot is taken: after a failed claim, a thread
+ * without a slot does not rescan (one fcntl per slot under s->mu) until
+ * HZSHM__CLAIM_RETRY_NS passed or a slot of this handle was released since.
+ * Both words are hints (relaxed): a stale view only makes one thread claim
+ * once more, or fail once more, than needed. Slots freed by other processes
+ * or reaped by the writer are found at the next retry. */
+#define HZSHM__CLAIM_RETRY_NS 20000000ull /* 20 ms */
+
 hzshm__shm_slot_t *hzshm__shm_slot_get_slow(hzshm__shm_t *s) {
   hzshm__tslot_t *t = pthread_getspecific(s->key);
-  hzshm__shm_slot_t *sl = t ? &s->slots[t->idx] : slot_claim(s);
-  if (sl) {
-    hzshm__tls_id = s->id;
-    hzshm__tls_slot = sl;
+  hzshm__shm_slot_t *sl = NULL;
+  if (t) {
+    sl = &s->slots[t->idx];
+  } else {
+    uint64_t now = hzshm__shm_now_coarse();
+    uint64_t frees = atomic_load_explicit(&s->slot_frees, memory_order_relaxed); /* hint, see above */
+    if (now < atomic_load_explicit(&s->claim_retry_ns, memory_order_relaxed) &&
+        frees == atomic_load_explicit(&s->claim_fail_frees, memory_order_relaxed)) {
+      atomic_fetch_add_explicit(&s->slot_busy, 1, memory_order_relaxed); /* statistic */
+      return NULL;
+    }
+    sl = slot_claim(s);
+    if (!sl) {
+      atomic_fetch_add_explicit(&s->claim_failures, 1, memory_order_relaxed); /* statistic */
+      atomic_store_explicit(&s->claim_fail_frees, frees, memory_order_relaxed);       /* hint */
+      atomic_store_explicit(&s->claim_retry_ns, now + HZSHM__CLAIM_RETRY_NS, memory_order_relaxed); /* hint */
+      atomic_fetch_add_explicit(&s->slot_busy, 1, memory_order_relaxed); /* statistic */
+      return NULL;
+    }
   }
+  hzshm__tls_id = s->id;
+  hzshm__tls_slot = sl;
   return sl;
 }
 

@@ -49,6 +49,8 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   st->stale_after_ns = h->stale_after_ns; /* geometry: fixed when the segment was made */
   st->chain_refused = atomic_load_explicit(&h->chain_refused, memory_order_relaxed);
   st->chain_cut = atomic_load_explicit(&h->chain_cut, memory_order_relaxed);
+  st->slot_busy = atomic_load_explicit(&s->slot_busy, memory_order_relaxed); /* statistic */
+  st->slot_claim_failures = atomic_load_explicit(&s->claim_failures, memory_order_relaxed); /* statistic */
   return 0;
 }
 

@@ -25,6 +25,7 @@ int hzshm__stats_read(hzshm__shm_t *m, hzshm_stats_t *st) {
   st->agent_state = ss.state;
   st->heartbeat_age_ms = ss.heartbeat_age_ns / 1000000u;
   st->stale_after_ms = ss.stale_after_ns / 1000000u;
+  st->slot_busy = ss.slot_busy;
   st->expirations = ss.expirations;
   st->cluster_state = (int32_t)hzshm__shm_agent_counter(m, HZSHM__AC_CLUSTER_STATE);
   /* A killed or hung agent leaves its last state behind: the heartbeat says
