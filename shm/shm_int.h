@@ -64,6 +64,7 @@ typedef struct {
   uint64_t sweep_cursor;       /* next bucket w_maintain sweeps */
   int poison;                  /* fill freed chunks with 0xdb (tests) */
   int membarrier;              /* membarrier(GLOBAL_EXPEDITED) works */
+  uint64_t mb_off_ns;          /* coarse time the membarrier flag was cleared under readers (0 = never) */
 } hzshm__w_t;
 
 /* A reader slot claimed by one thread of this process for this handle. */
@@ -194,6 +195,7 @@ void hzshm__shm_tslot_dtor(void *tslot);
 int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx); /* 1 = owner alive, 0 = dead/free, <0 err */
 uint32_t hzshm__shm_reap(hzshm__shm_t *s);                 /* dead slots reclaimed now */
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s); /* oldest epoch a live reader may still be in; UINT64_MAX if none */
+void hzshm__shm_mb_disable(hzshm__shm_t *s);    /* writer: stop announcing membarrier (readers fence) */
 
 /* shm_alloc.c (writer) */
 int hzshm__shm_w_init_private(hzshm__shm_t *s);
@@ -338,12 +340,20 @@ static inline int hzshm__shm_rs_enter(hzshm__shm_t *s, hzshm__shm_slot_t *sl) {
     /* acquire: pairs with the release increment in hzshm__shm_reclaim(), so
      * the unlinks done before that bump are visible to this section. */
     uint64_t e = atomic_load_explicit(&s->hdr->epoch, memory_order_acquire);
+    /* The fence-free mode holds only while the writer in charge announces
+     * that it membarriers (a restarted writer may not, or its membarrier may
+     * start failing): re-read per section. relaxed: a flag cleared while we
+     * run is covered by the writer's switch grace (hzshm__shm_min_epoch). */
+    uint32_t fenced = s->fence_mode ||
+                      !(atomic_load_explicit(&s->hdr->flags, memory_order_relaxed) & HZSHM__F_MEMBARRIER);
+    if (__builtin_expect(atomic_load_explicit(&sl->mode, memory_order_relaxed) != !fenced, 0))
+      atomic_store_explicit(&sl->mode, !fenced, memory_order_relaxed); /* observability only */
     /* release (issue 10): free on x86; orders this section's earlier
      * accesses of the same slot before the epoch store also where the read
      * side has only a compiler barrier (fence_mode 0). The store-load
      * order against the section's loads is the fence's (or membarrier's). */
     atomic_store_explicit(&sl->epoch, e ? e : 1, memory_order_release);
-    if (s->fence_mode)
+    if (fenced)
       HZSHM__FENCE_SEQ_CST(); /* pairs with the writer's fence in min_epoch */
     else
       atomic_signal_fence(memory_order_seq_cst); /* upgraded by the writer's membarrier */

@@ -473,7 +473,10 @@ opened:
   atomic_store_explicit(&s->hdr->writer_pid, (uint32_t)getpid(), memory_order_relaxed);
   atomic_store_explicit(&s->hdr->writer_start, hzshm__shm_proc_start(), memory_order_relaxed);
   atomic_fetch_add_explicit(&s->hdr->writer_gen, 1, memory_order_relaxed);
-  atomic_store_explicit(&s->hdr->flags, s->w->membarrier ? HZSHM__F_MEMBARRIER : 0, memory_order_relaxed);
+  if (s->w->membarrier) /* relaxed: readers re-read it per section (rs_enter) */
+    atomic_fetch_or_explicit(&s->hdr->flags, HZSHM__F_MEMBARRIER, memory_order_relaxed);
+  else /* readers of a previous writer may still run fence-free: switch grace */
+    hzshm__shm_mb_disable(s);
   hzshm__shm_w_heartbeat(s, HZSHM_SHM_SERVING);
   if (reused) *reused = reuse;
   *out = s;

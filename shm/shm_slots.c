@@ -170,10 +170,29 @@ void hzshm__shm_slots_release_all(hzshm__shm_t *s) {
 
 /* rs_enter / rs_exit: static inline in shm_int.h (they are on every lookup). */
 
+/* Clear the writer's membarrier announcement (it cannot membarrier, or it
+ * stopped working). Readers fence every section they enter after they see
+ * the cleared flag; a section that loaded the flag just before may still run
+ * unfenced, so nothing is freed for HZSHM__MB_SWITCH_GRACE_NS after the
+ * switch: the flag store is drained by the writer's fence at once, and a
+ * reader's stale flag load and its epoch store lie within one section entry. */
+#define HZSHM__MB_SWITCH_GRACE_NS 20000000ull /* 20 ms (coarse clock: >= 16 ms) */
+void hzshm__shm_mb_disable(hzshm__shm_t *s) {
+  s->w->membarrier = 0;
+  /* relaxed: readers re-read it per section; the fence in min_epoch drains it */
+  uint32_t f = atomic_fetch_and_explicit(&s->hdr->flags, ~HZSHM__F_MEMBARRIER, memory_order_relaxed);
+  if (f & HZSHM__F_MEMBARRIER) s->w->mb_off_ns = hzshm__shm_now_coarse() | 1;
+}
+
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
   /* Pairs with the readers' fence (or compiler barrier) in rs_enter. */
   HZSHM__FENCE_SEQ_CST();
-  if (s->w && s->w->membarrier) syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0);
+  if (s->w && s->w->membarrier && syscall(__NR_membarrier, MEMBARRIER_CMD_GLOBAL_EXPEDITED, 0, 0) != 0)
+    hzshm__shm_mb_disable(s); /* unfenced readers are not ordered by this scan */
+  if (s->w && s->w->mb_off_ns) {
+    if (hzshm__shm_now_coarse() - s->w->mb_off_ns < HZSHM__MB_SWITCH_GRACE_NS) return 0; /* free nothing yet */
+    s->w->mb_off_ns = 0;
+  }
   uint64_t min = UINT64_MAX;
   for (uint32_t i = 0; i < s->nslots; i++) {
     uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_acquire); /* pairs with rs_exit */
