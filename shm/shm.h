@@ -105,7 +105,7 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
  *   HZSHM_ESTALE      failing closed (heartbeat too old / writer says not serving).
  *   HZSHM_EBUSY       no reader slot free for this thread. After a failed
  *                     claim the thread retries at most every 20 ms (or once
- *                     a slot of this handle was released); until then EBUSY
+ *                     a slot was released in this process); until then EBUSY
  *                     costs a clock read. Counted in stats.slot_busy.
  * buf == NULL is `has`. A hit sets the entry's eviction hint bit at most once. */
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,

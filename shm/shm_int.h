@@ -111,8 +111,7 @@ struct hzshm__shm {
   int key_ok;
   pthread_mutex_t mu;
   hzshm__tslot_t *tslots;
-  _Atomic uint64_t slot_frees;       /* slots this handle released (hint: a claim may succeed again) */
-  _Atomic uint64_t claim_fail_frees; /* slot_frees when a claim last failed */
+  _Atomic uint64_t claim_fail_frees; /* the process's slot release count when a claim last failed */
   _Atomic uint64_t claim_retry_ns;   /* no new claim before this (coarse clock) unless a slot was freed */
   _Atomic uint64_t slot_busy;        /* lookups refused for want of a slot (statistic) */
   _Atomic uint64_t claim_failures;   /* full slot scans that found none (statistic) */

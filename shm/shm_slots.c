@@ -51,6 +51,8 @@ _Atomic uint64_t hzshm__tsan_fence_word; /* see HZSHM__FENCE_SEQ_CST */
 __thread uint64_t hzshm__tls_id;              /* see hzshm__shm_slot_get in shm_int.h */
 __thread hzshm__shm_slot_t *hzshm__tls_slot;
 
+static _Atomic uint64_t slot_frees; /* slots released by this process, any handle (see slot_get_slow) */
+
 static int lock_byte(int fd, short type, uint32_t at) {
   struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)at, .l_len = 1};
   return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
@@ -69,7 +71,7 @@ static void slot_release_locked(hzshm__shm_t *s, hzshm__tslot_t *t) {
   atomic_store_explicit(&sl->epoch, 0, memory_order_release);
   atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with acquire in stats */
   lock_byte(s->rfd, F_UNLCK, t->idx);
-  atomic_fetch_add_explicit(&s->slot_frees, 1, memory_order_relaxed); /* hint for slot_get_slow */
+  atomic_fetch_add_explicit(&slot_frees, 1, memory_order_relaxed); /* hint for slot_get_slow */
   hzshm__tslot_t **pp = &s->tslots;
   while (*pp && *pp != t) pp = &(*pp)->next;
   if (*pp) *pp = t->next;
@@ -128,7 +130,8 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
 
 /* Fast failure when every slot is taken: after a failed claim, a thread
  * without a slot does not rescan (one fcntl per slot under s->mu) until
- * HZSHM__CLAIM_RETRY_NS passed or a slot of this handle was released since.
+ * HZSHM__CLAIM_RETRY_NS passed or a slot was released in this process since
+ * (any handle: two handles of one segment share its slots).
  * Both words are hints (relaxed): a stale view only makes one thread claim
  * once more, or fail once more, than needed. Slots freed by other processes
  * or reaped by the writer are found at the next retry. */
@@ -141,7 +144,7 @@ hzshm__shm_slot_t *hzshm__shm_slot_get_slow(hzshm__shm_t *s) {
     sl = &s->slots[t->idx];
   } else {
     uint64_t now = hzshm__shm_now_coarse();
-    uint64_t frees = atomic_load_explicit(&s->slot_frees, memory_order_relaxed); /* hint, see above */
+    uint64_t frees = atomic_load_explicit(&slot_frees, memory_order_relaxed); /* hint, see above */
     if (now < atomic_load_explicit(&s->claim_retry_ns, memory_order_relaxed) &&
         frees == atomic_load_explicit(&s->claim_fail_frees, memory_order_relaxed)) {
       atomic_fetch_add_explicit(&s->slot_busy, 1, memory_order_relaxed); /* statistic */
