@@ -13,8 +13,12 @@
  *     from any thread (each thread gets its own reader slot on first use).
  *
  * Files: <dir>/hzshm.<name> (data: written by the writer only; readers map
- * it PROT_READ) and <dir>/hzshm.<name>.rd (reader slots and eviction hint
- * bits: readers map it read-write). Names: 1..64 chars of [A-Za-z0-9_.-].
+ * it PROT_READ), <dir>/hzshm.<name>.rd (reader slots and eviction hint
+ * bits: mode 0600, readers of the writer's uid map it read-write) and
+ * <dir>/hzshm.<name>.lock (the writer's exclusion lock, 0600). A reader that
+ * may read the data file but not open the reader file (another uid, in the
+ * data file's group) creates a private reader file of its own (shm_private.c;
+ * the access model: docs/SHM.md). Names: 1..64 chars of [A-Za-z0-9_.-].
  * <dir> is the environment variable HZSHM_SHM_DIR, read when a segment is
  * opened, attached or unlinked (never on the hit path), default /dev/shm
  * (also when empty); it must be absolute and at most HZSHM_SHM_DIR_MAX bytes,
@@ -50,7 +54,9 @@ typedef struct {
   uint32_t max_sessions;   /* directory capacity; 0 = default (65536) */
   uint32_t reader_slots;   /* 0 = default (1024) */
   uint32_t partition_count;/* Hazelcast partition count; 0 = default 271 */
-  uint32_t mode;           /* file mode for both files; 0 = 0600 */
+  uint32_t mode;           /* data file mode, masked with 0644; 0 = 0600, or 0640 with gid_set */
+  uint32_t gid_set;        /* 1: the data file's group is `gid` (readers of that group attach) */
+  uint32_t gid;
   uint64_t stale_after_ns; /* readers fail closed when the heartbeat is older; 0 = 2 s */
 } hzshm__shm_config_t;
 

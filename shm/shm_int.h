@@ -118,6 +118,14 @@ struct hzshm__shm {
   /* writer only */
   hzshm__w_t *w;
   /* fork handling (shm_open.c): the list of live handles of this process */
+  int lock_fd;                 /* writer: the lock file (writer exclusion) */
+  /* private reader files (shm_private.c) */
+  char *prd_path;              /* reader: our private reader file, NULL = the shared one */
+  uint64_t prd_need;           /* reader: slots usable once hdr.reg_scans >= this */
+  struct hzshm__prd *prd;      /* writer: the private files it follows */
+  uint32_t nprd, capprd;
+  uint64_t reg_scans_local;    /* writer: scans done by this handle */
+  uint8_t *prd_buf;            /* writer: one file's slot array, read by pread */
   int forked;                  /* 1 in a child of fork(): every call returns HZSHM_ECLOSED */
   hzshm__w_t *forked_w;        /* in a child: the inherited copies, freed by close */
   hzshm__tslot_t *forked_tslots;
@@ -195,6 +203,18 @@ int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx); /* 1 = owner alive, 0 
 uint32_t hzshm__shm_reap(hzshm__shm_t *s);                 /* dead slots reclaimed now */
 uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s); /* oldest epoch a live reader may still be in; UINT64_MAX if none */
 void hzshm__shm_mb_disable(hzshm__shm_t *s);    /* writer: stop announcing membarrier (readers fence) */
+
+/* shm_open.c */
+void hzshm__shm_rdhdr_make(const hzshm__shm_hdr_t *h, hzshm__shm_rdhdr_t *r);
+int hzshm__shm_rd_check(const hzshm__shm_rdhdr_t *r, const hzshm__shm_hdr_t *h, uint64_t fsize);
+
+/* shm_private.c: private reader files of readers of another uid */
+int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm_rdhdr_t *r); /* reader: sets s->rfd */
+void hzshm__shm_prd_attached(hzshm__shm_t *s);  /* reader, after mapping: when its slots become usable */
+void hzshm__shm_prd_scan(hzshm__shm_t *s);      /* writer: follow new files, drop dead ones, reg_scans + 1 */
+uint64_t hzshm__shm_prd_min(hzshm__shm_t *s, uint64_t min); /* writer: min with the live private slots */
+void hzshm__shm_prd_close(hzshm__shm_t *s);
+uint32_t hzshm__shm_prd_followed(const hzshm__shm_t *s); /* writer: live private files followed now */
 
 /* shm_alloc.c (writer) */
 int hzshm__shm_w_init_private(hzshm__shm_t *s);

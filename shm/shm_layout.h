@@ -16,14 +16,19 @@
  *   slabtab_off          slab_count x _Atomic uint64_t (class and carving generation of each slab)
  *   bucket_off           bucket_count x _Atomic uint64_t (see HZSHM__B_* below)
  *   arena_off            slab_count x (1 << slab_shift) bytes of entries
- * Reader file hzshm.<name>.rd  (readers RW)
+ * Reader file hzshm.<name>.rd  (mode 0600: the writer and readers of its uid, RW)
  *   [0, 4096)            hzshm__shm_rdhdr_t
  *   slots_off            nslots x hzshm__shm_slot_t (64 B, one line each)
  *   bitmap_off           one SIEVE "visited" bit per 64-byte arena unit
  *
+ * Private reader file hzshm.<name>.rd.<pid>.<n>  (created by one reader
+ *   process of another uid, mode 0644; the same layout as the reader file;
+ *   the writer only ever pread()s it, never maps it: see shm_private.c)
+ * Lock file hzshm.<name>.lock (mode 0600, empty)
+ *
  * OFD byte-range locks (fcntl F_OFD_SETLK) are the liveness tests:
- *   data file byte 0          held (write lock) by the live writer
- *   reader file byte i        held by the owner of reader slot i
+ *   lock file byte 0          held (write lock) by the live writer
+ *   reader file byte i        held by the owner of reader slot i (also in private files)
  */
 #ifndef HZSHM_SHM_LAYOUT_H
 #define HZSHM_SHM_LAYOUT_H
@@ -35,10 +40,11 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 6u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+#define HZSHM_SHM_LAYOUT_VERSION 7u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
                                        4: per-segment slab size (hdr.slab_shift);
                                        5: keyed key hash (hdr.hash_key), chains bounded on insert;
-                                       6: validated hits (entry.ver, slab words with a generation) */
+                                       6: validated hits (entry.ver, slab words with a generation);
+                                       7: private reader files (hdr.reg_scans), writer lock in .lock */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
@@ -91,7 +97,7 @@ typedef struct {
   uint32_t slab_shift;       /* slab size = 1 << slab_shift, HZSHM__SLAB_SHIFT_MIN..MAX */
   uint32_t pad1;
   uint64_t geom_check;       /* hash of the fields above: detects a scribbled header */
-  uint8_t pad0[8];
+  _Atomic uint64_t reg_scans; /* writer: +1 (release) after every scan of private reader files */
   uint64_t hash_key[2];      /* SipHash key of the key hash: random per segment (getrandom), set at creation */
   /* ---- line 2: writer identity (writer stores, readers/stat load) ---- */
   alignas(64) _Atomic uint32_t writer_pid;
@@ -194,6 +200,7 @@ typedef struct {
   X(offsetof(hzshm__shm_hdr_t, arena_off), 112)                           \
   X(offsetof(hzshm__shm_hdr_t, slab_shift), 136)                         \
   X(offsetof(hzshm__shm_hdr_t, geom_check), 144)                         \
+  X(offsetof(hzshm__shm_hdr_t, reg_scans), 152)                          \
   X(offsetof(hzshm__shm_hdr_t, writer_pid), 192)                         \
   X(offsetof(hzshm__shm_hdr_t, writer_gen), 208)                         \
   X(offsetof(hzshm__shm_hdr_t, epoch), 256)                              \

@@ -49,7 +49,8 @@ static void fork_child(void) {
     if (s->dfd >= 0) close(s->dfd);
     if (s->rfd >= 0) close(s->rfd);
     if (s->probe_fd >= 0) close(s->probe_fd);
-    s->dfd = s->rfd = s->probe_fd = -1;
+    if (s->lock_fd >= 0) close(s->lock_fd);
+    s->dfd = s->rfd = s->probe_fd = s->lock_fd = -1;
     s->forked = 1;
     /* The parent's writer state and slot list: the child's copies of them
      * are freed (never used) by hzshm__shm_close. */
@@ -86,13 +87,15 @@ static void reg_del(hzshm__shm_t *s) {
  * most HZSHM_SHM_DIR_MAX bytes (HZSHM_EINVAL otherwise, before anything is
  * opened); an empty value means the default. */
 int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap) {
+  static const char *const sfx[] = {"", ".rd", ".lock"};
+  if (rd < 0 || rd > 2) return HZSHM_EINVAL;
   const char *dir = getenv("HZSHM_SHM_DIR");
   if (!dir || !*dir) dir = "/dev/shm";
   size_t n = strlen(dir);
   if (dir[0] != '/' || n > HZSHM_SHM_DIR_MAX) return HZSHM_EINVAL;
   while (n > 1 && dir[n - 1] == '/') n--; /* "/mnt/x/" == "/mnt/x" */
   if (!name || !hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
-  int w = snprintf(buf, cap, "%.*s/hzshm.%s%s", (int)n, dir, name, rd ? ".rd" : "");
+  int w = snprintf(buf, cap, "%.*s/hzshm.%s%s", (int)n, dir, name, sfx[rd]);
   return w < 0 || (size_t)w >= cap ? HZSHM_EINVAL : 0;
 }
 
@@ -175,6 +178,17 @@ static int layout_compute(const hzshm__shm_config_t *c, hzshm__shm_hdr_t *h) {
   return 0;
 }
 
+/* The reader file header for a data header (the shared and private reader files). */
+void hzshm__shm_rdhdr_make(const hzshm__shm_hdr_t *h, hzshm__shm_rdhdr_t *r) {
+  memset(r, 0, sizeof *r);
+  r->magic = HZSHM__SHM_RD_MAGIC;
+  r->version = HZSHM_SHM_LAYOUT_VERSION;
+  r->nslots = h->nslots;
+  r->fingerprint = h->fingerprint;
+  r->total_size = rd_size_of(h->nslots, h->arena_size, &r->slots_off, &r->bitmap_off, &r->bitmap_bytes);
+  r->data_total_size = h->total_size;
+}
+
 /* Validate a header read from a file of `fsize` bytes. */
 static int header_check(const hzshm__shm_hdr_t *h, uint64_t fsize) {
   if (h->magic != HZSHM__SHM_MAGIC) return HZSHM_ECORRUPT;
@@ -206,7 +220,7 @@ static int header_check(const hzshm__shm_hdr_t *h, uint64_t fsize) {
   return 0;
 }
 
-static int rd_check(const hzshm__shm_rdhdr_t *r, const hzshm__shm_hdr_t *h, uint64_t fsize) {
+int hzshm__shm_rd_check(const hzshm__shm_rdhdr_t *r, const hzshm__shm_hdr_t *h, uint64_t fsize) {
   uint64_t so, bo, bb;
   uint64_t want = rd_size_of(h->nslots, h->arena_size, &so, &bo, &bb);
   if (r->magic != HZSHM__SHM_RD_MAGIC) return HZSHM_ECORRUPT;
@@ -264,7 +278,7 @@ static hzshm__shm_t *handle_new(const char *name) {
   if (!s) return NULL;
   s->id = atomic_fetch_add_explicit(&next_handle_id, 1, memory_order_relaxed);
   snprintf(s->name, sizeof s->name, "%s", name);
-  s->dfd = s->rfd = s->probe_fd = -1;
+  s->dfd = s->rfd = s->probe_fd = s->lock_fd = -1;
   s->base = s->rbase = MAP_FAILED;
   s->fence_mode = 1;
   pthread_mutex_init(&s->mu, NULL);
@@ -329,12 +343,17 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   if ((rc = read_hdr(s->dfd, &h, sizeof h, &fsize)) != 0 || (rc = header_check(&h, fsize)) != 0) goto fail;
   if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
   s->rfd = open(path, O_RDWR | O_CLOEXEC);
-  if (s->rfd < 0) {
+  if (s->rfd < 0 && (errno == EACCES || errno == EPERM)) {
+    /* Another uid, allowed to read the data (its group): slots of our own. */
+    if ((rc = hzshm__shm_prd_create(s, &h, &r)) != 0) goto fail;
+  } else if (s->rfd < 0) {
     rc = -errno;
     goto fail;
+  } else if ((rc = read_hdr(s->rfd, &r, sizeof r, &fsize)) != 0 || (rc = hzshm__shm_rd_check(&r, &h, fsize)) != 0) {
+    goto fail;
   }
-  if ((rc = read_hdr(s->rfd, &r, sizeof r, &fsize)) != 0 || (rc = rd_check(&r, &h, fsize)) != 0) goto fail;
   if ((rc = map_pair(s, &h, &r, PROT_READ)) != 0) goto fail;
+  hzshm__shm_prd_attached(s);
   /* Asymmetric fences: if the writer announces that it membarriers before
    * scanning slots and this process can register, the read side needs only a
    * compiler barrier. HZSHM_SHM_READ_FENCE=1 forces the fence (benchmarks). */
@@ -349,26 +368,31 @@ fail:
   return rc;
 }
 
+/* The data file's mode: never writable but by its owner (the writer). */
+static mode_t data_mode(const hzshm__shm_config_t *cfg) {
+  mode_t m = cfg->mode ? (mode_t)cfg->mode : cfg->gid_set ? 0640 : 0600;
+  return (m & 0644) | 0600;
+}
+
 /* Create both files from scratch (the data file is locked by us already). */
-static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, mode_t mode) {
+static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm_config_t *cfg) {
   char path[HZSHM_SHM_PATH_MAX];
   hzshm__shm_rdhdr_t r;
-  memset(&r, 0, sizeof r);
-  r.magic = HZSHM__SHM_RD_MAGIC;
-  r.version = HZSHM_SHM_LAYOUT_VERSION;
-  r.nslots = h->nslots;
-  r.fingerprint = h->fingerprint;
-  r.total_size = rd_size_of(h->nslots, h->arena_size, &r.slots_off, &r.bitmap_off, &r.bitmap_bytes);
-  r.data_total_size = h->total_size;
+  hzshm__shm_rdhdr_make(h, &r);
   int rc = hzshm__shm_path(s->name, 1, path, sizeof path);
   if (rc != 0) return rc;
   unlink(path); /* readers still mapping an old one keep their inode */
-  s->rfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+  /* The reader file is the writer's uid's only (0600): a process that can
+   * write it can zero other readers' epochs or truncate it under the
+   * writer's mapping. Others read the data file (never writable but by the
+   * writer) and keep their slots in private files (shm_private.c). */
+  s->rfd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (s->rfd < 0) return -errno;
-  if (fchmod(s->rfd, mode) < 0 || ftruncate(s->rfd, (off_t)r.total_size) < 0) return -errno;
+  if (fchmod(s->rfd, 0600) < 0 || ftruncate(s->rfd, (off_t)r.total_size) < 0) return -errno;
   if (pwrite(s->rfd, &r, sizeof r, 0) != (ssize_t)sizeof r) return -EIO;
   if (ftruncate(s->dfd, (off_t)h->total_size) < 0) return -errno;
-  if (fchmod(s->dfd, mode) < 0) return -errno;
+  if (cfg->gid_set && fchown(s->dfd, (uid_t)-1, (gid_t)cfg->gid) < 0) return -errno;
+  if (fchmod(s->dfd, data_mode(cfg)) < 0) return -errno;
   /* Header without the magic first, the magic last: a crash in between
    * leaves a file every attach rejects as corrupt and w_open recreates. */
   hzshm__shm_hdr_t tmp = *h;
@@ -381,6 +405,19 @@ static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, mode_t mode)
 static int lock_byte(int fd, short type, off_t at) {
   struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
   return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
+}
+
+/* Writer exclusion: an OFD write lock on byte 0 of <name>.lock (mode 0600).
+ * Not on the data file, which readers of the allowed group may open: any of
+ * them could hold a read lock there and keep every new writer out. */
+static int writer_lock(hzshm__shm_t *s, const char *name) {
+  char path[HZSHM_SHM_PATH_MAX];
+  int rc = hzshm__shm_path(name, 2, path, sizeof path);
+  if (rc != 0) return rc;
+  s->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (s->lock_fd < 0) return -errno;
+  rc = lock_byte(s->lock_fd, F_WRLCK, 0);
+  return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
 }
 
 int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
@@ -397,28 +434,25 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
   if ((rc = layout_compute(cfg, &want)) != 0) return rc;
   if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
-  mode_t mode = cfg->mode ? (mode_t)cfg->mode : 0600;
+  mode_t mode = data_mode(cfg);
   hzshm__shm_t *s = handle_new(name);
   if (!s) return -ENOMEM;
+  if ((rc = writer_lock(s, name)) != 0) goto fail;
   for (int attempt = 0;; attempt++) {
-    s->dfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, mode);
+    s->dfd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
     if (s->dfd < 0) {
       rc = -errno;
-      goto fail;
-    }
-    if ((rc = lock_byte(s->dfd, F_WRLCK, 0)) != 0) {
-      rc = (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
       goto fail;
     }
     /* We are the writer now. Is the file ours to reuse? */
     rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
     if (fsize == 0) break; /* fresh */
     if (rc == 0) rc = header_check(&have, fsize);
-    if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, pad0)) == 0) {
+    if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, reg_scans)) == 0) {
       /* same layout and geometry: reuse if the reader file is sound too */
       char rpath[HZSHM_SHM_PATH_MAX];
       s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_CLOEXEC) : -1;
-      if (s->rfd >= 0 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 && rd_check(&r, &have, fsize) == 0) {
+      if (s->rfd >= 0 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 && hzshm__shm_rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
         reuse = 1;
         goto opened;
@@ -449,10 +483,17 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   /* A fresh segment gets a fresh hash key; a reused one keeps its own (its
    * entries are hashed with it). */
   if ((rc = hzshm__shm_random(want.hash_key, sizeof want.hash_key)) != 0) goto fail;
-  if ((rc = create_files(s, &want, mode)) != 0) goto fail;
+  if ((rc = create_files(s, &want, cfg)) != 0) goto fail;
   atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
   atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */
 opened:
+  /* A reused pair gets this configuration's access (the reader file is the
+   * writer uid's only, whatever an older build made it). */
+  if ((cfg->gid_set && fchown(s->dfd, (uid_t)-1, (gid_t)cfg->gid) < 0) || fchmod(s->dfd, mode) < 0 ||
+      fchmod(s->rfd, 0600) < 0) {
+    rc = -errno;
+    goto fail;
+  }
   if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
   s->probe_fd = open(path, O_RDWR | O_CLOEXEC);
   if (s->probe_fd < 0) {
@@ -462,6 +503,9 @@ opened:
   if ((rc = hzshm__shm_w_init_private(s)) != 0) goto fail;
   s->w->membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 &&
                      (syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+  /* Private reader files of live readers (attached to the previous writer):
+   * known before anything is freed. */
+  hzshm__shm_prd_scan(s);
   if (reuse) {
     if ((rc = hzshm__shm_w_rebuild(s)) != 0) goto fail;
   } else {
@@ -502,6 +546,7 @@ void hzshm__shm_close(hzshm__shm_t *s) {
       free(t);
     }
     s->w = s->forked_w;
+    hzshm__shm_prd_close(s); /* frees (the parent's file stays) */
     hzshm__shm_w_free_private(s);
     pthread_mutex_destroy(&s->mu);
     free(s);
@@ -511,12 +556,14 @@ void hzshm__shm_close(hzshm__shm_t *s) {
     atomic_store_explicit(&s->hdr->state, HZSHM_SHM_STOPPED, memory_order_relaxed); /* see r_check */
   if (s->rbase != MAP_FAILED && s->slots) hzshm__shm_slots_release_all(s);
   if (s->key_ok) pthread_key_delete(s->key);
+  hzshm__shm_prd_close(s);
   hzshm__shm_w_free_private(s);
   if (s->base != MAP_FAILED) munmap(s->base, s->size);
   if (s->rbase != MAP_FAILED) munmap(s->rbase, s->rsize);
   if (s->dfd >= 0) close(s->dfd);
   if (s->rfd >= 0) close(s->rfd);
   if (s->probe_fd >= 0) close(s->probe_fd);
+  if (s->lock_fd >= 0) close(s->lock_fd); /* last: the writer lock */
   pthread_mutex_destroy(&s->mu);
   free(s);
 }
@@ -526,6 +573,8 @@ int hzshm__shm_unlink(const char *name) {
   int rc = hzshm__shm_path(name, 1, path, sizeof path);
   if (rc != 0) return rc;
   int r1 = unlink(path) < 0 ? -errno : 0;
+  if ((rc = hzshm__shm_path(name, 2, path, sizeof path)) != 0) return rc;
+  unlink(path); /* the lock file; absent when made by an older build */
   if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   int r0 = unlink(path) < 0 ? -errno : 0;
   return r0 ? r0 : r1;

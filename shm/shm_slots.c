@@ -89,6 +89,9 @@ void hzshm__shm_tslot_dtor(void *p) {
 
 static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
   hzshm__shm_slot_t *res = NULL;
+  /* A private reader file protects nothing until the writer follows it
+   * (shm_private.c). acquire: pairs with the release increment of its scan. */
+  if (s->prd_need && atomic_load_explicit(&s->hdr->reg_scans, memory_order_acquire) < s->prd_need) return NULL;
   pthread_mutex_lock(&s->mu);
   uint32_t start = (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);
   for (int pass = 0; pass < 2 && !res; pass++) {
@@ -201,7 +204,7 @@ uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
     uint64_t e = atomic_load_explicit(&s->slots[i].epoch, memory_order_acquire); /* pairs with rs_exit */
     if (e && e < min) min = e;
   }
-  return min;
+  return hzshm__shm_prd_min(s, min); /* readers of other uids (shm_private.c) */
 }
 
 int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx) {
@@ -215,6 +218,7 @@ int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx) {
 uint32_t hzshm__shm_reap(hzshm__shm_t *s) {
   uint32_t n = 0;
   if (s->probe_fd < 0) return 0;
+  hzshm__shm_prd_scan(s); /* private reader files: new ones followed, dead ones dropped */
   for (uint32_t i = 0; i < s->nslots; i++) {
     hzshm__shm_slot_t *sl = &s->slots[i];
     /* relaxed: a hint; the lock below decides */

@@ -1,0 +1,233 @@
+/* shm_private.c - private reader files: reader slots for processes of
+ * another uid (the access model of docs/SHM.md).
+ *
+ * Trust: the writer (agent) and processes of its uid share the reader file
+ * <name>.rd (0600). A process of another uid that may read the data file
+ * (its group, --allow-gid) cannot open that file; it creates a private reader
+ * file <name>.rd.<pid>.<n> of its own (mode 0644: only it can write it) with
+ * the reader file's layout, and claims its threads' slots there with the same
+ * OFD byte locks. Whatever it writes there (epochs, hints, garbage, a
+ * truncation) concerns itself only:
+ *   - the writer never maps a private file: it pread()s the slot array at
+ *     every reclaim scan, so a truncated file is a short read, never SIGBUS;
+ *   - an epoch counts only while its slot's byte lock is held by a live open
+ *     file description, and a file counts only while its creator holds the
+ *     "alive" byte (offset nslots), so nothing of a dead process holds back
+ *     reclamation; a live process can hold it back only while it lives;
+ *   - nobody else can write it (others' uids), so no process can zero
+ *     another's epochs; a process of the same uid can (one uid is one trust
+ *     domain: it could ptrace the other anyway);
+ *   - its eviction hint bits land in its own file (the writer ignores them).
+ *
+ * Registration (the writer must know a file before its slots protect
+ * anything): the writer scans the directory in every w_maintain (through
+ * hzshm__shm_reap) and at w_open, and then increments hdr.reg_scans (release).
+ * A reader that created its file and then read reg_scans = v uses its slots
+ * only once reg_scans >= v + 2 (acquire): scan v + 2 started after the writer
+ * published v + 1, which the reader had not seen after its file existed, so
+ * that scan's readdir (ordered with the reader's create by the directory's
+ * lock) found the file. Until then its lookups return HZSHM_EBUSY (libhzshm
+ * asks the agent), at most two maintain ticks.
+ *
+ * Ordering of the epoch reads: the writer's fence (and membarrier) in
+ * hzshm__shm_min_epoch precede the pread, so the store-buffering argument of
+ * shm_slots.c holds as for mapped slots; an acquire fence after the pread
+ * pairs with the reader's release store of slot.epoch = 0 (rs_exit).
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shm_int.h"
+
+#define HZSHM__PRD_MAX 4096u      /* private files the writer follows; more readers stay on the agent path */
+#define HZSHM__PRD_OPENS_MAX 64u  /* new files examined per scan (garbage files cost bounded work) */
+#define HZSHM__PRD_PATH_MAX (HZSHM_SHM_PATH_MAX + 48)
+
+struct hzshm__prd {
+  int fd;      /* -1: a rejected file (not a complete private reader file when last looked at) */
+  ino_t ino;
+  off_t size;  /* rejected: its size then; looked at again only once it changed */
+};
+
+/* 1 if some other open file description holds a lock on byte `at`. */
+static int byte_locked(int fd, off_t at) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+  if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return 0;
+  return fl.l_type != F_UNLCK;
+}
+
+/* ---- reader side ---- */
+
+int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm_rdhdr_t *r) {
+  char dir[HZSHM_SHM_PATH_MAX];
+  int rc = hzshm__shm_path(s->name, 0, dir, sizeof dir);
+  if (rc != 0) return rc;
+  s->prd_path = malloc(HZSHM__PRD_PATH_MAX);
+  if (!s->prd_path) return -ENOMEM;
+  if (snprintf(s->prd_path, HZSHM__PRD_PATH_MAX, "%s.rd.%d.%llu", dir, (int)getpid(), (unsigned long long)s->id) >=
+      HZSHM__PRD_PATH_MAX)
+    return HZSHM_EINVAL;
+  hzshm__shm_rdhdr_make(h, r);
+  for (int attempt = 0; attempt < 2 && s->rfd < 0; attempt++) {
+    s->rfd = open(s->prd_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (s->rfd < 0 && errno == EEXIST) unlink(s->prd_path); /* a dead process of the same pid left it */
+  }
+  if (s->rfd < 0) {
+    rc = -errno;
+    free(s->prd_path);
+    s->prd_path = NULL;
+    return rc;
+  }
+  /* The alive byte first: the writer deletes a complete file whose alive
+   * byte is free. Then size, then the header: the writer ignores a file
+   * until its header is complete. */
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)h->nslots, .l_len = 1};
+  if (fcntl(s->rfd, F_OFD_SETLK, &fl) < 0 || fchmod(s->rfd, 0644) < 0 || ftruncate(s->rfd, (off_t)r->total_size) < 0)
+    return -errno;
+  if (pwrite(s->rfd, r, sizeof *r, 0) != (ssize_t)sizeof *r) return -EIO;
+  return 0;
+}
+
+/* After the mapping exists: the registration point (see the head). */
+void hzshm__shm_prd_attached(hzshm__shm_t *s) {
+  if (!s->prd_path) return;
+  /* acquire: pairs with the writer's release increment after its scan */
+  s->prd_need = atomic_load_explicit(&s->hdr->reg_scans, memory_order_acquire) + 2;
+}
+
+/* ---- writer side ---- */
+
+static void prd_drop(hzshm__shm_t *s, uint32_t i) {
+  if (s->prd[i].fd >= 0) close(s->prd[i].fd);
+  s->prd[i] = s->prd[--s->nprd];
+}
+
+static int prd_add(hzshm__shm_t *s, int fd, ino_t ino, off_t size) {
+  if (s->nprd == s->capprd) {
+    uint32_t cap = s->capprd ? 2 * s->capprd : 16;
+    struct hzshm__prd *p = realloc(s->prd, cap * sizeof *p);
+    if (!p) return -1;
+    s->prd = p;
+    s->capprd = cap;
+  }
+  s->prd[s->nprd++] = (struct hzshm__prd){.fd = fd, .ino = ino, .size = size};
+  return 0;
+}
+
+/* Is `fd` a complete private reader file of this segment? */
+static int prd_valid(hzshm__shm_t *s, int fd) {
+  struct stat st;
+  hzshm__shm_rdhdr_t r;
+  if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) return 0;
+  if (pread(fd, &r, sizeof r, 0) != (ssize_t)sizeof r) return 0;
+  return hzshm__shm_rd_check(&r, s->hdr, (uint64_t)st.st_size) == 0;
+}
+
+void hzshm__shm_prd_scan(hzshm__shm_t *s) {
+  if (!s->w) return;
+  /* Files of dead processes: dropped, and removed where we may (next scan). */
+  for (uint32_t i = 0; i < s->nprd;) {
+    if (s->prd[i].fd >= 0 && byte_locked(s->prd[i].fd, (off_t)s->nslots)) {
+      i++;
+      continue;
+    }
+    if (s->prd[i].fd < 0 && (s->reg_scans_local & 255) != 0) { /* rejected ones: forgotten now and then */
+      i++;
+      continue;
+    }
+    prd_drop(s, i);
+  }
+  s->reg_scans_local++;
+  char path[HZSHM__PRD_PATH_MAX], prefix[HZSHM_SHM_NAME_MAX + 16];
+  if (hzshm__shm_path(s->name, 0, path, HZSHM_SHM_PATH_MAX) != 0) return;
+  char *slash = strrchr(path, '/');
+  int plen = snprintf(prefix, sizeof prefix, "%s.rd.", slash + 1);
+  *slash = 0;
+  DIR *d = opendir(path[0] ? path : "/");
+  if (d) {
+    unsigned opens = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && opens < HZSHM__PRD_OPENS_MAX;) {
+      if (strncmp(e->d_name, prefix, (size_t)plen) != 0) continue;
+      uint32_t k = 0;
+      while (k < s->nprd && s->prd[k].ino != e->d_ino) k++;
+      struct stat st;
+      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
+      if (k < s->nprd && (s->prd[k].fd >= 0 || s->prd[k].size == st.st_size)) continue; /* known, or rejected as is */
+      if (k < s->nprd) prd_drop(s, k); /* a rejected file that changed: look again */
+      if (s->nprd >= HZSHM__PRD_MAX) break;
+      if (!S_ISREG(st.st_mode)) { /* FIFO, symlink, ...: never opened */
+        prd_add(s, -1, e->d_ino, st.st_size);
+        continue;
+      }
+      opens++;
+      /* O_NOFOLLOW | O_NONBLOCK: a symlink or a FIFO planted there is refused
+       * without blocking the writer; fstat then wants a regular file. */
+      int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+      if (fd < 0) continue;
+      if (!prd_valid(s, fd)) { /* incomplete (being created) or not ours: looked at again when it changes */
+        close(fd);
+        prd_add(s, -1, e->d_ino, st.st_size);
+        continue;
+      }
+      if (!byte_locked(fd, (off_t)s->nslots)) { /* complete but its creator is gone */
+        unlinkat(dirfd(d), e->d_name, 0);      /* fails (sticky directory) unless we may: harmless */
+        close(fd);
+        continue;
+      }
+      if (prd_add(s, fd, e->d_ino, st.st_size) != 0) {
+        close(fd);
+        break;
+      }
+    }
+    closedir(d);
+  }
+  /* release: pairs with the reader's acquire loads (prd_attached, slot_claim):
+   * every file found by this scan is in s->prd before the count moves on */
+  atomic_fetch_add_explicit(&s->hdr->reg_scans, 1, memory_order_release);
+}
+
+uint64_t hzshm__shm_prd_min(hzshm__shm_t *s, uint64_t min) {
+  if (!s->nprd) return min;
+  size_t len = (size_t)s->nslots * sizeof(hzshm__shm_slot_t);
+  if (!s->prd_buf && !(s->prd_buf = malloc(len))) return 0; /* cannot read them: free nothing */
+  uint64_t slots_off = (uint64_t)((uint8_t *)s->slots - s->rbase);
+  for (uint32_t i = 0; i < s->nprd; i++) {
+    if (s->prd[i].fd < 0) continue;
+    ssize_t n = pread(s->prd[i].fd, s->prd_buf, len, (off_t)slots_off);
+    if (n <= 0) continue; /* truncated by its owner: its slots protect nothing (its own loss) */
+    /* acquire: pairs with the reader's release store of slot.epoch = 0 */
+    atomic_thread_fence(memory_order_acquire);
+    for (size_t k = 0; (k + 1) * sizeof(hzshm__shm_slot_t) <= (size_t)n; k++) {
+      uint64_t e;
+      memcpy(&e, s->prd_buf + k * sizeof(hzshm__shm_slot_t) + offsetof(hzshm__shm_slot_t, epoch), 8);
+      if (e && e < min && byte_locked(s->prd[i].fd, (off_t)k)) min = e;
+    }
+  }
+  return min;
+}
+
+uint32_t hzshm__shm_prd_followed(const hzshm__shm_t *s) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < s->nprd; i++) n += s->prd[i].fd >= 0;
+  return n;
+}
+
+void hzshm__shm_prd_close(hzshm__shm_t *s) {
+  if (s->prd_path) { /* reader: our file goes with the handle (not in a fork child: the parent's) */
+    if (!s->forked) unlink(s->prd_path);
+    free(s->prd_path);
+    s->prd_path = NULL;
+  }
+  while (s->nprd) prd_drop(s, s->nprd - 1);
+  free(s->prd);
+  free(s->prd_buf);
+  s->prd = NULL;
+  s->prd_buf = NULL;
+  s->capprd = 0;
+}
