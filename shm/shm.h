@@ -73,6 +73,11 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
  * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name). Never crashes on garbage. */
 int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out);
 
+/* Reader: 1 if the segment's data file is no longer the file this handle
+ * maps (the writer replaced it: attach again), 0 if it is, or a negative
+ * code (-ENOENT: no segment file now). One stat(2). */
+int hzshm__shm_r_replaced(hzshm__shm_t *s);
+
 /* Both roles. Releases this process's reader slots and unmaps. */
 void hzshm__shm_close(hzshm__shm_t *s);
 

@@ -530,6 +530,17 @@ fail:
   return rc;
 }
 
+int hzshm__shm_r_replaced(hzshm__shm_t *s) {
+  char path[HZSHM_SHM_PATH_MAX];
+  struct stat now, ours;
+  if (!s || s->forked || s->dfd < 0) return HZSHM_ECLOSED;
+  int rc = hzshm__shm_path(s->name, 0, path, sizeof path);
+  if (rc != 0) return rc;
+  if (stat(path, &now) != 0) return -errno;
+  if (fstat(s->dfd, &ours) != 0) return -errno;
+  return now.st_dev != ours.st_dev || now.st_ino != ours.st_ino;
+}
+
 void hzshm__shm_close(hzshm__shm_t *s) {
   if (!s) return;
   reg_del(s);

@@ -124,9 +124,12 @@ int main(int argc, char **argv) {
   a.drop_key = getenv("HZSHM_AGENT_TEST_DROP_INVAL_KEY");
   a.block_file = getenv("HZSHM_AGENT_TEST_BLOCK_FILE");
   memcpy(a.sockpath, a.o.sockpath, sizeof a.sockpath);
+  /* --allow-gid: the data file is readable by that group (0640), whose
+   * processes keep their reader slots in private files (docs/SHM.md). */
   hzshm__shm_config_t cfg = {.memory_bytes = a.o.memory, .partition_count = a.partitions,
                              .max_sessions = a.o.sessions, .reader_slots = a.o.readers,
-                             .stale_after_ns = (uint64_t)a.o.stale_ms * 1000000u};
+                             .stale_after_ns = (uint64_t)a.o.stale_ms * 1000000u,
+                             .gid_set = a.o.allow_gid >= 0, .gid = a.o.allow_gid >= 0 ? (uint32_t)a.o.allow_gid : 0};
   uint64_t min = hzshm__shm_min_memory(&cfg);
   if (a.o.memory < min) {
     fprintf(stderr, "hzshm-agent: --memory: %llu bytes is below the minimum of %llum for --sessions %u and --readers %u\n",

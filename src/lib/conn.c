@@ -32,7 +32,7 @@ static void conn_drop(hzshm__conn_t *c) {
 
 static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-  int rc = hzshm__shm_socket(h->shm, path, sizeof path);
+  int rc = hzshm__shm_socket(hzshm__lib_shm(h), path, sizeof path);
   if (rc != 0) return HZSHM_EAGENT;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;

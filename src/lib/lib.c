@@ -7,8 +7,10 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ipc_counters.h"
@@ -64,8 +66,12 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
     pthread_mutex_init(&h->conns[i].mu, NULL);
     h->conns[i].fd = -1;
   }
-  rc = hzshm__shm_r_attach(name, &h->shm);
+  hzshm__shm_t *shm = NULL;
+  rc = hzshm__shm_r_attach(name, &shm);
   if (rc != 0) goto fail;
+  atomic_init(&h->shm, shm);
+  snprintf(h->name, sizeof h->name, "%s", name);
+  pthread_mutex_init(&h->follow_mu, NULL);
   *out = h;
   return 0;
 fail:
@@ -83,14 +89,19 @@ void hzshm_close(hzshm_t *h) {
   int forked = hzshm__lib_check(h) == HZSHM_EFORKED;
   if (!forked) {
     hzshm__conn_close_all(h);
-    hzshm__shm_close(h->shm);
+    hzshm__shm_close(hzshm__lib_shm(h));
+    for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
   } else {
     /* The child must not release the parent's reader slots or talk on the
      * parent's connections: close only our copies of the descriptors. */
     for (uint32_t i = 0; i < h->nconn; i++)
       if (h->conns[i].fd >= 0) close(h->conns[i].fd);
-    hzshm__shm_close(h->shm); /* a forked copy: frees only the child's memory (shm_open.c) */
+    /* forked copies: free only the child's memory (shm_open.c) */
+    hzshm__shm_close(hzshm__lib_shm(h));
+    for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
   }
+  free(h->retired);
+  pthread_mutex_destroy(&h->follow_mu);
   for (uint32_t i = 0; i < h->nconn; i++) {
     free(h->conns[i].buf);
     pthread_mutex_destroy(&h->conns[i].mu);
@@ -98,6 +109,34 @@ void hzshm_close(hzshm_t *h) {
   free(h->conns);
   free(h->prefix);
   free(h);
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int hzshm__lib_follow(hzshm_t *h, hzshm__shm_t *cur) {
+  uint64_t now = mono_ms();
+  /* relaxed: a rate limit; the mutex below orders the re-attach itself */
+  uint64_t last = atomic_load_explicit(&h->follow_ms, memory_order_relaxed);
+  if (now - last < 50 || !atomic_compare_exchange_strong_explicit(&h->follow_ms, &last, now, memory_order_relaxed,
+                                                                  memory_order_relaxed))
+    return hzshm__lib_shm(h) != cur;
+  int moved = 0;
+  pthread_mutex_lock(&h->follow_mu);
+  hzshm__shm_t *nw = NULL;
+  hzshm__shm_t **grown = realloc(h->retired, (h->nretired + 1) * sizeof *grown);
+  if (grown) h->retired = grown;
+  if (grown && hzshm__lib_shm(h) == cur && hzshm__shm_r_replaced(cur) == 1 && hzshm__shm_r_attach(h->name, &nw) == 0) {
+    h->retired[h->nretired++] = cur; /* a thread may still be inside it: closed at hzshm_close */
+    /* release: pairs with the acquire in hzshm__lib_shm */
+    atomic_store_explicit(&h->shm, nw, memory_order_release);
+  }
+  moved = hzshm__lib_shm(h) != cur;
+  pthread_mutex_unlock(&h->follow_mu);
+  return moved;
 }
 
 int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t **out) {
@@ -138,5 +177,5 @@ int hzshm_stats(hzshm_t *h, hzshm_stats_t *st) {
   int rc = hzshm__lib_check(h);
   if (rc != 0) return rc;
   if (st == NULL) return HZSHM_EINVAL;
-  return hzshm__stats_read(h->shm, st);
+  return hzshm__stats_read(hzshm__lib_shm(h), st);
 }

@@ -21,7 +21,15 @@ typedef struct {
 } hzshm__conn_t;
 
 struct hzshm {
-  hzshm__shm_t *shm;
+  /* The segment now followed: replaced (hzshm__lib_follow) when the agent
+   * serves a new segment file under the same name. Old handles stay valid
+   * (and mapped) until hzshm_close: a thread may still be inside one. */
+  _Atomic(hzshm__shm_t *) shm;
+  char name[HZSHM_SHM_NAME_MAX + 1];
+  pthread_mutex_t follow_mu;   /* serializes re-attaches and the retired list */
+  atomic_uint_fast64_t follow_ms; /* last re-attach check (rate limit) */
+  hzshm__shm_t **retired;      /* handles of replaced segments, under follow_mu */
+  size_t nretired;
   uint64_t id;              /* process-unique: keys this handle's session cores */
   unsigned fork_gen;        /* hzshm__lib_fork_gen at open */
   char *prefix;
@@ -39,6 +47,7 @@ typedef struct {
   atomic_uint seq;
   atomic_uint idx;
   atomic_uint_fast64_t gen; /* 0 = not resolved */
+  atomic_uintptr_t shm;     /* the segment handle it was resolved in (handles are not freed before hzshm_close) */
 } hzshm__refcache_t;
 
 /* The process's session registry (registry.c, liburcu): one refcounted core
@@ -64,6 +73,14 @@ struct hzshm_session {
 /* Incremented in every child after fork() (pthread_atfork). */
 extern atomic_uint hzshm__lib_fork_gen;
 int hzshm__lib_check(const hzshm_t *h);
+
+/* The segment handle now followed. Acquire: pairs with the release CAS in
+ * hzshm__lib_follow, so the new handle's fields are visible. */
+static inline hzshm__shm_t *hzshm__lib_shm(hzshm_t *h) { return atomic_load_explicit(&h->shm, memory_order_acquire); }
+/* After a lookup failed closed (ESTOPPED, ESTALE) on `cur`: if the agent
+ * replaced the segment (a new file under the name), attach the new one.
+ * Rate-limited (50 ms). 1 if h now follows another handle. */
+int hzshm__lib_follow(hzshm_t *h, hzshm__shm_t *cur);
 
 /* One synchronous request to the agent on some connection of h.
  * Returns the response status (0, HZSHM_E*, -errno), or a transport error

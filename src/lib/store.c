@@ -11,8 +11,8 @@
 
 #include "lib_int.h"
 
-/* Reads the cached reference. 1 if valid. */
-static int ref_load(hzshm_session_t *s, hzshm__sref_t *ref) {
+/* Reads the cached reference. 1 if valid (and resolved in segment handle m). */
+static int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
   /* Acquire: paired with the release store of seq in ref_store, so that if we
    * see its even value we also see the idx/gen stored before it. */
   unsigned s1 = atomic_load_explicit(&s->cache->seq, memory_order_acquire);
@@ -20,14 +20,15 @@ static int ref_load(hzshm_session_t *s, hzshm__sref_t *ref) {
   /* Relaxed: validated by the seq re-check after the acquire fence below. */
   ref->idx = atomic_load_explicit(&s->cache->idx, memory_order_relaxed);
   ref->gen = atomic_load_explicit(&s->cache->gen, memory_order_relaxed);
+  uintptr_t in = atomic_load_explicit(&s->cache->shm, memory_order_relaxed); /* validated by seq, as idx/gen */
   /* Acquire fence: paired with the release fence in ref_store; if we read any
    * idx/gen of a newer store, the seq load below sees its odd (or later) value. */
   atomic_thread_fence(memory_order_acquire);
   unsigned s2 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
-  return s1 == s2 && ref->gen != 0;
+  return s1 == s2 && ref->gen != 0 && in == (uintptr_t)m; /* a reference of a replaced segment means nothing here */
 }
 
-static void ref_store(hzshm_session_t *s, const hzshm__sref_t *ref) {
+static void ref_store(hzshm_session_t *s, hzshm__shm_t *m, const hzshm__sref_t *ref) {
   /* Relaxed load: the CAS below decides. */
   unsigned s0 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
   if (s0 & 1u) return; /* another thread is publishing; ours is only a cache */
@@ -39,14 +40,15 @@ static void ref_store(hzshm_session_t *s, const hzshm__sref_t *ref) {
   atomic_thread_fence(memory_order_release);
   atomic_store_explicit(&s->cache->idx, ref->idx, memory_order_relaxed); /* published by seq */
   atomic_store_explicit(&s->cache->gen, ref->gen, memory_order_relaxed); /* published by seq */
+  atomic_store_explicit(&s->cache->shm, (uintptr_t)m, memory_order_relaxed); /* published by seq */
   /* Release: paired with the acquire load of seq in ref_load. */
   atomic_store_explicit(&s->cache->seq, s0 + 2, memory_order_release);
 }
 
-static int ref_get(hzshm_session_t *s, hzshm__sref_t *ref, int fresh) {
-  if (!fresh && ref_load(s, ref)) return 0;
-  int rc = hzshm__shm_r_session(s->h->shm, s->name, s->namelen, ref);
-  if (rc == 0) ref_store(s, ref);
+static int ref_get(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref, int fresh) {
+  if (!fresh && ref_load(s, m, ref)) return 0;
+  int rc = hzshm__shm_r_session(m, s->name, s->namelen, ref);
+  if (rc == 0) ref_store(s, m, ref);
   return rc;
 }
 
@@ -61,20 +63,29 @@ static int check_key(hzshm_session_t *s, const void *key, size_t klen) {
   return 0;
 }
 
-/* Segment lookup with one re-resolve on a stale reference. view != NULL asks
- * for a zero-copy view instead of a copy. */
+/* Segment lookup with one re-resolve on a stale reference, and one retry in
+ * a replaced segment (the agent restarted with a new file) when failing
+ * closed. view != NULL asks for a zero-copy view instead of a copy. */
 static int lookup(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
                   size_t *vlen) {
   int rc = HZSHM_EMISS;
-  for (int attempt = 0; attempt < 2; attempt++) {
+  for (int attempt = 0; attempt < 3; attempt++) {
+    hzshm__shm_t *m = hzshm__lib_shm(s->h);
     hzshm__sref_t ref;
-    rc = ref_get(s, &ref, attempt > 0);
-    if (rc != 0) return rc; /* HZSHM_EMISS: nothing cached for the session */
-    if (view)
-      rc = hzshm__shm_r_view(s->h->shm, &ref, key, klen, view, vlen);
-    else
-      rc = hzshm__shm_r_get(s->h->shm, &ref, key, klen, buf, cap, vlen);
-    if (rc != HZSHM_ESESSION) return rc;
+    rc = ref_get(s, m, &ref, attempt == 1);
+    if (rc == 0) {
+      if (view)
+        rc = hzshm__shm_r_view(m, &ref, key, klen, view, vlen);
+      else
+        rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, vlen);
+    }
+    /* Failing closed (a session miss too: r_session does not look at the
+     * state): has the agent replaced the segment? */
+    if ((rc == HZSHM_ESTOPPED || rc == HZSHM_ESTALE || rc == HZSHM_EMISS) && attempt < 2) {
+      int st = hzshm__shm_r_check(m);
+      if ((st == HZSHM_ESTOPPED || st == HZSHM_ESTALE) && hzshm__lib_follow(s->h, m)) continue;
+    }
+    if (rc != HZSHM_ESESSION || attempt > 0) break;
   }
   return rc == HZSHM_ESESSION ? HZSHM_EMISS : rc;
 }
@@ -99,7 +110,7 @@ static void get_sink(void *ud, int32_t status, int32_t aux, const void *val, siz
 
 static int agent_get(hzshm_session_t *s, uint8_t op, const void *key, size_t klen, get_sink_t *g) {
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen};
-  hzshm__shm_r_count_miss(s->h->shm);
+  hzshm__shm_r_count_miss(hzshm__lib_shm(s->h));
   return hzshm__conn_request(s->h, op, &req, get_sink, g);
 }
 
@@ -138,7 +149,7 @@ int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void 
   return rc;
 }
 
-int hzshm_view_release(hzshm_session_t *s) { return hzshm__shm_r_view_end(s->h->shm); }
+int hzshm_view_release(hzshm_session_t *s) { return hzshm__shm_r_view_end(hzshm__lib_shm(s->h)); }
 
 int hzshm_has(hzshm_session_t *s, const void *key, size_t klen) {
   int rc = check_key(s, key, klen);

@@ -20,6 +20,7 @@
 
 #include <grp.h>
 
+#include "../common/hostile.h"
 #include "stress.h"
 #include "shm_int.h" /* white-box: the private reader file path, the followed files */
 
@@ -31,35 +32,6 @@ static int become(uid_t uid) {
   return setgroups(0, NULL) == 0 && setgid(GID) == 0 && setuid(uid) == 0 ? 0 : -1;
 }
 
-/* Every file of the segment <name> in /dev/shm, opened for writing. Returns
- * how many could be opened other than our own private file (`own`). */
-static int open_all_for_write(const char *name, const char *own, int *fds, int *nfds) {
-  char prefix[128];
-  int others = 0;
-  snprintf(prefix, sizeof prefix, "hzshm.%s", name);
-  DIR *d = opendir("/dev/shm");
-  if (!d) return -1;
-  for (struct dirent *e; (e = readdir(d)) != NULL;) {
-    if (strncmp(e->d_name, prefix, strlen(prefix)) != 0) continue;
-    char path[512];
-    snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-    int fd = open(path, O_RDWR | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) continue;
-    if (own && strcmp(path, own) == 0 && *nfds < 8) {
-      fds[(*nfds)++] = fd;
-      continue;
-    }
-    struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid != HOSTILE_UID) {
-      fprintf(stderr, "hostile: opened %s for writing\n", path);
-      others++;
-    }
-    close(fd);
-  }
-  closedir(d);
-  return others;
-}
-
 static int hostile_run(const char *name, st_side_t *side) {
   if (become(HOSTILE_UID) != 0) return 20;
   hzshm__shm_t *r;
@@ -69,47 +41,11 @@ static int hostile_run(const char *name, st_side_t *side) {
     return 21;
   }
   const char *own = r->prd_path; /* white-box: our private reader file */
-  char junk[256];
-  /* planted under the private file prefix: a FIFO, a symlink to the data
-   * file, a garbage file, a truncated header */
-  snprintf(junk, sizeof junk, "/dev/shm/hzshm.%s.rd.fifo", name);
-  if (mkfifo(junk, 0644) != 0) return 22;
-  snprintf(junk, sizeof junk, "/dev/shm/hzshm.%s.rd.link", name);
-  char target[256];
-  snprintf(target, sizeof target, "/dev/shm/hzshm.%s", name);
-  if (symlink(target, junk) != 0) return 23;
-  snprintf(junk, sizeof junk, "/dev/shm/hzshm.%s.rd.garbage", name);
-  int g = open(junk, O_RDWR | O_CREAT | O_EXCL, 0644);
-  if (g < 0 || write(g, "garbage", 7) != 7) return 24;
-  close(g);
-  /* read locks on the data file: would keep a new writer out if it locked there */
-  int dfd = open(target, O_RDONLY | O_CLOEXEC);
-  struct flock fl = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
-  if (dfd < 0 || fcntl(dfd, F_OFD_SETLK, &fl) != 0) return 25;
-  if (dfd >= 0 && open(target, O_RDWR) >= 0) return 26; /* the data file is never writable */
+  if ((rc = hostile_plant("/dev/shm", name)) != 0) return 21 + rc;
   atomic_fetch_add_explicit(&side->ready, 1, memory_order_relaxed);
   uint64_t rnd = 0x5eed;
-  while (!atomic_load_explicit(&side->stop, memory_order_relaxed)) {
-    int fds[8], nfds = 0;
-    int others = open_all_for_write(name, own, fds, &nfds);
-    if (others != 0) return 27; /* nothing but its own file may be writable */
-    for (int i = 0; i < nfds; i++) {
-      struct stat st;
-      if (fstat(fds[i], &st) != 0) return 28;
-      uint64_t len = (uint64_t)st.st_size ? (uint64_t)st.st_size : 1u << 20;
-      uint8_t blk[4096];
-      for (size_t k = 0; k < sizeof blk; k++) blk[k] = (uint8_t)st_rand(&rnd);
-      /* epochs 1 (the oldest) in every slot, then random bytes anywhere, then
-       * a truncation to nothing, to a few bytes, and back */
-      for (uint64_t off = 4096; off + 8 <= 4096 + 64 * 64 && off + 8 <= len; off += 64) {
-        uint64_t one = 1;
-        if (pwrite(fds[i], &one, 8, (off_t)off) != 8) break;
-      }
-      if (pwrite(fds[i], blk, sizeof blk, (off_t)(st_rand(&rnd) % len)) < 0) return 29;
-      if (ftruncate(fds[i], 0) != 0 || ftruncate(fds[i], 17) != 0 || ftruncate(fds[i], (off_t)len) != 0) return 30;
-      close(fds[i]);
-    }
-  }
+  while (!atomic_load_explicit(&side->stop, memory_order_relaxed))
+    if (hostile_round("/dev/shm", name, own, &rnd) != 0) return 27; /* only its own files may be writable */
   return 0; /* exits without closing r: its mapping of its own file may be gone */
 }
 
@@ -195,13 +131,7 @@ int main(int argc, char **argv) {
   CHECK(reused == 1);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
-  /* what the hostile process planted or left (its truncated private file) */
-  char prefix[128];
-  snprintf(prefix, sizeof prefix, "hzshm.%s.", name);
-  DIR *d = opendir("/dev/shm");
-  for (struct dirent *e; d && (e = readdir(d)) != NULL;)
-    if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) unlinkat(dirfd(d), e->d_name, 0);
-  if (d) closedir(d);
+  hostile_cleanup("/dev/shm", name); /* what the hostile process planted or left */
   free(W);
   fprintf(stderr, "OK\n");
   return 0;
