@@ -41,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "shm_int.h"
@@ -55,12 +56,13 @@ struct hzshm__prd {
   off_t size;  /* rejected: its size then; looked at again only once it changed */
 };
 
-/* 1 if some other open file description holds a lock on byte `at`. */
-static int byte_locked(int fd, off_t at) {
-  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+/* 1 if some other open file description holds a lock on a byte of [at, at + len). */
+static int range_locked(int fd, off_t at, off_t len) {
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = at, .l_len = len};
   if (fcntl(fd, F_OFD_GETLK, &fl) < 0) return 0;
   return fl.l_type != F_UNLCK;
 }
+static int byte_locked(int fd, off_t at) { return range_locked(fd, at, 1); }
 
 /* ---- reader side ---- */
 
@@ -171,6 +173,9 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
       int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
       if (fd < 0) continue;
       if (!prd_valid(s, fd)) { /* incomplete (being created) or not ours: looked at again when it changes */
+        /* One left by a reader that died while creating it (no alive byte
+         * held, unchanged for a minute): removed where we may. */
+        if (!byte_locked(fd, (off_t)s->nslots) && time(NULL) - st.st_mtime > 60) unlinkat(dirfd(d), e->d_name, 0);
         close(fd);
         prd_add(s, -1, e->d_ino, st.st_size);
         continue;
@@ -192,21 +197,34 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
   atomic_fetch_add_explicit(&s->hdr->reg_scans, 1, memory_order_release);
 }
 
+/* A private file's slots are claimed from index 0 up (slot_claim), so the
+ * writer reads them in chunks of HZSHM__PRD_CHUNK and stops once no slot
+ * lock is held beyond the chunks read: one pread and one fcntl for a reader
+ * of up to 64 threads. A slot claimed beyond after that check starts its
+ * section after it (the lock operations are ordered by the kernel), so it
+ * sees every unlink made before this scan. */
+#define HZSHM__PRD_CHUNK 64u
+
 uint64_t hzshm__shm_prd_min(hzshm__shm_t *s, uint64_t min) {
   if (!s->nprd) return min;
-  size_t len = (size_t)s->nslots * sizeof(hzshm__shm_slot_t);
+  size_t len = HZSHM__PRD_CHUNK * sizeof(hzshm__shm_slot_t);
   if (!s->prd_buf && !(s->prd_buf = malloc(len))) return 0; /* cannot read them: free nothing */
   uint64_t slots_off = (uint64_t)((uint8_t *)s->slots - s->rbase);
   for (uint32_t i = 0; i < s->nprd; i++) {
-    if (s->prd[i].fd < 0) continue;
-    ssize_t n = pread(s->prd[i].fd, s->prd_buf, len, (off_t)slots_off);
-    if (n <= 0) continue; /* truncated by its owner: its slots protect nothing (its own loss) */
-    /* acquire: pairs with the reader's release store of slot.epoch = 0 */
-    atomic_thread_fence(memory_order_acquire);
-    for (size_t k = 0; (k + 1) * sizeof(hzshm__shm_slot_t) <= (size_t)n; k++) {
-      uint64_t e;
-      memcpy(&e, s->prd_buf + k * sizeof(hzshm__shm_slot_t) + offsetof(hzshm__shm_slot_t, epoch), 8);
-      if (e && e < min && byte_locked(s->prd[i].fd, (off_t)k)) min = e;
+    int fd = s->prd[i].fd;
+    if (fd < 0) continue;
+    for (uint32_t base = 0; base < s->nslots; base += HZSHM__PRD_CHUNK) {
+      ssize_t n = pread(fd, s->prd_buf, len, (off_t)(slots_off + (uint64_t)base * sizeof(hzshm__shm_slot_t)));
+      if (n <= 0) break; /* truncated by its owner: its slots protect nothing (its own loss) */
+      /* acquire: pairs with the reader's release store of slot.epoch = 0 */
+      atomic_thread_fence(memory_order_acquire);
+      for (size_t k = 0; (k + 1) * sizeof(hzshm__shm_slot_t) <= (size_t)n && base + k < s->nslots; k++) {
+        uint64_t e;
+        memcpy(&e, s->prd_buf + k * sizeof(hzshm__shm_slot_t) + offsetof(hzshm__shm_slot_t, epoch), 8);
+        if (e && e < min && byte_locked(fd, (off_t)(base + k))) min = e;
+      }
+      uint32_t next = base + HZSHM__PRD_CHUNK;
+      if (next >= s->nslots || !range_locked(fd, (off_t)next, (off_t)(s->nslots - next))) break;
     }
   }
   return min;

@@ -93,7 +93,9 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
    * (shm_private.c). acquire: pairs with the release increment of its scan. */
   if (s->prd_need && atomic_load_explicit(&s->hdr->reg_scans, memory_order_acquire) < s->prd_need) return NULL;
   pthread_mutex_lock(&s->mu);
-  uint32_t start = (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);
+  /* Shared file: spread the processes over it. A private file is ours
+   * alone: lowest first, so the writer reads only its first chunk(s). */
+  uint32_t start = s->prd_path ? 0 : (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);
   for (int pass = 0; pass < 2 && !res; pass++) {
     for (uint32_t k = 0; k < s->nslots; k++) {
       uint32_t idx = (start + k) % s->nslots;

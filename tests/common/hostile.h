@@ -11,11 +11,22 @@
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Switch to uid:gid (no supplementary groups). The parent-death signal is
+ * reset by a credential change: set again, so a failed test leaves no
+ * process of another uid behind. 0 or -1. */
+static inline int hostile_become(uid_t uid, gid_t gid) {
+  if (setgroups(0, NULL) != 0 || setgid(gid) != 0 || setuid(uid) != 0) return -1;
+  return prctl(PR_SET_PDEATHSIG, SIGKILL) == 0 && getppid() != 1 ? 0 : -1;
+}
 
 static inline uint64_t hostile_rand(uint64_t *x) {
   *x ^= *x << 13;

@@ -19,6 +19,10 @@
 #include <sys/wait.h>
 
 #include <grp.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <poll.h>
+#include <pthread.h>
 
 #include "../common/hostile.h"
 #include "stress.h"
@@ -28,9 +32,7 @@
 #define READER_UID 65534
 #define HOSTILE_UID 65533
 
-static int become(uid_t uid) {
-  return setgroups(0, NULL) == 0 && setgid(GID) == 0 && setuid(uid) == 0 ? 0 : -1;
-}
+static int become(uid_t uid) { return hostile_become(uid, GID); }
 
 static int hostile_run(const char *name, st_side_t *side) {
   if (become(HOSTILE_UID) != 0) return 20;
@@ -49,12 +51,116 @@ static int hostile_run(const char *name, st_side_t *side) {
   return 0; /* exits without closing r: its mapping of its own file may be gone */
 }
 
+/* A reader of another uid with many threads: its slots fill its private
+ * file from index 0, and the writer reads it chunk by chunk (64 slots) only
+ * as far as slot locks are held. A view held by thread 70 (the second chunk)
+ * must hold back the reclamation of the entry it shows. */
+enum { MT_THREADS = 72, MT_VIEWER = 70 };
+typedef struct {
+  hzshm__shm_t *r;
+  int idx;
+  int *go;       /* pipe: the parent says "release" */
+  int *ready;    /* pipe: one byte per thread that holds its slot / its view */
+  int *step;     /* pipe in the child: the thread holds its slot (threads claim one after the other) */
+} mt_arg_t;
+
+static void *mt_thread(void *p) {
+  mt_arg_t *a = p;
+  hzshm__sref_t ref;
+  char ch = 'x';
+  while (hzshm__shm_r_session(a->r, "s", 1, &ref) == HZSHM_EBUSY) { /* until the writer follows the file */
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+  const void *v = NULL;
+  size_t n;
+  if (a->idx == MT_VIEWER) ch = hzshm__shm_r_view(a->r, &ref, "held", 4, &v, &n) == 0 && n == 5 ? 'v' : 'e';
+  if (write(a->ready[1], &ch, 1) != 1 || write(a->step[1], &ch, 1) != 1) return NULL;
+  char g;
+  if (read(a->go[0], &g, 1) != 1) return NULL;
+  if (a->idx == MT_VIEWER) {
+    if (memcmp(v, "value", 5) != 0) ch = 'p'; /* reused under the view */
+    hzshm__shm_r_view_end(a->r);
+    if (write(a->ready[1], &ch, 1) != 1) return NULL;
+  }
+  return NULL;
+}
+
+static void test_many_threads(void) {
+  const char *name = t_name("accmt");
+  hzshm__shm_config_t c = {.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = 128,
+                           .partition_count = 271, .gid_set = 1, .gid = GID};
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  hzshm__shm_w_set_poison(w, 1);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "held", 4, "value", 5, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  int go[2], ready[2];
+  CHECK(pipe(go) == 0 && pipe(ready) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    hzshm__shm_t *r;
+    if (become(READER_UID) != 0 || hzshm__shm_r_attach(name, &r) != 0 || !r->prd_path) _exit(2);
+    pthread_t th[MT_THREADS];
+    mt_arg_t args[MT_THREADS];
+    int step[2];
+    if (pipe(step) != 0) _exit(3);
+    for (int i = 0; i < MT_THREADS; i++) { /* one after the other: thread i holds slot i */
+      char ch;
+      args[i] = (mt_arg_t){r, i, go, ready, step};
+      if (pthread_create(&th[i], NULL, mt_thread, &args[i]) != 0 || read(step[0], &ch, 1) != 1) _exit(3);
+    }
+    for (int i = 0; i < MT_THREADS; i++) pthread_join(th[i], NULL);
+    _exit(0);
+  }
+  /* the writer's maintain ticks register the private file */
+  char ch;
+  int got = 0, viewer = 0;
+  while (got < MT_THREADS) {
+    struct pollfd pf = {.fd = ready[0], .events = POLLIN};
+    CHECK_RC(hzshm__shm_w_maintain(w), 0);
+    if (poll(&pf, 1, 5) == 1) {
+      CHECK(read(ready[0], &ch, 1) == 1);
+      CHECK(ch == 'x' || ch == 'v');
+      viewer += ch == 'v';
+      got++;
+    }
+  }
+  CHECK(viewer == 1);
+  /* The held entry is deleted and reclamation runs: the view holds it. */
+  CHECK_RC(hzshm__shm_w_del(w, &ref, "held", 4), 0);
+  hzshm__shm_stats_t st;
+  for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.retired_pending == 1); /* not freed (nor poisoned) under the view of slot 70 */
+  for (int i = 0; i < MT_THREADS; i++) CHECK(write(go[1], "g", 1) == 1);
+  CHECK(read(ready[0], &ch, 1) == 1);
+  if (ch != 'v') fprintf(stderr, "viewer said %c\n", ch);
+  CHECK(ch == 'v'); /* the viewer still saw the value at the end of its view */
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  CHECK(st.retired_pending == 0); /* and freed once the process is gone */
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+  hostile_cleanup("/dev/shm", name);
+  close(go[0]);
+  close(go[1]);
+  close(ready[0]);
+  close(ready[1]);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
     fprintf(stderr, "not root: cannot run readers under other uids; skipped\n");
     return 0;
   }
+  RUN(test_many_threads);
   const int nr = 2;
   const char *name = t_name("acc");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
