@@ -225,7 +225,7 @@ static void test_reattach(const char *members) {
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   test_reattach(argv[1]);
   test_two_uids(argv[1], peer);
   CHECK(hzshm__peer_stop(peer, 20000) == 0);
