@@ -40,19 +40,22 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shm_int.h"
 
-#define HZSHM__PRD_MAX 4096u      /* private files the writer follows; more readers stay on the agent path */
+#define HZSHM__PRD_MAX 4096u      /* entries (followed + rejected) the writer keeps; more readers stay on the agent path */
+#define HZSHM__PRD_PER_UID 64u    /* files followed per owner uid: one uid cannot use up the writer's descriptors */
 #define HZSHM__PRD_OPENS_MAX 64u  /* new files examined per scan (garbage files cost bounded work) */
 #define HZSHM__PRD_PATH_MAX (HZSHM_SHM_PATH_MAX + 48)
 
 struct hzshm__prd {
   int fd;      /* -1: a rejected file (not a complete private reader file when last looked at) */
   ino_t ino;
+  uid_t uid;   /* owner of a followed file */
   off_t size;  /* rejected: its size then; looked at again only once it changed */
 };
 
@@ -105,12 +108,19 @@ void hzshm__shm_prd_attached(hzshm__shm_t *s) {
 
 /* ---- writer side ---- */
 
+static uint32_t fd_budget(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return HZSHM__PRD_MAX;
+  uint64_t q = (uint64_t)rl.rlim_cur / 4;
+  return q < HZSHM__PRD_MAX ? (uint32_t)q : HZSHM__PRD_MAX;
+}
+
 static void prd_drop(hzshm__shm_t *s, uint32_t i) {
   if (s->prd[i].fd >= 0) close(s->prd[i].fd);
   s->prd[i] = s->prd[--s->nprd];
 }
 
-static int prd_add(hzshm__shm_t *s, int fd, ino_t ino, off_t size) {
+static int prd_add(hzshm__shm_t *s, int fd, ino_t ino, off_t size, uid_t uid) {
   if (s->nprd == s->capprd) {
     uint32_t cap = s->capprd ? 2 * s->capprd : 16;
     struct hzshm__prd *p = realloc(s->prd, cap * sizeof *p);
@@ -118,7 +128,7 @@ static int prd_add(hzshm__shm_t *s, int fd, ino_t ino, off_t size) {
     s->prd = p;
     s->capprd = cap;
   }
-  s->prd[s->nprd++] = (struct hzshm__prd){.fd = fd, .ino = ino, .size = size};
+  s->prd[s->nprd++] = (struct hzshm__prd){.fd = fd, .ino = ino, .uid = uid, .size = size};
   return 0;
 }
 
@@ -164,7 +174,7 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
       if (k < s->nprd) prd_drop(s, k); /* a rejected file that changed: look again */
       if (s->nprd >= HZSHM__PRD_MAX) break;
       if (!S_ISREG(st.st_mode)) { /* FIFO, symlink, ...: never opened */
-        prd_add(s, -1, e->d_ino, st.st_size);
+        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid);
         continue;
       }
       opens++;
@@ -177,7 +187,7 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
          * held, unchanged for a minute): removed where we may. */
         if (!byte_locked(fd, (off_t)s->nslots) && time(NULL) - st.st_mtime > 60) unlinkat(dirfd(d), e->d_name, 0);
         close(fd);
-        prd_add(s, -1, e->d_ino, st.st_size);
+        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid);
         continue;
       }
       if (!byte_locked(fd, (off_t)s->nslots)) { /* complete but its creator is gone */
@@ -185,7 +195,19 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
         close(fd);
         continue;
       }
-      if (prd_add(s, fd, e->d_ino, st.st_size) != 0) {
+      uint32_t same = 0, fds = 0;
+      for (uint32_t j = 0; j < s->nprd; j++) {
+        same += s->prd[j].fd >= 0 && s->prd[j].uid == st.st_uid;
+        fds += s->prd[j].fd >= 0;
+      }
+      /* Descriptors: at most 64 files per uid and a quarter of our limit in
+       * all, so that no flood of files can starve the agent's sockets. */
+      if (same >= HZSHM__PRD_PER_UID || fds >= fd_budget()) {
+        close(fd);
+        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid); /* as rejected: looked at again now and then */
+        continue;
+      }
+      if (prd_add(s, fd, e->d_ino, st.st_size, st.st_uid) != 0) {
         close(fd);
         break;
       }

@@ -44,6 +44,23 @@ static int hostile_run(const char *name, st_side_t *side) {
   }
   const char *own = r->prd_path; /* white-box: our private reader file */
   if ((rc = hostile_plant("/dev/shm", name)) != 0) return 21 + rc;
+  /* A flood of complete private reader files, each alive (its byte held):
+   * the writer follows at most 64 per uid, and the readers of another uid
+   * are still followed. */
+  hzshm__shm_rdhdr_t rh;
+  int ofd = open(own, O_RDONLY);
+  struct stat ost;
+  if (ofd < 0 || fstat(ofd, &ost) != 0 || pread(ofd, &rh, sizeof rh, 0) != (ssize_t)sizeof rh) return 31;
+  close(ofd);
+  for (int i = 0; i < 80; i++) {
+    char fp[256];
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.flood.%d", name, i);
+    int f = open(fp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)rh.nslots, .l_len = 1};
+    if (f < 0 || ftruncate(f, ost.st_size) != 0 || pwrite(f, &rh, sizeof rh, 0) != (ssize_t)sizeof rh ||
+        fcntl(f, F_OFD_SETLK, &lk) != 0)
+      return 32; /* kept open: alive */
+  }
   atomic_fetch_add_explicit(&side->ready, 1, memory_order_relaxed);
   uint64_t rnd = 0x5eed;
   while (!atomic_load_explicit(&side->stop, memory_order_relaxed))
@@ -195,10 +212,13 @@ int main(int argc, char **argv) {
                  waitpid(-1, NULL, WNOHANG) > 0,
              20000);
   CHECK(atomic_load_explicit(&side->ready, memory_order_relaxed) == nr + 1);
+  uint32_t most = 0;
   int failed = 0;
   uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull;
   while (t_now_ns() < end && !failed) {
     for (int i = 0; i < 256; i++) st_writer_step(W);
+    uint32_t f = hzshm__shm_prd_followed(w);
+    most = f > most ? f : most;
     int status;
     pid_t p = waitpid(-1, &status, WNOHANG);
     if (p > 0) {
@@ -207,6 +227,8 @@ int main(int argc, char **argv) {
     }
   }
   atomic_store_explicit(&side->stop, 1, memory_order_relaxed);
+  fprintf(stderr, "private files followed at most %u (81 of the hostile uid, 2 readers)\n", most);
+  CHECK(most <= 64u + (uint32_t)nr); /* 64 of the hostile uid, plus the readers' */
   for (int i = 0; i < nr + 1; i++) {
     int status;
     if (waitpid(pids[i], &status, 0) != pids[i]) continue;
