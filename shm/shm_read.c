@@ -148,11 +148,17 @@ static inline int key_eq(const char *a, const char *b, size_t n) {
 }
 
 /* What a hit read its entry under: the entry's version and its slab's word,
- * both taken (acquire) before the entry's bytes were read. */
+ * both taken (acquire) before the entry's bytes were read, and the value
+ * length that lookup() bounds-checked against the chunk. The caller copies
+ * exactly vlen bytes and never re-reads the length: if the chunk is reused
+ * meanwhile (validation then fails), a fresh read could give another entry's
+ * length and carry the copy past the chunk, past the mapping at the arena's
+ * end. */
 typedef struct {
   hzshm__shm_entry_t *e;
   _Atomic uint64_t *sw;
   uint64_t ver, slab;
+  uint32_t vlen;
 } seen_t;
 
 /* The re-check after the bytes were read: the acquire fence orders those
@@ -226,7 +232,10 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
         rc = HZSHM__RETRY;
         goto out;
       }
-      uint32_t eklen = HZSHM__ELD(e->klen), evlen = HZSHM__ELD(e->vlen);
+      /* The length is loaded once, as a (relaxed) atomic in every build: a
+       * plain load could be repeated by the compiler after the bound check
+       * below, and the copy must use the very value that was checked. */
+      uint32_t eklen = HZSHM__ELD(e->klen), evlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
       if (HZSHM__ELD(e->hash) == h && HZSHM__ELD(e->sgen) == ref->gen && (eklen & 0x7fffu) == klen &&
           sizeof *e + klen + (uint64_t)evlen <= s->class_size[cls] && key_eq((const char *)(e + 1), key, klen)) {
         uint64_t exp = HZSHM__ELD(e->expiry_ns), now = exp ? hzshm__shm_now_coarse() : 0;
@@ -241,7 +250,7 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
          * relaxed: a hint; the writer tolerates a lost or late bit. */
         if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
           atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
-        *vp = (seen_t){e, sw, ver, swv};
+        *vp = (seen_t){e, sw, ver, swv, evlen};
         return (eklen & HZSHM__E_NEGATIVE) ? HZSHM_ENOTFOUND : 0;
       }
     }
@@ -279,7 +288,7 @@ int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
     int rc = lookup(s, ref, key, klen, &sl, &v, buf != NULL);
     if (rc == HZSHM__RETRY && (rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
     if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
-    size_t n = HZSHM__ELD(v.e->vlen);
+    size_t n = v.vlen; /* the checked length (seen_t) */
     if (rc == 0 && buf) {
       if (cap < n) rc = HZSHM_EBUFSIZE;
       else hzshm__shm_eread(buf, (const char *)(v.e + 1) + klen, n);
@@ -312,7 +321,7 @@ int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key
     int rc = lookup(s, ref, key, klen, &sl, &v, 0);
     if (rc == HZSHM__RETRY && (rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
     if (rc != 0 && rc != HZSHM_ENOTFOUND) return rc;
-    size_t n = HZSHM__ELD(v.e->vlen);
+    size_t n = v.vlen; /* the checked length (seen_t) */
     if (!seen_ok(&v)) {
       hzshm__shm_rs_exit(s, sl);
       if ((rc = torn(sl, attempt)) == HZSHM__RETRY) continue;
