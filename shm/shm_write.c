@@ -444,6 +444,12 @@ int hzshm__shm_w_rebuild(hzshm__shm_t *s) {
     /* Inconsistent: unlink everything, retire it all after a grace period. */
     memset(w->units, 0, s->nunits * sizeof *w->units);
     memset(w->cls, 0, sizeof w->cls);
+    /* A drop cut short that the loop above did not reach (it stopped at the
+     * corruption, or dir_relink did) was unlinked just now: a reader may
+     * stand on it, so it is retired, not freed (dir_reset frees gen-0
+     * records that are not retired, and retires the live ones). */
+    for (uint32_t i = 0; linked && i < s->dir_count; i++)
+      if (linked[i] == HZSHM__DIR_UNLINKED && !w->dirretired[i]) hzshm__shm_retire_dir(s, i);
     hzshm__shm_dir_reset(s);
     for (uint64_t b = 0; b <= s->bucket_mask; b++) publish_word(&s->buckets[b], 0);
     atomic_store_explicit(&s->hdr->entries, 0, memory_order_relaxed);

@@ -105,13 +105,14 @@ static hzshm__shm_t *killed_writer_then_reopen(const char *name, const hzshm__sh
     if (write(pfd[1], "r", 1) != 1) _exit(3);
     for (;;) pause();
   }
+  close(pfd[1]); /* a child that exits early (craft failed) ends the read */
+  pfd[1] = -1;
   char ch;
   CHECK(read(pfd[0], &ch, 1) == 1);
   kill(pid, SIGKILL);
   int status;
   CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
   close(pfd[0]);
-  close(pfd[1]);
   hzshm__shm_t *w;
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, c, 0, &w, &reused), 0);
@@ -184,6 +185,59 @@ static void test_rebuild_half_drop(void) {
   CHECK_RC(hzshm__shm_r_get(w, &b, "k", 1, buf, sizeof buf, &len), 0);
   CHECK(len == strlen(n[2]) && memcmp(buf, n[2], len) == 0);
   free(refs);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+/* Three sessions (slots 0, 1, 2), the first store of a keep=0 drop of slot
+ * 1, and slot 2's generation scribbled beyond next_sgen: the restart's
+ * directory loop (slot 2 first) finds the scribble and starts empty. */
+static int craft_half_drop_then_corrupt(hzshm__shm_t *cw, void *ctx) {
+  hzshm__sref_t *r = ctx;
+  for (int i = 0; i < 3; i++) {
+    char sid[8];
+    snprintf(sid, sizeof sid, "h%d", i);
+    if (hzshm__shm_w_session(cw, sid, strlen(sid), &r[i]) != 0 || r[i].idx != (uint32_t)i) return 10;
+  }
+  atomic_store_explicit(&cw->dir[1].gen, 0, memory_order_release);
+  atomic_store_explicit(&cw->dir[2].gen, atomic_load(&cw->hdr->next_sgen) + 100, memory_order_release);
+  return 0;
+}
+
+/* A restart that starts empty (the directory is corrupt) still treats a
+ * record that a drop cut short left linked as a reader may stand on it:
+ * it is retired, not freed at once (old code: dir_reset pushed it on the free
+ * list, and the next new session took it under a reader that had been
+ * walking the name chain through it). */
+static void test_rebuild_half_drop_corrupt(void) {
+  const char *name = t_name("halfdropbad");
+  hzshm__shm_config_t c = cfg(8);
+  hzshm__shm_t *w, *r;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  hzshm__shm_slot_t *sl = hzshm__shm_slot_get(r);
+  CHECK(sl != NULL);
+  hzshm__shm_rs_enter(r, sl); /* a reader inside a lookup all along */
+  hzshm__sref_t refs[3];
+  w = killed_writer_then_reopen(name, &c, craft_half_drop_then_corrupt, refs);
+  CHECK(atomic_load(&w->hdr->sessions) == 0); /* started empty */
+  /* while the reader is inside, no slot a reader could reach is reused */
+  for (uint32_t i = 0;; i++) {
+    char sid[32];
+    snprintf(sid, sizeof sid, "new-%u", i);
+    hzshm__sref_t nr;
+    int rc = hzshm__shm_w_session(w, sid, strlen(sid), &nr);
+    if (rc == HZSHM_ESEGFULL) break;
+    CHECK_RC(rc, 0);
+    if (nr.idx <= 2) fprintf(stderr, "slot %u reused under the reader\n", nr.idx);
+    CHECK(nr.idx > 2);
+  }
+  hzshm__shm_rs_exit(r, sl);
+  hzshm__sref_t nr;
+  CHECK_RC(hzshm__shm_w_session(w, "after", 5, &nr), 0); /* once it left, the slots come back */
+  CHECK(nr.idx <= 2);
+  hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
@@ -490,6 +544,7 @@ int main(int argc, char **argv) {
   (void)argv;
   RUN(test_dir_double_push);
   RUN(test_rebuild_half_drop);
+  RUN(test_rebuild_half_drop_corrupt);
   RUN(test_siphash_vectors);
   RUN(test_long_chain);
   RUN(test_keyed_collisions);
