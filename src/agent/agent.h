@@ -225,6 +225,12 @@ void hzshm__session_submit(session_t *s, parked_t *p);
 /* Session cleared (keep=1) or destroyed (keep=0) in the cluster: hide its
  * entries in the segment, cancel its reservations; keep=0 removes the listener. */
 void hzshm__session_purge(session_t *s, int keep);
+/* The map may have been destroyed somewhere (a clear-all, a DESTROYED event,
+ * a member sequence below our baseline): a destroy drops every listener
+ * registration of the map on the members, so ours is dropped here too and
+ * registered again (at once if operations are parked, else by the next
+ * operation), with fresh baselines. Entries and reservations are purged. */
+void hzshm__session_relisten(session_t *s);
 void hzshm__session_idle_check(agent_t *a);
 void hzshm__session_free_all(agent_t *a);
 void hzshm__session_busy(session_t *s, int delta);

@@ -36,6 +36,22 @@
  *   still listed holds its round until the invocation timeout, while the
  *   other members' answers are applied as they arrive.
  *
+ * Destroys (issue 11, hole 1). A member drops every listener registration of
+ * a map when the map is destroyed (docs/PROTOCOL-NOTES.md section 5), and
+ * publishes a DESTROYED event only if some client created a proxy of it
+ * (section 11; the agent creates none). What it always does first, on every
+ * member, is publish one clear-all (null key) to every registration of the
+ * map it is about to drop (Hazelcast's Invalidator.destroy precedes
+ * deregisterAllListeners). So a clear-all is treated as a possible destroy:
+ * the session is purged and its listener dropped and registered again with
+ * fresh baselines (hzshm__session_relisten); a genuine clear costs one
+ * re-registration. A registration renewed before another member ran its
+ * part of the destroy gets that member's clear-all too, and is renewed again.
+ * A member sequence below our baseline is a reset (the map's sequences
+ * restart at 1 after a destroy): an event marks the partition stale and its
+ * sequence is adopted; a reconciliation that finds one (we missed the
+ * clear-all) marks it stale and renews the listener as well.
+ *
  * Our own writes: an event whose source is our client UUID is the echo of a
  * write this agent already applied on its acknowledgement (requests.c), so it
  * does not delete the key (that would undo a fresh value); it still cancels a
@@ -105,7 +121,8 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
     return;
   }
   if (seq > last + 1) hzshm__inval_mark_stale(a, p); /* gap: some event never arrived */
-  if (seq > last) s->seq[p] = seq;
+  if (seq < last) hzshm__inval_mark_stale(a, p);     /* reset (see the top): adopt it */
+  if (seq != last) s->seq[p] = seq;
 }
 
 int hzshm__inval_cacheable(const session_t *s, uint32_t part) {
@@ -129,8 +146,8 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
   hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);
-  if (inv->key == NULL) { /* the whole map was cleared */
-    hzshm__session_purge(s, 1);
+  if (inv->key == NULL) { /* the whole map was cleared, or destroyed: see the top */
+    hzshm__session_relisten(s);
     return;
   }
   if (!inv->key_is_string) {
@@ -161,7 +178,7 @@ void hzshm__object_cb(hzc_client_t *hc, const char *service, const char *name, i
   session_t *s = hzshm__session_get(a, name, strlen(name), 0);
   if (s == NULL) return;
   hzshm__agent_count(a, HZSHM__AC_DESTROYS_SEEN, 1);
-  hzshm__session_purge(s, 0);
+  hzshm__session_relisten(s);
 }
 
 void hzshm__inval_all_stale(agent_t *a) {
@@ -205,6 +222,13 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   } else if (seq > last) {
     hzshm__inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
+  } else if (seq < last) {
+    /* A reset: the map was destroyed (sequences restart at 1) and we missed
+     * its clear-all, so our registration is probably gone too. */
+    hzshm__agent_log("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
+                     s->name, (long long)seq, (long long)last, (int)p);
+    hzshm__inval_mark_stale(a, p);
+    hzshm__session_relisten(s);
   }
 }
 

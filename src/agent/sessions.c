@@ -99,15 +99,10 @@ void hzshm__session_baselined(session_t *s) {
   run_parked(s, 0);
 }
 
-void hzshm__session_submit(session_t *s, parked_t *p) {
+/* Registers the session's listener (lsn NONE -> PENDING); its parked
+ * operations run once it is acknowledged and the baselines are known. */
+static void listen_start(session_t *s) {
   agent_t *a = s->a;
-  if (s->lsn == LSN_ACTIVE) {
-    hzshm__req_run(s, p);
-    return;
-  }
-  *s->parked_tail = p;
-  s->parked_tail = &p->next;
-  if (s->lsn == LSN_PENDING) return;
   if (s->seq == NULL) {
     s->seq = malloc(sizeof *s->seq * a->partitions);
     if (s->seq == NULL) {
@@ -127,6 +122,16 @@ void hzshm__session_submit(session_t *s, parked_t *p) {
     s->listener = NULL;
     run_parked(s, rc);
   }
+}
+
+void hzshm__session_submit(session_t *s, parked_t *p) {
+  if (s->lsn == LSN_ACTIVE) {
+    hzshm__req_run(s, p);
+    return;
+  }
+  *s->parked_tail = p;
+  s->parked_tail = &p->next;
+  if (s->lsn == LSN_NONE) listen_start(s);
 }
 
 static void listener_drop(session_t *s) {
@@ -155,6 +160,15 @@ void hzshm__session_purge(session_t *s, int keep) {
     listener_drop(s);
     if (was_pending) run_parked(s, HZSHM_ECANCELED);
   }
+}
+
+void hzshm__session_relisten(session_t *s) {
+  hzshm__session_purge(s, 1);
+  int was_pending = s->lsn == LSN_PENDING;
+  listener_drop(s);
+  /* Operations waiting for the dropped registration wait for a new one;
+   * otherwise the next operation registers it (nothing is cached meanwhile). */
+  if (was_pending && s->parked) listen_start(s);
 }
 
 typedef struct {
