@@ -58,6 +58,10 @@ typedef struct {
   uint32_t gid_set;        /* 1: the data file's group is `gid` (readers of that group attach) */
   uint32_t gid;
   uint64_t stale_after_ns; /* readers fail closed when the heartbeat is older; 0 = 2 s */
+  uint32_t open_state;     /* state w_open publishes with its first heartbeat: 0 = HZSHM_SHM_SERVING;
+                              a writer that must revalidate a reused segment first (the agent marks
+                              every partition stale) passes HZSHM_SHM_DISCONNECTED and publishes
+                              SERVING itself afterwards */
 } hzshm__shm_config_t;
 
 /* Writer: create the segment, or, if one exists with the same layout and no

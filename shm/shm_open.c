@@ -428,7 +428,7 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   uint64_t fsize;
   char path[HZSHM_SHM_PATH_MAX];
   int reuse = 0;
-  if (!out || !cfg) return HZSHM_EINVAL;
+  if (!out || !cfg || cfg->open_state > HZSHM_SHM_STOPPED) return HZSHM_EINVAL;
   *out = NULL;
   if (reused) *reused = 0;
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
@@ -521,7 +521,8 @@ opened:
     atomic_fetch_or_explicit(&s->hdr->flags, HZSHM__F_MEMBARRIER, memory_order_relaxed);
   else /* readers of a previous writer may still run fence-free: switch grace */
     hzshm__shm_mb_disable(s);
-  hzshm__shm_w_heartbeat(s, HZSHM_SHM_SERVING);
+  /* Not serving yet if the writer asked: it revalidates a reused segment before readers may hit it. */
+  hzshm__shm_w_heartbeat(s, (int)cfg->open_state);
   if (reused) *reused = reuse;
   *out = s;
   return 0;

@@ -179,6 +179,11 @@ struct agent {
   hzshm__hist_t hist[2];
 };
 
+#ifdef HZSHM_AGENT_TEST_SEAMS
+/* test_seams.c: only in the test-only build hzshm-agent-seams. */
+void hzshm__agent_test_after_open(void);
+#endif
+
 uint64_t hzshm__agent_now_ms(void);
 /* log.c: levels are syslog's (hzc's HZC_LOG_* too). hzshm__agent_log is info. */
 enum { HZSHM__LOG_ERR = 3, HZSHM__LOG_WARN = 4, HZSHM__LOG_INFO = 6, HZSHM__LOG_DEBUG = 7 };

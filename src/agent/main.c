@@ -11,7 +11,8 @@
  * fail), and every uv handle is closed before exit.
  * After a kill -9 the next agent reuses the segment (hzshm__shm_w_open says
  * so) and marks every partition stale before serving: nothing filled by the
- * previous agent is served again until refilled.
+ * previous agent is served again until refilled. The segment is opened "not
+ * serving" (open_state) so no reader hits before those marks.
  * SIGHUP is ignored: logs go to stderr (the journal under systemd), there is
  * nothing to reopen, and a closed terminal must not kill the cache.
  */
@@ -129,7 +130,8 @@ int main(int argc, char **argv) {
   hzshm__shm_config_t cfg = {.memory_bytes = a.o.memory, .partition_count = a.partitions,
                              .max_sessions = a.o.sessions, .reader_slots = a.o.readers,
                              .stale_after_ns = (uint64_t)a.o.stale_ms * 1000000u,
-                             .gid_set = a.o.allow_gid >= 0, .gid = a.o.allow_gid >= 0 ? (uint32_t)a.o.allow_gid : 0};
+                             .gid_set = a.o.allow_gid >= 0, .gid = a.o.allow_gid >= 0 ? (uint32_t)a.o.allow_gid : 0,
+                             .open_state = HZSHM_SHM_DISCONNECTED}; /* not serving before the stale marks */
   uint64_t min = hzshm__shm_min_memory(&cfg);
   if (a.o.memory < min) {
     fprintf(stderr, "hzshm-agent: --memory: %llu bytes is below the minimum of %llum for --sessions %u and --readers %u\n",
@@ -157,6 +159,9 @@ int main(int argc, char **argv) {
                       "raise --memory or lower --sessions/--readers",
                       (unsigned long long)(ss.memory_limit >> 10), (unsigned long long)(a.o.memory >> 10),
                       a.o.sessions, a.o.readers);
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  hzshm__agent_test_after_open(); /* test-only build: widens the window the marks below close */
+#endif
   if (reused) {
     hzshm__inval_all_stale(&a); /* revalidate: nothing of the previous agent is served */
     hzshm__agent_log("reused the segment of a previous agent: every partition marked stale");

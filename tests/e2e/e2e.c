@@ -156,7 +156,7 @@ static void spawn(e2e_agent_t *ag) {
                           "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit"};
     int n = 14;
     for (int i = 0; i < 4 && ag->extra_args[i]; i++) av[n++] = ag->extra_args[i];
-    execv(HZSHM_AGENT_BIN, (char *const *)av);
+    execv(ag->bin ? ag->bin : HZSHM_AGENT_BIN, (char *const *)av);
     _exit(127);
   }
   ag->pid = pid;

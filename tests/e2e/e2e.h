@@ -22,6 +22,7 @@ typedef struct {
   char extra_env[4][128]; /* "K=V" or empty */
   const char *extra_args[4]; /* more agent arguments, NULL-terminated */
   char log_path[160];     /* if set before the start: the agent's stderr is appended there */
+  const char *bin;           /* NULL = hzshm-agent; HZSHM_AGENT_SEAMS_BIN: the test-only variant */
 } e2e_agent_t;
 
 uint64_t e2e_now_us(void);
