@@ -98,6 +98,12 @@ typedef struct session {
 } session_t;
 
 /* ---- reservations (fill.c) ---- */
+/* A write of a key in flight, linked from its reservation (requests.c's write_t starts with it). */
+typedef struct wlink {
+  struct wlink *next;
+  struct resv *r;
+} wlink_t;
+
 typedef struct resv {
   hzshm__tnode_t node;      /* key = key bytes */
   session_t *s;
@@ -108,6 +114,11 @@ typedef struct resv {
   int fill_canceled;        /* an invalidation/clear/write arrived: do not cache the fill */
   int writes;               /* writes of this key in flight */
   int write_canceled;       /* a foreign invalidation arrived during a write */
+  uint32_t wseq;            /* writes of this key submitted (numbers them, see requests.c) */
+  int echoes;               /* acknowledged writes whose own invalidation (echo) is still expected */
+  int early;                /* own echoes that came while writes were in flight, none expected */
+  uint64_t echo_until_ms;   /* expected echoes not seen by then are forgotten */
+  wlink_t *wlist;           /* the writes in flight (writes of them); moved with the write state */
   int detached;             /* replaced in the table by a newer reservation */
   pending_t *waiters;
   uv_timer_t *delay;        /* test hook */
@@ -248,6 +259,12 @@ resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create);
 void hzshm__resv_maybe_free(resv_t *r);
 void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
 void hzshm__resv_cancel_all(session_t *s);
+/* Idle check: forgets expected echoes that never came (bounded wait), frees what is left unused. */
+void hzshm__resv_expire(session_t *s, uint64_t now_ms);
+/* An own invalidation (our client UUID) of r's key: 1 if it is the echo of a
+ * write this agent acknowledged and still expects (skipped), else 0: an
+ * unknown write (timed out, applied late) - applied like a foreign one. */
+int hzshm__resv_own_echo(resv_t *r);
 void hzshm__fill_flush_delayed(agent_t *a);
 /* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
 void hzshm__agent_uncacheable(agent_t *a, size_t bytes);

@@ -63,8 +63,33 @@ static void resv_detach(resv_t *r) {
   r->detached = 1;
 }
 
+/* Detaches r (its canceled remote get goes on for its waiters) and returns
+ * its successor in the table, which takes over the key's write state (writes
+ * in flight, their numbering, expected echoes), so that one reservation per
+ * key always holds all of it. NULL on allocation failure (r stays). */
+static resv_t *resv_replace(resv_t *r) {
+  session_t *s = r->s;
+  resv_detach(r);
+  resv_t *n = hzshm__resv_get(s, r->key, r->klen, 1);
+  if (n == NULL) {
+    if (hzshm__table_insert(&s->resv, &r->node) == 0) r->detached = 0;
+    return NULL;
+  }
+  n->writes = r->writes;
+  n->write_canceled = r->write_canceled;
+  n->wseq = r->wseq;
+  n->echoes = r->echoes;
+  n->early = r->early;
+  n->echo_until_ms = r->echo_until_ms;
+  n->wlist = r->wlist;
+  for (wlink_t *w = n->wlist; w; w = w->next) w->r = n;
+  r->writes = r->echoes = r->early = 0;
+  r->wlist = NULL;
+  return n;
+}
+
 void hzshm__resv_maybe_free(resv_t *r) {
-  if (r->fetching || r->writes > 0) return;
+  if (r->fetching || r->writes > 0 || r->echoes > 0) return;
   resv_detach(r);
   free(r->key);
   free(r);
@@ -74,10 +99,51 @@ static void cancel_one(hzshm__tnode_t *n, void *ud) {
   resv_t *r = (resv_t *)n;
   r->fill_canceled = 1;
   r->write_canceled = 1;
-  if (r->fetching) resv_detach(r);
+  /* Cleared or destroyed: echoes still to come are applied as foreign (a miss, never stale). */
+  r->echoes = 0;
+  r->early = 0;
+  /* A fetching one stays in the table: the next miss replaces it (fill_canceled). */
+  hzshm__resv_maybe_free(r);
 }
 
 void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_one, NULL); }
+
+/* Own-echo accounting (issue 11, hole 2). An invalidation with our client
+ * UUID is skipped only as the echo of a write we acknowledged: each
+ * acknowledged write that produces an event adds one expected echo
+ * (requests.c), each own event consumes one. An own event that nobody
+ * expects - the echo of a write that timed out (or failed otherwise) and was
+ * applied later, or an echo that beat its write's acknowledgement - is
+ * applied like a foreign invalidation: the key is deleted and a write in
+ * flight is not cached (early counts it, so that the acknowledgement adds no
+ * expectation for an echo already seen). Echoes come in the order the member
+ * applied the writes; attributing one to the wrong write only ever turns a
+ * skip into a delete. */
+int hzshm__resv_own_echo(resv_t *r) {
+  if (r->echoes > 0 && hzshm__agent_now_ms() <= r->echo_until_ms) {
+    r->echoes--;
+    return 1;
+  }
+  r->echoes = 0;
+  if (r->writes > 0) r->early++;
+  return 0;
+}
+
+typedef struct {
+  uint64_t now;
+} expire_t;
+
+static void expire_one(hzshm__tnode_t *n, void *ud) {
+  resv_t *r = (resv_t *)n;
+  if (r->echoes == 0 || ((expire_t *)ud)->now <= r->echo_until_ms) return;
+  r->echoes = 0; /* lost (a gap repairs what it carried), or still batched: then applied as foreign */
+  hzshm__resv_maybe_free(r);
+}
+
+void hzshm__resv_expire(session_t *s, uint64_t now_ms) {
+  expire_t x = {now_ms};
+  hzshm__table_each(&s->resv, expire_one, &x);
+}
 
 /* The result of a remote get, copied when its processing is delayed. */
 typedef struct {
@@ -223,8 +289,7 @@ void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, co
   if (r->fetching && r->fill_canceled) {
     /* The in-flight get may return a value older than the invalidation this
      * request may already have observed: start a new one. */
-    resv_detach(r);
-    r = hzshm__resv_get(s, key, klen, 1);
+    r = resv_replace(r);
     if (r == NULL) goto fail;
   }
   w->c = c;

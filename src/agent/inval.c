@@ -52,10 +52,12 @@
  * sequence is adopted; a reconciliation that finds one (we missed the
  * clear-all) marks it stale and renews the listener as well.
  *
- * Our own writes: an event whose source is our client UUID is the echo of a
- * write this agent already applied on its acknowledgement (requests.c), so it
- * does not delete the key (that would undo a fresh value); it still cancels a
- * concurrent fill and still advances the sequence.
+ * Our own writes: an event whose source is our client UUID and that is the
+ * expected echo of a write this agent acknowledged (and applied on that
+ * acknowledgement, requests.c) does not delete the key (that would undo a
+ * fresh value); it still cancels a concurrent fill and still advances the
+ * sequence. Any other own event (a write that timed out and was applied
+ * later) is applied like a foreign one (fill.c, hzshm__resv_own_echo).
  *
  * Single loop thread (agent.h): no atomics here.
  */
@@ -164,6 +166,8 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
     *ack = 0; /* an echo that beat the ack leaves no sample */
   }
   resv_t *r = hzshm__resv_get(s, inv->key, inv->klen, 0);
+  /* Skipped only as the expected echo of an acknowledged write (fill.c). */
+  if (own) own = r != NULL && hzshm__resv_own_echo(r);
   if (r) {
     r->fill_canceled = 1;
     if (!own) r->write_canceled = 1;

@@ -5,9 +5,17 @@
  * acknowledgement is the segment changed, and only then is the caller answered.
  * A write's segment update is skipped (the key is dropped instead) when a
  * foreign invalidation for the key arrived while the write was in flight, or
- * when another write of the same key from this host is still in flight: in
- * both cases the order of the cluster's updates is not known here, and a
- * dropped key is a miss, never a stale hit.
+ * when another write of the same key from this host is still in flight, or
+ * when a later-submitted write of the key was acknowledged first (writes are
+ * numbered at submit: an acknowledgement arriving after a later write's never
+ * wins, whatever order the member applied them in): in all cases the order
+ * of the cluster's updates is not known here, and a dropped key is a miss,
+ * never a stale hit. The entry's stamp is taken at submit, so a partition
+ * marked stale while the write was in flight turns it into a miss.
+ *
+ * A write that fails (timeout, connection lost) has an unknown outcome: it
+ * may still be applied later. It adds no expected echo, so its invalidation,
+ * whenever it comes, is applied like a foreign one (fill.c).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,32 +90,61 @@ void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_
 /* ---- writes ---- */
 
 typedef struct {
+  wlink_t link;   /* first: link.r is the key's reservation (NULL for destroy); fill.c may move it */
   session_t *s;
   parked_t *p;
-  resv_t *r; /* NULL for destroy */
+  uint64_t stamp; /* hzshm__shm_w_stamp at submit */
+  uint32_t wseq;  /* this write's number among the key's submitted writes */
 } write_t;
+
+/* How long an acknowledged write's echo is expected (fill.c,
+ * hzshm__resv_own_echo): echoes normally follow within milliseconds, member
+ * batching delays them up to its flush period (10 s by default). */
+#define HZSHM__ECHO_WAIT_MS 30000u
 
 static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
   write_t *w = ud;
   session_t *s = w->s;
   agent_t *a = s->a;
   parked_t *p = w->p;
-  resv_t *r = w->r;
+  resv_t *r = w->link.r;
   int status = res->status;
   if (p->op == HZSHM__OP_DESTROY) {
     if (status == 0) hzshm__session_purge(s, 0);
   } else {
     r->writes--;
+    for (wlink_t **pp = &r->wlist; *pp; pp = &(*pp)->next)
+      if (*pp == &w->link) {
+        *pp = w->link.next;
+        break;
+      }
     /* Whatever this write did, a fill that started before it may hold the old value. */
     r->fill_canceled = 1;
-    int cache = status == 0 && !r->write_canceled && r->writes == 0 && s->lsn == LSN_ACTIVE && !a->stopping;
-    if (r->writes == 0) r->write_canceled = 0;
+    /* Its echo is expected only if the member acknowledged a change (a delete
+     * of an absent key sends no event) and it did not already come (early). */
+    if (status == 0 && (p->op == HZSHM__OP_SET || res->boolean)) {
+      if (r->early > 0) {
+        r->early--;
+      } else {
+        r->echoes++;
+        r->echo_until_ms = hzshm__agent_now_ms() + HZSHM__ECHO_WAIT_MS;
+      }
+    }
+    /* Cached only when it is the key's last submitted write: an earlier
+     * write's acknowledgement that arrives after a later one's never wins. */
+    int cache = status == 0 && !r->write_canceled && r->writes == 0 && w->wseq == r->wseq && s->lsn == LSN_ACTIVE &&
+                !a->stopping;
+    if (r->writes == 0) {
+      r->write_canceled = 0;
+      r->early = 0;
+    }
     if (!a->stopping && hzshm__session_ref(s) == 0) {
       int rc = HZSHM_ENOTFOUND;
       uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
       /* No baseline, or no connection to the owner with our listener: a later change could go unseen. */
       if (cache && hzshm__inval_cacheable(s, part)) {
-        uint64_t stamp = hzshm__shm_w_stamp(a->shm);
+        /* Stamped at submit: a partition marked stale while the write was in flight makes it a miss. */
+        uint64_t stamp = w->stamp;
         uint32_t ttl = hzshm__agent_local_ttl(a, p->ttl_ms);
         if (p->op == HZSHM__OP_SET)
           rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl, 0);
@@ -144,9 +181,14 @@ void hzshm__req_run(session_t *s, parked_t *p) {
   w->s = s;
   w->p = p;
   if (p->op != HZSHM__OP_DESTROY) {
-    w->r = hzshm__resv_get(s, p->key, p->klen, 1);
-    if (w->r == NULL) goto fail;
-    w->r->writes++;
+    resv_t *r = hzshm__resv_get(s, p->key, p->klen, 1);
+    if (r == NULL) goto fail;
+    w->link.r = r;
+    r->writes++;
+    w->link.next = r->wlist;
+    r->wlist = &w->link;
+    w->wseq = ++r->wseq;
+    w->stamp = hzshm__shm_w_stamp(a->shm);
   }
   hzshm__session_busy(s, +1);
   switch (p->op) {
@@ -162,9 +204,11 @@ void hzshm__req_run(session_t *s, parked_t *p) {
   }
   if (rc == 0) return;
   hzshm__session_busy(s, -1);
-  if (w->r) {
-    w->r->writes--;
-    hzshm__resv_maybe_free(w->r);
+  if (w->link.r) {
+    resv_t *r = w->link.r;
+    r->writes--;
+    r->wlist = w->link.next; /* it was linked first */
+    hzshm__resv_maybe_free(r);
   }
 fail:
   free(w);

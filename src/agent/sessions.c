@@ -186,6 +186,7 @@ static void session_free(session_t *s) {
 static void idle_one(hzshm__tnode_t *n, void *ud) {
   idle_ctx_t *x = ud;
   session_t *s = (session_t *)n;
+  hzshm__resv_expire(s, x->now);
   if (s->busy > 0 || s->parked || s->resv.n > 0) return;
   if (x->now - s->last_use_ms < x->a->o.idle_ms) return;
   if (s->has_ref && hzshm__shm_w_session_entries(x->a->shm, &s->ref) > 0) return;

@@ -119,6 +119,9 @@ public final class HzPeer {
             case "evict": need(a, 3, "evict MAP KEY"); return "ok " + map(a[1]).evict(key(a[2]));
             case "evictall": need(a, 2, "evictall MAP"); map(a[1]).evictAll(); return "ok";
             case "clear": need(a, 2, "clear MAP"); map(a[1]).clear(); return "ok";
+            // IMap.lock/unlock: owned by the serve loop's one thread, so an unlock later in the loop works.
+            case "lock": need(a, 3, "lock MAP KEY"); map(a[1]).lock(key(a[2])); return "ok";
+            case "unlock": need(a, 3, "unlock MAP KEY"); map(a[1]).unlock(key(a[2])); return "ok";
             case "destroy": need(a, 2, "destroy MAP"); map(a[1]).destroy(); return "ok";
             case "size": need(a, 2, "size MAP"); return "ok " + map(a[1]).size();
             case "containsKey": need(a, 3, "containsKey MAP KEY"); return "ok " + map(a[1]).containsKey(key(a[2]));
