@@ -6,10 +6,12 @@
  * --stale-ms (agent dead or hung) or the state is not SERVING.
  *
  * State: SERVING while connected to the cluster. After losing it, readers
- * keep serving for at most --stale-ms (a member restart is often bridged by a
- * quick reconnect), then the state is DISCONNECTED and hits stop. So a change
- * made while we were cut off is served for at most --stale-ms after the
- * loss was noticed. Local requests that need the cluster are refused with
+ * keep serving until --stale-ms after the last bytes heard from any member
+ * (a member restart is often bridged by a quick reconnect), then the state is
+ * DISCONNECTED and hits stop. A silent member is noticed by the client's
+ * Ping (every connection idle for --stale-ms/4) and its connection closed
+ * after 3/4 of the bound without inbound bytes (main.c), so a change made
+ * while we were cut off is served for at most --stale-ms after it was made. Local requests that need the cluster are refused with
  * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id)
  * every partition is marked stale: entries filled before are misses. A member
  * connection lost does the same (events from that member may have been lost
@@ -180,7 +182,11 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
       hzshm__agent_log("connected to cluster %s", a->o.cluster);
       break;
     case HZC_EV_DISCONNECTED:
-      if (a->cluster_state == 1) a->lost_since_ms = hzshm__agent_now_ms();
+      /* From the last bytes heard: a silent member was trusted for its whole silence already. */
+      if (a->cluster_state == 1) {
+        uint64_t now = hzshm__agent_now_ms(), quiet = hzc_silence_ms(c);
+        a->lost_since_ms = now - (quiet < now ? quiet : 0);
+      }
       a->cluster_state = 2;
       hzshm__agent_log("lost the cluster; failing closed after %u ms", a->o.stale_ms);
       break;

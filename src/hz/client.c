@@ -210,6 +210,11 @@ hzc_uuid_t hzc_cluster_id(const hzc_client_t *c) { return c->cluster_id; }
 uint32_t hzc_partition_count(const hzc_client_t *c) { return c->connected || c->ever_connected ? c->partition_count : 0; }
 int hzc_connected(const hzc_client_t *c) { return c->connected; }
 
+uint64_t hzc_silence_ms(const hzc_client_t *c) {
+  uint64_t now = uv_now(c->loop);
+  return c->last_heard && now > c->last_heard ? now - c->last_heard : 0;
+}
+
 uint32_t hzc_key_partition(const hzc_client_t *c, const void *key, size_t klen) {
   if (!c->partition_count || (!key && klen)) return 0;
   return hzshm__partition_of(hzshm__string_hash(key ? key : "", klen), c->partition_count);

@@ -122,7 +122,7 @@ static void hzshm__conn_on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *b
     hzshm__conn_close(k, nread == UV_EOF ? HZSHM_ECLOSED : (int)nread, nread == UV_EOF ? "closed by member" : "read failed");
     return;
   }
-  k->last_read = uv_now(k->cl->loop);
+  k->last_read = k->cl->last_heard = uv_now(k->cl->loop);
   int rc = hzshm__fdec_feed(&k->dec, buf->base, (size_t)nread, hzshm__conn_on_msg, k);
   if (rc == HZSHM_EPROTO) hzshm__conn_close(k, rc, "malformed frame stream from member");
   else if (rc && rc != HZSHM_ECLOSED) hzshm__conn_close(k, rc, "decoder failed");

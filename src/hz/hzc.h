@@ -103,6 +103,10 @@ uint32_t hzc_partition_count(const hzc_client_t *c); /* 0 before connected */
 /* Partition of a String key (UTF-8 bytes), as the member computes it. */
 uint32_t hzc_key_partition(const hzc_client_t *c, const void *key, size_t klen);
 int hzc_connected(const hzc_client_t *c);            /* 1 if at least one member connection */
+/* Milliseconds since bytes were last read from any member (0 before the
+ * first). A connection silent for heartbeat_timeout_ms is closed; a user that
+ * bounds how long it trusts the cluster's silence measures from this. */
+uint64_t hzc_silence_ms(const hzc_client_t *c);
 
 /* ---- results ---- */
 
