@@ -89,6 +89,9 @@ typedef struct session {
   hzc_listener_t *listener;
   int64_t *seq;             /* per partition last invalidation sequence under a->puuid[p], -1 unknown */
   uint32_t lgen;            /* listener registration generation (initial baseline fetch matches it) */
+  uint64_t seq_changes;     /* bumped whenever seq[] changes (inval.c: reset detection) */
+  uint64_t round_changes;   /* seq_changes when the periodic round round_id collected the session */
+  uint32_t round_id;
   uint64_t baseline_since;  /* initial baseline fetch waiting for a member list since (ms), 0 = not */
   hzshm__table_t resv;      /* key -> resv_t */
   parked_t *parked, **parked_tail;
@@ -118,6 +121,8 @@ typedef struct resv {
   int echoes;               /* acknowledged writes whose own invalidation (echo) is still expected */
   int early;                /* own echoes that came while writes were in flight, none expected */
   uint64_t echo_until_ms;   /* expected echoes not seen by then are forgotten */
+  int unknown;              /* failed writes (timed out...) that the member may still apply */
+  uint64_t unknown_until_ms;/* by then a parked write has run or been given up by the member */
   wlink_t *wlist;           /* the writes in flight (writes of them); moved with the write state */
   int detached;             /* replaced in the table by a newer reservation */
   pending_t *waiters;
@@ -144,6 +149,7 @@ struct agent {
   uint64_t lost_since_ms;
   int stopping;
   int reconciling;          /* reconciliation rounds in flight */
+  uint32_t round_ids;       /* numbers the periodic rounds */
   int recon_again;          /* a reconciliation was asked for while rounds were in flight */
   int baselines_forgotten;  /* cluster changed: the next complete round sets unreported baselines to 0 */
   int baseline_waiting;     /* some session's initial baseline fetch is to be retried */

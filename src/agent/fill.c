@@ -81,15 +81,17 @@ static resv_t *resv_replace(resv_t *r) {
   n->echoes = r->echoes;
   n->early = r->early;
   n->echo_until_ms = r->echo_until_ms;
+  n->unknown = r->unknown;
+  n->unknown_until_ms = r->unknown_until_ms;
   n->wlist = r->wlist;
   for (wlink_t *w = n->wlist; w; w = w->next) w->r = n;
-  r->writes = r->echoes = r->early = 0;
+  r->writes = r->echoes = r->early = r->unknown = 0;
   r->wlist = NULL;
   return n;
 }
 
 void hzshm__resv_maybe_free(resv_t *r) {
-  if (r->fetching || r->writes > 0 || r->echoes > 0) return;
+  if (r->fetching || r->writes > 0 || r->echoes > 0 || r->unknown > 0) return;
   resv_detach(r);
   free(r->key);
   free(r);
@@ -109,23 +111,29 @@ static void cancel_one(hzshm__tnode_t *n, void *ud) {
 void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_one, NULL); }
 
 /* Own-echo accounting (issue 11, hole 2). An invalidation with our client
- * UUID is skipped only as the echo of a write we acknowledged: each
- * acknowledged write that produces an event adds one expected echo
- * (requests.c), each own event consumes one. An own event that nobody
- * expects - the echo of a write that timed out (or failed otherwise) and was
- * applied later, or an echo that beat its write's acknowledgement - is
- * applied like a foreign invalidation: the key is deleted and a write in
- * flight is not cached (early counts it, so that the acknowledgement adds no
- * expectation for an echo already seen). Echoes come in the order the member
- * applied the writes; attributing one to the wrong write only ever turns a
- * skip into a delete. */
+ * UUID is skipped only as the echo of a write we acknowledged or still wait
+ * for: each acknowledged write that produces an event adds one expected echo
+ * (requests.c), each own event consumes one. An own event that comes while
+ * writes of the key are in flight and no failed write of it is unresolved is
+ * one of theirs (it beat its acknowledgement): early counts it, so that the
+ * acknowledgement adds no expectation. Any other own event - in particular
+ * the echo of a write that timed out (or failed otherwise) and was applied
+ * later (unknown) - is applied like a foreign invalidation: the key is
+ * deleted and a write in flight is not cached. Echoes come in the order the
+ * member applied the writes; attributing one to the wrong write only ever
+ * turns a skip into a delete. */
 int hzshm__resv_own_echo(resv_t *r) {
-  if (r->echoes > 0 && hzshm__agent_now_ms() <= r->echo_until_ms) {
+  uint64_t now = hzshm__agent_now_ms();
+  if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
+  if (r->echoes > 0 && now <= r->echo_until_ms) {
     r->echoes--;
     return 1;
   }
   r->echoes = 0;
-  if (r->writes > 0) r->early++;
+  if (r->writes > 0 && r->unknown == 0) {
+    r->early++;
+    return 1;
+  }
   return 0;
 }
 
@@ -135,8 +143,9 @@ typedef struct {
 
 static void expire_one(hzshm__tnode_t *n, void *ud) {
   resv_t *r = (resv_t *)n;
-  if (r->echoes == 0 || ((expire_t *)ud)->now <= r->echo_until_ms) return;
-  r->echoes = 0; /* lost (a gap repairs what it carried), or still batched: then applied as foreign */
+  uint64_t now = ((expire_t *)ud)->now;
+  if (r->echoes > 0 && now > r->echo_until_ms) r->echoes = 0; /* lost (a gap repairs it), or late: then foreign */
+  if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
   hzshm__resv_maybe_free(r);
 }
 

@@ -48,9 +48,11 @@
  * re-registration. A registration renewed before another member ran its
  * part of the destroy gets that member's clear-all too, and is renewed again.
  * A member sequence below our baseline is a reset (the map's sequences
- * restart at 1 after a destroy): an event marks the partition stale and its
- * sequence is adopted; a reconciliation that finds one (we missed the
- * clear-all) marks it stale and renews the listener as well.
+ * restart at 1 after a destroy): the partition is marked stale and the
+ * sequence adopted. A reconciliation that finds one while nothing changed
+ * the session's baselines since the round was sent (s->seq_changes; else our
+ * events may simply have overtaken the answer) renews the listener as well:
+ * we missed the destroy's clear-all.
  *
  * Our own writes: an event whose source is our client UUID and that is the
  * expected echo of a write this agent acknowledged (and applied on that
@@ -86,7 +88,10 @@ typedef struct {
 static void restart_seq(hzshm__tnode_t *n, void *ud) {
   restart_t *x = ud;
   session_t *s = (session_t *)n;
-  if (s->seq && s->seq[x->p] >= 0) s->seq[x->p] = 0;
+  if (s->seq && s->seq[x->p] >= 0) {
+    s->seq[x->p] = 0;
+    s->seq_changes++;
+  }
 }
 
 static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
@@ -113,6 +118,7 @@ static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
 static void adopt(agent_t *a, session_t *s, int32_t p, int64_t seq) {
   if (s->lsn == LSN_ACTIVE) hzshm__inval_mark_stale(a, p);
   s->seq[p] = seq;
+  s->seq_changes++;
 }
 
 static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
@@ -125,6 +131,7 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
   if (seq > last + 1) hzshm__inval_mark_stale(a, p); /* gap: some event never arrived */
   if (seq < last) hzshm__inval_mark_stale(a, p);     /* reset (see the top): adopt it */
   if (seq != last) s->seq[p] = seq;
+  s->seq_changes++;
 }
 
 int hzshm__inval_cacheable(const session_t *s, uint32_t part) {
@@ -198,6 +205,7 @@ typedef struct {
   agent_t *a;
   int init;      /* 1: the initial baseline fetch of one session (names[0]) */
   uint32_t gen;  /* init: the session's listener generation it is for */
+  uint32_t round; /* periodic: its number (session_t.round_id) */
   char **names;
   size_t n;
 } recon_t;
@@ -216,23 +224,35 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   if (x->init) {
     /* Nothing of the session is cached yet: set, do not repair. An event
      * that arrived since the registration may already be ahead. */
-    if (s->lsn == LSN_PENDING && s->lgen == x->gen && seq > s->seq[p]) s->seq[p] = seq;
+    if (s->lsn == LSN_PENDING && s->lgen == x->gen && seq > s->seq[p]) {
+      s->seq[p] = seq;
+      s->seq_changes++;
+    }
     return;
   }
   if (s->lsn != LSN_ACTIVE) return;
   int64_t last = s->seq[p];
+  /* Nothing changed our baselines since this round collected the session:
+   * no event or other answer can explain a member sequence below ours. */
+  int quiet = s->round_id == x->round && s->seq_changes == s->round_changes;
   if (last < 0) {
     adopt(a, s, p, seq);
   } else if (seq > last) {
     hzshm__inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
+    s->seq_changes++;
   } else if (seq < last) {
-    /* A reset: the map was destroyed (sequences restart at 1) and we missed
-     * its clear-all, so our registration is probably gone too. */
-    hzshm__agent_log("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
-                     s->name, (long long)seq, (long long)last, (int)p);
+    /* A reset (the map's sequences restart at 1 after a destroy): stale, adopted. */
     hzshm__inval_mark_stale(a, p);
-    hzshm__session_relisten(s);
+    s->seq[p] = seq;
+    s->seq_changes++;
+    if (quiet) {
+      /* Not an answer overtaken by our events: the clear-all of a destroy
+       * was missed, so our registration is probably gone too. */
+      hzshm__agent_log("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
+                       s->name, (long long)seq, (long long)last, (int)p);
+      hzshm__session_relisten(s);
+    }
   }
 }
 
@@ -288,7 +308,10 @@ static void collect(hzshm__tnode_t *n, void *ud) {
   session_t *s = (session_t *)n;
   if (s->lsn != LSN_ACTIVE || c->x->n >= c->cap) return;
   c->x->names[c->x->n] = strdup(s->name);
-  if (c->x->names[c->x->n]) c->x->n++;
+  if (c->x->names[c->x->n] == NULL) return;
+  c->x->n++;
+  s->round_id = c->x->round;
+  s->round_changes = s->seq_changes;
 }
 
 void hzshm__inval_reconcile(agent_t *a) {
@@ -310,6 +333,7 @@ void hzshm__inval_reconcile(agent_t *a) {
     free(x);
     return;
   }
+  x->round = ++a->round_ids;
   collect_t c = {x, cap};
   hzshm__table_each(&a->sessions, collect, &c);
   a->reconciling++;
@@ -382,6 +406,7 @@ static void forget_one(hzshm__tnode_t *n, void *ud) {
   agent_t *a = ud;
   if (s->seq)
     for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+  s->seq_changes++;
 }
 
 void hzshm__inval_forget(agent_t *a) {

@@ -101,6 +101,11 @@ typedef struct {
  * hzshm__resv_own_echo): echoes normally follow within milliseconds, member
  * batching delays them up to its flush period (10 s by default). */
 #define HZSHM__ECHO_WAIT_MS 30000u
+/* How long a failed write of a key may still be applied by the member: a
+ * parked operation (key locked) runs or is given up within the member's
+ * operation call timeout (hazelcast.operation.call.timeout.millis, 60 s by
+ * default); twice that, for safety. */
+#define HZSHM__UNKNOWN_WAIT_MS 120000u
 
 static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
   write_t *w = ud;
@@ -121,14 +126,19 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
     /* Whatever this write did, a fill that started before it may hold the old value. */
     r->fill_canceled = 1;
     /* Its echo is expected only if the member acknowledged a change (a delete
-     * of an absent key sends no event) and it did not already come (early). */
-    if (status == 0 && (p->op == HZSHM__OP_SET || res->boolean)) {
+     * of an absent key sends no event; -1: the member did not say) and it did
+     * not already come (early). */
+    if (status == 0 && (p->op == HZSHM__OP_SET || res->boolean == 1)) {
       if (r->early > 0) {
         r->early--;
       } else {
         r->echoes++;
         r->echo_until_ms = hzshm__agent_now_ms() + HZSHM__ECHO_WAIT_MS;
       }
+    } else if (status != 0) {
+      /* Outcome unknown: the member may still apply it (a parked operation). */
+      r->unknown++;
+      r->unknown_until_ms = hzshm__agent_now_ms() + HZSHM__UNKNOWN_WAIT_MS;
     }
     /* Cached only when it is the key's last submitted write: an earlier
      * write's acknowledgement that arrives after a later one's never wins. */

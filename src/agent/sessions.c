@@ -111,6 +111,7 @@ static void listen_start(session_t *s) {
     }
   }
   for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+  s->seq_changes++;
   s->lsn = LSN_PENDING;
   s->lgen++;
   s->baseline_since = 0;
