@@ -180,6 +180,9 @@ typedef struct {
 static void session_free(session_t *s) {
   free(s->seq);
   free(s->name);
+  /* Only reservations that merely remember echoes or failed writes are left
+   * (nothing is in flight: idle, or the client closed and completed all). */
+  hzshm__resv_expire(s, UINT64_MAX);
   hzshm__table_free(&s->resv);
   free(s);
 }
