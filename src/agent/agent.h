@@ -199,6 +199,7 @@ struct agent {
 #ifdef HZSHM_AGENT_TEST_SEAMS
 /* test_seams.c: only in the test-only build hzshm-agent-seams. */
 void hzshm__agent_test_after_open(void);
+int hzshm__agent_test_drop_clear(void);
 #endif
 
 uint64_t hzshm__agent_now_ms(void);

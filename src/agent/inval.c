@@ -152,6 +152,9 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
                      (long long)inv->sequence);
     return;
   }
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  if (inv->key == NULL && hzshm__agent_test_drop_clear()) return; /* test-only build: as if lost */
+#endif
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
   hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);
