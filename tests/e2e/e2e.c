@@ -311,6 +311,12 @@ int e2e_all_watched(void *h) {
   return st.cluster_state == 1 && st.unwatched_partitions == 0;
 }
 
+void e2e_open_watched(const char *name, const char *sid, hzshm_t **h, hzshm_session_t **s) {
+  CHECK_RC(hzshm_open(name, NULL, h), 0);
+  CHECK(e2e_wait(e2e_all_watched, *h, 30000) >= 0);
+  CHECK_RC(hzshm_session_open(*h, sid, strlen(sid), s), 0);
+}
+
 int e2e_is_hit(void *hit) {
   e2e_hit_t *x = hit;
   uint64_t h0 = e2e_stats(x->h).hits;

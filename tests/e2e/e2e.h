@@ -72,6 +72,10 @@ int e2e_serves(hzshm_session_t *s, const char *key, const char *want);
  * elapsed microseconds, or -1 on timeout. */
 int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, uint32_t timeout_ms);
 
+/* Opens cache `name` (the agent runs), waits (30 s) until every partition
+ * is watched (e2e_all_watched) and opens session sid on it. */
+void e2e_open_watched(const char *name, const char *sid, hzshm_t **h, hzshm_session_t **s);
+
 /* Stat figure helper. */
 hzshm_stats_t e2e_stats(hzshm_t *h);
 /* e2e_wait predicate (ud = hzshm_t *): the agent is connected and every

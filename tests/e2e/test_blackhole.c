@@ -127,9 +127,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
   hzshm_t *h;
   hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+  e2e_open_watched(name, sid, &h, &s);
   CHECK_RC(hzshm_set(s, "k", 1, "v1", 2), 0);
   e2e_hit_t hit = {h, s, "k", "v1"};
   CHECK(e2e_wait(e2e_is_hit, &hit, 5000) >= 0);

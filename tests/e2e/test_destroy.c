@@ -107,12 +107,8 @@ int main(int argc, char **argv) {
   e2e_agent_start(&A, na, argv[1]);
   e2e_agent_start(&B, nb, argv[1]);
   CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
-  CHECK_RC(hzshm_open(na, NULL, &h[0]), 0);
-  CHECK_RC(hzshm_open(nb, NULL, &h[1]), 0);
-  CHECK(e2e_wait(e2e_all_watched, h[0], 30000) >= 0);
-  CHECK(e2e_wait(e2e_all_watched, h[1], 30000) >= 0);
-  CHECK_RC(hzshm_session_open(h[0], sid, strlen(sid), &s[0]), 0);
-  CHECK_RC(hzshm_session_open(h[1], sid, strlen(sid), &s[1]), 0);
+  e2e_open_watched(na, sid, &h[0], &s[0]);
+  e2e_open_watched(nb, sid, &h[1], &s[1]);
 
   uint64_t lag[3 * 3 + ROUNDS * 3];
   size_t nlag = 0;

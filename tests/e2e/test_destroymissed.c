@@ -36,12 +36,8 @@ int main(int argc, char **argv) {
   e2e_agent_start(&B, nb, argv[1]);
   hzshm_t *ha;
   hzshm_session_t *sa, *sb;
-  CHECK_RC(hzshm_open(na, NULL, &ha), 0);
-  CHECK_RC(hzshm_open(nb, NULL, &hb), 0);
-  CHECK(e2e_wait(e2e_all_watched, ha, 30000) >= 0);
-  CHECK(e2e_wait(e2e_all_watched, hb, 30000) >= 0);
-  CHECK_RC(hzshm_session_open(ha, sid, strlen(sid), &sa), 0);
-  CHECK_RC(hzshm_session_open(hb, sid, strlen(sid), &sb), 0);
+  e2e_open_watched(na, sid, &ha, &sa);
+  e2e_open_watched(nb, sid, &hb, &sb);
 
   for (int i = 0; i < 30; i++) {
     snprintf(v, sizeof v, "pre-%d", i);

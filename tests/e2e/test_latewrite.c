@@ -44,12 +44,8 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
   hzshm_t *ha, *hb;
   hzshm_session_t *sa, *sb;
-  CHECK_RC(hzshm_open(na, NULL, &ha), 0);
-  CHECK_RC(hzshm_open(nb, NULL, &hb), 0);
-  CHECK(e2e_wait(e2e_all_watched, ha, 30000) >= 0);
-  CHECK(e2e_wait(e2e_all_watched, hb, 30000) >= 0);
-  CHECK_RC(hzshm_session_open(ha, sid, strlen(sid), &sa), 0);
-  CHECK_RC(hzshm_session_open(hb, sid, strlen(sid), &sb), 0);
+  e2e_open_watched(na, sid, &ha, &sa);
+  e2e_open_watched(nb, sid, &hb, &sb);
 
   /* An acknowledged write: its echo is skipped, the value stays cached on A. */
   CHECK_RC(hzshm_set(sa, "k", 1, "v1", 2), 0);
