@@ -183,6 +183,7 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
     if (!own) r->write_canceled = 1;
   }
   if (!own && s->has_ref) hzshm__shm_w_del(a->shm, &s->ref, inv->key, inv->klen);
+  if (r) hzshm__resv_maybe_free(r); /* it may have held only the echo just consumed */
 }
 
 void hzshm__object_cb(hzc_client_t *hc, const char *service, const char *name, int destroyed,
