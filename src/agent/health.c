@@ -9,9 +9,11 @@
  * keep serving until --stale-ms after the last bytes heard from any member
  * (a member restart is often bridged by a quick reconnect), then the state is
  * DISCONNECTED and hits stop. A silent member is noticed by the client's
- * Ping (every connection idle for --stale-ms/4) and its connection closed
- * after 3/4 of the bound without inbound bytes (main.c), so a change made
- * while we were cut off is served for at most --stale-ms after it was made. Local requests that need the cluster are refused with
+ * Ping (every connection idle for --stale-ms/4): after 3/4 of the bound
+ * without inbound bytes its partitions are unwatched (hzc_partition_watch 0:
+ * marked stale, nothing cached) until it talks again (main.c), so a change
+ * made while it was cut off is served for at most --stale-ms after it was
+ * made; the connection is closed after 5 s. Local requests that need the cluster are refused with
  * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id)
  * every partition is marked stale: entries filled before are misses. A member
  * connection lost does the same (events from that member may have been lost

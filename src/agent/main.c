@@ -172,14 +172,16 @@ int main(int argc, char **argv) {
   }
 
   /* Silent member loss within --stale-ms (issue 11, hole 4): a Ping on every
-   * connection idle for a quarter of the bound, and a connection that read
-   * nothing for three quarters of it is closed (health.c counts the bound from
-   * the last bytes heard). */
+   * connection idle for a quarter of the bound, and the partitions of a
+   * connection that read nothing for three quarters of it are unwatched
+   * (marked stale, not cached: health.c) until it talks again; the connection
+   * is closed only after 5 s, so a member's pause does not fail operations. */
   uint32_t ping_ms = a.o.stale_ms / 4 > 50 ? a.o.stale_ms / 4 : 50;
   uint32_t silent_ms = a.o.stale_ms / 4 * 3 > 2 * ping_ms ? a.o.stale_ms / 4 * 3 : 2 * ping_ms;
   hzc_config_t hc = {.cluster_name = a.o.cluster, .addrs = a.o.addrs, .naddrs = a.o.naddrs, .smart = 1,
                      .invocation_timeout_ms = a.o.invocation_timeout_ms, .heartbeat_interval_ms = ping_ms,
-                     .heartbeat_timeout_ms = silent_ms, .client_name = "hzshm-agent"};
+                     .heartbeat_timeout_ms = silent_ms > 5000 ? silent_ms : 5000, .watch_silence_ms = silent_ms,
+                     .client_name = "hzshm-agent"};
   if ((err = hzc_client_new(a.loop, &hc, &a.hz)) != 0) {
     hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot create the Hazelcast client: %s", hzshm_strerror(err));
     goto out;

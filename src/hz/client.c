@@ -130,6 +130,7 @@ int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out)
   c->invocation_timeout_ms = cfg->invocation_timeout_ms ? cfg->invocation_timeout_ms : 120000;
   c->heartbeat_interval_ms = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 5000;
   c->heartbeat_timeout_ms = cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 60000;
+  c->watch_silence_ms = cfg->watch_silence_ms;
   c->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms : 5000;
   c->reconnect_max_backoff_ms = cfg->reconnect_max_backoff_ms ? cfg->reconnect_max_backoff_ms : 2000;
   c->members_version = -1;
@@ -253,6 +254,7 @@ int hzc_partition_watch(const hzc_client_t *c, uint32_t p) {
       if (x->state == HZSHM__CONN_READY) k = x;
   }
   if (!k || k->state != HZSHM__CONN_READY || k->relisten_pending > 0) return 0;
+  if (c->watch_silence_ms && uv_now(c->loop) - k->last_read >= c->watch_silence_ms) return 0;
   return k->id;
 }
 

@@ -45,6 +45,8 @@ typedef struct {
   uint32_t connect_timeout_ms;   /* 0 = 5000 */
   uint32_t reconnect_max_backoff_ms; /* 0 = 2000 */
   const char *client_name;       /* NULL = "hzshm" */
+  uint32_t watch_silence_ms;     /* 0 = off; else hzc_partition_watch reports 0 for the partitions of a
+                                    connection that read nothing for this long (see there) */
 } hzc_config_t;
 
 /* Cluster-level events for the user of the library. */
@@ -226,7 +228,11 @@ uint32_t hzc_member_count(const hzc_client_t *c);
  * have been missed" and cache nothing of p while it is 0. The owner is as
  * the last PartitionsView says: between a migration and that view, events
  * may come from the new owner before we know it; the sequence metadata
- * (reconciliation) covers that window. */
+ * (reconciliation) covers that window. With watch_silence_ms set, a
+ * connection that read nothing for that long (a silent or black-holed
+ * member: Pings every heartbeat_interval_ms normally keep it talking) also
+ * reports 0 until bytes arrive again; the connection itself stays open until
+ * heartbeat_timeout_ms, so operations in flight are not failed by a pause. */
 int hzc_partition_watch(const hzc_client_t *c, uint32_t p);
 /* Fault injection for tests: closes every connection to `port` and refuses
  * new ones (as a network cut between this host and that member would) until

@@ -178,6 +178,7 @@ struct hzc_client {
   uint32_t invocation_timeout_ms, heartbeat_interval_ms, heartbeat_timeout_ms, connect_timeout_ms,
       reconnect_max_backoff_ms;
   uint64_t last_heard; /* uv_now of the last bytes read from any member (hzc_silence_ms) */
+  uint32_t watch_silence_ms;
   hzc_uuid_t uuid;
   hzc_event_cb event_cb;
   void *event_ud;

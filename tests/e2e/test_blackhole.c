@@ -136,7 +136,7 @@ int main(int argc, char **argv) {
   atomic_store(&px.blackhole, 1);
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v2", 2), 0); /* its invalidation is discarded */
   uint64_t last_old = t0, first_closed = 0, reads = 0;
-  int got_new = 0;
+  int got_new = 0, first_rc = 0;
   while (!got_new && e2e_now_us() - t0 < 60000000u) {
     char buf[16];
     size_t vl = 0;
@@ -145,11 +145,11 @@ int main(int argc, char **argv) {
     reads++;
     if (rc == 0 && vl == 2 && memcmp(buf, "v1", 2) == 0) last_old = t;
     else if (rc == 0 && vl == 2 && memcmp(buf, "v2", 2) == 0) got_new = 1;
-    else if (rc != 0 && first_closed == 0) first_closed = t;
+    else if (rc != 0 && first_closed == 0) first_closed = t, first_rc = rc;
   }
-  printf("black hole: old value served until %llu ms after the cut (bound --stale-ms %d), first refusal at %llu ms, "
+  printf("black hole: old value served until %llu ms after the cut (bound --stale-ms %d), first refusal (%s) at %llu ms, "
          "%llu reads, new value read: %s, %lu bytes discarded\n",
-         (unsigned long long)(last_old - t0) / 1000, STALE_MS,
+         (unsigned long long)(last_old - t0) / 1000, STALE_MS, first_rc ? hzshm_err_name(first_rc) : "none",
          (unsigned long long)(first_closed ? (first_closed - t0) / 1000 : 0), (unsigned long long)reads,
          got_new ? "yes" : "no", atomic_load(&px.dropped));
   CHECK(last_old - t0 <= (uint64_t)(STALE_MS + SLACK_MS) * 1000u);
