@@ -37,12 +37,16 @@
 
 int hzshm__shm_r_check(hzshm__shm_t *s) {
   if (s->forked) return HZSHM_ECLOSED;
-  /* relaxed: state and heartbeat publish no data; a late view of them only
-   * delays failing closed by one heartbeat. */
-  uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_relaxed);
+  /* The heartbeat first, then the state, both acquire: they pair with the
+   * release stores in hzshm__shm_w_heartbeat (state, then heartbeat), so the
+   * state read is at least the one stored with this heartbeat (a fresh
+   * heartbeat never shows a dead writer's SERVING), and SERVING brings the
+   * writes made before it (a restarted agent's stale marks). A late view of
+   * them only delays failing closed by one heartbeat. */
+  uint64_t hb = atomic_load_explicit(&s->hdr->heartbeat_ns, memory_order_acquire);
+  uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_acquire);
   if (st != HZSHM_SHM_SERVING)
     return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
-  uint64_t hb = atomic_load_explicit(&s->hdr->heartbeat_ns, memory_order_relaxed);
   uint64_t now = hzshm__shm_now_coarse();
   /* Either direction: a reader whose clock is behind the writer's (another
    * time namespace) would otherwise never see the heartbeat age. */

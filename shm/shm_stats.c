@@ -10,9 +10,17 @@
 
 void hzshm__shm_w_heartbeat(hzshm__shm_t *s, int state) {
   if (!s || !s->w) return;
-  /* relaxed: readers compare the value with their own coarse clock only */
-  atomic_store_explicit(&s->hdr->heartbeat_ns, hzshm__shm_now_coarse(), memory_order_relaxed);
-  atomic_store_explicit(&s->hdr->state, (uint32_t)state, memory_order_relaxed);
+  /* State first, then the heartbeat, both release; they pair with the
+   * acquire loads in hzshm__shm_r_check (heartbeat first, then state):
+   * - a reader that sees this heartbeat also sees this state (or a later
+   *   one), so a fresh heartbeat never comes with a dead writer's SERVING: a
+   *   restarted agent's first heartbeat says "not serving" until it marked
+   *   its partitions stale (issue 11, hole 3; storing the heartbeat first let
+   *   about one read in 10 million through);
+   * - a reader that sees SERVING sees every write made before it was
+   *   published (the restarted agent's stale marks). */
+  atomic_store_explicit(&s->hdr->state, (uint32_t)state, memory_order_release);
+  atomic_store_explicit(&s->hdr->heartbeat_ns, hzshm__shm_now_coarse(), memory_order_release);
 }
 
 void hzshm__shm_w_set_poison(hzshm__shm_t *s, int on) {
