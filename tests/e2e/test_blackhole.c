@@ -124,7 +124,7 @@ int main(int argc, char **argv) {
   ag.extra_args[1] = "1000";
   e2e_agent_start(&ag, name, via);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   hzshm_t *h;
   hzshm_session_t *s;
   e2e_open_watched(name, sid, &h, &s);

@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
   e2e_agent_t A = {0}, B = {0};
   e2e_agent_start(&A, na, argv[1]);
   e2e_agent_start(&B, nb, argv[1]);
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   e2e_open_watched(na, sid, &h[0], &s[0]);
   e2e_open_watched(nb, sid, &h[1], &s[1]);
 

@@ -41,7 +41,7 @@ int main(int argc, char **argv) {
   e2e_agent_start(&A, na, argv[1]);
   e2e_agent_start(&B, nb, argv[1]);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   hzshm_t *ha, *hb;
   hzshm_session_t *sa, *sb;
   e2e_open_watched(na, sid, &ha, &sa);

@@ -64,7 +64,7 @@ int main(int argc, char **argv) {
   e2e_hit_t hit = {h, s, "k", "old"};
   CHECK(e2e_wait(e2e_is_hit, &hit, 5000) >= 0);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "hzshm", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
 
   e2e_agent_kill9(&ag);
   CHECK(e2e_wait(stale, s, 10000) >= 0); /* the dead agent's heartbeat aged out */
