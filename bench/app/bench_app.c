@@ -1,0 +1,330 @@
+/* bench_app.c - the read path as an application sees it (issue 15).
+ *
+ *   bench_app --members H:P --entries N [--lookups 2000000] [--reps 3]
+ *             [--seq-dir DIR] [--json FILE] [--cluster dev] [--log FILE]
+ *
+ * Uses only the public API (include/hzshm.h) the way an application does:
+ * one hzshm-agent on the members (bu_agent_start, as bench_store), hzshm_open,
+ * one hzshm_session_open, N entries (16-byte keys, 100-byte values) written
+ * through hzshm_set (Hazelcast, then this host's cache), then for each access
+ * pattern a plain loop of hzshm_get into a buffer, timed once around the whole
+ * loop (no per-call timer): mean ns per lookup.
+ *
+ *   hot      1,000 keys spread over the N entries
+ *   zipf     Zipf 0.99 over the N entries (bu_zipf_draws)
+ *   uniform  uniform over the N entries
+ *   floor    dependent-load floor: a pointer chase over random cache lines of
+ *            a buffer as large as the segment memory the entries use (arena +
+ *            index), 4 KiB pages like the segment's tmpfs file
+ *
+ * The index sequences are written once to DIR/{hot,zipf,uniform}.u32 (raw
+ * little-endian uint32, --lookups each) so that the Java near-cache peer
+ * (bench/java/NearBench.java) replays exactly the same lookups on the same
+ * IMap contents; the map is left in the cluster with --keep-map for it.
+ *
+ * Single thread, single process; not part of the test suite (bench_app_smoke
+ * runs it at a tiny scale against a real member). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "butil.h"
+#include "hzshm.h"
+#include "shm.h"
+
+#ifndef HZSHM_AGENT_BIN
+#define HZSHM_AGENT_BIN "hzshm-agent"
+#endif
+
+#define VSIZE 100
+#define NPAT 3
+static const char *pat_name[NPAT] = {"hot", "zipf", "uniform"};
+
+static void die(const char *what, int rc) {
+  fprintf(stderr, "bench_app: %s: %s\n", what, hzshm_strerror(rc));
+  exit(1);
+}
+
+static uint32_t *make_seq(int pat, uint32_t n, size_t len) {
+  if (pat == 1) return bu_zipf_draws(n, 0.99, len, 42);
+  uint32_t *s = malloc(len * sizeof *s);
+  BU_CHECK(s != NULL);
+  uint32_t hot = n < 1000 ? n : 1000;
+  uint64_t x = 88172645463325252ull; /* xorshift64 */
+  for (size_t i = 0; i < len; i++) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    s[i] = pat == 0 ? (uint32_t)((x % hot) * 997 % n) : (uint32_t)(x % n);
+  }
+  return s;
+}
+
+static void write_seq(const char *dir, int pat, const uint32_t *s, size_t len) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/%s.u32", dir, pat_name[pat]);
+  FILE *f = fopen(path, "wb");
+  BU_CHECK(f != NULL);
+  BU_CHECK(fwrite(s, sizeof *s, len, f) == len); /* x86: little-endian */
+  BU_CHECK(fclose(f) == 0);
+}
+
+/* ns per hzshm_get over seq[0..len): one plain loop, no per-call timer; the
+ * clock is read only between 16 chunks. Returns the mean over all lookups;
+ * *robust = the median of the chunk means (a preemption by another process on
+ * this shared machine moves the mean, not the median). */
+#define CHUNKS 16
+static double get_loop(hzshm_session_t *s, const char *keys, const uint32_t *seq, size_t len, uint64_t *sink,
+                       size_t *errors, double *robust) {
+  uint8_t buf[VSIZE];
+  uint64_t sum = 0, tc[CHUNKS + 1];
+  size_t bad = 0, per = len / CHUNKS;
+  tc[0] = bu_now_ns();
+  for (size_t c = 0; c < CHUNKS; c++) {
+    for (size_t i = c * per; i < (c + 1) * per; i++) {
+      size_t vlen;
+      int rc = hzshm_get(s, keys + (size_t)seq[i] * BU_KEYLEN, BU_KEYLEN, buf, sizeof buf, &vlen);
+      bad += rc != 0;
+      sum += buf[0];
+    }
+    tc[c + 1] = bu_now_ns();
+  }
+  uint64_t m[CHUNKS];
+  for (size_t c = 0; c < CHUNKS; c++) m[c] = tc[c + 1] - tc[c];
+  bu_sort(m, CHUNKS);
+  if (robust) *robust = (double)(m[CHUNKS / 2 - 1] + m[CHUNKS / 2]) / 2.0 / (double)per;
+  *sink += sum;
+  *errors += bad;
+  return (double)(tc[CHUNKS] - tc[0]) / (double)(per * CHUNKS);
+}
+
+/* One entry point per pattern, so that a profiler can tell them apart
+ * (valgrind --tool=callgrind --toggle-collect=loop_zipf ..., see docs/SHM.md). */
+typedef double loop_fn(hzshm_session_t *, const char *, const uint32_t *, size_t, uint64_t *, size_t *, double *);
+#define LOOP(name)                                                                                              \
+  __attribute__((noinline)) static double name(hzshm_session_t *s, const char *k, const uint32_t *q, size_t len, \
+                                               uint64_t *sink, size_t *err, double *robust) {                   \
+    return get_loop(s, k, q, len, sink, err, robust);                                                           \
+  }
+LOOP(loop_hot)
+LOOP(loop_zipf)
+LOOP(loop_uniform)
+static loop_fn *const loop_of[NPAT] = {loop_hot, loop_zipf, loop_uniform};
+
+/* Dependent-load floor: len steps of p = next[p] over `bytes` of random cache
+ * lines (one cycle through all lines, Sattolo's shuffle). */
+__attribute__((noinline)) static double chase(size_t bytes, size_t len, uint64_t *sink) {
+  size_t lines = bytes / 64;
+  if (lines < 2) lines = 2;
+  uint64_t *m = mmap(NULL, lines * 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  BU_CHECK(m != MAP_FAILED);
+  madvise(m, lines * 64, MADV_NOHUGEPAGE); /* the segment's tmpfs file has 4 KiB pages */
+  uint32_t *perm = malloc(lines * sizeof *perm);
+  BU_CHECK(perm != NULL);
+  for (size_t i = 0; i < lines; i++) perm[i] = (uint32_t)i;
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (size_t i = lines - 1; i > 0; i--) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    size_t j = x % i;
+    uint32_t t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+  for (size_t i = 0; i < lines; i++) m[(size_t)perm[i] * 8] = (uint64_t)perm[(i + 1) % lines] * 8;
+  free(perm);
+  uint64_t p = 0;
+  for (size_t i = 0; i < len / 4; i++) p = m[p];
+  uint64_t t0 = bu_now_ns();
+  for (size_t i = 0; i < len; i++) p = m[p];
+  uint64_t t1 = bu_now_ns();
+  *sink += p;
+  munmap(m, lines * 64);
+  return (double)(t1 - t0) / (double)len;
+}
+
+/* The fill: FILL_THREADS threads (one per agent connection of the default
+ * pool) each hzshm_set every FILL_THREADS-th entry; the timed part is single
+ * threaded. */
+#define FILL_THREADS 4
+typedef struct {
+  hzshm_session_t *s;
+  const char *keys;
+  uint32_t n, t;
+  int rc;
+} fill_t;
+static void *fill(void *arg) {
+  fill_t *f = arg;
+  uint8_t val[VSIZE];
+  for (uint32_t i = f->t; i < f->n && f->rc == 0; i += FILL_THREADS) {
+    bu_value(val, i, VSIZE);
+    f->rc = hzshm_set(f->s, f->keys + (size_t)i * BU_KEYLEN, BU_KEYLEN, val, VSIZE);
+  }
+  return NULL;
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv) {
+  const char *members = NULL, *cluster = "dev", *seq_dir = NULL, *json = NULL, *log = NULL;
+  uint32_t n = 200000;
+  size_t len = 2000000;
+  int reps = 3, keep_map = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--keep-map")) {
+      keep_map = 1;
+      continue;
+    }
+    if (v == NULL) goto usage;
+    if (!strcmp(a, "--members")) members = v;
+    else if (!strcmp(a, "--cluster")) cluster = v;
+    else if (!strcmp(a, "--entries")) n = (uint32_t)strtoul(v, NULL, 10);
+    else if (!strcmp(a, "--lookups")) len = strtoull(v, NULL, 10);
+    else if (!strcmp(a, "--reps")) reps = atoi(v);
+    else if (!strcmp(a, "--seq-dir")) seq_dir = v;
+    else if (!strcmp(a, "--json")) json = v;
+    else if (!strcmp(a, "--log")) log = v;
+    else goto usage;
+    i++;
+  }
+  if (members == NULL || n < 1 || len < 1000 || reps < 1 || reps > 15) goto usage;
+
+  char *keys = malloc((size_t)n * BU_KEYLEN + 1);
+  BU_CHECK(keys != NULL);
+  for (uint32_t i = 0; i < n; i++) {
+    char k[BU_KEYLEN + 1];
+    bu_key(k, i);
+    memcpy(keys + (size_t)i * BU_KEYLEN, k, BU_KEYLEN);
+  }
+  uint32_t *seq[NPAT];
+  for (int p = 0; p < NPAT; p++) {
+    seq[p] = make_seq(p, n, len);
+    if (seq_dir) write_seq(seq_dir, p, seq[p], len);
+  }
+
+  /* The segment must hold N entries: ~260 B each today, twice that is ample. */
+  char mem[32];
+  snprintf(mem, sizeof mem, "%" PRIu64 "m", ((uint64_t)n * 512 >> 20) + 64);
+  bu_agent_t ag;
+  char aname[64], map[64];
+  snprintf(aname, sizeof aname, "app%d", (int)getpid());
+  snprintf(map, sizeof map, "app-%d-%u", (int)getpid(), n);
+  if (bu_agent_start(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log) != 0) return 1;
+  hzshm_t *h;
+  hzshm_session_t *s;
+  int rc = hzshm_open(ag.name, NULL, &h);
+  if (rc != 0) die("hzshm_open", rc);
+  rc = hzshm_session_open(h, map, strlen(map), &s);
+  if (rc != 0) die("hzshm_session_open", rc);
+
+  uint64_t t0 = bu_now_ns();
+  fill_t f[FILL_THREADS];
+  pthread_t th[FILL_THREADS];
+  for (int t = 0; t < FILL_THREADS; t++) {
+    f[t] = (fill_t){.s = s, .keys = keys, .n = n, .t = (uint32_t)t};
+    BU_CHECK(pthread_create(&th[t], NULL, fill, &f[t]) == 0);
+  }
+  for (int t = 0; t < FILL_THREADS; t++) {
+    BU_CHECK(pthread_join(th[t], NULL) == 0);
+    if (f[t].rc != 0) die("hzshm_set", f[t].rc);
+  }
+  double fill_s = (double)(bu_now_ns() - t0) / 1e9;
+  uint8_t val[VSIZE];
+
+  /* Every lookup below must be a hit with the right value: check each entry
+   * once (this also warms the pages), and that no get went to the agent. */
+  hzshm_stats_t st0, st1;
+  BU_CHECK(hzshm_stats(h, &st0) == 0);
+  for (uint32_t i = 0; i < n; i++) {
+    size_t vlen = 0;
+    rc = hzshm_get(s, keys + (size_t)i * BU_KEYLEN, BU_KEYLEN, val, sizeof val, &vlen);
+    if (rc != 0) die("hzshm_get (check pass)", rc);
+    BU_CHECK(bu_value_full_ok(val, vlen, i, VSIZE));
+  }
+
+  uint64_t sink = 0;
+  size_t errors = 0;
+  double mean[NPAT][15], robust[NPAT][15], fl[15];
+  for (int r = 0; r < reps; r++) {
+    for (int p = 0; p < NPAT; p++) {
+      loop_of[p](s, keys, seq[p], len / 4, &sink, &errors, NULL); /* warm-up: caches, TLB, branch predictors */
+      mean[p][r] = loop_of[p](s, keys, seq[p], len, &sink, &errors, &robust[p][r]);
+    }
+  }
+  BU_CHECK(hzshm_stats(h, &st1) == 0);
+  if (errors != 0 || st1.misses != st0.misses) {
+    fprintf(stderr, "bench_app: %zu lookups failed, %" PRIu64 " misses: not every lookup was a hit\n", errors,
+            st1.misses - st0.misses);
+    return 1;
+  }
+
+  /* Bytes per entry beyond key and value, index included: the arena in use
+   * plus everything of the data file that is not arena (header, session table,
+   * bucket index), over the entries. */
+  char path[HZSHM_SHM_PATH_MAX];
+  struct stat fst;
+  BU_CHECK(hzshm__shm_path(ag.name, 0, path, sizeof path) == 0 && stat(path, &fst) == 0);
+  uint64_t file_bytes = (uint64_t)fst.st_size;
+  uint64_t used = st1.memory_used + (file_bytes - st1.memory_limit);
+  double per_entry = (double)used / (double)st1.entries - (BU_KEYLEN + VSIZE);
+  double arena_per_entry = (double)st1.memory_used / (double)st1.entries - (BU_KEYLEN + VSIZE);
+  for (int r = 0; r < reps; r++) fl[r] = chase(used, len, &sink);
+
+  if (!keep_map) hzshm_destroy(s);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  bu_agent_stop(&ag);
+
+  char model[256];
+  bu_cpu_model(model, sizeof model);
+  double la[3] = {0};
+  FILE *lf = fopen("/proc/loadavg", "r");
+  if (lf) {
+    if (fscanf(lf, "%lf %lf %lf", &la[0], &la[1], &la[2]) != 3) la[0] = -1;
+    fclose(lf);
+  }
+  FILE *out = json ? fopen(json, "w") : stdout;
+  BU_CHECK(out != NULL);
+  fprintf(out, "{\"bench\":\"bench_app\",\"cpu\":\"%s\",\"entries\":%u,\"lookups\":%zu,\"reps\":%d,", model, n, len,
+          reps);
+  fprintf(out, "\"map\":\"%s\",\"value_bytes\":%d,\"key_bytes\":%d,\"load_after\":[%.2f,%.2f,%.2f],", map, VSIZE,
+          BU_KEYLEN, la[0], la[1], la[2]);
+  fprintf(out, "\"fill_s\":%.3f,\"segment_file_bytes\":%" PRIu64 ",\"used_bytes\":%" PRIu64
+               ",\"overhead_B_per_entry\":%.1f,\"arena_overhead_B_per_entry\":%.1f,\"cached_entries\":%" PRIu64 ",",
+          fill_s, file_bytes, used, per_entry, arena_per_entry, st1.entries);
+  fprintf(out, "\"mean_ns\":{");
+  for (int p = 0; p <= NPAT; p++) {
+    double *v = p < NPAT ? mean[p] : fl;
+    fprintf(out, "%s\"%s\":[", p ? "," : "", p < NPAT ? pat_name[p] : "floor");
+    for (int r = 0; r < reps; r++) fprintf(out, "%s%.2f", r ? "," : "", v[r]);
+    fprintf(out, "]");
+  }
+  fprintf(out, "},\"chunk_median_ns\":{");
+  for (int p = 0; p < NPAT; p++) {
+    fprintf(out, "%s\"%s\":[", p ? "," : "", pat_name[p]);
+    for (int r = 0; r < reps; r++) fprintf(out, "%s%.2f", r ? "," : "", robust[p][r]);
+    fprintf(out, "]");
+  }
+  fprintf(out, "},\"median_ns\":{");
+  for (int p = 0; p <= NPAT; p++) {
+    double *v = p < NPAT ? mean[p] : fl;
+    qsort(v, (size_t)reps, sizeof *v, cmp_d);
+    fprintf(out, "%s\"%s\":%.2f", p ? "," : "", p < NPAT ? pat_name[p] : "floor", v[reps / 2]);
+  }
+  fprintf(out, "},\"sink\":%" PRIu64 "}\n", sink & 1);
+  if (json) fclose(out);
+  return 0;
+usage:
+  fprintf(stderr,
+          "usage: bench_app --members H:P --entries N [--lookups 2000000] [--reps 3] [--seq-dir DIR] [--json FILE]"
+          " [--cluster dev] [--log FILE] [--keep-map]\n");
+  return 2;
+}
