@@ -33,6 +33,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "butil.h"
@@ -77,13 +78,21 @@ static void write_seq(const char *dir, int pat, const uint32_t *s, size_t len) {
 /* ns per hzshm_get over seq[0..len): one plain loop, no per-call timer; the
  * clock is read only between 16 chunks. Returns the mean over all lookups;
  * *robust = the median of the chunk means (a preemption by another process on
- * this shared machine moves the mean, not the median). */
+ * this shared machine moves the mean, not the median); *cpu = this thread's
+ * CPU time per lookup (what the lookups cost while they ran). */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
 #define CHUNKS 16
 static double get_loop(hzshm_session_t *s, const char *keys, const uint32_t *seq, size_t len, uint64_t *sink,
-                       size_t *errors, double *robust) {
+                       size_t *errors, double *robust, double *cpu) {
   uint8_t buf[VSIZE];
   uint64_t sum = 0, tc[CHUNKS + 1];
   size_t bad = 0, per = len / CHUNKS;
+  uint64_t cpu0 = thread_cpu_ns();
   tc[0] = bu_now_ns();
   for (size_t c = 0; c < CHUNKS; c++) {
     for (size_t i = c * per; i < (c + 1) * per; i++) {
@@ -94,6 +103,8 @@ static double get_loop(hzshm_session_t *s, const char *keys, const uint32_t *seq
     }
     tc[c + 1] = bu_now_ns();
   }
+  uint64_t cpu1 = thread_cpu_ns();
+  if (cpu) *cpu = (double)(cpu1 - cpu0) / (double)(per * CHUNKS);
   uint64_t m[CHUNKS];
   for (size_t c = 0; c < CHUNKS; c++) m[c] = tc[c + 1] - tc[c];
   bu_sort(m, CHUNKS);
@@ -105,11 +116,12 @@ static double get_loop(hzshm_session_t *s, const char *keys, const uint32_t *seq
 
 /* One entry point per pattern, so that a profiler can tell them apart
  * (valgrind --tool=callgrind --toggle-collect=loop_zipf ..., see docs/SHM.md). */
-typedef double loop_fn(hzshm_session_t *, const char *, const uint32_t *, size_t, uint64_t *, size_t *, double *);
+typedef double loop_fn(hzshm_session_t *, const char *, const uint32_t *, size_t, uint64_t *, size_t *, double *,
+                       double *);
 #define LOOP(name)                                                                                              \
   __attribute__((noinline)) static double name(hzshm_session_t *s, const char *k, const uint32_t *q, size_t len, \
-                                               uint64_t *sink, size_t *err, double *robust) {                   \
-    return get_loop(s, k, q, len, sink, err, robust);                                                           \
+                                               uint64_t *sink, size_t *err, double *robust, double *cpu) {      \
+    return get_loop(s, k, q, len, sink, err, robust, cpu);                                                      \
   }
 LOOP(loop_hot)
 LOOP(loop_zipf)
@@ -118,7 +130,7 @@ static loop_fn *const loop_of[NPAT] = {loop_hot, loop_zipf, loop_uniform};
 
 /* Dependent-load floor: len steps of p = next[p] over `bytes` of random cache
  * lines (one cycle through all lines, Sattolo's shuffle). */
-__attribute__((noinline)) static double chase(size_t bytes, size_t len, uint64_t *sink) {
+__attribute__((noinline)) static double chase(size_t bytes, size_t len, uint64_t *sink, double *cpu) {
   size_t lines = bytes / 64;
   if (lines < 2) lines = 2;
   uint64_t *m = mmap(NULL, lines * 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -139,9 +151,10 @@ __attribute__((noinline)) static double chase(size_t bytes, size_t len, uint64_t
   free(perm);
   uint64_t p = 0;
   for (size_t i = 0; i < len / 4; i++) p = m[p];
-  uint64_t t0 = bu_now_ns();
+  uint64_t c0 = thread_cpu_ns(), t0 = bu_now_ns();
   for (size_t i = 0; i < len; i++) p = m[p];
   uint64_t t1 = bu_now_ns();
+  *cpu = (double)(thread_cpu_ns() - c0) / (double)len;
   *sink += p;
   munmap(m, lines * 64);
   return (double)(t1 - t0) / (double)len;
@@ -252,11 +265,11 @@ int main(int argc, char **argv) {
 
   uint64_t sink = 0;
   size_t errors = 0;
-  double mean[NPAT][15], robust[NPAT][15], fl[15];
+  double mean[NPAT][15], robust[NPAT][15], cpu[NPAT + 1][15], fl[15];
   for (int r = 0; r < reps; r++) {
     for (int p = 0; p < NPAT; p++) {
-      loop_of[p](s, keys, seq[p], len / 4, &sink, &errors, NULL); /* warm-up: caches, TLB, branch predictors */
-      mean[p][r] = loop_of[p](s, keys, seq[p], len, &sink, &errors, &robust[p][r]);
+      loop_of[p](s, keys, seq[p], len / 4, &sink, &errors, NULL, NULL); /* warm-up: caches, TLB, branch predictors */
+      mean[p][r] = loop_of[p](s, keys, seq[p], len, &sink, &errors, &robust[p][r], &cpu[p][r]);
     }
   }
   BU_CHECK(hzshm_stats(h, &st1) == 0);
@@ -276,7 +289,7 @@ int main(int argc, char **argv) {
   uint64_t used = st1.memory_used + (file_bytes - st1.memory_limit);
   double per_entry = (double)used / (double)st1.entries - (BU_KEYLEN + VSIZE);
   double arena_per_entry = (double)st1.memory_used / (double)st1.entries - (BU_KEYLEN + VSIZE);
-  for (int r = 0; r < reps; r++) fl[r] = chase(used, len, &sink);
+  for (int r = 0; r < reps; r++) fl[r] = chase(used, len, &sink, &cpu[NPAT][r]);
 
   if (!keep_map) hzshm_destroy(s);
   hzshm_session_close(s);
@@ -311,6 +324,12 @@ int main(int argc, char **argv) {
   for (int p = 0; p < NPAT; p++) {
     fprintf(out, "%s\"%s\":[", p ? "," : "", pat_name[p]);
     for (int r = 0; r < reps; r++) fprintf(out, "%s%.2f", r ? "," : "", robust[p][r]);
+    fprintf(out, "]");
+  }
+  fprintf(out, "},\"cpu_ns\":{");
+  for (int p = 0; p <= NPAT; p++) {
+    fprintf(out, "%s\"%s\":[", p ? "," : "", p < NPAT ? pat_name[p] : "floor");
+    for (int r = 0; r < reps; r++) fprintf(out, "%s%.2f", r ? "," : "", cpu[p][r]);
     fprintf(out, "]");
   }
   fprintf(out, "},\"median_ns\":{");

@@ -16,6 +16,7 @@ for f in sorted(glob.glob(os.path.join(out, "app_*.json")), key=lambda p: int(re
     ours = {p: med(a["mean_ns"][p]) for p in PATS}
     ours_c = {p: med(a["chunk_median_ns"][p]) for p in PATS}
     floor = med(a["mean_ns"]["floor"])
+    cpu = {p: med(v) for p, v in a.get("cpu_ns", {}).items()}
     java = {}
     nf = os.path.join(out, "near_%d.jsonl" % n)
     if os.path.exists(nf):
@@ -24,9 +25,11 @@ for f in sorted(glob.glob(os.path.join(out, "app_*.json")), key=lambda p: int(re
             if line.startswith("{"):
                 j = json.loads(line)
                 java[j["format"]] = {p: med(j["mean_ns"][p]) for p in PATS}
+                for p in PATS:
+                    if "cpu_ns" in j: java[j["format"]]["cpu_" + p] = med(j["cpu_ns"][p])
     best = {p: min(v[p] for v in java.values()) for p in PATS} if java else None
     merged[n] = {"hzshm": a, "java_near_cache": java}
-    rows.append((n, a, ours, ours_c, floor, java, best))
+    rows.append((n, a, ours, ours_c, floor, java, best, cpu))
 
 tgt = {"hot": 25, "zipf": 150}
 L = ["# Application view: hzshm_get through the public API (bench/app, issue 15)", "",
@@ -34,25 +37,29 @@ L = ["# Application view: hzshm_get through the public API (bench/app, issue 15)
      "hzshm-agent and member; mean ns per lookup over 2M lookups (median of the run's repetitions; the chunk "
      "median, robust to a preemption, in brackets). Floor = dependent-load pointer chase over as many bytes as "
      "the segment's entries and index use, same run. Java = the official client's near cache on the same IMap, "
-     "same index sequences, same loop.", "",
+     "same index sequences, same loop. CPU ns = the timed thread's CPU time per lookup "
+     "(CLOCK_THREAD_CPUTIME_ID / ThreadMXBean): what a lookup cost while it ran, less moved by other load.", "",
      "Load average when the report was written: %s (2-core VM shared with other jobs)." % " ".join(load), ""]
-L.append("| entries | pattern | hzshm ns | floor ns | hzshm / floor | Java BINARY ns | Java OBJECT ns | Java best / hzshm |")
-L.append("|---|---|---|---|---|---|---|---|")
-for n, a, ours, ours_c, floor, java, best in rows:
+L.append("| entries | pattern | hzshm ns [chunk median] | floor ns | hzshm / floor | Java BINARY ns | Java OBJECT ns | Java best / hzshm | CPU ns per lookup: hzshm / floor / Java best |")
+L.append("|---|---|---|---|---|---|---|---|---|")
+for n, a, ours, ours_c, floor, java, best, cpu in rows:
     for p in PATS:
         jb = java.get("BINARY", {}).get(p)
         jo = java.get("OBJECT", {}).get(p)
         ratio = "%.1f×" % (best[p] / ours[p]) if best else "–"
-        L.append("| %s | %s | %.1f [%.1f] | %.1f | %.2f | %s | %s | %s |" % (
+        jc = [v.get("cpu_" + p) for v in java.values() if v.get("cpu_" + p)]
+        cpus = "%s / %s / %s" % ("%.1f" % cpu[p] if p in cpu else "–", "%.1f" % cpu["floor"] if "floor" in cpu else "–",
+                                 "%.1f" % min(jc) if jc else "–")
+        L.append("| %s | %s | %.1f [%.1f] | %.1f | %.2f | %s | %s | %s | %s |" % (
             "{:,}".format(n), p, ours[p], ours_c[p], floor, ours[p] / floor,
-            "%.1f" % jb if jb else "–", "%.1f" % jo if jo else "–", ratio))
+            "%.1f" % jb if jb else "–", "%.1f" % jo if jo else "–", ratio, cpus))
 L += ["", "| entries | bytes/entry beyond key+value: arena | + everything else of the segment file (index, directory), at this budget | segment file | fill (4 threads, hzshm_set) |",
       "|---|---|---|---|---|"]
 for n, a, *_ in rows:
     L.append("| %s | %.1f B | %.1f B | %.0f MiB | %.1f s |" % ("{:,}".format(n), a["arena_overhead_B_per_entry"],
              a["overhead_B_per_entry"], a["segment_file_bytes"] / 2**20, a["fill_s"]))
 L += ["", "Targets (issue 15, 1M entries): hot ≤ 25 ns, Zipf ≤ 150 ns, uniform ≤ 1.5× floor, ≥ 10×/4.5×/5× the Java near cache, ≤ 32 B/entry.", ""]
-for n, a, ours, ours_c, floor, java, best in rows:
+for n, a, ours, ours_c, floor, java, best, cpu in rows:
     s = ["hot %.0f ns (%s)" % (ours["hot"], "met" if ours["hot"] <= 25 else "missed"),
          "Zipf %.0f ns (%s)" % (ours["zipf"], "met" if ours["zipf"] <= 150 else "missed"),
          "uniform %.2f× floor (%s)" % (ours["uniform"] / floor, "met" if ours["uniform"] <= 1.5 * floor else "missed")]

@@ -25,6 +25,8 @@ import com.hazelcast.core.HazelcastInstance;
 import com.hazelcast.map.IMap;
 
 import java.io.IOException;
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadMXBean;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.file.Files;
@@ -39,6 +41,7 @@ public class NearBench {
     static final String[] PATTERNS = {"hot", "zipf", "uniform"};
     static final int CHUNKS = 16, VSIZE = 100;
     static long sink;
+    static final ThreadMXBean THREADS = ManagementFactory.getThreadMXBean();
 
     static int[] readSeq(String dir, String name) throws IOException {
         byte[] b = Files.readAllBytes(Paths.get(dir, name + ".u32"));
@@ -47,11 +50,13 @@ public class NearBench {
         return s;
     }
 
-    // mean ns over seq[0..len) and, in out[0], the median of the chunk means
+    // mean ns over seq[0..len); out[0] = the median of the chunk means, out[1] =
+    // this thread's CPU ns per lookup
     static double loop(IMap<String, byte[]> map, String[] keys, int[] seq, int len, double[] out) {
         int per = len / CHUNKS;
         long[] t = new long[CHUNKS + 1];
         long sum = 0, bad = 0;
+        long cpu0 = THREADS.getCurrentThreadCpuTime();
         t[0] = System.nanoTime();
         for (int c = 0; c < CHUNKS; c++) {
             for (int i = c * per; i < (c + 1) * per; i++) {
@@ -60,6 +65,7 @@ public class NearBench {
             }
             t[c + 1] = System.nanoTime();
         }
+        if (out != null) out[1] = (double) (THREADS.getCurrentThreadCpuTime() - cpu0) / ((long) per * CHUNKS);
         if (bad != 0) throw new IllegalStateException(bad + " lookups did not return the 100-byte value");
         long[] m = new long[CHUNKS];
         for (int c = 0; c < CHUNKS; c++) m[c] = t[c + 1] - t[c];
@@ -123,13 +129,15 @@ public class NearBench {
             long misses0 = map.getLocalMapStats().getNearCacheStats().getMisses();
             int[][] seq = new int[PATTERNS.length][];
             for (int p = 0; p < PATTERNS.length; p++) seq[p] = readSeq(dir, PATTERNS[p]);
-            double[][] mean = new double[PATTERNS.length][reps], robust = new double[PATTERNS.length][reps];
-            double[] out = new double[1];
+            double[][] mean = new double[PATTERNS.length][reps], robust = new double[PATTERNS.length][reps],
+                    cpu = new double[PATTERNS.length][reps];
+            double[] out = new double[2];
             for (int r = 0; r < reps; r++) {
                 for (int p = 0; p < PATTERNS.length; p++) {
                     loop(map, keys, seq[p], seq[p].length / 4 * (r == 0 ? 4 : 1), null); // warm-up (JIT on the first)
                     mean[p][r] = loop(map, keys, seq[p], seq[p].length, out);
                     robust[p][r] = out[0];
+                    cpu[p][r] = out[1];
                 }
             }
             long misses = map.getLocalMapStats().getNearCacheStats().getMisses() - misses0;
@@ -147,6 +155,12 @@ public class NearBench {
             for (int p = 0; p < PATTERNS.length; p++) {
                 sb.append(p > 0 ? "," : "").append('"').append(PATTERNS[p]).append("\":[");
                 for (int r = 0; r < reps; r++) sb.append(r > 0 ? "," : "").append(String.format(Locale.ROOT, "%.2f", robust[p][r]));
+                sb.append(']');
+            }
+            sb.append("},\"cpu_ns\":{");
+            for (int p = 0; p < PATTERNS.length; p++) {
+                sb.append(p > 0 ? "," : "").append('"').append(PATTERNS[p]).append("\":[");
+                for (int r = 0; r < reps; r++) sb.append(r > 0 ? "," : "").append(String.format(Locale.ROOT, "%.2f", cpu[p][r]));
                 sb.append(']');
             }
             sb.append("},\"median_ns\":{");
