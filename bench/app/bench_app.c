@@ -22,6 +22,10 @@
  * (bench/java/NearBench.java) replays exactly the same lookups on the same
  * IMap contents; the map is left in the cluster with --keep-map for it.
  *
+ * --members none: no agent or member; the process fills the segment itself
+ * as its writer (bench/store/bigseg.h) and reads it through the same public
+ * API (for valgrind profiles without a member: docs/SHM.md).
+ *
  * Single thread, single process; not part of the test suite (bench_app_smoke
  * runs it at a tiny scale against a real member). */
 #define _GNU_SOURCE
@@ -36,6 +40,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bigseg.h"
 #include "butil.h"
 #include "hzshm.h"
 #include "shm.h"
@@ -230,7 +235,21 @@ int main(int argc, char **argv) {
   char aname[64], map[64];
   snprintf(aname, sizeof aname, "app%d", (int)getpid());
   snprintf(map, sizeof map, "app-%d-%u", (int)getpid(), n);
-  if (bu_agent_start(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log) != 0) return 1;
+  /* --members none: no agent or member; this process writes the segment
+   * itself (bigseg.h, as bench_store's big_get), and reads it through the
+   * same public API. For profiling under valgrind without a member. */
+  int direct = !strcmp(members, "none");
+  bigseg_t *bs = NULL;
+  bigseg_info_t bi;
+  double fill_s = 0;
+  if (direct) {
+    snprintf(ag.name, sizeof ag.name, "%s", aname);
+    int brc = bigseg_build(aname, ((uint64_t)n * 512) + (64u << 20), map, n, VSIZE, &bs, &bi);
+    if (brc != 0) die("bigseg_build", brc);
+    fill_s = bi.fill_s;
+  } else if (bu_agent_start(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log) != 0) {
+    return 1;
+  }
   hzshm_t *h;
   hzshm_session_t *s;
   int rc = hzshm_open(ag.name, NULL, &h);
@@ -241,15 +260,15 @@ int main(int argc, char **argv) {
   uint64_t t0 = bu_now_ns();
   fill_t f[FILL_THREADS];
   pthread_t th[FILL_THREADS];
-  for (int t = 0; t < FILL_THREADS; t++) {
+  for (int t = 0; t < FILL_THREADS && !direct; t++) {
     f[t] = (fill_t){.s = s, .keys = keys, .n = n, .t = (uint32_t)t};
     BU_CHECK(pthread_create(&th[t], NULL, fill, &f[t]) == 0);
   }
-  for (int t = 0; t < FILL_THREADS; t++) {
+  for (int t = 0; t < FILL_THREADS && !direct; t++) {
     BU_CHECK(pthread_join(th[t], NULL) == 0);
     if (f[t].rc != 0) die("hzshm_set", f[t].rc);
   }
-  double fill_s = (double)(bu_now_ns() - t0) / 1e9;
+  if (!direct) fill_s = (double)(bu_now_ns() - t0) / 1e9;
   uint8_t val[VSIZE];
 
   /* Every lookup below must be a hit with the right value: check each entry
@@ -291,10 +310,11 @@ int main(int argc, char **argv) {
   double arena_per_entry = (double)st1.memory_used / (double)st1.entries - (BU_KEYLEN + VSIZE);
   for (int r = 0; r < reps; r++) fl[r] = chase(used, len, &sink, &cpu[NPAT][r]);
 
-  if (!keep_map) hzshm_destroy(s);
+  if (!keep_map && !direct) hzshm_destroy(s);
   hzshm_session_close(s);
   hzshm_close(h);
-  bu_agent_stop(&ag);
+  if (direct) bigseg_destroy(bs);
+  else bu_agent_stop(&ag);
 
   char model[256];
   bu_cpu_model(model, sizeof model);
@@ -344,6 +364,6 @@ int main(int argc, char **argv) {
 usage:
   fprintf(stderr,
           "usage: bench_app --members H:P --entries N [--lookups 2000000] [--reps 3] [--seq-dir DIR] [--json FILE]"
-          " [--cluster dev] [--log FILE] [--keep-map]\n");
+          " [--cluster dev] [--log FILE] [--keep-map]\n       --members none: no agent; fill the segment directly\n");
   return 2;
 }
