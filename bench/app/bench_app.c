@@ -53,9 +53,16 @@
 #define NPAT 3
 static const char *pat_name[NPAT] = {"hot", "zipf", "uniform"};
 
+static bu_agent_t *g_agent; /* stopped on every failure exit after its start */
+
+static void fail_exit(void) {
+  if (g_agent) bu_agent_stop(g_agent);
+  exit(1);
+}
+
 static void die(const char *what, int rc) {
   fprintf(stderr, "bench_app: %s: %s\n", what, hzshm_strerror(rc));
-  exit(1);
+  fail_exit();
 }
 
 static uint32_t *make_seq(int pat, uint32_t n, size_t len) {
@@ -249,6 +256,8 @@ int main(int argc, char **argv) {
     fill_s = bi.fill_s;
   } else if (bu_agent_start(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log) != 0) {
     return 1;
+  } else {
+    g_agent = &ag;
   }
   hzshm_t *h;
   hzshm_session_t *s;
@@ -295,7 +304,7 @@ int main(int argc, char **argv) {
   if (errors != 0 || st1.misses != st0.misses) {
     fprintf(stderr, "bench_app: %zu lookups failed, %" PRIu64 " misses: not every lookup was a hit\n", errors,
             st1.misses - st0.misses);
-    return 1;
+    fail_exit();
   }
 
   /* Bytes per entry beyond key and value, index included: the arena in use
@@ -315,6 +324,7 @@ int main(int argc, char **argv) {
   hzshm_close(h);
   if (direct) bigseg_destroy(bs);
   else bu_agent_stop(&ag);
+  g_agent = NULL;
 
   char model[256];
   bu_cpu_model(model, sizeof model);

@@ -8,6 +8,7 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -164,6 +165,11 @@ int bu_agent_start(bu_agent_t *a, const char *bin, const char *name, const char 
       int fd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0644);
       if (fd >= 0) dup2(fd, 2);
     }
+    /* The agent must not outlive a benchmark that died without stopping it,
+     * nor keep its parent's descriptors: an inherited flock on
+     * /tmp/hzshm-members.lock held every member test on the machine. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    close_range(3, ~0u, 0);
     execl(bin, "hzshm-agent", "-n", a->name, "-m", members, "-c", cluster, "--socket", a->sock, "--memory", memory,
           "--unlink-on-exit", (char *)NULL);
     _exit(127);
