@@ -200,6 +200,10 @@ struct agent {
 /* test_seams.c: only in the test-only build hzshm-agent-seams. */
 void hzshm__agent_test_after_open(void);
 int hzshm__agent_test_drop_clear(void);
+/* 1: the acknowledgement res of a write of key is handled later: cb(ud, copy)
+ * runs after HZSHM_AGENT_TEST_ACK_DELAY_MS (status and boolean only). */
+int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+                                void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 #endif
 
 uint64_t hzshm__agent_now_ms(void);

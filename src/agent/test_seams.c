@@ -8,8 +8,14 @@
  *
  * HZSHM_AGENT_TEST_DROP_CLEAR_ALL=1: every clear-all event is ignored, as if
  * lost (tests/e2e/test_destroymissed.c: only the reconciliation's reset rule
- * can then notice a destroy and renew the listener). */
+ * can then notice a destroy and renew the listener).
+ *
+ * HZSHM_AGENT_TEST_ACK_DELAY_KEY=k, HZSHM_AGENT_TEST_ACK_DELAY_MS=n: the
+ * acknowledgement of every write of key k is handled n ms after it arrived,
+ * so that the write's own invalidation (echo) deterministically comes first
+ * (tests/e2e/test_echorace.c). */
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "agent.h"
@@ -26,5 +32,39 @@ void hzshm__agent_test_after_open(void) {
 int hzshm__agent_test_drop_clear(void) {
   if (getenv("HZSHM_AGENT_TEST_DROP_CLEAR_ALL") == NULL) return 0;
   hzshm__agent_log("test seam: dropping a clear-all event");
+  return 1;
+}
+
+typedef struct {
+  uv_timer_t t;
+  hzc_result_t res;
+  void (*cb)(void *ud, const hzc_result_t *res);
+  void *ud;
+} deferred_t;
+
+static void deferred_close(uv_handle_t *h) { free(h->data); }
+
+static void deferred_fire(uv_timer_t *t) {
+  deferred_t *d = t->data;
+  d->cb(d->ud, &d->res);
+  uv_close((uv_handle_t *)&d->t, deferred_close);
+}
+
+int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+                                void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+  const char *k = getenv("HZSHM_AGENT_TEST_ACK_DELAY_KEY"), *ms = getenv("HZSHM_AGENT_TEST_ACK_DELAY_MS");
+  if (k == NULL || ms == NULL || a->stopping || strlen(k) != klen || memcmp(k, key, klen) != 0) return 0;
+  deferred_t *d = calloc(1, sizeof *d);
+  if (d == NULL) return 0;
+  d->res.status = res->status;
+  d->res.boolean = res->boolean;
+  d->cb = cb;
+  d->ud = ud;
+  uv_timer_init(a->loop, &d->t);
+  d->t.data = d;
+  unsigned long n = strtoul(ms, NULL, 10);
+  hzshm__agent_log("test seam: handling the acknowledgement of a write of %s in %lu ms (status %d)", k, n,
+                   res->status);
+  uv_timer_start(&d->t, deferred_fire, n, 0);
   return 1;
 }
