@@ -121,7 +121,8 @@ void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_o
  * later (unknown) - is applied like a foreign invalidation: the key is
  * deleted and a write in flight is not cached. Echoes come in the order the
  * member applied the writes; attributing one to the wrong write only ever
- * turns a skip into a delete. */
+ * turns a skip into a delete, provided no expectation outlives its echo: an
+ * ack adds none when the echo may already have come uncounted (requests.c). */
 int hzshm__resv_own_echo(resv_t *r) {
   uint64_t now = hzshm__agent_now_ms();
   if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
