@@ -122,6 +122,7 @@ struct hzshm__shm {
   /* private reader files (shm_private.c) */
   char *prd_path;              /* reader: our private reader file, NULL = the shared one */
   uint64_t prd_need;           /* reader: slots usable once hdr.reg_scans >= this */
+  int prd_ok;                  /* reader (under mu): the writer confirmed it follows our file (prd_confirmed) */
   struct hzshm__prd *prd;      /* writer: the private files it follows */
   uint32_t nprd, capprd;
   uint64_t reg_scans_local;    /* writer: scans done by this handle */
@@ -211,6 +212,7 @@ int hzshm__shm_rd_check(const hzshm__shm_rdhdr_t *r, const hzshm__shm_hdr_t *h, 
 /* shm_private.c: private reader files of readers of another uid */
 int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm_rdhdr_t *r); /* reader: sets s->rfd */
 void hzshm__shm_prd_attached(hzshm__shm_t *s);  /* reader, after mapping: when its slots become usable */
+int hzshm__shm_prd_confirmed(hzshm__shm_t *s);  /* reader, under mu: 1 once the writer follows our file */
 void hzshm__shm_prd_scan(hzshm__shm_t *s);      /* writer: follow new files, drop dead ones, reg_scans + 1 */
 uint64_t hzshm__shm_prd_min(hzshm__shm_t *s, uint64_t min); /* writer: min with the live private slots */
 void hzshm__shm_prd_close(hzshm__shm_t *s);

@@ -29,6 +29,19 @@
  * lock) found the file. Until then its lookups return HZSHM_EBUSY (libhzshm
  * asks the agent), at most two maintain ticks.
  *
+ * Confirmation: a scan may skip a file (the caps on opens, files per uid,
+ * descriptors and entries: a hostile process can fill them), so reg_scans
+ * alone does not mean "followed". The writer takes a classic (per-process)
+ * POSIX read lock on byte nslots + 1 of every file it follows, and a reader
+ * uses its slots only once F_OFD_GETLK reports that byte held by
+ * hdr.writer_pid (classic locks report their holder's pid; a process of
+ * another uid can lock the byte too but not under the writer's pid: at worst
+ * its lock is the one reported and the reader stays on the agent path). The
+ * writer_pid store precedes the release increment of every scan after
+ * w_open's first, and the reader checks only after reg_scans >= v + 2.
+ * A reader in another pid namespace never sees the writer's pid: it stays
+ * on the agent path (correct values, slower).
+ *
  * Ordering of the epoch reads: the writer's fence (and membarrier) in
  * hzshm__shm_min_epoch precede the pread, so the store-buffering argument of
  * shm_slots.c holds as for mapped slots; an acquire fence after the pread
@@ -97,6 +110,17 @@ int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm
     return -errno;
   if (pwrite(s->rfd, r, sizeof *r, 0) != (ssize_t)sizeof *r) return -EIO;
   return 0;
+}
+
+/* Under s->mu. Once confirmed, for good: the writer drops a file only once
+ * our alive byte is free, i.e. when we are gone. */
+int hzshm__shm_prd_confirmed(hzshm__shm_t *s) {
+  if (s->prd_ok) return 1;
+  struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)s->nslots + 1, .l_len = 1};
+  if (fcntl(s->rfd, F_OFD_GETLK, &fl) < 0 || fl.l_type != F_RDLCK) return 0;
+  /* relaxed: ordered by the acquire load of reg_scans before (see the head) */
+  s->prd_ok = fl.l_pid > 0 && (uint32_t)fl.l_pid == atomic_load_explicit(&s->hdr->writer_pid, memory_order_relaxed);
+  return s->prd_ok;
 }
 
 /* After the mapping exists: the registration point (see the head). */
@@ -207,7 +231,10 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
         prd_add(s, -1, e->d_ino, st.st_size, st.st_uid); /* as rejected: looked at again now and then */
         continue;
       }
-      if (prd_add(s, fd, e->d_ino, st.st_size, st.st_uid) != 0) {
+      /* The confirmation lock (see the head): a classic lock, ours as a
+       * process; it goes with fd (this process opens the file only here). */
+      struct flock ack = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = (off_t)s->nslots + 1, .l_len = 1};
+      if (fcntl(fd, F_SETLK, &ack) != 0 || prd_add(s, fd, e->d_ino, st.st_size, st.st_uid) != 0) {
         close(fd);
         break;
       }

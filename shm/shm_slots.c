@@ -93,6 +93,13 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
    * (shm_private.c). acquire: pairs with the release increment of its scan. */
   if (s->prd_need && atomic_load_explicit(&s->hdr->reg_scans, memory_order_acquire) < s->prd_need) return NULL;
   pthread_mutex_lock(&s->mu);
+  /* The scans alone prove nothing: a scan may have skipped our file (caps,
+   * a table full of planted entries). Only the writer's own confirmation
+   * lock on it counts (shm_private.c). */
+  if (s->prd_path && !hzshm__shm_prd_confirmed(s)) {
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+  }
   /* Shared file: spread the processes over it. A private file is ours
    * alone: lowest first, so the writer reads only its first chunk(s). */
   uint32_t start = s->prd_path ? 0 : (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);

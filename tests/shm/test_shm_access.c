@@ -68,6 +68,42 @@ static int hostile_run(const char *name, st_side_t *side) {
   return 0; /* exits without closing r: its mapping of its own file may be gone */
 }
 
+/* A writer (root, data file in group GID, freed memory poisoned) whose
+ * session "s" holds "held" = "value". */
+static hzshm__shm_t *held_writer(const char *name, uint32_t slots, hzshm__sref_t *ref) {
+  hzshm__shm_config_t c = {.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = slots,
+                           .partition_count = 271, .gid_set = 1, .gid = GID};
+  hzshm__shm_t *w;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  hzshm__shm_w_set_poison(w, 1);
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, ref, "held", 4, "value", 5, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  return w;
+}
+
+/* Pipes go and ready, and a child that runs as READER_UID attached to
+ * `name` with a private reader file (*r set in the child: pid 0). */
+static pid_t fork_reader(const char *name, int go[2], int ready[2], hzshm__shm_t **r) {
+  CHECK(pipe(go) == 0 && pipe(ready) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    if (become(READER_UID) != 0 || hzshm__shm_r_attach(name, r) != 0 || !(*r)->prd_path) _exit(2);
+  }
+  return pid;
+}
+
+static void held_done(hzshm__shm_t *w, const char *name, int go[2], int ready[2]) {
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+  hostile_cleanup("/dev/shm", name);
+  close(go[0]);
+  close(go[1]);
+  close(ready[0]);
+  close(ready[1]);
+}
+
 /* A reader of another uid with many threads: its slots fill its private
  * file from index 0, and the writer reads it chunk by chunk (64 slots) only
  * as far as slot locks are held. A view held by thread 70 (the second chunk)
@@ -105,22 +141,12 @@ static void *mt_thread(void *p) {
 
 static void test_many_threads(void) {
   const char *name = t_name("accmt");
-  hzshm__shm_config_t c = {.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = 128,
-                           .partition_count = 271, .gid_set = 1, .gid = GID};
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  hzshm__shm_w_set_poison(w, 1);
-  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
-  CHECK_RC(hzshm__shm_w_put(w, &ref, "held", 4, "value", 5, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  hzshm__shm_t *w = held_writer(name, 128, &ref);
   int go[2], ready[2];
-  CHECK(pipe(go) == 0 && pipe(ready) == 0);
-  pid_t pid = fork();
-  CHECK(pid >= 0);
+  hzshm__shm_t *r = NULL;
+  pid_t pid = fork_reader(name, go, ready, &r);
   if (pid == 0) {
-    t_child_dies_with_parent();
-    hzshm__shm_t *r;
-    if (become(READER_UID) != 0 || hzshm__shm_r_attach(name, &r) != 0 || !r->prd_path) _exit(2);
     pthread_t th[MT_THREADS];
     mt_arg_t args[MT_THREADS];
     int step[2];
@@ -162,13 +188,64 @@ static void test_many_threads(void) {
   for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   CHECK(st.retired_pending == 0); /* and freed once the process is gone */
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
-  hostile_cleanup("/dev/shm", name);
-  close(go[0]);
-  close(go[1]);
-  close(ready[0]);
-  close(ready[1]);
+  held_done(w, name, go, ready);
+}
+
+/* A scan that skips a reader's file (here: the writer's table of 4096
+ * entries is full of symlinks planted under the private file prefix) must
+ * not let that reader use its slots: reg_scans moved on, but nothing
+ * follows its epochs. Its view is refused (the agent path) or protected,
+ * never left to reclamation. */
+static void test_unfollowed(void) {
+  const char *name = t_name("accuf");
+  hzshm__sref_t ref;
+  hzshm__shm_t *w = held_writer(name, 16, &ref);
+  for (int i = 0; i < 4200; i++) {
+    char fp[256];
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.plant.%d", name, i);
+    CHECK(symlink("/nonexistent", fp) == 0);
+  }
+  for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  int go[2], ready[2];
+  hzshm__shm_t *r = NULL;
+  pid_t pid = fork_reader(name, go, ready, &r);
+  if (pid == 0) {
+    char g, ch;
+    if (write(ready[1], "a", 1) != 1 || read(go[0], &g, 1) != 1) _exit(3);
+    const void *v = NULL;
+    size_t n = 0;
+    int rc = hzshm__shm_r_session(r, "s", 1, &ref);
+    if (rc == 0) rc = hzshm__shm_r_view(r, &ref, "held", 4, &v, &n);
+    ch = rc == HZSHM_EBUSY ? 'b' : rc == 0 && n == 5 ? 'v' : 'e';
+    if (write(ready[1], &ch, 1) != 1) _exit(4);
+    if (ch != 'v') _exit(0);
+    if (read(go[0], &g, 1) != 1) _exit(5);
+    ch = memcmp(v, "value", 5) == 0 ? 'v' : 'p'; /* 'p': reused under the view */
+    hzshm__shm_r_view_end(r);
+    _exit(write(ready[1], &ch, 1) == 1 ? 0 : 6);
+  }
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'a');
+  for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0); /* reg_scans moves on by 4 */
+  CHECK(write(go[1], "g", 1) == 1);
+  CHECK(read(ready[0], &ch, 1) == 1);
+  fprintf(stderr, "unfollowed reader: %s, private files followed %u\n",
+          ch == 'b' ? "refused (EBUSY)" : ch == 'v' ? "got a view" : "error", hzshm__shm_prd_followed(w));
+  CHECK(ch == 'b' || ch == 'v');
+  if (ch == 'v') {
+    hzshm__shm_stats_t st;
+    CHECK_RC(hzshm__shm_w_del(w, &ref, "held", 4), 0);
+    for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+    CHECK_RC(hzshm__shm_stats(w, &st), 0);
+    if (st.retired_pending != 1) fprintf(stderr, "the entry under the view was freed\n");
+    CHECK(st.retired_pending == 1); /* a view given out must be protected */
+    CHECK(write(go[1], "g", 1) == 1);
+    CHECK(read(ready[0], &ch, 1) == 1);
+    CHECK(ch == 'v');
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  held_done(w, name, go, ready);
 }
 
 int main(int argc, char **argv) {
@@ -177,6 +254,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "not root: cannot run readers under other uids; skipped\n");
     return 0;
   }
+  RUN(test_unfollowed);
   RUN(test_many_threads);
   const int nr = 2;
   const char *name = t_name("acc");
