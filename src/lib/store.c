@@ -149,7 +149,19 @@ int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void 
   return rc;
 }
 
-int hzshm_view_release(hzshm_session_t *s) { return hzshm__shm_r_view_end(hzshm__lib_shm(s->h)); }
+/* Views nest (LIFO per thread) and a handle follows a replaced segment only
+ * forward, so a thread's views of the current segment are all newer than
+ * those of retired ones: the most recent one is in the current segment if
+ * it has any there, else in the newest retired segment that has one. */
+int hzshm_view_release(hzshm_session_t *s) {
+  hzshm_t *h = s->h;
+  int rc = hzshm__shm_r_view_end(hzshm__lib_shm(h));
+  if (rc != HZSHM_EINVAL) return rc;
+  pthread_mutex_lock(&h->follow_mu); /* h->retired grows under it */
+  for (size_t i = h->nretired; i-- > 0 && rc == HZSHM_EINVAL;) rc = hzshm__shm_r_view_end(h->retired[i]);
+  pthread_mutex_unlock(&h->follow_mu);
+  return rc;
+}
 
 int hzshm_has(hzshm_session_t *s, const void *key, size_t klen) {
   int rc = check_key(s, key, klen);

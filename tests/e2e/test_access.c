@@ -204,6 +204,11 @@ static void test_reattach(const char *members) {
   CHECK_RC(hzshm_set(s, "k", 1, "one", 3), 0);
   e2e_hit_t h1 = {h, s, "k", "one"};
   CHECK(e2e_wait(e2e_is_hit, &h1, 10000) >= 0);
+  /* A view of the old segment is held across the re-attach. */
+  const void *v1, *v2;
+  size_t n1, n2;
+  CHECK_RC(hzshm_get_view(s, "k", 1, &v1, &n1), 0);
+  CHECK(n1 == 3 && memcmp(v1, "one", 3) == 0);
   /* The agent goes (--unlink-on-exit: its files are removed) and a new one
    * creates a new segment file under the same name. */
   CHECK(e2e_agent_stop(&ag) == 0);
@@ -217,6 +222,14 @@ static void test_reattach(const char *members) {
   CHECK(us >= 0); /* the old handle follows the new segment */
   printf("re-attach: the handle opened before the restart hits in the new segment after %lld ms\n",
          (long long)(us / 1000));
+  /* Nested views across the re-attach, released in LIFO order: each
+   * release ends the section of the segment its view came from. */
+  CHECK_RC(hzshm_get_view(s, "k", 1, &v2, &n2), 0);
+  CHECK(n2 == 3 && memcmp(v2, "two", 3) == 0);
+  CHECK_RC(hzshm_view_release(s), 0);   /* v2, of the new segment */
+  int rel = hzshm_view_release(s);      /* v1, of the old one */
+  CHECK(rel == 0 || rel == HZSHM_ECHANGED); /* not "no open view" */
+  CHECK_RC(hzshm_view_release(s), HZSHM_EINVAL); /* none left */
   hzshm_session_close(s);
   hzshm_close(h);
   CHECK(e2e_agent_stop(&ag) == 0);
