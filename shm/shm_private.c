@@ -4,7 +4,7 @@
  * Trust: the writer (agent) and processes of its uid share the reader file
  * <name>.rd (0600). A process of another uid that may read the data file
  * (its group, --allow-gid) cannot open that file; it creates a private reader
- * file <name>.rd.<pid>.<n> of its own (mode 0644: only it can write it) with
+ * file <name>.rd.<pid>.<n>.<random> of its own (mode 0644: only it can write it) with
  * the reader file's layout, and claims its threads' slots there with the same
  * OFD byte locks. Whatever it writes there (epochs, hints, garbage, a
  * truncation) concerns itself only:
@@ -88,16 +88,25 @@ int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm
   if (rc != 0) return rc;
   s->prd_path = malloc(HZSHM__PRD_PATH_MAX);
   if (!s->prd_path) return -ENOMEM;
-  if (snprintf(s->prd_path, HZSHM__PRD_PATH_MAX, "%s.rd.%d.%llu", dir, (int)getpid(), (unsigned long long)s->id) >=
-      HZSHM__PRD_PATH_MAX)
-    return HZSHM_EINVAL;
   hzshm__shm_rdhdr_make(h, r);
-  for (int attempt = 0; attempt < 2 && s->rfd < 0; attempt++) {
+  /* A random name part: a process of another uid could otherwise plant the
+   * names the next pids will use (a sticky directory keeps us from removing
+   * its file) and make every attach fail. Files of dead readers are the
+   * writer's to remove. */
+  for (int attempt = 0; attempt < 4 && s->rfd < 0; attempt++) {
+    uint64_t rnd;
+    if ((rc = hzshm__shm_random(&rnd, sizeof rnd)) != 0) break;
+    if (snprintf(s->prd_path, HZSHM__PRD_PATH_MAX, "%s.rd.%d.%llu.%016llx", dir, (int)getpid(),
+                 (unsigned long long)s->id, (unsigned long long)rnd) >= HZSHM__PRD_PATH_MAX) {
+      rc = HZSHM_EINVAL;
+      break;
+    }
     s->rfd = open(s->prd_path, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-    if (s->rfd < 0 && errno == EEXIST) unlink(s->prd_path); /* a dead process of the same pid left it */
+    rc = s->rfd < 0 ? -errno : 0;
+    if (rc != -EEXIST) break;
   }
   if (s->rfd < 0) {
-    rc = -errno;
+    if (rc == 0) rc = -EIO;
     free(s->prd_path);
     s->prd_path = NULL;
     return rc;

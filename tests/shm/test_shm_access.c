@@ -248,6 +248,40 @@ static void test_unfollowed(void) {
   held_done(w, name, go, ready);
 }
 
+/* A process of another uid plants the private reader file names the next
+ * reader would use (pid and handle number are predictable); in the sticky
+ * /dev/shm the reader cannot remove them. Its attach must still succeed. */
+static void test_planted_names(void) {
+  const char *name = t_name("accpn");
+  hzshm__sref_t ref;
+  hzshm__shm_t *w = held_writer(name, 16, &ref);
+  int go[2], ready[2];
+  CHECK(pipe(go) == 0 && pipe(ready) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    hzshm__shm_t *r;
+    char g;
+    if (become(READER_UID) != 0 || read(go[0], &g, 1) != 1) _exit(2);
+    int rc = hzshm__shm_r_attach(name, &r);
+    if (rc != 0) fprintf(stderr, "attach beside planted names: %s\n", hzshm_err_name(rc));
+    _exit(rc == 0 && r->prd_path ? 0 : 3);
+  }
+  for (int n = 0; n < 256; n++) { /* as root: the reader (uid 65534) cannot unlink them */
+    char fp[256];
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.%d.%d", name, (int)pid, n);
+    int f = open(fp, O_WRONLY | O_CREAT | O_EXCL, 0644);
+    CHECK(f >= 0);
+    close(f);
+  }
+  CHECK(write(go[1], "g", 1) == 1);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  held_done(w, name, go, ready);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
@@ -255,6 +289,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   RUN(test_unfollowed);
+  RUN(test_planted_names);
   RUN(test_many_threads);
   const int nr = 2;
   const char *name = t_name("acc");
