@@ -22,23 +22,7 @@
 #include <unistd.h>
 
 #include "agent.h"
-
-static int validate(agent_t *a, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
-  if (h->op == HZSHM__OP_HELLO) return 0;
-  if (r->sidlen == 0) return HZSHM_EEMPTY;
-  if (memchr(r->sid, 0, r->sidlen) || !hzshm__ipc_utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
-  size_t pl = a->o.prefix ? strlen(a->o.prefix) : 0;
-  if (pl && (r->sidlen < pl || memcmp(r->sid, a->o.prefix, pl) != 0)) return HZSHM_EBADSESSION;
-  if (h->op == HZSHM__OP_DESTROY) return 0;
-  if (r->klen == 0) return HZSHM_EEMPTY;
-  if (!hzshm__ipc_utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
-  if (h->op == HZSHM__OP_SET) {
-    if (r->ttl_ms < -1) return HZSHM_EINVAL;
-  } else if (r->vlen != 0) {
-    return HZSHM_EINVAL;
-  }
-  return 0;
-}
+#include "reqparse.h"
 
 void hzshm__parked_free(parked_t *p) {
   if (p->c) hzshm__conn_unref(p->c);
@@ -49,7 +33,7 @@ void hzshm__parked_free(parked_t *p) {
 
 void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   agent_t *a = c->a;
-  int rc = validate(a, h, r);
+  int rc = hzshm__req_validate(a->o.prefix, h, r);
   if (rc != 0) {
     hzshm__agent_count(a, HZSHM__AC_BAD_REQUESTS, 1);
     hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);

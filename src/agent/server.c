@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "agent.h"
+#include "reqparse.h"
 
 #define HZSHM__CONN_WQ_MAX (64u << 20) /* unread response bytes per connection */
 
@@ -126,28 +127,23 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
 }
 
-/* Consumes every complete frame in rbuf. */
+static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+  conn_t *c = ud;
+  c->t_reqid[h->reqid & 63u] = h->reqid;
+  c->t_ns[h->reqid & 63u] = uv_hrtime();
+  hzshm__req_dispatch(c, h, r);
+  return c->closed;
+}
+
+/* Consumes every complete frame in rbuf (framing and decoding: reqparse.c). */
 static void parse(conn_t *c) {
-  size_t off = 0;
-  while (!c->closed && c->rlen - off >= HZSHM__IPC_HDR) {
-    hzshm__ipc_hdr_t h;
-    const uint8_t *p = c->rbuf + off;
-    if (hzshm__ipc_hdr_decode(p, &h) != 0) {
-      uint32_t reqid = hzshm__le32_get(p) == HZSHM__IPC_MAGIC ? hzshm__le32_get(p + 8) : 0;
-      refuse(c, reqid, 0, HZSHM_EPROTO);
-      return;
-    }
-    if (c->rlen - off - HZSHM__IPC_HDR < h.bodylen) break; /* wait for the rest */
-    hzshm__ipc_req_t r;
-    if (hzshm__ipc_req_decode(p + HZSHM__IPC_HDR, h.bodylen, &r) != 0) {
-      refuse(c, h.reqid, h.op, HZSHM_EPROTO);
-      return;
-    }
-    c->t_reqid[h.reqid & 63u] = h.reqid;
-    c->t_ns[h.reqid & 63u] = uv_hrtime();
-    hzshm__req_dispatch(c, &h, &r);
-    off += HZSHM__IPC_HDR + h.bodylen;
+  hzshm__req_scan_t sc;
+  hzshm__req_scan(c->rbuf, c->rlen, on_request, c, &sc);
+  if (sc.bad && !c->closed) {
+    refuse(c, sc.reqid, sc.op, HZSHM_EPROTO);
+    return;
   }
+  size_t off = sc.used;
   if (off) {
     memmove(c->rbuf, c->rbuf + off, c->rlen - off);
     c->rlen -= off;
