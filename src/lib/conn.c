@@ -164,6 +164,13 @@ int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzs
     drop = 1;
     goto out;
   }
+  if (hdr.status > 0) {
+    /* Statuses are 0 or negative codes: a positive one would reach callers
+     * that test rc < 0 as "success" (and then trust *vlen). */
+    rc = HZSHM_EPROTO;
+    drop = 1;
+    goto out;
+  }
   rc = hdr.status;
   if (sink) sink(ud, hdr.status, resp.aux, resp.val, resp.vlen);
 out:
