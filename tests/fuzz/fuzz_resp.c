@@ -39,17 +39,39 @@ static hzshm_t *h;
 static hzshm_session_t *sess;
 static char dir_shm[64], dir_sock[64], sock_path[128];
 
+/* libFuzzer's timer (SIGALRM, for -timeout) interrupts blocking calls. */
+static char xread1(int fd) {
+  char b;
+  ssize_t r;
+  while ((r = read(fd, &b, 1)) < 0 && errno == EINTR) {
+  }
+  CHECK(r == 1);
+  return b;
+}
+static void xwrite1(int fd, char b) {
+  ssize_t r;
+  while ((r = write(fd, &b, 1)) < 0 && errno == EINTR) {
+  }
+  CHECK(r == 1);
+}
+static ssize_t xrecv(int fd, void *p, size_t n) {
+  ssize_t r;
+  while ((r = recv(fd, p, n, 0)) < 0 && errno == EINTR) {
+  }
+  return r;
+}
+
 static int read_frame(int fd, uint8_t *hdr) {
   size_t got = 0;
   while (got < HZSHM__IPC_HDR) {
-    ssize_t r = recv(fd, hdr + got, HZSHM__IPC_HDR - got, 0);
+    ssize_t r = xrecv(fd, hdr + got, HZSHM__IPC_HDR - got);
     if (r <= 0) return -1;
     got += (size_t)r;
   }
   uint32_t body = hzshm__le32_get(hdr + 16);
   uint8_t skip[4096];
   while (body) {
-    ssize_t r = recv(fd, skip, body < sizeof skip ? body : sizeof skip, 0);
+    ssize_t r = xrecv(fd, skip, body < sizeof skip ? body : sizeof skip);
     if (r <= 0) return -1;
     body -= (uint32_t)r;
   }
@@ -62,14 +84,15 @@ static void serve_one(void) {
   int cfd = -1;
   for (;;) {
     struct pollfd p[2] = {{.fd = lfd, .events = POLLIN}, {.fd = ctl[0], .events = POLLIN}};
-    CHECK(poll(p, 2, -1) > 0);
+    int n = poll(p, 2, -1);
+    if (n < 0 && errno == EINTR) continue;
+    CHECK(n > 0);
     if (p[0].revents & POLLIN) {
       cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
       if (cfd >= 0) break;
     }
     if (p[1].revents & POLLIN) { /* the call returned without asking the agent */
-      char b;
-      CHECK(read(ctl[0], &b, 1) == 1);
+      xread1(ctl[0]);
       return;
     }
   }
@@ -82,6 +105,7 @@ static void serve_one(void) {
     size_t off = 0;
     while (off < answer_n) {
       ssize_t w = send(cfd, a + off, answer_n - off, MSG_NOSIGNAL);
+      if (w < 0 && errno == EINTR) continue;
       if (w <= 0) break; /* the library gave up on the answer */
       off += (size_t)w;
     }
@@ -89,18 +113,16 @@ static void serve_one(void) {
   }
   shutdown(cfd, SHUT_WR);
   /* Close only after the call returned: the library reads up to EOF first. */
-  char b;
-  CHECK(read(ctl[0], &b, 1) == 1);
+  xread1(ctl[0]);
   close(cfd);
 }
 
 static void *server(void *arg) {
   (void)arg;
   for (;;) {
-    char b;
-    if (read(ctl[0], &b, 1) != 1) return NULL;
+    xread1(ctl[0]);
     serve_one();
-    CHECK(write(done[1], "d", 1) == 1);
+    xwrite1(done[1], 'd');
   }
 }
 
@@ -151,7 +173,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   patch_reqid = (data[0] & 0x80) != 0;
   answer_p = data + 2;
   answer_n = size - 2;
-  CHECK(write(ctl[1], "a", 1) == 1);
+  xwrite1(ctl[1], 'a');
   static uint8_t buf[4096];
   size_t vlen = SIZE_MAX;
   const void *view = NULL;
@@ -183,8 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       break;
   }
   CHECK(known(rc));
-  CHECK(write(ctl[1], "r", 1) == 1);
-  char b;
-  CHECK(read(done[0], &b, 1) == 1);
+  xwrite1(ctl[1], 'r');
+  xread1(done[0]);
   return 0;
 }

@@ -94,10 +94,21 @@ static int dfd = -1, rfd = -1; /* the two files, written by build() */
 
 static uint32_t le24(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16); }
 
-static void put(int fd, uint64_t fsize, uint32_t off, const uint8_t *p, size_t n) {
+/* The files are written through our own shared mappings of them (one
+ * syscall per file rather than one per record). */
+static uint8_t *dmap, *rmap;
+
+static uint8_t *map_rw(int fd, uint64_t size) {
+  if (size == 0) return NULL;
+  uint8_t *p = __real_mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  CHECK(p != MAP_FAILED);
+  return p;
+}
+
+static void put(uint8_t *map, uint64_t fsize, uint32_t off, const uint8_t *p, size_t n) {
   if (off >= fsize) return;
   if (n > fsize - off) n = (size_t)(fsize - off);
-  CHECK(pwrite(fd, p, n, off) == (ssize_t)n);
+  memcpy(map + off, p, n);
 }
 
 /* Writes the files; collects flips, names, keys and refs. 0 if usable. */
@@ -115,6 +126,8 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
   }
   CHECK(ftruncate(dfd, 0) == 0 && ftruncate(rfd, 0) == 0);
   CHECK(ftruncate(dfd, (off_t)in->dsize) == 0 && ftruncate(rfd, (off_t)in->rsize) == 0);
+  dmap = map_rw(dfd, in->dsize);
+  rmap = map_rw(rfd, in->rsize);
   size_t i = 5;
   while (i < size) {
     uint8_t kind = d[i++] % SEG_R_KINDS;
@@ -124,7 +137,7 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
       size_t n = hzshm__le16_get(d + i + 3);
       i += 5;
       if (n > size - i) n = size - i;
-      put(kind == SEG_R_DATA ? dfd : rfd, kind == SEG_R_DATA ? in->dsize : in->rsize, off, d + i, n);
+      put(kind == SEG_R_DATA ? dmap : rmap, kind == SEG_R_DATA ? in->dsize : in->rsize, off, d + i, n);
       i += n;
     } else if (kind == SEG_R_FLIP) {
       if (size - i < 4) break;
@@ -156,15 +169,17 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
   }
   if (in->dsize >= sizeof(hzshm__shm_hdr_t)) {
     hzshm__shm_hdr_t h;
-    CHECK(pread(dfd, &h, sizeof h, 0) == (ssize_t)sizeof h);
+    memcpy(&h, dmap, sizeof h);
     if (in->flags & SEG_F_FIXGEOM) /* as shm_open.c's geom_hash */
       h.geom_check = hzshm__shm_hash(&h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
     if (in->flags & SEG_F_FRESH) {
       atomic_store_explicit(&h.heartbeat_ns, hzshm__shm_now_coarse(), memory_order_relaxed);
       atomic_store_explicit(&h.state, HZSHM_SHM_SERVING, memory_order_relaxed);
     }
-    CHECK(pwrite(dfd, &h, sizeof h, 0) == (ssize_t)sizeof h);
+    memcpy(dmap, &h, sizeof h);
   }
+  if (rmap) __real_munmap(rmap, in->rsize);
+  rmap = NULL; /* dmap stays: the flips use it; unmapped after the reads */
   return 0;
 }
 
@@ -309,8 +324,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     pthread_t t;
     int threaded = 0;
     if (in.nflips) {
-      map = __real_mmap(NULL, in.dsize, PROT_READ | PROT_WRITE, MAP_SHARED, dfd, 0);
-      CHECK(map != MAP_FAILED);
+      map = dmap;
       f.map = map;
       if (in.flags & SEG_F_THREAD) threaded = pthread_create(&t, NULL, flip_thread, &f) == 0;
     }
@@ -319,9 +333,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       atomic_store_explicit(&f.stop, 1, memory_order_relaxed); /* see flip_thread */
       pthread_join(t, NULL);
     }
-    if (map) __real_munmap(map, in.dsize);
     hzshm__shm_close(s);
   }
+  if (dmap) __real_munmap(dmap, in.dsize);
+  dmap = NULL;
   if (in.flags & SEG_F_WRITER) {
     files_close();
     writer(&in);
