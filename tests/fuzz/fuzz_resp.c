@@ -23,6 +23,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "fuzz_tmp.h"
 #include "hzshm.h"
 #include "ipc.h"
 #include "shm.h"
@@ -129,18 +130,15 @@ static void *server(void *arg) {
 static void cleanup(void) {
   hzshm_session_close(sess);
   hzshm_close(h);
-  hzshm__shm_unlink("fz");
-  unlink(sock_path);
-  rmdir(dir_sock);
-  rmdir(dir_shm);
+  fuzz_tmp_remove(dir_sock);
+  fuzz_tmp_remove(dir_shm);
 }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  snprintf(dir_shm, sizeof dir_shm, "/dev/shm/hzshm-fuzz-resp.XXXXXX");
-  snprintf(dir_sock, sizeof dir_sock, "/tmp/hzshm-fuzz-resp.XXXXXX");
-  CHECK(mkdtemp(dir_shm) && mkdtemp(dir_sock));
+  CHECK(fuzz_tmp_make("/dev/shm", "hzshm-fuzz-resp", dir_shm, sizeof dir_shm) == 0);
+  CHECK(fuzz_tmp_make("/tmp", "hzshm-fuzz-resp", dir_sock, sizeof dir_sock) == 0);
   snprintf(sock_path, sizeof sock_path, "%s/agent.sock", dir_sock);
   setenv("HZSHM_SHM_DIR", dir_shm, 1);
   /* The real segment the library attaches to; the writer handle stays open

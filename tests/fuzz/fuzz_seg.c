@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "fuzz_seg.h"
+#include "fuzz_tmp.h"
 #include "ipc.h" /* little-endian helpers */
 #include "shm_int.h"
 
@@ -95,8 +96,28 @@ static int dfd = -1, rfd = -1; /* the two files, written by build() */
 static uint32_t le24(const uint8_t *p) { return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16); }
 
 /* The files are written through our own shared mappings of them (one
- * syscall per file rather than one per record). */
+ * syscall per file rather than one per record). The data file's mapping
+ * (SEG_MAX_PAGES long, touched only below the file's size) is kept between
+ * inputs, and so are its pages: instead of truncating the file, the ranges
+ * the last input wrote are zeroed again, unless something else wrote it
+ * (flips, the writer: `data_dirty`). */
 static uint8_t *dmap, *rmap;
+static struct {
+  uint32_t off, n;
+} wrote[8192];
+static size_t nwrote;
+static int data_dirty = 1;
+
+static void data_reset(uint64_t size) {
+  if (data_dirty || nwrote == sizeof wrote / sizeof *wrote) {
+    CHECK(ftruncate(dfd, 0) == 0);
+  } else {
+    for (size_t i = 0; i < nwrote; i++) memset(dmap + wrote[i].off, 0, wrote[i].n); /* below the old size */
+  }
+  nwrote = 0;
+  data_dirty = 0;
+  CHECK(ftruncate(dfd, (off_t)size) == 0);
+}
 
 static uint8_t *map_rw(int fd, uint64_t size) {
   if (size == 0) return NULL;
@@ -109,6 +130,7 @@ static void put(uint8_t *map, uint64_t fsize, uint32_t off, const uint8_t *p, si
   if (off >= fsize) return;
   if (n > fsize - off) n = (size_t)(fsize - off);
   memcpy(map + off, p, n);
+  if (map == dmap && nwrote < sizeof wrote / sizeof *wrote) wrote[nwrote++] = (typeof(wrote[0])){off, (uint32_t)n};
 }
 
 /* Writes the files; collects flips, names, keys and refs. 0 if usable. */
@@ -123,10 +145,11 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
     dfd = open(dpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     rfd = open(rpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     CHECK(dfd >= 0 && rfd >= 0);
+    dmap = map_rw(dfd, (uint64_t)SEG_MAX_PAGES * 4096);
+    data_dirty = 1;
   }
-  CHECK(ftruncate(dfd, 0) == 0 && ftruncate(rfd, 0) == 0);
-  CHECK(ftruncate(dfd, (off_t)in->dsize) == 0 && ftruncate(rfd, (off_t)in->rsize) == 0);
-  dmap = map_rw(dfd, in->dsize);
+  data_reset(in->dsize);
+  CHECK(ftruncate(rfd, 0) == 0 && ftruncate(rfd, (off_t)in->rsize) == 0);
   rmap = map_rw(rfd, in->rsize);
   size_t i = 5;
   while (i < size) {
@@ -176,14 +199,16 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
       atomic_store_explicit(&h.heartbeat_ns, hzshm__shm_now_coarse(), memory_order_relaxed);
       atomic_store_explicit(&h.state, HZSHM_SHM_SERVING, memory_order_relaxed);
     }
-    memcpy(dmap, &h, sizeof h);
+    put(dmap, in->dsize, 0, (const uint8_t *)&h, sizeof h);
   }
   if (rmap) __real_munmap(rmap, in->rsize);
-  rmap = NULL; /* dmap stays: the flips use it; unmapped after the reads */
+  rmap = NULL; /* dmap stays: the flips use it */
   return 0;
 }
 
 static void files_close(void) {
+  if (dmap) __real_munmap(dmap, (uint64_t)SEG_MAX_PAGES * 4096);
+  dmap = NULL;
   if (dfd >= 0) close(dfd);
   if (rfd >= 0) close(rfd);
   dfd = rfd = -1;
@@ -206,7 +231,7 @@ static void flip(uint8_t *map, const input_t *in, unsigned k) {
 static void *flip_thread(void *arg) {
   flipper_t *f = arg;
   /* relaxed: a stop request; nothing is published through it */
-  for (unsigned round = 0; !atomic_load_explicit(&f->stop, memory_order_relaxed) && round < 100000; round++)
+  for (unsigned round = 0; !atomic_load_explicit(&f->stop, memory_order_relaxed) && round < 20000; round++)
     flip(f->map, f->in, round % f->in->nflips);
   return NULL;
 }
@@ -295,8 +320,7 @@ static void writer(const input_t *in) {
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  snprintf(dir, sizeof dir, "/dev/shm/hzshm-fuzz-seg.XXXXXX");
-  CHECK(mkdtemp(dir) != NULL);
+  CHECK(fuzz_tmp_make("/dev/shm", "hzshm-fuzz-seg", dir, sizeof dir) == 0);
   setenv("HZSHM_SHM_DIR", dir, 1);
   CHECK(hzshm__shm_path("fz", 0, dpath, sizeof dpath) == 0 && hzshm__shm_path("fz", 1, rpath, sizeof rpath) == 0);
   return 0;
@@ -306,9 +330,7 @@ static void cleanup(void) __attribute__((destructor));
 static void cleanup(void) {
   if (!dir[0]) return;
   files_close();
-  unlink(dpath);
-  unlink(rpath);
-  rmdir(dir);
+  fuzz_tmp_remove(dir);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -326,17 +348,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (in.nflips) {
       map = dmap;
       f.map = map;
+      data_dirty = 1; /* flipped bytes are not in `wrote` */
       if (in.flags & SEG_F_THREAD) threaded = pthread_create(&t, NULL, flip_thread, &f) == 0;
     }
-    for (int rep = 0; rep < (threaded ? 8 : 1); rep++) reads(s, &in, map); /* races need chances */
+    for (int rep = 0; rep < (threaded ? 4 : 1); rep++) reads(s, &in, map); /* races need chances */
     if (threaded) {
       atomic_store_explicit(&f.stop, 1, memory_order_relaxed); /* see flip_thread */
       pthread_join(t, NULL);
     }
     hzshm__shm_close(s);
   }
-  if (dmap) __real_munmap(dmap, in.dsize);
-  dmap = NULL;
   if (in.flags & SEG_F_WRITER) {
     files_close();
     writer(&in);
