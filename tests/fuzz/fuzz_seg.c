@@ -194,7 +194,7 @@ static int build(const uint8_t *d, size_t size, input_t *in) {
     hzshm__shm_hdr_t h;
     memcpy(&h, dmap, sizeof h);
     if (in->flags & SEG_F_FIXGEOM) /* as shm_open.c's geom_hash */
-      h.geom_check = hzshm__shm_hash(&h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
+      h.geom_check = hzshm__shm_fold(&h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
     if (in->flags & SEG_F_FRESH) {
       atomic_store_explicit(&h.heartbeat_ns, hzshm__shm_now_coarse(), memory_order_relaxed);
       atomic_store_explicit(&h.state, HZSHM_SHM_SERVING, memory_order_relaxed);

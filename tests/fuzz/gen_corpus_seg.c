@@ -7,9 +7,8 @@
  * in several variants: as they are, with flips between steps and from a
  * thread (at the first entry's length, a bucket word, the session
  * directory), and followed by the writer's reuse path. One more variant
- * plants an entry in the arena's last unit whose value length a thread
- * toggles between 1 and 4097 (past the end of the mapping): a reader that
- * reads the length twice (check, then copy) reads outside the mapping.
+ * has a thread toggle 2 MiB in the value length of s0's "k0": a reader that
+ * reads the length twice (check, then copy/view) reads outside the mapping.
  * usage: gen_corpus_seg DIR (uses a private HZSHM_SHM_DIR under /dev/shm) */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -118,6 +117,7 @@ static void make(const hzshm__shm_config_t *cfg, uint8_t cfgflag) {
   hzshm__sref_t cleared;
   hzshm__shm_w_session_drop(w, &ref[3], 1, &cleared); /* s3: cleared, entries hidden */
   hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+  uint64_t k0hash = hzshm__shm_key_hash(w, "k0", 2, ref[0].gen);
   if (hzshm__shm_r_attach("fz", &r) != 0) DIE("r_attach");
   hzshm__sref_t rr;
   size_t vlen;
@@ -137,17 +137,18 @@ static void make(const hzshm__shm_config_t *cfg, uint8_t cfgflag) {
   uint64_t first = h->arena_off, bucket = h->bucket_off;
   while (first < dn && d[first] == 0 && d[first + 8] == 0) first += HZSHM__UNIT;
   while (bucket < h->arena_off && *(const uint64_t *)(d + bucket) == 0) bucket += 8;
-  /* the planted last-unit entry for "k0" of s0, first in its chain */
-  hzshm__shm_entry_t pe = {0};
-  uint64_t poff = h->arena_off + h->arena_size - HZSHM__UNIT;
-  pe.hash = hzshm__shm_hash("k0", 2, ref[0].gen);
-  pe.sgen = ref[0].gen;
-  pe.stamp = 1ull << 40;
-  pe.vlen = 1;
-  pe.klen = 2;
-  uint64_t pbucket = h->bucket_off + (pe.hash & (h->bucket_count - 1)) * 8;
-  uint64_t pword = HZSHM__B_MAKE(poff, pe.hash);
-  atomic_store_explicit(&pe.next, *(const uint64_t *)(d + pbucket), memory_order_relaxed);
+  /* the real entry of "k0" in s0: its chain from the bucket */
+  uint64_t k0 = 0;
+  for (uint64_t wd = *(const uint64_t *)(d + h->bucket_off + (k0hash & (h->bucket_count - 1)) * 8), n = 0;
+       HZSHM__B_OFF(wd) && n < 64; n++) {
+    const hzshm__shm_entry_t *e = (const hzshm__shm_entry_t *)(d + HZSHM__B_OFF(wd));
+    if (e->hash == k0hash) {
+      k0 = HZSHM__B_OFF(wd);
+      break;
+    }
+    wd = *(const uint64_t *)(d + HZSHM__B_OFF(wd)); /* next */
+  }
+  if (!k0) DIE("k0 not found");
   for (int variant = 0; variant < 5; variant++) {
     out_t o = {0};
     static const uint8_t flags[] = {SEG_F_FRESH, SEG_F_FRESH, SEG_F_FRESH | SEG_F_THREAD,
@@ -164,14 +165,8 @@ static void make(const hzshm__shm_config_t *cfg, uint8_t cfgflag) {
       flip_rec(&o, h->dir_off + offsetof(hzshm__shm_dirent_t, gen), "\x01", 1); /* session generation */
       flip_rec(&o, first + offsetof(hzshm__shm_entry_t, next) + 1, "\x40", 1);  /* chain link */
     }
-    if (variant == 4) {
-      uint8_t unit[HZSHM__UNIT] = {0};
-      memcpy(unit, &pe, sizeof pe);
-      memcpy(unit + sizeof pe, "k0v", 3);
-      out_u8(&o, SEG_R_DATA), out_le(&o, poff, 3), out_le(&o, sizeof unit, 2), out_put(&o, unit, sizeof unit);
-      out_u8(&o, SEG_R_DATA), out_le(&o, pbucket, 3), out_le(&o, 8, 2), out_le(&o, pword, 8);
-      flip_rec(&o, poff + offsetof(hzshm__shm_entry_t, vlen) + 1, "\x10", 1);
-    }
+    if (variant == 4) /* value length +2 MiB, toggled by a thread: past the mapping */
+      flip_rec(&o, k0 + offsetof(hzshm__shm_entry_t, vlen) + 2, "\x20", 1);
     if (variant == 0) {
       out_u8(&o, SEG_R_SESSION), out_u8(&o, 2), out_put(&o, "s9", 2);
       out_u8(&o, SEG_R_KEY), out_u8(&o, 3), out_put(&o, "k10", 3);
