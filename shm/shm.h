@@ -216,6 +216,11 @@ typedef struct {
   uint64_t torn_reads;              /* reads whose validation failed (0 unless reclamation failed) */
   uint64_t slot_busy;               /* this handle: calls refused with HZSHM_EBUSY (no reader slot) */
   uint64_t slot_claim_failures;     /* this handle: slot scans that found no free slot */
+  uint64_t prd_scans_incomplete;    /* writer handle: reader file scans that could not examine every file
+                                       (until one completes after w_open, nothing is freed) */
+  uint64_t prd_refused;             /* writer handle: live private reader files not followed (caps): those
+                                       readers use the agent path */
+  int prd_complete;                 /* writer handle: 1 once a complete scan ran (reclamation allowed) */
 } hzshm__shm_stats_t;
 int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st);
 

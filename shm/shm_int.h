@@ -122,10 +122,12 @@ struct hzshm__shm {
   /* private reader files (shm_private.c) */
   char *prd_path;              /* reader: our private reader file, NULL = the shared one */
   uint64_t prd_need;           /* reader: slots usable once hdr.reg_scans >= this */
-  int prd_ok;                  /* reader (under mu): the writer confirmed it follows our file (prd_confirmed) */
   struct hzshm__prd *prd;      /* writer: the private files it follows */
   uint32_t nprd, capprd;
   uint64_t reg_scans_local;    /* writer: scans done by this handle */
+  _Atomic int prd_complete;    /* writer: one complete scan done since w_open (nothing is freed before: shm_private.c) */
+  _Atomic uint64_t prd_incomplete; /* writer: scans that could not examine every file (statistic) */
+  _Atomic uint64_t prd_refused;    /* writer: live reader files not followed (caps; statistic) */
   uint8_t *prd_buf;            /* writer: one file's slot array, read by pread */
   int forked;                  /* 1 in a child of fork(): every call returns HZSHM_ECLOSED */
   hzshm__w_t *forked_w;        /* in a child: the inherited copies, freed by close */

@@ -503,8 +503,13 @@ opened:
   if ((rc = hzshm__shm_w_init_private(s)) != 0) goto fail;
   s->w->membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 &&
                      (syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+  /* Our pid before the first scan: from now on only our confirmation locks
+   * count (release: pairs with the acquire load in hzshm__shm_prd_confirmed;
+   * a reader that claims a slot after our scan looked at its file -- the
+   * kernel's lock order -- or created its file after our readdir sees it). */
+  atomic_store_explicit(&s->hdr->writer_pid, (uint32_t)getpid(), memory_order_release);
   /* Private reader files of live readers (attached to the previous writer):
-   * known before anything is freed. */
+   * every one examined before anything is freed (shm_private.c, "Restart"). */
   hzshm__shm_prd_scan(s);
   if (reuse) {
     if ((rc = hzshm__shm_w_rebuild(s)) != 0) goto fail;
@@ -514,7 +519,6 @@ opened:
   }
   /* Identity and liveness. Relaxed: these words publish no other data; they
    * are read for fail-closed decisions and `stat` only. */
-  atomic_store_explicit(&s->hdr->writer_pid, (uint32_t)getpid(), memory_order_relaxed);
   atomic_store_explicit(&s->hdr->writer_start, hzshm__shm_proc_start(), memory_order_relaxed);
   atomic_fetch_add_explicit(&s->hdr->writer_gen, 1, memory_order_relaxed);
   if (s->w->membarrier) /* relaxed: readers re-read it per section (rs_enter) */

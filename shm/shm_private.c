@@ -41,6 +41,29 @@
  * w_open's first, and the reader checks only after reg_scans >= v + 2.
  * A reader in another pid namespace never sees the writer's pid: it stays
  * on the agent path (correct values, slower).
+ * The confirmation is checked at every slot claim (never cached), with the
+ * slot's byte lock already held.
+ *
+ * Restart (issue 10): a reader confirmed by an earlier writer keeps its
+ * slots (and open views) across a writer restart, so a new writer frees
+ * nothing (hzshm__shm_prd_min returns 0) until one scan since w_open was
+ * complete: readdir reached the end, every regular file under the prefix
+ * was opened and examined (no per-scan opens cap before that), and every
+ * valid live file whose slot bytes are locked ("busy": it may be inside a
+ * section) is followed -- over the per-uid cap if need be; if even the
+ * descriptor budget is spent, or an open fails for want of resources, the
+ * scan is incomplete (counted in stats.prd_scans_incomplete) and the next
+ * one tries again. After that scan no unfollowed file can hold a legitimate
+ * section: a slot is claimed only under a confirmation by the current
+ * writer (our pid, stored release before the first scan; our classic locks
+ * exist only on followed files, dropped only once the alive byte is free),
+ * and one claimed under an earlier writer was held before our w_open, so
+ * our complete scan saw it busy. Non-regular entries (symlinks, FIFOs,
+ * directories) are skipped by d_type/lstat and never stored; rejected files
+ * are remembered only up to HZSHM__PRD_MAX (then reopened, bounded per scan).
+ * Bound: a hostile process can keep a restarted writer from completing only
+ * with busy files over our descriptor budget, i.e. while it lives and holds
+ * them; meanwhile nothing is freed: puts fail (ESEGFULL), hits stay correct.
  *
  * Ordering of the epoch reads: the writer's fence (and membarrier) in
  * hzshm__shm_min_epoch precede the pread, so the store-buffering argument of
@@ -121,15 +144,17 @@ int hzshm__shm_prd_create(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, hzshm__shm
   return 0;
 }
 
-/* Under s->mu. Once confirmed, for good: the writer drops a file only once
- * our alive byte is free, i.e. when we are gone. */
+/* Under s->mu, with the claimed slot's byte lock already held (slot_claim):
+ * 1 if the current writer follows our file now. Never cached: a restarted
+ * writer (even one in this same process, whose classic locks went with its
+ * descriptors) has not followed anything an earlier one did. The slot lock
+ * taken first is what makes this safe against a scan that decided our file
+ * was idle (see "Restart" in the head). */
 int hzshm__shm_prd_confirmed(hzshm__shm_t *s) {
-  if (s->prd_ok) return 1;
   struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)s->nslots + 1, .l_len = 1};
   if (fcntl(s->rfd, F_OFD_GETLK, &fl) < 0 || fl.l_type != F_RDLCK) return 0;
-  /* relaxed: ordered by the acquire load of reg_scans before (see the head) */
-  s->prd_ok = fl.l_pid > 0 && (uint32_t)fl.l_pid == atomic_load_explicit(&s->hdr->writer_pid, memory_order_relaxed);
-  return s->prd_ok;
+  /* acquire: pairs with w_open's release store of writer_pid before its first scan */
+  return fl.l_pid > 0 && (uint32_t)fl.l_pid == atomic_load_explicit(&s->hdr->writer_pid, memory_order_acquire);
 }
 
 /* After the mapping exists: the registration point (see the head). */
@@ -174,6 +199,84 @@ static int prd_valid(hzshm__shm_t *s, int fd) {
   return hzshm__shm_rd_check(&r, s->hdr, (uint64_t)st.st_size) == 0;
 }
 
+/* 1 if some slot byte of the file is locked: its reader holds slots and may
+ * be inside a read-side section (slots are claimed only under a confirmation,
+ * and kept for the thread's life). */
+static int prd_busy(hzshm__shm_t *s, int fd) { return range_locked(fd, 0, (off_t)s->nslots); }
+
+static void prd_reject(hzshm__shm_t *s, int fd, const struct stat *st) {
+  close(fd);
+  if (s->nprd - hzshm__shm_prd_followed(s) < HZSHM__PRD_MAX) /* else not remembered: opened again */
+    prd_add(s, -1, st->st_ino, st->st_size, st->st_uid);
+}
+
+/* One directory entry under the prefix (a regular file by lstat: `st`).
+ * Returns 1 if the scan cannot count as complete because of it. */
+static int prd_examine(hzshm__shm_t *s, int dfd, const char *nm, struct stat st) {
+  /* O_NOFOLLOW | O_NONBLOCK: a symlink or FIFO swapped in since the lstat is
+   * refused without blocking the writer; fstat of the descriptor is what
+   * counts from here on (the name may have been replaced). */
+  int fd = openat(dfd, nm, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  /* Gone, a symlink, or one we may not open (a reader's own file is 0644):
+   * nothing we could follow. Out of descriptors or memory: unknown. */
+  if (fd < 0) return errno == EMFILE || errno == ENFILE || errno == ENOMEM || errno == EINTR;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return 1;
+  }
+  for (uint32_t k = 0; k < s->nprd; k++)
+    if (s->prd[k].fd >= 0 && s->prd[k].ino == st.st_ino) { /* followed already (a hard link, a rename) */
+      close(fd);
+      return 0;
+    }
+  if (!prd_valid(s, fd)) { /* incomplete (being created) or not ours: looked at again when it changes */
+    /* One left by a reader that died while creating it (no alive byte held,
+     * unchanged for a minute): removed where we may. A reader still
+     * creating its file holds no slot (it claims only once confirmed). */
+    if (!byte_locked(fd, (off_t)s->nslots) && time(NULL) - st.st_mtime > 60) unlinkat(dfd, nm, 0);
+    prd_reject(s, fd, &st);
+    return 0;
+  }
+  if (!byte_locked(fd, (off_t)s->nslots)) { /* complete but its creator is gone */
+    unlinkat(dfd, nm, 0);                    /* fails (sticky directory) unless we may: harmless */
+    close(fd);
+    return 0;
+  }
+  uint32_t same = 0, fds = 0;
+  for (uint32_t j = 0; j < s->nprd; j++) {
+    same += s->prd[j].fd >= 0 && s->prd[j].uid == st.st_uid;
+    fds += s->prd[j].fd >= 0;
+  }
+  /* Descriptors: at most 64 files per owner uid and a quarter of our limit
+   * in all, so that no flood of files can starve the agent's sockets nor one
+   * uid crowd out another's readers. A file over the caps is not followed;
+   * its reader cannot get a confirmation from us, so it uses the agent path
+   * (fails closed for itself) -- unless it already holds slots under an
+   * earlier writer's confirmation (busy): before our first complete scan
+   * such a file is followed over the per-uid cap, and if even the
+   * descriptor budget is spent the scan stays incomplete (nothing freed). */
+  if (same >= HZSHM__PRD_PER_UID || fds >= fd_budget()) {
+    int busy = !atomic_load_explicit(&s->prd_complete, memory_order_relaxed) && prd_busy(s, fd); /* writer's own */
+    if (!busy || fds >= fd_budget()) {
+      atomic_fetch_add_explicit(&s->prd_refused, 1, memory_order_relaxed); /* statistic */
+      if (busy) { /* not remembered: examined again at every scan until it can be followed or is idle */
+        close(fd);
+        return 1;
+      }
+      prd_reject(s, fd, &st); /* as rejected: looked at again now and then */
+      return 0;
+    }
+  }
+  /* The confirmation lock (see the head): a classic lock, ours as a
+   * process; it goes with fd (this process opens the file only here). */
+  struct flock ack = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = (off_t)s->nslots + 1, .l_len = 1};
+  if (fcntl(fd, F_SETLK, &ack) != 0 || prd_add(s, fd, st.st_ino, st.st_size, st.st_uid) != 0) {
+    close(fd);
+    return 1;
+  }
+  return 0;
+}
+
 void hzshm__shm_prd_scan(hzshm__shm_t *s) {
   if (!s->w) return;
   /* Files of dead processes: dropped, and removed where we may (next scan). */
@@ -189,67 +292,50 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
     prd_drop(s, i);
   }
   s->reg_scans_local++;
+  int first = !atomic_load_explicit(&s->prd_complete, memory_order_relaxed); /* writer's own */
+  int incomplete = 1;
   char path[HZSHM__PRD_PATH_MAX], prefix[HZSHM_SHM_NAME_MAX + 16];
-  if (hzshm__shm_path(s->name, 0, path, HZSHM_SHM_PATH_MAX) != 0) return;
+  if (hzshm__shm_path(s->name, 0, path, HZSHM_SHM_PATH_MAX) != 0) goto out;
   char *slash = strrchr(path, '/');
   int plen = snprintf(prefix, sizeof prefix, "%s.rd.", slash + 1);
   *slash = 0;
   DIR *d = opendir(path[0] ? path : "/");
   if (d) {
     unsigned opens = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL && opens < HZSHM__PRD_OPENS_MAX;) {
-      if (strncmp(e->d_name, prefix, (size_t)plen) != 0) continue;
-      uint32_t k = 0;
-      while (k < s->nprd && s->prd[k].ino != e->d_ino) k++;
-      struct stat st;
-      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) continue;
-      if (k < s->nprd && (s->prd[k].fd >= 0 || s->prd[k].size == st.st_size)) continue; /* known, or rejected as is */
-      if (k < s->nprd) prd_drop(s, k); /* a rejected file that changed: look again */
-      if (s->nprd >= HZSHM__PRD_MAX) break;
-      if (!S_ISREG(st.st_mode)) { /* FIFO, symlink, ...: never opened */
-        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid);
-        continue;
-      }
-      opens++;
-      /* O_NOFOLLOW | O_NONBLOCK: a symlink or a FIFO planted there is refused
-       * without blocking the writer; fstat then wants a regular file. */
-      int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-      if (fd < 0) continue;
-      if (!prd_valid(s, fd)) { /* incomplete (being created) or not ours: looked at again when it changes */
-        /* One left by a reader that died while creating it (no alive byte
-         * held, unchanged for a minute): removed where we may. */
-        if (!byte_locked(fd, (off_t)s->nslots) && time(NULL) - st.st_mtime > 60) unlinkat(dirfd(d), e->d_name, 0);
-        close(fd);
-        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid);
-        continue;
-      }
-      if (!byte_locked(fd, (off_t)s->nslots)) { /* complete but its creator is gone */
-        unlinkat(dirfd(d), e->d_name, 0);      /* fails (sticky directory) unless we may: harmless */
-        close(fd);
-        continue;
-      }
-      uint32_t same = 0, fds = 0;
-      for (uint32_t j = 0; j < s->nprd; j++) {
-        same += s->prd[j].fd >= 0 && s->prd[j].uid == st.st_uid;
-        fds += s->prd[j].fd >= 0;
-      }
-      /* Descriptors: at most 64 files per uid and a quarter of our limit in
-       * all, so that no flood of files can starve the agent's sockets. */
-      if (same >= HZSHM__PRD_PER_UID || fds >= fd_budget()) {
-        close(fd);
-        prd_add(s, -1, e->d_ino, st.st_size, st.st_uid); /* as rejected: looked at again now and then */
-        continue;
-      }
-      /* The confirmation lock (see the head): a classic lock, ours as a
-       * process; it goes with fd (this process opens the file only here). */
-      struct flock ack = {.l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = (off_t)s->nslots + 1, .l_len = 1};
-      if (fcntl(fd, F_SETLK, &ack) != 0 || prd_add(s, fd, e->d_ino, st.st_size, st.st_uid) != 0) {
-        close(fd);
+    incomplete = 0;
+    for (;;) {
+      errno = 0;
+      struct dirent *e = readdir(d);
+      if (!e) {
+        incomplete |= errno != 0; /* a read error: the rest is unknown */
         break;
       }
+      if (strncmp(e->d_name, prefix, (size_t)plen) != 0) continue;
+      /* Symlinks, directories, FIFOs, sockets, devices: never a reader file
+       * (readers create theirs O_EXCL as regular files), so neither examined
+       * nor remembered: a flood of them costs a name comparison each. */
+      if (e->d_type != DT_REG && e->d_type != DT_UNKNOWN) continue;
+      struct stat st;
+      if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+      uint32_t k = 0;
+      while (k < s->nprd && s->prd[k].ino != st.st_ino) k++;
+      if (k < s->nprd && (s->prd[k].fd >= 0 || s->prd[k].size == st.st_size)) continue; /* known, or rejected as is */
+      if (k < s->nprd) prd_drop(s, k); /* a rejected file that changed: look again */
+      /* Bounded work per scan once a complete scan ran; the first scans of
+       * a (restarted) writer examine everything, since an unexamined file
+       * may belong to a reader confirmed by the previous writer. */
+      if (!first && opens >= HZSHM__PRD_OPENS_MAX) {
+        incomplete = 1; /* harmless now (see "Restart" in the head); counted */
+        break;
+      }
+      opens++;
+      incomplete |= prd_examine(s, dirfd(d), e->d_name, st);
     }
     closedir(d);
   }
+out:
+  if (incomplete) atomic_fetch_add_explicit(&s->prd_incomplete, 1, memory_order_relaxed); /* statistic */
+  else if (first) atomic_store_explicit(&s->prd_complete, 1, memory_order_relaxed); /* writer's own; stats read it */
   /* release: pairs with the reader's acquire loads (prd_attached, slot_claim):
    * every file found by this scan is in s->prd before the count moves on */
   atomic_fetch_add_explicit(&s->hdr->reg_scans, 1, memory_order_release);
@@ -264,6 +350,9 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
 #define HZSHM__PRD_CHUNK 64u
 
 uint64_t hzshm__shm_prd_min(hzshm__shm_t *s, uint64_t min) {
+  /* A (restarted) writer frees nothing until it examined every reader file
+   * once (see "Restart" in the head). relaxed: the writer's own word. */
+  if (!atomic_load_explicit(&s->prd_complete, memory_order_relaxed)) return 0;
   if (!s->nprd) return min;
   size_t len = HZSHM__PRD_CHUNK * sizeof(hzshm__shm_slot_t);
   if (!s->prd_buf && !(s->prd_buf = malloc(len))) return 0; /* cannot read them: free nothing */

@@ -93,13 +93,6 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
    * (shm_private.c). acquire: pairs with the release increment of its scan. */
   if (s->prd_need && atomic_load_explicit(&s->hdr->reg_scans, memory_order_acquire) < s->prd_need) return NULL;
   pthread_mutex_lock(&s->mu);
-  /* The scans alone prove nothing: a scan may have skipped our file (caps,
-   * a table full of planted entries). Only the writer's own confirmation
-   * lock on it counts (shm_private.c). */
-  if (s->prd_path && !hzshm__shm_prd_confirmed(s)) {
-    pthread_mutex_unlock(&s->mu);
-    return NULL;
-  }
   /* Shared file: spread the processes over it. A private file is ours
    * alone: lowest first, so the writer reads only its first chunk(s). */
   uint32_t start = s->prd_path ? 0 : (uint32_t)(((uint64_t)getpid() * 2654435761u + (uintptr_t)&hzshm__tls_id) % s->nslots);
@@ -111,9 +104,16 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
       if (pass == 0 && atomic_load_explicit(&sl->owner_pid, memory_order_relaxed) != 0) continue;
       if (owned_by_us(s, idx)) continue; /* our own OFD: the lock would not conflict */
       if (lock_byte(s->rfd, F_WRLCK, idx) != 0) continue;
-      hzshm__tslot_t *t = malloc(sizeof *t);
+      /* The scans alone prove nothing: a scan may have skipped our file
+       * (caps), or a restarted writer not have followed it yet. Only the
+       * current writer's confirmation lock counts, checked with the slot
+       * byte already held: a writer scan that found no slot lock held
+       * (file idle, not followed) precedes our lock in the kernel's lock
+       * order, so this check sees its pid and no lock of it (shm_private.c). */
+      hzshm__tslot_t *t = s->prd_path && !hzshm__shm_prd_confirmed(s) ? NULL : malloc(sizeof *t);
       if (!t) {
         lock_byte(s->rfd, F_UNLCK, idx);
+        pass = 2; /* unconfirmed (or out of memory): no slot now */
         break;
       }
       /* We hold the byte: any previous owner is dead. hits/misses are kept:

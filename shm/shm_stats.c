@@ -59,6 +59,10 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   st->chain_cut = atomic_load_explicit(&h->chain_cut, memory_order_relaxed);
   st->slot_busy = atomic_load_explicit(&s->slot_busy, memory_order_relaxed); /* statistic */
   st->slot_claim_failures = atomic_load_explicit(&s->claim_failures, memory_order_relaxed); /* statistic */
+  /* relaxed: statistics of this writer handle (written by its scans) */
+  st->prd_scans_incomplete = atomic_load_explicit(&s->prd_incomplete, memory_order_relaxed);
+  st->prd_refused = atomic_load_explicit(&s->prd_refused, memory_order_relaxed);
+  st->prd_complete = atomic_load_explicit(&s->prd_complete, memory_order_relaxed);
   return 0;
 }
 
