@@ -127,6 +127,9 @@ struct hzshm__shm {
   uint64_t reg_scans_local;    /* writer: scans done by this handle */
   _Atomic int prd_complete;    /* writer: one complete scan done since w_open (nothing is freed before: shm_private.c) */
   _Atomic uint64_t prd_incomplete; /* writer: scans that could not examine every file (statistic) */
+  struct timespec prd_mtim;    /* writer: the directory's mtime before the last full scan */
+  int prd_mtim_settled;        /* writer: that mtime was >= 100 ms old then (no same-tick create missed) */
+  uint64_t prd_full_ns;        /* writer: coarse clock of the last full scan */
   _Atomic uint64_t prd_refused;    /* writer: live reader files not followed (caps; statistic) */
   uint8_t *prd_buf;            /* writer: one file's slot array, read by pread */
   int forked;                  /* 1 in a child of fork(): every call returns HZSHM_ECLOSED */

@@ -87,6 +87,7 @@
 #define HZSHM__PRD_PER_UID 64u    /* files followed per owner uid: one uid cannot use up the writer's descriptors */
 #define HZSHM__PRD_OPENS_MAX 64u  /* new files examined per scan (garbage files cost bounded work) */
 #define HZSHM__PRD_PATH_MAX (HZSHM_SHM_PATH_MAX + 48)
+#define HZSHM__PRD_RESCAN_NS 1000000000ull /* an unchanged directory is read again after 1 s */
 
 struct hzshm__prd {
   int fd;      /* -1: a rejected file (not a complete private reader file when last looked at) */
@@ -299,6 +300,30 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
   char *slash = strrchr(path, '/');
   int plen = snprintf(prefix, sizeof prefix, "%s.rd.", slash + 1);
   *slash = 0;
+  /* The directory is read again only when it changed (its mtime moves at
+   * every create, unlink and rename in it), or after HZSHM__PRD_RESCAN_NS:
+   * a directory flooded with entries (of any segment) costs its readdir
+   * once, not at every maintain tick. The mtime is taken before the
+   * readdir, and trusted only if it was >= 100 ms old then (a create in the
+   * same clock tick would not move it). A skipped scan does not increment
+   * reg_scans: readers wait for a scan that read the directory (the
+   * registration argument of the head counts only those). Safe: skipping
+   * only delays new readers, who use no slot before our confirmation; the
+   * epochs of followed files are read at every reclaim regardless. */
+  struct stat dst;
+  struct timespec rt;
+  uint64_t now = hzshm__shm_now_coarse();
+  int dstat = stat(path[0] ? path : "/", &dst) == 0 && clock_gettime(CLOCK_REALTIME, &rt) == 0;
+  if (!first && dstat && s->prd_mtim_settled && dst.st_mtim.tv_sec == s->prd_mtim.tv_sec &&
+      dst.st_mtim.tv_nsec == s->prd_mtim.tv_nsec && now - s->prd_full_ns < HZSHM__PRD_RESCAN_NS)
+    return;
+  s->prd_mtim_settled = 0;
+  if (dstat) {
+    s->prd_mtim = dst.st_mtim;
+    int64_t age_ns = (int64_t)(rt.tv_sec - dst.st_mtim.tv_sec) * 1000000000 + (rt.tv_nsec - dst.st_mtim.tv_nsec);
+    s->prd_mtim_settled = age_ns >= 100000000;
+  }
+  s->prd_full_ns = now;
   DIR *d = opendir(path[0] ? path : "/");
   if (d) {
     unsigned opens = 0;
@@ -334,8 +359,11 @@ void hzshm__shm_prd_scan(hzshm__shm_t *s) {
     closedir(d);
   }
 out:
-  if (incomplete) atomic_fetch_add_explicit(&s->prd_incomplete, 1, memory_order_relaxed); /* statistic */
-  else if (first) atomic_store_explicit(&s->prd_complete, 1, memory_order_relaxed); /* writer's own; stats read it */
+  if (incomplete) { /* read the directory again at the next call */
+    s->prd_mtim_settled = 0;
+    atomic_fetch_add_explicit(&s->prd_incomplete, 1, memory_order_relaxed); /* statistic */
+  }
+  if (!incomplete && first) atomic_store_explicit(&s->prd_complete, 1, memory_order_relaxed); /* writer's own; stats read it */
   /* release: pairs with the reader's acquire loads (prd_attached, slot_claim):
    * every file found by this scan is in s->prd before the count moves on */
   atomic_fetch_add_explicit(&s->hdr->reg_scans, 1, memory_order_release);
