@@ -98,7 +98,20 @@ typedef struct session {
   int busy;                 /* operations in flight to the cluster */
   uint64_t last_use_ms;
   int dead;                 /* removed from the table, freed when busy drops to 0 */
+  /* inval.c: partitions that a periodic round found ahead of every event we
+   * got, not yet explained by an event (evidence that our registration on
+   * their owner is gone); usually none. */
+  struct suspect *suspects;
+  uint32_t nsuspects, capsuspects;
 } session_t;
+
+/* inval.c: one partition of a session whose member sequence ran ahead of our events. */
+typedef struct suspect {
+  int32_t p;
+  int watch;                /* a->watch[p] when found: a later change voids the evidence */
+  uint32_t round;           /* the periodic round that found it */
+  uint64_t since_ms;        /* when */
+} suspect_t;
 
 /* ---- reservations (fill.c) ---- */
 /* A write of a key in flight, linked from its reservation (requests.c's write_t starts with it). */
@@ -157,6 +170,9 @@ struct agent {
    * come on, as last applied by hzshm__health_watch; 0 = none: nothing of
    * the partition is cached (hzshm__inval_cacheable). */
   int *watch;
+  /* Per partition: a->round_ids when its UUID restarted or its watching
+   * connection changed (events may legitimately be missing since, inval.c). */
+  uint32_t *pchange_round;
   uint32_t unwatched;       /* partitions with watch 0 */
   uint64_t unwatched_log_ms;
   uint32_t unwatched_logged; /* the count last logged */
@@ -200,6 +216,11 @@ struct agent {
 /* test_seams.c: only in the test-only build hzshm-agent-seams. */
 void hzshm__agent_test_after_open(void);
 int hzshm__agent_test_drop_clear(void);
+/* A clear-all or DESTROYED event reached s; 1 if the event inv must be ignored: the first
+ * registration after a clear-all loses the events of one member
+ * (HZSHM_AGENT_TEST_LOSE_RENEWED_KEY). */
+void hzshm__agent_test_clear_seen(const session_t *s);
+int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv);
 /* 1: the acknowledgement res of a write of key is handled later: cb(ud, copy)
  * runs after HZSHM_AGENT_TEST_ACK_DELAY_MS (status and boolean only). */
 int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
@@ -298,6 +319,11 @@ void hzshm__inval_baseline_retry(agent_t *a);
 int hzshm__inval_cacheable(const session_t *s, uint32_t part);
 /* Cluster changed: every baseline and partition UUID is unknown again. */
 void hzshm__inval_forget(agent_t *a);
+/* Partition p's UUID restarted or its watching connection changed: events of
+ * it may be missing since, so that is no evidence of a lost listener. */
+void hzshm__inval_partition_changed(agent_t *a, uint32_t p);
+/* A new registration (or none): the listener-loss evidence of s is void. */
+void hzshm__inval_forget_suspects(session_t *s);
 
 /* health.c */
 int hzshm__health_start(agent_t *a);

@@ -98,6 +98,7 @@ void hzshm__health_watch(agent_t *a) {
     if (w != 0) back++;
     a->watch[p] = w;
     hzshm__inval_mark_stale(a, (int32_t)p);
+    hzshm__inval_partition_changed(a, p);
   }
   /* Logged when the count settles on a new value, at most once a second
    * (a migration changes it in many small steps); the return to 0 at once. */

@@ -54,6 +54,28 @@
  * events may simply have overtaken the answer) renews the listener as well:
  * we missed the destroy's clear-all.
  *
+ * Lost registrations (issue 11, review of hole 1). A registration renewed
+ * after member 1's clear-all can reach member 2 between member 2's clear-all
+ * publish and its deregistration: member 2 drops it without a clear-all, and
+ * our listener for member 2's partitions silently does not exist. What shows
+ * it: a periodic round finds a member sequence ahead of every event we got
+ * for a partition (a "suspect"), and no event of that partition arrives for
+ * HZSHM__EVENT_WAIT_MS after it (while our registration there lives, the
+ * member sends one event per sequence step, in order, within its batching
+ * period). A later round, sent at least that long after the suspect was
+ * found, that still finds the member at or ahead of it renews the listener
+ * (hzshm__session_relisten: purge, register again, fresh baselines), exactly
+ * as after a clear-all. Not evidence (the suspect is voided or never made):
+ * any event of the partition (it proves the registration delivering it), a
+ * change of the partition's watching connection or UUID since the round
+ * before the finding (events before a registration on a new connection was
+ * active, or lost with the old one, or a restarted baseline: one-time gaps
+ * the stale marks cover), a new registration of the session (suspects are
+ * forgotten with the old one). A false conviction (an event delayed longer
+ * than the wait) costs one renewal of that session, at most one per wait;
+ * until a conviction every round marks a suspect partition stale, so an
+ * entry is never served more than --reconcile-ms after the write it missed.
+ *
  * Our own writes: an event whose source is our client UUID and that is the
  * expected echo of a write this agent acknowledged (and applied on that
  * acknowledgement, requests.c) does not delete the key (that would undo a
@@ -85,6 +107,28 @@ typedef struct {
   int32_t p;
 } restart_t;
 
+#define HZSHM__EVENT_WAIT_MS 15000u /* member batching delays events up to 10 s (its default flush period) */
+
+void hzshm__inval_partition_changed(agent_t *a, uint32_t p) {
+  if (p < a->partitions) a->pchange_round[p] = a->round_ids;
+}
+
+void hzshm__inval_forget_suspects(session_t *s) { s->nsuspects = 0; }
+
+static suspect_t *suspect_find(session_t *s, int32_t p) {
+  for (uint32_t i = 0; i < s->nsuspects; i++)
+    if (s->suspects[i].p == p) return &s->suspects[i];
+  return NULL;
+}
+
+static void suspect_drop(session_t *s, suspect_t *v) { *v = s->suspects[--s->nsuspects]; }
+
+/* An event of p arrived: the registration delivering p's events exists. */
+static void heard(session_t *s, int32_t p) {
+  suspect_t *v = s->nsuspects ? suspect_find(s, p) : NULL;
+  if (v) suspect_drop(s, v);
+}
+
 static void restart_seq(hzshm__tnode_t *n, void *ud) {
   restart_t *x = ud;
   session_t *s = (session_t *)n;
@@ -108,6 +152,7 @@ static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
    * (conservative: any later sequence > 1 marks the partition stale again). */
   hzshm__inval_mark_stale(a, p);
   *known = *u;
+  hzshm__inval_partition_changed(a, (uint32_t)p);
   restart_t x = {a, p};
   hzshm__table_each(&a->sessions, restart_seq, &x);
 }
@@ -155,6 +200,11 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
 #ifdef HZSHM_AGENT_TEST_SEAMS
   if (inv->key == NULL && hzshm__agent_test_drop_clear()) return; /* test-only build: as if lost */
 #endif
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  if (inv->key == NULL) hzshm__agent_test_clear_seen(s);
+  else if (hzshm__agent_test_lose(s, inv)) return; /* test-only build: as if our registration were gone */
+#endif
+  heard(s, inv->partition);
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
   hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);
@@ -193,6 +243,9 @@ void hzshm__object_cb(hzc_client_t *hc, const char *service, const char *name, i
   session_t *s = hzshm__session_get(a, name, strlen(name), 0);
   if (s == NULL) return;
   hzshm__agent_count(a, HZSHM__AC_DESTROYS_SEEN, 1);
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  hzshm__agent_test_clear_seen(s); /* a destroy: its clear-all may come too late to be seen */
+#endif
   hzshm__session_relisten(s);
 }
 
@@ -210,6 +263,7 @@ typedef struct {
   int init;      /* 1: the initial baseline fetch of one session (names[0]) */
   uint32_t gen;  /* init: the session's listener generation it is for */
   uint32_t round; /* periodic: its number (session_t.round_id) */
+  uint64_t sent_ms; /* periodic: when it was sent */
   char **names;
   size_t n;
 } recon_t;
@@ -218,6 +272,36 @@ static void recon_free(recon_t *x) {
   for (size_t i = 0; i < x->n; i++) free(x->names[i]);
   free(x->names);
   free(x);
+}
+
+/* A periodic round's answer for (s, p), the member at or ahead of our
+ * baseline (ahead: of it). See "Lost registrations" at the top. */
+static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
+  agent_t *a = s->a;
+  suspect_t *v = s->nsuspects ? suspect_find(s, p) : NULL;
+  /* Changed since the round before the finding: the gap may be a one-time loss. */
+  if (v && (v->watch != a->watch[p] || v->round <= a->pchange_round[p] + 1)) {
+    suspect_drop(s, v);
+    v = NULL;
+  }
+  if (v == NULL) {
+    if (!ahead || a->watch[p] == 0 || x->round <= a->pchange_round[p] + 1) return;
+    if (s->nsuspects == s->capsuspects) {
+      uint32_t cap = s->capsuspects ? s->capsuspects * 2 : 4;
+      suspect_t *n = realloc(s->suspects, sizeof *n * cap);
+      if (n == NULL) return; /* no evidence kept: the stale marks still bound it */
+      s->suspects = n;
+      s->capsuspects = cap;
+    }
+    s->suspects[s->nsuspects++] = (suspect_t){p, a->watch[p], x->round, hzshm__agent_now_ms()};
+    return;
+  }
+  /* Sent before the wait was over: an event may still be on its way. */
+  if (x->sent_ms < v->since_ms + HZSHM__EVENT_WAIT_MS) return;
+  hzshm__agent_log("session %s: partition %d's member sequence ahead of every invalidation we got for %llu ms: "
+                   "our registration there is gone, listener renewed",
+                   s->name, (int)p, (unsigned long long)(x->sent_ms - v->since_ms));
+  hzshm__session_relisten(s);
 }
 
 static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq, void *ud) {
@@ -245,6 +329,9 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
     hzshm__inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
     s->seq_changes++;
+    lost_check(x, s, p, 1);
+  } else if (seq == last) {
+    lost_check(x, s, p, 0);
   } else if (seq < last) {
     /* A reset (the map's sequences restart at 1 after a destroy): stale, adopted. */
     hzshm__inval_mark_stale(a, p);
@@ -338,6 +425,7 @@ void hzshm__inval_reconcile(agent_t *a) {
     return;
   }
   x->round = ++a->round_ids;
+  x->sent_ms = hzshm__agent_now_ms();
   collect_t c = {x, cap};
   hzshm__table_each(&a->sessions, collect, &c);
   a->reconciling++;

@@ -142,8 +142,9 @@ int main(int argc, char **argv) {
   a.scratch = malloc(HZSHM__IPC_VALUE_MAX);
   a.puuid = calloc(a.partitions, sizeof *a.puuid);
   a.watch = calloc(a.partitions, sizeof *a.watch);
+  a.pchange_round = calloc(a.partitions, sizeof *a.pchange_round);
   a.unwatched = a.partitions;
-  if (a.scratch == NULL || a.puuid == NULL || a.watch == NULL) goto out;
+  if (a.scratch == NULL || a.puuid == NULL || a.watch == NULL || a.pchange_round == NULL) goto out;
 
   int reused = 0;
   int err = hzshm__shm_w_open(a.o.name, &cfg, 1, &a.shm, &reused);
@@ -218,5 +219,6 @@ out:
   free(a.scratch);
   free(a.puuid);
   free(a.watch);
+  free(a.pchange_round);
   return rc;
 }

@@ -112,6 +112,7 @@ static void listen_start(session_t *s) {
   }
   for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
   s->seq_changes++;
+  hzshm__inval_forget_suspects(s);
   s->lsn = LSN_PENDING;
   s->lgen++;
   s->baseline_since = 0;
@@ -142,6 +143,7 @@ static void listener_drop(session_t *s) {
   if (s->listener && !a->stopping) hzc_listener_remove(a->hz, s->listener);
   s->listener = NULL;
   s->lsn = LSN_NONE;
+  hzshm__inval_forget_suspects(s);
 }
 
 void hzshm__session_purge(session_t *s, int keep) {
@@ -179,6 +181,7 @@ typedef struct {
 
 static void session_free(session_t *s) {
   free(s->seq);
+  free(s->suspects);
   free(s->name);
   /* Only reservations that merely remember echoes or failed writes are left
    * (nothing is in flight: idle, or the client closed and completed all). */

@@ -13,7 +13,16 @@
  * HZSHM_AGENT_TEST_ACK_DELAY_KEY=k, HZSHM_AGENT_TEST_ACK_DELAY_MS=n: the
  * acknowledgement of every write of key k is handled n ms after it arrived,
  * so that the write's own invalidation (echo) deterministically comes first
- * (tests/e2e/test_echorace.c). */
+ * (tests/e2e/test_echorace.c).
+ *
+ * HZSHM_AGENT_TEST_LOSE_RENEWED_KEY=k: the registration of a session's
+ * listener made first after the session got a clear-all (or a DESTROYED
+ * event: the official client's proxy makes the members send one) loses every key
+ * event of the partitions that k's owner owns, as if that member had dropped
+ * it (a renewal that reached it between its clear-all publish and its
+ * deregistration, during a destroy); a later registration gets them again
+ * (tests/e2e/test_lostlistener.c: only the reconciliation's lost-listener
+ * rule can then renew it). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,5 +75,26 @@ int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const 
   hzshm__agent_log("test seam: handling the acknowledgement of a write of %s in %lu ms (status %d)", k, n,
                    res->status);
   uv_timer_start(&d->t, deferred_fire, n, 0);
+  return 1;
+}
+
+static char *lose_name;  /* the session whose next registration is lost, and that registration */
+static uint32_t lose_gen;
+
+void hzshm__agent_test_clear_seen(const session_t *s) {
+  if (getenv("HZSHM_AGENT_TEST_LOSE_RENEWED_KEY") == NULL) return;
+  free(lose_name);
+  lose_name = strdup(s->name);
+  lose_gen = s->lgen + 1; /* listen_start numbers the renewal */
+}
+
+int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv) {
+  const char *k = getenv("HZSHM_AGENT_TEST_LOSE_RENEWED_KEY");
+  if (k == NULL || lose_name == NULL || s->lgen != lose_gen || strcmp(s->name, lose_name) != 0) return 0;
+  hzc_client_t *hz = s->a->hz;
+  int32_t owner = hzc_partition_owner(hz, hzc_key_partition(hz, k, strlen(k)));
+  if (owner < 0 || inv->partition < 0 || hzc_partition_owner(hz, (uint32_t)inv->partition) != owner) return 0;
+  hzshm__agent_log("test seam: registration %u of %s lost on member %d: dropping an event of partition %d",
+                   (unsigned)lose_gen, s->name, (int)owner, (int)inv->partition);
   return 1;
 }
