@@ -271,7 +271,8 @@ int hzshm__session_ref(session_t *s);
 /* Parks p until the listener is active (registering it if needed), or runs it now. */
 void hzshm__session_submit(session_t *s, parked_t *p);
 /* Session cleared (keep=1) or destroyed (keep=0) in the cluster: hide its
- * entries in the segment, cancel its reservations; keep=0 removes the listener. */
+ * entries in the segment, cancel its reservations; keep=0 removes the listener
+ * (operations parked on a pending registration wait for a new one). */
 void hzshm__session_purge(session_t *s, int keep);
 /* The map may have been destroyed somewhere (a clear-all, a DESTROYED event,
  * a member sequence below our baseline): a destroy drops every listener

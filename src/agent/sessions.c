@@ -146,6 +146,13 @@ static void listener_drop(session_t *s) {
   hzshm__inval_forget_suspects(s);
 }
 
+/* Drops the registration; operations parked on a pending one wait for a new one. */
+static void renew(session_t *s) {
+  int was_pending = s->lsn == LSN_PENDING;
+  listener_drop(s);
+  if (was_pending && s->parked) listen_start(s);
+}
+
 void hzshm__session_purge(session_t *s, int keep) {
   agent_t *a = s->a;
   hzshm__resv_cancel_all(s);
@@ -159,19 +166,20 @@ void hzshm__session_purge(session_t *s, int keep) {
     }
   }
   if (!keep) {
-    int was_pending = s->lsn == LSN_PENDING;
-    listener_drop(s);
-    if (was_pending) run_parked(s, HZSHM_ECANCELED);
+    /* Our destroy acknowledged: a registration pending now was sent after
+     * the destroy's clear-all renewed it, maybe before some member ran its
+     * part of the destroy (which drops it): register again. The operations
+     * parked on it are merely concurrent with the destroy: they wait for the
+     * new registration (they used to fail with HZSHM_ECANCELED, test
+     * e2e_destroyrace). */
+    renew(s);
   }
 }
 
 void hzshm__session_relisten(session_t *s) {
   hzshm__session_purge(s, 1);
-  int was_pending = s->lsn == LSN_PENDING;
-  listener_drop(s);
-  /* Operations waiting for the dropped registration wait for a new one;
-   * otherwise the next operation registers it (nothing is cached meanwhile). */
-  if (was_pending && s->parked) listen_start(s);
+  /* Without parked operations the next operation registers it (nothing is cached meanwhile). */
+  renew(s);
 }
 
 typedef struct {
