@@ -29,7 +29,9 @@
 
 static e2e_agent_t ag;
 static char sid[64];
-static atomic_int stop; /* main -> flooders: relaxed is enough, the join orders the counts */
+/* main -> flooders: a flag only (no data published with it), so relaxed; the
+ * counts the flooders wrote are ordered by pthread_join. */
+static atomic_int stop;
 
 typedef struct {
   pthread_t t;
@@ -43,7 +45,7 @@ static void *flood(void *ud) {
   CHECK(fd >= 0);
   uint8_t buf[512];
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "k", .klen = 1, .ttl_ms = -1};
-  for (uint32_t id = 1; !atomic_load_explicit(&stop, memory_order_relaxed); id++) {
+  for (uint32_t id = 1; !atomic_load_explicit(&stop, memory_order_relaxed) /* pairs with main's store */; id++) {
     long n = hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, id, &r);
     CHECK(n > 0 && write(fd, buf, (size_t)n) == n);
     uint32_t rid;
@@ -81,7 +83,7 @@ int main(int argc, char **argv) {
     CHECK_RC(hzshm_set(s, "k", 1, v, strlen(v)), 0);
     CHECK_RC(hzshm_destroy(s), 0);
   }
-  atomic_store_explicit(&stop, 1, memory_order_relaxed);
+  atomic_store_explicit(&stop, 1, memory_order_relaxed); /* pairs with flood()'s load */
   long ok = 0, nf = 0, canceled = 0, other = 0;
   for (int i = 0; i < FLOODERS; i++) {
     CHECK(pthread_join(f[i].t, NULL) == 0);
