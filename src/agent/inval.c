@@ -199,8 +199,6 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
   }
 #ifdef HZSHM_AGENT_TEST_SEAMS
   if (inv->key == NULL && hzshm__agent_test_drop_clear()) return; /* test-only build: as if lost */
-#endif
-#ifdef HZSHM_AGENT_TEST_SEAMS
   if (inv->key == NULL) hzshm__agent_test_clear_seen(s);
   else if (hzshm__agent_test_lose(s, inv)) return; /* test-only build: as if our registration were gone */
 #endif
