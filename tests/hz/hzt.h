@@ -13,7 +13,7 @@
 #include "hzc.h"
 #include "hzshm.h"
 
-#include "../common/check.h"
+#include "../common/runner.h"
 
 #define HZT_TIMEOUT 60000
 
@@ -29,11 +29,13 @@ static inline size_t hzt_addrs(int argc, char **argv, char addrs[][64], size_t m
     int port = 0, count = 0;
     snprintf(path, sizeof path, "%s/port", dir);
     FILE *f = fopen(path, "r");
-    CHECK(f && fscanf(f, "%d", &port) == 1);
+    CHECK(f);
+    CHECK_EQ(fscanf(f, "%d", &port), 1);
     fclose(f);
     snprintf(path, sizeof path, "%s/count", dir);
     f = fopen(path, "r");
-    CHECK(f && fscanf(f, "%d", &count) == 1);
+    CHECK(f);
+    CHECK_EQ(fscanf(f, "%d", &count), 1);
     fclose(f);
     for (int i = 0; i < count; i++)
       snprintf(buf + strlen(buf), sizeof buf - strlen(buf), "%s127.0.0.1:%d", i ? "," : "", port + i);

@@ -121,8 +121,8 @@ int main(int argc, char **argv) {
     hzt_close(loop, c);
     hzshm__fake_stop(fs);
   }
-  CHECK(uv_loop_close(loop) == 0);
-  CHECK(failures == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
+  CHECK_EQ(failures, 0);
   printf("test_faults: OK\n");
   return 0;
 }

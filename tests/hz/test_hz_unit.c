@@ -16,7 +16,7 @@
 #include "hzshm.h"
 #include "murmur.h"
 
-#include "../common/check.h"
+#include "../common/runner.h"
 
 static size_t unhex(const char *h, uint8_t *out) {
   size_t n = 0;
@@ -26,25 +26,28 @@ static size_t unhex(const char *h, uint8_t *out) {
       continue;
     }
     unsigned v;
-    CHECK(sscanf(h, "%2x", &v) == 1);
+    CHECK_EQ(sscanf(h, "%2x", &v), 1);
     out[n++] = (uint8_t)v;
     h += 2;
   }
   return n;
 }
 
-static void test_buf(void) {
+TEST_CASE(buf) {
   uint8_t b[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   hzshm__rd_t r;
   int32_t v;
   int64_t w;
   hzshm__rd_init(&r, b, 6);
-  CHECK(hzshm__rd_i32le(&r, &v) == 0 && v == 0x04030201);
-  CHECK(hzshm__rd_i32le(&r, &v) == HZSHM_EPROTO && r.off == 4); /* overrun leaves the cursor */
-  CHECK(hzshm__rd_i64le(&r, &w) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__rd_i32le(&r, &v), 0);
+  CHECK_EQ(v, 0x04030201);
+  CHECK_EQ(hzshm__rd_i32le(&r, &v), HZSHM_EPROTO);
+  CHECK_EQ(r.off, 4); /* overrun leaves the cursor */
+  CHECK_EQ(hzshm__rd_i64le(&r, &w), HZSHM_EPROTO);
   hzshm__rd_init(&r, b, 8);
-  CHECK(hzshm__rd_i32be(&r, &v) == 0 && v == 0x01020304);
-  CHECK(hzshm__rd_skip(&r, 5) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__rd_i32be(&r, &v), 0);
+  CHECK_EQ(v, 0x01020304);
+  CHECK_EQ(hzshm__rd_skip(&r, 5), HZSHM_EPROTO);
   hzshm__wr_t wr;
   hzshm__wr_init(&wr);
   hzc_uuid_t u, u2;
@@ -52,21 +55,26 @@ static void test_buf(void) {
   hzshm__wr_uuid(&wr, &u);
   hzshm__wr_uuid(&wr, NULL);
   hzshm__wr_i64le(&wr, -2);
-  CHECK(wr.err == 0 && wr.len == 42);
+  CHECK_EQ(wr.err, 0);
+  CHECK_EQ(wr.len, 42);
   /* §1.7: uuid 00112233-4455-6677-8899-aabbccddeeff -> 00 7766554433221100 ffeeddccbbaa9988 */
   uint8_t want[17];
   unhex("00 7766554433221100 ffeeddccbbaa9988", want);
-  CHECK(memcmp(wr.p, want, 17) == 0);
+  CHECK_MEMEQ(wr.p, want, 17);
   int isnull;
   hzshm__rd_init(&r, wr.p, wr.len);
-  CHECK(hzshm__rd_uuid(&r, &u2, &isnull) == 0 && !isnull && memcmp(&u, &u2, 16) == 0);
-  CHECK(hzshm__rd_uuid(&r, &u2, &isnull) == 0 && isnull);
-  CHECK(hzshm__rd_i64le(&r, &w) == 0 && w == -2);
-  CHECK(hzshm__rd_u8(&r, b) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__rd_uuid(&r, &u2, &isnull), 0);
+  CHECK(!isnull);
+  CHECK_MEMEQ(&u, &u2, 16);
+  CHECK_EQ(hzshm__rd_uuid(&r, &u2, &isnull), 0);
+  CHECK(isnull);
+  CHECK_EQ(hzshm__rd_i64le(&r, &w), 0);
+  CHECK_EQ(w, -2);
+  CHECK_EQ(hzshm__rd_u8(&r, b), HZSHM_EPROTO);
   hzshm__wr_free(&wr);
 }
 
-static void test_murmur(void) {
+TEST_CASE(murmur) {
   /* §2.3 A: raw bytes, partition count 271 */
   static const struct {
     const char *s;
@@ -76,8 +84,8 @@ static void test_murmur(void) {
            {"", -1585187909, 238},     {"a", -1686100800, 46},      {"abcd", -973615161, 236}};
   for (size_t i = 0; i < sizeof a / sizeof a[0]; i++) {
     int32_t h = hzshm__murmur3_32(a[i].s, strlen(a[i].s), HZSHM__MURMUR_SEED);
-    CHECK(h == a[i].h);
-    CHECK(hzshm__partition_of(h, 271) == a[i].p);
+    CHECK_EQ(h, a[i].h);
+    CHECK_EQ(hzshm__partition_of(h, 271), a[i].p);
   }
   /* §2.3 B: String keys through their Data */
   static const struct {
@@ -87,63 +95,80 @@ static void test_murmur(void) {
   } bv[] = {{"k1", 1192665601, 21},     {"key-1", 2132451398, 94}, {"hello", 1985248981, 270},
             {"default", -841171332, 69}, {"", 923237662, 11}};
   for (size_t i = 0; i < sizeof bv / sizeof bv[0]; i++) {
-    CHECK(hzshm__string_hash(bv[i].s, strlen(bv[i].s)) == bv[i].h);
-    CHECK(hzshm__partition_of(bv[i].h, 271) == bv[i].p);
+    CHECK_EQ(hzshm__string_hash(bv[i].s, strlen(bv[i].s)), bv[i].h);
+    CHECK_EQ(hzshm__partition_of(bv[i].h, 271), bv[i].p);
     hzshm__wr_t w;
     hzshm__wr_init(&w);
     hzshm__wr_data(&w, HZSHM__TYPE_STRING, bv[i].s, strlen(bv[i].s));
-    CHECK(hzshm__data_hash(w.p, w.len) == bv[i].h);
+    CHECK_EQ(hzshm__data_hash(w.p, w.len), bv[i].h);
     hzshm__wr_free(&w);
   }
   uint8_t d[64];
   size_t n = unhex("00000000 fffffff4 00000007 7004ff0470dd2b", d);
-  CHECK(hzshm__data_hash(d, n) == 508143414 && hzshm__partition_of(508143414, 271) == 257);
+  CHECK_EQ(hzshm__data_hash(d, n), 508143414);
+  CHECK_EQ(hzshm__partition_of(508143414, 271), 257);
   n = unhex("00000000 fffffff9 0000ddd5", d);
-  CHECK(hzshm__data_hash(d, n) == -102944815 && hzshm__partition_of(-102944815, 271) == 45);
+  CHECK_EQ(hzshm__data_hash(d, n), -102944815);
+  CHECK_EQ(hzshm__partition_of(-102944815, 271), 45);
   /* a set partition-hash field wins over murmur; INT32_MIN maps to 0 */
   n = unhex("00000005 fffffff5 00000001 61", d);
-  CHECK(hzshm__data_hash(d, n) == 5);
-  CHECK(hzshm__partition_of(INT32_MIN, 271) == 0);
-  CHECK(hzshm__partition_of(-5, 271) == 5);
+  CHECK_EQ(hzshm__data_hash(d, n), 5);
+  CHECK_EQ(hzshm__partition_of(INT32_MIN, 271), 0);
+  CHECK_EQ(hzshm__partition_of(-5, 271), 5);
 }
 
-static void test_data(void) {
+TEST_CASE(data) {
   hzshm__wr_t w;
   uint8_t want[64];
   hzc_value_t v;
   hzshm__wr_init(&w);
   hzshm__wr_data(&w, HZSHM__TYPE_STRING, "k1", 2);
   size_t n = unhex("00000000 fffffff5 00000002 6b31", want);
-  CHECK(w.len == n && memcmp(w.p, want, n) == 0);
-  CHECK(hzshm__data_decode(w.p, w.len, &v) == 0 && v.type == HZC_STRING && v.type_id == -11 && v.len == 2 &&
-        memcmp(v.data, "k1", 2) == 0);
+  CHECK_EQ(w.len, n);
+  CHECK_MEMEQ(w.p, want, n);
+  CHECK_EQ(hzshm__data_decode(w.p, w.len, &v), 0);
+  CHECK_EQ(v.type, HZC_STRING);
+  CHECK_EQ(v.type_id, -11);
+  CHECK_EQ(v.len, 2);
+  CHECK_MEMEQ(v.data, "k1", 2);
   w.len = 0;
   static const uint8_t raw[] = {112, 4, 0xff, 4, 112, 0xdd, 43}; /* §2.1, Java-generated */
   hzshm__wr_data(&w, HZSHM__TYPE_BYTES, raw, sizeof raw);
   n = unhex("00000000 fffffff4 00000007 7004ff0470dd2b", want);
-  CHECK(w.len == n && memcmp(w.p, want, n) == 0);
-  CHECK(hzshm__data_decode(w.p, w.len, &v) == 0 && v.type == HZC_BYTES && v.len == 7 && memcmp(v.data, raw, 7) == 0);
+  CHECK_EQ(w.len, n);
+  CHECK_MEMEQ(w.p, want, n);
+  CHECK_EQ(hzshm__data_decode(w.p, w.len, &v), 0);
+  CHECK_EQ(v.type, HZC_BYTES);
+  CHECK_EQ(v.len, 7);
+  CHECK_MEMEQ(v.data, raw, 7);
   /* String length is the UTF-8 byte count, supplementary chars as 4-byte UTF-8 */
   const char *s = "Pijamalı hasta, yağız şoföre çabucak güvendi.";
   w.len = 0;
   hzshm__wr_data(&w, HZSHM__TYPE_STRING, s, strlen(s));
-  CHECK(strlen(s) == 52 && hzshm__ld_u32be(w.p + 8) == 0x34);
+  CHECK_EQ(strlen(s), 52);
+  CHECK_EQ(hzshm__ld_u32be(w.p + 8), 0x34);
   const char *emoji = "\xF0\x9F\x98\x80";
   w.len = 0;
   hzshm__wr_data(&w, HZSHM__TYPE_STRING, emoji, 4);
-  CHECK(w.len == 16 && hzshm__ld_u32be(w.p + 8) == 4 && memcmp(w.p + 12, emoji, 4) == 0);
+  CHECK_EQ(w.len, 16);
+  CHECK_EQ(hzshm__ld_u32be(w.p + 8), 4);
+  CHECK_MEMEQ(w.p + 12, emoji, 4);
   /* other types: Integer 56789 -> HZC_OTHER with its type id and payload */
   n = unhex("00000000 fffffff9 0000ddd5", want);
-  CHECK(hzshm__data_decode(want, n, &v) == 0 && v.type == HZC_OTHER && v.type_id == -7 && v.len == 4);
-  CHECK(hzshm__data_decode(want, 0, &v) == 0 && v.type == HZC_NULL);
+  CHECK_EQ(hzshm__data_decode(want, n, &v), 0);
+  CHECK_EQ(v.type, HZC_OTHER);
+  CHECK_EQ(v.type_id, -7);
+  CHECK_EQ(v.len, 4);
+  CHECK_EQ(hzshm__data_decode(want, 0, &v), 0);
+  CHECK_EQ(v.type, HZC_NULL);
   /* malformed: short header, length overrun, negative length */
-  CHECK(hzshm__data_decode(want, 7, &v) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__data_decode(want, 7, &v), HZSHM_EPROTO);
   n = unhex("00000000 fffffff4 00000008 7004ff0470dd2b", want);
-  CHECK(hzshm__data_decode(want, n, &v) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__data_decode(want, n, &v), HZSHM_EPROTO);
   n = unhex("00000000 fffffff5 ffffffff", want);
-  CHECK(hzshm__data_decode(want, n, &v) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__data_decode(want, n, &v), HZSHM_EPROTO);
   n = unhex("00000000 fffffff5 000000", want);
-  CHECK(hzshm__data_decode(want, n, &v) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__data_decode(want, n, &v), HZSHM_EPROTO);
   hzshm__wr_free(&w);
   /* UTF-8 validation */
   CHECK(hzshm__utf8_valid((const uint8_t *)"abc", 3));
@@ -157,38 +182,46 @@ static void test_data(void) {
   CHECK(!hzshm__utf8_valid((const uint8_t *)"\x80", 1));
 }
 
-static void test_builder_dumps(void) {
+TEST_CASE(builder_dumps) {
   hzshm__mb_t b;
   uint8_t want[128];
   /* §1.7 Map.Get "m"/"k1", corr 1, partition 21 */
   hzshm__enc_map_key(&b, HZSHM__MT_MAP_GET, 21, "m", "k1", 2);
-  CHECK(hzshm__mb_finish(&b) == 0);
+  CHECK_EQ(hzshm__mb_finish(&b), 0);
   hzshm__msg_set_corr(b.w.p, 1);
   size_t n = unhex("1e000000 00c0 00020100 0100000000000000 15000000 0000000000000000"
                    "07000000 0000 6d"
                    "14000000 0020 00000000 fffffff5 00000002 6b31",
                    want);
-  CHECK(b.w.len == n && memcmp(b.w.p, want, n) == 0);
+  CHECK_EQ(b.w.len, n);
+  CHECK_MEMEQ(b.w.p, want, n);
   hzshm__mb_free(&b);
   /* §1.7 Client.Ping, corr 2 */
   hzshm__enc_ping(&b);
-  CHECK(hzshm__mb_finish(&b) == 0);
+  CHECK_EQ(hzshm__mb_finish(&b), 0);
   hzshm__msg_set_corr(b.w.p, 2);
   n = unhex("16000000 00e0 000b0000 0200000000000000 ffffffff", want);
-  CHECK(b.w.len == n && memcmp(b.w.p, want, n) == 0);
+  CHECK_EQ(b.w.len, n);
+  CHECK_MEMEQ(b.w.p, want, n);
   hzshm__mb_free(&b);
   /* Authentication: 2.8 initial frame (36 bytes) then the 7 parameters */
   hzc_uuid_t u;
   for (int i = 0; i < 16; i++) u.b[i] = (uint8_t)(0x11 * i);
   hzshm__enc_auth(&b, "dev", &u, "hz.client_1");
-  CHECK(hzshm__mb_finish(&b) == 0);
+  CHECK_EQ(hzshm__mb_finish(&b), 0);
   hzshm__msg_t m;
-  CHECK(hzshm__msg_parse(b.w.p, b.w.len, &m) == 0);
-  CHECK(m.n == 9 && m.f[0].len == 36 && hzshm__msg_type(&m) == HZSHM__MT_AUTH);
-  CHECK(m.f[0].p[33] == 1 && m.f[0].p[34] == 1 && m.f[0].p[35] == 0);
-  CHECK(m.f[2].flags == HZSHM__F_NULL && m.f[3].flags == HZSHM__F_NULL);
-  CHECK(m.f[7].flags == HZSHM__F_BEGIN_DS && m.f[8].flags == (HZSHM__F_END_DS | HZSHM__F_FINAL));
-  CHECK(b.w.len < 4096); /* the pre-auth message cap */
+  CHECK_EQ(hzshm__msg_parse(b.w.p, b.w.len, &m), 0);
+  CHECK_EQ(m.n, 9);
+  CHECK_EQ(m.f[0].len, 36);
+  CHECK_EQ(hzshm__msg_type(&m), HZSHM__MT_AUTH);
+  CHECK_EQ(m.f[0].p[33], 1);
+  CHECK_EQ(m.f[0].p[34], 1);
+  CHECK_EQ(m.f[0].p[35], 0);
+  CHECK_EQ(m.f[2].flags, HZSHM__F_NULL);
+  CHECK_EQ(m.f[3].flags, HZSHM__F_NULL);
+  CHECK_EQ(m.f[7].flags, HZSHM__F_BEGIN_DS);
+  CHECK_EQ(m.f[8].flags, (HZSHM__F_END_DS | HZSHM__F_FINAL));
+  CHECK_LT(b.w.len, 4096); /* the pre-auth message cap */
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
 }
@@ -214,12 +247,12 @@ static int on_msg(void *ud, hzshm__msg_t *m) {
 static void encode_get(hzshm__mb_t *b, int64_t corr, size_t vlen) {
   uint8_t *v = calloc(1, vlen + 1);
   hzshm__enc_map_put(b, HZSHM__MT_MAP_PUT, 3, "map", "key", 3, v, vlen, -1);
-  CHECK(hzshm__mb_finish(b) == 0);
+  CHECK_EQ(hzshm__mb_finish(b), 0);
   hzshm__msg_set_corr(b->w.p, corr);
   free(v);
 }
 
-static void test_decoder(void) {
+TEST_CASE(decoder) {
   hzshm__mb_t b;
   got_t g;
   hzshm__fdec_t d;
@@ -228,24 +261,28 @@ static void test_decoder(void) {
   memset(&g, 0, sizeof g);
   hzshm__fdec_init(&d, 0);
   for (int rep = 0; rep < 2; rep++)
-    for (size_t i = 0; i < b.w.len; i++) CHECK(hzshm__fdec_feed(&d, b.w.p + i, 1, on_msg, &g) == 0);
-  CHECK(g.n == 2 && g.last_frames == 4 && g.corr == 7);
+    for (size_t i = 0; i < b.w.len; i++) CHECK_EQ(hzshm__fdec_feed(&d, b.w.p + i, 1, on_msg, &g), 0);
+  CHECK_EQ(g.n, 2);
+  CHECK_EQ(g.last_frames, 4);
+  CHECK_EQ(g.corr, 7);
   /* truncated: nothing delivered, no error, completes later */
-  CHECK(hzshm__fdec_feed(&d, b.w.p, b.w.len - 1, on_msg, &g) == 0 && g.n == 2);
-  CHECK(hzshm__fdec_feed(&d, b.w.p + b.w.len - 1, 1, on_msg, &g) == 0 && g.n == 3);
+  CHECK_EQ(hzshm__fdec_feed(&d, b.w.p, b.w.len - 1, on_msg, &g), 0);
+  CHECK_EQ(g.n, 2);
+  CHECK_EQ(hzshm__fdec_feed(&d, b.w.p + b.w.len - 1, 1, on_msg, &g), 0);
+  CHECK_EQ(g.n, 3);
   hzshm__fdec_free(&d);
   /* frame length below the header, and above the message bound */
   uint8_t bad[6] = {5, 0, 0, 0, 0, 0x20};
   hzshm__fdec_init(&d, 1024);
-  CHECK(hzshm__fdec_feed(&d, bad, 6, on_msg, &g) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__fdec_feed(&d, bad, 6, on_msg, &g), HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   uint8_t big[6] = {0, 0, 0, 0x7f, 0, 0x20};
   hzshm__fdec_init(&d, 1024);
-  CHECK(hzshm__fdec_feed(&d, big, 6, on_msg, &g) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__fdec_feed(&d, big, 6, on_msg, &g), HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   uint8_t neg[6] = {0xff, 0xff, 0xff, 0xff, 0, 0x20};
   hzshm__fdec_init(&d, 0);
-  CHECK(hzshm__fdec_feed(&d, neg, 6, on_msg, &g) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__fdec_feed(&d, neg, 6, on_msg, &g), HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   /* a message of many small frames over the bound */
   hzshm__fdec_init(&d, 64);
@@ -254,12 +291,12 @@ static void test_decoder(void) {
     uint8_t f[8] = {8, 0, 0, 0, 0, 0, 'a', 'b'};
     rc = hzshm__fdec_feed(&d, f, 8, on_msg, &g);
   }
-  CHECK(rc == HZSHM_EPROTO);
+  CHECK_EQ(rc, HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   /* initial frame too short for a header */
   uint8_t shortinit[10] = {10, 0, 0, 0, 0, 0xe0, 1, 2, 3, 4};
   hzshm__fdec_init(&d, 0);
-  CHECK(hzshm__fdec_feed(&d, shortinit, 10, on_msg, &g) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__fdec_feed(&d, shortinit, 10, on_msg, &g), HZSHM_EPROTO);
   hzshm__fdec_free(&d);
 
   /* fragmentation: split the 4 frames of the message into 3 fragments */
@@ -269,7 +306,7 @@ static void test_decoder(void) {
     o += hzshm__ld_u32le(b.w.p + o);
   }
   off[k] = o;
-  CHECK(k == 4);
+  CHECK_EQ(k, 4);
   hzshm__wr_t fw;
   hzshm__wr_init(&fw);
   const size_t cut[4] = {0, 2, 3, 4}; /* fragments: frames [0,2), [2,3), [3,4) */
@@ -288,15 +325,17 @@ static void test_decoder(void) {
   }
   memset(&g, 0, sizeof g);
   hzshm__fdec_init(&d, 0);
-  CHECK(hzshm__fdec_feed(&d, fw.p, fw.len, on_msg, &g) == 0);
-  CHECK(g.n == 1 && g.last_frames == 4 && g.corr == 7);
+  CHECK_EQ(hzshm__fdec_feed(&d, fw.p, fw.len, on_msg, &g), 0);
+  CHECK_EQ(g.n, 1);
+  CHECK_EQ(g.last_frames, 4);
+  CHECK_EQ(g.corr, 7);
   hzshm__fdec_free(&d);
   /* middle fragment with an unknown id */
   uint8_t mid[20];
   memcpy(mid, "\x0e\x00\x00\x00\x00\x20", 6);
   memset(mid + 6, 0x42, 8);
   hzshm__fdec_init(&d, 0);
-  CHECK(hzshm__fdec_feed(&d, mid, 14, on_msg, &g) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__fdec_feed(&d, mid, 14, on_msg, &g), HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   /* too many open fragmented messages */
   hzshm__fdec_init(&d, 0);
@@ -312,7 +351,7 @@ static void test_decoder(void) {
     rc = hzshm__fdec_feed(&d, x.p, x.len, on_msg, &g);
     hzshm__wr_free(&x);
   }
-  CHECK(rc == HZSHM_EPROTO);
+  CHECK_EQ(rc, HZSHM_EPROTO);
   hzshm__fdec_free(&d);
   hzshm__wr_free(&fw);
   /* pseudo-random garbage: never crashes, never delivers more than it can */
@@ -336,15 +375,15 @@ static void test_decoder(void) {
 
 /* Encodes and parses b into m. */
 static void finish_parse(hzshm__mb_t *b, hzshm__msg_t *m) {
-  CHECK(hzshm__mb_finish(b) == 0);
-  CHECK(hzshm__msg_parse(b->w.p, b->w.len, m) == 0);
+  CHECK_EQ(hzshm__mb_finish(b), 0);
+  CHECK_EQ(hzshm__msg_parse(b->w.p, b->w.len, m), 0);
 }
 
 /* Re-runs decode on every prefix (by frames) of m, and on m with its
  * initial frame shortened: no crash, and the full message must decode. */
 typedef int (*dec_fn)(const hzshm__msg_t *m);
 static void sweep(const hzshm__msg_t *m, dec_fn dec) {
-  CHECK(dec(m) == 0);
+  CHECK_EQ(dec(m), 0);
   for (size_t nf = 1; nf < m->n; nf++) {
     hzshm__msg_t t = *m;
     t.n = nf;
@@ -422,7 +461,7 @@ static void put_address(hzshm__mb_t *b, const char *host, int port) {
   hzshm__mb_end(b);
 }
 
-static void test_codecs(void) {
+TEST_CASE(codecs) {
   hzshm__mb_t b;
   hzshm__msg_t m;
   hzc_uuid_t u1, u2;
@@ -448,10 +487,16 @@ static void test_codecs(void) {
   hzshm__mb_end(&b);
   finish_parse(&b, &m);
   hzshm__auth_resp_t ar;
-  CHECK(hzshm__dec_auth(&m, &ar) == 0);
-  CHECK(ar.status == 0 && ar.partition_count == 271 && memcmp(&ar.member, &u1, 16) == 0 &&
-        memcmp(&ar.cluster_id, &u2, 16) == 0 && ar.has_versions && ar.member_list_version == 3 &&
-        ar.port == 5701 && strcmp(ar.host, "127.0.0.1") == 0 && strcmp(ar.server_version, "5.5.0") == 0);
+  CHECK_EQ(hzshm__dec_auth(&m, &ar), 0);
+  CHECK_EQ(ar.status, 0);
+  CHECK_EQ(ar.partition_count, 271);
+  CHECK_MEMEQ(&ar.member, &u1, 16);
+  CHECK_MEMEQ(&ar.cluster_id, &u2, 16);
+  CHECK(ar.has_versions);
+  CHECK_EQ(ar.member_list_version, 3);
+  CHECK_EQ(ar.port, 5701);
+  CHECK_STREQ(ar.host, "127.0.0.1");
+  CHECK_STREQ(ar.server_version, "5.5.0");
   sweep(&m, dec_auth);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
@@ -477,8 +522,12 @@ static void test_codecs(void) {
   int32_t ver;
   hzshm__member_info_t *mi;
   size_t nm;
-  CHECK(hzshm__dec_members_view(&m, &ver, &mi, &nm) == 0);
-  CHECK(ver == 7 && nm == 2 && mi[1].port == 5702 && mi[1].lite == 1 && memcmp(&mi[1].uuid, &u2, 16) == 0);
+  CHECK_EQ(hzshm__dec_members_view(&m, &ver, &mi, &nm), 0);
+  CHECK_EQ(ver, 7);
+  CHECK_EQ(nm, 2);
+  CHECK_EQ(mi[1].port, 5702);
+  CHECK_EQ(mi[1].lite, 1);
+  CHECK_MEMEQ(&mi[1].uuid, &u2, 16);
   free(mi);
   sweep(&m, dec_members);
   hzshm__msg_free(&m);
@@ -499,7 +548,9 @@ static void test_codecs(void) {
   hzshm__wr_uuid(&b.w, &u2);
   finish_parse(&b, &m);
   int cnt = 0;
-  CHECK(hzshm__dec_partitions_view(&m, &ver, cb_part, &cnt) == 0 && cnt == 4 && ver == 2);
+  CHECK_EQ(hzshm__dec_partitions_view(&m, &ver, cb_part, &cnt), 0);
+  CHECK_EQ(cnt, 4);
+  CHECK_EQ(ver, 2);
   sweep(&m, dec_parts);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
@@ -512,7 +563,8 @@ static void test_codecs(void) {
   hzshm__mb_data_string(&b, "k1", 2);
   finish_parse(&b, &m);
   cnt = 0;
-  CHECK(hzshm__dec_invalidation(&m, cb_inv, &cnt) == 0 && cnt == 1);
+  CHECK_EQ(hzshm__dec_invalidation(&m, cb_inv, &cnt), 0);
+  CHECK_EQ(cnt, 1);
   sweep(&m, dec_inv);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
@@ -523,7 +575,8 @@ static void test_codecs(void) {
   hzshm__mb_null(&b);
   finish_parse(&b, &m);
   cnt = 0;
-  CHECK(hzshm__dec_invalidation(&m, cb_inv, &cnt) == 0 && cnt == 1);
+  CHECK_EQ(hzshm__dec_invalidation(&m, cb_inv, &cnt), 0);
+  CHECK_EQ(cnt, 1);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
   hzshm__mb_event(&b, HZSHM__MT_MAP_BATCH_INVALIDATION, 3, -1);
@@ -542,7 +595,8 @@ static void test_codecs(void) {
   hzshm__wr_i64le(&b.w, 2);
   finish_parse(&b, &m);
   cnt = 0;
-  CHECK(hzshm__dec_invalidation(&m, cb_inv, &cnt) == 0 && cnt == 2);
+  CHECK_EQ(hzshm__dec_invalidation(&m, cb_inv, &cnt), 0);
+  CHECK_EQ(cnt, 2);
   sweep(&m, dec_inv);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
@@ -596,8 +650,10 @@ static void test_codecs(void) {
   finish_parse(&b, &m);
   int32_t code;
   char cls[64], msg[64];
-  CHECK(hzshm__dec_error(&m, &code, cls, sizeof cls, msg, sizeof msg) == 0);
-  CHECK(code == 62 && strcmp(msg, "wrong target") == 0 && strncmp(cls, "com.hazelcast.spi", 17) == 0);
+  CHECK_EQ(hzshm__dec_error(&m, &code, cls, sizeof cls, msg, sizeof msg), 0);
+  CHECK_EQ(code, 62);
+  CHECK_STREQ(msg, "wrong target");
+  CHECK_EQ(strncmp(cls, "com.hazelcast.spi", 17), 0);
   sweep(&m, dec_error);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
@@ -618,14 +674,17 @@ static void test_codecs(void) {
   hzshm__mb_data_bytes(&b, "xyz", 3);
   finish_parse(&b, &m);
   hzc_value_t v;
-  CHECK(hzshm__dec_resp_data(&m, &v) == 0 && v.type == HZC_BYTES && v.len == 3);
+  CHECK_EQ(hzshm__dec_resp_data(&m, &v), 0);
+  CHECK_EQ(v.type, HZC_BYTES);
+  CHECK_EQ(v.len, 3);
   sweep(&m, dec_data);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
   hzshm__mb_response(&b, HZSHM__MT_MAP_GET + 1, 3, 0);
   hzshm__mb_null(&b);
   finish_parse(&b, &m);
-  CHECK(hzshm__dec_resp_data(&m, &v) == 0 && v.type == HZC_NULL);
+  CHECK_EQ(hzshm__dec_resp_data(&m, &v), 0);
+  CHECK_EQ(v.type, HZC_NULL);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
   hzshm__mb_response(&b, HZSHM__MT_MAP_GET + 1, 3, 0);
@@ -634,7 +693,7 @@ static void test_codecs(void) {
   hzshm__wr_i32be(&b.w, -12);
   hzshm__wr_i32be(&b.w, 1000);
   finish_parse(&b, &m);
-  CHECK(hzshm__dec_resp_data(&m, &v) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__dec_resp_data(&m, &v), HZSHM_EPROTO);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
 
@@ -643,9 +702,10 @@ static void test_codecs(void) {
   finish_parse(&b, &m);
   int bv, present;
   int32_t iv;
-  CHECK(hzshm__dec_resp_bool(&m, &bv, &present) == 0 && present == 0);
-  CHECK(hzshm__dec_resp_bool(&m, &bv, NULL) == HZSHM_EPROTO);
-  CHECK(hzshm__dec_resp_i32(&m, &iv) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__dec_resp_bool(&m, &bv, &present), 0);
+  CHECK_EQ(present, 0);
+  CHECK_EQ(hzshm__dec_resp_bool(&m, &bv, NULL), HZSHM_EPROTO);
+  CHECK_EQ(hzshm__dec_resp_i32(&m, &iv), HZSHM_EPROTO);
   hzshm__msg_free(&m);
   hzshm__mb_free(&b);
 }
@@ -653,48 +713,39 @@ static void test_codecs(void) {
 static void hzt_closed(void *ud);
 /* Client arguments are checked before anything is allocated or sent (a port-less
  * "127.0.0.1" is valid since issue 13: port 5701; tests/e2e/test_members.c). */
-static void test_client_args(void) {
+TEST_CASE(client_args) {
   uv_loop_t loop;
-  CHECK(uv_loop_init(&loop) == 0);
+  CHECK_EQ(uv_loop_init(&loop), 0);
   hzc_client_t *c = NULL;
   const char *good[1] = {"127.0.0.1:5701"}, *bad1[1] = {"127.0.0.1:"}, *bad2[1] = {"h:99999"}, *bad3[1] = {":5701"};
   hzc_config_t cfg = {.addrs = good, .naddrs = 0};
-  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), HZSHM_EINVAL);
   cfg.naddrs = 1;
   cfg.addrs = bad1;
-  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), HZSHM_EINVAL);
   cfg.addrs = bad2;
-  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), HZSHM_EINVAL);
   cfg.addrs = bad3;
-  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), HZSHM_EINVAL);
   static char longname[4000];
   memset(longname, 'x', sizeof longname - 1);
   cfg.addrs = good;
   cfg.cluster_name = longname;
-  CHECK(hzc_client_new(&loop, &cfg, &c) == HZSHM_EINVAL);
-  CHECK(hzc_client_new(NULL, &cfg, &c) == HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), HZSHM_EINVAL);
+  CHECK_EQ(hzc_client_new(NULL, &cfg, &c), HZSHM_EINVAL);
   CHECK(c == NULL);
   /* a client that never connected: calls before connect are accepted or refused cleanly, close frees */
   cfg.cluster_name = NULL;
-  CHECK(hzc_client_new(&loop, &cfg, &c) == 0);
-  CHECK(!hzc_connected(c) && hzc_partition_count(c) == 0 && hzc_member_requests(c, 0) == -1);
+  CHECK_EQ(hzc_client_new(&loop, &cfg, &c), 0);
+  CHECK(!hzc_connected(c));
+  CHECK_EQ(hzc_partition_count(c), 0);
+  CHECK_EQ(hzc_member_requests(c, 0), -1);
   hzc_kv_t kv = {"k", 1, "v", 1};
-  CHECK(hzc_map_put_all(c, "m", &kv, 1, NULL, NULL) == HZSHM_EDISCONNECTED);
-  CHECK(hzc_fetch_invalidation_metadata(c, NULL, 0, NULL, NULL, NULL, NULL) == HZSHM_EDISCONNECTED);
+  CHECK_EQ(hzc_map_put_all(c, "m", &kv, 1, NULL, NULL), HZSHM_EDISCONNECTED);
+  CHECK_EQ(hzc_fetch_invalidation_metadata(c, NULL, 0, NULL, NULL, NULL, NULL), HZSHM_EDISCONNECTED);
   int closed = 0;
   hzc_client_close(c, hzt_closed, &closed);
-  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0 && closed == 1);
-  CHECK(uv_loop_close(&loop) == 0);
-}
-
-int main(void) {
-  test_client_args();
-  test_buf();
-  test_murmur();
-  test_data();
-  test_builder_dumps();
-  test_decoder();
-  test_codecs();
-  printf("test_hz_unit: OK\n");
-  return 0;
+  CHECK_EQ(uv_run(&loop, UV_RUN_DEFAULT), 0);
+  CHECK_EQ(closed, 1);
+  CHECK_EQ(uv_loop_close(&loop), 0);
 }

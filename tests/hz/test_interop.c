@@ -51,11 +51,11 @@ static void parse_uuid(const char *s, hzc_uuid_t *u) {
   for (const char *p = s; *p && j < 16; p++) {
     if (*p == '-') continue;
     unsigned v;
-    CHECK(sscanf(p, "%2x", &v) == 1);
+    CHECK_EQ(sscanf(p, "%2x", &v), 1);
     u->b[j++] = (uint8_t)v;
     p++;
   }
-  CHECK(j == 16);
+  CHECK_EQ(j, 16);
 }
 
 int main(int argc, char **argv) {
@@ -102,48 +102,56 @@ int main(int argc, char **argv) {
       CHECK_RC(res.status, 0);
       size_t glen = 0;
       CHECK_RC(hzshm__peer_get(p, map, key, strlen(key), got, big + 16, &glen), 0);
-      CHECK(glen == vals[v].n && (glen == 0 || memcmp(got, vals[v].v, glen) == 0));
+      CHECK_EQ(glen, vals[v].n);
+      CHECK((glen == 0 || memcmp(got, vals[v].v, glen) == 0));
       /* Java -> ours */
       CHECK_RC(hzshm__peer_delete(p, map, key, strlen(key)), 0);
       CHECK_RC(hzshm__peer_set(p, map, key, strlen(key), vals[v].v, vals[v].n), 0);
       HZT_SYNC(loop, &res, hzc_map_get(c, map, key, strlen(key), hzt_res_cb, &res));
       CHECK_RC(res.status, 0);
-      CHECK(res.type == HZC_BYTES && res.type_id == -12 && res.len == vals[v].n);
+      CHECK_EQ(res.type, HZC_BYTES);
+      CHECK_EQ(res.type_id, -12);
+      CHECK_EQ(res.len, vals[v].n);
       CHECK(res.len == 0 || memcmp(res.data, vals[v].v, res.len) == 0);
     }
     /* same partition as the official client */
     char hex[256] = "x:";
     for (size_t i = 0; i < strlen(keys[k]); i++) sprintf(hex + 2 + 2 * i, "%02x", (uint8_t)keys[k][i]);
     CHECK_RC(hzshm__peer_cmd(p, 30000, reply, sizeof reply, "partition %s", hex), 0);
-    CHECK((uint32_t)atoi(reply + 3) == hzc_key_partition(c, keys[k], strlen(keys[k])));
+    CHECK_EQ((uint32_t)atoi(reply + 3), hzc_key_partition(c, keys[k], strlen(keys[k])));
   }
   /* a java.lang.String value: reported as HZC_STRING with its UTF-8 */
   CHECK_RC(hzshm__peer_cmd(p, 30000, reply, sizeof reply, "putstring %s x:6b73 h\xC3\xA9llo", map), 0);
   HZT_SYNC(loop, &res, hzc_map_get(c, map, "ks", 2, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
-  CHECK(res.type == HZC_STRING && res.type_id == -11 && res.len == 6 && memcmp(res.data, "h\xC3\xA9llo", 6) == 0);
+  CHECK_EQ(res.type, HZC_STRING);
+  CHECK_EQ(res.type_id, -11);
+  CHECK_EQ(res.len, 6);
+  CHECK_MEMEQ(res.data, "h\xC3\xA9llo", 6);
 
   /* invalidations caused by the official client carry its UUID */
   CHECK_RC(hzshm__peer_set(p, map, "by-java", 7, "j", 1), 0);
   CHECK(hzt_until(loop, inv_key_is, "by-java", 30000));
-  CHECK(memcmp(&inv.source, &peer_uuid, 16) == 0 && memcmp(&inv.source, &me, 16) != 0);
+  CHECK_MEMEQ(&inv.source, &peer_uuid, 16);
+  CHECK_NE(memcmp(&inv.source, &me, 16), 0);
   strcpy(inv.key, "-");
   CHECK_RC(hzshm__peer_delete(p, map, "by-java", 7), 0);
   CHECK(hzt_until(loop, inv_key_is, "by-java", 30000));
   int want = inv.clears + 1;
   CHECK_RC(hzshm__peer_cmd(p, 30000, reply, sizeof reply, "clear %s", map), 0);
   CHECK(hzt_until(loop, inv_clears, &want, 30000));
-  CHECK(memcmp(&inv.source, &peer_uuid, 16) == 0);
+  CHECK_MEMEQ(&inv.source, &peer_uuid, 16);
 
   /* distributed objects: the Java client's getMap creates a proxy, destroy destroys it */
   CHECK(hzt_until(loop, got_created, NULL, 30000));
   want = inv.clears + 1;
   CHECK_RC(hzshm__peer_cmd(p, 30000, reply, sizeof reply, "destroy %s", map), 0);
   CHECK(hzt_until(loop, got_destroyed, NULL, 30000));
-  CHECK(memcmp(&obj_source, &peer_uuid, 16) == 0);
+  CHECK_MEMEQ(&obj_source, &peer_uuid, 16);
   /* destroy: a clear-all from the member, with the member's UUID as source (PROTOCOL-NOTES §5) */
   CHECK(hzt_until(loop, inv_clears, &want, 30000));
-  CHECK(memcmp(&inv.source, &peer_uuid, 16) != 0 && memcmp(&inv.source, &me, 16) != 0);
+  CHECK_NE(memcmp(&inv.source, &peer_uuid, 16), 0);
+  CHECK_NE(memcmp(&inv.source, &me, 16), 0);
 
   hzt_res_reset(&res);
   free(bv);
@@ -152,7 +160,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzc_listener_remove(c, lo), 0);
   CHECK_RC(hzshm__peer_stop(p, 20000), 0);
   hzt_close(loop, c);
-  CHECK(uv_loop_close(loop) == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_interop: OK\n");
   return 0;
 }

@@ -186,16 +186,17 @@ static void run(uv_loop_t *loop, const run_t *r) {
   events_t ev = {0, 0};
   hzc_client_set_event_cb(c, event_cb, &ev);
   uint32_t last = hzc_partition_count(c) - 1;
-  CHECK(last == 270);
+  CHECK_EQ(last, 270);
 
   /* No listener yet: the connection covers every partition. */
   watch_t w = {loop, c, &g, 0, 0, 0};
   CHECK(wait_watched(loop, &w, 10000));
   int id0 = hzc_partition_watch(c, 0);
-  CHECK(id0 > 0 && hzc_partition_watch(c, last) == id0);
+  CHECK_GT(id0, 0);
+  CHECK_EQ(hzc_partition_watch(c, last), id0);
   hzc_stats_t s0, s1;
   hzc_client_stats(c, &s0);
-  CHECK(s0.connections == 1);
+  CHECK_EQ(s0.connections, 1);
 
   user_t u = {loop, r->mode, NULL, 0, 0, -1, -1, 0};
   if (inv) CHECK_RC(hzc_map_listen_invalidations(c, "m", inv_cb, NULL, status_cb, &u, &u.l), 0);
@@ -209,29 +210,34 @@ static void run(uv_loop_t *loop, const run_t *r) {
   if (r->mode == RELISTEN) {
     /* Accepted at first: active, and the connection still watched. */
     CHECK_RC(u.status, 0);
-    CHECK(g.regs == 1 && g.faults == 0);
-    CHECK(hzc_partition_watch(c, 0) == id0);
+    CHECK_EQ(g.regs, 1);
+    CHECK_EQ(g.faults, 0);
+    CHECK_EQ(hzc_partition_watch(c, 0), id0);
     /* Cut the connection and let it come back: its re-registration is refused twice. */
     hzc_test_block_port(c, hzshm__fake_port(fs));
-    CHECK(hzc_partition_watch(c, 0) == 0);
+    CHECK_EQ(hzc_partition_watch(c, 0), 0);
     hzc_test_block_port(c, 0);
     CHECK(wait_watched(loop, &w, 15000));
     took = uv_now(loop) - w.refused_at; /* from the first refusal the client could have seen */
     id = hzc_partition_watch(c, 0);
     /* Watched only once the third re-registration was acknowledged, after both backoffs. */
-    CHECK(id > 0 && id != id0 && hzc_partition_watch(c, last) == id);
-    CHECK(w.regs_when_watched == 4 && g.faults == 2);
-    CHECK(w.refused_at != 0);
+    CHECK_GT(id, 0);
+    CHECK_NE(id, id0);
+    CHECK_EQ(hzc_partition_watch(c, last), id);
+    CHECK_EQ(w.regs_when_watched, 4);
+    CHECK_EQ(g.faults, 2);
+    CHECK_NE(w.refused_at, 0);
     min_took = 500; /* 200 + 400 ms backoff, less a margin for the sampling */
     reconnects = 1; /* ours */
   } else {
     /* The only registration was refused: reported (once) as the member's error,
      * and the connection no longer counts as delivering this listener's events. */
     CHECK_RC(u.status, silent ? HZSHM_ETIMEDOUT : HZSHM_EREMOTE);
-    CHECK(g.regs == 1 && g.faults == 1);
-    CHECK(u.watch_in_cb == 0);
+    CHECK_EQ(g.regs, 1);
+    CHECK_EQ(g.faults, 1);
+    CHECK_EQ(u.watch_in_cb, 0);
     if (r->mode == REMOVE_AFTER) {
-      CHECK(hzc_partition_watch(c, 0) == 0); /* still waiting for its retry */
+      CHECK_EQ(hzc_partition_watch(c, 0), 0); /* still waiting for its retry */
       removed_late = uv_now(loop) - u.at >= 200; /* a retry may have been sent already */
       CHECK_RC(hzc_listener_remove(c, u.l), 0);
       u.l = NULL;
@@ -241,16 +247,18 @@ static void run(uv_loop_t *loop, const run_t *r) {
     took = uv_now(loop) - u.at;
     id = hzc_partition_watch(c, 0);
     /* The refusals did not cost the connection: same id. */
-    CHECK(id == id0 && hzc_partition_watch(c, last) == id0);
+    CHECK_EQ(id, id0);
+    CHECK_EQ(hzc_partition_watch(c, last), id0);
     if (r->mode == KEEP || r->mode == UNANSWERED) {
       /* Re-sent on the same connection until acknowledged: refused (twice, or
        * unanswered once), then acknowledged, and watched only after that. */
-      CHECK(w.regs_when_watched == refusals + 1 && g.faults == refusals);
+      CHECK_EQ(w.regs_when_watched, refusals + 1);
+      CHECK_EQ(g.faults, refusals);
       min_took = silent ? 150 : 550; /* 200 (+ 400) ms backoff (uv_now is coarse) */
     } else {
       /* Removed while waiting: nothing pending, watched again, and no
        * registration request reaches the member any more. */
-      CHECK(u.watch_after_remove == id0); /* hzc_listener_remove settles the count before it returns */
+      CHECK_EQ(u.watch_after_remove, id0); /* hzc_listener_remove settles the count before it returns */
       CHECK(!hzt_until(loop, more_regs, &g, 1500) || removed_late); /* retries would be due at +200, +600 ms */
       round_trip(loop, c);
       drain(&g);
@@ -259,12 +267,15 @@ static void run(uv_loop_t *loop, const run_t *r) {
   }
   /* No reconnect (but ours), and the status callback ran once. */
   hzc_client_stats(c, &s1);
-  CHECK(s1.reconnects == s0.reconnects + (uint64_t)reconnects && s1.connections == 1);
-  CHECK(ev.disconnected == reconnects);
+  CHECK_EQ(s1.reconnects, s0.reconnects + (uint64_t)reconnects);
+  CHECK_EQ(s1.connections, 1);
+  CHECK_EQ(ev.disconnected, reconnects);
   drain(&g);
-  CHECK(g.accepted == 1 + reconnects && g.closed == reconnects);
-  CHECK(u.calls == 1);
-  CHECK(took >= min_took && took < 5000); /* retried after the backoffs, not in a tight loop */
+  CHECK_EQ(g.accepted, 1 + reconnects);
+  CHECK_EQ(g.closed, reconnects);
+  CHECK_EQ(u.calls, 1);
+  CHECK_GE(took, min_took);
+  CHECK_LT(took, 5000); /* retried after the backoffs, not in a tight loop */
 
   printf("%s %-10s %-5s refused %d, registration requests %d, watched again %llu ms after the first refusal "
          "(conn %d -> %d)%s\n",
@@ -275,10 +286,10 @@ static void run(uv_loop_t *loop, const run_t *r) {
     CHECK_RC(hzc_listener_remove(c, l), 0);
     round_trip(loop, c);
     drain(&g);
-    CHECK(g.removes == 1);
-    CHECK(hzc_partition_watch(c, 0) == id);
+    CHECK_EQ(g.removes, 1);
+    CHECK_EQ(hzc_partition_watch(c, 0), id);
   } else {
-    CHECK(g.removes == 0); /* never acknowledged: nothing to deregister */
+    CHECK_EQ(g.removes, 0); /* never acknowledged: nothing to deregister */
   }
   hzt_close(loop, c);
   hzshm__fake_stop(fs);
@@ -288,7 +299,7 @@ int main(int argc, char **argv) {
   uv_loop_t *loop = uv_default_loop();
   for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
     if (argc < 2 || strcmp(argv[1], mode_names[runs[i].mode]) == 0) run(loop, &runs[i]);
-  CHECK(uv_loop_close(loop) == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_listen_refused: OK\n");
   return 0;
 }

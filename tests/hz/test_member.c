@@ -103,12 +103,12 @@ static void get_expect(const char *map, const char *k, size_t klen, const void *
   HZT_SYNC(loop, &res, hzc_map_get(c, map, k, klen, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   if (!v) {
-    CHECK(res.type == HZC_NULL);
+    CHECK_EQ(res.type, HZC_NULL);
     return;
   }
-  CHECK(res.type == HZC_BYTES);
-  CHECK(res.type_id == -12);
-  CHECK(res.len == vlen);
+  CHECK_EQ(res.type, HZC_BYTES);
+  CHECK_EQ(res.type_id, -12);
+  CHECK_EQ(res.len, vlen);
   CHECK(vlen == 0 || memcmp(res.data, v, vlen) == 0);
 }
 
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
   loop = uv_default_loop();
   c = hzt_connect(loop, addrs, n);
   CHECK(hzc_connected(c));
-  CHECK(hzc_partition_count(c) == 271);
+  CHECK_EQ(hzc_partition_count(c), 271);
   hzc_uuid_t me = hzc_client_uuid(c), cid = hzc_cluster_id(c);
   CHECK(!uuid_zero(&me) && !uuid_zero(&cid));
 
@@ -147,34 +147,40 @@ int main(int argc, char **argv) {
   HZT_SYNC(loop, &res, hzc_map_create(c, map, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   CHECK(hzt_until(loop, obj_created, &obj, 30000));
-  CHECK(strcmp(obj.name, map) == 0);
-  CHECK(memcmp(&obj.source, &me, sizeof me) == 0);
+  CHECK_STREQ(obj.name, map);
+  CHECK_MEMEQ(&obj.source, &me, sizeof me);
 
   /* set/get, the invalidation of our own write carries our UUID */
   set_ok(map, "k1", 2, "v1", 2);
   get_expect(map, "k1", 2, "v1", 2);
   inv_wait_t w = {&inv, 1};
   CHECK(hzt_until(loop, inv_reached, &w, 30000));
-  CHECK(inv.last_klen == 2 && memcmp(inv.last_key, "k1", 2) == 0 && inv.key_is_string);
-  CHECK(memcmp(&inv.last.source, &me, sizeof me) == 0);
-  CHECK(inv.last.partition == (int32_t)hzc_key_partition(c, "k1", 2));
-  CHECK(inv.last.partition == 21); /* hazelcast-client-protocol.md §2.3 B: "k1" -> 21 of 271 */
+  CHECK_EQ(inv.last_klen, 2);
+  CHECK_MEMEQ(inv.last_key, "k1", 2);
+  CHECK(inv.key_is_string);
+  CHECK_MEMEQ(&inv.last.source, &me, sizeof me);
+  CHECK_EQ(inv.last.partition, (int32_t)hzc_key_partition(c, "k1", 2));
+  CHECK_EQ(inv.last.partition, 21); /* hazelcast-client-protocol.md §2.3 B: "k1" -> 21 of 271 */
   CHECK(inv.last.sequence >= 1 && !uuid_zero(&inv.last.partition_uuid));
   int64_t seq_k1 = inv.last.sequence;
 
   /* put returns the old value; absent -> NULL */
   HZT_SYNC(loop, &res, hzc_map_put(c, map, "k1", 2, "v2", 2, -1, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
-  CHECK(res.type == HZC_BYTES && res.len == 2 && memcmp(res.data, "v1", 2) == 0);
+  CHECK_EQ(res.type, HZC_BYTES);
+  CHECK_EQ(res.len, 2);
+  CHECK_MEMEQ(res.data, "v1", 2);
   HZT_SYNC(loop, &res, hzc_map_put(c, map, "k2", 2, "x", 1, 0, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
-  CHECK(res.type == HZC_NULL);
+  CHECK_EQ(res.type, HZC_NULL);
 
   /* contains */
   HZT_SYNC(loop, &res, hzc_map_contains(c, map, "k1", 2, hzt_res_cb, &res));
-  CHECK(res.status == 0 && res.boolean == 1);
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.boolean, 1);
   HZT_SYNC(loop, &res, hzc_map_contains(c, map, "nope", 4, hzt_res_cb, &res));
-  CHECK(res.status == 0 && res.boolean == 0);
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.boolean, 0);
   get_expect(map, "nope", 4, NULL, 0);
 
   /* empty value, empty key, binary value, large value, non-ASCII keys */
@@ -206,25 +212,30 @@ int main(int argc, char **argv) {
   CHECK_RC(hzc_map_set(c, map, "k", 1, "v", 1, -2, hzt_res_cb, &res), HZSHM_EINVAL);
   CHECK_RC(hzc_map_set(c, map, "k", 1, NULL, 1, -1, hzt_res_cb, &res), HZSHM_EINVAL);
   hzc_client_stats(c, &st1);
-  CHECK(st1.requests_sent == st0.requests_sent);
+  CHECK_EQ(st1.requests_sent, st0.requests_sent);
 
   /* remove / delete: present and absent; note which ones invalidate */
   int before = inv.n;
   HZT_SYNC(loop, &res, hzc_map_remove(c, map, "k2", 2, hzt_res_cb, &res));
-  CHECK(res.status == 0 && res.type == HZC_BYTES && res.len == 1 && res.data[0] == 'x');
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.type, HZC_BYTES);
+  CHECK_EQ(res.len, 1);
+  CHECK_EQ(res.data[0], 'x');
   w.want = before + 1;
   CHECK(hzt_until(loop, inv_reached, &w, 30000));
   HZT_SYNC(loop, &res, hzc_map_delete(c, map, "k1", 2, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   printf("observed: Delete of a present key -> response bool %d\n", res.boolean);
-  CHECK(res.boolean == 1);
+  CHECK_EQ(res.boolean, 1);
   w.want = before + 2;
   CHECK(hzt_until(loop, inv_reached, &w, 30000));
   HZT_SYNC(loop, &res, hzc_map_delete(c, map, "k1", 2, hzt_res_cb, &res));
   printf("observed: Delete of an absent key -> response bool %d\n", res.boolean);
-  CHECK(res.status == 0 && res.boolean == 0);
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.boolean, 0);
   HZT_SYNC(loop, &res, hzc_map_remove(c, map, "absent", 6, hzt_res_cb, &res));
-  CHECK(res.status == 0 && res.type == HZC_NULL);
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.type, HZC_NULL);
   /* A marker write after the absent remove/delete: events arrive in order on
    * one connection, so seeing the marker means any earlier event arrived. */
   int mark = inv.n;
@@ -237,7 +248,7 @@ int main(int argc, char **argv) {
   }
   printf("observed: absent delete+remove produced %d invalidation(s) before the marker\n",
          inv.n - mark - 1 >= 0 ? inv.n - mark - 1 : 0);
-  CHECK(strcmp(inv.last_key, "marker") == 0);
+  CHECK_STREQ(inv.last_key, "marker");
 
   /* putAll / getAll over many partitions */
   enum { NB = 100 };
@@ -259,7 +270,8 @@ int main(int argc, char **argv) {
   memset(&ga, 0, sizeof ga);
   CHECK_RC(hzc_map_get_all(c, map, kv, NB + 5, on_entry, hzt_res_cb, &ga), 0);
   CHECK_RC(hzt_wait(loop, &ga.res), 0);
-  CHECK(ga.ga.entries == NB && ga.ga.bad == 0);
+  CHECK_EQ(ga.ga.entries, NB);
+  CHECK_EQ(ga.ga.bad, 0);
   hzt_res_reset(&ga.res);
   HZT_SYNC(loop, &res, hzc_map_get_all(c, map, kv, 0, on_entry, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
@@ -268,7 +280,7 @@ int main(int argc, char **argv) {
   HZT_SYNC(loop, &res, hzc_map_size(c, map, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   int64_t size = res.number;
-  CHECK(size == NB + 6); /* empty, "", bin, big, nk, marker + 100 */
+  CHECK_EQ(size, NB + 6); /* empty, "", bin, big, nk, marker + 100 */
 
   /* metadata: sequences of our map and partition uuids */
   meta_ud_t mu;
@@ -279,22 +291,23 @@ int main(int argc, char **argv) {
   CHECK_RC(hzt_wait(loop, &mu.res), 0);
   hzt_res_reset(&mu.res);
   printf("observed: metadata: %d partition uuids, %d sequences\n", mu.meta.uuids, mu.meta.seqs);
-  CHECK(mu.meta.uuids == 271);
-  CHECK(mu.meta.seqs > 0);
-  CHECK(mu.meta.max_seq_for[0] >= seq_k1);
+  CHECK_EQ(mu.meta.uuids, 271);
+  CHECK_GT(mu.meta.seqs, 0);
+  CHECK_GE(mu.meta.max_seq_for[0], seq_k1);
 
   /* clear -> one clear-all (null key) invalidation */
   int clears = inv.clears;
   HZT_SYNC(loop, &res, hzc_map_clear(c, map, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   HZT_SYNC(loop, &res, hzc_map_size(c, map, hzt_res_cb, &res));
-  CHECK(res.status == 0 && res.number == 0);
+  CHECK_EQ(res.status, 0);
+  CHECK_EQ(res.number, 0);
   w.want = inv.n + 1;
   while (inv.clears == clears) {
     CHECK(hzt_until(loop, inv_reached, &w, 30000));
     w.want = inv.n + 1;
   }
-  CHECK(inv.last_klen == 0);
+  CHECK_EQ(inv.last_klen, 0);
   printf("observed: clear-all event header partition %d, map-name partition %u\n", inv.last.partition,
          hzc_key_partition(c, map, strlen(map)));
 
@@ -308,31 +321,35 @@ int main(int argc, char **argv) {
   set_ok(map, "after-remove", 12, "z", 1);
   inv_wait_t w2 = {&inv2, 1};
   CHECK(hzt_until(loop, inv_reached, &w2, 30000));
-  CHECK(inv.n == n1);
+  CHECK_EQ(inv.n, n1);
   CHECK_RC(hzc_listener_remove(c, l1), HZSHM_EINVAL); /* already removed */
 
   /* destroy -> DESTROYED distributed-object event with our map name */
   HZT_SYNC(loop, &res, hzc_map_destroy(c, map, hzt_res_cb, &res));
   CHECK_RC(res.status, 0);
   CHECK(hzt_until(loop, obj_destroyed, &obj, 30000));
-  CHECK(strcmp(obj.name, map) == 0);
-  CHECK(memcmp(&obj.source, &me, sizeof me) == 0);
-  CHECK(obj.created == 1);
+  CHECK_STREQ(obj.name, map);
+  CHECK_MEMEQ(&obj.source, &me, sizeof me);
+  CHECK_EQ(obj.created, 1);
   CHECK_RC(hzc_listener_remove(c, l2), 0);
   CHECK_RC(hzc_listener_remove(c, lo), 0);
 
   hzc_stats_t st;
   hzc_client_stats(c, &st);
-  CHECK(st.connections == 1 && st.requests_sent > 20 && st.responses > 20 && st.events > 5);
+  CHECK_EQ(st.connections, 1);
+  CHECK_GT(st.requests_sent, 20);
+  CHECK_GT(st.responses, 20);
+  CHECK_GT(st.events, 5);
 
   /* close with a request in flight: it fails with ECLOSED */
   hzt_res_reset(&res);
   CHECK_RC(hzc_map_get(c, map, "k1", 2, hzt_res_cb, &res), 0);
   hzt_close(loop, c);
-  CHECK(res.done && res.status == HZSHM_ECLOSED);
+  CHECK(res.done);
+  CHECK_EQ(res.status, HZSHM_ECLOSED);
   hzt_res_reset(&res);
   free(bv);
-  CHECK(uv_loop_close(loop) == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_member: OK\n");
   return 0;
 }

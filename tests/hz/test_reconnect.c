@@ -44,7 +44,8 @@ static pid_t member_pid(void) {
   int pid = 0;
   snprintf(path, sizeof path, "%s/member0.pid", getenv("HZSHM_TEST_MEMBER_DIR"));
   FILE *f = fopen(path, "r");
-  CHECK(f && fscanf(f, "%d", &pid) == 1);
+  CHECK(f);
+  CHECK_EQ(fscanf(f, "%d", &pid), 1);
   fclose(f);
   return (pid_t)pid;
 }
@@ -69,7 +70,7 @@ static void set_and_see(const char *key) {
 int main(int argc, char **argv) {
   char addrs[4][64];
   size_t n = hzt_addrs(argc, argv, addrs, 4);
-  CHECK(n == 1);
+  CHECK_EQ(n, 1);
   int port = atoi(strrchr(addrs[0], ':') + 1);
   loop = uv_default_loop();
   const char *a[1] = {addrs[0]};
@@ -82,7 +83,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzc_client_connect(c, hzt_status_cb, &st), 0);
   CHECK_RC(hzc_run_until(loop, &st.done, HZT_TIMEOUT), 0);
   CHECK_RC(st.status, 0);
-  CHECK(ev_count[HZC_EV_CONNECTED] == 1);
+  CHECK_EQ(ev_count[HZC_EV_CONNECTED], 1);
   hzc_uuid_t cid1 = hzc_cluster_id(c);
   hzc_listener_t *l;
   hzt_status_t ls = {0, 0};
@@ -93,19 +94,19 @@ int main(int argc, char **argv) {
 
   /* (1) freeze the member: heartbeat timeout, then same-cluster reconnect */
   pid_t pid = member_pid();
-  CHECK(kill(pid, SIGSTOP) == 0);
+  CHECK_EQ(kill(pid, SIGSTOP), 0);
   evw_t w = {HZC_EV_DISCONNECTED, 1};
   CHECK(hzt_until(loop, ev_reached, &w, 30000));
   CHECK(!hzc_connected(c));
-  CHECK(kill(pid, SIGCONT) == 0);
+  CHECK_EQ(kill(pid, SIGCONT), 0);
   w.kind = HZC_EV_RECONNECTED;
   CHECK(hzt_until(loop, ev_reached, &w, 60000));
-  CHECK(memcmp(&last_cluster, &cid1, sizeof cid1) == 0);
-  CHECK(ev_count[HZC_EV_CLUSTER_CHANGED] == 0);
+  CHECK_MEMEQ(&last_cluster, &cid1, sizeof cid1);
+  CHECK_EQ(ev_count[HZC_EV_CLUSTER_CHANGED], 0);
   set_and_see("after-freeze"); /* listener re-registered on the new connection */
 
   /* (2) a new cluster: stop, request while disconnected, start again */
-  CHECK(hzt_member_cmd("stop") == 0);
+  CHECK_EQ(hzt_member_cmd("stop"), 0);
   w.kind = HZC_EV_DISCONNECTED;
   w.want = 2;
   CHECK(hzt_until(loop, ev_reached, &w, 30000));
@@ -116,14 +117,14 @@ int main(int argc, char **argv) {
   CHECK(!res.done); /* waits for a connection */
   char start[128];
   snprintf(start, sizeof start, "start --port %d --count 1", port);
-  CHECK(hzt_member_cmd("%s", start) == 0);
+  CHECK_EQ(hzt_member_cmd("%s", start), 0);
   w.kind = HZC_EV_CLUSTER_CHANGED;
   w.want = 1;
   CHECK(hzt_until(loop, ev_reached, &w, 90000));
   hzc_uuid_t cid2 = hzc_cluster_id(c);
-  CHECK(memcmp(&cid1, &cid2, sizeof cid1) != 0);
+  CHECK_NE(memcmp(&cid1, &cid2, sizeof cid1), 0);
   CHECK_RC(hzt_wait(loop, &res), 0);
-  CHECK(res.type == HZC_NULL); /* the new cluster is empty */
+  CHECK_EQ(res.type, HZC_NULL); /* the new cluster is empty */
   hzt_res_reset(&res);
   set_and_see("new-cluster");
   hzc_stats_t s;
@@ -131,10 +132,10 @@ int main(int argc, char **argv) {
   printf("reconnects %llu, events: connected %d disconnected %d reconnected %d cluster-changed %d\n",
          (unsigned long long)s.reconnects, ev_count[HZC_EV_CONNECTED], ev_count[HZC_EV_DISCONNECTED],
          ev_count[HZC_EV_RECONNECTED], ev_count[HZC_EV_CLUSTER_CHANGED]);
-  CHECK(s.reconnects == 2);
+  CHECK_EQ(s.reconnects, 2);
   CHECK_RC(hzc_listener_remove(c, l), 0);
   hzt_close(loop, c);
-  CHECK(uv_loop_close(loop) == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_reconnect: OK\n");
   return 0;
 }

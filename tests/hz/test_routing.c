@@ -97,7 +97,7 @@ static int two_members(void *a) {
 int main(int argc, char **argv) {
   char addrs[8][64];
   size_t n = hzt_addrs(argc, argv, addrs, 8);
-  CHECK(n == 3);
+  CHECK_EQ(n, 3);
   loop = uv_default_loop();
   const char *a[3] = {addrs[0], addrs[1], addrs[2]};
   /* only the first address as seed: the rest must come from the member list */
@@ -129,10 +129,10 @@ int main(int argc, char **argv) {
   for (uint32_t i = 0; i < 3; i++) {
     int64_t got = hzc_member_requests(c, i) - before[i];
     printf("member %u: %lld key requests, owns %lld of the keys\n", i, (long long)got, (long long)expect[i]);
-    CHECK(got == expect[i]);
-    CHECK(expect[i] > 0);
+    CHECK_EQ(got, expect[i]);
+    CHECK_GT(expect[i], 0);
   }
-  CHECK(hzc_member_requests(c, 3) == -1);
+  CHECK_EQ(hzc_member_requests(c, 3), -1);
 
   /* unisocket (smart = 0): one connection, key operations still served */
   {
@@ -145,12 +145,15 @@ int main(int argc, char **argv) {
       HZT_SYNC(loop, &ures, hzc_map_set(u, "hzt-routing-uni", k, strlen(k), "u", 1, -1, hzt_res_cb, &ures));
       CHECK_RC(ures.status, 0);
       HZT_SYNC(loop, &ures, hzc_map_get(u, "hzt-routing-uni", k, strlen(k), hzt_res_cb, &ures));
-      CHECK(ures.status == 0 && ures.type == HZC_BYTES && ures.len == 1);
+      CHECK_EQ(ures.status, 0);
+      CHECK_EQ(ures.type, HZC_BYTES);
+      CHECK_EQ(ures.len, 1);
     }
     hzt_res_reset(&ures);
     hzc_stats_t us;
     hzc_client_stats(u, &us);
-    CHECK(us.connections == 1 && hzc_member_count(u) == 3);
+    CHECK_EQ(us.connections, 1);
+    CHECK_EQ(hzc_member_count(u), 3);
     hzt_close(loop, u);
   }
 
@@ -174,7 +177,7 @@ int main(int argc, char **argv) {
   nops = ndone = 0;
   for (int i = 200; i < 300; i++) issue_write(i);
   for (int i = 0; i < 200; i++) issue_read(i);
-  CHECK(hzt_member_cmd("kill --index 1") == 0);
+  CHECK_EQ(hzt_member_cmd("kill --index 1"), 0);
   CHECK(hzt_until(loop, all_done, NULL, 90000));
   int failed_writes = 0;
   for (int j = 0; j < nops; j++) {
@@ -206,7 +209,9 @@ int main(int argc, char **argv) {
     snprintf(v, sizeof v, "val-%d", i);
     HZT_SYNC(loop, &res, hzc_map_get(c, "hzt-routing", k, strlen(k), hzt_res_cb, &res));
     CHECK_RC(res.status, 0);
-    CHECK(res.type == HZC_BYTES && res.len == strlen(v) && memcmp(res.data, v, res.len) == 0);
+    CHECK_EQ(res.type, HZC_BYTES);
+    CHECK_EQ(res.len, strlen(v));
+    CHECK_MEMEQ(res.data, v, res.len);
     checked++;
   }
   hzt_res_reset(&res);
@@ -214,10 +219,10 @@ int main(int argc, char **argv) {
   hzc_client_stats(c, &st);
   printf("acknowledged writes verified: %d; retries %llu, members events %d, partitions events %d\n", checked,
          (unsigned long long)st.retries, members_events, partitions_events);
-  CHECK(checked >= NW - 100);
+  CHECK_GE(checked, NW - 100);
   CHECK_RC(hzc_listener_remove(c, l), 0);
   hzt_close(loop, c);
-  CHECK(uv_loop_close(loop) == 0);
+  CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_routing: OK\n");
   return 0;
 }

@@ -32,16 +32,16 @@ int main(void) {
   const char *extra[] = {"--partitions", "7", NULL};
   CHECK_RC(hzshm__fake_start("normal", extra, &fs), 0);
   if (fs == NULL) return 1;
-  CHECK(hzshm__fake_port(fs) > 0);
+  CHECK_GT(hzshm__fake_port(fs), 0);
   CHECK_RC(hzshm__fake_wait_log(fs, "accepted", 0, NULL, 0), HZSHM_ETIMEDOUT); /* nothing yet */
 
   /* A client that sends a frame length below 6 after the preamble is disconnected. */
   int fd = connect_to(hzshm__fake_port(fs));
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   char line[256];
   CHECK_RC(hzshm__fake_wait_log(fs, "conn 1 accepted", 10000, line, sizeof(line)), 0);
   static const unsigned char garbage[] = {'C', 'P', '2', 3, 0, 0, 0, 0, 0};
-  CHECK(write(fd, garbage, sizeof(garbage)) == (ssize_t)sizeof(garbage));
+  CHECK_EQ(write(fd, garbage, sizeof(garbage)), (ssize_t)sizeof(garbage));
   CHECK_RC(hzshm__fake_wait_log(fs, "conn 1 closed", 10000, line, sizeof(line)), 0);
   CHECK(strstr(line, "bad frame length") != NULL);
   char c;
@@ -50,7 +50,7 @@ int main(void) {
 
   /* A bad preamble is refused too; lines are matched in order after the earlier ones. */
   fd = connect_to(hzshm__fake_port(fs));
-  CHECK(write(fd, "XYZ", 3) == 3);
+  CHECK_EQ(write(fd, "XYZ", 3), 3);
   CHECK_RC(hzshm__fake_wait_log(fs, "conn 2 closed (bad preamble)", 10000, NULL, 0), 0);
   close(fd);
   hzshm__fake_stop(fs);

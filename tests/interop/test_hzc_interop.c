@@ -129,7 +129,7 @@ int main(int argc, char **argv) {
     char hex[128];
     hzshm__peer_hex(keys[i], strlen(keys[i]), hex);
     CHECK_RC(hzshm__peer_cmd(p, T_MS, reply, sizeof(reply), "partition x:%s", hex), 0);
-    CHECK(atoi(reply + 3) == (int)hzc_key_partition(c, keys[i], strlen(keys[i])));
+    CHECK_EQ(atoi(reply + 3), (int)hzc_key_partition(c, keys[i], strlen(keys[i])));
   }
 
   /* Our invalidation listener, registered before the Java client writes. */
@@ -151,14 +151,17 @@ int main(int argc, char **argv) {
     CHECK_RC(wait_res(&r), 0);
     size_t got = (size_t)-1;
     CHECK_RC(hzshm__peer_get(p, map, k, strlen(k), back, n + 1, &got), 0);
-    CHECK(got == n && memcmp(v, back, n) == 0);
+    CHECK_EQ(got, n);
+    CHECK_MEMEQ(v, back, n);
     /* Java writes (reversed bytes), C reads. */
     for (size_t j = 0; j < n; j++) back[j] = v[n - 1 - j];
     CHECK_RC(hzshm__peer_set(p, map, k, strlen(k), back, n), 0);
     res_reset(&r);
     CHECK_RC(hzc_map_get(c, map, k, strlen(k), res_cb, &r), 0);
     CHECK_RC(wait_res(&r), 0);
-    CHECK(r.type == HZC_BYTES && r.len == n && (n == 0 || memcmp(r.data, back, n) == 0));
+    CHECK_EQ(r.type, HZC_BYTES);
+    CHECK_EQ(r.len, n);
+    CHECK((n == 0 || memcmp(r.data, back, n) == 0));
     free(v);
     free(back);
   }
@@ -171,7 +174,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzc_run_until(&loop, &inv.marker, T_MS), 0);
   char src[37];
   uuid_str(&inv.source, src);
-  CHECK(strcmp(src, java_uuid + 3) == 0);
+  CHECK_STREQ(src, java_uuid + 3);
 
   /* A String value written by Java is a type mismatch for our byte[] API. */
   CHECK_RC(hzshm__peer_cmd(p, T_MS, reply, sizeof(reply), "putstring %s s1 text", map), 0);
@@ -191,7 +194,7 @@ int main(int argc, char **argv) {
   res_reset(&r);
   CHECK_RC(hzc_map_size(c, map, res_cb, &r), 0);
   CHECK_RC(wait_res(&r), 0);
-  CHECK(r.number == 0);
+  CHECK_EQ(r.number, 0);
 
   CHECK_RC(hzc_listener_remove(c, l), 0);
   CHECK_RC(hzshm__peer_cmd(p, T_MS, reply, sizeof(reply), "destroy %s", map), 0);
@@ -199,7 +202,7 @@ int main(int argc, char **argv) {
   int closed = 0;
   hzc_client_close(c, close_cb, &closed);
   uv_run(&loop, UV_RUN_DEFAULT);
-  CHECK(closed == 1);
+  CHECK_EQ(closed, 1);
   uv_loop_close(&loop);
   free(r.data);
   if (itest_failures == 0) printf("test_hzc_interop: all checks passed\n");

@@ -19,7 +19,7 @@ static void roundtrip(hzshm__peer_t *p, const char *map, const char *key, size_t
   size_t got = (size_t)-1;
   CHECK_RC(hzshm__peer_set(p, map, key, strlen(key), val, vlen), 0);
   CHECK_RC(hzshm__peer_get(p, map, key, strlen(key), back, vlen + 1, &got), 0);
-  CHECK(got == vlen);
+  CHECK_EQ(got, vlen);
   CHECK(got != vlen || memcmp(val, back, vlen) == 0);
   free(val);
   free(back);
@@ -38,9 +38,9 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_start(members, NULL, 60000, &p), 0);
   if (p == NULL) return 1;
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "ping"), 0);
-  CHECK(strcmp(reply, "ok pong") == 0);
+  CHECK_STREQ(reply, "ok pong");
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "members"), 0);
-  CHECK(strcmp(reply, "ok 2") == 0);
+  CHECK_STREQ(reply, "ok 2");
 
   /* Byte-exact values of the sizes the benchmarks use, an empty one, ASCII and UTF-8 keys. */
   roundtrip(p, map, "k-empty", 0);
@@ -51,18 +51,18 @@ int main(int argc, char **argv) {
 
   int has = -1;
   CHECK_RC(hzshm__peer_contains(p, map, "k-100", 5, &has), 0);
-  CHECK(has == 1);
+  CHECK_EQ(has, 1);
   CHECK_RC(hzshm__peer_delete(p, map, "k-100", 5), 0);
   CHECK_RC(hzshm__peer_contains(p, map, "k-100", 5, &has), 0);
-  CHECK(has == 0);
+  CHECK_EQ(has, 0);
   size_t vlen = 0;
   unsigned char small[4];
   CHECK_RC(hzshm__peer_get(p, map, "k-100", 5, small, sizeof(small), &vlen), HZSHM_ENOTFOUND);
   /* A buffer too small reports the needed size. */
   CHECK_RC(hzshm__peer_get(p, map, "k-1k", 4, small, sizeof(small), &vlen), HZSHM_EBUFSIZE);
-  CHECK(vlen == 1024);
+  CHECK_EQ(vlen, 1024);
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "size %s", map), 0);
-  CHECK(strcmp(reply, "ok 4") == 0);
+  CHECK_STREQ(reply, "ok 4");
 
   /* A String value is not a byte[]: the peer says so instead of printing it. */
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "putstring %s s1 text", map), 0);
@@ -78,14 +78,14 @@ int main(int argc, char **argv) {
   /* Timeout: the late reply to "poll 1500" must not be taken as the reply to "ping". */
   CHECK_RC(hzshm__peer_cmd(p, 100, reply, sizeof(reply), "poll 1500"), HZSHM_ETIMEDOUT);
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "ping"), 0);
-  CHECK(strcmp(reply, "ok pong") == 0);
+  CHECK_STREQ(reply, "ok pong");
 
   /* Partition ids computed by the official client (PROTOCOL-NOTES.md, hash vectors). */
   static const struct { const char *key; const char *want; } parts[] = {
       {"k1", "ok 21"}, {"key-1", "ok 94"}, {"hello", "ok 270"}, {"default", "ok 69"}, {"x:", "ok 11"}};
   for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
     CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "partition %s", parts[i].key), 0);
-    CHECK(strcmp(reply, parts[i].want) == 0);
+    CHECK_STREQ(reply, parts[i].want);
   }
 
   /* A second client sees the first one's writes as an entry event and as a near-cache
@@ -104,8 +104,8 @@ int main(int argc, char **argv) {
       if (strncmp(reply, "ok inval ", 9) == 0 && strstr(reply, " ev ") != NULL && strstr(reply, p_uuid + 3) != NULL)
         inval++;
     }
-    CHECK(entry == 1);
-    CHECK(inval == 1);
+    CHECK_EQ(entry, 1);
+    CHECK_EQ(inval, 1);
     CHECK_RC(hzshm__peer_stop(q, 20000), 0);
   }
 

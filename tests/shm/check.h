@@ -1,6 +1,7 @@
-/* check.h - the tiny test harness of the shm tests: CHECK aborts the test
- * process with file:line and the failed expression; CHECK_RC also prints the
- * symbolic names of the got/wanted return codes. */
+/* check.h - helpers of the shm tests on top of the common harness
+ * (tests/common/check.h, runner.h): deadlines, forked-child hygiene, unique
+ * segment names. RUN is the old sequential style, kept for files not yet on
+ * TEST_CASE. */
 #ifndef HZSHM_TEST_CHECK_H
 #define HZSHM_TEST_CHECK_H
 #define _GNU_SOURCE
@@ -16,7 +17,7 @@
 #include "hzshm.h"
 #include "shm.h"
 
-#include "../common/check.h"
+#include "../common/runner.h"
 
 
 #define RUN(fn)                                   \

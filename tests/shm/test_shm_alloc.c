@@ -22,7 +22,7 @@ static int has_k(hzshm__shm_t *r, const hzshm__sref_t *ref, uint32_t k) {
   return hzshm__shm_r_get(r, ref, key, strlen(key), NULL, 0, &n);
 }
 
-static void test_sieve_keeps_hot(void) {
+TEST_CASE(sieve_keeps_hot) {
   const char *name = t_name("sieve");
   hzshm__shm_config_t c = cfg_2m();
   hzshm__shm_t *w, *r;
@@ -39,10 +39,11 @@ static void test_sieve_keeps_hot(void) {
   }
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.evictions > 20000);
-  CHECK(st.memory_used <= st.memory_limit);
-  CHECK(st.entries < 40000 && st.entries > 5000);
-  CHECK(hzshm__shm_w_session_entries(w, &ref) == st.entries);
+  CHECK_GT(st.evictions, 20000);
+  CHECK_LE(st.memory_used, st.memory_limit);
+  CHECK_LT(st.entries, 40000);
+  CHECK_GT(st.entries, 5000);
+  CHECK_EQ(hzshm__shm_w_session_entries(w, &ref), st.entries);
   /* the most recent key is there, a long-gone cold one is not */
   CHECK_RC(has_k(r, &ref, 39999), 0);
   CHECK_RC(has_k(r, &ref, 150), HZSHM_EMISS);
@@ -55,7 +56,7 @@ static void test_sieve_keeps_hot(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
-static void test_stuck_reader_does_not_block_writer(void) {
+TEST_CASE(stuck_reader_does_not_block_writer) {
   const char *name = t_name("stuck");
   hzshm__shm_config_t c = cfg_2m();
   hzshm__shm_t *w, *r;
@@ -83,7 +84,7 @@ static void test_stuck_reader_does_not_block_writer(void) {
     full = rc == HZSHM_ESEGFULL;
   }
   CHECK(full);                               /* failed instead of waiting */
-  CHECK(t_now_ns() - t0 < 30000000000ull);   /* and returned (a generous sanity bound) */
+  CHECK_LT(t_now_ns() - t0, 30000000000ull);   /* and returned (a generous sanity bound) */
   CHECK(n == 1000 && ((const uint8_t *)v)[0] == (uint8_t)((k - 1) & 0xff) ? 1 : 1);
   hzshm__shm_r_view_end(r);
   CHECK_RC(put_kv(w, &ref, k++, 1000), 0);   /* the reader left: memory comes back */
@@ -93,11 +94,4 @@ static void test_stuck_reader_does_not_block_writer(void) {
   hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
-}
-
-int main(void) {
-  RUN(test_sieve_keeps_hot);
-  RUN(test_stuck_reader_does_not_block_writer);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

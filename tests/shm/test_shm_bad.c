@@ -20,7 +20,7 @@ static void snap(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   st->readers = 0;
 }
 
-static void test_bad_arguments(void) {
+TEST_CASE(bad_arguments) {
   const char *name = t_name("bad");
   hzshm__shm_config_t c = cfg();
   hzshm__shm_t *w, *r;
@@ -71,7 +71,7 @@ static void test_bad_arguments(void) {
   CHECK_RC(hzshm__shm_w_put(r, &ref, "k2", 2, "v", 1, 0, stamp, 0, 0), HZSHM_EINVAL);
   CHECK_RC(hzshm__shm_w_session(r, "x", 1, &tmp), HZSHM_EINVAL);
   snap(w, &after);
-  CHECK(memcmp(&before, &after, sizeof before) == 0);
+  CHECK_MEMEQ(&before, &after, sizeof before);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0);
   /* names and configurations */
   hzshm__shm_t *x;
@@ -90,8 +90,8 @@ static void patch(const char *name, off_t at, const void *p, size_t n) {
   char path[HZSHM_SHM_PATH_MAX];
   CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), 0);
   int fd = open(path, O_RDWR);
-  CHECK(fd >= 0);
-  CHECK(pwrite(fd, p, n, at) == (ssize_t)n);
+  CHECK_GE(fd, 0);
+  CHECK_EQ(pwrite(fd, p, n, at), (ssize_t)n);
   close(fd);
 }
 
@@ -102,7 +102,7 @@ static void make_seg(const char *name) {
   hzshm__shm_close(w);
 }
 
-static void test_bad_files(void) {
+TEST_CASE(bad_files) {
   hzshm__shm_t *x;
   char path[HZSHM_SHM_PATH_MAX];
   /* wrong layout version */
@@ -138,57 +138,51 @@ static void test_bad_files(void) {
   make_seg(n4);
   CHECK_RC(hzshm__shm_path(n4, 0, path, sizeof path), 0);
   struct stat st;
-  CHECK(stat(path, &st) == 0);
-  CHECK(truncate(path, st.st_size - 65536) == 0);
+  CHECK_EQ(stat(path, &st), 0);
+  CHECK_EQ(truncate(path, st.st_size - 65536), 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
-  CHECK(truncate(path, st.st_size) == 0);
+  CHECK_EQ(truncate(path, st.st_size), 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), 0);
   hzshm__shm_close(x);
   CHECK_RC(hzshm__shm_path(n4, 1, path, sizeof path), 0);
-  CHECK(truncate(path, 4096) == 0);
+  CHECK_EQ(truncate(path, 4096), 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
-  CHECK(truncate(path, 100) == 0);
+  CHECK_EQ(truncate(path, 100), 0);
   CHECK_RC(hzshm__shm_r_attach(n4, &x), HZSHM_ETRUNCATED);
   CHECK_RC(hzshm__shm_unlink(n4), 0);
   /* garbage, short garbage, empty */
   const char *n5 = t_name("junk");
   CHECK_RC(hzshm__shm_path(n5, 0, path, sizeof path), 0);
   int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   uint8_t junk[8192];
   uint64_t seed = 88172645463325252ull;
   for (size_t i = 0; i < sizeof junk; i++) {
     seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
     junk[i] = (uint8_t)seed;
   }
-  CHECK(write(fd, junk, sizeof junk) == (ssize_t)sizeof junk);
+  CHECK_EQ(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
   CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ECORRUPT);
-  CHECK(ftruncate(fd, 20) == 0);
+  CHECK_EQ(ftruncate(fd, 20), 0);
   CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ECORRUPT);
-  CHECK(ftruncate(fd, 0) == 0);
+  CHECK_EQ(ftruncate(fd, 0), 0);
   CHECK_RC(hzshm__shm_r_attach(n5, &x), HZSHM_ETRUNCATED);
   close(fd);
-  CHECK(unlink(path) == 0);
+  CHECK_EQ(unlink(path), 0);
   /* permission denied: another user may not attach a 0600 segment */
   const char *n6 = t_name("perm");
   make_seg(n6);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
     _exit(hzshm__shm_r_attach(n6, &x) == -EACCES ? 0 : 1);
   }
   int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
   CHECK_RC(hzshm__shm_r_attach(n6, &x), 0); /* still fine for its owner */
   hzshm__shm_close(x);
   CHECK_RC(hzshm__shm_unlink(n6), 0);
-}
-
-int main(void) {
-  RUN(test_bad_arguments);
-  RUN(test_bad_files);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

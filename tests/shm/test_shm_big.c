@@ -6,10 +6,9 @@
  * changes nothing; big and small entries compete (eviction, slab stealing):
  * every read is byte-exact or a miss; a bad slab shift in a header is refused
  * at attach; a writer SIGKILLed with 2 MiB slabs is rebuilt by the next one
- * with every entry intact; and (mode `threaded`, for TSan) reader threads on
+ * with every entry intact; and (case big_threaded, for TSan) reader threads on
  * big values while the writer replaces and evicts them.
- *   usage: test_shm_big            the single-threaded tests
- *          test_shm_big threaded   the threaded test */
+ *   usage: test_shm_big [case...]  (big_threaded: the threaded test, its own ctest) */
 #include "check.h"
 
 #include <fcntl.h>
@@ -44,7 +43,7 @@ static void key_of(char *b, uint32_t k) { snprintf(b, 16, "b%07u", k); }
 static int put_n(hzshm__shm_t *w, const hzshm__sref_t *ref, uint32_t k, uint64_t ver, size_t n) {
   char key[16];
   key_of(key, k);
-  CHECK(tv_make(vbuf, 0, k, ver, (uint32_t)(n - TV_HDR - 8)) == n);
+  CHECK_EQ(tv_make(vbuf, 0, k, ver, (uint32_t)(n - TV_HDR - 8)), n);
   return hzshm__shm_w_put(w, ref, key, strlen(key), vbuf, n, k % 271, hzshm__shm_w_stamp(w), 0, 0);
 }
 
@@ -57,16 +56,16 @@ static int get_n(hzshm__shm_t *r, const hzshm__sref_t *ref, uint32_t k, uint64_t
   int rc = hzshm__shm_r_get(r, ref, key, strlen(key), rbuf, HZSHM_VALUE_MAX, &got);
   if (rc == HZSHM_EMISS) return rc;
   CHECK_RC(rc, 0);
-  CHECK(got == n);
+  CHECK_EQ(got, n);
   tv_make(ebuf, 0, k, ver, (uint32_t)(n - TV_HDR - 8));
-  CHECK(memcmp(rbuf, ebuf, n) == 0);
+  CHECK_MEMEQ(rbuf, ebuf, n);
   return 0;
 }
 
 /* The memory an entry of this key and value takes: its class size. */
 static uint64_t charge(hzshm__shm_t *s, size_t klen, size_t vlen) {
   int cls = hzshm__shm_class_of(s, sizeof(hzshm__shm_entry_t) + klen + vlen);
-  CHECK(cls >= 0);
+  CHECK_GE(cls, 0);
   return s->class_size[cls];
 }
 
@@ -79,7 +78,7 @@ static void snap(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
 
 /* ---- the rule ---------------------------------------------------------- */
 
-static void test_slab_rule(void) {
+TEST_CASE(slab_rule) {
   static const struct {
     uint64_t mem;
     uint32_t shift;
@@ -92,16 +91,19 @@ static void test_slab_rule(void) {
     CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
     CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
     uint64_t slab = 1ull << t[i].shift;
-    CHECK(w->slab_shift == t[i].shift && w->hdr->slab_shift == t[i].shift);
-    CHECK(r->slab_shift == t[i].shift && r->nclass == w->nclass);
-    CHECK(w->nclass == 8 + 4 * ((int)t[i].shift - 9));
-    CHECK(w->hdr->arena_size == w->hdr->slab_count * slab);
-    CHECK(w->class_size[0] == 64 && w->class_size[w->nclass - 1] == slab);
+    CHECK_EQ(w->slab_shift, t[i].shift);
+    CHECK_EQ(w->hdr->slab_shift, t[i].shift);
+    CHECK_EQ(r->slab_shift, t[i].shift);
+    CHECK_EQ(r->nclass, w->nclass);
+    CHECK_EQ(w->nclass, 8 + 4 * ((int)t[i].shift - 9));
+    CHECK_EQ(w->hdr->arena_size, w->hdr->slab_count * slab);
+    CHECK_EQ(w->class_size[0], 64);
+    CHECK_EQ(w->class_size[w->nclass - 1], slab);
     for (int k = 1; k < w->nclass; k++) CHECK(w->class_size[k] > w->class_size[k - 1] && w->class_size[k] % 64 == 0);
-    CHECK(hzshm__shm_class_of(w, slab) == w->nclass - 1);
-    CHECK(hzshm__shm_class_of(w, slab + 1) == -1);
+    CHECK_EQ(hzshm__shm_class_of(w, slab), w->nclass - 1);
+    CHECK_EQ(hzshm__shm_class_of(w, slab + 1), -1);
     if (t[i].shift == 21) /* a 1 MiB value + 1 KiB key lands in the 1.25 MiB class */
-      CHECK(charge(w, HZSHM_KEY_MAX, HZSHM_VALUE_MAX) == 1310720);
+      CHECK_EQ(charge(w, HZSHM_KEY_MAX, HZSHM_VALUE_MAX), 1310720);
     hzshm__shm_close(r);
     hzshm__shm_close(w);
     CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -110,7 +112,7 @@ static void test_slab_rule(void) {
 
 /* ---- big values; a small segment open next to the big one ---------------- */
 
-static void test_big_values(void) {
+TEST_CASE(big_values) {
   const char *name = t_name("bigv"), *sname = t_name("small");
   hzshm__shm_config_t c = cfg_mem(BIG_MEM), sc = cfg_mem(1280ull << 10);
   hzshm__shm_t *w, *r, *sw, *sr;
@@ -119,7 +121,8 @@ static void test_big_values(void) {
   CHECK_RC(hzshm__shm_w_open(sname, &sc, 0, &sw, NULL), 0); /* two slab sizes in one process */
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
   CHECK_RC(hzshm__shm_r_attach(sname, &sr), 0);
-  CHECK(w->slab_shift == 21 && sw->slab_shift == 16);
+  CHECK_EQ(w->slab_shift, 21);
+  CHECK_EQ(sw->slab_shift, 16);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
   CHECK_RC(hzshm__shm_w_session(sw, "s", 1, &sref), 0);
   hzshm__shm_w_set_poison(w, 1);
@@ -127,17 +130,19 @@ static void test_big_values(void) {
   /* HZSHM_VALUE_MAX bytes under a HZSHM_KEY_MAX key */
   static char bigkey[HZSHM_KEY_MAX];
   for (size_t i = 0; i < sizeof bigkey; i++) bigkey[i] = (char)('a' + i % 26);
-  CHECK(tv_make(vbuf, 0, 7, 1, HZSHM_VALUE_MAX - TV_HDR - 8) == HZSHM_VALUE_MAX);
+  CHECK_EQ(tv_make(vbuf, 0, 7, 1, HZSHM_VALUE_MAX - TV_HDR - 8), HZSHM_VALUE_MAX);
   CHECK_RC(hzshm__shm_w_put(w, &ref, bigkey, sizeof bigkey, vbuf, HZSHM_VALUE_MAX, 3, hzshm__shm_w_stamp(w), 0, 0), 0);
   size_t n = 0;
   memset(rbuf, 0, HZSHM_VALUE_MAX);
   CHECK_RC(hzshm__shm_r_get(r, &ref, bigkey, sizeof bigkey, rbuf, HZSHM_VALUE_MAX, &n), 0);
-  CHECK(n == HZSHM_VALUE_MAX && memcmp(rbuf, vbuf, n) == 0);
+  CHECK_EQ(n, HZSHM_VALUE_MAX);
+  CHECK_MEMEQ(rbuf, vbuf, n);
   CHECK_RC(hzshm__shm_r_get(r, &ref, bigkey, sizeof bigkey, rbuf, HZSHM_VALUE_MAX - 1, &n), HZSHM_EBUFSIZE);
-  CHECK(n == HZSHM_VALUE_MAX);
+  CHECK_EQ(n, HZSHM_VALUE_MAX);
   const void *v = NULL;
   CHECK_RC(hzshm__shm_r_view(r, &ref, bigkey, sizeof bigkey, &v, &n), 0);
-  CHECK(n == HZSHM_VALUE_MAX && memcmp(v, vbuf, n) == 0);
+  CHECK_EQ(n, HZSHM_VALUE_MAX);
+  CHECK_MEMEQ(v, vbuf, n);
   hzshm__shm_r_view_end(r);
   /* 65 KiB and 300 KiB */
   CHECK_RC(put_n(w, &ref, 1, 1, 65 << 10), 0);
@@ -146,8 +151,8 @@ static void test_big_values(void) {
   CHECK_RC(get_n(r, &ref, 2, 1, 300 << 10), 0);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == 3);
-  CHECK(st.memory_used == charge(w, HZSHM_KEY_MAX, HZSHM_VALUE_MAX) + charge(w, 8, 65 << 10) + charge(w, 8, 300 << 10));
+  CHECK_EQ(st.entries, 3);
+  CHECK_EQ(st.memory_used, charge(w, HZSHM_KEY_MAX, HZSHM_VALUE_MAX) + charge(w, 8, 65 << 10) + charge(w, 8, 300 << 10));
 
   /* Hit latency of a 1 MiB get (copy into the caller's buffer): printed only. */
   enum { REPS = 64 };
@@ -156,15 +161,16 @@ static void test_big_values(void) {
     CHECK_RC(hzshm__shm_r_get(r, &ref, bigkey, sizeof bigkey, rbuf, HZSHM_VALUE_MAX, &n), 0);
   uint64_t dt = t_now_ns() - t0;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.hits - h0 == REPS);
+  CHECK_EQ(st.hits - h0, REPS);
   fprintf(stderr, "1 MiB get hit: %.1f us (%.2f GB/s)\n", (double)dt / REPS / 1000.0,
           (double)HZSHM_VALUE_MAX * REPS / (double)dt);
 
   /* replace the 1 MiB value: the next read returns the new bytes */
-  CHECK(tv_make(vbuf, 0, 7, 2, HZSHM_VALUE_MAX - TV_HDR - 8) == HZSHM_VALUE_MAX);
+  CHECK_EQ(tv_make(vbuf, 0, 7, 2, HZSHM_VALUE_MAX - TV_HDR - 8), HZSHM_VALUE_MAX);
   CHECK_RC(hzshm__shm_w_put(w, &ref, bigkey, sizeof bigkey, vbuf, HZSHM_VALUE_MAX, 3, hzshm__shm_w_stamp(w), 0, 0), 0);
   CHECK_RC(hzshm__shm_r_get(r, &ref, bigkey, sizeof bigkey, rbuf, HZSHM_VALUE_MAX, &n), 0);
-  CHECK(n == HZSHM_VALUE_MAX && memcmp(rbuf, vbuf, n) == 0);
+  CHECK_EQ(n, HZSHM_VALUE_MAX);
+  CHECK_MEMEQ(rbuf, vbuf, n);
   /* over this segment's largest class (2 MiB): refused */
   static uint8_t huge[(2u << 20) + 1];
   hzshm__shm_stats_t before, after;
@@ -172,7 +178,7 @@ static void test_big_values(void) {
   CHECK_RC(hzshm__shm_w_put(w, &ref, "huge", 4, huge, (2u << 20) - sizeof(hzshm__shm_entry_t) - 4 + 1, 0, hzshm__shm_w_stamp(w), 0, 0),
            HZSHM_ETOOBIG);
   snap(w, &after);
-  CHECK(memcmp(&before, &after, sizeof before) == 0);
+  CHECK_MEMEQ(&before, &after, sizeof before);
 
   /* The small segment (64 KiB slabs), open at the same time: a 100 KiB entry
    * is refused and changes nothing; the largest entry that fits is cached. */
@@ -180,7 +186,7 @@ static void test_big_values(void) {
   snap(sw, &before);
   CHECK_RC(put_n(sw, &sref, 2, 1, 100 << 10), HZSHM_ETOOBIG);
   snap(sw, &after);
-  CHECK(memcmp(&before, &after, sizeof before) == 0);
+  CHECK_MEMEQ(&before, &after, sizeof before);
   CHECK_RC(get_n(sr, &sref, 2, 1, 100 << 10), HZSHM_EMISS);
   CHECK_RC(get_n(sr, &sref, 1, 1, 100), 0);
   CHECK_RC(put_n(sw, &sref, 3, 1, 65536 - sizeof(hzshm__shm_entry_t) - 8), 0); /* key "b0000003": 8 bytes */
@@ -229,8 +235,8 @@ static uint64_t check_all(hzshm__shm_t *w, hzshm__shm_t *r, const hzshm__sref_t 
   }
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == hits); /* every cached entry is reachable, nothing else is */
-  CHECK(st.memory_used <= st.memory_limit);
+  CHECK_EQ(st.entries, hits); /* every cached entry is reachable, nothing else is */
+  CHECK_LE(st.memory_used, st.memory_limit);
   return hits;
 }
 
@@ -251,7 +257,7 @@ static void put_ok(hzshm__shm_t *w, hzshm__shm_t *r, const hzshm__sref_t *ref, m
   CHECK_RC(get_n(r, ref, k, v, n), 0); /* just put: a hit */
 }
 
-static void test_big_compete(void) {
+TEST_CASE(big_compete) {
   const char *name = t_name("comp");
   hzshm__shm_config_t c = cfg_mem(BIG_MEM);
   hzshm__shm_t *w, *r;
@@ -267,17 +273,17 @@ static void test_big_compete(void) {
   /* A: 1 MiB values until they evict each other: every slab is 1.25 MiB class */
   uint32_t k = 0;
   do {
-    CHECK(k < 100);
+    CHECK_LT(k, 100);
     put_ok(w, r, &ref, m, k++, HZSHM_VALUE_MAX);
     CHECK_RC(hzshm__shm_stats(w, &st), 0);
   } while (st.evictions == 0);
   uint64_t big_csz = charge(w, 8, HZSHM_VALUE_MAX), small_csz = charge(w, 8, 100);
-  CHECK(slabs_of_class(w, big_csz) == (int)w->slab_count);
+  CHECK_EQ(slabs_of_class(w, big_csz), (int)w->slab_count);
   check_all(w, r, &ref, m, &mem);
   /* B: small values: placed only by stealing slabs from the big class */
   for (k = 100; k < NK; k++) put_ok(w, r, &ref, m, k, 100);
-  CHECK(slabs_of_class(w, small_csz) >= 1);
-  CHECK(slabs_of_class(w, big_csz) < (int)w->slab_count);
+  CHECK_GE(slabs_of_class(w, small_csz), 1);
+  CHECK_LT(slabs_of_class(w, big_csz), (int)w->slab_count);
   check_all(w, r, &ref, m, &mem);
   /* C: random sizes over all keys; a full check every 250 operations */
   static const size_t sizes[] = {100, 3000, 65 << 10, 300 << 10, HZSHM_VALUE_MAX};
@@ -297,16 +303,16 @@ static void test_big_compete(void) {
     if (op % 250 == 0) {
       mem = 0;
       uint64_t hits = check_all(w, r, &ref, m, &mem);
-      CHECK(hits > 0);
+      CHECK_GT(hits, 0);
     }
   }
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   mem = 0;
   check_all(w, r, &ref, m, &mem);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 0);
-  CHECK(st.memory_used == mem); /* the class of every chunk is accounted right */
-  CHECK(st.evictions > 0);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.memory_used, mem); /* the class of every chunk is accounted right */
+  CHECK_GT(st.evictions, 0);
   fprintf(stderr, "compete: entries %llu, evictions %llu, memory %llu of %llu\n", (unsigned long long)st.entries,
           (unsigned long long)st.evictions, (unsigned long long)st.memory_used, (unsigned long long)st.memory_limit);
   hzshm__shm_close(r);
@@ -321,9 +327,9 @@ static void hdr_io(const char *name, hzshm__shm_hdr_t *h, int write) {
   char path[HZSHM_SHM_PATH_MAX];
   CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), 0);
   int fd = open(path, O_RDWR);
-  CHECK(fd >= 0);
-  if (write) CHECK(pwrite(fd, h, sizeof *h, 0) == (ssize_t)sizeof *h);
-  else CHECK(pread(fd, h, sizeof *h, 0) == (ssize_t)sizeof *h);
+  CHECK_GE(fd, 0);
+  if (write) CHECK_EQ(pwrite(fd, h, sizeof *h, 0), (ssize_t)sizeof *h);
+  else CHECK_EQ(pread(fd, h, sizeof *h, 0), (ssize_t)sizeof *h);
   close(fd);
 }
 /* The geometry hash as shm_open.c computes it (checked against a sound file
@@ -332,7 +338,7 @@ static uint64_t geom_of(const hzshm__shm_hdr_t *h) {
   return hzshm__shm_fold(h, offsetof(hzshm__shm_hdr_t, geom_check), 0x67656f6dull);
 }
 
-static void test_bad_slab_shift(void) {
+TEST_CASE(bad_slab_shift) {
   const char *name = t_name("shift");
   hzshm__shm_config_t c = cfg_mem(12 * MIB); /* 128 KiB slabs */
   hzshm__shm_t *x;
@@ -340,7 +346,8 @@ static void test_bad_slab_shift(void) {
   hzshm__shm_close(x);
   hzshm__shm_hdr_t good, h;
   hdr_io(name, &good, 0);
-  CHECK(good.slab_shift == 17 && good.geom_check == geom_of(&good));
+  CHECK_EQ(good.slab_shift, 17);
+  CHECK_EQ(good.geom_check, geom_of(&good));
   /* a scribbled shift: the geometry hash no longer matches */
   h = good;
   h.slab_shift = 18;
@@ -358,7 +365,7 @@ static void test_bad_slab_shift(void) {
     CHECK_RC(hzshm__shm_r_attach(name, &x), HZSHM_ECORRUPT);
     CHECK_RC(hzshm__shm_w_open(name, &c, 0, &x, NULL), HZSHM_EVERSION); /* a writer leaves it alone */
     hdr_io(name, &h, 0);
-    CHECK(h.slab_shift == bad[i]);
+    CHECK_EQ(h.slab_shift, bad[i]);
   }
   /* a file of layout version 3 (64 KiB slabs, no slab_shift field) */
   h = good;
@@ -375,7 +382,7 @@ static void test_bad_slab_shift(void) {
   h.geom_check = geom_of(&h);
   hdr_io(name, &h, 1);
   CHECK_RC(hzshm__shm_w_open(name, &c, 1, &x, NULL), 0);
-  CHECK(x->slab_shift == 17);
+  CHECK_EQ(x->slab_shift, 17);
   hzshm__shm_close(x);
   CHECK_RC(hzshm__shm_r_attach(name, &x), 0);
   hzshm__shm_close(x);
@@ -411,19 +418,20 @@ static void restart_child(const char *name, int ready_fd, int hold_fd) {
   _exit(13);
 }
 
-static void test_restart_2m(void) {
+TEST_CASE(restart_2m) {
   const char *name = t_name("rst");
   int ready[2], hold[2];
-  CHECK(pipe(ready) == 0 && pipe(hold) == 0);
+  CHECK_EQ(pipe(ready), 0);
+  CHECK_EQ(pipe(hold), 0);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) restart_child(name, ready[1], hold[0]);
   char b;
-  CHECK(read(ready[0], &b, 1) == 1); /* the child's writes are done */
+  CHECK_EQ(read(ready[0], &b, 1), 1); /* the child's writes are done */
   hzshm__shm_t *r, *w;
   hzshm__sref_t ref;
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
-  CHECK(r->slab_shift == 21);
+  CHECK_EQ(r->slab_shift, 21);
   CHECK_RC(hzshm__shm_r_session(r, "s", 1, &ref), 0);
   /* what the dead writer had cached */
   static uint8_t had[NK];
@@ -439,18 +447,20 @@ static void test_restart_2m(void) {
   }
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(r, &st), 0);
-  CHECK(st.entries == nhad && st.evictions > 0);
+  CHECK_EQ(st.entries, nhad);
+  CHECK_GT(st.evictions, 0);
   fprintf(stderr, "restart: %llu entries cached by the killed writer\n", (unsigned long long)nhad);
-  CHECK(nhad > 100);
-  CHECK(kill(pid, SIGKILL) == 0);
+  CHECK_GT(nhad, 100);
+  CHECK_EQ(kill(pid, SIGKILL), 0);
   int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFSIGNALED(status));
   close(ready[0]), close(ready[1]), close(hold[0]), close(hold[1]);
   /* the next writer reuses the segment and rebuilds it */
   hzshm__shm_config_t c = cfg_mem(BIG_MEM);
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   hzshm__shm_w_set_poison(w, 1);
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0); /* unreachable chunks: one grace period */
   uint64_t mem = 0;
@@ -460,15 +470,16 @@ static void test_restart_2m(void) {
     mem += charge(w, 8, restart_len(k));
   }
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == nhad);
-  CHECK(st.retired_pending == 0);
-  CHECK(st.memory_used == mem); /* the rebuilt slabs' classes account every chunk right */
+  CHECK_EQ(st.entries, nhad);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.memory_used, mem); /* the rebuilt slabs' classes account every chunk right */
   /* and it goes on: big and small puts over the rebuilt free lists and queues */
   model_t *m = calloc(1, sizeof *m);
   CHECK(m);
   hzshm__sref_t wref;
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &wref), 0);
-  CHECK(wref.gen == ref.gen && wref.idx == ref.idx); /* the session survived */
+  CHECK_EQ(wref.gen, ref.gen);
+  CHECK_EQ(wref.idx, ref.idx); /* the session survived */
   for (uint32_t k = 0; k < NK; k++)
     if (had[k]) m->ver[k] = k % 7 == 0 ? 2 : 1, m->len[k] = restart_len(k);
   for (uint32_t k = 0; k < NK; k += 3) put_ok(w, r, &ref, m, k, restart_len(k + 1));
@@ -476,7 +487,8 @@ static void test_restart_2m(void) {
   check_all(w, r, &ref, m, &mem);
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 0 && st.memory_used == mem);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.memory_used, mem);
   free(m);
   hzshm__shm_close(r);
   hzshm__shm_close(w);
@@ -520,7 +532,7 @@ static void *t_reader(void *p) {
   return NULL;
 }
 
-static void test_big_threaded(void) {
+TEST_CASE(big_threaded) {
   const char *name = t_name("bthr");
   hzshm__shm_config_t c = cfg_mem(BIG_MEM);
   hzshm__shm_t *w, *r;
@@ -537,7 +549,7 @@ static void test_big_threaded(void) {
   for (int i = 0; i < NR; i++) {
     ta[i] = (targ_t){.r = r, .ref = ref, .ack = ack, .stop = &stop, .hit_seen = &hit_seen,
                      .seed = 0x9e37u * (uint64_t)(i + 1)};
-    CHECK(pthread_create(&th[i], NULL, t_reader, &ta[i]) == 0);
+    CHECK_EQ(pthread_create(&th[i], NULL, t_reader, &ta[i]), 0);
   }
   static const size_t sizes[] = {100, 70000, 300 << 10, HZSHM_VALUE_MAX, HZSHM_VALUE_MAX};
   uint64_t x = 0x1234567ull, fails = 0;
@@ -556,13 +568,13 @@ static void test_big_threaded(void) {
   clock_gettime(CLOCK_MONOTONIC, &t0);
   while (!atomic_load_explicit(&hit_seen, memory_order_relaxed)) { /* relaxed: a flag, the join orders the rest */
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    CHECK(t1.tv_sec - t0.tv_sec < 60);
+    CHECK_LT(t1.tv_sec - t0.tv_sec, 60);
     sched_yield();
   }
   atomic_store_explicit(&stop, 1, memory_order_relaxed); /* the join orders the rest */
   uint64_t hits = 0;
   for (int i = 0; i < NR; i++) {
-    CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK_EQ(pthread_join(th[i], NULL), 0);
     CHECK_RC(ta[i].rc, 0);
     hits += ta[i].hits;
   }
@@ -571,31 +583,23 @@ static void test_big_threaded(void) {
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   fprintf(stderr, "threaded: reader hits %llu, evictions %llu, puts not cached %llu\n", (unsigned long long)hits,
           (unsigned long long)st.evictions, (unsigned long long)fails);
-  CHECK(hits > 0);
-  CHECK(st.evictions > 0);
-  CHECK(st.retired_pending == 0);
+  CHECK_GT(hits, 0);
+  CHECK_GT(st.evictions, 0);
+  CHECK_EQ(st.retired_pending, 0);
   hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
-int main(int argc, char **argv) {
+TEST_SETUP {
   vbuf = malloc(HZSHM_VALUE_MAX);
   rbuf = malloc(HZSHM_VALUE_MAX);
   ebuf = malloc(HZSHM_VALUE_MAX);
   CHECK(vbuf && rbuf && ebuf);
-  if (argc > 1 && strcmp(argv[1], "threaded") == 0) {
-    RUN(test_big_threaded);
-  } else {
-    RUN(test_slab_rule);
-    RUN(test_big_values);
-    RUN(test_big_compete);
-    RUN(test_bad_slab_shift);
-    RUN(test_restart_2m);
-  }
+}
+
+TEST_TEARDOWN {
   free(vbuf);
   free(rbuf);
   free(ebuf);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

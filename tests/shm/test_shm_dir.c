@@ -23,7 +23,7 @@ static int exists(const char *path) {
 /* Child: attach under the current environment, read key k of session s. */
 static int child_reads(const char *name, const char *want) {
   pid_t p = fork();
-  CHECK(p >= 0);
+  CHECK_GE(p, 0);
   if (p == 0) {
     t_child_dies_with_parent();
     hzshm__shm_t *r;
@@ -38,7 +38,8 @@ static int child_reads(const char *name, const char *want) {
     _exit(rc == 0 && n == strlen(want) && memcmp(buf, want, n) == 0 ? 0 : 6);
   }
   int st = 0;
-  CHECK(waitpid(p, &st, 0) == p && WIFEXITED(st));
+  CHECK_EQ(waitpid(p, &st, 0), p);
+  CHECK(WIFEXITED(st));
   return WEXITSTATUS(st);
 }
 
@@ -49,7 +50,7 @@ static void in_dir(uint64_t mem, int trailing_slash) {
   hzshm__shm_config_t c = cfg(mem);
   hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK(setenv("HZSHM_SHM_DIR", dir, 1) == 0);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", dir, 1), 0);
   CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), 0);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
@@ -57,7 +58,7 @@ static void in_dir(uint64_t mem, int trailing_slash) {
   /* the files are in the directory, and nowhere else */
   char want[HZSHM_SHM_PATH_MAX];
   snprintf(want, sizeof want, "%s/hzshm.%s", g_dir, name);
-  CHECK(strcmp(path, want) == 0);
+  CHECK_STREQ(path, want);
   CHECK(exists(want));
   snprintf(want, sizeof want, "%s/hzshm.%s.rd", g_dir, name);
   CHECK(exists(want));
@@ -65,26 +66,27 @@ static void in_dir(uint64_t mem, int trailing_slash) {
   CHECK(!exists(dflt));
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.memory_limit > 0 && st.memory_limit <= mem);
-  if (mem >= (64u << 20)) CHECK(st.memory_limit >= mem - (mem / 8)); /* alignment costs <= 1/8 */
+  CHECK_GT(st.memory_limit, 0);
+  CHECK_LE(st.memory_limit, mem);
+  if (mem >= (64u << 20)) CHECK_GE(st.memory_limit, mem - (mem / 8)); /* alignment costs <= 1/8 */
   /* a reader process with the same HZSHM_SHM_DIR reads the value ... */
-  CHECK(child_reads(name, "value") == 0);
+  CHECK_EQ(child_reads(name, "value"), 0);
   /* ... one with the default directory finds no segment */
-  CHECK(unsetenv("HZSHM_SHM_DIR") == 0);
-  CHECK(child_reads(name, "value") == 3);
-  CHECK(setenv("HZSHM_SHM_DIR", "", 1) == 0); /* empty = default too */
-  CHECK(child_reads(name, "value") == 3);
-  CHECK(setenv("HZSHM_SHM_DIR", dir, 1) == 0);
+  CHECK_EQ(unsetenv("HZSHM_SHM_DIR"), 0);
+  CHECK_EQ(child_reads(name, "value"), 3);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", "", 1), 0); /* empty = default too */
+  CHECK_EQ(child_reads(name, "value"), 3);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", dir, 1), 0);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
   CHECK(!exists(path));
-  CHECK(unsetenv("HZSHM_SHM_DIR") == 0);
+  CHECK_EQ(unsetenv("HZSHM_SHM_DIR"), 0);
 }
 
-static void test_small_segment(void) { in_dir(4u << 20, 0); }
-static void test_large_segment_trailing_slash(void) { in_dir(96u << 20, 1); }
+TEST_CASE(small_segment) { in_dir(4u << 20, 0); }
+TEST_CASE(large_segment_trailing_slash) { in_dir(96u << 20, 1); }
 
-static void test_bad_values(void) {
+TEST_CASE(bad_values) {
   const char *name = t_name("dirbad");
   hzshm__shm_config_t c = cfg(4u << 20);
   hzshm__shm_t *w = NULL, *r = NULL;
@@ -94,7 +96,7 @@ static void test_bad_values(void) {
   longdir[sizeof longdir - 1] = 0;
   const char *bad[] = {"relative/dir", "dev/shm", ".", longdir};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-    CHECK(setenv("HZSHM_SHM_DIR", bad[i], 1) == 0);
+    CHECK_EQ(setenv("HZSHM_SHM_DIR", bad[i], 1), 0);
     CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), HZSHM_EINVAL);
     CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), HZSHM_EINVAL);
     CHECK(w == NULL);
@@ -104,32 +106,30 @@ static void test_bad_values(void) {
   }
   /* nothing was created, neither relative to the cwd nor in the default dir */
   CHECK(!exists("relative") && !exists("dev"));
-  CHECK(unsetenv("HZSHM_SHM_DIR") == 0);
+  CHECK_EQ(unsetenv("HZSHM_SHM_DIR"), 0);
   CHECK_RC(hzshm__shm_path(name, 0, path, sizeof path), 0);
   CHECK(!exists(path));
   /* a directory that does not exist: the open's own errno */
-  CHECK(setenv("HZSHM_SHM_DIR", "/nonexistent-hzshm-dir", 1) == 0);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", "/nonexistent-hzshm-dir", 1), 0);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), -ENOENT);
   CHECK_RC(hzshm__shm_r_attach(name, &r), -ENOENT);
   /* the longest allowed directory is accepted by the path builder */
   longdir[HZSHM_SHM_DIR_MAX] = 0;
-  CHECK(setenv("HZSHM_SHM_DIR", longdir, 1) == 0);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", longdir, 1), 0);
   CHECK_RC(hzshm__shm_path(name, 1, path, sizeof path), 0);
-  CHECK(strlen(path) == HZSHM_SHM_DIR_MAX + strlen("/hzshm.") + strlen(name) + 3);
+  CHECK_EQ(strlen(path), HZSHM_SHM_DIR_MAX + strlen("/hzshm.") + strlen(name) + 3);
   CHECK_RC(hzshm__shm_path(name, 1, path, 16), HZSHM_EINVAL); /* buffer too small */
   CHECK_RC(hzshm__shm_path("bad/name", 0, path, sizeof path), HZSHM_EINVAL);
-  CHECK(unsetenv("HZSHM_SHM_DIR") == 0);
+  CHECK_EQ(unsetenv("HZSHM_SHM_DIR"), 0);
 }
 
-int main(void) {
+TEST_SETUP {
   snprintf(g_dir, sizeof g_dir, "/dev/shm/hzshm-dirtest.XXXXXX");
   CHECK(mkdtemp(g_dir) != NULL);
-  CHECK(chdir(g_dir) == 0); /* relative values would land here */
-  RUN(test_small_segment);
-  RUN(test_large_segment_trailing_slash);
-  RUN(test_bad_values);
-  CHECK(chdir("/") == 0);
-  CHECK(rmdir(g_dir) == 0); /* empty: every file was unlinked */
-  fprintf(stderr, "test_shm_dir: OK\n");
-  return 0;
+  CHECK_EQ(chdir(g_dir), 0); /* relative values would land here */
+}
+
+TEST_TEARDOWN {
+  CHECK_EQ(chdir("/"), 0);
+  CHECK_EQ(rmdir(g_dir), 0); /* empty: every file was unlinked */
 }

@@ -52,7 +52,7 @@ static uint32_t read_mode(hzshm__shm_t *r, hzshm__sref_t *ref) {
  * serves until `life` closes. */
 static pid_t writer_child(const char *name, int query_ok, int churn, int report, int life, int life_w) {
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid) return pid;
   t_child_dies_with_parent();
   close(life_w);
@@ -92,34 +92,31 @@ static void run(int query_ok, int churn) {
     hzshm__shm_unlink(name);
     return;
   }
-  CHECK(read_mode(r, &ref) == 1); /* fence-free */
+  CHECK_EQ(read_mode(r, &ref), 1); /* fence-free */
   hzshm__shm_close(w);
   int rep[2], life[2];
-  CHECK(pipe(rep) == 0 && pipe(life) == 0);
+  CHECK_EQ(pipe(rep), 0);
+  CHECK_EQ(pipe(life), 0);
   pid_t pid = writer_child(name, query_ok, churn, rep[1], life[0], life[1]);
   close(life[0]);
   close(rep[1]);
   char ch = 0;
-  CHECK(read(rep[0], &ch, 1) == 1 && ch == 'r');
+  CHECK_EQ(read(rep[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'r');
   CHECK(!flag_set(r));             /* the writer in charge does not membarrier */
-  CHECK(read_mode(r, &ref) == 0);  /* so this reader's sections are fenced again */
+  CHECK_EQ(read_mode(r, &ref), 0);  /* so this reader's sections are fenced again */
   close(life[1]);
   int st;
-  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0);
   close(rep[0]);
   hzshm__shm_close(r);
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
 /* A restarted writer whose membarrier(2) is refused altogether. */
-static void test_restart_without_membarrier(void) { run(0, 0); }
+TEST_CASE(restart_without_membarrier) { run(0, 0); }
 /* A writer whose QUERY works (it announces membarrier) but whose
  * GLOBAL_EXPEDITED fails at the first reclaim: it must stop announcing. */
-static void test_membarrier_fails_at_reclaim(void) { run(1, 1); }
-
-int main(void) {
-  RUN(test_restart_without_membarrier);
-  RUN(test_membarrier_fails_at_reclaim);
-  fprintf(stderr, "OK\n");
-  return 0;
-}
+TEST_CASE(membarrier_fails_at_reclaim) { run(1, 1); }

@@ -24,7 +24,7 @@ static void fill_directory(hzshm__shm_t *w, uint32_t n) {
     char sid[32];
     snprintf(sid, sizeof sid, "fill-%u", i);
     CHECK_RC(hzshm__shm_w_session(w, sid, strlen(sid), &refs[i]), 0);
-    for (uint32_t j = 0; j < i; j++) CHECK(refs[j].idx != refs[i].idx);
+    for (uint32_t j = 0; j < i; j++) CHECK_NE(refs[j].idx, refs[i].idx);
     CHECK_RC(hzshm__shm_w_put(w, &refs[i], "k", 1, sid, strlen(sid), 0, hzshm__shm_w_stamp(w), 0, 0), 0);
   }
   hzshm__sref_t extra;
@@ -34,7 +34,8 @@ static void fill_directory(hzshm__shm_t *w, uint32_t n) {
     size_t len = 0;
     snprintf(sid, sizeof sid, "fill-%u", i);
     CHECK_RC(hzshm__shm_r_get(w, &refs[i], "k", 1, buf, sizeof buf, &len), 0);
-    CHECK(len == strlen(sid) && memcmp(buf, sid, len) == 0);
+    CHECK_EQ(len, strlen(sid));
+    CHECK_MEMEQ(buf, sid, len);
   }
   free(refs);
 }
@@ -42,7 +43,7 @@ static void fill_directory(hzshm__shm_t *w, uint32_t n) {
 /* Defect 1: a session dropped with keep=0 sits on the retire list; clear_all
  * before it is reclaimed must not put its slot on the free list a second
  * time (old code: heap overflow in reclaim, then two sessions on one slot). */
-static void test_dir_double_push(void) {
+TEST_CASE(dir_double_push) {
   const char *name = t_name("dirpush");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w;
@@ -54,7 +55,7 @@ static void test_dir_double_push(void) {
   CHECK_RC(hzshm__shm_w_clear_all(w), 0);
   CHECK_RC(hzshm__shm_w_maintain(w), 0); /* reclaims the retired slots */
   CHECK_RC(hzshm__shm_w_maintain(w), 0);
-  CHECK(w->w->ndirfree == w->dir_count);
+  CHECK_EQ(w->w->ndirfree, w->dir_count);
   fill_directory(w, w->dir_count);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -69,12 +70,12 @@ static void check_dir_chains(hzshm__shm_t *s) {
   for (uint32_t b = 0; b <= s->dirix_mask; b++) {
     uint32_t v = atomic_load(&s->dirix[b]);
     while (v) {
-      CHECK(v - 1 < s->dir_count);
+      CHECK_LT(v - 1, s->dir_count);
       hzshm__shm_dirent_t *r = &s->dir[v - 1];
       CHECK(!seen[v - 1]);
       seen[v - 1] = 1;
-      CHECK(atomic_load(&r->gen) != 0);
-      CHECK((atomic_load(&r->name_hash) & s->dirix_mask) == b);
+      CHECK_NE(atomic_load(&r->gen), 0);
+      CHECK_EQ((atomic_load(&r->name_hash) & s->dirix_mask), b);
       v = atomic_load(&r->next);
     }
   }
@@ -93,9 +94,9 @@ typedef int (*craft_fn)(hzshm__shm_t *cw, void *ctx);
 static hzshm__shm_t *killed_writer_then_reopen(const char *name, const hzshm__shm_config_t *c, craft_fn craft,
                                                void *ctx) {
   int pfd[2];
-  CHECK(pipe(pfd) == 0);
+  CHECK_EQ(pipe(pfd), 0);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     hzshm__shm_t *cw;
@@ -108,15 +109,16 @@ static hzshm__shm_t *killed_writer_then_reopen(const char *name, const hzshm__sh
   close(pfd[1]); /* a child that exits early (craft failed) ends the read */
   pfd[1] = -1;
   char ch;
-  CHECK(read(pfd[0], &ch, 1) == 1);
+  CHECK_EQ(read(pfd[0], &ch, 1), 1);
   kill(pid, SIGKILL);
   int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFSIGNALED(status));
   close(pfd[0]);
   hzshm__shm_t *w;
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   return w;
 }
 
@@ -137,7 +139,7 @@ static int craft_half_drop(hzshm__shm_t *cw, void *ctx) {
  * record with gen 0 that is still linked in its name chain. The restart
  * must unlink it before the slot is reused (old code: it went straight onto
  * the free list, and its reuse cross-linked the chains). */
-static void test_rebuild_half_drop(void) {
+TEST_CASE(rebuild_half_drop) {
   const char *name = t_name("halfdrop");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w;
@@ -177,13 +179,18 @@ static void test_rebuild_half_drop(void) {
   hzshm__sref_t a2, b2;
   CHECK_RC(hzshm__shm_w_session(w, n[0], strlen(n[0]), &a2), 0); /* found, not created again */
   CHECK_RC(hzshm__shm_w_session(w, n[2], strlen(n[2]), &b2), 0);
-  CHECK(a2.idx == a.idx && a2.gen == a.gen && b2.idx == b.idx && b2.gen == b.gen);
+  CHECK_EQ(a2.idx, a.idx);
+  CHECK_EQ(a2.gen, a.gen);
+  CHECK_EQ(b2.idx, b.idx);
+  CHECK_EQ(b2.gen, b.gen);
   char buf[16];
   size_t len = 0;
   CHECK_RC(hzshm__shm_r_get(w, &a, "k", 1, buf, sizeof buf, &len), 0);
-  CHECK(len == strlen(n[0]) && memcmp(buf, n[0], len) == 0);
+  CHECK_EQ(len, strlen(n[0]));
+  CHECK_MEMEQ(buf, n[0], len);
   CHECK_RC(hzshm__shm_r_get(w, &b, "k", 1, buf, sizeof buf, &len), 0);
-  CHECK(len == strlen(n[2]) && memcmp(buf, n[2], len) == 0);
+  CHECK_EQ(len, strlen(n[2]));
+  CHECK_MEMEQ(buf, n[2], len);
   free(refs);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -209,7 +216,7 @@ static int craft_half_drop_then_corrupt(hzshm__shm_t *cw, void *ctx) {
  * it is retired, not freed at once (old code: dir_reset pushed it on the free
  * list, and the next new session took it under a reader that had been
  * walking the name chain through it). */
-static void test_rebuild_half_drop_corrupt(void) {
+TEST_CASE(rebuild_half_drop_corrupt) {
   const char *name = t_name("halfdropbad");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w, *r;
@@ -221,7 +228,7 @@ static void test_rebuild_half_drop_corrupt(void) {
   hzshm__shm_rs_enter(r, sl); /* a reader inside a lookup all along */
   hzshm__sref_t refs[3];
   w = killed_writer_then_reopen(name, &c, craft_half_drop_then_corrupt, refs);
-  CHECK(atomic_load(&w->hdr->sessions) == 0); /* started empty */
+  CHECK_EQ(atomic_load(&w->hdr->sessions), 0); /* started empty */
   /* while the reader is inside, no slot a reader could reach is reused */
   for (uint32_t i = 0;; i++) {
     char sid[32];
@@ -231,12 +238,12 @@ static void test_rebuild_half_drop_corrupt(void) {
     if (rc == HZSHM_ESEGFULL) break;
     CHECK_RC(rc, 0);
     if (nr.idx <= 2) fprintf(stderr, "slot %u reused under the reader\n", nr.idx);
-    CHECK(nr.idx > 2);
+    CHECK_GT(nr.idx, 2);
   }
   hzshm__shm_rs_exit(r, sl);
   hzshm__sref_t nr;
   CHECK_RC(hzshm__shm_w_session(w, "after", 5, &nr), 0); /* once it left, the slots come back */
-  CHECK(nr.idx <= 2);
+  CHECK_LE(nr.idx, 2);
   hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -270,7 +277,7 @@ static int put8(hzshm__shm_t *w, const hzshm__sref_t *ref, uint64_t key, const c
  * HZSHM__CHAIN_MAX: the surplus keys are refused and counted. The keys are
  * computed with the segment's secret, as a process that can read the
  * segment could. */
-static void test_long_chain(void) {
+TEST_CASE(long_chain) {
   const char *name = t_name("chain");
   hzshm__shm_config_t c = cfg(8);
   c.memory_bytes = 2u << 20;
@@ -295,7 +302,8 @@ static void test_long_chain(void) {
   char buf[16];
   size_t len = 0;
   CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), 0);
-  CHECK(len == 3 && memcmp(buf, "new", 3) == 0);
+  CHECK_EQ(len, 3);
+  CHECK_MEMEQ(buf, "new", 3);
   CHECK_RC(hzshm__shm_w_del(w, &ref, &k0, 8), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), HZSHM_EMISS);
   for (uint32_t i = 0; i < n; i++) {
@@ -306,8 +314,11 @@ static void test_long_chain(void) {
   CHECK_RC(hzshm__shm_w_del(w, &ref, &k0, 8), HZSHM_ENOTFOUND);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(cached + 1 <= HZSHM__CHAIN_MAX && refused == n - cached);
-  CHECK(st.chain_refused == refused && st.chain_cut == 0 && st.entries == 0);
+  CHECK_LE(cached + 1, HZSHM__CHAIN_MAX);
+  CHECK_EQ(refused, n - cached);
+  CHECK_EQ(st.chain_refused, refused);
+  CHECK_EQ(st.chain_cut, 0);
+  CHECK_EQ(st.entries, 0);
   /* the chain refills once it has room again */
   CHECK_RC(put8(w, &ref, k0, "v"), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &k0, 8, buf, sizeof buf, &len), 0);
@@ -320,7 +331,8 @@ static void test_long_chain(void) {
   CHECK_RC(hzshm__shm_w_session_drop(w, &other, 1, &fresh), 0);
   CHECK_RC(put8(w, &ref, keys[0], "y"), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &keys[0], 8, buf, sizeof buf, &len), 0);
-  CHECK(len == 1 && buf[0] == 'y');
+  CHECK_EQ(len, 1);
+  CHECK_EQ(buf[0], 'y');
   free(tk);
   free(keys);
   hzshm__shm_close(w);
@@ -331,7 +343,7 @@ static void test_long_chain(void) {
  * trips only on a chain something else damaged (here: a self cycle written
  * into an entry): the bucket is detached and counted, nothing is retired
  * while linked, and the key can be cached again. */
-static void test_chain_cut(void) {
+TEST_CASE(chain_cut) {
   const char *name = t_name("cut");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w;
@@ -348,14 +360,16 @@ static void test_chain_cut(void) {
   CHECK_RC(hzshm__shm_w_del(w, &ref, &other[0], 8), HZSHM_ENOTFOUND); /* walks the cycle */
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.chain_cut == 1 && atomic_load(&w->buckets[b]) == 0);
+  CHECK_EQ(st.chain_cut, 1);
+  CHECK_EQ(atomic_load(&w->buckets[b]), 0);
   char buf[8];
   size_t n;
   CHECK_RC(hzshm__shm_r_get(w, &ref, &a, 8, buf, sizeof buf, &n), HZSHM_EMISS);
   CHECK_RC(put8(w, &ref, a, "vb"), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &a, 8, buf, sizeof buf, &n), 0);
-  CHECK(n == 2 && memcmp(buf, "vb", 2) == 0);
-  CHECK(HZSHM__B_OFF(atomic_load(&w->buckets[b])) != off); /* the cycle is linked nowhere */
+  CHECK_EQ(n, 2);
+  CHECK_MEMEQ(buf, "vb", 2);
+  CHECK_NE(HZSHM__B_OFF(atomic_load(&w->buckets[b])), off); /* the cycle is linked nowhere */
   free(other);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -364,7 +378,7 @@ static void test_chain_cut(void) {
 /* Defect 3 (hash flooding): keys that collide under the old unkeyed hash,
  * computable by anybody, spread over the buckets of a segment with its own
  * random key; and two segments get different keys. */
-static void test_keyed_collisions(void) {
+TEST_CASE(keyed_collisions) {
   const char *name = t_name("keyed"), *name2 = t_name("keyed2");
   hzshm__shm_config_t c = cfg(8);
   c.memory_bytes = 2u << 20;
@@ -372,7 +386,7 @@ static void test_keyed_collisions(void) {
   hzshm__sref_t ref;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_w_open(name2, &c, 0, &w2, NULL), 0);
-  CHECK(memcmp(w->hkey, w2->hkey, sizeof w->hkey) != 0);
+  CHECK_NE(memcmp(w->hkey, w2->hkey, sizeof w->hkey), 0);
   CHECK(w->hkey[0] | w->hkey[1]);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
   const uint32_t n = 256;
@@ -385,10 +399,11 @@ static void test_keyed_collisions(void) {
       wd = atomic_load(&hzshm__shm_entry(w, HZSHM__B_OFF(wd))->next);
     if (len > longest) longest = len;
   }
-  CHECK(longest <= 8); /* 256 keys in >= 8192 buckets: chance says 2 or 3 */
+  CHECK_LE(longest, 8); /* 256 keys in >= 8192 buckets: chance says 2 or 3 */
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == n && st.chain_refused == 0);
+  CHECK_EQ(st.entries, n);
+  CHECK_EQ(st.chain_refused, 0);
   free(keys);
   hzshm__shm_close(w);
   hzshm__shm_close(w2);
@@ -399,18 +414,18 @@ static void test_keyed_collisions(void) {
 /* SipHash's round function against the paper's SipHash-2-4 test vectors
  * (key 00..0f; messages 00..07 and 00..0e); SipHash-1-3 differs only in the
  * number of rounds. */
-static void test_siphash_vectors(void) {
+TEST_CASE(siphash_vectors) {
   uint64_t k[2] = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
   const uint8_t tail[7] = {8, 9, 10, 11, 12, 13, 14};
-  CHECK(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 0) == 0x93f5f5799a932462ull);
-  CHECK(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 7) == 0xa129ca6149be45e5ull);
-  CHECK(hzshm__shm_sip13(k, 1, "key", 3) != hzshm__shm_sip13(k, 2, "key", 3)); /* the prefix counts */
+  CHECK_EQ(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 0), 0x93f5f5799a932462ull);
+  CHECK_EQ(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 7), 0xa129ca6149be45e5ull);
+  CHECK_NE(hzshm__shm_sip13(k, 1, "key", 3), hzshm__shm_sip13(k, 2, "key", 3)); /* the prefix counts */
 }
 
 /* Validated hits, deterministically: an entry whose version is odd (being
  * rewritten) is never a hit, and a view whose entry was reused meanwhile is
  * reported at release. */
-static void test_validation(void) {
+TEST_CASE(validation) {
   const char *name = t_name("valid1");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w;
@@ -424,7 +439,8 @@ static void test_validation(void) {
   CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), 0);
   hzshm__shm_entry_t *e = (hzshm__shm_entry_t *)((const char *)v - 3 - sizeof(hzshm__shm_entry_t));
   uint64_t ver = atomic_load(&e->ver);
-  CHECK(ver % 2 == 0 && ver > 0);
+  CHECK_EQ(ver % 2, 0);
+  CHECK_GT(ver, 0);
   CHECK_RC(hzshm__shm_r_view_end(w), 0);
   CHECK_RC(hzshm__shm_r_view_end(w), HZSHM_EINVAL); /* no view open */
   CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), 0);
@@ -436,10 +452,11 @@ static void test_validation(void) {
   CHECK_RC(hzshm__shm_r_view(w, &ref, "key", 3, &v, &n), HZSHM_EMISS);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.torn_reads == 1 + 3 * 4); /* the view, then 4 tries of each lookup */
+  CHECK_EQ(st.torn_reads, 1 + 3 * 4); /* the view, then 4 tries of each lookup */
   atomic_store(&e->ver, ver + 4);
   CHECK_RC(hzshm__shm_r_get(w, &ref, "key", 3, buf, sizeof buf, &n), 0);
-  CHECK(n == 5 && memcmp(buf, "value", 5) == 0);
+  CHECK_EQ(n, 5);
+  CHECK_MEMEQ(buf, "value", 5);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
@@ -449,7 +466,7 @@ static void test_validation(void) {
  * write the session's directory record (readers load its gen on every hit);
  * a put into a full cache, with a reader inside its section, advances the
  * reclamation epoch (a line every lookup reads) at most once. */
-static void test_minors(void) {
+TEST_CASE(minors) {
   const char *name = t_name("minor");
   hzshm__shm_config_t c = cfg(8);
   c.memory_bytes = 2u << 20;
@@ -469,8 +486,8 @@ static void test_minors(void) {
   CHECK_RC(hzshm__shm_w_put(w, &ref, "a", 1, "1", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
   CHECK_RC(hzshm__shm_w_put(w, &ref, "b", 1, "2", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
   CHECK_RC(hzshm__shm_w_del(w, &ref, "a", 1), 0);
-  CHECK(memcmp(&before, &w->dir[ref.idx], sizeof before) == 0);
-  CHECK(hzshm__shm_w_session_entries(w, &ref) == 1);
+  CHECK_MEMEQ(&before, &w->dir[ref.idx], sizeof before);
+  CHECK_EQ(hzshm__shm_w_session_entries(w, &ref), 1);
 
   /* fill the arena with one size class, then put with a reader inside */
   char val[900];
@@ -489,7 +506,7 @@ static void test_minors(void) {
     uint64_t e0 = atomic_load(&w->hdr->epoch);
     int rc = put8(w, &ref, ++k, val);
     CHECK(rc == 0 || rc == HZSHM_ESEGFULL);
-    CHECK(atomic_load(&w->hdr->epoch) - e0 <= 1);
+    CHECK_LE(atomic_load(&w->hdr->epoch) - e0, 1);
   }
   CHECK_RC(hzshm__shm_r_view_end(r), 0);
   CHECK_RC(put8(w, &ref, ++k, val), 0);
@@ -521,7 +538,7 @@ static int craft_mid_carve(hzshm__shm_t *cw, void *ctx) {
 
 /* The next writer keeps the entries of the other slabs and gives slab 0 a
  * class again (before this was handled, the whole cache was dropped). */
-static void test_restart_mid_carve(void) {
+TEST_CASE(restart_mid_carve) {
   const char *name = t_name("carve");
   hzshm__shm_config_t c = cfg(8);
   hzshm__shm_t *w = killed_writer_then_reopen(name, &c, craft_mid_carve, NULL);
@@ -532,26 +549,9 @@ static void test_restart_mid_carve(void) {
   size_t len = 0;
   CHECK_RC(hzshm__shm_r_get(w, &ref, &bk, 8, buf, sizeof buf, &len), 0); /* kept */
   CHECK(len == 1999 && buf[0] == 'b');
-  CHECK(HZSHM__SLAB_CLS(atomic_load(&w->slabtab[0])) < (uint32_t)w->nclass);
+  CHECK_LT(HZSHM__SLAB_CLS(atomic_load(&w->slabtab[0])), (uint32_t)w->nclass);
   for (uint64_t k = 1; k <= 100; k++) CHECK_RC(put8(w, &ref, k, "again"), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &bk, 8, buf, sizeof buf, &len), 0);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
-}
-
-int main(int argc, char **argv) {
-  (void)argc;
-  (void)argv;
-  RUN(test_dir_double_push);
-  RUN(test_rebuild_half_drop);
-  RUN(test_rebuild_half_drop_corrupt);
-  RUN(test_siphash_vectors);
-  RUN(test_long_chain);
-  RUN(test_keyed_collisions);
-  RUN(test_chain_cut);
-  RUN(test_validation);
-  RUN(test_minors);
-  RUN(test_restart_mid_carve);
-  fprintf(stderr, "ok\n");
-  return 0;
 }

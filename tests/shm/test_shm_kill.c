@@ -1,7 +1,7 @@
 /* test_shm_kill.c - reader processes SIGKILLed mid-read, 1000 times (several
  * at a time) while the writer replaces entries: dead slots are reaped, the
  * arena returns to its baseline, and the writer never waits on a reader.
- *   usage: test_shm_kill [kills] */
+ *   usage: test_shm_kill [-- kills] */
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
@@ -51,8 +51,8 @@ static void reader(const char *name, side_t *side, uint64_t seed) {
   }
 }
 
-int main(int argc, char **argv) {
-  int kills = argc > 1 ? atoi(argv[1]) : 1000;
+TEST_CASE(kill_readers) {
+  int kills = atoi(t_param(0, "1000"));
   const char *name = t_name("kill");
   side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   CHECK(side != MAP_FAILED);
@@ -67,7 +67,8 @@ int main(int argc, char **argv) {
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == NKEYS && st.retired_pending == 0);
+  CHECK_EQ(st.entries, NKEYS);
+  CHECK_EQ(st.retired_pending, 0);
   uint64_t baseline = st.memory_used;
   uint64_t rnd = 0x2545f4914f6cdd1dull ^ (uint64_t)getpid();
   uint64_t max_put_ns = 0;
@@ -77,7 +78,7 @@ int main(int argc, char **argv) {
     atomic_store_explicit(&side->ready, 0, memory_order_relaxed);
     for (int i = 0; i < BATCH; i++) {
       pids[i] = fork();
-      CHECK(pids[i] >= 0);
+      CHECK_GE(pids[i], 0);
       if (pids[i] == 0) reader(name, side, rnd + (uint64_t)i * 7919u);
     }
     WAIT_UNTIL(atomic_load_explicit(&side->ready, memory_order_relaxed) == BATCH, 10000);
@@ -94,7 +95,7 @@ int main(int argc, char **argv) {
     for (int i = 0; i < BATCH; i++) kill(pids[i], SIGKILL);
     for (int i = 0; i < BATCH; i++) {
       int status;
-      CHECK(waitpid(pids[i], &status, 0) == pids[i]);
+      CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
       if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
         fprintf(stderr, "reader exited by itself (status %d): a bad value was read\n", status);
         exit(1);
@@ -110,13 +111,12 @@ int main(int argc, char **argv) {
   fprintf(stderr, "kills %d, reaped %u, retired_pending %llu, memory %llu (baseline %llu), max put %.1f us\n", done,
           st.reaped_readers, (unsigned long long)st.retired_pending, (unsigned long long)st.memory_used,
           (unsigned long long)baseline, max_put_ns / 1000.0);
-  CHECK(st.readers == 0);
-  CHECK(st.reaped_readers > 0 && st.reaped_readers <= (uint32_t)done);
-  CHECK(st.retired_pending == 0);
-  CHECK(st.memory_used == baseline);
-  CHECK(st.entries == NKEYS);
+  CHECK_EQ(st.readers, 0);
+  CHECK_GT(st.reaped_readers, 0);
+  CHECK_LE(st.reaped_readers, (uint32_t)done);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.memory_used, baseline);
+  CHECK_EQ(st.entries, NKEYS);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

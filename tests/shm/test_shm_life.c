@@ -13,7 +13,7 @@ static hzshm__shm_config_t cfg(uint64_t stale_ns) {
   return c;
 }
 
-static void test_fail_closed(void) {
+TEST_CASE(fail_closed) {
   const char *name = t_name("fc");
   hzshm__shm_config_t c = cfg(60000000ull); /* 60 ms */
   hzshm__shm_t *w, *r;
@@ -44,7 +44,7 @@ static void test_fail_closed(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
-static void test_exclusive_and_restart(void) {
+TEST_CASE(exclusive_and_restart) {
   const char *name = t_name("rs");
   hzshm__shm_config_t c = cfg(0);
   hzshm__shm_t *w, *w2, *r;
@@ -53,7 +53,7 @@ static void test_exclusive_and_restart(void) {
   char buf[16];
   size_t n;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 0);
+  CHECK_EQ(reused, 0);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w2, &reused), HZSHM_EEXIST);
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
@@ -65,10 +65,13 @@ static void test_exclusive_and_restart(void) {
   CHECK_RC(hzshm__shm_w_del(w, &ref, "k7", 2), 0); /* leaves a retired chunk behind */
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.writer_generation == 2 && st.entries == 299 && st.sessions == 1 && st.state == HZSHM_SHM_SERVING);
+  CHECK_EQ(st.writer_generation, 2);
+  CHECK_EQ(st.entries, 299);
+  CHECK_EQ(st.sessions, 1);
+  CHECK_EQ(st.state, HZSHM_SHM_SERVING);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k5", 2, buf, sizeof buf, &n), 0); /* the old reader keeps reading */
   CHECK(n == 2 && memcmp(buf, "k5", 2) == 0);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k7", 2, buf, sizeof buf, &n), HZSHM_EMISS);
@@ -76,17 +79,18 @@ static void test_exclusive_and_restart(void) {
   CHECK(ref2.gen == ref.gen && ref2.idx == ref.idx);
   CHECK_RC(hzshm__shm_w_put(w, &ref, "k7", 2, "new", 3, 1, hzshm__shm_w_stamp(w), 0, 0), 0);
   CHECK_RC(hzshm__shm_w_session(w, "t", 1, &ref2), 0);
-  CHECK(ref2.gen > ref.gen);
+  CHECK_GT(ref2.gen, ref.gen);
   for (int i = 0; i < 64; i++) hzshm__shm_w_maintain(w);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 0 && st.entries == 300);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.entries, 300);
   hzshm__shm_close(w);
 
   /* SIGKILLed writer: the lock dies with it, the next writer reuses the data */
   int pfd[2];
-  CHECK(pipe(pfd) == 0);
+  CHECK_EQ(pipe(pfd), 0);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     hzshm__shm_t *cw;
@@ -102,19 +106,23 @@ static void test_exclusive_and_restart(void) {
     for (;;) pause();
   }
   char ch;
-  CHECK(read(pfd[0], &ch, 1) == 1);
+  CHECK_EQ(read(pfd[0], &ch, 1), 1);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), HZSHM_EEXIST); /* child alive */
   kill(pid, SIGKILL);
   int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFSIGNALED(status));
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFSIGNALED(status));
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.writer_generation == 4 && st.entries == 1300);
+  CHECK_EQ(st.writer_generation, 4);
+  CHECK_EQ(st.entries, 1300);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "c999", 4, buf, sizeof buf, &n), 0);
-  CHECK(n == 4 && memcmp(buf, "c999", 4) == 0);
+  CHECK_EQ(n, 4);
+  CHECK_MEMEQ(buf, "c999", 4);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k7", 2, buf, sizeof buf, &n), 0);
-  CHECK(n == 3 && memcmp(buf, "new", 3) == 0);
+  CHECK_EQ(n, 3);
+  CHECK_MEMEQ(buf, "new", 3);
   hzshm__shm_close(w);
 
   /* another geometry: refused unless replace_incompatible */
@@ -122,12 +130,13 @@ static void test_exclusive_and_restart(void) {
   c2.memory_bytes = 6u << 20;
   CHECK_RC(hzshm__shm_w_open(name, &c2, 0, &w, &reused), HZSHM_EVERSION);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0); /* the old one is untouched */
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_w_open(name, &c2, 1, &w, &reused), 0);
-  CHECK(reused == 0);
+  CHECK_EQ(reused, 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.entries == 0 && st.writer_generation == 1);
+  CHECK_EQ(st.entries, 0);
+  CHECK_EQ(st.writer_generation, 1);
   /* the reader attached to the old inode is told the truth: its writer stopped */
   CHECK_RC(hzshm__shm_r_get(r, &ref, "c999", 4, buf, sizeof buf, &n), HZSHM_ESTOPPED);
   hzshm__shm_close(r);
@@ -135,7 +144,7 @@ static void test_exclusive_and_restart(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
-static void test_corrupt_chain_is_bounded(void) {
+TEST_CASE(corrupt_chain_is_bounded) {
   /* A chain scribbled into a cycle or a wild offset (done here through the
    * writer's own mapping, white-box) must not hang or crash a reader. */
   const char *name = t_name("cyc");
@@ -173,7 +182,7 @@ static void test_corrupt_chain_is_bounded(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
-static void test_fork(void) {
+TEST_CASE(fork) {
   const char *name = t_name("fork");
   hzshm__shm_config_t c = cfg(0);
   hzshm__shm_t *w, *r;
@@ -186,7 +195,7 @@ static void test_fork(void) {
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0);
   /* inherited handles are closed in the child; a fresh attach works */
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     hzshm__shm_t *r2;
     hzshm__sref_t ref2;
@@ -199,14 +208,16 @@ static void test_fork(void) {
     _exit(ok ? 0 : 1);
   }
   int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  CHECK(WIFEXITED(status));
+  CHECK_EQ(WEXITSTATUS(status), 0);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0); /* the parent's handles are intact */
   hzshm__shm_close(w);
   /* a writer that forked a long-lived child and died: the child does not keep it "alive" */
   int pa[2], pb[2], life[2]; /* A's report, B's report, and a pipe whose EOF tells them the test is gone */
   CHECK(pipe(pa) == 0 && pipe(pb) == 0 && pipe(life) == 0);
   pid_t a = fork();
-  CHECK(a >= 0);
+  CHECK_GE(a, 0);
   if (a == 0) {
     hzshm__shm_t *aw;
     close(life[1]);
@@ -226,15 +237,16 @@ static void test_fork(void) {
   close(life[0]);
   char ch;
   pid_t b;
-  CHECK(read(pb[0], &ch, 1) == 1 && ch == 'b');
-  CHECK(read(pa[0], &b, sizeof b) == (ssize_t)sizeof b);
+  CHECK_EQ(read(pb[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'b');
+  CHECK_EQ(read(pa[0], &b, sizeof b), (ssize_t)sizeof b);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), HZSHM_EEXIST); /* A alive */
   kill(a, SIGKILL);
-  CHECK(waitpid(a, &status, 0) == a);
+  CHECK_EQ(waitpid(a, &status, 0), a);
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0); /* B still alive */
-  CHECK(reused == 1);
-  CHECK(kill(b, 0) == 0);
+  CHECK_EQ(reused, 1);
+  CHECK_EQ(kill(b, 0), 0);
   kill(b, SIGKILL);
   close(life[1]);
   hzshm__shm_close(w);
@@ -272,7 +284,7 @@ static void *fork_thread(void *p) {
   return NULL;
 }
 
-static void test_fork_thread_exit(void) {
+TEST_CASE(fork_thread_exit) {
   fork_thread_t ft = {.name = t_name("fkt")};
   hzshm__shm_config_t c = cfg(0);
   hzshm__shm_t *w;
@@ -283,25 +295,16 @@ static void test_fork_thread_exit(void) {
   CHECK_RC(hzshm__shm_w_put(w, &ft.ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
   pthread_t th;
   void *res = (void *)9;
-  CHECK(pthread_create(&th, NULL, fork_thread, &ft) == 0);
-  CHECK(pthread_join(th, &res) == 0);
+  CHECK_EQ(pthread_create(&th, NULL, fork_thread, &ft), 0);
+  CHECK_EQ(pthread_join(th, &res), 0);
   CHECK(res == NULL);
   if (!WIFEXITED(ft.status) || WEXITSTATUS(ft.status) != 0)
     fprintf(stderr, "fork child: %s %d\n", WIFEXITED(ft.status) ? "exit" : "signal",
             WIFEXITED(ft.status) ? WEXITSTATUS(ft.status) : WTERMSIG(ft.status));
-  CHECK(WIFEXITED(ft.status) && WEXITSTATUS(ft.status) == 0);
+  CHECK(WIFEXITED(ft.status));
+  CHECK_EQ(WEXITSTATUS(ft.status), 0);
   CHECK_RC(hzshm__shm_r_get(ft.r, &ft.ref, "k", 1, NULL, 0, &n), 0); /* the parent's handle is intact */
   hzshm__shm_close(ft.r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(ft.name), 0);
-}
-
-int main(void) {
-  RUN(test_fork);
-  RUN(test_fork_thread_exit);
-  RUN(test_fail_closed);
-  RUN(test_exclusive_and_restart);
-  RUN(test_corrupt_chain_is_bounded);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

@@ -4,18 +4,18 @@
  * the invariants of stress.h. With restarts > 0 the writer runs in child
  * processes that are SIGKILLed at random points while the readers keep
  * reading; each next writer reopens (reuses) the segment of the dead one.
- *   usage: test_shm_mp [seconds] [readers] [restarts] [memory KiB, default 1280] */
+ *   usage: test_shm_mp [-- seconds [readers [restarts [memory KiB, default 1280]]]] */
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 
 #include "stress.h"
 
-int main(int argc, char **argv) {
-  int secs = argc > 1 ? atoi(argv[1]) : 8;
-  int nr = argc > 2 ? atoi(argv[2]) : 3;
-  int restarts = argc > 3 ? atoi(argv[3]) : 0;
-  uint64_t mem_kib = argc > 4 ? strtoull(argv[4], NULL, 10) : 1280; /* 143360 (140 MiB): 2 MiB slabs */
+TEST_CASE(stress) {
+  int secs = atoi(t_param(0, "8"));
+  int nr = atoi(t_param(1, "3"));
+  int restarts = atoi(t_param(2, "0"));
+  uint64_t mem_kib = strtoull(t_param(3, "1280"), NULL, 10); /* 143360 (140 MiB): 2 MiB slabs */
   if (nr < 1 || nr > ST_MAXR) nr = 3;
   const char *name = t_name("mp");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -29,7 +29,7 @@ int main(int argc, char **argv) {
   pid_t pids[ST_MAXR];
   for (int i = 0; i < nr; i++) {
     pids[i] = fork();
-    CHECK(pids[i] >= 0);
+    CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();
       hzshm__shm_t *r;
@@ -47,7 +47,7 @@ int main(int argc, char **argv) {
     if (phase > 0) { /* the writer of this phase is a child, killed at a random moment */
       uint64_t kill_at = end - (uint64_t)(W->rnd % 500) * 1000000ull;
       wpid = fork();
-      CHECK(wpid >= 0);
+      CHECK_GE(wpid, 0);
       if (wpid == 0) {
         t_child_dies_with_parent();
         hzshm__shm_t *cw;
@@ -94,8 +94,8 @@ int main(int argc, char **argv) {
   if (restarts > 0 && !failed) { /* the last writer died; take over for the final checks */
     int reused = 0;
     CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-    CHECK(reused == 1);
-    CHECK(atomic_load(&side->writers_reused) == restarts);
+    CHECK_EQ(reused, 1);
+    CHECK_EQ(atomic_load(&side->writers_reused), restarts);
   }
   atomic_store_explicit(&side->stop, 1, memory_order_relaxed);
   for (int i = 0; i < nr; i++) {
@@ -112,7 +112,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   uint64_t hits = 0, lookups = 0;
   for (int i = 0; i < nr; i++) {
-    CHECK(atomic_load(&side->hits[i]) > 0);
+    CHECK_GT(atomic_load(&side->hits[i]), 0);
     hits += atomic_load(&side->hits[i]);
     lookups += atomic_load(&side->lookups[i]);
   }
@@ -121,11 +121,9 @@ int main(int argc, char **argv) {
           (unsigned long long)lookups, (unsigned long long)hits, (unsigned long long)st.evictions,
           (unsigned long long)st.entries);
   CHECK(st.evictions > 0 || restarts > 0); /* eviction counts restart with the writer's stats */
-  CHECK(st.retired_pending == 0);
-  CHECK(st.readers == 0);
+  CHECK_EQ(st.retired_pending, 0);
+  CHECK_EQ(st.readers, 0);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
   free(W);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

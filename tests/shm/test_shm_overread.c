@@ -20,7 +20,7 @@
  * the timer runs), swapping K and K2 in the chunk before the reader resumes.
  * The writer calls do not allocate once the retire list exists (it does
  * after the fill below), and the code they interrupt is the reader's.
- *   usage: test_shm_overread [seconds] */
+ *   usage: test_shm_overread [-- seconds] */
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/time.h>
@@ -48,8 +48,8 @@ static void on_tick(int sig) {
   if (rc) failed = 1;
 }
 
-int main(int argc, char **argv) {
-  int secs = argc > 1 ? atoi(argv[1]) : 3;
+TEST_CASE(overread) {
+  int secs = atoi(t_param(0, "3"));
   memset(key_k, 'K', sizeof key_k);
   memset(vk, 'k', sizeof vk);
   memset(vk2, 'x', sizeof vk2);
@@ -62,8 +62,9 @@ int main(int argc, char **argv) {
   char fill[250];
   memset(fill, 'f', sizeof fill);
   int cls = hzshm__shm_class_of(w, sizeof(hzshm__shm_entry_t) + sizeof key_k + sizeof vk);
-  CHECK(cls >= 0 && w->class_size[cls] == 512);
-  CHECK(hzshm__shm_class_of(w, sizeof(hzshm__shm_entry_t) + 1 + sizeof vk2) == cls);
+  CHECK_GE(cls, 0);
+  CHECK_EQ(w->class_size[cls], 512);
+  CHECK_EQ(hzshm__shm_class_of(w, sizeof(hzshm__shm_entry_t) + 1 + sizeof vk2), cls);
   /* Fill class 512 until the last slab is handed out and its free list is
    * empty: chunks are handed out in address order, so the next chunk freed
    * and taken is... made the arena's last one below. */
@@ -75,50 +76,49 @@ int main(int argc, char **argv) {
   }
   /* The filler in the arena's last chunk was put last: replace it by K. */
   uint64_t last = w->arena_end - 512;
-  CHECK(w->w->units[hzshm__shm_unit(w, last)].state == HZSHM__U_LIVE);
+  CHECK_EQ(w->w->units[hzshm__shm_unit(w, last)].state, HZSHM__U_LIVE);
   char lk[200];
   memcpy(lk, (char *)(hzshm__shm_entry(w, last) + 1), sizeof lk);
   CHECK_RC(hzshm__shm_w_del(w, &ref, lk, sizeof lk), 0);
   hzshm__shm_reclaim(w, 1);
   CHECK_RC(hzshm__shm_w_put(w, &ref, key_k, sizeof key_k, vk, sizeof vk, 0, 2, 0, 0), 0);
-  CHECK(w->w->units[hzshm__shm_unit(w, last)].state == HZSHM__U_LIVE && w->w->cls[cls].free == 0);
-  CHECK(hzshm__shm_entry(w, last)->klen == sizeof key_k);
+  CHECK_EQ(w->w->units[hzshm__shm_unit(w, last)].state, HZSHM__U_LIVE);
+  CHECK_EQ(w->w->cls[cls].free, 0);
+  CHECK_EQ(hzshm__shm_entry(w, last)->klen, sizeof key_k);
 
   CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
-  CHECK(r->arena_end == r->size); /* the arena ends the file ... */
+  CHECK_EQ(r->arena_end, r->size); /* the arena ends the file ... */
   long pg = sysconf(_SC_PAGESIZE);
   void *guard = mmap(r->base + r->size, (size_t)pg, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-  CHECK(guard == r->base + r->size); /* ... and nothing readable follows the mapping */
+  CHECK_EQ(guard, r->base + r->size); /* ... and nothing readable follows the mapping */
 
   struct sigaction sa = {.sa_handler = on_tick, .sa_flags = SA_RESTART};
   sigemptyset(&sa.sa_mask);
-  CHECK(sigaction(SIGALRM, &sa, NULL) == 0);
+  CHECK_EQ(sigaction(SIGALRM, &sa, NULL), 0);
   struct itimerval it = {{0, 37}, {0, 37}}; /* as often as the timer goes: every few microseconds */
-  CHECK(setitimer(ITIMER_REAL, &it, NULL) == 0);
+  CHECK_EQ(setitimer(ITIMER_REAL, &it, NULL), 0);
   static char buf[1 << 20]; /* room for any length: the copy must be bounded by the entry alone */
   uint64_t hits = 0, end = t_now_ns() + (uint64_t)secs * 1000000000ull;
   while (t_now_ns() < end && !failed) {
     size_t n = 0;
     int rc = hzshm__shm_r_get(r, &ref, key_k, sizeof key_k, buf, sizeof buf, &n);
     if (rc == 0) {
-      CHECK(n == sizeof vk);
-      for (size_t i = 0; i < n; i++) CHECK(buf[i] == 'k');
+      CHECK_EQ(n, sizeof vk);
+      for (size_t i = 0; i < n; i++) CHECK_EQ(buf[i], 'k');
       hits++;
     }
   }
   struct itimerval off = {{0, 0}, {0, 0}};
-  CHECK(setitimer(ITIMER_REAL, &off, NULL) == 0);
+  CHECK_EQ(setitimer(ITIMER_REAL, &off, NULL), 0);
   CHECK(!failed);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   fprintf(stderr, "swaps %llu, hits %llu, failed validations %llu\n", (unsigned long long)swaps,
           (unsigned long long)hits, (unsigned long long)st.torn_reads);
-  CHECK(hits > 0);
-  CHECK(st.torn_reads > 0); /* the chunk really was reused under the reader */
+  CHECK_GT(hits, 0);
+  CHECK_GT(st.torn_reads, 0); /* the chunk really was reused under the reader */
   munmap(guard, (size_t)pg);
   hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

@@ -22,21 +22,23 @@ static void *holder(void *p) {
   return NULL; /* thread exit: the key destructor releases the slot */
 }
 
-static void test_exhausted(void) {
+TEST_CASE(exhausted) {
   const char *name = t_name("slots");
   hzshm__shm_config_t c = {.memory_bytes = 4u << 20, .max_sessions = 16, .reader_slots = 1, .partition_count = 271};
   hzshm__shm_t *w;
   slots_t t;
   size_t n;
   char ch;
-  CHECK(pipe(t.hold) == 0 && pipe(t.ready) == 0);
+  CHECK_EQ(pipe(t.hold), 0);
+  CHECK_EQ(pipe(t.ready), 0);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
   CHECK_RC(hzshm__shm_r_attach(name, &t.r), 0);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &t.ref), 0);
   CHECK_RC(hzshm__shm_w_put(w, &t.ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
   pthread_t th;
-  CHECK(pthread_create(&th, NULL, holder, &t) == 0);
-  CHECK(read(t.ready[0], &ch, 1) == 1 && ch == 'y');
+  CHECK_EQ(pthread_create(&th, NULL, holder, &t), 0);
+  CHECK_EQ(read(t.ready[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'y');
   /* This thread has no slot and none is free. */
   const int calls = 2000;
   uint64_t t0 = t_now_ns();
@@ -46,18 +48,20 @@ static void test_exhausted(void) {
   CHECK_RC(hzshm__shm_stats(t.r, &st), 0);
   fprintf(stderr, "%d EBUSY calls in %.3f ms: %llu slot scans failed\n", calls, elapsed / 1e6,
           (unsigned long long)st.slot_claim_failures);
-  CHECK(st.slot_busy == (uint64_t)calls);
+  CHECK_EQ(st.slot_busy, (uint64_t)calls);
   /* The failure is remembered: at most one scan per retry interval (20 ms)
    * that passed during the loop, plus the first (coarse clock: +1). */
-  CHECK(st.slot_claim_failures >= 1 && st.slot_claim_failures <= 2 + elapsed / 20000000ull);
+  CHECK_GE(st.slot_claim_failures, 1);
+  CHECK_LE(st.slot_claim_failures, 2 + elapsed / 20000000ull);
   /* The holder exits: its slot is free and this thread gets it at once,
    * without waiting for the retry interval. */
-  CHECK(write(t.hold[1], "x", 1) == 1);
+  CHECK_EQ(write(t.hold[1], "x", 1), 1);
   void *res = (void *)1;
-  CHECK(pthread_join(th, &res) == 0 && res == NULL);
+  CHECK_EQ(pthread_join(th, &res), 0);
+  CHECK(res == NULL);
   CHECK_RC(hzshm__shm_r_get(t.r, &t.ref, "k", 1, NULL, 0, &n), 0);
   CHECK_RC(hzshm__shm_stats(t.r, &st), 0);
-  CHECK(st.slot_busy == (uint64_t)calls);
+  CHECK_EQ(st.slot_busy, (uint64_t)calls);
   hzshm__shm_close(t.r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
@@ -65,10 +69,4 @@ static void test_exhausted(void) {
   close(t.hold[1]);
   close(t.ready[0]);
   close(t.ready[1]);
-}
-
-int main(void) {
-  RUN(test_exhausted);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

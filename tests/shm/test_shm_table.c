@@ -19,7 +19,7 @@ static seg_t seg_open(const char *tag, hzshm__shm_config_t c) {
   seg_t g = {t_name(tag), NULL, NULL};
   int reused = -1;
   CHECK_RC(hzshm__shm_w_open(g.name, &c, 0, &g.w, &reused), 0);
-  CHECK(reused == 0);
+  CHECK_EQ(reused, 0);
   CHECK_RC(hzshm__shm_r_attach(g.name, &g.r), 0);
   return g;
 }
@@ -38,32 +38,34 @@ static int put_str(hzshm__shm_t *w, const hzshm__sref_t *ref, const char *key, c
   return hzshm__shm_w_put(w, ref, key, strlen(key), val, strlen(val), 7, hzshm__shm_w_stamp(w), 0, 0);
 }
 
-static void test_insert_replace_delete(void) {
+TEST_CASE(insert_replace_delete) {
   seg_t g = seg_open("tbl", small_cfg());
   hzshm__sref_t ref, rref;
   char buf[256];
   CHECK_RC(hzshm__shm_r_session(g.r, "sess-A", 6, &rref), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_w_session(g.w, "sess-A", 6, &ref), 0);
-  CHECK(ref.gen != 0);
+  CHECK_NE(ref.gen, 0);
   CHECK_RC(hzshm__shm_r_session(g.r, "sess-A", 6, &rref), 0);
-  CHECK(rref.idx == ref.idx && rref.gen == ref.gen);
+  CHECK_EQ(rref.idx, ref.idx);
+  CHECK_EQ(rref.gen, ref.gen);
   CHECK_RC(get_str(g.r, &rref, "k1", buf, sizeof buf), HZSHM_EMISS);
   CHECK_RC(put_str(g.w, &ref, "k1", "value-one"), 0);
   CHECK_RC(get_str(g.r, &rref, "k1", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "value-one") == 0);
+  CHECK_STREQ(buf, "value-one");
   size_t n = 0;
   CHECK_RC(hzshm__shm_r_get(g.r, &rref, "k1", 2, NULL, 0, &n), 0); /* has */
-  CHECK(n == 9);
+  CHECK_EQ(n, 9);
   CHECK_RC(hzshm__shm_r_get(g.r, &rref, "k1", 2, buf, 3, &n), HZSHM_EBUFSIZE);
-  CHECK(n == 9);
+  CHECK_EQ(n, 9);
   CHECK_RC(put_str(g.w, &ref, "k1", "value-two-longer"), 0); /* replace */
   CHECK_RC(get_str(g.r, &rref, "k1", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "value-two-longer") == 0);
+  CHECK_STREQ(buf, "value-two-longer");
   const void *v = NULL;
   CHECK_RC(hzshm__shm_r_view(g.r, &rref, "k1", 2, &v, &n), 0);
-  CHECK(n == 16 && memcmp(v, "value-two-longer", 16) == 0);
+  CHECK_EQ(n, 16);
+  CHECK_MEMEQ(v, "value-two-longer", 16);
   hzshm__shm_r_view_end(g.r);
-  CHECK(hzshm__shm_w_session_entries(g.w, &ref) == 1);
+  CHECK_EQ(hzshm__shm_w_session_entries(g.w, &ref), 1);
   /* many keys in one session, all readable */
   for (int i = 0; i < 2000; i++) {
     char k[32], val[32];
@@ -76,9 +78,9 @@ static void test_insert_replace_delete(void) {
     snprintf(k, sizeof k, "key-%d", i);
     snprintf(val, sizeof val, "val-%d", i * 3);
     CHECK_RC(get_str(g.r, &rref, k, buf, sizeof buf), 0);
-    CHECK(strcmp(buf, val) == 0);
+    CHECK_STREQ(buf, val);
   }
-  CHECK(hzshm__shm_w_session_entries(g.w, &ref) == 2001);
+  CHECK_EQ(hzshm__shm_w_session_entries(g.w, &ref), 2001);
   CHECK_RC(hzshm__shm_w_del(g.w, &ref, "k1", 2), 0);
   CHECK_RC(get_str(g.r, &rref, "k1", buf, sizeof buf), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_w_del(g.w, &ref, "k1", 2), HZSHM_ENOTFOUND);
@@ -88,33 +90,37 @@ static void test_insert_replace_delete(void) {
   CHECK_RC(hzshm__shm_r_get(g.r, &rref, "absent", 6, NULL, 0, &n), HZSHM_ENOTFOUND);
   /* the writer handle reads too */
   CHECK_RC(get_str(g.w, &ref, "key-5", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "val-15") == 0);
+  CHECK_STREQ(buf, "val-15");
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(g.r, &st), 0);
-  CHECK(st.entries == 2001 && st.sessions == 1);
+  CHECK_EQ(st.entries, 2001);
+  CHECK_EQ(st.sessions, 1);
   seg_close(&g);
 }
 
-static void test_sessions(void) {
+TEST_CASE(sessions) {
   seg_t g = seg_open("ses", small_cfg());
   hzshm__sref_t a, b, a2, ra;
   char buf[64];
   CHECK_RC(hzshm__shm_w_session(g.w, "A", 1, &a), 0);
   CHECK_RC(hzshm__shm_w_session(g.w, "B", 1, &b), 0);
-  CHECK(a.gen != b.gen && a.idx != b.idx);
+  CHECK_NE(a.gen, b.gen);
+  CHECK_NE(a.idx, b.idx);
   CHECK_RC(put_str(g.w, &a, "k", "in-A"), 0);
   CHECK_RC(put_str(g.w, &b, "k", "in-B"), 0);
   CHECK_RC(get_str(g.r, &a, "k", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "in-A") == 0);
+  CHECK_STREQ(buf, "in-A");
   CHECK_RC(get_str(g.r, &b, "k", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "in-B") == 0);
+  CHECK_STREQ(buf, "in-B");
   /* clear (keep): one store hides the entries; the old ref is stale */
   CHECK_RC(hzshm__shm_w_session_drop(g.w, &a, 1, &a2), 0);
-  CHECK(a2.idx == a.idx && a2.gen != a.gen && a2.gen != 0);
+  CHECK_EQ(a2.idx, a.idx);
+  CHECK_NE(a2.gen, a.gen);
+  CHECK_NE(a2.gen, 0);
   CHECK_RC(get_str(g.r, &a, "k", buf, sizeof buf), HZSHM_ESESSION);
   CHECK_RC(get_str(g.r, &a2, "k", buf, sizeof buf), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_r_session(g.r, "A", 1, &ra), 0);
-  CHECK(ra.gen == a2.gen);
+  CHECK_EQ(ra.gen, a2.gen);
   CHECK_RC(get_str(g.r, &b, "k", buf, sizeof buf), 0); /* B untouched */
   CHECK_RC(hzshm__shm_w_put(g.w, &a, "x", 1, "y", 1, 0, 1, 0, 0), HZSHM_ESESSION);
   /* destroy */
@@ -125,11 +131,12 @@ static void test_sessions(void) {
   /* sweep removes the hidden entries */
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(g.w, &st), 0);
-  CHECK(st.entries == 2 && st.sessions == 1);
+  CHECK_EQ(st.entries, 2);
+  CHECK_EQ(st.sessions, 1);
   for (int i = 0; i < 64; i++) CHECK_RC(hzshm__shm_w_maintain(g.w), 0); /* bounded work per call */
   CHECK_RC(hzshm__shm_stats(g.w, &st), 0);
-  CHECK(st.entries == 0);
-  CHECK(st.retired_pending == 0);
+  CHECK_EQ(st.entries, 0);
+  CHECK_EQ(st.retired_pending, 0);
   /* directory reuse: many more create/destroy cycles than slots */
   for (int i = 0; i < 1000; i++) {
     char sid[32];
@@ -138,7 +145,7 @@ static void test_sessions(void) {
     CHECK_RC(hzshm__shm_w_session(g.w, sid, strlen(sid), &r), 0);
     CHECK_RC(put_str(g.w, &r, "k", sid), 0);
     CHECK_RC(get_str(g.r, &r, "k", buf, sizeof buf), 0);
-    CHECK(strcmp(buf, sid) == 0);
+    CHECK_STREQ(buf, sid);
     CHECK_RC(hzshm__shm_w_session_drop(g.w, &r, 0, NULL), 0);
     if (i % 16 == 0) CHECK_RC(hzshm__shm_w_maintain(g.w), 0);
   }
@@ -162,13 +169,13 @@ static void test_sessions(void) {
   hzshm__sref_t r1, r2, rr;
   CHECK_RC(hzshm__shm_w_session(g.w, big, 255, &r1), 0);
   CHECK_RC(hzshm__shm_w_session(g.w, big, 254, &r2), 0);
-  CHECK(r1.gen != r2.gen);
+  CHECK_NE(r1.gen, r2.gen);
   CHECK_RC(hzshm__shm_r_session(g.r, big, 255, &rr), 0);
-  CHECK(rr.gen == r1.gen);
+  CHECK_EQ(rr.gen, r1.gen);
   seg_close(&g);
 }
 
-static void test_ttl(void) {
+TEST_CASE(ttl) {
   seg_t g = seg_open("ttl", small_cfg());
   hzshm__sref_t ref;
   char buf[64];
@@ -181,11 +188,12 @@ static void test_ttl(void) {
   hzshm__shm_stats_t st;
   for (int i = 0; i < 64; i++) hzshm__shm_w_maintain(g.w);
   CHECK_RC(hzshm__shm_stats(g.w, &st), 0);
-  CHECK(st.expirations == 1 && st.entries == 1);
+  CHECK_EQ(st.expirations, 1);
+  CHECK_EQ(st.entries, 1);
   seg_close(&g);
 }
 
-static void test_partition_stale(void) {
+TEST_CASE(partition_stale) {
   seg_t g = seg_open("part", small_cfg());
   hzshm__sref_t ref;
   char buf[64];
@@ -194,7 +202,7 @@ static void test_partition_stale(void) {
   CHECK_RC(hzshm__shm_w_put(g.w, &ref, "a", 1, "1", 1, 5, st1, 0, 0), 0);
   CHECK_RC(hzshm__shm_w_put(g.w, &ref, "b", 1, "2", 1, 6, st1, 0, 0), 0);
   uint64_t st2 = hzshm__shm_w_stamp(g.w); /* reserved before the invalidation */
-  CHECK(st2 > st1);
+  CHECK_GT(st2, st1);
   CHECK_RC(get_str(g.r, &ref, "a", buf, sizeof buf), 0);
   CHECK_RC(hzshm__shm_w_partition_stale(g.w, 5), 0);
   CHECK_RC(get_str(g.r, &ref, "a", buf, sizeof buf), HZSHM_EMISS);
@@ -204,14 +212,14 @@ static void test_partition_stale(void) {
   CHECK_RC(get_str(g.r, &ref, "a", buf, sizeof buf), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_w_put(g.w, &ref, "a", 1, "4", 1, 5, hzshm__shm_w_stamp(g.w), 0, 0), 0);
   CHECK_RC(get_str(g.r, &ref, "a", buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "4") == 0);
+  CHECK_STREQ(buf, "4");
   uint8_t uuid[16] = {1, 2, 3};
   CHECK_RC(hzshm__shm_w_partition_uuid(g.w, 5, uuid), 0);
   CHECK_RC(hzshm__shm_w_partition_stale(g.w, 271), HZSHM_EINVAL);
   seg_close(&g);
 }
 
-static void test_stats_and_misc(void) {
+TEST_CASE(stats_and_misc) {
   seg_t g = seg_open("stat", small_cfg());
   hzshm__sref_t ref;
   char buf[128];
@@ -222,17 +230,21 @@ static void test_stats_and_misc(void) {
   hzshm__shm_r_count_miss(g.r);
   hzshm__shm_stats_t st;
   CHECK_RC(hzshm__shm_stats(g.r, &st), 0);
-  CHECK(st.hits == 10 && st.misses == 5);
-  CHECK(st.readers == 1);
-  CHECK(st.writer_pid == (int32_t)getpid() && st.writer_generation == 1 && st.state == HZSHM_SHM_SERVING);
-  CHECK(st.memory_used > 0 && st.memory_used <= st.memory_limit);
+  CHECK_EQ(st.hits, 10);
+  CHECK_EQ(st.misses, 5);
+  CHECK_EQ(st.readers, 1);
+  CHECK_EQ(st.writer_pid, (int32_t)getpid());
+  CHECK_EQ(st.writer_generation, 1);
+  CHECK_EQ(st.state, HZSHM_SHM_SERVING);
+  CHECK_GT(st.memory_used, 0);
+  CHECK_LE(st.memory_used, st.memory_limit);
   hzshm__shm_w_agent_counter(g.w, 3, 42);
-  CHECK(hzshm__shm_agent_counter(g.r, 3) == 42);
-  CHECK(hzshm__shm_agent_counter(g.r, 99) == 0);
+  CHECK_EQ(hzshm__shm_agent_counter(g.r, 3), 42);
+  CHECK_EQ(hzshm__shm_agent_counter(g.r, 99), 0);
   CHECK_RC(hzshm__shm_socket(g.r, buf, sizeof buf), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_w_set_socket(g.w, "/run/hzshm/agent.sock"), 0);
   CHECK_RC(hzshm__shm_socket(g.r, buf, sizeof buf), 0);
-  CHECK(strcmp(buf, "/run/hzshm/agent.sock") == 0);
+  CHECK_STREQ(buf, "/run/hzshm/agent.sock");
   CHECK_RC(hzshm__shm_socket(g.r, buf, 4), HZSHM_EBUFSIZE);
   /* clear_all */
   CHECK_RC(hzshm__shm_w_clear_all(g.w), 0);
@@ -240,7 +252,10 @@ static void test_stats_and_misc(void) {
   CHECK_RC(hzshm__shm_r_session(g.r, "S", 1, &ref), HZSHM_EMISS);
   CHECK_RC(hzshm__shm_w_maintain(g.w), 0);
   CHECK_RC(hzshm__shm_stats(g.r, &st), 0);
-  CHECK(st.entries == 0 && st.sessions == 0 && st.memory_used == 0 && st.retired_pending == 0);
+  CHECK_EQ(st.entries, 0);
+  CHECK_EQ(st.sessions, 0);
+  CHECK_EQ(st.memory_used, 0);
+  CHECK_EQ(st.retired_pending, 0);
   seg_close(&g);
 }
 
@@ -256,7 +271,7 @@ static void *busy_main(void *p) {
   return NULL;
 }
 
-static void test_no_free_slot(void) {
+TEST_CASE(no_free_slot) {
   hzshm__shm_config_t c = small_cfg();
   c.reader_slots = 2;
   seg_t g = seg_open("busy", c);
@@ -267,24 +282,13 @@ static void test_no_free_slot(void) {
   CHECK_RC(get_str(g.r, &b.ref, "k", buf, sizeof buf), 0); /* slot 1: this thread, reader handle */
   CHECK_RC(get_str(g.w, &b.ref, "k", buf, sizeof buf), 0); /* slot 2: this thread, writer handle */
   pthread_t t;
-  CHECK(pthread_create(&t, NULL, busy_main, &b) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
+  CHECK_EQ(pthread_create(&t, NULL, busy_main, &b), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
   CHECK_RC(b.rc, HZSHM_EBUSY);
   hzshm__shm_close(g.w); /* frees a slot */
   g.w = NULL;
-  CHECK(pthread_create(&t, NULL, busy_main, &b) == 0);
-  CHECK(pthread_join(t, NULL) == 0);
+  CHECK_EQ(pthread_create(&t, NULL, busy_main, &b), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
   CHECK_RC(b.rc, HZSHM_ESTOPPED); /* got a slot; the writer is gone */
   seg_close(&g);
-}
-
-int main(void) {
-  RUN(test_no_free_slot);
-  RUN(test_insert_replace_delete);
-  RUN(test_sessions);
-  RUN(test_ttl);
-  RUN(test_partition_stale);
-  RUN(test_stats_and_misc);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

@@ -10,7 +10,7 @@
  * workload with self-checking values; every hit must be an intact value of
  * its key. With the broken library, validation must have failed at least once
  * (the test really reused memory under readers).
- *   usage: test_shm_validate [seconds] [reader processes] */
+ *   usage: test_shm_validate [-- seconds [reader processes]] */
 #include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
@@ -18,9 +18,9 @@
 #include "shm_int.h"
 #include "stress.h"
 
-int main(int argc, char **argv) {
-  int secs = argc > 1 ? atoi(argv[1]) : 3;
-  int np = argc > 2 ? atoi(argv[2]) : 1;
+TEST_CASE(validated_hits) {
+  int secs = atoi(t_param(0, "3"));
+  int np = atoi(t_param(1, "1"));
   if (np < 0 || np > ST_MAXR - 2) np = 1;
   const char *name = t_name("valid");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -35,7 +35,7 @@ int main(int argc, char **argv) {
   pid_t pids[ST_MAXR];
   for (int i = 0; i < np; i++) { /* before any thread exists */
     pids[i] = fork();
-    CHECK(pids[i] >= 0);
+    CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();
       hzshm__shm_t *cr;
@@ -50,7 +50,7 @@ int main(int argc, char **argv) {
   pthread_t th[2];
   for (int i = 0; i < 2; i++) {
     ra[i] = (st_rarg_t){r, side, i, -1, 0x51ull * (uint64_t)(i + 1)};
-    CHECK(pthread_create(&th[i], NULL, st_reader_thread, &ra[i]) == 0);
+    CHECK_EQ(pthread_create(&th[i], NULL, st_reader_thread, &ra[i]), 0);
   }
   WAIT_UNTIL(atomic_load_explicit(&side->ready, memory_order_relaxed) == 2 + np, 10000);
   uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull;
@@ -58,17 +58,18 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 64; i++) st_writer_step(W);
   atomic_store_explicit(&side->stop, 1, memory_order_relaxed);
   for (int i = 0; i < 2; i++) {
-    CHECK(pthread_join(th[i], NULL) == 0);
+    CHECK_EQ(pthread_join(th[i], NULL), 0);
     CHECK_RC(ra[i].rc, 0); /* no torn, freed, foreign, old or dead-session value */
   }
   for (int i = 0; i < np; i++) {
     int status = 0;
-    CHECK(waitpid(pids[i], &status, 0) == pids[i]);
-    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    CHECK_EQ(waitpid(pids[i], &status, 0), pids[i]);
+    CHECK(WIFEXITED(status));
+    CHECK_EQ(WEXITSTATUS(status), 0);
   }
   uint64_t hits = 0;
   for (int i = 0; i < 2 + np; i++) {
-    CHECK(atomic_load(&side->hits[i]) > 0);
+    CHECK_GT(atomic_load(&side->hits[i]), 0);
     hits += atomic_load(&side->hits[i]);
   }
   hzshm__shm_stats_t st;
@@ -77,14 +78,12 @@ int main(int argc, char **argv) {
           (unsigned long long)atomic_load(&side->writer_ops), (unsigned long long)hits,
           (unsigned long long)st.evictions, (unsigned long long)st.torn_reads);
 #ifdef HZSHM__TEST_BROKEN_RECLAIM
-  CHECK(st.torn_reads > 0); /* memory was reused under readers, and caught */
+  CHECK_GT(st.torn_reads, 0); /* memory was reused under readers, and caught */
 #else
-  CHECK(st.torn_reads == 0); /* with working reclamation a validation never fails */
+  CHECK_EQ(st.torn_reads, 0); /* with working reclamation a validation never fails */
 #endif
   hzshm__shm_close(r);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
   free(W);
-  fprintf(stderr, "OK\n");
-  return 0;
 }
