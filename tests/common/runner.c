@@ -30,7 +30,27 @@ void t_register(t_case_t *c) {
     fprintf(stderr, "runner: more than %d cases\n", MAX_CASES);
     abort();
   }
+  c->seq = ncases;
   cases[ncases++] = c;
+}
+
+void t_register_arg(const char *name, void (*fn)(const void *arg), const void *arg, const char *file, int line) {
+  static t_case_t pool[MAX_CASES];
+  static int npool;
+  if (npool == MAX_CASES) {
+    fprintf(stderr, "runner: more than %d table cases\n", MAX_CASES);
+    abort();
+  }
+  t_case_t *c = &pool[npool++];
+  *c = (t_case_t){.name = name, .file = file, .line = line, .fn_arg = fn, .arg = arg};
+  t_register(c);
+}
+
+static void run_case(const t_case_t *c) {
+  if (c->fn)
+    c->fn();
+  else
+    c->fn_arg(c->arg);
 }
 
 void t_register_setup(void (*fn)(void)) { setup_fn = fn; }
@@ -43,7 +63,7 @@ int t_param_count(void) { return nparams; }
 static int by_place(const void *a, const void *b) {
   const t_case_t *x = *(t_case_t *const *)a, *y = *(t_case_t *const *)b;
   int c = strcmp(x->file, y->file);
-  return c ? c : x->line - y->line;
+  return c ? c : x->line != y->line ? x->line - y->line : x->seq - y->seq;
 }
 
 static double now_s(void) {
@@ -82,7 +102,7 @@ static int run_forked(t_case_t *c, double timeout_s, const sigset_t *old_mask, c
   if (pid == 0) {
     sigprocmask(SIG_SETMASK, old_mask, NULL);
     t_case_name = c->name;
-    c->fn();
+    run_case(c);
     *returned = 1;
     exit(0);
   }
@@ -175,7 +195,7 @@ int main(int argc, char **argv) {
     if (no_fork) {
       sigprocmask(SIG_SETMASK, &old_mask, NULL);
       t_case_name = c->name;
-      c->fn(); /* a failed CHECK exits the whole run here */
+      run_case(c); /* a failed CHECK exits the whole run here */
       t_case_name = NULL;
       ok = 1;
     } else {

@@ -16,6 +16,8 @@
  * cases one after the other in the runner's own process (for a debugger;
  * the first failure then ends the run).
  *
+ * A table of scenarios registers one case per row with t_register_arg.
+ *
  * TEST_SETUP { ... } runs once in the parent before the first case (not for
  * --list): what it builds is inherited by every case's child; TEST_TEARDOWN
  * { ... } once after the last (a failed CHECK there fails the run). The words after
@@ -30,19 +32,25 @@ typedef struct t_case {
   void (*fn)(void);
   const char *file;
   int line;
+  void (*fn_arg)(const void *arg); /* cases of a table (t_register_arg): fn is NULL */
+  const void *arg;
+  int seq; /* registration order, among cases of one line */
 } t_case_t;
 
 void t_register(t_case_t *c);
+/* One case per row of a table, from a constructor of the test file: the
+ * runner keeps name (static storage) and calls fn(arg). */
+void t_register_arg(const char *name, void (*fn)(const void *arg), const void *arg, const char *file, int line);
 void t_register_setup(void (*fn)(void));
 void t_register_teardown(void (*fn)(void));
 
-#define TEST_CASE(name)                                                      \
-  static void t_case_##name(void);                                           \
-  __attribute__((constructor)) static void t_register_##name(void) {         \
-    static t_case_t c_ = {#name, t_case_##name, __FILE__, __LINE__};         \
+#define TEST_CASE(case_)                                                     \
+  static void t_case_##case_(void);                                          \
+  __attribute__((constructor)) static void t_register_##case_(void) {        \
+    static t_case_t c_ = {.name = #case_, .fn = t_case_##case_, .file = __FILE__, .line = __LINE__}; \
     t_register(&c_);                                                         \
   }                                                                          \
-  static void t_case_##name(void)
+  static void t_case_##case_(void)
 
 #define TEST_SETUP                                                           \
   static void t_setup_fn(void);                                              \

@@ -295,11 +295,18 @@ static void run(uv_loop_t *loop, const run_t *r) {
   hzshm__fake_stop(fs);
 }
 
-int main(int argc, char **argv) {
+/* One case per run: "inv-keep-uni", "inv-relisten-smart", ... */
+static void run_case(const void *arg) {
   uv_loop_t *loop = uv_default_loop();
-  for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
-    if (argc < 2 || strcmp(argv[1], mode_names[runs[i].mode]) == 0) run(loop, &runs[i]);
+  run(loop, arg);
   CHECK_EQ(uv_loop_close(loop), 0);
-  printf("test_listen_refused: OK\n");
-  return 0;
+}
+
+__attribute__((constructor)) static void register_runs(void) {
+  static char names[sizeof runs / sizeof runs[0]][48];
+  for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+    snprintf(names[i], sizeof names[i], "%s-%s-%s", runs[i].kind, mode_names[runs[i].mode],
+             runs[i].smart ? "smart" : "uni");
+    t_register_arg(names[i], run_case, &runs[i], __FILE__, __LINE__);
+  }
 }
