@@ -117,18 +117,19 @@ static inline void t_check_cmp(const char *file, int line, int op, const char *e
   exit(1);
 }
 
-#define T_CMP_(op, a, b)                                          \
+/* ea, eb: the operands' text as written (stringized here, not after expansion). */
+#define T_CMP_(op, a, b, ea, eb)                                  \
   do {                                                            \
     t_val_t t_a_ = T_VAL_(a);                                     \
     t_val_t t_b_ = T_VAL_(b);                                     \
-    t_check_cmp(__FILE__, __LINE__, op, #a, #b, t_a_, t_b_);      \
+    t_check_cmp(__FILE__, __LINE__, op, ea, eb, t_a_, t_b_);      \
   } while (0)
-#define CHECK_EQ(a, b) T_CMP_(0, a, b)
-#define CHECK_NE(a, b) T_CMP_(1, a, b)
-#define CHECK_LT(a, b) T_CMP_(2, a, b)
-#define CHECK_LE(a, b) T_CMP_(3, a, b)
-#define CHECK_GT(a, b) T_CMP_(4, a, b)
-#define CHECK_GE(a, b) T_CMP_(5, a, b)
+#define CHECK_EQ(a, b) T_CMP_(0, a, b, #a, #b)
+#define CHECK_NE(a, b) T_CMP_(1, a, b, #a, #b)
+#define CHECK_LT(a, b) T_CMP_(2, a, b, #a, #b)
+#define CHECK_LE(a, b) T_CMP_(3, a, b, #a, #b)
+#define CHECK_GT(a, b) T_CMP_(4, a, b, #a, #b)
+#define CHECK_GE(a, b) T_CMP_(5, a, b, #a, #b)
 
 static inline void t_check_streq(const char *file, int line, const char *ea, const char *eb, const char *a,
                                  const char *b) {
