@@ -5,98 +5,114 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "e2e.h" /* CHECK */
+#include "runner.h"
 #include "ipc.h"
 
 
-static void roundtrip(void) {
+TEST_CASE(roundtrip) {
   uint8_t buf[4096];
   hzshm__ipc_req_t r = {.sid = "sess", .sidlen = 4, .key = "k\xc3\xa9", .klen = 3, .ttl_ms = -1,
                         .val = "\x00\x01\x02", .vlen = 3};
   long n = hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_SET, 77, &r);
-  CHECK(n == (long)hzshm__ipc_req_size(&r));
+  CHECK_EQ(n, (long)hzshm__ipc_req_size(&r));
   hzshm__ipc_hdr_t h;
-  CHECK(hzshm__ipc_hdr_decode(buf, &h) == 0);
-  CHECK(h.op == HZSHM__OP_SET && h.reqid == 77 && h.status == 0 && h.bodylen == (uint32_t)n - HZSHM__IPC_HDR);
+  CHECK_EQ(hzshm__ipc_hdr_decode(buf, &h), 0);
+  CHECK_EQ(h.op, HZSHM__OP_SET);
+  CHECK_EQ(h.reqid, 77);
+  CHECK_EQ(h.status, 0);
+  CHECK_EQ(h.bodylen, (uint32_t)n - HZSHM__IPC_HDR);
   hzshm__ipc_req_t d;
-  CHECK(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, h.bodylen, &d) == 0);
-  CHECK(d.sidlen == 4 && memcmp(d.sid, "sess", 4) == 0);
-  CHECK(d.klen == 3 && memcmp(d.key, "k\xc3\xa9", 3) == 0);
-  CHECK(d.ttl_ms == -1 && d.vlen == 3 && memcmp(d.val, "\x00\x01\x02", 3) == 0);
+  CHECK_EQ(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, h.bodylen, &d), 0);
+  CHECK_EQ(d.sidlen, 4);
+  CHECK_MEMEQ(d.sid, "sess", 4);
+  CHECK_EQ(d.klen, 3);
+  CHECK_MEMEQ(d.key, "k\xc3\xa9", 3);
+  CHECK_EQ(d.ttl_ms, -1);
+  CHECK_EQ(d.vlen, 3);
+  CHECK_MEMEQ(d.val, "\x00\x01\x02", 3);
 
   n = hzshm__ipc_resp_encode(buf, sizeof buf, HZSHM__OP_GET, 9, HZSHM_ETYPE, -42, "xy", 2);
-  CHECK(n == (long)hzshm__ipc_resp_size(2));
-  CHECK(hzshm__ipc_hdr_decode(buf, &h) == 0 && h.status == HZSHM_ETYPE && h.reqid == 9);
+  CHECK_EQ(n, (long)hzshm__ipc_resp_size(2));
+  CHECK_EQ(hzshm__ipc_hdr_decode(buf, &h), 0);
+  CHECK_EQ(h.status, HZSHM_ETYPE);
+  CHECK_EQ(h.reqid, 9);
   hzshm__ipc_resp_t rs;
-  CHECK(hzshm__ipc_resp_decode(buf + HZSHM__IPC_HDR, h.bodylen, &rs) == 0);
-  CHECK(rs.aux == -42 && rs.vlen == 2 && memcmp(rs.val, "xy", 2) == 0);
+  CHECK_EQ(hzshm__ipc_resp_decode(buf + HZSHM__IPC_HDR, h.bodylen, &rs), 0);
+  CHECK_EQ(rs.aux, -42);
+  CHECK_EQ(rs.vlen, 2);
+  CHECK_MEMEQ(rs.val, "xy", 2);
   /* little-endian on the wire, whatever the host */
-  CHECK(buf[0] == 'H' && buf[1] == 'Z' && buf[2] == 'S' && buf[3] == 'P' && buf[8] == 9 && buf[9] == 0);
+  CHECK_EQ(buf[0], 'H');
+  CHECK_EQ(buf[1], 'Z');
+  CHECK_EQ(buf[2], 'S');
+  CHECK_EQ(buf[3], 'P');
+  CHECK_EQ(buf[8], 9);
+  CHECK_EQ(buf[9], 0);
 }
 
-static void malformed(void) {
+TEST_CASE(malformed) {
   uint8_t buf[4096];
   hzshm__ipc_req_t r = {.sid = "s", .sidlen = 1, .key = "k", .klen = 1};
   long n = hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, 1, &r);
-  CHECK(n > 0);
+  CHECK_GT(n, 0);
   hzshm__ipc_hdr_t h;
   uint8_t bad[HZSHM__IPC_HDR];
   memcpy(bad, buf, sizeof bad);
   bad[0] ^= 1; /* magic */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
   bad[4] = 2; /* version */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
   bad[5] = 0; /* op 0 */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   bad[5] = HZSHM__OP_MAX_; /* unknown op */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
   bad[6] = 1; /* flags */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
   hzshm__le32_put(bad + 16, HZSHM__IPC_BODY_MAX + 1); /* oversized */
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   hzshm__le32_put(bad + 16, 0xFFFFFFFFu);
-  CHECK(hzshm__ipc_hdr_decode(bad, &h) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
 
   /* Every truncation of a valid body and one trailing byte are rejected. */
   size_t blen = (size_t)n - HZSHM__IPC_HDR;
   hzshm__ipc_req_t d;
-  for (size_t cut = 0; cut < blen; cut++) CHECK(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, cut, &d) == HZSHM_EPROTO);
-  CHECK(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, blen + 1, &d) == HZSHM_EPROTO);
+  for (size_t cut = 0; cut < blen; cut++) CHECK_EQ(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, cut, &d), HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_req_decode(buf + HZSHM__IPC_HDR, blen + 1, &d), HZSHM_EPROTO);
   /* Field lengths over their limits. */
   uint8_t body[64] = {0};
   hzshm__le16_put(body, 256); /* sid > 255 */
-  CHECK(hzshm__ipc_req_decode(body, sizeof body, &d) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_req_decode(body, sizeof body, &d), HZSHM_EPROTO);
   memset(body, 0, sizeof body);
   hzshm__le16_put(body + 2, 1025); /* key > 1024 (sidlen 0) */
-  CHECK(hzshm__ipc_req_decode(body, sizeof body, &d) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_req_decode(body, sizeof body, &d), HZSHM_EPROTO);
   /* Value length claiming more than present. */
   memset(body, 0, sizeof body);
   hzshm__le32_put(body + 2 + 2 + 8, 1000);
-  CHECK(hzshm__ipc_req_decode(body, 16, &d) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_req_decode(body, 16, &d), HZSHM_EPROTO);
   hzshm__le32_put(body + 2 + 2 + 8, HZSHM__IPC_VALUE_MAX + 1);
-  CHECK(hzshm__ipc_req_decode(body, 16, &d) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_req_decode(body, 16, &d), HZSHM_EPROTO);
   /* Responses. */
   hzshm__ipc_resp_t rs;
-  CHECK(hzshm__ipc_resp_decode(body, 7, &rs) == HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_resp_decode(body, 7, &rs), HZSHM_EPROTO);
   memset(body, 0, sizeof body);
   hzshm__le32_put(body + 4, 5);
-  CHECK(hzshm__ipc_resp_decode(body, 12, &rs) == HZSHM_EPROTO);
-  CHECK(hzshm__ipc_resp_decode(body, 13, &rs) == 0);
+  CHECK_EQ(hzshm__ipc_resp_decode(body, 12, &rs), HZSHM_EPROTO);
+  CHECK_EQ(hzshm__ipc_resp_decode(body, 13, &rs), 0);
   /* Encoder limits. */
   char big[1100];
   memset(big, 'a', sizeof big);
   hzshm__ipc_req_t over = {.sid = big, .sidlen = 256};
-  CHECK(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, 1, &over) == HZSHM_ETOOBIG);
+  CHECK_EQ(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, 1, &over), HZSHM_ETOOBIG);
   hzshm__ipc_req_t overk = {.sid = "s", .sidlen = 1, .key = big, .klen = 1025};
-  CHECK(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, 1, &overk) == HZSHM_ETOOBIG);
-  CHECK(hzshm__ipc_req_encode(buf, 10, HZSHM__OP_GET, 1, &r) == HZSHM_EBUFSIZE);
+  CHECK_EQ(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, 1, &overk), HZSHM_ETOOBIG);
+  CHECK_EQ(hzshm__ipc_req_encode(buf, 10, HZSHM__OP_GET, 1, &r), HZSHM_EBUFSIZE);
 }
 
-static void utf8(void) {
+TEST_CASE(utf8) {
   CHECK(hzshm__ipc_utf8_valid("", 0));
   CHECK(hzshm__ipc_utf8_valid("plain ascii", 11));
   CHECK(hzshm__ipc_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
@@ -107,12 +123,4 @@ static void utf8(void) {
   CHECK(!hzshm__ipc_utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
   CHECK(!hzshm__ipc_utf8_valid("\xff", 1));
   CHECK(!hzshm__ipc_utf8_valid("a\x80", 2)); /* stray continuation */
-}
-
-int main(void) {
-  roundtrip();
-  malformed();
-  utf8();
-  printf("test_ipc: ok\n");
-  return 0;
 }

@@ -45,23 +45,27 @@ static void test_hits(hzshm_t *h) {
   char buf[64];
   size_t vlen = 0;
   CHECK_RC(hzshm_get(s, "alpha", 5, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 11 && memcmp(buf, "hello world", 11) == 0);
+  CHECK_EQ(vlen, 11);
+  CHECK_MEMEQ(buf, "hello world", 11);
   memset(buf, 'x', sizeof buf);
   CHECK_RC(hzshm_get(s, "alpha", 5, buf, 4, &vlen), HZSHM_EBUFSIZE);
-  CHECK(vlen == 11 && buf[0] == 'x'); /* needed size reported, buffer untouched */
+  CHECK_EQ(vlen, 11);
+  CHECK_EQ(buf[0], 'x'); /* needed size reported, buffer untouched */
   CHECK_RC(hzshm_has(s, "alpha", 5), 0);
   CHECK_RC(hzshm_get(s, "gone", 4, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
   CHECK_RC(hzshm_has(s, "gone", 4), HZSHM_ENOTFOUND);
   const void *v;
   CHECK_RC(hzshm_get_view(s, "alpha", 5, &v, &vlen), 0);
-  CHECK(vlen == 11 && memcmp(v, "hello world", 11) == 0);
+  CHECK_EQ(vlen, 11);
+  CHECK_MEMEQ(v, "hello world", 11);
   hzshm_view_release(s);
   /* A miss goes to the agent: there is none listening. */
   CHECK_RC(hzshm_get(s, "nope", 4, buf, sizeof buf, &vlen), HZSHM_EAGENT);
   /* Replace, then the same handle sees the new value. */
   put("sess-1", "alpha", "v2");
   CHECK_RC(hzshm_get(s, "alpha", 5, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 2 && memcmp(buf, "v2", 2) == 0);
+  CHECK_EQ(vlen, 2);
+  CHECK_MEMEQ(buf, "v2", 2);
   /* Destroy hides the session at once; the cached ref re-resolves. */
   hzshm__sref_t ref, nref;
   CHECK_RC(hzshm__shm_w_session(W, "sess-1", 6, &ref), 0);
@@ -110,7 +114,7 @@ static void test_fork(hzshm_t *h) {
   CHECK_RC(hzshm_session_open(h, "sess-f", 6, &s), 0);
   put("sess-f", "k", "v");
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     char buf[8];
     size_t vlen;
@@ -125,7 +129,9 @@ static void test_fork(hzshm_t *h) {
     _exit(ok ? 0 : 3);
   }
   int st;
-  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0);
   char buf[8];
   size_t vlen;
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0); /* the parent is unaffected */
@@ -146,12 +152,12 @@ static void *reader(void *arg) {
   while (!atomic_load_explicit(&stop_threads, memory_order_relaxed)) { /* relaxed: a stop flag */
     int rc = hzshm_get(shared, "tk", 2, buf, sizeof buf, &vlen);
     if (rc == 0) {
-      CHECK(vlen == 16);
-      for (size_t i = 1; i < vlen; i++) CHECK(buf[i] == buf[0]); /* never a mix of two values */
+      CHECK_EQ(vlen, 16);
+      for (size_t i = 1; i < vlen; i++) CHECK_EQ(buf[i], buf[0]); /* never a mix of two values */
       hits++;
       atomic_fetch_add_explicit(&total_hits, 1, memory_order_relaxed);
     } else {
-      CHECK(rc == HZSHM_EAGENT); /* a miss, while the session was being dropped */
+      CHECK_EQ(rc, HZSHM_EAGENT); /* a miss, while the session was being dropped */
     }
   }
   return (void *)hits;
@@ -188,7 +194,7 @@ static void test_threads(hzshm_t *h) {
     pthread_join(t[i], &r);
     hits += (long)r;
   }
-  CHECK(hits > 0);
+  CHECK_GT(hits, 0);
   hzshm_session_close(shared);
 }
 
@@ -214,7 +220,9 @@ static void test_fail_closed(hzshm_t *h) {
          (unsigned long long)(now_ms() - t0));
   hzshm_stats_t st;
   CHECK_RC(hzshm_stats(h, &st), 0);
-  CHECK(st.hits > 0 && st.entries > 0 && st.agent_pid == getpid());
+  CHECK_GT(st.hits, 0);
+  CHECK_GT(st.entries, 0);
+  CHECK_EQ(st.agent_pid, getpid());
   hzshm_session_close(s);
 }
 

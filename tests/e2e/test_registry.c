@@ -37,7 +37,8 @@ static void expect_hit(hzshm_session_t *s, const char *key, const char *val) {
   char buf[64];
   size_t n = 0;
   CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &n), 0);
-  CHECK(n == strlen(val) && memcmp(buf, val, n) == 0);
+  CHECK_EQ(n, strlen(val));
+  CHECK_MEMEQ(buf, val, n);
 }
 
 static void test_sharing(void) {
@@ -45,21 +46,25 @@ static void test_sharing(void) {
   CHECK_RC(hzshm_session_open(H, "s0", 2, &a), 0);
   CHECK_RC(hzshm_session_open(H, "s0", 2, &b), 0);
   CHECK_RC(hzshm_session_open(H, "s1", 2, &c), 0);
-  CHECK(a != b && a->core == b->core && a->cache == b->cache); /* one core per session */
-  CHECK(c->core != a->core);
-  CHECK(a->namelen == 2 && strcmp(a->name, "s0") == 0 && strcmp(c->name, "s1") == 0);
+  CHECK_NE(a, b);
+  CHECK_EQ(a->core, b->core);
+  CHECK_EQ(a->cache, b->cache); /* one core per session */
+  CHECK_NE(c->core, a->core);
+  CHECK_EQ(a->namelen, 2);
+  CHECK_STREQ(a->name, "s0");
+  CHECK_STREQ(c->name, "s1");
   /* Nothing resolved yet; one hit through a resolves the reference for b too. */
-  CHECK(atomic_load_explicit(&b->cache->gen, memory_order_relaxed) == 0);
+  CHECK_EQ(atomic_load_explicit(&b->cache->gen, memory_order_relaxed), 0);
   expect_hit(a, "k", "v0");
-  CHECK(atomic_load_explicit(&b->cache->gen, memory_order_relaxed) != 0);
+  CHECK_NE(atomic_load_explicit(&b->cache->gen, memory_order_relaxed), 0);
   expect_hit(b, "k", "v0");
   /* Another hzshm_t on the same cache never shares cores with H. */
   hzshm_t *h2;
   CHECK_RC(hzshm_open(NAME, NULL, &h2), 0);
   hzshm_session_t *d;
   CHECK_RC(hzshm_session_open(h2, "s0", 2, &d), 0);
-  CHECK(d->core != a->core);
-  CHECK(atomic_load_explicit(&d->cache->gen, memory_order_relaxed) == 0);
+  CHECK_NE(d->core, a->core);
+  CHECK_EQ(atomic_load_explicit(&d->cache->gen, memory_order_relaxed), 0);
   expect_hit(d, "k", "v0");
   hzshm_session_close(d);
   hzshm_close(h2);
@@ -91,7 +96,8 @@ static void test_many(void) {
     snprintf(sid, sizeof sid, "many-%d", i);
     hzshm_session_t *again;
     CHECK_RC(hzshm_session_open(H, sid, strlen(sid), &again), 0);
-    CHECK(again->core == s[i]->core && strcmp(again->name, sid) == 0);
+    CHECK_EQ(again->core, s[i]->core);
+    CHECK_STREQ(again->name, sid);
     hzshm_session_close(again);
   }
   for (int i = 0; i < M; i++) hzshm_session_close(s[i]);
@@ -114,7 +120,7 @@ static void *churn(void *arg) {
     snprintf(val, sizeof val, "v%d", i);
     hzshm_session_t *s;
     CHECK_RC(hzshm_session_open(H, sid, strlen(sid), &s), 0);
-    CHECK(strcmp(s->name, sid) == 0);
+    CHECK_STREQ(s->name, sid);
     expect_hit(s, "k", val);
     hzshm_session_close(s); /* often the last handle: the core is retired */
     atomic_fetch_add_explicit(&opens, 1, memory_order_relaxed);
@@ -135,7 +141,7 @@ static uint64_t now_ms(void) {
 static void wait_opens(long want) {
   uint64_t deadline = now_ms() + 120000;
   while (opens_now() < want) {
-    CHECK(now_ms() < deadline);
+    CHECK_LT(now_ms(), deadline);
     hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
     sched_yield();
   }
@@ -159,16 +165,17 @@ static void child_after_fork(hzshm_session_t *inherited) {
 
 static void test_threads(void) {
   pthread_t t[THREADS];
-  for (int i = 0; i < THREADS; i++) CHECK(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i) == 0);
+  for (int i = 0; i < THREADS; i++) CHECK_EQ(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i), 0);
   wait_opens(20000);
   hzshm_session_t *held;
   CHECK_RC(hzshm_session_open(H, "t2", 2, &held), 0);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) child_after_fork(held);
   int st;
-  CHECK(waitpid(pid, &st, 0) == pid);
-  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0);
   wait_opens(opens_now() + 20000); /* the parent's threads go on after the fork */
   atomic_store_explicit(&stop, 1, memory_order_relaxed); /* see churn */
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);

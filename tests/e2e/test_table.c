@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "e2e.h" /* CHECK */
+#include "runner.h"
 #include "table.h"
 
 typedef struct {
@@ -31,27 +31,27 @@ static void check_all(hzshm__table_t *t) {
   size_t n = 0;
   for (unsigned i = 0; i < N; i++) {
     hzshm__tnode_t *f = hzshm__table_find(t, items[i].key, strlen(items[i].key));
-    CHECK(f == (items[i].in ? &items[i].node : NULL));
+    CHECK_EQ(f, (items[i].in ? &items[i].node : NULL));
     n += (size_t)items[i].in;
   }
-  CHECK(t->n == n);
+  CHECK_EQ(t->n, n);
   CHECK(hzshm__table_find(t, "absent", 6) == NULL);
 }
 
-static void basic(void) {
+TEST_CASE(basic) {
   hzshm__table_t t = {0};
   CHECK(hzshm__table_find(&t, "x", 1) == NULL); /* zeroed table is empty */
   hzshm__table_remove(&t, &items[0].node);        /* and removal is a no-op */
   for (unsigned i = 0; i < N; i++) item_init(&items[i], i);
   for (unsigned i = 0; i < N; i++) {
-    CHECK(hzshm__table_insert(&t, &items[i].node) == 0);
+    CHECK_EQ(hzshm__table_insert(&t, &items[i].node), 0);
     items[i].in = 1;
   }
   check_all(&t);
   /* A second node with a present key is refused and changes nothing. */
   item_t dup;
   item_init(&dup, 7);
-  CHECK(hzshm__table_insert(&t, &dup.node) == -EEXIST);
+  CHECK_EQ(hzshm__table_insert(&t, &dup.node), -EEXIST);
   CHECK(hzshm__table_find(&t, dup.key, strlen(dup.key)) == &items[7].node);
   check_all(&t);
   /* Removal is by identity: dup (same key, not in the table) removes nothing. */
@@ -60,11 +60,11 @@ static void basic(void) {
   /* Detach 7, put dup in its place, then removing the detached 7 again must
    * leave dup (fill.c replaces canceled reservations this way). */
   hzshm__table_remove(&t, &items[7].node);
-  CHECK(hzshm__table_insert(&t, &dup.node) == 0);
+  CHECK_EQ(hzshm__table_insert(&t, &dup.node), 0);
   hzshm__table_remove(&t, &items[7].node);
   CHECK(hzshm__table_find(&t, dup.key, strlen(dup.key)) == &dup.node);
   hzshm__table_remove(&t, &dup.node);
-  CHECK(hzshm__table_insert(&t, &items[7].node) == 0);
+  CHECK_EQ(hzshm__table_insert(&t, &items[7].node), 0);
   check_all(&t);
   /* Churn: far more removals than entries, so tombstones are rebuilt away. */
   unsigned x = 12345;
@@ -75,13 +75,14 @@ static void basic(void) {
       hzshm__table_remove(&t, &it->node);
       it->in = 0;
     } else {
-      CHECK(hzshm__table_insert(&t, &it->node) == 0);
+      CHECK_EQ(hzshm__table_insert(&t, &it->node), 0);
       it->in = 1;
     }
   }
   check_all(&t);
   hzshm__table_free(&t);
-  CHECK(t.n == 0 && hzshm__table_find(&t, items[0].key, strlen(items[0].key)) == NULL);
+  CHECK_EQ(t.n, 0);
+  CHECK(hzshm__table_find(&t, items[0].key, strlen(items[0].key)) == NULL);
 }
 
 /* ---- walks ---- */
@@ -102,7 +103,7 @@ static void walk_fn(hzshm__tnode_t *n, void *ud) {
   if (it >= items && it < items + N && i % 5 == 0 && next_new < N) { /* insert (may grow the map) */
     item_t *e = &extra[next_new];
     item_init(e, 100000 + next_new++);
-    CHECK(hzshm__table_insert(&wt, &e->node) == 0);
+    CHECK_EQ(hzshm__table_insert(&wt, &e->node), 0);
     e->in = 1;
   }
 }
@@ -119,36 +120,30 @@ static void nested_outer(hzshm__tnode_t *n, void *ud) {
   if ((*k)++ == 0) hzshm__table_each(&wt, nested_inner, NULL);
 }
 
-static void walks(void) {
+TEST_CASE(walks) {
   for (unsigned i = 0; i < N; i++) item_init(&items[i], i);
   for (unsigned i = 0; i < N; i++) {
-    CHECK(hzshm__table_insert(&wt, &items[i].node) == 0);
+    CHECK_EQ(hzshm__table_insert(&wt, &items[i].node), 0);
     items[i].in = 1;
   }
   unsigned visited = 0;
   hzshm__table_each(&wt, walk_fn, &visited);
-  CHECK(visited == N);                       /* inserted nodes are not visited */
+  CHECK_EQ(visited, N);                       /* inserted nodes are not visited */
   for (unsigned i = 0; i < N; i++) CHECK(items[i].seen);
   for (unsigned i = 0; i < next_new; i++) CHECK(!extra[i].seen);
   for (unsigned i = 0; i < N; i++) {
     hzshm__tnode_t *f = hzshm__table_find(&wt, items[i].key, strlen(items[i].key));
-    CHECK(f == (items[i].in ? &items[i].node : NULL));
+    CHECK_EQ(f, (items[i].in ? &items[i].node : NULL));
   }
   for (unsigned i = 0; i < next_new; i++)
     CHECK(hzshm__table_find(&wt, extra[i].key, strlen(extra[i].key)) == &extra[i].node);
   size_t want = next_new;
   for (unsigned i = 0; i < N; i++) want += (size_t)items[i].in;
-  CHECK(wt.n == want);
+  CHECK_EQ(wt.n, want);
   /* A walk nested in a walk of the same table sees every node. */
   unsigned k = 0;
   hzshm__table_each(&wt, nested_outer, &k);
-  CHECK(k == want && nested_calls == want);
+  CHECK_EQ(k, want);
+  CHECK_EQ(nested_calls, want);
   hzshm__table_free(&wt);
-}
-
-int main(void) {
-  basic();
-  walks();
-  printf("table: ok\n");
-  return 0;
 }
