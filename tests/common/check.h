@@ -78,12 +78,12 @@ static inline t_val_t t_val_p(const volatile void *v) { return (t_val_t){.kind =
            unsigned: t_val_u, unsigned long: t_val_u, unsigned long long: t_val_u,               \
            float: t_val_f, double: t_val_f, long double: t_val_f, default: t_val_p)(x)
 
-/* -1, 0, 1 as a < b, a == b, a > b by value. */
+/* -1, 0, 1 as a < b, a == b, a > b by value; 2 unordered (a NaN). */
 static inline int t_val_cmp(t_val_t a, t_val_t b) {
   if (a.kind == 'f' || b.kind == 'f') {
     long double x = a.kind == 'f' ? a.f : a.kind == 'i' ? (long double)a.i : (long double)a.u;
     long double y = b.kind == 'f' ? b.f : b.kind == 'i' ? (long double)b.i : (long double)b.u;
-    return x < y ? -1 : x > y ? 1 : 0;
+    return x < y ? -1 : x > y ? 1 : x == y ? 0 : 2;
   }
   if (a.kind == 'i' && b.kind == 'i') return a.i < b.i ? -1 : a.i > b.i ? 1 : 0;
   if (a.kind == 'i' && a.i < 0) return -1; /* a negative, b unsigned or a pointer */
@@ -106,7 +106,8 @@ static inline void t_check_cmp(const char *file, int line, int op, const char *e
                                t_val_t a, t_val_t b) {
   static const char *const ops[] = {"==", "!=", "<", "<=", ">", ">="};
   int c = t_val_cmp(a, b);
-  int ok = op == 0 ? c == 0 : op == 1 ? c != 0 : op == 2 ? c < 0 : op == 3 ? c <= 0 : op == 4 ? c > 0 : c >= 0;
+  int ok = c == 2 ? op == 1 /* only != holds for a NaN */
+         : op == 0 ? c == 0 : op == 1 ? c != 0 : op == 2 ? c < 0 : op == 3 ? c <= 0 : op == 4 ? c > 0 : c >= 0;
   if (ok) return;
   t_fail_where(file, line);
   fprintf(stderr, "CHECK failed: %s %s %s (", ea, ops[op], eb);
