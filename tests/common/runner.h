@@ -9,7 +9,7 @@
  * no case names: every case, in the file's order; names: only those (an
  * unknown name is an error, exit 2); --list: the names, one a line. Each case
  * runs in a forked child of its own, so a failed CHECK, an abort, a crash, a
- * sanitizer report or a hang (the deadline, default 120 s: --timeout S or
+ * sanitizer report or a hang (the deadline, default 280 s: --timeout S or
  * HZSHM_TEST_CASE_TIMEOUT) ends that case only: it is reported with its name
  * and the other cases still run. The summary "N passed, M failed: names"
  * ends the run; the exit code is 1 if any case failed. --no-fork runs the
