@@ -13,7 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "e2e.h" /* CHECK, CHECK_RC */
+#include "e2e.h"
+#include "runner.h"
 #include "hzshm.h"
 #include "shm.h"
 
@@ -226,7 +227,10 @@ static void test_fail_closed(hzshm_t *h) {
   hzshm_session_close(s);
 }
 
-int main(void) {
+/* Every case in a world of its own, built in its child: a fresh segment with
+ * this process as its writer, and a library handle on it. */
+static hzshm_t *H;
+static void world_open(void) {
   snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
   hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
                              .stale_after_ns = 300u * 1000000u};
@@ -234,16 +238,36 @@ int main(void) {
   CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, &reused), 0);
   CHECK_RC(hzshm__shm_w_set_socket(W, "/nonexistent/hzshm-test.sock"), 0);
   hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
-  hzshm_t *h;
-  CHECK_RC(hzshm_open(NAME, NULL, &h), 0);
-  test_hits(h);
-  test_bad_input(h);
-  test_fork(h);
-  test_threads(h);
-  test_fail_closed(h);
-  hzshm_close(h);
+  CHECK_RC(hzshm_open(NAME, NULL, &H), 0);
+}
+static void world_close(void) {
+  hzshm_close(H);
   hzshm__shm_close(W);
   hzshm__shm_unlink(NAME);
-  printf("test_lib: ok\n");
-  return 0;
+}
+
+TEST_CASE(hits) {
+  world_open();
+  test_hits(H);
+  world_close();
+}
+TEST_CASE(bad_input) {
+  world_open();
+  test_bad_input(H);
+  world_close();
+}
+TEST_CASE(fork) {
+  world_open();
+  test_fork(H);
+  world_close();
+}
+TEST_CASE(threads) {
+  world_open();
+  test_threads(H);
+  world_close();
+}
+TEST_CASE(fail_closed) {
+  world_open();
+  test_fail_closed(H);
+  world_close();
 }

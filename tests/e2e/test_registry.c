@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "e2e.h" /* CHECK, CHECK_RC */
+#include "e2e.h"
+#include "runner.h"
 #include "hzshm.h"
 #include "lib_int.h"
 #include "shm.h"
@@ -184,7 +185,9 @@ static void test_threads(void) {
   printf("test_registry: %ld opens by %d threads\n", opens_now(), THREADS);
 }
 
-int main(void) {
+/* Every case in a world of its own, built in its child: a fresh segment with
+ * this process as its writer, the sessions put, and a library handle. */
+static void world_open(void) {
   snprintf(NAME, sizeof NAME, "test-reg-%d", (int)getpid());
   hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 4096, .reader_slots = 64,
                              .stale_after_ns = 60000u * 1000000ull};
@@ -200,12 +203,25 @@ int main(void) {
     put(sid, "k", val);
   }
   CHECK_RC(hzshm_open(NAME, NULL, &H), 0);
-  test_sharing();
-  test_many();
-  test_threads();
+}
+static void world_close(void) {
   hzshm_close(H);
   hzshm__shm_close(W);
   hzshm__shm_unlink(NAME);
-  printf("test_registry: ok\n");
-  return 0;
+}
+
+TEST_CASE(sharing) {
+  world_open();
+  test_sharing();
+  world_close();
+}
+TEST_CASE(many) {
+  world_open();
+  test_many();
+  world_close();
+}
+TEST_CASE(threads) {
+  world_open();
+  test_threads();
+  world_close();
 }
