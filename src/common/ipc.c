@@ -103,8 +103,8 @@ int hzshm__ipc_resp_decode(const uint8_t *body, size_t len, hzshm__ipc_resp_t *r
   return 0;
 }
 
-int hzshm__ipc_utf8_valid(const void *s, size_t len) {
-  const uint8_t *p = s;
+/* The full check, from byte 0 (hzshm__ipc_utf8_valid's slow path). */
+static int utf8_valid_full(const uint8_t *p, size_t len) {
   size_t i = 0;
   while (i < len) {
     uint8_t c = p[i];
@@ -136,4 +136,21 @@ int hzshm__ipc_utf8_valid(const void *s, size_t len) {
     i += n + 1;
   }
   return 1;
+}
+
+/* ASCII fast path (every key of a get goes through here): the OR of the
+ * input's 8-byte words (the last one overlapping the one before) has no high
+ * bit set iff every byte is < 0x80, i.e. ASCII, which is valid UTF-8. Any
+ * high bit sends the whole input to the full check. */
+int hzshm__ipc_utf8_valid(const void *s, size_t len) {
+  const uint8_t *p = s;
+  if (len < 8) return utf8_valid_full(p, len);
+  uint64_t acc = 0, w;
+  for (size_t i = 0; i + 8 < len; i += 8) {
+    memcpy(&w, p + i, 8);
+    acc |= w;
+  }
+  memcpy(&w, p + len - 8, 8);
+  acc |= w;
+  return (acc & 0x8080808080808080ull) == 0 || utf8_valid_full(p, len);
 }

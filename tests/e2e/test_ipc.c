@@ -123,4 +123,23 @@ TEST_CASE(utf8) {
   CHECK(!hzshm__ipc_utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
   CHECK(!hzshm__ipc_utf8_valid("\xff", 1));
   CHECK(!hzshm__ipc_utf8_valid("a\x80", 2)); /* stray continuation */
+  /* The 8-bytes-at-a-time ASCII path: lengths around the word size, with a
+   * non-ASCII byte (valid or not) at every position, in every word. */
+  char b[40];
+  for (size_t len = 1; len <= sizeof b; len++) {
+    memset(b, 'k', len);
+    CHECK(hzshm__ipc_utf8_valid(b, len));
+    for (size_t at = 0; at < len; at++) {
+      memset(b, 'k', len);
+      b[at] = (char)0x80; /* a stray continuation byte */
+      CHECK(!hzshm__ipc_utf8_valid(b, len));
+      b[at] = (char)0xff;
+      CHECK(!hzshm__ipc_utf8_valid(b, len));
+      if (at + 1 < len) {
+        b[at] = (char)0xc3, b[at + 1] = (char)0xa9; /* é */
+        CHECK(hzshm__ipc_utf8_valid(b, len));
+        CHECK(!hzshm__ipc_utf8_valid(b, at + 1)); /* cut inside it */
+      }
+    }
+  }
 }
