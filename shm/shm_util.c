@@ -68,7 +68,7 @@ uint64_t hzshm__shm_layout_fingerprint(void) {
 }
 
 uint64_t hzshm__shm_sip13(const uint64_t k[2], uint64_t prefix, const void *data, size_t len) {
-  return hzshm__shm_sip(k, prefix, data, len, 1, 3);
+  return hzshm__shm_sip13_inline(k, prefix, data, len);
 }
 uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data, size_t len) {
   return hzshm__shm_sip(k, prefix, data, len, 2, 4);
