@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "shm.h"
 #include "shm_layout.h"
@@ -249,7 +250,14 @@ uint64_t hzshm__shm_sip13(const uint64_t k[2], uint64_t prefix, const void *data
 uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data, size_t len); /* test vector */
 int hzshm__shm_random(void *buf, size_t len); /* getrandom(); 0 or -errno */
 uint64_t hzshm__shm_layout_fingerprint(void);
-uint64_t hzshm__shm_now_coarse(void);
+uint64_t hzshm__shm_now_coarse(void); /* = hzshm__shm_clock_coarse(), out of line */
+/* CLOCK_MONOTONIC_COARSE in ns: a vDSO read of the jiffy clock (no syscall),
+ * the one clock of the hit path and of the heartbeat. Inline: every hit reads it. */
+static inline uint64_t hzshm__shm_clock_coarse(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 uint64_t hzshm__shm_proc_start(void);
 int hzshm__shm_name_ok(const char *name);
 

@@ -35,7 +35,9 @@
  */
 #include "shm_int.h"
 
-int hzshm__shm_r_check(hzshm__shm_t *s) {
+/* The fail-closed check, inline on the hit path (hzshm__shm_r_check below is
+ * the same for other callers). */
+static inline __attribute__((always_inline)) int r_check(hzshm__shm_t *s) {
   if (s->forked) return HZSHM_ECLOSED;
   /* The heartbeat first, then the state, both acquire: they pair with the
    * release stores in hzshm__shm_w_heartbeat (state, then heartbeat), so the
@@ -47,12 +49,20 @@ int hzshm__shm_r_check(hzshm__shm_t *s) {
   uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_acquire);
   if (st != HZSHM_SHM_SERVING)
     return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
-  uint64_t now = hzshm__shm_now_coarse();
+  /* The coarse clock (hzshm__shm_clock_coarse: a vDSO read, no syscall, no
+   * TSC read) is fine here: it advances in ticks of 1-4 ms (the jiffy), so a
+   * heartbeat age measured with it is short of the true one by at most a
+   * tick, against a bound of seconds (stale_after_ns, 2 s by default): a
+   * reader fails closed at most one tick later than stale_after_ns. The
+   * writer stamps heartbeat_ns from the same clock. */
+  uint64_t now = hzshm__shm_clock_coarse();
   /* Either direction: a reader whose clock is behind the writer's (another
    * time namespace) would otherwise never see the heartbeat age. */
   if (now > hb ? now - hb > s->stale_after_ns : hb - now > s->stale_after_ns) return HZSHM_ESTALE;
   return 0;
 }
+
+int hzshm__shm_r_check(hzshm__shm_t *s) { return r_check(s); }
 
 static inline void count(_Atomic uint64_t *c) {
   /* relaxed: owner-only counter, summed approximately by stats */
@@ -182,8 +192,9 @@ static inline int seen_ok(const seen_t *v) {
 /* The lookup proper. On 0 / HZSHM_ENOTFOUND the caller is inside the read-side
  * section and *vp is valid until it leaves (and must pass seen_ok after the
  * caller read the value); on any other code it has left. */
-static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
-                  hzshm__shm_slot_t **slp, seen_t *vp, int want_value) {
+static inline __attribute__((always_inline)) int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
+                                                       size_t klen, hzshm__shm_slot_t **slp, seen_t *vp,
+                                                       int want_value) {
   if (!s || !ref) return HZSHM_EINVAL;
   if (s->forked) return HZSHM_ECLOSED;
   if (!key || klen == 0) return HZSHM_EEMPTY;
@@ -192,7 +203,7 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
   hzshm__shm_slot_t *sl = hzshm__shm_slot_get(s);
   if (!sl) return HZSHM_EBUSY;
   *slp = sl;
-  int rc = hzshm__shm_r_check(s);
+  int rc = r_check(s);
   if (rc) return rc;
   hzshm__shm_rs_enter(s, sl);
   hzshm__shm_dirent_t *d = &s->dir[ref->idx];
@@ -242,7 +253,7 @@ static int lookup(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, si
       uint32_t eklen = HZSHM__ELD(e->klen), evlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
       if (HZSHM__ELD(e->hash) == h && HZSHM__ELD(e->sgen) == ref->gen && (eklen & 0x7fffu) == klen &&
           sizeof *e + klen + (uint64_t)evlen <= s->class_size[cls] && key_eq((const char *)(e + 1), key, klen)) {
-        uint64_t exp = HZSHM__ELD(e->expiry_ns), now = exp ? hzshm__shm_now_coarse() : 0;
+        uint64_t exp = HZSHM__ELD(e->expiry_ns), now = exp ? hzshm__shm_clock_coarse() : 0;
         uint16_t part = HZSHM__ELD(e->partition);
         if (exp && now >= exp) break;
         if (part < s->part_count &&
@@ -275,7 +286,8 @@ static int torn(hzshm__shm_slot_t *sl, int attempt) {
 }
 
 /* Leave the section after a hit, confirming the session was live throughout. */
-static int finish(hzshm__shm_t *s, const hzshm__sref_t *ref, hzshm__shm_slot_t *sl, int rc) {
+static inline __attribute__((always_inline)) int finish(hzshm__shm_t *s, const hzshm__sref_t *ref,
+                                                       hzshm__shm_slot_t *sl, int rc) {
   /* acquire: pairs with the release store of a new gen in w_session_drop();
    * the entry was reached through acquire loads issued before this one */
   if (atomic_load_explicit(&s->dir[ref->idx].gen, memory_order_acquire) != ref->gen) rc = HZSHM_ESESSION;

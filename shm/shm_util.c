@@ -88,11 +88,7 @@ int hzshm__shm_random(void *buf, size_t len) {
 
 /* CLOCK_MONOTONIC_COARSE: a vDSO read of the jiffy clock (~3 ns, no
  * syscall), the one clock used on the hit path and for the heartbeat. */
-uint64_t hzshm__shm_now_coarse(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+uint64_t hzshm__shm_now_coarse(void) { return hzshm__shm_clock_coarse(); }
 
 /* Field 22 of /proc/self/stat, read once per process. */
 uint64_t hzshm__shm_proc_start(void) {

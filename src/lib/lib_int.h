@@ -73,6 +73,10 @@ struct hzshm_session {
 /* Incremented in every child after fork() (pthread_atfork). */
 extern atomic_uint hzshm__lib_fork_gen;
 int hzshm__lib_check(const hzshm_t *h);
+/* hzshm__lib_check(h) == 0, inline for the hit path (same relaxed load). */
+static inline int hzshm__lib_ok(const hzshm_t *h) {
+  return h != NULL && atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed) == h->fork_gen;
+}
 
 /* The segment handle now followed. Acquire: pairs with the release CAS in
  * hzshm__lib_follow, so the new handle's fields are visible. */

@@ -66,18 +66,26 @@ static int check_key(hzshm_session_t *s, const void *key, size_t klen) {
 /* Segment lookup with one re-resolve on a stale reference, and one retry in
  * a replaced segment (the agent restarted with a new file) when failing
  * closed. view != NULL asks for a zero-copy view instead of a copy. */
-static int lookup(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
-                  size_t *vlen) {
+/* first_rc: the result of a first lookup in `first_m` already made (the hit
+ * fast path of hzshm_get), or LOOKUP_NONE. */
+#define LOOKUP_NONE 1
+static int lookup_from(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
+                       size_t *vlen, int first_rc, hzshm__shm_t *first_m) {
   int rc = HZSHM_EMISS;
   for (int attempt = 0; attempt < 3; attempt++) {
     hzshm__shm_t *m = hzshm__lib_shm(s->h);
     hzshm__sref_t ref;
-    rc = ref_get(s, m, &ref, attempt == 1);
-    if (rc == 0) {
-      if (view)
-        rc = hzshm__shm_r_view(m, &ref, key, klen, view, vlen);
-      else
-        rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, vlen);
+    if (attempt == 0 && first_rc != LOOKUP_NONE) {
+      m = first_m;
+      rc = first_rc;
+    } else {
+      rc = ref_get(s, m, &ref, attempt == 1);
+      if (rc == 0) {
+        if (view)
+          rc = hzshm__shm_r_view(m, &ref, key, klen, view, vlen);
+        else
+          rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, vlen);
+      }
     }
     /* Failing closed (a session miss too: r_session does not look at the
      * state): has the agent replaced the segment? */
@@ -88,6 +96,11 @@ static int lookup(hzshm_session_t *s, const void *key, size_t klen, void *buf, s
     if (rc != HZSHM_ESESSION || attempt > 0) break;
   }
   return rc == HZSHM_ESESSION ? HZSHM_EMISS : rc;
+}
+
+static int lookup(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
+                  size_t *vlen) {
+  return lookup_from(s, key, klen, buf, cap, view, vlen, LOOKUP_NONE, NULL);
 }
 
 static int goes_to_agent(int rc) { return rc == HZSHM_EMISS || rc == HZSHM_ESESSION || rc == HZSHM_EBUSY; }
@@ -114,12 +127,15 @@ static int agent_get(hzshm_session_t *s, uint8_t op, const void *key, size_t kle
   return hzshm__conn_request(s->h, op, &req, get_sink, g);
 }
 
-int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen) {
-  int rc = check_key(s, key, klen);
+/* Everything after a first segment lookup that did not settle the call
+ * (first_rc, in first_m), or from the start (first_rc = LOOKUP_NONE). */
+__attribute__((noinline)) static int get_slow(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap,
+                                              size_t *vlen, int first_rc, hzshm__shm_t *first_m, size_t first_n) {
+  int rc = first_rc == LOOKUP_NONE ? check_key(s, key, klen) : 0;
   if (rc) return rc;
   if (vlen == NULL || (buf == NULL && cap)) return HZSHM_EINVAL;
-  size_t n = 0;
-  rc = lookup(s, key, klen, buf ? buf : (void *)&n, buf ? cap : 0, NULL, &n);
+  size_t n = first_n;
+  rc = lookup_from(s, key, klen, buf ? buf : (void *)&n, buf ? cap : 0, NULL, &n, first_rc, first_m);
   if (goes_to_agent(rc)) {
     get_sink_t g = {.buf = buf, .cap = cap};
     rc = agent_get(s, HZSHM__OP_GET, key, klen, &g);
@@ -129,6 +145,29 @@ int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_
   }
   *vlen = n;
   return rc;
+}
+
+/* The hit fast path: the argument checks of check_key() in one expression,
+ * the cached session reference (ref_load), one segment lookup; every other
+ * outcome continues in get_slow with that lookup's result (never a second
+ * lookup: the segment counts hits and misses per lookup). */
+int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen) {
+  if (__builtin_expect(s != NULL && key != NULL && buf != NULL && vlen != NULL && klen - 1 < HZSHM_KEY_MAX &&
+                           hzshm__lib_ok(s->h) && hzshm__ipc_utf8_valid(key, klen),
+                       1)) {
+    hzshm__shm_t *m = hzshm__lib_shm(s->h);
+    hzshm__sref_t ref;
+    if (ref_load(s, m, &ref)) {
+      size_t n = 0;
+      int rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, &n);
+      if (rc == 0 || rc == HZSHM_ENOTFOUND || rc == HZSHM_EBUFSIZE) { /* settled: as lookup_from + get_slow */
+        *vlen = n;
+        return rc;
+      }
+      return get_slow(s, key, klen, buf, cap, vlen, rc, m, n);
+    }
+  }
+  return get_slow(s, key, klen, buf, cap, vlen, LOOKUP_NONE, NULL, 0);
 }
 
 int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
