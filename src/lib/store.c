@@ -12,7 +12,7 @@
 #include "lib_int.h"
 
 /* Reads the cached reference. 1 if valid (and resolved in segment handle m). */
-static int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
+static inline __attribute__((always_inline)) int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
   /* Acquire: paired with the release store of seq in ref_store, so that if we
    * see its even value we also see the idx/gen stored before it. */
   unsigned s1 = atomic_load_explicit(&s->cache->seq, memory_order_acquire);
