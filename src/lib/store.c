@@ -12,7 +12,15 @@
 #include "lib_int.h"
 
 /* Reads the cached reference. 1 if valid (and resolved in segment handle m). */
-static inline __attribute__((always_inline)) int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
+/* Inline on the hit path; not under TSan, where GCC rejects the fence below
+ * once it is forced inline (-Wtsan: TSan does not model fences; the seq
+ * re-check is what TSan sees through the atomics). */
+#if defined(__SANITIZE_THREAD__)
+#define REF_LOAD_INLINE static
+#else
+#define REF_LOAD_INLINE static inline __attribute__((always_inline))
+#endif
+REF_LOAD_INLINE int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
   /* Acquire: paired with the release store of seq in ref_store, so that if we
    * see its even value we also see the idx/gen stored before it. */
   unsigned s1 = atomic_load_explicit(&s->cache->seq, memory_order_acquire);
