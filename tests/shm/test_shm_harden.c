@@ -456,7 +456,7 @@ TEST_CASE(siphash_vectors) {
   CHECK_EQ(hzshm__shm_sip24(k, 0x0706050403020100ull, tail, 7), 0xa129ca6149be45e5ull);
   CHECK_NE(hzshm__shm_sip13(k, 1, "key", 3), hzshm__shm_sip13(k, 2, "key", 3)); /* the prefix counts */
   /* The word-at-a-time implementation against a byte-at-a-time reference
-   * (ref_sip below) of every data length 0..64, at every alignment, for
+   * (ref_sip above) of every data length 0..64, at every alignment, for
    * both round counts, under a random key. */
   uint8_t buf[80];
   uint64_t x = 0x243f6a8885a308d3ull;
