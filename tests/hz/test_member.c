@@ -112,6 +112,18 @@ static void get_expect(const char *map, const char *k, size_t klen, const void *
   CHECK(vlen == 0 || memcmp(res.data, v, vlen) == 0);
 }
 
+/* The member's invalidation metadata of map; max_seq_for[0]: partition part's sequence. */
+static meta_ud_t fetch_meta(const char *map, int32_t part) {
+  meta_ud_t mu;
+  memset(&mu, 0, sizeof mu);
+  mu.meta.want_partition = part;
+  const char *maps[1] = {map};
+  CHECK_RC(hzc_fetch_invalidation_metadata(c, maps, 1, on_seq, on_uuid, hzt_res_cb, &mu), 0);
+  CHECK_RC(hzt_wait(loop, &mu.res), 0);
+  hzt_res_reset(&mu.res);
+  return mu;
+}
+
 static int uuid_zero(const hzc_uuid_t *u) {
   static const hzc_uuid_t z;
   return memcmp(u, &z, sizeof z) == 0;
@@ -283,13 +295,7 @@ int main(int argc, char **argv) {
   CHECK_EQ(size, NB + 6); /* empty, "", bin, big, nk, marker + 100 */
 
   /* metadata: sequences of our map and partition uuids */
-  meta_ud_t mu;
-  memset(&mu, 0, sizeof mu);
-  mu.meta.want_partition = 21;
-  const char *maps[1] = {map};
-  CHECK_RC(hzc_fetch_invalidation_metadata(c, maps, 1, on_seq, on_uuid, hzt_res_cb, &mu), 0);
-  CHECK_RC(hzt_wait(loop, &mu.res), 0);
-  hzt_res_reset(&mu.res);
+  meta_ud_t mu = fetch_meta(map, 21);
   printf("observed: metadata: %d partition uuids, %d sequences\n", mu.meta.uuids, mu.meta.seqs);
   CHECK_EQ(mu.meta.uuids, 271);
   CHECK_GT(mu.meta.seqs, 0);
@@ -333,6 +339,30 @@ int main(int argc, char **argv) {
   CHECK_EQ(obj.created, 1);
   CHECK_RC(hzc_listener_remove(c, l2), 0);
   CHECK_RC(hzc_listener_remove(c, lo), 0);
+
+  /* A member generates no invalidation, and advances no sequence, for a map
+   * without a near-cache registration on it (MapOperation checks
+   * hasInvalidationListener first): an agent whose registration a member
+   * dropped silently sees no member sequence ahead of it when no other
+   * client has one there (docs/AGENT.md, lost registrations). */
+  char map2[80];
+  snprintf(map2, sizeof map2, "%s-unheard", map);
+  for (int i = 0; i < 3; i++) set_ok(map2, "k1", 2, "u", 1);
+  meta_ud_t mu2 = fetch_meta(map2, 21);
+  printf("observed: 3 sets without a registration: sequence %lld in k1's partition\n",
+         (long long)mu2.meta.max_seq_for[0]);
+  CHECK(mu2.meta.max_seq_for[0] == 0);
+  inv_rec_t inv3 = {0};
+  hzt_status_t lst3 = {0, 0};
+  hzc_listener_t *l3;
+  CHECK_RC(hzc_map_listen_invalidations(c, map2, on_inv, &inv3, hzt_status_cb, &lst3, &l3), 0);
+  CHECK_RC(hzc_run_until(loop, &lst3.done, HZT_TIMEOUT), 0);
+  CHECK_RC(lst3.status, 0);
+  set_ok(map2, "k1", 2, "u", 1);
+  inv_wait_t w3 = {&inv3, 1};
+  CHECK(hzt_until(loop, inv_reached, &w3, 30000));
+  CHECK(inv3.last.sequence == 1); /* the first one the member generated for the map */
+  CHECK_RC(hzc_listener_remove(c, l3), 0);
 
   hzc_stats_t st;
   hzc_client_stats(c, &st);
