@@ -407,6 +407,37 @@ static int lock_byte(int fd, short type, off_t at) {
   return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
 
+/* The writer uses only files of its own uid. In a shared directory (the
+ * sticky /dev/shm) a process of the allowed group can create the segment's
+ * names while they do not exist (first start, after --unlink-on-exit, between
+ * the unlink and the create of a replacement) and keep them open for
+ * writing: adopted, such a file could be truncated under the writer's
+ * mapping (SIGBUS), written (values every reader would hit) or unlinked
+ * under its lock (a second writer). 1 if `fd` is a regular file of our euid,
+ * 0 if not, -errno. */
+static int own_file(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return -errno;
+  return S_ISREG(st.st_mode) && st.st_uid == geteuid();
+}
+
+/* Open `path` (O_CREAT, `mode`) as a file of our own: a foreign one is
+ * unlinked and the create retried (never ours: no segment of ours lived in
+ * it). Returns the descriptor or -errno (-EPERM: a foreign file we may not
+ * remove, e.g. a non-root writer in a sticky directory). */
+static int open_own(const char *path, mode_t mode) {
+  for (int attempt = 0; attempt < 4; attempt++) {
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+    if (fd < 0) return -errno;
+    int own = own_file(fd);
+    if (own == 1) return fd;
+    close(fd);
+    if (own < 0) return own;
+    if (unlink(path) != 0 && errno != ENOENT) return -errno; /* gone already (ENOENT): create again */
+  }
+  return -EAGAIN; /* re-created at every attempt: somebody races us */
+}
+
 /* Writer exclusion: an OFD write lock on byte 0 of <name>.lock (mode 0600).
  * Not on the data file, which readers of the allowed group may open: any of
  * them could hold a read lock there and keep every new writer out. */
@@ -414,8 +445,8 @@ static int writer_lock(hzshm__shm_t *s, const char *name) {
   char path[HZSHM_SHM_PATH_MAX];
   int rc = hzshm__shm_path(name, 2, path, sizeof path);
   if (rc != 0) return rc;
-  s->lock_fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (s->lock_fd < 0) return -errno;
+  s->lock_fd = open_own(path, 0600);
+  if (s->lock_fd < 0) return s->lock_fd;
   rc = lock_byte(s->lock_fd, F_WRLCK, 0);
   return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
 }
@@ -439,9 +470,9 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   if (!s) return -ENOMEM;
   if ((rc = writer_lock(s, name)) != 0) goto fail;
   for (int attempt = 0;; attempt++) {
-    s->dfd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
+    s->dfd = open_own(path, mode); /* a planted file is replaced (see own_file) */
     if (s->dfd < 0) {
-      rc = -errno;
+      rc = s->dfd;
       goto fail;
     }
     /* We are the writer now. Is the file ours to reuse? */
@@ -452,7 +483,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
       /* same layout and geometry: reuse if the reader file is sound too */
       char rpath[HZSHM_SHM_PATH_MAX];
       s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_CLOEXEC) : -1;
-      if (s->rfd >= 0 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 && hzshm__shm_rd_check(&r, &have, fsize) == 0) {
+      if (s->rfd >= 0 && own_file(s->rfd) == 1 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
+          hzshm__shm_rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
         reuse = 1;
         goto opened;

@@ -358,12 +358,58 @@ static void test_restart_unfollowed(void) {
   held_done(w, name, go, ready);
 }
 
+/* Files planted before the agent starts (issue 10, access model): a process
+ * of the allowed group creates the segment's data and lock files in the
+ * sticky /dev/shm (nothing else exists yet: first start after boot, or after
+ * --unlink-on-exit) and keeps them open for writing. A writer that adopted
+ * them would map a file whose owner can truncate it (SIGBUS in the agent) and
+ * write values into it (wrong hits for every reader), and could unlink the
+ * lock file under it (a second writer). The writer uses only files of its
+ * own uid: it replaces the planted ones. */
+static void test_planted_files(void) {
+  const char *name = t_name("accpf");
+  static const char *const sfx[] = {"", ".lock"};
+  int afd[2];
+  struct stat ast[2];
+  for (int i = 0; i < 2; i++) {
+    char fp[256];
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s%s", name, sfx[i]);
+    afd[i] = open(fp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* the attacker's, kept open */
+    CHECK(afd[i] >= 0 && fchown(afd[i], HOSTILE_UID, GID) == 0 && fchmod(afd[i], 0666) == 0 &&
+          fstat(afd[i], &ast[i]) == 0);
+  }
+  hzshm__shm_config_t c = held_cfg(16);
+  hzshm__shm_t *w;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  for (int i = 0; i < 2; i++) {
+    char fp[256];
+    struct stat now;
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s%s", name, sfx[i]);
+    CHECK(stat(fp, &now) == 0);
+    fprintf(stderr, "%s: planted inode %llu (uid %u), now inode %llu (uid %u)\n", sfx[i][0] ? sfx[i] : "data",
+            (unsigned long long)ast[i].st_ino, (unsigned)ast[i].st_uid, (unsigned long long)now.st_ino,
+            (unsigned)now.st_uid);
+    CHECK(now.st_ino != ast[i].st_ino && now.st_uid == geteuid());
+  }
+  /* what the attacker does with its descriptors now concerns its own files only */
+  CHECK(ftruncate(afd[0], 0) == 0 && ftruncate(afd[1], 0) == 0);
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  close(afd[0]);
+  close(afd[1]);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
     fprintf(stderr, "not root: cannot run readers under other uids; skipped\n");
     return 0;
   }
+  RUN(test_planted_files);
   RUN(test_unfollowed);
   RUN(test_planted_names);
   RUN(test_restart_unfollowed);
