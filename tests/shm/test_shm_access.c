@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
@@ -106,6 +107,37 @@ static void held_done(hzshm__shm_t *w, const char *name, int go[2], int ready[2]
   close(go[1]);
   close(ready[0]);
   close(ready[1]);
+}
+
+/* A reader child (uid READER_UID, private file) that holds a view of "held"
+ * once `w` follows its file, until the parent writes to go[1]; it then
+ * writes 'v' to ready[1] if the view still shows "value" ('p': reused). */
+static pid_t fork_viewer(hzshm__shm_t *w, const char *name, int go[2], int ready[2]) {
+  hzshm__shm_t *r = NULL;
+  pid_t pid = fork_reader(name, go, ready, &r);
+  if (pid == 0) {
+    hzshm__sref_t rr;
+    const void *v = NULL;
+    size_t n = 0;
+    char g, ch;
+    while (hzshm__shm_r_session(r, "s", 1, &rr) == HZSHM_EBUSY) { /* until the writer follows the file */
+      struct timespec ts = {0, 1000000};
+      nanosleep(&ts, NULL);
+    }
+    ch = hzshm__shm_r_view(r, &rr, "held", 4, &v, &n) == 0 && n == 5 ? 'v' : 'e';
+    if (write(ready[1], &ch, 1) != 1 || read(go[0], &g, 1) != 1) _exit(3);
+    ch = memcmp(v, "value", 5) == 0 ? 'v' : 'p';
+    hzshm__shm_r_view_end(r);
+    _exit(write(ready[1], &ch, 1) == 1 ? 0 : 4);
+  }
+  char ch;
+  for (;;) {
+    struct pollfd pf = {.fd = ready[0], .events = POLLIN};
+    CHECK_RC(hzshm__shm_w_maintain(w), 0);
+    if (poll(&pf, 1, 5) == 1) break;
+  }
+  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v');
+  return pid;
 }
 
 /* A reader of another uid with many threads: its slots fill its private
@@ -297,30 +329,8 @@ static void test_restart_unfollowed(void) {
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
-  hzshm__shm_t *r = NULL;
-  pid_t pid = fork_reader(name, go, ready, &r);
-  if (pid == 0) {
-    hzshm__sref_t rr;
-    const void *v = NULL;
-    size_t n = 0;
-    char g, ch;
-    while (hzshm__shm_r_session(r, "s", 1, &rr) == HZSHM_EBUSY) { /* until the writer follows the file */
-      struct timespec ts = {0, 1000000};
-      nanosleep(&ts, NULL);
-    }
-    ch = hzshm__shm_r_view(r, &rr, "held", 4, &v, &n) == 0 && n == 5 ? 'v' : 'e';
-    if (write(ready[1], &ch, 1) != 1 || read(go[0], &g, 1) != 1) _exit(3);
-    ch = memcmp(v, "value", 5) == 0 ? 'v' : 'p';
-    hzshm__shm_r_view_end(r);
-    _exit(write(ready[1], &ch, 1) == 1 ? 0 : 4);
-  }
+  pid_t pid = fork_viewer(w, name, go, ready);
   char ch;
-  for (;;) {
-    struct pollfd pf = {.fd = ready[0], .events = POLLIN};
-    CHECK_RC(hzshm__shm_w_maintain(w), 0);
-    if (poll(&pf, 1, 5) == 1) break;
-  }
-  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v');
   for (int i = 0; i < 4200; i++) {
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.plant.%d", name, i);
@@ -403,6 +413,66 @@ static void test_planted_files(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* Lowest `n` free descriptor numbers: the RLIMIT_NOFILE that leaves exactly
+ * n more descriptors to this process. */
+static rlim_t limit_leaving(int n) {
+  rlim_t lim = 0;
+  for (int free_seen = 0; free_seen < n; lim++)
+    free_seen += fcntl((int)lim, F_GETFD) < 0 && errno == EBADF;
+  return lim;
+}
+
+/* A restarted writer out of descriptors (RLIMIT_NOFILE lowered so that
+ * w_open gets its four files and the scan its directory, but no reader
+ * file): its scans are incomplete, so it frees nothing -- the entry under a
+ * view of a reader confirmed by the previous writer stays -- until a scan
+ * completes once the limit allows (then the file is followed, and the entry
+ * is still held by the view). */
+static void test_restart_no_fds(void) {
+  const char *name = t_name("accfd");
+  hzshm__sref_t ref;
+  hzshm__shm_t *w = held_writer(name, 16, &ref);
+  int go[2], ready[2];
+  pid_t pid = fork_viewer(w, name, go, ready);
+  char ch;
+  hzshm__shm_close(w);
+  struct rlimit old, low;
+  CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  low = old;
+  low.rlim_cur = limit_leaving(5); /* lock, data, reader and probe files; the directory */
+  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  hzshm__shm_config_t c = held_cfg(16);
+  int reused = 0;
+  int rc = hzshm__shm_w_open(name, &c, 0, &w, &reused);
+  hzshm__shm_stats_t st = {0};
+  if (rc == 0) {
+    hzshm__shm_w_set_poison(w, 1);
+    rc = hzshm__shm_w_session(w, "s", 1, &ref);
+    if (rc == 0) rc = hzshm__shm_w_del(w, &ref, "held", 4);
+    for (int i = 0; i < 8 && rc == 0; i++) rc = hzshm__shm_w_maintain(w);
+    if (rc == 0) rc = hzshm__shm_stats(w, &st);
+  }
+  CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0); /* before any CHECK can fail */
+  CHECK_RC(rc, 0);
+  CHECK(reused == 1);
+  fprintf(stderr, "out of descriptors: complete %d, incomplete scans %llu, followed %u, retired pending %llu\n",
+          st.prd_complete, (unsigned long long)st.prd_scans_incomplete, hzshm__shm_prd_followed(w),
+          (unsigned long long)st.retired_pending);
+  CHECK(st.prd_complete == 0 && st.prd_scans_incomplete >= 9 && hzshm__shm_prd_followed(w) == 0);
+  CHECK(st.retired_pending >= 1);
+  CHECK_RC(hzshm__shm_w_maintain(w), 0); /* descriptors again: the scan completes */
+  CHECK_RC(hzshm__shm_stats(w, &st), 0);
+  fprintf(stderr, "descriptors back: complete %d, followed %u, retired pending %llu\n", st.prd_complete,
+          hzshm__shm_prd_followed(w), (unsigned long long)st.retired_pending);
+  CHECK(st.prd_complete == 1 && hzshm__shm_prd_followed(w) == 1);
+  for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
+  CHECK(write(go[1], "g", 1) == 1);
+  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v'); /* the reader's word: poisoned memory would differ */
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  held_done(w, name, go, ready);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
@@ -413,6 +483,7 @@ int main(int argc, char **argv) {
   RUN(test_unfollowed);
   RUN(test_planted_names);
   RUN(test_restart_unfollowed);
+  RUN(test_restart_no_fds);
   RUN(test_many_threads);
   const int nr = 2;
   const char *name = t_name("acc");
