@@ -109,7 +109,9 @@ typedef struct {
 } hzshm_opts_t;
 
 /* Attaches to the cache NAME (the agent's -n NAME) and finds its agent.
- *   name  1..64 chars of [A-Za-z0-9_.-]
+ *   name  1..64 chars of [A-Za-z0-9_.-], not starting with "." and with no
+ *         dot-separated part "rd" or "lock" after the first (another
+ *         segment's files): HZSHM_EINVAL
  *   opts  NULL = defaults
  * Returns 0 and *out; -ENOENT (no such cache: is the agent running?),
  * -EACCES, HZSHM_EVERSION (segment of another layout), HZSHM_ECORRUPT,

@@ -18,7 +18,8 @@
  * <dir>/hzshm.<name>.lock (the writer's exclusion lock, 0600). A reader that
  * may read the data file but not open the reader file (another uid, in the
  * data file's group) creates a private reader file of its own (shm_private.c;
- * the access model: docs/SHM.md). Names: 1..64 chars of [A-Za-z0-9_.-].
+ * the access model: docs/SHM.md). Names: 1..64 chars of [A-Za-z0-9_.-], no
+ * leading ".", no dot-separated part "rd" or "lock" after the first (hzshm__shm_name_ok).
  * <dir> is the environment variable HZSHM_SHM_DIR, read when a segment is
  * opened, attached or unlinked (never on the hit path), default /dev/shm
  * (also when empty); it must be absolute and at most HZSHM_SHM_DIR_MAX bytes,

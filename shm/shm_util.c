@@ -120,6 +120,12 @@ uint64_t hzshm__shm_proc_start(void) {
   return start;
 }
 
+/* A segment's files are "hzshm." + name + one of "", ".rd", ".lock",
+ * ".rd.<pid>.<n>.<random>" (shm_open.c, shm_private.c). Two names give
+ * colliding files only if one is the other followed by ".rd" or ".lock" as
+ * a dot-separated part (then its files are the other's reader or lock file,
+ * or lie under its private reader file prefix, whose writer examines and
+ * removes them): such parts are refused after the first. */
 int hzshm__shm_name_ok(const char *name) {
   if (!name) return 0;
   size_t n = strlen(name);
@@ -129,6 +135,10 @@ int hzshm__shm_name_ok(const char *name) {
     if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
           c == '.' || c == '-'))
       return 0;
+  }
+  for (const char *p = strchr(name, '.'); p; p = strchr(p + 1, '.')) {
+    size_t len = strcspn(p + 1, ".");
+    if ((len == 2 && memcmp(p + 1, "rd", 2) == 0) || (len == 4 && memcmp(p + 1, "lock", 4) == 0)) return 0;
   }
   return name[0] != '.';
 }

@@ -21,7 +21,7 @@ static void usage(FILE *f) {
           "The single writer of a host's hzshm cache NAME: creates its shared-memory segment,\n"
           "serves its socket and keeps it consistent with a Hazelcast cluster.\n"
           "\n"
-          "  -n, --name NAME          cache name, 1-64 of [A-Za-z0-9_.-] (required)\n"
+          "  -n, --name NAME          cache name, 1-64 of [A-Za-z0-9_.-], no part \"rd\" or \"lock\" after a dot (required)\n"
           "  -m, --members LIST       comma-separated seed members: host[:port] or [ipv6][:port],\n"
           "                           port 5701 by default; names resolved on every reconnect (required)\n"
           "  -c, --cluster NAME       Hazelcast cluster name (default: dev)\n"

@@ -1,11 +1,13 @@
 /* test_shm_bad.c - bad input: every bad argument and every bad segment file
  * gets its own code, and nothing changes. */
 #include <errno.h>
+#include <string.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
 #include "check.h"
+#include "shm_int.h"    /* hzshm__shm_name_ok */
 #include "shm_layout.h" /* header field offsets to forge bad files */
 
 static hzshm__shm_config_t cfg(void) {
@@ -186,3 +188,45 @@ TEST_CASE(bad_files) {
   hzshm__shm_close(x);
   CHECK_RC(hzshm__shm_unlink(n6), 0);
 }
+
+/* Names whose files are another segment's: the files of segment "N.rd.x"
+ * lie under N's private reader file prefix "hzshm.N.rd." (N's writer
+ * examined them: it removed their idle reader file at its first maintain,
+ * and would have removed the data and lock files a minute later), and
+ * "N.rd" / "N.lock" are N's reader and lock files. A dot-separated part
+ * "rd" or "lock" after the first is refused (HZSHM_EINVAL), and nothing of
+ * N changes. */
+TEST_CASE(colliding_names) {
+  const char *n = t_name("coll");
+  char other[128], fp[256];
+  hzshm__shm_config_t c = cfg();
+  hzshm__shm_t *a, *b = NULL;
+  CHECK_RC(hzshm__shm_w_open(n, &c, 0, &a, NULL), 0);
+  snprintf(other, sizeof other, "%s.rd.x", n);
+  int rc = hzshm__shm_w_open(other, &c, 0, &b, NULL);
+  if (rc == 0) { /* the defect: both exist; N's maintain then deletes the other's reader file */
+    CHECK_RC(hzshm__shm_w_maintain(a), 0);
+    snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd", other);
+    struct stat st;
+    fprintf(stderr, "segment %s opened; its reader file after %s's maintain: %s\n", other, n,
+            stat(fp, &st) == 0 ? "present" : strerror(errno));
+    hzshm__shm_close(b);
+    hzshm__shm_unlink(other);
+  }
+  CHECK_RC(rc, HZSHM_EINVAL);
+  static const char *const bad[] = {"%s.rd", "%s.lock", "%s.rd.1.2.0123456789abcdef", "%s.lock.x", "x.rd.%s"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    snprintf(other, sizeof other, bad[i], n);
+    CHECK(!hzshm__shm_name_ok(other));
+    CHECK_RC(hzshm__shm_w_open(other, &c, 0, &b, NULL), HZSHM_EINVAL);
+    CHECK_RC(hzshm__shm_r_attach(other, &b), HZSHM_EINVAL);
+  }
+  static const char *const good[] = {"rd", "lock", "rd.x", "x.rdx", "x.lockx", "x.r.d", "x-rd", "x_lock"};
+  for (size_t i = 0; i < sizeof good / sizeof *good; i++) CHECK(hzshm__shm_name_ok(good[i]));
+  hzshm__shm_t *r;
+  CHECK_RC(hzshm__shm_r_attach(n, &r), 0); /* N untouched */
+  hzshm__shm_close(r);
+  hzshm__shm_close(a);
+  CHECK_RC(hzshm__shm_unlink(n), 0);
+}
+
