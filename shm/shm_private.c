@@ -60,7 +60,8 @@
  * and one claimed under an earlier writer was held before our w_open, so
  * our complete scan saw it busy. Non-regular entries (symlinks, FIFOs,
  * directories) are skipped by d_type/lstat and never stored; rejected files
- * are remembered only up to HZSHM__PRD_MAX (then reopened, bounded per scan).
+ * are remembered only up to HZSHM__PRD_MAX (then reopened, bounded per scan),
+ * and not while changed within the last second (being created).
  * Bound: a hostile process can keep a restarted writer from completing only
  * with busy files over our descriptor budget, i.e. while it lives and holds
  * them; meanwhile nothing is freed: puts fail (ESEGFULL), hits stay correct.
@@ -207,6 +208,12 @@ static int prd_busy(hzshm__shm_t *s, int fd) { return range_locked(fd, 0, (off_t
 
 static void prd_reject(hzshm__shm_t *s, int fd, const struct stat *st) {
   close(fd);
+  /* A file changed within the last second may be a reader's still being
+   * created: it sizes the file, then writes the header, which moves neither
+   * its size nor the directory's mtime. Not remembered: examined again at
+   * the next readdir (at most HZSHM__PRD_RESCAN_NS later). */
+  struct timespec now;
+  if (clock_gettime(CLOCK_REALTIME, &now) != 0 || now.tv_sec - st->st_ctim.tv_sec <= 1) return;
   if (s->nprd - hzshm__shm_prd_followed(s) < HZSHM__PRD_MAX) /* else not remembered: opened again */
     prd_add(s, -1, st->st_ino, st->st_size, st->st_uid);
 }

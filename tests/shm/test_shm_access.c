@@ -473,6 +473,45 @@ static void test_restart_no_fds(void) {
   held_done(w, name, go, ready);
 }
 
+/* A reader creates its private file in steps: create, alive byte, size,
+ * header (shm_private.c). A writer scan between the size and the header
+ * saw a complete-sized file with a zero header and remembered it as
+ * rejected by inode and size; the header write changes neither (nor the
+ * directory's mtime), so the file was looked at again only when rejected
+ * entries were forgotten (every 256 scans: ~13 s of agent ticks), its
+ * reader on the agent path meanwhile. A file changed within the last second
+ * is not remembered: followed at the next readdir (at most 1 s later). */
+static void test_rejected_while_created(void) {
+  const char *name = t_name("accrc");
+  hzshm__sref_t ref;
+  hzshm__shm_t *w = held_writer(name, 16, &ref);
+  char fp[256];
+  snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.%d.1.00000000000000aa", name, (int)getpid());
+  hzshm__shm_rdhdr_t rh;
+  hzshm__shm_rdhdr_make(w->hdr, &rh);
+  int f = open(fp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)rh.nslots, .l_len = 1};
+  CHECK(f >= 0 && fcntl(f, F_OFD_SETLK, &lk) == 0 && ftruncate(f, (off_t)rh.total_size) == 0);
+  CHECK_RC(hzshm__shm_w_maintain(w), 0); /* sees it sized, header still zero */
+  CHECK(hzshm__shm_prd_followed(w) == 0);
+  CHECK(pwrite(f, &rh, sizeof rh, 0) == (ssize_t)sizeof rh);
+  /* at least 2 s of maintain calls (200 at >= 10 ms), fewer than 256 scans */
+  int calls = 0;
+  while (calls < 200 && hzshm__shm_prd_followed(w) == 0) {
+    CHECK_RC(hzshm__shm_w_maintain(w), 0);
+    calls++;
+    struct timespec ts = {0, 10000000};
+    nanosleep(&ts, NULL);
+  }
+  fprintf(stderr, "file completed after a scan: followed %u after %d maintain calls\n", hzshm__shm_prd_followed(w),
+          calls);
+  CHECK(hzshm__shm_prd_followed(w) == 1);
+  close(f);
+  unlink(fp);
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
@@ -484,6 +523,7 @@ int main(int argc, char **argv) {
   RUN(test_planted_names);
   RUN(test_restart_unfollowed);
   RUN(test_restart_no_fds);
+  RUN(test_rejected_while_created);
   RUN(test_many_threads);
   const int nr = 2;
   const char *name = t_name("acc");
