@@ -482,7 +482,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
     if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, reg_scans)) == 0) {
       /* same layout and geometry: reuse if the reader file is sound too */
       char rpath[HZSHM_SHM_PATH_MAX];
-      s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_CLOEXEC) : -1;
+      s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
+                                                                  : -1;
       if (s->rfd >= 0 && own_file(s->rfd) == 1 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
           hzshm__shm_rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
@@ -527,7 +528,7 @@ opened:
     goto fail;
   }
   if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
-  s->probe_fd = open(path, O_RDWR | O_CLOEXEC);
+  s->probe_fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (s->probe_fd < 0) {
     rc = -errno;
     goto fail;
