@@ -139,7 +139,6 @@ typedef struct resv {
   wlink_t *wlist;           /* the writes in flight (writes of them); moved with the write state */
   int detached;             /* replaced in the table by a newer reservation */
   pending_t *waiters;
-  uv_timer_t *delay;        /* test hook */
 } resv_t;
 
 struct agent {
@@ -181,21 +180,6 @@ struct agent {
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
-  /* Test hook: HZSHM_AGENT_TEST_FILL_DELAY_KEY / _MS delay the completion of
-   * the remote get for that key, to force fill/invalidation interleavings. */
-  const char *delay_key;
-  uint32_t delay_ms;
-  void *delayed;            /* fill.c's list of delayed fills */
-  /* Test hook: HZSHM_AGENT_TEST_DROP_INVAL_KEY ignores every invalidation
-   * event of that key, as if it had been lost (inval.c): only the repair
-   * (sequence gap, reconciliation) can then hide the old value. */
-  const char *drop_key;
-  /* Test hook: HZSHM_AGENT_TEST_BLOCK_FILE names a file; while it holds a
-   * port number, connections to members on that port are cut and refused
-   * (a network cut between this host and one member, hzc_test_block_port).
-   * Read on every health tick. */
-  const char *block_file;
-  int blocked_port;
   /* Ack times of our recent writes by hash(map, key), to measure how long
    * after the cluster's ack the write's own invalidation event arrives
    * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */
@@ -213,7 +197,8 @@ struct agent {
 };
 
 #ifdef HZSHM_AGENT_TEST_SEAMS
-/* test_seams.c: only in the test-only build hzshm-agent-seams. */
+/* test_seams.c: only in the test-only build hzshm-agent-seams (the
+ * variables that turn each seam on are listed there). */
 void hzshm__agent_test_after_open(void);
 int hzshm__agent_test_drop_clear(void);
 /* A clear-all or DESTROYED event reached s; 1 if the event inv must be ignored: the first
@@ -221,10 +206,20 @@ int hzshm__agent_test_drop_clear(void);
  * (HZSHM_AGENT_TEST_LOSE_RENEWED_KEY). */
 void hzshm__agent_test_clear_seen(const session_t *s);
 int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv);
+/* 1: invalidation inv is to be ignored, as if lost. */
+int hzshm__agent_test_drop_inval(const hzc_invalidation_t *inv);
+/* 1: the result res of a remote get of key is handled later: cb(ud, copy)
+ * runs after HZSHM_AGENT_TEST_FILL_DELAY_MS, or at hzshm__agent_test_flush. */
+int hzshm__agent_test_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 /* 1: the acknowledgement res of a write of key is handled later: cb(ud, copy)
  * runs after HZSHM_AGENT_TEST_ACK_DELAY_MS (status and boolean only). */
 int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud);
+/* At shutdown: every deferred fill completes now, with HZSHM_ESTOPPED. */
+void hzshm__agent_test_flush(agent_t *a);
+/* Health tick: applies HZSHM_AGENT_TEST_BLOCK_FILE's port (network cut). */
+void hzshm__agent_test_tick(agent_t *a);
 #endif
 
 uint64_t hzshm__agent_now_ms(void);
@@ -298,7 +293,6 @@ void hzshm__resv_expire(session_t *s, uint64_t now_ms);
  * write this agent acknowledged and still expects (skipped), else 0: an
  * unknown write (timed out, applied late) - applied like a foreign one. */
 int hzshm__resv_own_echo(resv_t *r);
-void hzshm__fill_flush_delayed(agent_t *a);
 /* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
 void hzshm__agent_uncacheable(agent_t *a, size_t bytes);
 

@@ -155,7 +155,7 @@ void hzshm__resv_expire(session_t *s, uint64_t now_ms) {
   hzshm__table_each(&s->resv, expire_one, &x);
 }
 
-/* The result of a remote get, copied when its processing is delayed. */
+/* The result of a remote get (or of a failure to send one). */
 typedef struct {
   int status;
   int type;
@@ -212,64 +212,19 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
   hzshm__resv_maybe_free(r);
 }
 
-typedef struct delayed {
-  uv_timer_t t;
-  struct delayed *next;
-  resv_t *r;
-  fill_res_t res;
-  uint8_t data[];
-} delayed_t;
-
-static void delayed_close_cb(uv_handle_t *h) { free(h->data); }
-
-static void delayed_fire(uv_timer_t *t) {
-  delayed_t *d = t->data;
-  agent_t *a = d->r->s->a;
-  for (delayed_t **pp = (delayed_t **)&a->delayed; *pp; pp = &(*pp)->next) {
-    if (*pp == d) {
-      *pp = d->next;
-      break;
-    }
-  }
-  d->r->delay = NULL;
-  fill_complete(d->r, &d->res);
-  uv_close((uv_handle_t *)&d->t, delayed_close_cb);
-}
-
-/* At shutdown: complete every delayed fill now (its waiters are closed). */
-void hzshm__fill_flush_delayed(agent_t *a) {
-  while (a->delayed) {
-    delayed_t *d = a->delayed;
-    uv_timer_stop(&d->t);
-    d->res.status = HZSHM_ESTOPPED;
-    delayed_fire(&d->t);
-  }
+static void get_result(void *ud, const hzc_result_t *res) {
+  fill_res_t fr = {.status = res->status, .type = res->value.type, .type_id = res->value.type_id,
+                   .data = res->value.data, .len = res->value.len};
+  fill_complete(ud, &fr);
 }
 
 static void get_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
+#ifdef HZSHM_AGENT_TEST_SEAMS
   resv_t *r = ud;
-  agent_t *a = r->s->a;
-  fill_res_t fr = {.status = res->status, .type = res->value.type, .type_id = res->value.type_id,
-                   .data = res->value.data, .len = res->value.len};
-  if (a->delay_key && !a->stopping && strlen(a->delay_key) == r->klen &&
-      memcmp(a->delay_key, r->key, r->klen) == 0) {
-    delayed_t *d = malloc(sizeof *d + fr.len);
-    if (d != NULL) {
-      d->r = r;
-      d->res = fr;
-      if (fr.len) memcpy(d->data, fr.data, fr.len);
-      d->res.data = d->data;
-      uv_timer_init(a->loop, &d->t);
-      d->t.data = d;
-      r->delay = &d->t;
-      d->next = a->delayed;
-      a->delayed = d;
-      hzshm__agent_log("test hook: delaying the fill of key %s by %u ms", a->delay_key, a->delay_ms);
-      uv_timer_start(&d->t, delayed_fire, a->delay_ms, 0);
-      return;
-    }
-  }
-  fill_complete(r, &fr);
+  if (hzshm__agent_test_defer_fill(r->s->a, r->key, r->klen, res, get_result, r))
+    return; /* test-only build: an invalidation may come first */
+#endif
+  get_result(ud, res);
 }
 
 /* Serves the request from the segment if it was filled meanwhile. */

@@ -121,24 +121,12 @@ void hzshm__health_watch(agent_t *a) {
   if (back) hzshm__health_reconcile_soon(a);
 }
 
-static void test_block(agent_t *a) {
-  int port = 0;
-  FILE *f = fopen(a->block_file, "r");
-  if (f) {
-    if (fscanf(f, "%d", &port) != 1) port = 0;
-    fclose(f);
-  }
-  if (port == a->blocked_port || a->hz == NULL) return;
-  hzshm__agent_log("test hook: network to members on port %d %s", port ? port : a->blocked_port,
-                   port ? "cut" : "restored");
-  a->blocked_port = port;
-  hzc_test_block_port(a->hz, port);
-}
-
 static void tick_cb(uv_timer_t *t) {
   agent_t *a = t->data;
   static unsigned n;
-  if (a->block_file) test_block(a);
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  hzshm__agent_test_tick(a); /* test-only build: network cuts */
+#endif
   hzshm__health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);

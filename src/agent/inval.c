@@ -191,13 +191,8 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
   agent_t *a = ud;
   session_t *s = hzshm__session_get(a, map, strlen(map), 0);
   if (s == NULL || s->lsn == LSN_NONE) return;
-  if (a->drop_key && inv->key && inv->key_is_string && strlen(a->drop_key) == inv->klen &&
-      memcmp(a->drop_key, inv->key, inv->klen) == 0) {
-    hzshm__agent_log("test hook: dropping an invalidation of key %s (sequence %lld)", a->drop_key,
-                     (long long)inv->sequence);
-    return;
-  }
 #ifdef HZSHM_AGENT_TEST_SEAMS
+  if (hzshm__agent_test_drop_inval(inv)) return;                   /* test-only build: as if lost */
   if (inv->key == NULL && hzshm__agent_test_drop_clear()) return; /* test-only build: as if lost */
   if (inv->key == NULL) hzshm__agent_test_clear_seen(s);
   else if (hzshm__agent_test_lose(s, inv)) return; /* test-only build: as if our registration were gone */

@@ -62,7 +62,9 @@ void hzshm__agent_stop(agent_t *a) {
   hzshm__health_close(a);
   hzshm__metrics_close(a);
   hzshm__server_close(a);
-  hzshm__fill_flush_delayed(a);
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  hzshm__agent_test_flush(a); /* test-only build: held fills complete (stopped) */
+#endif
   if (a->hz) hzc_client_close(a->hz, hz_closed, a);
   else hz_closed(a);
 }
@@ -119,11 +121,6 @@ int main(int argc, char **argv) {
   signal(SIGHUP, SIG_IGN); /* documented: nothing to reopen */
   a.loop = uv_default_loop();
   a.partitions = 271;
-  a.delay_key = getenv("HZSHM_AGENT_TEST_FILL_DELAY_KEY");
-  const char *dm = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
-  a.delay_ms = dm ? (uint32_t)strtoul(dm, NULL, 10) : 1000;
-  a.drop_key = getenv("HZSHM_AGENT_TEST_DROP_INVAL_KEY");
-  a.block_file = getenv("HZSHM_AGENT_TEST_BLOCK_FILE");
   memcpy(a.sockpath, a.o.sockpath, sizeof a.sockpath);
   /* --allow-gid: the data file is readable by that group (0640), whose
    * processes keep their reader slots in private files (docs/SHM.md). */

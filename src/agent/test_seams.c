@@ -1,6 +1,7 @@
 /* test_seams.c - compiled only into hzshm-agent-seams (CMake option
  * HZSHM_TEST_HOOKS), never into the shipped hzshm-agent: seams that widen
- * windows the agent must keep closed, so that tests can show they are.
+ * windows the agent must keep closed, or lose what the network may lose, so
+ * that tests can show the agent copes. Each is off unless its variable is set.
  *
  * HZSHM_AGENT_TEST_OPEN_DELAY_MS=n: after the segment is opened and before a
  * reused segment's partitions are marked stale, wait n ms (tests/e2e/
@@ -9,6 +10,15 @@
  * HZSHM_AGENT_TEST_DROP_CLEAR_ALL=1: every clear-all event is ignored, as if
  * lost (tests/e2e/test_destroymissed.c: only the reconciliation's reset rule
  * can then notice a destroy and renew the listener).
+ *
+ * HZSHM_AGENT_TEST_DROP_INVAL_KEY=k: every invalidation event of key k is
+ * ignored, as if lost (test_memberloss.c, test_maxttl.c): only the repair
+ * (sequence gap, reconciliation, --max-ttl-ms) can then hide the old value.
+ *
+ * HZSHM_AGENT_TEST_FILL_DELAY_KEY=k, HZSHM_AGENT_TEST_FILL_DELAY_MS=n (default
+ * 1000): the result of every remote get of key k is handled n ms after it
+ * arrived, to force fill/invalidation interleavings (test_fillrace.c,
+ * test_coalesce.c). At shutdown the held fills complete at once (stopped).
  *
  * HZSHM_AGENT_TEST_ACK_DELAY_KEY=k, HZSHM_AGENT_TEST_ACK_DELAY_MS=n: the
  * acknowledgement of every write of key k is handled n ms after it arrived,
@@ -22,12 +32,25 @@
  * it (a renewal that reached it between its clear-all publish and its
  * deregistration, during a destroy); a later registration gets them again
  * (tests/e2e/test_lostlistener.c: only the reconciliation's lost-listener
- * rule can then renew it). */
+ * rule can then renew it).
+ *
+ * HZSHM_AGENT_TEST_BLOCK_FILE=path: read on every health tick; while it holds
+ * a port number, connections to members on that port are cut and refused (a
+ * network cut between this host and one member: hzc_test_block_port in
+ * src/hz/hzc_test.h; test_unreachable.c, test_reconnect.c). */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "agent.h"
+#include "hzc_test.h"
+
+/* 1 if environment variable var is set to exactly the bytes key[0..klen). */
+static int env_is(const char *var, const void *key, size_t klen) {
+  const char *v = getenv(var);
+  return v != NULL && strlen(v) == klen && memcmp(v, key, klen) == 0;
+}
 
 void hzshm__agent_test_after_open(void) {
   const char *v = getenv("HZSHM_AGENT_TEST_OPEN_DELAY_MS");
@@ -44,37 +67,63 @@ int hzshm__agent_test_drop_clear(void) {
   return 1;
 }
 
-typedef struct {
+int hzshm__agent_test_drop_inval(const hzc_invalidation_t *inv) {
+  if (inv->key == NULL || !inv->key_is_string || !env_is("HZSHM_AGENT_TEST_DROP_INVAL_KEY", inv->key, inv->klen))
+    return 0;
+  hzshm__agent_log("test seam: dropping an invalidation of key %.*s (sequence %lld)", (int)inv->klen,
+                   (const char *)inv->key, (long long)inv->sequence);
+  return 1;
+}
+
+/* A result whose handling is deferred: fills (flushed at shutdown) and acknowledgements. */
+typedef struct deferred {
   uv_timer_t t;
+  struct deferred *next;
+  int flush;                /* completed (stopped) by hzshm__agent_test_flush */
   hzc_result_t res;
   void (*cb)(void *ud, const hzc_result_t *res);
   void *ud;
+  uint8_t data[];           /* the value's copy (fills) */
 } deferred_t;
+
+static deferred_t *deferred; /* one agent per process */
 
 static void deferred_close(uv_handle_t *h) { free(h->data); }
 
 static void deferred_fire(uv_timer_t *t) {
   deferred_t *d = t->data;
+  for (deferred_t **pp = &deferred; *pp; pp = &(*pp)->next) {
+    if (*pp == d) {
+      *pp = d->next;
+      break;
+    }
+  }
   d->cb(d->ud, &d->res);
   uv_close((uv_handle_t *)&d->t, deferred_close);
 }
 
-int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
-                                void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
-  const char *k = getenv("HZSHM_AGENT_TEST_ACK_DELAY_KEY"), *ms = getenv("HZSHM_AGENT_TEST_ACK_DELAY_MS");
-  if (k == NULL || ms == NULL || a->stopping || strlen(k) != klen || memcmp(k, key, klen) != 0) return 0;
-  deferred_t *d = calloc(1, sizeof *d);
+/* Handles res by cb(ud, copy) in ms: the copy holds status and boolean, and
+ * the value too if copy_value. 0 if out of memory (handle it now). */
+static int defer(agent_t *a, const hzc_result_t *res, int copy_value, unsigned long ms,
+                 void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+  size_t len = copy_value ? res->value.len : 0;
+  deferred_t *d = calloc(1, sizeof *d + len);
   if (d == NULL) return 0;
   d->res.status = res->status;
   d->res.boolean = res->boolean;
+  if (copy_value) {
+    d->res.value = res->value;
+    if (len) memcpy(d->data, res->value.data, len);
+    d->res.value.data = d->data;
+    d->flush = 1;
+  }
   d->cb = cb;
   d->ud = ud;
   uv_timer_init(a->loop, &d->t);
   d->t.data = d;
-  unsigned long n = strtoul(ms, NULL, 10);
-  hzshm__agent_log("test seam: handling the acknowledgement of a write of %s in %lu ms (status %d)", k, n,
-                   res->status);
-  uv_timer_start(&d->t, deferred_fire, n, 0);
+  d->next = deferred;
+  deferred = d;
+  uv_timer_start(&d->t, deferred_fire, ms, 0);
   return 1;
 }
 
@@ -97,4 +146,52 @@ int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv) {
   hzshm__agent_log("test seam: registration %u of %s lost on member %d: dropping an event of partition %d",
                    (unsigned)lose_gen, s->name, (int)owner, (int)inv->partition);
   return 1;
+}
+int hzshm__agent_test_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+  if (a->stopping || !env_is("HZSHM_AGENT_TEST_FILL_DELAY_KEY", key, klen)) return 0;
+  const char *v = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
+  unsigned long ms = v ? strtoul(v, NULL, 10) : 1000;
+  if (!defer(a, res, 1, ms, cb, ud)) return 0;
+  hzshm__agent_log("test seam: delaying the fill of key %.*s by %lu ms", (int)klen, (const char *)key, ms);
+  return 1;
+}
+
+int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+                                void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+  const char *ms = getenv("HZSHM_AGENT_TEST_ACK_DELAY_MS");
+  if (ms == NULL || a->stopping || !env_is("HZSHM_AGENT_TEST_ACK_DELAY_KEY", key, klen)) return 0;
+  unsigned long n = strtoul(ms, NULL, 10);
+  if (!defer(a, res, 0, n, cb, ud)) return 0;
+  hzshm__agent_log("test seam: handling the acknowledgement of a write of %.*s in %lu ms (status %d)", (int)klen,
+                   (const char *)key, n, res->status);
+  return 1;
+}
+
+void hzshm__agent_test_flush(agent_t *a) {
+  for (;;) {
+    deferred_t *d = deferred;
+    while (d && !d->flush) d = d->next;
+    if (d == NULL) return;
+    uv_timer_stop(&d->t);
+    d->res.status = HZSHM_ESTOPPED;
+    deferred_fire(&d->t);
+  }
+}
+
+void hzshm__agent_test_tick(agent_t *a) {
+  static int blocked_port;
+  const char *path = getenv("HZSHM_AGENT_TEST_BLOCK_FILE");
+  if (path == NULL || a->hz == NULL) return;
+  int port = 0;
+  FILE *f = fopen(path, "r");
+  if (f) {
+    if (fscanf(f, "%d", &port) != 1) port = 0;
+    fclose(f);
+  }
+  if (port == blocked_port) return;
+  hzshm__agent_log("test seam: network to members on port %d %s", port ? port : blocked_port,
+                   port ? "cut" : "restored");
+  blocked_port = port;
+  hzc_test_block_port(a->hz, port);
 }

@@ -235,14 +235,6 @@ int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p) {
 
 uint32_t hzc_member_count(const hzc_client_t *c) { return (uint32_t)c->nmembers; }
 
-void hzc_test_block_port(hzc_client_t *c, int port) {
-  if (!c || port == c->blocked_port) return;
-  c->blocked_port = port;
-  if (port == 0) return;
-  for (hzshm__conn_t *x = c->conns; x; x = x->next)
-    if (x->port == port) hzshm__conn_close(x, UV_ECONNREFUSED, "test: network to this member cut");
-}
-
 int hzc_partition_watch(const hzc_client_t *c, uint32_t p) {
   if (!c || !c->connected || c->closing) return 0;
   hzshm__conn_t *k = NULL;

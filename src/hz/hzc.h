@@ -234,10 +234,6 @@ uint32_t hzc_member_count(const hzc_client_t *c);
  * reports 0 until bytes arrive again; the connection itself stays open until
  * heartbeat_timeout_ms, so operations in flight are not failed by a pause. */
 int hzc_partition_watch(const hzc_client_t *c, uint32_t p);
-/* Fault injection for tests: closes every connection to `port` and refuses
- * new ones (as a network cut between this host and that member would) until
- * called again with another port or 0. */
-void hzc_test_block_port(hzc_client_t *c, int port);
 /* Requests sent on the connection to member index i of the current member list
  * (for routing tests); returns -1 if out of range. */
 int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i);

@@ -16,6 +16,7 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "e2e-co-%d", (int)getpid());
   snprintf(sid, sizeof sid, "coalesce-%d", (int)getpid());
   e2e_agent_t ag = {0};
+  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_FILL_DELAY_KEY=hot");
   snprintf(ag.extra_env[1], sizeof ag.extra_env[1], "HZSHM_AGENT_TEST_FILL_DELAY_MS=1000");
   e2e_agent_start(&ag, name, argv[1]);

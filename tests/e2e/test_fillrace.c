@@ -36,6 +36,7 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "e2e-fr-%d", (int)getpid());
   snprintf(sid, sizeof sid, "fillrace-%d", (int)getpid());
   e2e_agent_t ag = {0};
+  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_FILL_DELAY_KEY=race");
   snprintf(ag.extra_env[1], sizeof ag.extra_env[1], "HZSHM_AGENT_TEST_FILL_DELAY_MS=1500");
   e2e_agent_start(&ag, name, argv[1]);

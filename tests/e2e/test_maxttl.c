@@ -20,6 +20,7 @@ int main(int argc, char **argv) {
   snprintf(name, sizeof name, "e2e-ttl-%d", (int)getpid());
   snprintf(sid, sizeof sid, "maxttl-%d", (int)getpid());
   e2e_agent_t ag = {0};
+  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_DROP_INVAL_KEY=silent");
   ag.extra_args[0] = "--max-ttl-ms";
   ag.extra_args[1] = "2000";

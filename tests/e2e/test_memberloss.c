@@ -59,6 +59,7 @@ int main(int argc, char **argv) {
   int port = atoi(strchr(argv[1], ':') + 1);
   snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, port + 1);
   e2e_agent_t ag = {0};
+  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_DROP_INVAL_KEY=kdrop");
   e2e_agent_start(&ag, name, members);
   hzshm__peer_t *peer;

@@ -77,6 +77,7 @@ int main(int argc, char **argv) {
   int port = atoi(strchr(argv[1], ':') + 1);
   unlink(block);
   e2e_agent_t ag = {0};
+  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
   e2e_agent_start(&ag, name, argv[1]);
   hzshm__peer_t *peer;

@@ -33,6 +33,7 @@
  * the distributed-object listener (unisocket).
  */
 #include "fake_server_ctl.h"
+#include "hzc_test.h"
 #include "hzt.h"
 
 enum mode { KEEP, REMOVE_IN_CB, REMOVE_AFTER, RELISTEN, UNANSWERED };
