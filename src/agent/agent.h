@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "clock.h"
 #include "hzc.h"
 #include "hzshm.h"
 #include "ipc.h"
@@ -16,6 +17,7 @@
 #include "table.h"
 
 typedef struct agent agent_t;
+typedef struct session session_t;
 
 /* ---- options (main.c) ---- */
 typedef struct {
@@ -66,8 +68,12 @@ typedef struct pending {
 /* ---- sessions (sessions.c) ---- */
 enum { LSN_NONE = 0, LSN_PENDING = 1, LSN_ACTIVE = 2 };
 
+/* An operation waiting for its session's listener (sessions.c), or run at
+ * once: run is the module's that made it (requests.c), so sessions.c only
+ * queues, runs and fails parked operations without knowing what they do. */
 typedef struct parked {
   struct parked *next;
+  void (*run)(session_t *s, struct parked *p); /* called once; it owns (frees) p */
   conn_t *c;
   uint32_t reqid;
   uint8_t op;
@@ -78,7 +84,7 @@ typedef struct parked {
   size_t vlen;
 } parked_t;
 
-typedef struct session {
+struct session {
   hzshm__tnode_t node; /* key = name */
   agent_t *a;
   char *name;
@@ -103,7 +109,7 @@ typedef struct session {
    * their owner is gone); usually none. */
   struct suspect *suspects;
   uint32_t nsuspects, capsuspects;
-} session_t;
+};
 
 /* inval.c: one partition of a session whose member sequence ran ahead of our events. */
 typedef struct suspect {
@@ -180,10 +186,7 @@ struct agent {
   int last_reconcile_status;
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
-  /* Ack times of our recent writes by hash(map, key), to measure how long
-   * after the cluster's ack the write's own invalidation event arrives
-   * (counter HZSHM__AC_INVAL_LAG_US). A collision only mixes two samples. */
-  uint64_t ack_us[1024];
+  uint64_t ack_us[1024];    /* counters.c: ack times of our recent writes (invalidation lag) */
   int exit_code;            /* main's status: 1 after a fatal error (hzshm__agent_fatal) */
   int notified_ready;       /* notify.c */
   uv_timer_t watchdog;
@@ -222,7 +225,6 @@ void hzshm__agent_test_flush(agent_t *a);
 void hzshm__agent_test_tick(agent_t *a);
 #endif
 
-uint64_t hzshm__agent_now_ms(void);
 /* log.c: levels are syslog's (hzc's HZC_LOG_* too). hzshm__agent_log is info. */
 enum { HZSHM__LOG_ERR = 3, HZSHM__LOG_WARN = 4, HZSHM__LOG_INFO = 6, HZSHM__LOG_DEBUG = 7 };
 void hzshm__log_init(int level);
@@ -256,14 +258,12 @@ void hzshm__conn_unref(conn_t *c);
 
 /* requests.c: called by server.c for every well-formed frame. */
 void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r);
-/* Runs a (previously parked) operation on a session whose listener is active. */
-void hzshm__req_run(session_t *s, parked_t *p);
 
 /* sessions.c */
 session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int create);
 /* Ensures the segment has a directory entry for s (s->ref). */
 int hzshm__session_ref(session_t *s);
-/* Parks p until the listener is active (registering it if needed), or runs it now. */
+/* Parks p until the listener is active (registering it if needed), or runs it now (p->run). */
 void hzshm__session_submit(session_t *s, parked_t *p);
 /* Session cleared (keep=1) or destroyed (keep=0) in the cluster: hide its
  * entries in the segment, cancel its reservations; keep=0 removes the listener
@@ -288,13 +288,11 @@ void hzshm__resv_maybe_free(resv_t *r);
 void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
 void hzshm__resv_cancel_all(session_t *s);
 /* Idle check: forgets expected echoes that never came (bounded wait), frees what is left unused. */
-void hzshm__resv_expire(session_t *s, uint64_t now_ms);
+void hzshm__resv_expire(session_t *s, uint64_t now);
 /* An own invalidation (our client UUID) of r's key: 1 if it is the echo of a
  * write this agent acknowledged and still expects (skipped), else 0: an
  * unknown write (timed out, applied late) - applied like a foreign one. */
 int hzshm__resv_own_echo(resv_t *r);
-/* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
-void hzshm__agent_uncacheable(agent_t *a, size_t bytes);
 
 /* inval.c */
 void hzshm__inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
@@ -329,11 +327,18 @@ void hzshm__health_reconcile_soon(agent_t *a);
 /* Applies changes of hzc_partition_watch (stale marks, reconciliation). */
 void hzshm__health_watch(agent_t *a);
 int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
-/* Adds delta to counter idx and publishes it in the segment at once (tests
- * and `hzshm stat` see it without waiting for the next tick). */
+
+/* counters.c: adds delta to counter idx and publishes it in the segment at
+ * once (tests and `hzshm stat` see it without waiting for the next tick). */
 void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta);
 void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v);
-size_t hzshm__agent_lag_slot(const char *map, const void *key, size_t klen);
+/* Publishes every counter (health tick); the cluster state's too. */
+void counters_publish(agent_t *a);
+/* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
+void hzshm__agent_uncacheable(agent_t *a, size_t bytes);
+/* Invalidation lag: our write of (map, key) was acknowledged now / its echo arrived now. */
+void lag_acked(agent_t *a, const char *map, const void *key, size_t klen);
+void lag_echoed(agent_t *a, const char *map, const void *key, size_t klen);
 
 /* The local lifetime of an entry cached now (ms, 0 = no expiry): the write's
  * own TTL when it has one, capped by --max-ttl-ms. The member expires and

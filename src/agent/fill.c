@@ -25,15 +25,6 @@
 
 #include "agent.h"
 
-void hzshm__agent_uncacheable(agent_t *a, size_t bytes) {
-  hzshm__agent_count(a, HZSHM__AC_UNCACHEABLE, 1);
-  if (a->ctr[HZSHM__AC_UNCACHEABLE] == 1)
-    hzshm__agent_logl(HZSHM__LOG_WARN,
-                      "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
-                      "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
-                      bytes);
-}
-
 resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) {
   hzshm__tnode_t *n = hzshm__table_find(&s->resv, key, klen);
   if (n || !create) return (resv_t *)n;
@@ -124,7 +115,7 @@ void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_o
  * turns a skip into a delete, provided no expectation outlives its echo: an
  * ack adds none when the echo may already have come uncounted (requests.c). */
 int hzshm__resv_own_echo(resv_t *r) {
-  uint64_t now = hzshm__agent_now_ms();
+  uint64_t now = now_ms();
   if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
   if (r->echoes > 0 && now <= r->echo_until_ms) {
     r->echoes--;
@@ -150,8 +141,8 @@ static void expire_one(hzshm__tnode_t *n, void *ud) {
   hzshm__resv_maybe_free(r);
 }
 
-void hzshm__resv_expire(session_t *s, uint64_t now_ms) {
-  expire_t x = {now_ms};
+void hzshm__resv_expire(session_t *s, uint64_t now) {
+  expire_t x = {now};
   hzshm__table_each(&s->resv, expire_one, &x);
 }
 

@@ -43,7 +43,7 @@ static void repair(agent_t *a) {
 static int shm_state(const agent_t *a) {
   if (a->stopping) return HZSHM_SHM_STOPPED;
   if (a->cluster_state == 1) return HZSHM_SHM_SERVING;
-  if (a->cluster_state == 2 && hzshm__agent_now_ms() - a->lost_since_ms < a->o.stale_ms) return HZSHM_SHM_SERVING;
+  if (a->cluster_state == 2 && now_ms() - a->lost_since_ms < a->o.stale_ms) return HZSHM_SHM_SERVING;
   return HZSHM_SHM_DISCONNECTED;
 }
 
@@ -56,26 +56,6 @@ int hzshm__agent_serving(const agent_t *a) {
     default:
       return HZSHM_EDISCONNECTED;
   }
-}
-
-void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta) {
-  a->ctr[idx] += (uint64_t)delta;
-  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->ctr[idx]);
-}
-
-void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v) {
-  if (idx == HZSHM__AC_INVAL_LAG_US) hzshm__hist_observe(&a->hist[1], (double)v / 1e6); /* metrics.c */
-  a->ctr[idx] = v;
-  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, v);
-}
-
-size_t hzshm__agent_lag_slot(const char *map, const void *key, size_t klen) {
-  return (size_t)((hzshm__table_hash(map, strlen(map)) * 31u + hzshm__table_hash(key, klen)) % 1024u);
-}
-
-static void publish(agent_t *a) {
-  a->ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster_state;
-  for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);
 }
 
 /* Applies changes of which connection brings each partition's invalidations
@@ -102,7 +82,7 @@ void hzshm__health_watch(agent_t *a) {
   }
   /* Logged when the count settles on a new value, at most once a second
    * (a migration changes it in many small steps); the return to 0 at once. */
-  uint64_t now = hzshm__agent_now_ms();
+  uint64_t now = now_ms();
   /* Not while starting (partition table and member connections on their way). */
   if (unwatched == 0) a->all_watched_once = 1;
   int starting = !a->all_watched_once && now - a->connected_ms < 2000;
@@ -130,7 +110,7 @@ static void tick_cb(uv_timer_t *t) {
   hzshm__health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);
-  publish(a);
+  counters_publish(a);
   hzshm__inval_baseline_retry(a);
   if (++n % 20 == 0) hzshm__session_idle_check(a);
 }
@@ -158,7 +138,7 @@ int hzshm__health_start(agent_t *a) {
 void hzshm__health_close(agent_t *a) {
   hzshm__shm_w_heartbeat(a->shm, HZSHM_SHM_STOPPED);
   a->cluster_state = 3;
-  publish(a);
+  counters_publish(a);
   uv_close((uv_handle_t *)&a->tick, NULL);
   uv_close((uv_handle_t *)&a->reconcile, NULL);
 }
@@ -168,14 +148,14 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   switch (ev->kind) {
     case HZC_EV_CONNECTED:
       a->cluster_state = 1;
-      a->connected_ms = hzshm__agent_now_ms();
+      a->connected_ms = now_ms();
       a->my_uuid = hzc_client_uuid(c);
       hzshm__agent_log("connected to cluster %s", a->o.cluster);
       break;
     case HZC_EV_DISCONNECTED:
       /* From the last bytes heard: a silent member was trusted for its whole silence already. */
       if (a->cluster_state == 1) {
-        uint64_t now = hzshm__agent_now_ms(), quiet = hzc_silence_ms(c);
+        uint64_t now = now_ms(), quiet = hzc_silence_ms(c);
         a->lost_since_ms = now - (quiet < now ? quiet : 0);
       }
       a->cluster_state = 2;
@@ -210,5 +190,5 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   }
   hzshm__health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
-  publish(a);
+  counters_publish(a);
 }

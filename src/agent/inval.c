@@ -212,12 +212,7 @@ void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t
     return;
   }
   int own = memcmp(&inv->source, &a->my_uuid, sizeof a->my_uuid) == 0;
-  if (own) {
-    uint64_t *ack = &a->ack_us[hzshm__agent_lag_slot(map, inv->key, inv->klen)];
-    uint64_t now = uv_hrtime() / 1000u;
-    if (*ack && now >= *ack) hzshm__agent_set(a, HZSHM__AC_INVAL_LAG_US, now - *ack);
-    *ack = 0; /* an echo that beat the ack leaves no sample */
-  }
+  if (own) lag_echoed(a, map, inv->key, inv->klen);
   resv_t *r = hzshm__resv_get(s, inv->key, inv->klen, 0);
   /* Skipped only as the expected echo of an acknowledged write (fill.c). */
   if (own) own = r != NULL && hzshm__resv_own_echo(r);
@@ -286,7 +281,7 @@ static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
       s->suspects = n;
       s->capsuspects = cap;
     }
-    s->suspects[s->nsuspects++] = (suspect_t){p, a->watch[p], x->round, hzshm__agent_now_ms()};
+    s->suspects[s->nsuspects++] = (suspect_t){p, a->watch[p], x->round, now_ms()};
     return;
   }
   /* Sent before the wait was over: an event may still be on its way. */
@@ -418,7 +413,7 @@ void hzshm__inval_reconcile(agent_t *a) {
     return;
   }
   x->round = ++a->round_ids;
-  x->sent_ms = hzshm__agent_now_ms();
+  x->sent_ms = now_ms();
   collect_t c = {x, cap};
   hzshm__table_each(&a->sessions, collect, &c);
   a->reconciling++;
@@ -459,7 +454,7 @@ void hzshm__inval_baseline(session_t *s) {
   *x = (recon_t){.a = a, .init = 1, .gen = s->lgen, .names = names, .n = 1};
   int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)names, 1, recon_seq, recon_uuid,
                                            baseline_done, x);
-  uint64_t now = hzshm__agent_now_ms();
+  uint64_t now = now_ms();
   if (rc == HZSHM_EDISCONNECTED && !a->stopping &&
       (s->baseline_since == 0 || now - s->baseline_since < a->o.stale_ms)) {
     /* No member list yet (just connected) or cut off: stay parked, the

@@ -28,8 +28,6 @@
 
 #include "agent.h"
 
-uint64_t hzshm__agent_now_ms(void) { return uv_hrtime() / 1000000u; }
-
 static void hz_closed(void *ud) {
   agent_t *a = ud;
   a->hz = NULL;

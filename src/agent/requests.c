@@ -24,12 +24,7 @@
 #include "agent.h"
 #include "reqparse.h"
 
-void hzshm__parked_free(parked_t *p) {
-  if (p->c) hzshm__conn_unref(p->c);
-  free(p->key);
-  free(p->val);
-  free(p);
-}
+static void req_run(session_t *s, parked_t *p);
 
 void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   agent_t *a = c->a;
@@ -64,8 +59,9 @@ void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_
   p->klen = r->klen;
   if (r->vlen) memcpy(p->val, r->val, r->vlen);
   p->vlen = r->vlen;
+  p->run = req_run;
   if (h->op == HZSHM__OP_DESTROY) {
-    hzshm__req_run(s, p); /* needs no listener */
+    req_run(s, p); /* needs no listener */
   } else {
     hzshm__session_submit(s, p);
   }
@@ -122,12 +118,12 @@ static void write_ack(void *ud, const hzc_result_t *res) {
         r->early--;
       } else if (!r->write_canceled && r->unknown == 0) {
         r->echoes++;
-        r->echo_until_ms = hzshm__agent_now_ms() + HZSHM__ECHO_WAIT_MS;
+        r->echo_until_ms = now_ms() + HZSHM__ECHO_WAIT_MS;
       }
     } else if (status != 0) {
       /* Outcome unknown: the member may still apply it (a parked operation). */
       r->unknown++;
-      r->unknown_until_ms = hzshm__agent_now_ms() + HZSHM__UNKNOWN_WAIT_MS;
+      r->unknown_until_ms = now_ms() + HZSHM__UNKNOWN_WAIT_MS;
     }
     /* Cached only when it is the key's last submitted write: an earlier
      * write's acknowledgement that arrives after a later one's never wins. */
@@ -159,7 +155,7 @@ static void write_ack(void *ud, const hzc_result_t *res) {
   }
   if (status == 0) {
     hzshm__agent_count(a, HZSHM__AC_WRITES, 1);
-    if (p->op != HZSHM__OP_DESTROY) a->ack_us[hzshm__agent_lag_slot(s->name, p->key, p->klen)] = uv_hrtime() / 1000u;
+    if (p->op != HZSHM__OP_DESTROY) lag_acked(a, s->name, p->key, p->klen);
   }
   hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
   hzshm__parked_free(p);
@@ -177,7 +173,9 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
   write_ack(ud, res);
 }
 
-void hzshm__req_run(session_t *s, parked_t *p) {
+/* Runs a (previously parked) operation on a session whose listener is active
+ * (a destroy: any session): parked_t.run of every local request. */
+static void req_run(session_t *s, parked_t *p) {
   agent_t *a = s->a;
   if (p->op == HZSHM__OP_GET || p->op == HZSHM__OP_HAS) {
     hzshm__fill_request(s, p->c, p->reqid, p->op, p->key, p->klen);

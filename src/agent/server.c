@@ -100,7 +100,7 @@ void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int3
   hzshm__agent_count(c->a, HZSHM__AC_REQUESTS, 1);
   unsigned slot = reqid & 63u;
   if (c->t_ns[slot] && c->t_reqid[slot] == reqid) {
-    hzshm__hist_observe(&c->a->hist[0], (double)(uv_hrtime() - c->t_ns[slot]) / 1e9);
+    hzshm__hist_observe(&c->a->hist[0], (double)(now_ns() - c->t_ns[slot]) / 1e9);
     c->t_ns[slot] = 0;
   }
   send_frame(c, op, reqid, status, aux, val, vlen, 0);
@@ -130,7 +130,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   conn_t *c = ud;
   c->t_reqid[h->reqid & 63u] = h->reqid;
-  c->t_ns[h->reqid & 63u] = uv_hrtime();
+  c->t_ns[h->reqid & 63u] = now_ns();
   hzshm__req_dispatch(c, h, r);
   return c->closed;
 }

@@ -21,7 +21,7 @@ session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int 
     session_t *s = (session_t *)n;
     /* Only local requests (create != 0) count as use: events and
      * reconciliation must not keep an idle session's listener alive. */
-    if (create) s->last_use_ms = hzshm__agent_now_ms();
+    if (create) s->last_use_ms = now_ms();
     return s;
   }
   if (!create) return NULL;
@@ -39,7 +39,7 @@ session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int 
   s->node.key = s->name;
   s->node.klen = namelen;
   s->parked_tail = &s->parked;
-  s->last_use_ms = hzshm__agent_now_ms();
+  s->last_use_ms = now_ms();
   if (hzshm__table_insert(&a->sessions, &s->node) != 0) {
     free(s->name);
     free(s);
@@ -57,6 +57,13 @@ int hzshm__session_ref(session_t *s) {
 
 void hzshm__session_busy(session_t *s, int delta) { s->busy += delta; }
 
+void hzshm__parked_free(parked_t *p) {
+  if (p->c) hzshm__conn_unref(p->c);
+  free(p->key);
+  free(p->val);
+  free(p);
+}
+
 static void run_parked(session_t *s, int status) {
   parked_t *p = s->parked;
   s->parked = NULL;
@@ -65,7 +72,7 @@ static void run_parked(session_t *s, int status) {
     parked_t *next = p->next;
     p->next = NULL;
     if (status == 0) {
-      hzshm__req_run(s, p);
+      p->run(s, p);
     } else {
       hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
       hzshm__parked_free(p);
@@ -128,7 +135,7 @@ static void listen_start(session_t *s) {
 
 void hzshm__session_submit(session_t *s, parked_t *p) {
   if (s->lsn == LSN_ACTIVE) {
-    hzshm__req_run(s, p);
+    p->run(s, p);
     return;
   }
   *s->parked_tail = p;
@@ -215,7 +222,7 @@ static void idle_one(hzshm__tnode_t *n, void *ud) {
 }
 
 void hzshm__session_idle_check(agent_t *a) {
-  idle_ctx_t x = {a, hzshm__agent_now_ms()};
+  idle_ctx_t x = {a, now_ms()};
   hzshm__table_each(&a->sessions, idle_one, &x);
 }
 
