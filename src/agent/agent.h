@@ -36,17 +36,17 @@ typedef struct {
   uint32_t stale_ms;      /* reader heartbeat bound and cluster-loss bound */
   uint32_t reconcile_ms;  /* metadata reconciliation interval */
   uint32_t idle_ms;       /* listener removed after this long without entries */
-  uint32_t max_ttl_ms;    /* cap on a cached entry's local lifetime; 0 = none (see hzshm__agent_local_ttl) */
+  uint32_t max_ttl_ms;    /* cap on a cached entry's local lifetime; 0 = none (see local_ttl) */
   uint32_t invocation_timeout_ms; /* a cluster operation fails after this long */
   int unlink_on_exit;
   long allow_gid;         /* -1 = none */
 } agent_opts_t;
 
 /* ---- local connections (server.c) ---- */
-typedef struct conn {
+typedef struct lconn {
   uv_pipe_t pipe; /* first: the handle's data is the conn */
   agent_t *a;
-  struct conn *next, *prev;
+  struct lconn *next, *prev;
   int refs;       /* 1 for the open handle + 1 per pending request */
   int closed;
   uint8_t *rbuf;
@@ -55,12 +55,12 @@ typedef struct conn {
    * histogram (server.c); a slot reused before its answer loses a sample. */
   uint32_t t_reqid[64];
   uint64_t t_ns[64];
-} conn_t;
+} lconn_t;
 
 /* A request waiting for the cluster. */
 typedef struct pending {
   struct pending *next;
-  conn_t *c;
+  lconn_t *c;
   uint32_t reqid;
   uint8_t op;
 } pending_t;
@@ -74,7 +74,7 @@ enum { LSN_NONE = 0, LSN_PENDING = 1, LSN_ACTIVE = 2 };
 typedef struct parked {
   struct parked *next;
   void (*run)(session_t *s, struct parked *p); /* called once; it owns (frees) p */
-  conn_t *c;
+  lconn_t *c;
   uint32_t reqid;
   uint8_t op;
   int64_t ttl_ms;
@@ -85,7 +85,7 @@ typedef struct parked {
 } parked_t;
 
 struct session {
-  hzshm__tnode_t node; /* key = name */
+  tnode_t node; /* key = name */
   agent_t *a;
   char *name;
   size_t namelen;
@@ -99,7 +99,7 @@ struct session {
   uint64_t round_changes;   /* seq_changes when the periodic round round_id collected the session */
   uint32_t round_id;
   uint64_t baseline_since;  /* initial baseline fetch waiting for a member list since (ms), 0 = not */
-  hzshm__table_t resv;      /* key -> resv_t */
+  table_t resv;      /* key -> resv_t */
   parked_t *parked, **parked_tail;
   int busy;                 /* operations in flight to the cluster */
   uint64_t last_use_ms;
@@ -127,7 +127,7 @@ typedef struct wlink {
 } wlink_t;
 
 typedef struct resv {
-  hzshm__tnode_t node;      /* key = key bytes */
+  tnode_t node;      /* key = key bytes */
   session_t *s;
   uint8_t *key;
   size_t klen;
@@ -159,8 +159,8 @@ struct agent {
   int server_bound;         /* server.c: the socket path is ours (unlinked on close) */
   uv_signal_t sigterm, sigint;
   uv_timer_t tick, reconcile;
-  conn_t *conns;
-  hzshm__table_t sessions;
+  lconn_t *conns;
+  table_t sessions;
   uint32_t partitions;
   hzc_uuid_t *puuid;        /* per partition UUID last seen (zero = unknown) */
   int cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
@@ -172,8 +172,8 @@ struct agent {
   int baselines_forgotten;  /* cluster changed: the next complete round sets unreported baselines to 0 */
   int baseline_waiting;     /* some session's initial baseline fetch is to be retried */
   /* Per partition: the connection (hzc_partition_watch id) its invalidations
-   * come on, as last applied by hzshm__health_watch; 0 = none: nothing of
-   * the partition is cached (hzshm__inval_cacheable). */
+   * come on, as last applied by health_watch; 0 = none: nothing of
+   * the partition is cached (inval_cacheable). */
   int *watch;
   /* Per partition: a->round_ids when its UUID restarted or its watching
    * connection changed (events may legitimately be missing since, inval.c). */
@@ -187,7 +187,7 @@ struct agent {
   uint64_t ctr[HZSHM__AC_COUNT_];
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
   uint64_t ack_us[1024];    /* counters.c: ack times of our recent writes (invalidation lag) */
-  int exit_code;            /* main's status: 1 after a fatal error (hzshm__agent_fatal) */
+  int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */
   int notified_ready;       /* notify.c */
   uv_timer_t watchdog;
   int watchdog_on;
@@ -202,140 +202,140 @@ struct agent {
 #ifdef HZSHM_AGENT_TEST_SEAMS
 /* test_seams.c: only in the test-only build hzshm-agent-seams (the
  * variables that turn each seam on are listed there). */
-void hzshm__agent_test_after_open(void);
-int hzshm__agent_test_drop_clear(void);
+void seam_after_open(void);
+int seam_drop_clear(void);
 /* A clear-all or DESTROYED event reached s; 1 if the event inv must be ignored: the first
  * registration after a clear-all loses the events of one member
  * (HZSHM_AGENT_TEST_LOSE_RENEWED_KEY). */
-void hzshm__agent_test_clear_seen(const session_t *s);
-int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv);
+void seam_clear_seen(const session_t *s);
+int seam_lose(const session_t *s, const hzc_invalidation_t *inv);
 /* 1: invalidation inv is to be ignored, as if lost. */
-int hzshm__agent_test_drop_inval(const hzc_invalidation_t *inv);
+int seam_drop_inval(const hzc_invalidation_t *inv);
 /* 1: the result res of a remote get of key is handled later: cb(ud, copy)
- * runs after HZSHM_AGENT_TEST_FILL_DELAY_MS, or at hzshm__agent_test_flush. */
-int hzshm__agent_test_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+ * runs after HZSHM_AGENT_TEST_FILL_DELAY_MS, or at seam_flush. */
+int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
                                  void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 /* 1: the acknowledgement res of a write of key is handled later: cb(ud, copy)
  * runs after HZSHM_AGENT_TEST_ACK_DELAY_MS (status and boolean only). */
-int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+int seam_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 /* At shutdown: every deferred fill completes now, with HZSHM_ESTOPPED. */
-void hzshm__agent_test_flush(agent_t *a);
+void seam_flush(agent_t *a);
 /* Health tick: applies HZSHM_AGENT_TEST_BLOCK_FILE's port (network cut). */
-void hzshm__agent_test_tick(agent_t *a);
+void seam_tick(agent_t *a);
 #endif
 
-/* log.c: levels are syslog's (hzc's HZC_LOG_* too). hzshm__agent_log is info. */
-enum { HZSHM__LOG_ERR = 3, HZSHM__LOG_WARN = 4, HZSHM__LOG_INFO = 6, HZSHM__LOG_DEBUG = 7 };
-void hzshm__log_init(int level);
-int hzshm__log_level_parse(const char *s); /* "error".."debug" -> level, -1 if unknown */
-void hzshm__agent_logl(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void hzshm__agent_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void hzshm__agent_stop(agent_t *a);
+/* log.c: levels are syslog's (hzc's HZC_LOG_* too). log_info is info. */
+enum { LVL_ERR = 3, LVL_WARN = 4, LVL_INFO = 6, LVL_DEBUG = 7 };
+void log_init(int level);
+int log_level_parse(const char *s); /* "error".."debug" -> level, -1 if unknown */
+void log_at(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void agent_stop(agent_t *a);
 /* Logs one error line, stops the agent; main then exits 1. */
-void hzshm__agent_fatal(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void agent_fatal(agent_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* notify.c: systemd readiness (optional libsystemd). */
-void hzshm__notify_ready(agent_t *a);
-void hzshm__notify_status(agent_t *a, const char *status);
-void hzshm__notify_stopping(agent_t *a); /* also stops the watchdog timer */
-void hzshm__notify_start(agent_t *a);    /* the watchdog timer, if WatchdogSec= */
+void notify_ready(agent_t *a);
+void notify_status(agent_t *a, const char *status);
+void notify_stopping(agent_t *a); /* also stops the watchdog timer */
+void notify_start(agent_t *a);    /* the watchdog timer, if WatchdogSec= */
 /* metrics.c */
-void hzshm__metrics_init(agent_t *a);
-int hzshm__metrics_start(agent_t *a); /* 0, or the error (logged as fatal) */
-void hzshm__metrics_close(agent_t *a);
+void metrics_init(agent_t *a);
+int metrics_start(agent_t *a); /* 0, or the error (logged as fatal) */
+void metrics_close(agent_t *a);
 /* opts.c: 0, or -1 after printing which option is wrong; exits on --help/--version. */
-int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o);
-int hzshm__parse_size(const char *s, uint64_t *out);
+int opts_parse(int argc, char **argv, agent_opts_t *o);
+int parse_size(const char *s, uint64_t *out);
 
 /* server.c */
-int hzshm__server_start(agent_t *a);
-void hzshm__server_close(agent_t *a);
+int server_start(agent_t *a);
+void server_close(agent_t *a);
 /* Sends a response frame; dropped if the connection is closed. */
-void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+void server_reply(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                          size_t vlen);
-void hzshm__conn_ref(conn_t *c);
-void hzshm__conn_unref(conn_t *c);
+void lconn_ref(lconn_t *c);
+void lconn_unref(lconn_t *c);
 
 /* requests.c: called by server.c for every well-formed frame. */
-void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r);
+void req_dispatch(lconn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r);
 
 /* sessions.c */
-session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int create);
+session_t *session_get(agent_t *a, const char *name, size_t namelen, int create);
 /* Ensures the segment has a directory entry for s (s->ref). */
-int hzshm__session_ref(session_t *s);
+int session_ref(session_t *s);
 /* Parks p until the listener is active (registering it if needed), or runs it now (p->run). */
-void hzshm__session_submit(session_t *s, parked_t *p);
+void session_submit(session_t *s, parked_t *p);
 /* Session cleared (keep=1) or destroyed (keep=0) in the cluster: hide its
  * entries in the segment, cancel its reservations; keep=0 removes the listener
  * (operations parked on a pending registration wait for a new one). */
-void hzshm__session_purge(session_t *s, int keep);
+void session_purge(session_t *s, int keep);
 /* The map may have been destroyed somewhere (a clear-all, a DESTROYED event,
  * a member sequence below our baseline): a destroy drops every listener
  * registration of the map on the members, so ours is dropped here too and
  * registered again (at once if operations are parked, else by the next
  * operation), with fresh baselines. Entries and reservations are purged. */
-void hzshm__session_relisten(session_t *s);
-void hzshm__session_idle_check(agent_t *a);
-void hzshm__session_free_all(agent_t *a);
-void hzshm__session_busy(session_t *s, int delta);
+void session_relisten(session_t *s);
+void session_idle_check(agent_t *a);
+void session_free_all(agent_t *a);
+void session_busy(session_t *s, int delta);
 /* The session's initial baselines are set (or could not be): listener active, parked operations run. */
-void hzshm__session_baselined(session_t *s);
-void hzshm__parked_free(parked_t *p);
+void session_baselined(session_t *s);
+void parked_free(parked_t *p);
 
 /* fill.c */
-resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create);
-void hzshm__resv_maybe_free(resv_t *r);
-void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
-void hzshm__resv_cancel_all(session_t *s);
+resv_t *resv_get(session_t *s, const void *key, size_t klen, int create);
+void resv_maybe_free(resv_t *r);
+void fill_request(session_t *s, lconn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen);
+void resv_cancel_all(session_t *s);
 /* Idle check: forgets expected echoes that never came (bounded wait), frees what is left unused. */
-void hzshm__resv_expire(session_t *s, uint64_t now);
+void resv_expire(session_t *s, uint64_t now);
 /* An own invalidation (our client UUID) of r's key: 1 if it is the echo of a
  * write this agent acknowledged and still expects (skipped), else 0: an
  * unknown write (timed out, applied late) - applied like a foreign one. */
-int hzshm__resv_own_echo(resv_t *r);
+int resv_own_echo(resv_t *r);
 
 /* inval.c */
-void hzshm__inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
-void hzshm__object_cb(hzc_client_t *c, const char *service, const char *name, int destroyed,
+void inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
+void inval_object_cb(hzc_client_t *c, const char *service, const char *name, int destroyed,
                       const hzc_uuid_t *source, void *ud);
-void hzshm__inval_reconcile(agent_t *a);
-void hzshm__inval_all_stale(agent_t *a);
+void inval_reconcile(agent_t *a);
+void inval_all_stale(agent_t *a);
 /* Marks partition p stale in the segment (entries filled before now are misses) and counts it. */
-void hzshm__inval_mark_stale(agent_t *a, int32_t p);
-/* Fetches the initial baselines of s (listener just acknowledged), then hzshm__session_baselined. */
-void hzshm__inval_baseline(session_t *s);
+void inval_mark_stale(agent_t *a, int32_t p);
+/* Fetches the initial baselines of s (listener just acknowledged), then session_baselined. */
+void inval_baseline(session_t *s);
 /* Health tick: retries the initial fetches that found no member list. */
-void hzshm__inval_baseline_retry(agent_t *a);
+void inval_baseline_retry(agent_t *a);
 /* Nonzero when an entry of (session, partition) may be cached: its baseline
  * is known and the partition's owner sends us its events on a connection
- * whose change was already applied (hzshm__health_watch). */
-int hzshm__inval_cacheable(const session_t *s, uint32_t part);
+ * whose change was already applied (health_watch). */
+int inval_cacheable(const session_t *s, uint32_t part);
 /* Cluster changed: every baseline and partition UUID is unknown again. */
-void hzshm__inval_forget(agent_t *a);
+void inval_forget(agent_t *a);
 /* Partition p's UUID restarted or its watching connection changed: events of
  * it may be missing since, so that is no evidence of a lost listener. */
-void hzshm__inval_partition_changed(agent_t *a, uint32_t p);
+void inval_partition_changed(agent_t *a, uint32_t p);
 /* A new registration (or none): the listener-loss evidence of s is void. */
-void hzshm__inval_forget_suspects(session_t *s);
+void inval_forget_suspects(session_t *s);
 
 /* health.c */
-int hzshm__health_start(agent_t *a);
-void hzshm__health_close(agent_t *a);
-void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
-/* Runs a reconciliation within HZSHM__RECON_SOON_MS (then every --reconcile-ms). */
-void hzshm__health_reconcile_soon(agent_t *a);
+int health_start(agent_t *a);
+void health_close(agent_t *a);
+void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud);
+/* Runs a reconciliation within RECON_SOON_MS (then every --reconcile-ms). */
+void health_reconcile_soon(agent_t *a);
 /* Applies changes of hzc_partition_watch (stale marks, reconciliation). */
-void hzshm__health_watch(agent_t *a);
-int hzshm__agent_serving(const agent_t *a); /* 0 or the error to answer with */
+void health_watch(agent_t *a);
+int health_serving(const agent_t *a); /* 0 or the error to answer with */
 
 /* counters.c: adds delta to counter idx and publishes it in the segment at
  * once (tests and `hzshm stat` see it without waiting for the next tick). */
-void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta);
-void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v);
+void counter_add(agent_t *a, unsigned idx, int64_t delta);
+void counter_set(agent_t *a, unsigned idx, uint64_t v);
 /* Publishes every counter (health tick); the cluster state's too. */
 void counters_publish(agent_t *a);
 /* A value too large for the segment's slabs was served uncached: counted (and logged the first time). */
-void hzshm__agent_uncacheable(agent_t *a, size_t bytes);
+void counter_uncacheable(agent_t *a, size_t bytes);
 /* Invalidation lag: our write of (map, key) was acknowledged now / its echo arrived now. */
 void lag_acked(agent_t *a, const char *map, const void *key, size_t klen);
 void lag_echoed(agent_t *a, const char *map, const void *key, size_t klen);
@@ -345,6 +345,6 @@ void lag_echoed(agent_t *a, const char *map, const void *key, size_t klen);
  * evicts entries without sending an invalidation (docs/PROTOCOL-NOTES.md,
  * section 5), so the cap bounds how long such an entry can outlive its
  * cluster copy here. ttl_ms as the Store API: -1 map default, 0 infinite. */
-uint32_t hzshm__agent_local_ttl(const agent_t *a, int64_t ttl_ms);
+uint32_t local_ttl(const agent_t *a, int64_t ttl_ms);
 
 #endif

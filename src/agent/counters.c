@@ -10,12 +10,12 @@
 
 #include "agent.h"
 
-void hzshm__agent_count(agent_t *a, unsigned idx, int64_t delta) {
+void counter_add(agent_t *a, unsigned idx, int64_t delta) {
   a->ctr[idx] += (uint64_t)delta;
   if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->ctr[idx]);
 }
 
-void hzshm__agent_set(agent_t *a, unsigned idx, uint64_t v) {
+void counter_set(agent_t *a, unsigned idx, uint64_t v) {
   if (idx == HZSHM__AC_INVAL_LAG_US) hzshm__hist_observe(&a->hist[1], (double)v / 1e6); /* metrics.c */
   a->ctr[idx] = v;
   if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, v);
@@ -26,10 +26,10 @@ void counters_publish(agent_t *a) {
   for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);
 }
 
-void hzshm__agent_uncacheable(agent_t *a, size_t bytes) {
-  hzshm__agent_count(a, HZSHM__AC_UNCACHEABLE, 1);
+void counter_uncacheable(agent_t *a, size_t bytes) {
+  counter_add(a, HZSHM__AC_UNCACHEABLE, 1);
   if (a->ctr[HZSHM__AC_UNCACHEABLE] == 1)
-    hzshm__agent_logl(HZSHM__LOG_WARN,
+    log_at(LVL_WARN,
                       "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
                       "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
                       bytes);
@@ -37,7 +37,7 @@ void hzshm__agent_uncacheable(agent_t *a, size_t bytes) {
 
 static uint64_t *lag_slot(agent_t *a, const char *map, const void *key, size_t klen) {
   size_t n = sizeof a->ack_us / sizeof a->ack_us[0];
-  return &a->ack_us[(hzshm__table_hash(map, strlen(map)) * 31u + hzshm__table_hash(key, klen)) % n];
+  return &a->ack_us[(table_hash(map, strlen(map)) * 31u + table_hash(key, klen)) % n];
 }
 
 void lag_acked(agent_t *a, const char *map, const void *key, size_t klen) {
@@ -47,6 +47,6 @@ void lag_acked(agent_t *a, const char *map, const void *key, size_t klen) {
 void lag_echoed(agent_t *a, const char *map, const void *key, size_t klen) {
   uint64_t *ack = lag_slot(a, map, key, klen);
   uint64_t now = now_us();
-  if (*ack && now >= *ack) hzshm__agent_set(a, HZSHM__AC_INVAL_LAG_US, now - *ack);
+  if (*ack && now >= *ack) counter_set(a, HZSHM__AC_INVAL_LAG_US, now - *ack);
   *ack = 0;
 }

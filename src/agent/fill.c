@@ -18,15 +18,15 @@
  * so the stamp is taken after the baseline is known; a fill of a partition
  * whose baseline is still unknown (no member reported it), or whose owner we
  * have no listening connection to, is returned to the waiters but not cached
- * (hzshm__inval_cacheable).
+ * (inval_cacheable).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "agent.h"
 
-resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) {
-  hzshm__tnode_t *n = hzshm__table_find(&s->resv, key, klen);
+resv_t *resv_get(session_t *s, const void *key, size_t klen, int create) {
+  tnode_t *n = table_find(&s->resv, key, klen);
   if (n || !create) return (resv_t *)n;
   resv_t *r = calloc(1, sizeof *r);
   if (r == NULL) return NULL;
@@ -40,7 +40,7 @@ resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) 
   r->s = s;
   r->node.key = r->key;
   r->node.klen = klen;
-  if (hzshm__table_insert(&s->resv, &r->node) != 0) {
+  if (table_insert(&s->resv, &r->node) != 0) {
     free(r->key);
     free(r);
     return NULL;
@@ -50,7 +50,7 @@ resv_t *hzshm__resv_get(session_t *s, const void *key, size_t klen, int create) 
 
 static void resv_detach(resv_t *r) {
   if (r->detached) return;
-  hzshm__table_remove(&r->s->resv, &r->node);
+  table_remove(&r->s->resv, &r->node);
   r->detached = 1;
 }
 
@@ -61,9 +61,9 @@ static void resv_detach(resv_t *r) {
 static resv_t *resv_replace(resv_t *r) {
   session_t *s = r->s;
   resv_detach(r);
-  resv_t *n = hzshm__resv_get(s, r->key, r->klen, 1);
+  resv_t *n = resv_get(s, r->key, r->klen, 1);
   if (n == NULL) {
-    if (hzshm__table_insert(&s->resv, &r->node) == 0) r->detached = 0;
+    if (table_insert(&s->resv, &r->node) == 0) r->detached = 0;
     return NULL;
   }
   n->writes = r->writes;
@@ -81,14 +81,14 @@ static resv_t *resv_replace(resv_t *r) {
   return n;
 }
 
-void hzshm__resv_maybe_free(resv_t *r) {
+void resv_maybe_free(resv_t *r) {
   if (r->fetching || r->writes > 0 || r->echoes > 0 || r->unknown > 0) return;
   resv_detach(r);
   free(r->key);
   free(r);
 }
 
-static void cancel_one(hzshm__tnode_t *n, void *ud) {
+static void cancel_one(tnode_t *n, void *ud) {
   resv_t *r = (resv_t *)n;
   r->fill_canceled = 1;
   r->write_canceled = 1;
@@ -96,10 +96,10 @@ static void cancel_one(hzshm__tnode_t *n, void *ud) {
   r->echoes = 0;
   r->early = 0;
   /* A fetching one stays in the table: the next miss replaces it (fill_canceled). */
-  hzshm__resv_maybe_free(r);
+  resv_maybe_free(r);
 }
 
-void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_one, NULL); }
+void resv_cancel_all(session_t *s) { table_each(&s->resv, cancel_one, NULL); }
 
 /* Own-echo accounting (issue 11, hole 2). An invalidation with our client
  * UUID is skipped only as the echo of a write we acknowledged or still wait
@@ -114,7 +114,7 @@ void hzshm__resv_cancel_all(session_t *s) { hzshm__table_each(&s->resv, cancel_o
  * member applied the writes; attributing one to the wrong write only ever
  * turns a skip into a delete, provided no expectation outlives its echo: an
  * ack adds none when the echo may already have come uncounted (requests.c). */
-int hzshm__resv_own_echo(resv_t *r) {
+int resv_own_echo(resv_t *r) {
   uint64_t now = now_ms();
   if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
   if (r->echoes > 0 && now <= r->echo_until_ms) {
@@ -133,17 +133,17 @@ typedef struct {
   uint64_t now;
 } expire_t;
 
-static void expire_one(hzshm__tnode_t *n, void *ud) {
+static void expire_one(tnode_t *n, void *ud) {
   resv_t *r = (resv_t *)n;
   uint64_t now = ((expire_t *)ud)->now;
   if (r->echoes > 0 && now > r->echo_until_ms) r->echoes = 0; /* lost (a gap repairs it), or late: then foreign */
   if (r->unknown > 0 && now > r->unknown_until_ms) r->unknown = 0;
-  hzshm__resv_maybe_free(r);
+  resv_maybe_free(r);
 }
 
-void hzshm__resv_expire(session_t *s, uint64_t now) {
+void resv_expire(session_t *s, uint64_t now) {
   expire_t x = {now};
-  hzshm__table_each(&s->resv, expire_one, &x);
+  table_each(&s->resv, expire_one, &x);
 }
 
 /* The result of a remote get (or of a failure to send one). */
@@ -163,14 +163,14 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
   int cacheable = res->status == 0 && (res->type == HZC_NULL || res->type == HZC_BYTES || res->type == HZC_STRING);
   if (res->status == 0 && !a->stopping) {
     if (r->fill_canceled) {
-      hzshm__agent_count(a, HZSHM__AC_FILLS_DROPPED, 1);
-    } else if (cacheable && s->lsn == LSN_ACTIVE && hzshm__inval_cacheable(s, part) && hzshm__session_ref(s) == 0) {
+      counter_add(a, HZSHM__AC_FILLS_DROPPED, 1);
+    } else if (cacheable && s->lsn == LSN_ACTIVE && inval_cacheable(s, part) && session_ref(s) == 0) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
-                                part, r->stamp, hzshm__agent_local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);
-      if (rc == HZSHM_ETOOBIG) hzshm__agent_uncacheable(a, r->klen + (null ? 0 : res->len));
+                                part, r->stamp, local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);
+      if (rc == HZSHM_ETOOBIG) counter_uncacheable(a, r->klen + (null ? 0 : res->len));
       if (rc != 0 && rc != HZSHM_ETOOBIG && rc != HZSHM_ESEGFULL)
-        hzshm__agent_log("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
+        log_info("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
     }
   }
   pending_t *w = r->waiters;
@@ -194,13 +194,13 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
         }
       }
     }
-    hzshm__server_reply(w->c, w->op, w->reqid, st, aux, val, vlen);
-    hzshm__conn_unref(w->c);
+    server_reply(w->c, w->op, w->reqid, st, aux, val, vlen);
+    lconn_unref(w->c);
     free(w);
     w = next;
   }
-  hzshm__session_busy(s, -1);
-  hzshm__resv_maybe_free(r);
+  session_busy(s, -1);
+  resv_maybe_free(r);
 }
 
 static void get_result(void *ud, const hzc_result_t *res) {
@@ -212,34 +212,34 @@ static void get_result(void *ud, const hzc_result_t *res) {
 static void get_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
 #ifdef HZSHM_AGENT_TEST_SEAMS
   resv_t *r = ud;
-  if (hzshm__agent_test_defer_fill(r->s->a, r->key, r->klen, res, get_result, r))
+  if (seam_defer_fill(r->s->a, r->key, r->klen, res, get_result, r))
     return; /* test-only build: an invalidation may come first */
 #endif
   get_result(ud, res);
 }
 
 /* Serves the request from the segment if it was filled meanwhile. */
-static int try_segment(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
+static int try_segment(session_t *s, lconn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
   agent_t *a = s->a;
   if (!s->has_ref || s->lsn != LSN_ACTIVE) return 0;
   size_t vlen = 0;
   int rc = hzshm__shm_r_get(a->shm, &s->ref, key, klen, a->scratch, HZSHM__IPC_VALUE_MAX, &vlen);
   if (rc == 0) {
-    hzshm__server_reply(c, op, reqid, 0, 0, op == HZSHM__OP_GET ? a->scratch : NULL, op == HZSHM__OP_GET ? vlen : 0);
+    server_reply(c, op, reqid, 0, 0, op == HZSHM__OP_GET ? a->scratch : NULL, op == HZSHM__OP_GET ? vlen : 0);
     return 1;
   }
   if (rc == HZSHM_ENOTFOUND) {
-    hzshm__server_reply(c, op, reqid, HZSHM_ENOTFOUND, 0, NULL, 0);
+    server_reply(c, op, reqid, HZSHM_ENOTFOUND, 0, NULL, 0);
     return 1;
   }
   return 0;
 }
 
-void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
+void fill_request(session_t *s, lconn_t *c, uint32_t reqid, uint8_t op, const void *key, size_t klen) {
   agent_t *a = s->a;
   if (try_segment(s, c, reqid, op, key, klen)) return;
   pending_t *w = calloc(1, sizeof *w);
-  resv_t *r = hzshm__resv_get(s, key, klen, 1);
+  resv_t *r = resv_get(s, key, klen, 1);
   int rc = -ENOMEM;
   if (w == NULL || r == NULL) goto fail;
   if (r->fetching && r->fill_canceled) {
@@ -251,20 +251,20 @@ void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, co
   w->c = c;
   w->reqid = reqid;
   w->op = op;
-  hzshm__conn_ref(c);
+  lconn_ref(c);
   w->next = r->waiters;
   r->waiters = w;
   if (r->fetching) {
-    hzshm__agent_count(a, HZSHM__AC_COALESCED, 1);
+    counter_add(a, HZSHM__AC_COALESCED, 1);
     return;
   }
   r->stamp = hzshm__shm_w_stamp(a->shm);
   r->fetching = 1;
   r->fill_canceled = 0;
-  hzshm__session_busy(s, +1);
+  session_busy(s, +1);
   rc = hzc_map_get(a->hz, s->name, key, klen, get_done, r);
   if (rc == 0) {
-    hzshm__agent_count(a, HZSHM__AC_REMOTE_GETS, 1);
+    counter_add(a, HZSHM__AC_REMOTE_GETS, 1);
     return;
   }
   fill_res_t fr = {.status = rc};
@@ -272,6 +272,6 @@ void hzshm__fill_request(session_t *s, conn_t *c, uint32_t reqid, uint8_t op, co
   return;
 fail:
   free(w);
-  if (r) hzshm__resv_maybe_free(r);
-  hzshm__server_reply(c, op, reqid, rc, 0, NULL, 0);
+  if (r) resv_maybe_free(r);
+  server_reply(c, op, reqid, rc, 0, NULL, 0);
 }

@@ -31,13 +31,13 @@
 #include "agent.h"
 
 /* How soon after a member/partition/connection change the reconciliation runs. */
-#define HZSHM__RECON_SOON_MS 100u
+#define RECON_SOON_MS 100u
 
-static void forget_refs(hzshm__tnode_t *n, void *ud) { ((session_t *)n)->has_ref = 0; }
+static void forget_refs(tnode_t *n, void *ud) { ((session_t *)n)->has_ref = 0; }
 
 static void repair(agent_t *a) {
-  hzshm__inval_all_stale(a);
-  hzshm__health_reconcile_soon(a);
+  inval_all_stale(a);
+  health_reconcile_soon(a);
 }
 
 static int shm_state(const agent_t *a) {
@@ -47,7 +47,7 @@ static int shm_state(const agent_t *a) {
   return HZSHM_SHM_DISCONNECTED;
 }
 
-int hzshm__agent_serving(const agent_t *a) {
+int health_serving(const agent_t *a) {
   switch (shm_state(a)) {
     case HZSHM_SHM_SERVING:
       return a->cluster_state == 1 ? 0 : HZSHM_EDISCONNECTED;
@@ -64,11 +64,11 @@ int hzshm__agent_serving(const agent_t *a) {
  * acknowledged. Any change marks the partition stale, because events may
  * have been missed in between (sent before our registration on the new
  * owner, or lost with the old connection); while a partition has no
- * watching connection nothing of it is cached (hzshm__inval_cacheable), since
+ * watching connection nothing of it is cached (inval_cacheable), since
  * no event and, with the owner unreachable, maybe no reconciliation could
  * repair it. A partition becoming watched again also asks for a
  * reconciliation. Runs on every client event and every tick. */
-void hzshm__health_watch(agent_t *a) {
+void health_watch(agent_t *a) {
   if (a->hz == NULL || a->stopping) return;
   uint32_t unwatched = 0, back = 0;
   for (uint32_t p = 0; p < a->partitions; p++) {
@@ -77,8 +77,8 @@ void hzshm__health_watch(agent_t *a) {
     if (w == a->watch[p]) continue;
     if (w != 0) back++;
     a->watch[p] = w;
-    hzshm__inval_mark_stale(a, (int32_t)p);
-    hzshm__inval_partition_changed(a, p);
+    inval_mark_stale(a, (int32_t)p);
+    inval_partition_changed(a, p);
   }
   /* Logged when the count settles on a new value, at most once a second
    * (a migration changes it in many small steps); the return to 0 at once. */
@@ -89,42 +89,42 @@ void hzshm__health_watch(agent_t *a) {
   if (a->cluster_state == 1 && !starting && unwatched != a->unwatched_logged &&
       (unwatched == 0 || now - a->unwatched_log_ms >= 1000)) {
     if (unwatched == 0)
-      hzshm__agent_log("every partition's owner sends us its invalidations again");
+      log_info("every partition's owner sends us its invalidations again");
     else
-      hzshm__agent_log("%u of %u partitions have no connection to their owner with our listeners: not cached",
+      log_info("%u of %u partitions have no connection to their owner with our listeners: not cached",
                        unwatched, a->partitions);
     a->unwatched_log_ms = now;
     a->unwatched_logged = unwatched;
   }
   a->unwatched = unwatched;
-  hzshm__agent_set(a, HZSHM__AC_UNWATCHED, unwatched);
-  if (back) hzshm__health_reconcile_soon(a);
+  counter_set(a, HZSHM__AC_UNWATCHED, unwatched);
+  if (back) health_reconcile_soon(a);
 }
 
 static void tick_cb(uv_timer_t *t) {
   agent_t *a = t->data;
   static unsigned n;
 #ifdef HZSHM_AGENT_TEST_SEAMS
-  hzshm__agent_test_tick(a); /* test-only build: network cuts */
+  seam_tick(a); /* test-only build: network cuts */
 #endif
-  hzshm__health_watch(a);
+  health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);
   counters_publish(a);
-  hzshm__inval_baseline_retry(a);
-  if (++n % 20 == 0) hzshm__session_idle_check(a);
+  inval_baseline_retry(a);
+  if (++n % 20 == 0) session_idle_check(a);
 }
 
-static void reconcile_cb(uv_timer_t *t) { hzshm__inval_reconcile(t->data); }
+static void reconcile_cb(uv_timer_t *t) { inval_reconcile(t->data); }
 
-void hzshm__health_reconcile_soon(agent_t *a) {
+void health_reconcile_soon(agent_t *a) {
   if (a->stopping || !uv_is_active((uv_handle_t *)&a->reconcile)) return;
   /* Never postpone: a stream of changes must not keep the round from running. */
-  if (uv_timer_get_due_in(&a->reconcile) <= HZSHM__RECON_SOON_MS) return;
-  uv_timer_start(&a->reconcile, reconcile_cb, HZSHM__RECON_SOON_MS, a->o.reconcile_ms);
+  if (uv_timer_get_due_in(&a->reconcile) <= RECON_SOON_MS) return;
+  uv_timer_start(&a->reconcile, reconcile_cb, RECON_SOON_MS, a->o.reconcile_ms);
 }
 
-int hzshm__health_start(agent_t *a) {
+int health_start(agent_t *a) {
   uv_timer_init(a->loop, &a->tick);
   a->tick.data = a;
   uv_timer_init(a->loop, &a->reconcile);
@@ -135,7 +135,7 @@ int hzshm__health_start(agent_t *a) {
   return 0;
 }
 
-void hzshm__health_close(agent_t *a) {
+void health_close(agent_t *a) {
   hzshm__shm_w_heartbeat(a->shm, HZSHM_SHM_STOPPED);
   a->cluster_state = 3;
   counters_publish(a);
@@ -143,14 +143,14 @@ void hzshm__health_close(agent_t *a) {
   uv_close((uv_handle_t *)&a->reconcile, NULL);
 }
 
-void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
+void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   agent_t *a = ud;
   switch (ev->kind) {
     case HZC_EV_CONNECTED:
       a->cluster_state = 1;
       a->connected_ms = now_ms();
       a->my_uuid = hzc_client_uuid(c);
-      hzshm__agent_log("connected to cluster %s", a->o.cluster);
+      log_info("connected to cluster %s", a->o.cluster);
       break;
     case HZC_EV_DISCONNECTED:
       /* From the last bytes heard: a silent member was trusted for its whole silence already. */
@@ -159,36 +159,36 @@ void hzshm__health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
         a->lost_since_ms = now - (quiet < now ? quiet : 0);
       }
       a->cluster_state = 2;
-      hzshm__agent_log("lost the cluster; failing closed after %u ms", a->o.stale_ms);
+      log_info("lost the cluster; failing closed after %u ms", a->o.stale_ms);
       break;
     case HZC_EV_RECONNECTED:
       repair(a);
       a->cluster_state = 1;
       a->my_uuid = hzc_client_uuid(c);
-      hzshm__agent_log("reconnected to the same cluster: partitions marked stale (repair)");
+      log_info("reconnected to the same cluster: partitions marked stale (repair)");
       break;
     case HZC_EV_CLUSTER_CHANGED:
       hzshm__shm_w_clear_all(a->shm);
-      hzshm__table_each(&a->sessions, forget_refs, NULL);
-      hzshm__inval_forget(a);
+      table_each(&a->sessions, forget_refs, NULL);
+      inval_forget(a);
       repair(a);
       a->cluster_state = 1;
       a->my_uuid = hzc_client_uuid(c);
-      hzshm__agent_log("connected to a different cluster: cache cleared");
+      log_info("connected to a different cluster: cache cleared");
       break;
     case HZC_EV_MEMBER_CONNECTION_LOST:
       repair(a);
-      hzshm__agent_log("a member connection was lost: partitions marked stale");
+      log_info("a member connection was lost: partitions marked stale");
       break;
     case HZC_EV_MEMBERS:
     case HZC_EV_PARTITIONS:
       /* Owners moved or members came/went: missed events show as gaps. */
-      hzshm__health_reconcile_soon(a);
+      health_reconcile_soon(a);
       break;
     default:
       break;
   }
-  hzshm__health_watch(a);
+  health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   counters_publish(a);
 }

@@ -17,12 +17,12 @@
  *   s->seq[p] at 0 (the member restarted the sequence or lost its history).
  * - s->seq[p] < 0: baseline unknown. It is established by a metadata fetch
  *   for the session right after its listener registration is acknowledged and
- *   BEFORE its parked operations run (hzshm__inval_baseline): nothing of a
+ *   BEFORE its parked operations run (inval_baseline): nothing of a
  *   session is cached, and no fill takes its stamp, before that. Adopting a
  *   baseline later (a partition no member reported, or a fetch that failed,
  *   or after a cluster change) on an active session marks the partition stale,
  *   so a fill stamped before the adoption is a miss; and while a partition's
- *   baseline is unknown nothing of it is cached (hzshm__inval_cacheable).
+ *   baseline is unknown nothing of it is cached (inval_cacheable).
  * - Baselines are NEVER forgotten on a member-connection loss or a reconnect
  *   to the same cluster: an invalidation missed while a member was
  *   unreachable, or before our listener registration on a new connection was
@@ -32,7 +32,7 @@
  *   any change of the member list, partition table or connections; it asks
  *   every current data member (hzc_fetch_invalidation_metadata iterates the
  *   member list of the moment, so a member replaced by a new UUID is asked).
- *   Up to HZSHM__RECON_MAX_INFLIGHT rounds overlap: a member that died but is
+ *   Up to RECON_MAX_INFLIGHT rounds overlap: a member that died but is
  *   still listed holds its round until the invocation timeout, while the
  *   other members' answers are applied as they arrive.
  *
@@ -44,7 +44,7 @@
  * map it is about to drop (Hazelcast's Invalidator.destroy precedes
  * deregisterAllListeners). So a clear-all is treated as a possible destroy:
  * the session is purged and its listener dropped and registered again with
- * fresh baselines (hzshm__session_relisten); a genuine clear costs one
+ * fresh baselines (session_relisten); a genuine clear costs one
  * re-registration. A registration renewed before another member ran its
  * part of the destroy gets that member's clear-all too, and is renewed again.
  * A member sequence below our baseline is a reset (the map's sequences
@@ -64,7 +64,7 @@
  * member sends one event per sequence step, in order, within its batching
  * period). A later round, sent at least that long after the suspect was
  * found, that still finds the member at or ahead of it renews the listener
- * (hzshm__session_relisten: purge, register again, fresh baselines), exactly
+ * (session_relisten: purge, register again, fresh baselines), exactly
  * as after a clear-all. Not evidence (the suspect is voided or never made):
  * any event of the partition (it proves the registration delivering it), a
  * change of the partition's watching connection or UUID since the round
@@ -81,7 +81,7 @@
  * acknowledgement, requests.c) does not delete the key (that would undo a
  * fresh value); it still cancels a concurrent fill and still advances the
  * sequence. Any other own event (a write that timed out and was applied
- * later) is applied like a foreign one (fill.c, hzshm__resv_own_echo).
+ * later) is applied like a foreign one (fill.c, resv_own_echo).
  *
  * Single loop thread (agent.h): no atomics here.
  */
@@ -96,10 +96,10 @@ static int uuid_zero(const hzc_uuid_t *u) {
   return memcmp(u, &z, sizeof z) == 0;
 }
 
-void hzshm__inval_mark_stale(agent_t *a, int32_t p) {
+void inval_mark_stale(agent_t *a, int32_t p) {
   if (p < 0 || (uint32_t)p >= a->partitions) return;
   hzshm__shm_w_partition_stale(a->shm, (uint32_t)p);
-  hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, 1);
+  counter_add(a, HZSHM__AC_STALE_MARKS, 1);
 }
 
 typedef struct {
@@ -109,11 +109,11 @@ typedef struct {
 
 #define HZSHM__EVENT_WAIT_MS 15000u /* member batching delays events up to 10 s (its default flush period) */
 
-void hzshm__inval_partition_changed(agent_t *a, uint32_t p) {
+void inval_partition_changed(agent_t *a, uint32_t p) {
   if (p < a->partitions) a->pchange_round[p] = a->round_ids;
 }
 
-void hzshm__inval_forget_suspects(session_t *s) { s->nsuspects = 0; }
+void inval_forget_suspects(session_t *s) { s->nsuspects = 0; }
 
 static suspect_t *suspect_find(session_t *s, int32_t p) {
   for (uint32_t i = 0; i < s->nsuspects; i++)
@@ -129,7 +129,7 @@ static void heard(session_t *s, int32_t p) {
   if (v) suspect_drop(s, v);
 }
 
-static void restart_seq(hzshm__tnode_t *n, void *ud) {
+static void restart_seq(tnode_t *n, void *ud) {
   restart_t *x = ud;
   session_t *s = (session_t *)n;
   if (s->seq && s->seq[x->p] >= 0) {
@@ -150,18 +150,18 @@ static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
    * every sequence we knew for it is meaningless. Like Hazelcast's
    * checkOrRepairUuid, the known baselines restart at 0 under the new UUID
    * (conservative: any later sequence > 1 marks the partition stale again). */
-  hzshm__inval_mark_stale(a, p);
+  inval_mark_stale(a, p);
   *known = *u;
-  hzshm__inval_partition_changed(a, (uint32_t)p);
+  inval_partition_changed(a, (uint32_t)p);
   restart_t x = {a, p};
-  hzshm__table_each(&a->sessions, restart_seq, &x);
+  table_each(&a->sessions, restart_seq, &x);
 }
 
 /* Adopts seq as the baseline of an unknown (session, partition). On an active
  * session a fill may already hold a stamp taken while the baseline was unknown:
  * the stale mark turns such a fill into a miss. */
 static void adopt(agent_t *a, session_t *s, int32_t p, int64_t seq) {
-  if (s->lsn == LSN_ACTIVE) hzshm__inval_mark_stale(a, p);
+  if (s->lsn == LSN_ACTIVE) inval_mark_stale(a, p);
   s->seq[p] = seq;
   s->seq_changes++;
 }
@@ -173,13 +173,13 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
     adopt(a, s, p, seq);
     return;
   }
-  if (seq > last + 1) hzshm__inval_mark_stale(a, p); /* gap: some event never arrived */
-  if (seq < last) hzshm__inval_mark_stale(a, p);     /* reset (see the top): adopt it */
+  if (seq > last + 1) inval_mark_stale(a, p); /* gap: some event never arrived */
+  if (seq < last) inval_mark_stale(a, p);     /* reset (see the top): adopt it */
   if (seq != last) s->seq[p] = seq;
   s->seq_changes++;
 }
 
-int hzshm__inval_cacheable(const session_t *s, uint32_t part) {
+int inval_cacheable(const session_t *s, uint32_t part) {
   agent_t *a = s->a;
   if (s->seq == NULL || part >= a->partitions || s->seq[part] < 0) return 0;
   /* Watched, and by the connection whose change was already applied (marked stale). */
@@ -187,64 +187,64 @@ int hzshm__inval_cacheable(const session_t *s, uint32_t part) {
   return w != 0 && w == a->watch[part];
 }
 
-void hzshm__inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {
+void inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {
   agent_t *a = ud;
-  session_t *s = hzshm__session_get(a, map, strlen(map), 0);
+  session_t *s = session_get(a, map, strlen(map), 0);
   if (s == NULL || s->lsn == LSN_NONE) return;
 #ifdef HZSHM_AGENT_TEST_SEAMS
-  if (hzshm__agent_test_drop_inval(inv)) return;                   /* test-only build: as if lost */
-  if (inv->key == NULL && hzshm__agent_test_drop_clear()) return; /* test-only build: as if lost */
-  if (inv->key == NULL) hzshm__agent_test_clear_seen(s);
-  else if (hzshm__agent_test_lose(s, inv)) return; /* test-only build: as if our registration were gone */
+  if (seam_drop_inval(inv)) return;                   /* test-only build: as if lost */
+  if (inv->key == NULL && seam_drop_clear()) return; /* test-only build: as if lost */
+  if (inv->key == NULL) seam_clear_seen(s);
+  else if (seam_lose(s, inv)) return; /* test-only build: as if our registration were gone */
 #endif
   heard(s, inv->partition);
   track_uuid(a, inv->partition, &inv->partition_uuid);
   track_seq(a, s, inv->partition, inv->sequence);
-  hzshm__agent_count(a, HZSHM__AC_INVALIDATIONS, 1);
+  counter_add(a, HZSHM__AC_INVALIDATIONS, 1);
   if (inv->key == NULL) { /* the whole map was cleared, or destroyed: see the top */
-    hzshm__session_relisten(s);
+    session_relisten(s);
     return;
   }
   if (!inv->key_is_string) {
     /* A key we cannot name (another type): we never cache such keys, but be
      * safe and clear the session. */
-    hzshm__session_purge(s, 1);
+    session_purge(s, 1);
     return;
   }
   int own = memcmp(&inv->source, &a->my_uuid, sizeof a->my_uuid) == 0;
   if (own) lag_echoed(a, map, inv->key, inv->klen);
-  resv_t *r = hzshm__resv_get(s, inv->key, inv->klen, 0);
+  resv_t *r = resv_get(s, inv->key, inv->klen, 0);
   /* Skipped only as the expected echo of an acknowledged write (fill.c). */
-  if (own) own = r != NULL && hzshm__resv_own_echo(r);
+  if (own) own = r != NULL && resv_own_echo(r);
   if (r) {
     r->fill_canceled = 1;
     if (!own) r->write_canceled = 1;
   }
   if (!own && s->has_ref) hzshm__shm_w_del(a->shm, &s->ref, inv->key, inv->klen);
-  if (r) hzshm__resv_maybe_free(r); /* it may have held only the echo just consumed */
+  if (r) resv_maybe_free(r); /* it may have held only the echo just consumed */
 }
 
-void hzshm__object_cb(hzc_client_t *hc, const char *service, const char *name, int destroyed,
+void inval_object_cb(hzc_client_t *hc, const char *service, const char *name, int destroyed,
                       const hzc_uuid_t *source, void *ud) {
   agent_t *a = ud;
   if (!destroyed || strcmp(service, "hz:impl:mapService") != 0) return;
-  session_t *s = hzshm__session_get(a, name, strlen(name), 0);
+  session_t *s = session_get(a, name, strlen(name), 0);
   if (s == NULL) return;
-  hzshm__agent_count(a, HZSHM__AC_DESTROYS_SEEN, 1);
+  counter_add(a, HZSHM__AC_DESTROYS_SEEN, 1);
 #ifdef HZSHM_AGENT_TEST_SEAMS
-  hzshm__agent_test_clear_seen(s); /* a destroy: its clear-all may come too late to be seen */
+  seam_clear_seen(s); /* a destroy: its clear-all may come too late to be seen */
 #endif
-  hzshm__session_relisten(s);
+  session_relisten(s);
 }
 
-void hzshm__inval_all_stale(agent_t *a) {
+void inval_all_stale(agent_t *a) {
   for (uint32_t p = 0; p < a->partitions; p++) hzshm__shm_w_partition_stale(a->shm, p);
-  hzshm__agent_count(a, HZSHM__AC_STALE_MARKS, a->partitions);
+  counter_add(a, HZSHM__AC_STALE_MARKS, a->partitions);
 }
 
 /* ---- reconciliation and initial baselines ---- */
 
-#define HZSHM__RECON_MAX_INFLIGHT 3
+#define RECON_MAX_INFLIGHT 3
 
 typedef struct {
   agent_t *a;
@@ -286,16 +286,16 @@ static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
   }
   /* Sent before the wait was over: an event may still be on its way. */
   if (x->sent_ms < v->since_ms + HZSHM__EVENT_WAIT_MS) return;
-  hzshm__agent_log("session %s: partition %d's member sequence ahead of every invalidation we got for %llu ms: "
+  log_info("session %s: partition %d's member sequence ahead of every invalidation we got for %llu ms: "
                    "our registration there is gone, listener renewed",
                    s->name, (int)p, (unsigned long long)(x->sent_ms - v->since_ms));
-  hzshm__session_relisten(s);
+  session_relisten(s);
 }
 
 static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
-  session_t *s = hzshm__session_get(a, map, strlen(map), 0);
+  session_t *s = session_get(a, map, strlen(map), 0);
   if (s == NULL || s->seq == NULL || p < 0 || (uint32_t)p >= a->partitions) return;
   if (x->init) {
     /* Nothing of the session is cached yet: set, do not repair. An event
@@ -314,7 +314,7 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   if (last < 0) {
     adopt(a, s, p, seq);
   } else if (seq > last) {
-    hzshm__inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
+    inval_mark_stale(a, p); /* the member generated invalidations we have not seen */
     s->seq[p] = seq;
     s->seq_changes++;
     lost_check(x, s, p, 1);
@@ -322,15 +322,15 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
     lost_check(x, s, p, 0);
   } else if (seq < last) {
     /* A reset (the map's sequences restart at 1 after a destroy): stale, adopted. */
-    hzshm__inval_mark_stale(a, p);
+    inval_mark_stale(a, p);
     s->seq[p] = seq;
     s->seq_changes++;
     if (quiet) {
       /* Not an answer overtaken by our events: the clear-all of a destroy
        * was missed, so our registration is probably gone too. */
-      hzshm__agent_log("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
+      log_info("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
                        s->name, (long long)seq, (long long)last, (int)p);
-      hzshm__session_relisten(s);
+      session_relisten(s);
     }
   }
 }
@@ -340,7 +340,7 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
  * with a UUID and no sequence of a requested session has sequence 0. */
 static void zero_unreported(recon_t *x, const char *name, int32_t p) {
   agent_t *a = x->a;
-  session_t *s = hzshm__session_get(a, name, strlen(name), 0);
+  session_t *s = session_get(a, name, strlen(name), 0);
   if (s == NULL || s->seq == NULL || s->seq[p] >= 0) return;
   if (x->init ? s->lsn == LSN_PENDING && s->lgen == x->gen : s->lsn == LSN_ACTIVE) adopt(a, s, p, 0);
 }
@@ -360,20 +360,20 @@ static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
   a->reconciling--;
-  hzshm__agent_count(a, HZSHM__AC_RECONCILES, 1);
+  counter_add(a, HZSHM__AC_RECONCILES, 1);
   /* Logged when the outcome changes, not every round. */
   if (r->status != a->last_reconcile_status && !a->stopping) {
     if (r->status != 0)
-      hzshm__agent_log("metadata reconciliation failed: %s (logged once until it changes)", hzshm_strerror(r->status));
+      log_info("metadata reconciliation failed: %s (logged once until it changes)", hzshm_strerror(r->status));
     else
-      hzshm__agent_log("metadata reconciliation works again");
+      log_info("metadata reconciliation works again");
   }
   a->last_reconcile_status = r->status;
   if (r->status == 0) a->baselines_forgotten = 0;
   recon_free(x);
   if (a->recon_again && !a->stopping) {
     a->recon_again = 0;
-    hzshm__health_reconcile_soon(a);
+    health_reconcile_soon(a);
   }
 }
 
@@ -382,7 +382,7 @@ typedef struct {
   size_t cap;
 } collect_t;
 
-static void collect(hzshm__tnode_t *n, void *ud) {
+static void collect(tnode_t *n, void *ud) {
   collect_t *c = ud;
   session_t *s = (session_t *)n;
   if (s->lsn != LSN_ACTIVE || c->x->n >= c->cap) return;
@@ -393,12 +393,12 @@ static void collect(hzshm__tnode_t *n, void *ud) {
   s->round_changes = s->seq_changes;
 }
 
-void hzshm__inval_reconcile(agent_t *a) {
+void inval_reconcile(agent_t *a) {
   /* Rounds may overlap: a round waits for every data member, and one that
    * just died holds it until the invocation timeout while the others' answers
    * (applied as they arrive) already repair. Bounded, so a dead member does
    * not pile them up. */
-  if (a->reconciling >= HZSHM__RECON_MAX_INFLIGHT) {
+  if (a->reconciling >= RECON_MAX_INFLIGHT) {
     a->recon_again = 1; /* one more soon after a round ends */
     return;
   }
@@ -415,7 +415,7 @@ void hzshm__inval_reconcile(agent_t *a) {
   x->round = ++a->round_ids;
   x->sent_ms = now_ms();
   collect_t c = {x, cap};
-  hzshm__table_each(&a->sessions, collect, &c);
+  table_each(&a->sessions, collect, &c);
   a->reconciling++;
   int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)x->names, x->n, recon_seq, recon_uuid,
                                            recon_done, x);
@@ -428,16 +428,16 @@ void hzshm__inval_reconcile(agent_t *a) {
 static void baseline_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
-  session_t *s = hzshm__session_get(a, x->names[0], strlen(x->names[0]), 0);
+  session_t *s = session_get(a, x->names[0], strlen(x->names[0]), 0);
   if (r->status != 0 && !a->stopping)
-    hzshm__agent_log("initial invalidation metadata for %s: %s (partitions without a baseline are not cached "
+    log_info("initial invalidation metadata for %s: %s (partitions without a baseline are not cached "
                      "until reconciliation sets one)", x->names[0], hzshm_strerror(r->status));
   /* The session may have been purged (and even registered again) meanwhile. */
-  if (s && s->lsn == LSN_PENDING && s->lgen == x->gen) hzshm__session_baselined(s);
+  if (s && s->lsn == LSN_PENDING && s->lgen == x->gen) session_baselined(s);
   recon_free(x);
 }
 
-void hzshm__inval_baseline(session_t *s) {
+void inval_baseline(session_t *s) {
   agent_t *a = s->a;
   recon_t *x = calloc(1, sizeof *x);
   char **names = calloc(1, sizeof *names);
@@ -446,8 +446,8 @@ void hzshm__inval_baseline(session_t *s) {
     free(x);
     free(names);
     free(name);
-    hzshm__agent_log("initial invalidation metadata for %s: %s", s->name, hzshm_strerror(-ENOMEM));
-    hzshm__session_baselined(s); /* active with unknown baselines: nothing cached until reconciliation */
+    log_info("initial invalidation metadata for %s: %s", s->name, hzshm_strerror(-ENOMEM));
+    session_baselined(s); /* active with unknown baselines: nothing cached until reconciliation */
     return;
   }
   names[0] = name;
@@ -458,7 +458,7 @@ void hzshm__inval_baseline(session_t *s) {
   if (rc == HZSHM_EDISCONNECTED && !a->stopping &&
       (s->baseline_since == 0 || now - s->baseline_since < a->o.stale_ms)) {
     /* No member list yet (just connected) or cut off: stay parked, the
-     * health tick retries (hzshm__inval_baseline_retry) for up to --stale-ms. */
+     * health tick retries (inval_baseline_retry) for up to --stale-ms. */
     if (s->baseline_since == 0) s->baseline_since = now;
     a->baseline_waiting = 1;
     recon_free(x);
@@ -470,18 +470,18 @@ void hzshm__inval_baseline(session_t *s) {
   }
 }
 
-static void retry_one(hzshm__tnode_t *n, void *ud) {
+static void retry_one(tnode_t *n, void *ud) {
   session_t *s = (session_t *)n;
-  if (s->lsn == LSN_PENDING && s->baseline_since != 0) hzshm__inval_baseline(s);
+  if (s->lsn == LSN_PENDING && s->baseline_since != 0) inval_baseline(s);
 }
 
-void hzshm__inval_baseline_retry(agent_t *a) {
+void inval_baseline_retry(agent_t *a) {
   if (!a->baseline_waiting) return;
   a->baseline_waiting = 0; /* set again by a session still waiting */
-  hzshm__table_each(&a->sessions, retry_one, NULL);
+  table_each(&a->sessions, retry_one, NULL);
 }
 
-static void forget_one(hzshm__tnode_t *n, void *ud) {
+static void forget_one(tnode_t *n, void *ud) {
   session_t *s = (session_t *)n;
   agent_t *a = ud;
   if (s->seq)
@@ -489,8 +489,8 @@ static void forget_one(hzshm__tnode_t *n, void *ud) {
   s->seq_changes++;
 }
 
-void hzshm__inval_forget(agent_t *a) {
-  hzshm__table_each(&a->sessions, forget_one, a);
+void inval_forget(agent_t *a) {
+  table_each(&a->sessions, forget_one, a);
   memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
   a->baselines_forgotten = 1;
 }

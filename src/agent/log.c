@@ -19,20 +19,20 @@
 
 #include "agent.h"
 
-static int max_level = HZSHM__LOG_INFO;
+static int max_level = LVL_INFO;
 static int journal;
 
 static const char *const names[8] = {"emerg", "alert", "crit", "error", "warn", "notice", "info", "debug"};
 
-int hzshm__log_level_parse(const char *s) {
-  for (int i = HZSHM__LOG_ERR; i <= HZSHM__LOG_DEBUG; i++)
+int log_level_parse(const char *s) {
+  for (int i = LVL_ERR; i <= LVL_DEBUG; i++)
     if (i != 5 && !strcmp(s, names[i])) return i;
   return -1;
 }
 
-static void hz_line(int level, const char *line, void *ud) { hzshm__agent_logl(level, "%s", line); }
+static void hz_line(int level, const char *line, void *ud) { log_at(level, "%s", line); }
 
-void hzshm__log_init(int level) {
+void log_init(int level) {
   max_level = level;
   const char *js = getenv("JOURNAL_STREAM");
   struct stat st;
@@ -61,16 +61,16 @@ static void vlog(int level, const char *fmt, va_list ap) {
           names[level & 7], msg);
 }
 
-void hzshm__agent_logl(int level, const char *fmt, ...) {
+void log_at(int level, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vlog(level, fmt, ap);
   va_end(ap);
 }
 
-void hzshm__agent_log(const char *fmt, ...) {
+void log_info(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vlog(HZSHM__LOG_INFO, fmt, ap);
+  vlog(LVL_INFO, fmt, ap);
   va_end(ap);
 }

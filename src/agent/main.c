@@ -31,7 +31,7 @@
 static void hz_closed(void *ud) {
   agent_t *a = ud;
   a->hz = NULL;
-  hzshm__session_free_all(a);
+  session_free_all(a);
   if (a->shm) {
     hzshm__shm_close(a->shm);
     a->shm = NULL;
@@ -39,80 +39,80 @@ static void hz_closed(void *ud) {
   if (a->o.unlink_on_exit) hzshm__shm_unlink(a->o.name);
 }
 
-void hzshm__agent_fatal(agent_t *a, const char *fmt, ...) {
+void agent_fatal(agent_t *a, const char *fmt, ...) {
   char msg[768];
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: %s", msg);
+  log_at(LVL_ERR, "fatal: %s", msg);
   a->exit_code = 1;
-  hzshm__agent_stop(a);
+  agent_stop(a);
 }
 
-void hzshm__agent_stop(agent_t *a) {
+void agent_stop(agent_t *a) {
   if (a->stopping) return;
   a->stopping = 1;
-  hzshm__notify_stopping(a);
-  hzshm__agent_log("stopping");
+  notify_stopping(a);
+  log_info("stopping");
   uv_close((uv_handle_t *)&a->sigterm, NULL);
   uv_close((uv_handle_t *)&a->sigint, NULL);
-  hzshm__health_close(a);
-  hzshm__metrics_close(a);
-  hzshm__server_close(a);
+  health_close(a);
+  metrics_close(a);
+  server_close(a);
 #ifdef HZSHM_AGENT_TEST_SEAMS
-  hzshm__agent_test_flush(a); /* test-only build: held fills complete (stopped) */
+  seam_flush(a); /* test-only build: held fills complete (stopped) */
 #endif
   if (a->hz) hzc_client_close(a->hz, hz_closed, a);
   else hz_closed(a);
 }
 
-static void signal_cb(uv_signal_t *s, int signum) { hzshm__agent_stop(s->data); }
+static void signal_cb(uv_signal_t *s, int signum) { agent_stop(s->data); }
 
 static void connect_cb(hzc_client_t *c, int status, void *ud) {
   agent_t *a = ud;
   if (status != 0 && a->stopping) return;
   if (status == HZSHM_EAUTH) {
-    hzshm__agent_fatal(a, "the cluster refused our authentication (cluster name \"%s\"; see -c)", a->o.cluster);
+    agent_fatal(a, "the cluster refused our authentication (cluster name \"%s\"; see -c)", a->o.cluster);
     return;
   }
   if (status != 0) { /* hzc logged the address and the reason; it keeps retrying */
-    hzshm__agent_logl(HZSHM__LOG_DEBUG, "first cluster connection failed: %s (retrying)", hzshm_strerror(status));
+    log_at(LVL_DEBUG, "first cluster connection failed: %s (retrying)", hzshm_strerror(status));
     return;
   }
   a->cluster_state = 1;
   a->my_uuid = hzc_client_uuid(c);
   uint32_t pc = hzc_partition_count(c);
   if (pc != 0 && pc != a->partitions)
-    hzshm__agent_log("warning: cluster has %u partitions, the segment was sized for %u", pc, a->partitions);
+    log_info("warning: cluster has %u partitions, the segment was sized for %u", pc, a->partitions);
 }
 
 /* Supervision around health.c's handler: readiness, fatal refusal. */
 static void event_cb(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   agent_t *a = ud;
   if (ev->kind == HZC_EV_AUTH_FAILED) {
-    hzshm__agent_fatal(a, "the cluster refused our authentication (cluster name \"%s\"; see -c)", a->o.cluster);
+    agent_fatal(a, "the cluster refused our authentication (cluster name \"%s\"; see -c)", a->o.cluster);
     return;
   }
-  hzshm__health_event(c, ev, ud);
+  health_event(c, ev, ud);
   if (ev->kind == HZC_EV_CONNECTED || ev->kind == HZC_EV_RECONNECTED || ev->kind == HZC_EV_CLUSTER_CHANGED) {
-    hzshm__notify_ready(a);
-    hzshm__notify_status(a, "serving, connected");
+    notify_ready(a);
+    notify_status(a, "serving, connected");
   } else if (ev->kind == HZC_EV_DISCONNECTED) {
-    hzshm__notify_status(a, "cluster lost, reconnecting");
+    notify_status(a, "cluster lost, reconnecting");
   }
 }
 
 static void objects_cb(hzc_client_t *c, int status, void *ud) {
-  if (status != 0) hzshm__agent_log("distributed-object listener failed: %s", hzshm_strerror(status));
+  if (status != 0) log_info("distributed-object listener failed: %s", hzshm_strerror(status));
 }
 
 int main(int argc, char **argv) {
   agent_t a;
   memset(&a, 0, sizeof a);
   int rc = 1;
-  if (hzshm__opts_parse(argc, argv, &a.o) != 0) return 2;
-  hzshm__log_init(a.o.log_level);
+  if (opts_parse(argc, argv, &a.o) != 0) return 2;
+  log_init(a.o.log_level);
   /* A client that closes before its answer must not kill the agent: writes to
    * a closed socket then fail with EPIPE instead of raising SIGPIPE. */
   signal(SIGPIPE, SIG_IGN);
@@ -144,26 +144,26 @@ int main(int argc, char **argv) {
   int reused = 0;
   int err = hzshm__shm_w_open(a.o.name, &cfg, 1, &a.shm, &reused);
   if (err != 0) {
-    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot open the segment of cache %s: %s%s", a.o.name,
+    log_at(LVL_ERR, "fatal: cannot open the segment of cache %s: %s%s", a.o.name,
                       hzshm_strerror(err), err == HZSHM_EEXIST ? " (another agent serves it)" : "");
     goto out;
   }
   hzshm__shm_stats_t ss;
   if (hzshm__shm_stats(a.shm, &ss) == 0 && ss.memory_limit < a.o.memory / 4)
-    hzshm__agent_logl(HZSHM__LOG_WARN,
+    log_at(LVL_WARN,
                       "only %llu KiB of --memory %llu KiB hold entries (the rest: %u sessions, %u readers): "
                       "raise --memory or lower --sessions/--readers",
                       (unsigned long long)(ss.memory_limit >> 10), (unsigned long long)(a.o.memory >> 10),
                       a.o.sessions, a.o.readers);
 #ifdef HZSHM_AGENT_TEST_SEAMS
-  hzshm__agent_test_after_open(); /* test-only build: widens the window the marks below close */
+  seam_after_open(); /* test-only build: widens the window the marks below close */
 #endif
   if (reused) {
-    hzshm__inval_all_stale(&a); /* revalidate: nothing of the previous agent is served */
-    hzshm__agent_log("reused the segment of a previous agent: every partition marked stale");
+    inval_all_stale(&a); /* revalidate: nothing of the previous agent is served */
+    log_info("reused the segment of a previous agent: every partition marked stale");
   }
   if ((err = hzshm__shm_w_set_socket(a.shm, a.sockpath)) != 0) {
-    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot record the socket path: %s", hzshm_strerror(err));
+    log_at(LVL_ERR, "fatal: cannot record the socket path: %s", hzshm_strerror(err));
     goto out;
   }
 
@@ -179,7 +179,7 @@ int main(int argc, char **argv) {
                      .heartbeat_timeout_ms = silent_ms > 5000 ? silent_ms : 5000, .watch_silence_ms = silent_ms,
                      .client_name = "hzshm-agent"};
   if ((err = hzc_client_new(a.loop, &hc, &a.hz)) != 0) {
-    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot create the Hazelcast client: %s", hzshm_strerror(err));
+    log_at(LVL_ERR, "fatal: cannot create the Hazelcast client: %s", hzshm_strerror(err));
     goto out;
   }
   hzc_client_set_event_cb(a.hz, event_cb, &a);
@@ -189,22 +189,22 @@ int main(int argc, char **argv) {
   a.sigterm.data = a.sigint.data = &a;
   uv_signal_start(&a.sigterm, signal_cb, SIGTERM);
   uv_signal_start(&a.sigint, signal_cb, SIGINT);
-  hzshm__health_start(&a);
-  hzshm__metrics_init(&a);
-  hzshm__notify_start(&a);
-  if (hzshm__server_start(&a) != 0 || hzshm__metrics_start(&a) != 0) {
+  health_start(&a);
+  metrics_init(&a);
+  notify_start(&a);
+  if (server_start(&a) != 0 || metrics_start(&a) != 0) {
     a.exit_code = 1; /* server.c logged why */
-    hzshm__agent_stop(&a);
+    agent_stop(&a);
   } else {
     hzc_client_connect(a.hz, connect_cb, &a);
-    hzc_listen_objects(a.hz, hzshm__object_cb, &a, objects_cb, &a, &a.objects);
-    hzshm__agent_log("serving cache %s on %s (cluster %s, %zu seed members)", a.o.name, a.sockpath, a.o.cluster,
+    hzc_listen_objects(a.hz, inval_object_cb, &a, objects_cb, &a, &a.objects);
+    log_info("serving cache %s on %s (cluster %s, %zu seed members)", a.o.name, a.sockpath, a.o.cluster,
                      a.o.naddrs);
   }
   uv_run(a.loop, UV_RUN_DEFAULT);
   int lc = uv_loop_close(a.loop);
   rc = lc == 0 ? a.exit_code : 1;
-  if (lc != 0) hzshm__agent_logl(HZSHM__LOG_ERR, "some libuv handle was left open");
+  if (lc != 0) log_at(LVL_ERR, "some libuv handle was left open");
 out:
   if (a.shm) { /* only on a start-up failure: hz_closed closed it otherwise */
     hzshm__shm_close(a.shm);

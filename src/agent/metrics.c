@@ -3,16 +3,16 @@
  *
  * A deliberately small HTTP/1.0-1.1 responder: one request per connection,
  * answered then closed (Connection: close). Robust against what a network
- * peer can send: the request head is bounded (HZSHM__HTTP_MAX bytes, else
+ * peer can send: the request head is bounded (HTTP_MAX bytes, else
  * 431), a connection that has not sent a complete head within
- * HZSHM__HTTP_TIMEOUT_MS is closed, at most HZSHM__HTTP_CONNS connections are
+ * HTTP_TIMEOUT_MS is closed, at most HTTP_CONNS connections are
  * open at once (more are closed on accept). GET and HEAD of /metrics (any
  * query string) get 200; other paths 404; other methods 405; a request line
  * that does not parse 400. Nothing a peer sends changes the agent's state.
  *
  * Histograms (agent_t.hist): the agent hop (a local request's arrival to its
  * answer, server.c) and the invalidation lag (a write's cluster ack to its
- * own invalidation event, inval.c through hzshm__agent_set).
+ * own invalidation event, inval.c through counter_set).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,16 +21,16 @@
 #include "agent.h"
 #include "stats.h"
 
-#define HZSHM__HTTP_MAX 8192
-#define HZSHM__HTTP_TIMEOUT_MS 5000
-#define HZSHM__HTTP_CONNS 16
+#define HTTP_MAX 8192
+#define HTTP_TIMEOUT_MS 5000
+#define HTTP_CONNS 16
 
 typedef struct http {
   uv_tcp_t tcp; /* first: the handle's data is the http */
   uv_timer_t timer;
   agent_t *a;
   struct http *next, *prev;
-  char buf[HZSHM__HTTP_MAX];
+  char buf[HTTP_MAX];
   size_t len;
   int answered;
   int closes; /* handles still to close (tcp, timer) */
@@ -49,7 +49,7 @@ static void hist_init(hzshm__hist_t *h, const char *name, const char *help, cons
   memcpy(h->bounds, b, sizeof h->bounds);
 }
 
-void hzshm__metrics_init(agent_t *a) {
+void metrics_init(agent_t *a) {
   static const double hop[HZSHM__HIST_BUCKETS] = {25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3,
                                                   2.5e-3, 5e-3, 10e-3, 50e-3, 250e-3, 1.0};
   static const double lag[HZSHM__HIST_BUCKETS] = {100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
@@ -135,7 +135,7 @@ static void h_request(http_t *h) {
   char *eol = memchr(h->buf, '\n', h->len);
   size_t ll = eol ? (size_t)(eol - h->buf) : 0;
   if (ll && h->buf[ll - 1] == '\r') ll--;
-  char line[HZSHM__HTTP_MAX + 1];
+  char line[HTTP_MAX + 1];
   memcpy(line, h->buf, ll);
   line[ll] = 0;
   char *sp1 = strchr(line, ' '), *sp2 = sp1 ? strchr(sp1 + 1, ' ') : NULL;
@@ -193,15 +193,15 @@ static void m_accept(uv_stream_t *srv, int status) {
   if (a->https) a->https->prev = h;
   a->https = h;
   a->nhttps++;
-  if (uv_accept(srv, (uv_stream_t *)&h->tcp) != 0 || a->nhttps > HZSHM__HTTP_CONNS) {
+  if (uv_accept(srv, (uv_stream_t *)&h->tcp) != 0 || a->nhttps > HTTP_CONNS) {
     h_close(h);
     return;
   }
-  uv_timer_start(&h->timer, h_timeout, HZSHM__HTTP_TIMEOUT_MS, 0);
+  uv_timer_start(&h->timer, h_timeout, HTTP_TIMEOUT_MS, 0);
   uv_read_start((uv_stream_t *)&h->tcp, h_alloc, h_read);
 }
 
-int hzshm__metrics_start(agent_t *a) {
+int metrics_start(agent_t *a) {
   if (a->o.metrics_listen == NULL) return 0;
   char host[256];
   int port;
@@ -221,11 +221,11 @@ int hzshm__metrics_start(agent_t *a) {
     uv_freeaddrinfo(req.addrinfo);
   }
   if (rc != 0)
-    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot serve metrics on %s: %s", a->o.metrics_listen, uv_strerror(rc));
+    log_at(LVL_ERR, "fatal: cannot serve metrics on %s: %s", a->o.metrics_listen, uv_strerror(rc));
   return rc;
 }
 
-void hzshm__metrics_close(agent_t *a) {
+void metrics_close(agent_t *a) {
   while (a->https) h_close(a->https);
   if (a->metrics_open) uv_close((uv_handle_t *)&a->metrics, NULL);
   a->metrics_open = 0;

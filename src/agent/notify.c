@@ -16,7 +16,7 @@
 #include <systemd/sd-daemon.h>
 #endif
 
-void hzshm__notify_ready(agent_t *a) {
+void notify_ready(agent_t *a) {
   if (a->notified_ready) return;
   a->notified_ready = 1;
 #ifdef HZSHM_HAVE_SYSTEMD
@@ -24,7 +24,7 @@ void hzshm__notify_ready(agent_t *a) {
 #endif
 }
 
-void hzshm__notify_status(agent_t *a, const char *status) {
+void notify_status(agent_t *a, const char *status) {
 #ifdef HZSHM_HAVE_SYSTEMD
   sd_notifyf(0, "STATUS=%s", status);
 #endif
@@ -32,7 +32,7 @@ void hzshm__notify_status(agent_t *a, const char *status) {
   (void)status;
 }
 
-void hzshm__notify_stopping(agent_t *a) {
+void notify_stopping(agent_t *a) {
 #ifdef HZSHM_HAVE_SYSTEMD
   sd_notify(0, "STOPPING=1");
 #endif
@@ -44,7 +44,7 @@ void hzshm__notify_stopping(agent_t *a) {
 static void watchdog_cb(uv_timer_t *t) { sd_notify(0, "WATCHDOG=1"); }
 #endif
 
-void hzshm__notify_start(agent_t *a) {
+void notify_start(agent_t *a) {
 #ifdef HZSHM_HAVE_SYSTEMD
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2000) return;

@@ -51,7 +51,7 @@ static void usage(FILE *f) {
           DEF_SESSIONS, DEF_READERS);
 }
 
-int hzshm__parse_size(const char *s, uint64_t *out) {
+int parse_size(const char *s, uint64_t *out) {
   char *end;
   errno = 0;
   if (*s < '0' || *s > '9') return -1;
@@ -71,7 +71,7 @@ int hzshm__parse_size(const char *s, uint64_t *out) {
 
 static int parse_u32(const char *s, uint32_t *out) {
   uint64_t v;
-  if (hzshm__parse_size(s, &v) || v > UINT32_MAX) return -1;
+  if (parse_size(s, &v) || v > UINT32_MAX) return -1;
   *out = (uint32_t)v;
   return 0;
 }
@@ -128,7 +128,7 @@ static int default_socket(agent_opts_t *o) {
   return 0;
 }
 
-int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
+int opts_parse(int argc, char **argv, agent_opts_t *o) {
   enum { O_MEMORY = 256, O_SOCKET, O_PREFIX, O_STALE, O_RECONCILE, O_IDLE, O_GID, O_UNLINK, O_TTL, O_SESSIONS,
          O_READERS, O_METRICS, O_LOGLEVEL, O_INVOKE };
   static const struct option lo[] = {
@@ -154,7 +154,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
   o->max_ttl_ms = 60000;
   o->invocation_timeout_ms = 10000;
   o->allow_gid = -1;
-  o->log_level = HZSHM__LOG_INFO;
+  o->log_level = LVL_INFO;
   int ch, li = -1;
   opterr = 0;
   while ((li = -1, ch = getopt_long(argc, argv, ":n:m:c:hV", lo, &li)) != -1) {
@@ -164,7 +164,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
       case 'n': o->name = optarg; break;
       case 'm': o->members = optarg; break;
       case 'c': o->cluster = optarg; e = optarg[0] ? 0 : bad("cluster", optarg, "empty"); break;
-      case O_MEMORY: e = hzshm__parse_size(optarg, &o->memory) ? bad(name, optarg, "SIZE[k|m|g]") : 0; break;
+      case O_MEMORY: e = parse_size(optarg, &o->memory) ? bad(name, optarg, "SIZE[k|m|g]") : 0; break;
       case O_SESSIONS:
         e = parse_u32(optarg, &o->sessions) || o->sessions == 0 || o->sessions > (1u << 22)
                 ? bad(name, optarg, "1..4194304") : 0;
@@ -208,7 +208,7 @@ int hzshm__opts_parse(int argc, char **argv, agent_opts_t *o) {
         break;
       }
       case O_LOGLEVEL:
-        o->log_level = hzshm__log_level_parse(optarg);
+        o->log_level = log_level_parse(optarg);
         e = o->log_level < 0 ? bad(name, optarg, "error, warn, info or debug") : 0;
         break;
       case 'h': usage(stdout); exit(0);

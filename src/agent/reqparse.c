@@ -6,7 +6,7 @@
 
 #include "hzshm_errno.h"
 
-void hzshm__req_scan(const uint8_t *buf, size_t len, hzshm__req_fn fn, void *ud, hzshm__req_scan_t *out) {
+void req_scan(const uint8_t *buf, size_t len, req_fn fn, void *ud, req_scan_t *out) {
   size_t off = 0;
   memset(out, 0, sizeof *out);
   while (len - off >= HZSHM__IPC_HDR) {
@@ -31,7 +31,7 @@ void hzshm__req_scan(const uint8_t *buf, size_t len, hzshm__req_fn fn, void *ud,
   out->used = off;
 }
 
-int hzshm__req_validate(const char *prefix, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+int req_validate(const char *prefix, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   if (h->op == HZSHM__OP_HELLO) return 0;
   if (r->sidlen == 0) return HZSHM_EEMPTY;
   if (memchr(r->sid, 0, r->sidlen) || !hzshm__ipc_utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;

@@ -26,32 +26,32 @@
 
 static void req_run(session_t *s, parked_t *p);
 
-void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+void req_dispatch(lconn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   agent_t *a = c->a;
-  int rc = hzshm__req_validate(a->o.prefix, h, r);
+  int rc = req_validate(a->o.prefix, h, r);
   if (rc != 0) {
-    hzshm__agent_count(a, HZSHM__AC_BAD_REQUESTS, 1);
-    hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
+    counter_add(a, HZSHM__AC_BAD_REQUESTS, 1);
+    server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
     return;
   }
   if (h->op == HZSHM__OP_HELLO) {
-    hzshm__server_reply(c, h->op, h->reqid, 0, (int32_t)getpid(), NULL, 0);
+    server_reply(c, h->op, h->reqid, 0, (int32_t)getpid(), NULL, 0);
     return;
   }
-  if ((rc = hzshm__agent_serving(a)) != 0) {
-    hzshm__server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
+  if ((rc = health_serving(a)) != 0) {
+    server_reply(c, h->op, h->reqid, rc, 0, NULL, 0);
     return;
   }
-  session_t *s = hzshm__session_get(a, r->sid, r->sidlen, 1);
+  session_t *s = session_get(a, r->sid, r->sidlen, 1);
   parked_t *p = calloc(1, sizeof *p);
   if (s == NULL || p == NULL || (r->klen && (p->key = malloc(r->klen)) == NULL) ||
       (r->vlen && (p->val = malloc(r->vlen)) == NULL)) {
-    if (p) hzshm__parked_free(p);
-    hzshm__server_reply(c, h->op, h->reqid, -ENOMEM, 0, NULL, 0);
+    if (p) parked_free(p);
+    server_reply(c, h->op, h->reqid, -ENOMEM, 0, NULL, 0);
     return;
   }
   p->c = c;
-  hzshm__conn_ref(c);
+  lconn_ref(c);
   p->reqid = h->reqid;
   p->op = h->op;
   p->ttl_ms = r->ttl_ms;
@@ -63,7 +63,7 @@ void hzshm__req_dispatch(conn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_
   if (h->op == HZSHM__OP_DESTROY) {
     req_run(s, p); /* needs no listener */
   } else {
-    hzshm__session_submit(s, p);
+    session_submit(s, p);
   }
 }
 
@@ -78,14 +78,14 @@ typedef struct {
 } write_t;
 
 /* How long an acknowledged write's echo is expected (fill.c,
- * hzshm__resv_own_echo): echoes normally follow within milliseconds, member
+ * resv_own_echo): echoes normally follow within milliseconds, member
  * batching delays them up to its flush period (10 s by default). */
-#define HZSHM__ECHO_WAIT_MS 30000u
+#define ECHO_WAIT_MS 30000u
 /* How long a failed write of a key may still be applied by the member: a
  * parked operation (key locked) runs or is given up within the member's
  * operation call timeout (hazelcast.operation.call.timeout.millis, 60 s by
  * default); twice that, for safety. */
-#define HZSHM__UNKNOWN_WAIT_MS 120000u
+#define UNKNOWN_WAIT_MS 120000u
 
 static void write_ack(void *ud, const hzc_result_t *res) {
   write_t *w = ud;
@@ -95,7 +95,7 @@ static void write_ack(void *ud, const hzc_result_t *res) {
   resv_t *r = w->link.r;
   int status = res->status;
   if (p->op == HZSHM__OP_DESTROY) {
-    if (status == 0) hzshm__session_purge(s, 0);
+    if (status == 0) session_purge(s, 0);
   } else {
     r->writes--;
     for (wlink_t **pp = &r->wlist; *pp; pp = &(*pp)->next)
@@ -118,12 +118,12 @@ static void write_ack(void *ud, const hzc_result_t *res) {
         r->early--;
       } else if (!r->write_canceled && r->unknown == 0) {
         r->echoes++;
-        r->echo_until_ms = now_ms() + HZSHM__ECHO_WAIT_MS;
+        r->echo_until_ms = now_ms() + ECHO_WAIT_MS;
       }
     } else if (status != 0) {
       /* Outcome unknown: the member may still apply it (a parked operation). */
       r->unknown++;
-      r->unknown_until_ms = now_ms() + HZSHM__UNKNOWN_WAIT_MS;
+      r->unknown_until_ms = now_ms() + UNKNOWN_WAIT_MS;
     }
     /* Cached only when it is the key's last submitted write: an earlier
      * write's acknowledgement that arrives after a later one's never wins. */
@@ -133,33 +133,33 @@ static void write_ack(void *ud, const hzc_result_t *res) {
       r->write_canceled = 0;
       r->early = 0;
     }
-    if (!a->stopping && hzshm__session_ref(s) == 0) {
+    if (!a->stopping && session_ref(s) == 0) {
       int rc = HZSHM_ENOTFOUND;
       uint32_t part = hzc_key_partition(a->hz, p->key, p->klen);
       /* No baseline, or no connection to the owner with our listener: a later change could go unseen. */
-      if (cache && hzshm__inval_cacheable(s, part)) {
+      if (cache && inval_cacheable(s, part)) {
         /* Stamped at submit: a partition marked stale while the write was in flight makes it a miss. */
         uint64_t stamp = w->stamp;
-        uint32_t ttl = hzshm__agent_local_ttl(a, p->ttl_ms);
+        uint32_t ttl = local_ttl(a, p->ttl_ms);
         if (p->op == HZSHM__OP_SET)
           rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl, 0);
         else
-          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, hzshm__agent_local_ttl(a, -1),
+          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, local_ttl(a, -1),
                                 HZSHM_SHM_NEGATIVE);
       }
-      if (rc == HZSHM_ETOOBIG) hzshm__agent_uncacheable(a, p->klen + p->vlen);
+      if (rc == HZSHM_ETOOBIG) counter_uncacheable(a, p->klen + p->vlen);
       /* Not cached (or could not be): make sure no older value stays. */
       if (rc != 0) hzshm__shm_w_del(a->shm, &s->ref, p->key, p->klen);
     }
-    hzshm__resv_maybe_free(r);
+    resv_maybe_free(r);
   }
   if (status == 0) {
-    hzshm__agent_count(a, HZSHM__AC_WRITES, 1);
+    counter_add(a, HZSHM__AC_WRITES, 1);
     if (p->op != HZSHM__OP_DESTROY) lag_acked(a, s->name, p->key, p->klen);
   }
-  hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
-  hzshm__parked_free(p);
-  hzshm__session_busy(s, -1);
+  server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
+  parked_free(p);
+  session_busy(s, -1);
   free(w);
 }
 
@@ -167,7 +167,7 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
 #ifdef HZSHM_AGENT_TEST_SEAMS
   write_t *w = ud;
   if (w->p->op != HZSHM__OP_DESTROY &&
-      hzshm__agent_test_defer_ack(w->s->a, w->p->key, w->p->klen, res, write_ack, w))
+      seam_defer_ack(w->s->a, w->p->key, w->p->klen, res, write_ack, w))
     return; /* test-only build: the echo comes first */
 #endif
   write_ack(ud, res);
@@ -178,8 +178,8 @@ static void write_done(hzc_client_t *hc, const hzc_result_t *res, void *ud) {
 static void req_run(session_t *s, parked_t *p) {
   agent_t *a = s->a;
   if (p->op == HZSHM__OP_GET || p->op == HZSHM__OP_HAS) {
-    hzshm__fill_request(s, p->c, p->reqid, p->op, p->key, p->klen);
-    hzshm__parked_free(p);
+    fill_request(s, p->c, p->reqid, p->op, p->key, p->klen);
+    parked_free(p);
     return;
   }
   write_t *w = calloc(1, sizeof *w);
@@ -188,7 +188,7 @@ static void req_run(session_t *s, parked_t *p) {
   w->s = s;
   w->p = p;
   if (p->op != HZSHM__OP_DESTROY) {
-    resv_t *r = hzshm__resv_get(s, p->key, p->klen, 1);
+    resv_t *r = resv_get(s, p->key, p->klen, 1);
     if (r == NULL) goto fail;
     w->link.r = r;
     r->writes++;
@@ -197,7 +197,7 @@ static void req_run(session_t *s, parked_t *p) {
     w->wseq = ++r->wseq;
     w->stamp = hzshm__shm_w_stamp(a->shm);
   }
-  hzshm__session_busy(s, +1);
+  session_busy(s, +1);
   switch (p->op) {
     case HZSHM__OP_SET:
       rc = hzc_map_set(a->hz, s->name, p->key, p->klen, p->val, p->vlen, p->ttl_ms, write_done, w);
@@ -210,20 +210,20 @@ static void req_run(session_t *s, parked_t *p) {
       break;
   }
   if (rc == 0) return;
-  hzshm__session_busy(s, -1);
+  session_busy(s, -1);
   if (w->link.r) {
     resv_t *r = w->link.r;
     r->writes--;
     r->wlist = w->link.next; /* it was linked first */
-    hzshm__resv_maybe_free(r);
+    resv_maybe_free(r);
   }
 fail:
   free(w);
-  hzshm__server_reply(p->c, p->op, p->reqid, rc, 0, NULL, 0);
-  hzshm__parked_free(p);
+  server_reply(p->c, p->op, p->reqid, rc, 0, NULL, 0);
+  parked_free(p);
 }
 
-uint32_t hzshm__agent_local_ttl(const agent_t *a, int64_t ttl_ms) {
+uint32_t local_ttl(const agent_t *a, int64_t ttl_ms) {
   uint64_t own = ttl_ms > 0 ? (uint64_t)ttl_ms : 0; /* -1 (map default) and 0 (infinite): no own bound */
   uint64_t cap = a->o.max_ttl_ms;
   uint64_t t = own == 0 ? cap : (cap != 0 && cap < own ? cap : own);

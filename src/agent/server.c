@@ -7,7 +7,7 @@
  * Framing: ipc.h. A frame that fails header or body decoding gets an error
  * frame (HZSHM_EPROTO, its reqid if the header was readable, else 0) and the
  * connection is closed; nothing else happens for it.
- * Lifetime: a conn_t is freed when its handle is closed and no request that
+ * Lifetime: a lconn_t is freed when its handle is closed and no request that
  * holds a reference (pending cluster operations) remains.
  */
 #define _GNU_SOURCE /* struct ucred */
@@ -22,21 +22,21 @@
 #include "agent.h"
 #include "reqparse.h"
 
-#define HZSHM__CONN_WQ_MAX (64u << 20) /* unread response bytes per connection */
+#define LCONN_WQ_MAX (64u << 20) /* unread response bytes per connection */
 
 typedef struct {
   uv_write_t w;
-  conn_t *c;
+  lconn_t *c;
   int close_after;
   uint8_t data[];
 } wreq_t;
 
-static void conn_free_cb(uv_handle_t *h) {
-  conn_t *c = h->data;
-  hzshm__conn_unref(c);
+static void lconn_free_cb(uv_handle_t *h) {
+  lconn_t *c = h->data;
+  lconn_unref(c);
 }
 
-static void conn_close(conn_t *c) {
+static void lconn_close(lconn_t *c) {
   if (c->closed) return;
   c->closed = 1;
   agent_t *a = c->a;
@@ -44,13 +44,13 @@ static void conn_close(conn_t *c) {
   else a->conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->next = c->prev = NULL;
-  hzshm__agent_count(a, HZSHM__AC_CONNECTIONS, -1);
-  uv_close((uv_handle_t *)&c->pipe, conn_free_cb);
+  counter_add(a, HZSHM__AC_CONNECTIONS, -1);
+  uv_close((uv_handle_t *)&c->pipe, lconn_free_cb);
 }
 
-void hzshm__conn_ref(conn_t *c) { c->refs++; }
+void lconn_ref(lconn_t *c) { c->refs++; }
 
-void hzshm__conn_unref(conn_t *c) {
+void lconn_unref(lconn_t *c) {
   if (--c->refs > 0) return;
   free(c->rbuf);
   free(c);
@@ -58,26 +58,26 @@ void hzshm__conn_unref(conn_t *c) {
 
 static void write_cb(uv_write_t *w, int status) {
   wreq_t *wr = (wreq_t *)w;
-  conn_t *c = wr->c;
-  if ((status < 0 || wr->close_after) && !c->closed) conn_close(c);
-  hzshm__conn_unref(c);
+  lconn_t *c = wr->c;
+  if ((status < 0 || wr->close_after) && !c->closed) lconn_close(c);
+  lconn_unref(c);
   free(wr);
 }
 
-static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+static void send_frame(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                        size_t vlen, int close_after) {
   if (c->closed) return;
-  if (c->pipe.write_queue_size > HZSHM__CONN_WQ_MAX) {
+  if (c->pipe.write_queue_size > LCONN_WQ_MAX) {
     /* A client that pipelines requests but does not read the answers would
      * make the agent buffer without bound: drop it. */
-    hzshm__agent_log("closing a connection with %zu unread response bytes", c->pipe.write_queue_size);
-    conn_close(c);
+    log_info("closing a connection with %zu unread response bytes", c->pipe.write_queue_size);
+    lconn_close(c);
     return;
   }
   size_t n = hzshm__ipc_resp_size(vlen);
   wreq_t *wr = malloc(sizeof *wr + n);
   if (wr == NULL) {
-    conn_close(c); /* cannot answer: the client sees EAGENT rather than a hang */
+    lconn_close(c); /* cannot answer: the client sees EAGENT rather than a hang */
     return;
   }
   long len = hzshm__ipc_resp_encode(wr->data, n, op, reqid, status, aux, val, vlen);
@@ -86,18 +86,18 @@ static void send_frame(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_
   }
   wr->c = c;
   wr->close_after = close_after;
-  hzshm__conn_ref(c);
+  lconn_ref(c);
   uv_buf_t b = uv_buf_init((char *)wr->data, (unsigned)len);
   if (uv_write(&wr->w, (uv_stream_t *)&c->pipe, &b, 1, write_cb) != 0) {
-    hzshm__conn_unref(c);
+    lconn_unref(c);
     free(wr);
-    conn_close(c);
+    lconn_close(c);
   }
 }
 
-void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
+void server_reply(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
                          size_t vlen) {
-  hzshm__agent_count(c->a, HZSHM__AC_REQUESTS, 1);
+  counter_add(c->a, HZSHM__AC_REQUESTS, 1);
   unsigned slot = reqid & 63u;
   if (c->t_ns[slot] && c->t_reqid[slot] == reqid) {
     hzshm__hist_observe(&c->a->hist[0], (double)(now_ns() - c->t_ns[slot]) / 1e9);
@@ -106,14 +106,14 @@ void hzshm__server_reply(conn_t *c, uint8_t op, uint32_t reqid, int status, int3
   send_frame(c, op, reqid, status, aux, val, vlen, 0);
 }
 
-static void refuse(conn_t *c, uint32_t reqid, uint8_t op, int status) {
-  hzshm__agent_count(c->a, HZSHM__AC_BAD_REQUESTS, 1);
+static void refuse(lconn_t *c, uint32_t reqid, uint8_t op, int status) {
+  counter_add(c->a, HZSHM__AC_BAD_REQUESTS, 1);
   uv_read_stop((uv_stream_t *)&c->pipe);
   send_frame(c, op ? op : HZSHM__OP_HELLO, reqid, status, 0, NULL, 0, 1);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-  conn_t *c = h->data;
+  lconn_t *c = h->data;
   size_t want = c->rlen + 65536;
   if (c->rcap < want) {
     uint8_t *nb = realloc(c->rbuf, want);
@@ -128,17 +128,17 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 }
 
 static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
-  conn_t *c = ud;
+  lconn_t *c = ud;
   c->t_reqid[h->reqid & 63u] = h->reqid;
   c->t_ns[h->reqid & 63u] = now_ns();
-  hzshm__req_dispatch(c, h, r);
+  req_dispatch(c, h, r);
   return c->closed;
 }
 
 /* Consumes every complete frame in rbuf (framing and decoding: reqparse.c). */
-static void parse(conn_t *c) {
-  hzshm__req_scan_t sc;
-  hzshm__req_scan(c->rbuf, c->rlen, on_request, c, &sc);
+static void parse(lconn_t *c) {
+  req_scan_t sc;
+  req_scan(c->rbuf, c->rlen, on_request, c, &sc);
   if (sc.bad && !c->closed) {
     refuse(c, sc.reqid, sc.op, HZSHM_EPROTO);
     return;
@@ -157,9 +157,9 @@ static void parse(conn_t *c) {
 }
 
 static void read_cb(uv_stream_t *st, ssize_t n, const uv_buf_t *buf) {
-  conn_t *c = st->data;
+  lconn_t *c = st->data;
   if (n < 0) {
-    conn_close(c);
+    lconn_close(c);
     return;
   }
   c->rlen += (size_t)n;
@@ -177,7 +177,7 @@ static int peer_allowed(agent_t *a, int fd) {
 static void accept_cb(uv_stream_t *srv, int status) {
   agent_t *a = srv->data;
   if (status < 0) return;
-  conn_t *c = calloc(1, sizeof *c);
+  lconn_t *c = calloc(1, sizeof *c);
   if (c == NULL) return;
   c->a = a;
   c->refs = 1;
@@ -186,14 +186,14 @@ static void accept_cb(uv_stream_t *srv, int status) {
   c->next = a->conns;
   if (a->conns) a->conns->prev = c;
   a->conns = c;
-  hzshm__agent_count(a, HZSHM__AC_CONNECTIONS, 1);
+  counter_add(a, HZSHM__AC_CONNECTIONS, 1);
   if (uv_accept(srv, (uv_stream_t *)&c->pipe) != 0) {
-    conn_close(c);
+    lconn_close(c);
     return;
   }
   uv_os_fd_t fd;
   if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 || !peer_allowed(a, fd)) {
-    hzshm__agent_log("refusing a peer that is neither our uid, root nor the allowed gid");
+    log_info("refusing a peer that is neither our uid, root nor the allowed gid");
     refuse(c, 0, 0, HZSHM_EPEER);
     return;
   }
@@ -218,13 +218,13 @@ static int path_free(agent_t *a) {
   return 0;
 }
 
-int hzshm__server_start(agent_t *a) {
+int server_start(agent_t *a) {
   uv_pipe_init(a->loop, &a->server, 0);
   a->server.data = a;
   a->server_bound = 0;
   int rc = path_free(a);
   if (rc != 0) {
-    hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot listen on %s: %s", a->sockpath,
+    log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->sockpath,
                       rc == -EADDRINUSE ? "socket in use by another process (give another --socket)"
                       : rc == -ENOTSOCK ? "the path exists and is not a socket"
                                         : uv_strerror(rc));
@@ -233,13 +233,13 @@ int hzshm__server_start(agent_t *a) {
   rc = uv_pipe_bind(&a->server, a->sockpath);
   if (rc == 0) rc = uv_listen((uv_stream_t *)&a->server, 128, accept_cb);
   if (rc == 0) chmod(a->sockpath, 0666); /* the gate is SO_PEERCRED (accept_cb), which answers refused peers */
-  if (rc != 0) hzshm__agent_logl(HZSHM__LOG_ERR, "fatal: cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
+  if (rc != 0) log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
   else a->server_bound = 1;
   return rc;
 }
 
-void hzshm__server_close(agent_t *a) {
-  while (a->conns) conn_close(a->conns);
+void server_close(agent_t *a) {
+  while (a->conns) lconn_close(a->conns);
   uv_close((uv_handle_t *)&a->server, NULL);
   if (a->server_bound) unlink(a->sockpath); /* never another process's socket */
 }

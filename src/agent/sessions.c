@@ -5,7 +5,7 @@
  * Listener lifecycle (many sessions, few cached): a session gets its
  * invalidation listener before anything of it is cached: the first operation
  * registers it and waits (parked) until the member acknowledged it and the
- * session's initial sequence baselines were fetched (hzshm__inval_baseline),
+ * session's initial sequence baselines were fetched (inval_baseline),
  * so no change of the map after a fill can go unseen. The idle check removes the
  * listener once the session has had no cached entries, no operation in flight
  * and no use for --idle-ms, and forgets the session.
@@ -15,8 +15,8 @@
 
 #include "agent.h"
 
-session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int create) {
-  hzshm__tnode_t *n = hzshm__table_find(&a->sessions, name, namelen);
+session_t *session_get(agent_t *a, const char *name, size_t namelen, int create) {
+  tnode_t *n = table_find(&a->sessions, name, namelen);
   if (n) {
     session_t *s = (session_t *)n;
     /* Only local requests (create != 0) count as use: events and
@@ -40,7 +40,7 @@ session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int 
   s->node.klen = namelen;
   s->parked_tail = &s->parked;
   s->last_use_ms = now_ms();
-  if (hzshm__table_insert(&a->sessions, &s->node) != 0) {
+  if (table_insert(&a->sessions, &s->node) != 0) {
     free(s->name);
     free(s);
     return NULL;
@@ -48,17 +48,17 @@ session_t *hzshm__session_get(agent_t *a, const char *name, size_t namelen, int 
   return s;
 }
 
-int hzshm__session_ref(session_t *s) {
+int session_ref(session_t *s) {
   if (s->has_ref) return 0;
   int rc = hzshm__shm_w_session(s->a->shm, s->name, s->namelen, &s->ref);
   if (rc == 0) s->has_ref = 1;
   return rc;
 }
 
-void hzshm__session_busy(session_t *s, int delta) { s->busy += delta; }
+void session_busy(session_t *s, int delta) { s->busy += delta; }
 
-void hzshm__parked_free(parked_t *p) {
-  if (p->c) hzshm__conn_unref(p->c);
+void parked_free(parked_t *p) {
+  if (p->c) lconn_unref(p->c);
   free(p->key);
   free(p->val);
   free(p);
@@ -74,8 +74,8 @@ static void run_parked(session_t *s, int status) {
     if (status == 0) {
       p->run(s, p);
     } else {
-      hzshm__server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
-      hzshm__parked_free(p);
+      server_reply(p->c, p->op, p->reqid, status, 0, NULL, 0);
+      parked_free(p);
     }
     p = next;
   }
@@ -86,8 +86,8 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
   agent_t *a = s->a;
   if (s->lsn != LSN_PENDING) return; /* purged meanwhile (listener_drop settled busy) */
   if (status != 0) {
-    hzshm__session_busy(s, -1);
-    hzshm__agent_log("invalidation listener for %s failed: %s", s->name, hzshm_strerror(status));
+    session_busy(s, -1);
+    log_info("invalidation listener for %s failed: %s", s->name, hzshm_strerror(status));
     if (s->listener) hzc_listener_remove(a->hz, s->listener);
     s->listener = NULL;
     s->lsn = LSN_NONE;
@@ -95,14 +95,14 @@ static void listen_done(hzc_client_t *c, int status, void *ud) {
     return;
   }
   /* Still LSN_PENDING (busy held) until the baselines are known. */
-  hzshm__inval_baseline(s);
+  inval_baseline(s);
 }
 
-void hzshm__session_baselined(session_t *s) {
+void session_baselined(session_t *s) {
   s->baseline_since = 0;
-  hzshm__session_busy(s, -1);
+  session_busy(s, -1);
   s->lsn = LSN_ACTIVE;
-  hzshm__agent_count(s->a, HZSHM__AC_LISTENERS, 1);
+  counter_add(s->a, HZSHM__AC_LISTENERS, 1);
   run_parked(s, 0);
 }
 
@@ -119,21 +119,21 @@ static void listen_start(session_t *s) {
   }
   for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
   s->seq_changes++;
-  hzshm__inval_forget_suspects(s);
+  inval_forget_suspects(s);
   s->lsn = LSN_PENDING;
   s->lgen++;
   s->baseline_since = 0;
-  hzshm__session_busy(s, +1);
-  int rc = hzc_map_listen_invalidations(a->hz, s->name, hzshm__inval_cb, a, listen_done, s, &s->listener);
+  session_busy(s, +1);
+  int rc = hzc_map_listen_invalidations(a->hz, s->name, inval_cb, a, listen_done, s, &s->listener);
   if (rc != 0) {
-    hzshm__session_busy(s, -1);
+    session_busy(s, -1);
     s->lsn = LSN_NONE;
     s->listener = NULL;
     run_parked(s, rc);
   }
 }
 
-void hzshm__session_submit(session_t *s, parked_t *p) {
+void session_submit(session_t *s, parked_t *p) {
   if (s->lsn == LSN_ACTIVE) {
     p->run(s, p);
     return;
@@ -145,12 +145,12 @@ void hzshm__session_submit(session_t *s, parked_t *p) {
 
 static void listener_drop(session_t *s) {
   agent_t *a = s->a;
-  if (s->lsn == LSN_ACTIVE) hzshm__agent_count(a, HZSHM__AC_LISTENERS, -1);
-  if (s->lsn == LSN_PENDING) hzshm__session_busy(s, -1); /* listen_done will not count it */
+  if (s->lsn == LSN_ACTIVE) counter_add(a, HZSHM__AC_LISTENERS, -1);
+  if (s->lsn == LSN_PENDING) session_busy(s, -1); /* listen_done will not count it */
   if (s->listener && !a->stopping) hzc_listener_remove(a->hz, s->listener);
   s->listener = NULL;
   s->lsn = LSN_NONE;
-  hzshm__inval_forget_suspects(s);
+  inval_forget_suspects(s);
 }
 
 /* Drops the registration; operations parked on a pending one wait for a new one. */
@@ -160,9 +160,9 @@ static void renew(session_t *s) {
   if (was_pending && s->parked) listen_start(s);
 }
 
-void hzshm__session_purge(session_t *s, int keep) {
+void session_purge(session_t *s, int keep) {
   agent_t *a = s->a;
-  hzshm__resv_cancel_all(s);
+  resv_cancel_all(s);
   if (s->has_ref) {
     hzshm__sref_t nref;
     int rc = hzshm__shm_w_session_drop(a->shm, &s->ref, keep, &nref);
@@ -183,8 +183,8 @@ void hzshm__session_purge(session_t *s, int keep) {
   }
 }
 
-void hzshm__session_relisten(session_t *s) {
-  hzshm__session_purge(s, 1);
+void session_relisten(session_t *s) {
+  session_purge(s, 1);
   /* Without parked operations the next operation registers it (nothing is cached meanwhile). */
   renew(s);
 }
@@ -200,15 +200,15 @@ static void session_free(session_t *s) {
   free(s->name);
   /* Only reservations that merely remember echoes or failed writes are left
    * (nothing is in flight: idle, or the client closed and completed all). */
-  hzshm__resv_expire(s, UINT64_MAX);
-  hzshm__table_free(&s->resv);
+  resv_expire(s, UINT64_MAX);
+  table_free(&s->resv);
   free(s);
 }
 
-static void idle_one(hzshm__tnode_t *n, void *ud) {
+static void idle_one(tnode_t *n, void *ud) {
   idle_ctx_t *x = ud;
   session_t *s = (session_t *)n;
-  hzshm__resv_expire(s, x->now);
+  resv_expire(s, x->now);
   if (s->busy > 0 || s->parked || s->resv.n > 0) return;
   if (x->now - s->last_use_ms < x->a->o.idle_ms) return;
   if (s->has_ref && hzshm__shm_w_session_entries(x->a->shm, &s->ref) > 0) return;
@@ -217,25 +217,25 @@ static void idle_one(hzshm__tnode_t *n, void *ud) {
     hzshm__shm_w_session_drop(x->a->shm, &s->ref, 0, &nref); /* free the directory slot */
   }
   listener_drop(s);
-  hzshm__table_remove(&x->a->sessions, &s->node);
+  table_remove(&x->a->sessions, &s->node);
   session_free(s);
 }
 
-void hzshm__session_idle_check(agent_t *a) {
+void session_idle_check(agent_t *a) {
   idle_ctx_t x = {a, now_ms()};
-  hzshm__table_each(&a->sessions, idle_one, &x);
+  table_each(&a->sessions, idle_one, &x);
 }
 
-static void free_one(hzshm__tnode_t *n, void *ud) {
+static void free_one(tnode_t *n, void *ud) {
   agent_t *a = ud;
   session_t *s = (session_t *)n;
   run_parked(s, HZSHM_ESTOPPED);
-  hzshm__table_remove(&a->sessions, &s->node);
+  table_remove(&a->sessions, &s->node);
   session_free(s);
 }
 
 /* At exit, after the client closed (its callbacks have run). */
-void hzshm__session_free_all(agent_t *a) {
-  hzshm__table_each(&a->sessions, free_one, a);
-  hzshm__table_free(&a->sessions);
+void session_free_all(agent_t *a) {
+  table_each(&a->sessions, free_one, a);
+  table_free(&a->sessions);
 }

@@ -34,22 +34,22 @@
 
 enum { INITIAL_SIZE = 8, REBUILD_MIN = 1024 };
 
-uint64_t hzshm__table_hash(const void *key, size_t klen) {
+uint64_t table_hash(const void *key, size_t klen) {
   const uint8_t *p = key;
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < klen; i++) h = (h ^ p[i]) * 1099511628211ull;
   return h;
 }
 
-/* ck_hs callbacks: objects are hzshm__tnode_t; a lookup passes a probe node
+/* ck_hs callbacks: objects are tnode_t; a lookup passes a probe node
  * on the stack carrying key, klen and hash. */
 static unsigned long node_hash(const void *obj, unsigned long seed) {
   (void)seed; /* 0: the hash is computed once per node and stored */
-  return (unsigned long)((const hzshm__tnode_t *)obj)->hash;
+  return (unsigned long)((const tnode_t *)obj)->hash;
 }
 
 static bool node_equal(const void *a, const void *b) {
-  const hzshm__tnode_t *x = a, *y = b;
+  const tnode_t *x = a, *y = b;
   return x->hash == y->hash && x->klen == y->klen && memcmp(x->key, y->key, x->klen) == 0;
 }
 
@@ -66,21 +66,21 @@ static void ck_free(void *p, size_t n, bool defer) {
 }
 static struct ck_malloc allocator = {.malloc = ck_alloc, .realloc = ck_realloc, .free = ck_free};
 
-static void probe_init(hzshm__tnode_t *pr, const void *key, size_t klen) {
+static void probe_init(tnode_t *pr, const void *key, size_t klen) {
   pr->key = key;
   pr->klen = klen;
-  pr->hash = hzshm__table_hash(key, klen);
+  pr->hash = table_hash(key, klen);
 }
 
-hzshm__tnode_t *hzshm__table_find(const hzshm__table_t *t, const void *key, size_t klen) {
+tnode_t *table_find(const table_t *t, const void *key, size_t klen) {
   if (!t->live) return NULL;
-  hzshm__tnode_t pr;
+  tnode_t pr;
   probe_init(&pr, key, klen);
   /* ck_hs_get does not change the set; its prototype is not const. */
   return ck_hs_get((ck_hs_t *)&t->hs, (unsigned long)pr.hash, &pr);
 }
 
-int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node) {
+int table_insert(table_t *t, tnode_t *node) {
   if (!t->live) {
     if (!ck_hs_init(&t->hs, CK_HS_MODE_OBJECT | CK_HS_MODE_SPMC | CK_HS_MODE_DELETE, node_hash, node_equal,
                     &allocator, INITIAL_SIZE, 0))
@@ -90,12 +90,12 @@ int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node) {
   if (t->snapcap < t->n + 1) {
     size_t cap = t->snapcap * 2 > t->n + 1 ? t->snapcap * 2 : t->n + 1;
     if (cap < INITIAL_SIZE) cap = INITIAL_SIZE;
-    hzshm__tnode_t **s = realloc(t->snap, cap * sizeof *s);
+    tnode_t **s = realloc(t->snap, cap * sizeof *s);
     if (s == NULL) return -ENOMEM;
     t->snap = s;
     t->snapcap = cap;
   }
-  node->hash = hzshm__table_hash(node->key, node->klen);
+  node->hash = table_hash(node->key, node->klen);
   /* ck_hs_put fails if an equal object is present or the map cannot grow. */
   if (!ck_hs_put(&t->hs, (unsigned long)node->hash, node))
     return ck_hs_get(&t->hs, (unsigned long)node->hash, node) ? -EEXIST : -ENOMEM;
@@ -103,7 +103,7 @@ int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node) {
   return 0;
 }
 
-void hzshm__table_remove(hzshm__table_t *t, hzshm__tnode_t *node) {
+void table_remove(table_t *t, tnode_t *node) {
   if (!t->live) return;
   /* ck_hs removes the entry *equal* to the object; a detached node shares its
    * key with the entry that replaced it, so check identity first. */
@@ -119,11 +119,11 @@ void hzshm__table_remove(hzshm__table_t *t, hzshm__tnode_t *node) {
   }
 }
 
-void hzshm__table_each(hzshm__table_t *t, void (*fn)(hzshm__tnode_t *n, void *ud), void *ud) {
+void table_each(table_t *t, void (*fn)(tnode_t *n, void *ud), void *ud) {
   if (!t->live || t->n == 0) return;
   /* Take the table's snapshot array for the walk, so that an insert by fn (or
    * a nested walk) allocates its own instead of moving ours. */
-  hzshm__tnode_t **snap = t->snap;
+  tnode_t **snap = t->snap;
   size_t cap = t->snapcap;
   if (snap != NULL && cap >= t->n) {
     t->snap = NULL;
@@ -149,7 +149,7 @@ void hzshm__table_each(hzshm__table_t *t, void (*fn)(hzshm__tnode_t *n, void *ud
   }
 }
 
-void hzshm__table_free(hzshm__table_t *t) {
+void table_free(table_t *t) {
   if (t->live) ck_hs_destroy(&t->hs);
   free(t->snap);
   memset(t, 0, sizeof *t);

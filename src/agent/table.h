@@ -10,32 +10,32 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct hzshm__tnode {
-  uint64_t hash;   /* hzshm__table_hash(key, klen), set by insert */
+typedef struct tnode {
+  uint64_t hash;   /* table_hash(key, klen), set by insert */
   const void *key; /* owned by the embedding object */
   size_t klen;
-} hzshm__tnode_t;
+} tnode_t;
 
 typedef struct {
   ck_hs_t hs;
   int live;             /* hs initialized (first insert) */
   size_t n;             /* entries (== ck_hs_count) */
   size_t removed;       /* removals since the last rebuild (ck_hs leaves tombstones) */
-  hzshm__tnode_t **snap; /* walk snapshot array, kept >= n by insert (outside walks) */
+  tnode_t **snap; /* walk snapshot array, kept >= n by insert (outside walks) */
   size_t snapcap;
-} hzshm__table_t;
+} table_t;
 
-uint64_t hzshm__table_hash(const void *key, size_t klen);
-hzshm__tnode_t *hzshm__table_find(const hzshm__table_t *t, const void *key, size_t klen);
+uint64_t table_hash(const void *key, size_t klen);
+tnode_t *table_find(const table_t *t, const void *key, size_t klen);
 /* node->key/klen must be set. 0; -EEXIST if the key is present (nothing
  * changed); -ENOMEM. */
-int hzshm__table_insert(hzshm__table_t *t, hzshm__tnode_t *node);
+int table_insert(table_t *t, tnode_t *node);
 /* Removes node if it is the table's entry for its key (a detached node, or one
  * never inserted, is left alone). */
-void hzshm__table_remove(hzshm__table_t *t, hzshm__tnode_t *node);
+void table_remove(table_t *t, tnode_t *node);
 /* Calls fn on every node present when the call starts. fn may remove (only)
  * the node it is given, and may insert; inserted nodes are not visited. */
-void hzshm__table_each(hzshm__table_t *t, void (*fn)(hzshm__tnode_t *n, void *ud), void *ud);
-void hzshm__table_free(hzshm__table_t *t); /* frees the table's memory, not the nodes */
+void table_each(table_t *t, void (*fn)(tnode_t *n, void *ud), void *ud);
+void table_free(table_t *t); /* frees the table's memory, not the nodes */
 
 #endif

@@ -52,25 +52,25 @@ static int env_is(const char *var, const void *key, size_t klen) {
   return v != NULL && strlen(v) == klen && memcmp(v, key, klen) == 0;
 }
 
-void hzshm__agent_test_after_open(void) {
+void seam_after_open(void) {
   const char *v = getenv("HZSHM_AGENT_TEST_OPEN_DELAY_MS");
   if (v == NULL) return;
   unsigned long ms = strtoul(v, NULL, 10);
-  hzshm__agent_log("test seam: waiting %lu ms between opening the segment and the stale marks", ms);
+  log_info("test seam: waiting %lu ms between opening the segment and the stale marks", ms);
   struct timespec d = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
   nanosleep(&d, NULL); /* the window itself, not a synchronization */
 }
 
-int hzshm__agent_test_drop_clear(void) {
+int seam_drop_clear(void) {
   if (getenv("HZSHM_AGENT_TEST_DROP_CLEAR_ALL") == NULL) return 0;
-  hzshm__agent_log("test seam: dropping a clear-all event");
+  log_info("test seam: dropping a clear-all event");
   return 1;
 }
 
-int hzshm__agent_test_drop_inval(const hzc_invalidation_t *inv) {
+int seam_drop_inval(const hzc_invalidation_t *inv) {
   if (inv->key == NULL || !inv->key_is_string || !env_is("HZSHM_AGENT_TEST_DROP_INVAL_KEY", inv->key, inv->klen))
     return 0;
-  hzshm__agent_log("test seam: dropping an invalidation of key %.*s (sequence %lld)", (int)inv->klen,
+  log_info("test seam: dropping an invalidation of key %.*s (sequence %lld)", (int)inv->klen,
                    (const char *)inv->key, (long long)inv->sequence);
   return 1;
 }
@@ -79,7 +79,7 @@ int hzshm__agent_test_drop_inval(const hzc_invalidation_t *inv) {
 typedef struct deferred {
   uv_timer_t t;
   struct deferred *next;
-  int flush;                /* completed (stopped) by hzshm__agent_test_flush */
+  int flush;                /* completed (stopped) by seam_flush */
   hzc_result_t res;
   void (*cb)(void *ud, const hzc_result_t *res);
   void *ud;
@@ -130,45 +130,45 @@ static int defer(agent_t *a, const hzc_result_t *res, int copy_value, unsigned l
 static char *lose_name;  /* the session whose next registration is lost, and that registration */
 static uint32_t lose_gen;
 
-void hzshm__agent_test_clear_seen(const session_t *s) {
+void seam_clear_seen(const session_t *s) {
   if (getenv("HZSHM_AGENT_TEST_LOSE_RENEWED_KEY") == NULL) return;
   free(lose_name);
   lose_name = strdup(s->name);
   lose_gen = s->lgen + 1; /* listen_start numbers the renewal */
 }
 
-int hzshm__agent_test_lose(const session_t *s, const hzc_invalidation_t *inv) {
+int seam_lose(const session_t *s, const hzc_invalidation_t *inv) {
   const char *k = getenv("HZSHM_AGENT_TEST_LOSE_RENEWED_KEY");
   if (k == NULL || lose_name == NULL || s->lgen != lose_gen || strcmp(s->name, lose_name) != 0) return 0;
   hzc_client_t *hz = s->a->hz;
   int32_t owner = hzc_partition_owner(hz, hzc_key_partition(hz, k, strlen(k)));
   if (owner < 0 || inv->partition < 0 || hzc_partition_owner(hz, (uint32_t)inv->partition) != owner) return 0;
-  hzshm__agent_log("test seam: registration %u of %s lost on member %d: dropping an event of partition %d",
+  log_info("test seam: registration %u of %s lost on member %d: dropping an event of partition %d",
                    (unsigned)lose_gen, s->name, (int)owner, (int)inv->partition);
   return 1;
 }
-int hzshm__agent_test_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
                                  void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
   if (a->stopping || !env_is("HZSHM_AGENT_TEST_FILL_DELAY_KEY", key, klen)) return 0;
   const char *v = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
   unsigned long ms = v ? strtoul(v, NULL, 10) : 1000;
   if (!defer(a, res, 1, ms, cb, ud)) return 0;
-  hzshm__agent_log("test seam: delaying the fill of key %.*s by %lu ms", (int)klen, (const char *)key, ms);
+  log_info("test seam: delaying the fill of key %.*s by %lu ms", (int)klen, (const char *)key, ms);
   return 1;
 }
 
-int hzshm__agent_test_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
+int seam_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
   const char *ms = getenv("HZSHM_AGENT_TEST_ACK_DELAY_MS");
   if (ms == NULL || a->stopping || !env_is("HZSHM_AGENT_TEST_ACK_DELAY_KEY", key, klen)) return 0;
   unsigned long n = strtoul(ms, NULL, 10);
   if (!defer(a, res, 0, n, cb, ud)) return 0;
-  hzshm__agent_log("test seam: handling the acknowledgement of a write of %.*s in %lu ms (status %d)", (int)klen,
+  log_info("test seam: handling the acknowledgement of a write of %.*s in %lu ms (status %d)", (int)klen,
                    (const char *)key, n, res->status);
   return 1;
 }
 
-void hzshm__agent_test_flush(agent_t *a) {
+void seam_flush(agent_t *a) {
   for (;;) {
     deferred_t *d = deferred;
     while (d && !d->flush) d = d->next;
@@ -179,7 +179,7 @@ void hzshm__agent_test_flush(agent_t *a) {
   }
 }
 
-void hzshm__agent_test_tick(agent_t *a) {
+void seam_tick(agent_t *a) {
   static int blocked_port;
   const char *path = getenv("HZSHM_AGENT_TEST_BLOCK_FILE");
   if (path == NULL || a->hz == NULL) return;
@@ -190,7 +190,7 @@ void hzshm__agent_test_tick(agent_t *a) {
     fclose(f);
   }
   if (port == blocked_port) return;
-  hzshm__agent_log("test seam: network to members on port %d %s", port ? port : blocked_port,
+  log_info("test seam: network to members on port %d %s", port ? port : blocked_port,
                    port ? "cut" : "restored");
   blocked_port = port;
   hzc_test_block_port(a->hz, port);

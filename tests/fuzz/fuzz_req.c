@@ -1,8 +1,8 @@
 /* fuzz_req.c - libFuzzer target over what the agent does with the bytes a
  * local process sends on its socket: the agent's framing loop
- * (hzshm__req_scan, the code server.c runs on its read buffer) fed the input
+ * (req_scan, the code server.c runs on its read buffer) fed the input
  * in pieces whose sizes come from the input (as reads would deliver them),
- * the request decoder (ipc.c), the agent's validation (hzshm__req_validate,
+ * the request decoder (ipc.c), the agent's validation (req_validate,
  * with and without a --prefix), and, for a request the agent accepts, the
  * cluster message it would send (the same encoders hzc_map_* use) and the
  * answer frame. Oracles besides ASan/UBSan:
@@ -99,8 +99,8 @@ static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_
   CHECK(hzshm__ipc_req_encode(re, hzshm__ipc_req_size(r), h->op, h->reqid, r) == (long)hzshm__ipc_req_size(r));
   CHECK(memcmp(re + HZSHM__IPC_HDR, body, blen) == 0);
   free(re);
-  int rc0 = hzshm__req_validate(NULL, h, r);
-  int rc1 = hzshm__req_validate("app.", h, r);
+  int rc0 = req_validate(NULL, h, r);
+  int rc1 = req_validate("app.", h, r);
   CHECK(rc0 == 0 || rc0 == HZSHM_EEMPTY || rc0 == HZSHM_EBADSESSION || rc0 == HZSHM_EINVAL);
   CHECK(rc1 == 0 || rc1 == HZSHM_EEMPTY || rc1 == HZSHM_EBADSESSION || rc1 == HZSHM_EINVAL);
   CHECK(rc1 != 0 || rc0 == 0); /* a prefix only narrows */
@@ -126,10 +126,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(rbuf + rlen, data + pos, n);
     rlen += n;
     pos += n;
-    hzshm__req_scan_t sc;
+    req_scan_t sc;
     x.buf = rbuf;
     x.len = rlen;
-    hzshm__req_scan(rbuf, rlen, on_request, &x, &sc);
+    req_scan(rbuf, rlen, on_request, &x, &sc);
     CHECK(sc.used <= rlen);
     if (sc.bad) {
       CHECK(rlen - sc.used >= HZSHM__IPC_HDR);
