@@ -114,7 +114,7 @@ struct session {
 /* inval.c: one partition of a session whose member sequence ran ahead of our events. */
 typedef struct suspect {
   int32_t p;
-  int watch;                /* a->watch[p] when found: a later change voids the evidence */
+  int watch;                /* a->watch.conn[p] when found: a later change voids the evidence */
   uint32_t round;           /* the periodic round that found it */
   uint64_t since_ms;        /* when */
 } suspect_t;
@@ -147,56 +147,84 @@ typedef struct resv {
   pending_t *waiters;
 } resv_t;
 
+/* The agent's state, one instance (main.c), grouped by the module that
+ * keeps each part; a module reads the others' parts but writes only its own. */
 struct agent {
   uv_loop_t *loop;
-  agent_opts_t o;
-  char sockpath[108];
-  hzshm__shm_t *shm;
-  hzc_client_t *hz;
-  hzc_uuid_t my_uuid;
-  hzc_listener_t *objects;
-  uv_pipe_t server;
-  int server_bound;         /* server.c: the socket path is ours (unlinked on close) */
-  uv_signal_t sigterm, sigint;
-  uv_timer_t tick, reconcile;
-  lconn_t *conns;
-  table_t sessions;
-  uint32_t partitions;
-  hzc_uuid_t *puuid;        /* per partition UUID last seen (zero = unknown) */
-  int cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
-  uint64_t lost_since_ms;
-  int stopping;
-  int reconciling;          /* reconciliation rounds in flight */
-  uint32_t round_ids;       /* numbers the periodic rounds */
-  int recon_again;          /* a reconciliation was asked for while rounds were in flight */
-  int baselines_forgotten;  /* cluster changed: the next complete round sets unreported baselines to 0 */
-  int baseline_waiting;     /* some session's initial baseline fetch is to be retried */
-  /* Per partition: the connection (hzc_partition_watch id) its invalidations
-   * come on, as last applied by health_watch; 0 = none: nothing of
-   * the partition is cached (inval_cacheable). */
-  int *watch;
-  /* Per partition: a->round_ids when its UUID restarted or its watching
-   * connection changed (events may legitimately be missing since, inval.c). */
-  uint32_t *pchange_round;
-  uint32_t unwatched;       /* partitions with watch 0 */
-  uint64_t unwatched_log_ms;
-  uint32_t unwatched_logged; /* the count last logged */
-  int all_watched_once;
-  uint64_t connected_ms;
-  int last_reconcile_status;
-  uint64_t ctr[HZSHM__AC_COUNT_];
+  agent_opts_t o;           /* the command line (opts.c), read-only after start-up */
+  hzshm__shm_t *shm;        /* the segment: this agent is its single writer */
+  hzc_client_t *hz;         /* the Hazelcast client */
+  hzc_listener_t *objects;  /* distributed-object listener (inval.c's object callback) */
+  table_t sessions;         /* name -> session_t (sessions.c) */
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
-  uint64_t ack_us[1024];    /* counters.c: ack times of our recent writes (invalidation lag) */
+  uv_signal_t sigterm, sigint;
+  uv_timer_t tick;          /* health.c: every 50 ms */
+  int stopping;
   int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */
-  int notified_ready;       /* notify.c */
-  uv_timer_t watchdog;
-  int watchdog_on;
-  /* metrics.c: --metrics-listen and its histograms (0 agent hop, 1 invalidation lag) */
-  uv_tcp_t metrics;
-  int metrics_open;
-  struct http *https;
-  int nhttps;
-  hzshm__hist_t hist[2];
+
+  /* Cluster view (health.c writes it from the client's events). */
+  struct {
+    uint32_t partitions;
+    hzc_uuid_t my_uuid;       /* our client UUID: own invalidations carry it */
+    hzc_uuid_t *puuid;        /* per partition UUID last seen (zero = unknown; inval.c) */
+    int state;                /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */
+    uint64_t lost_since_ms;
+    uint64_t connected_ms;
+  } cluster;
+
+  /* Watched partitions (health_watch): per partition the connection
+   * (hzc_partition_watch id) its invalidations come on, as last applied;
+   * 0 = none: nothing of the partition is cached (inval_cacheable). */
+  struct {
+    int *conn;
+    uint32_t unwatched;       /* partitions with conn 0 */
+    uint64_t log_ms;          /* when the count was last logged */
+    uint32_t logged;          /* the count last logged */
+    int all_once;             /* every partition was watched once since the start */
+  } watch;
+
+  /* Reconciliation of invalidation sequences (inval.c). */
+  struct {
+    uv_timer_t timer;         /* every --reconcile-ms, sooner after changes (health_reconcile_soon) */
+    int inflight;             /* reconciliation rounds in flight */
+    uint32_t round_ids;       /* numbers the periodic rounds */
+    int again;                /* a reconciliation was asked for while rounds were in flight */
+    int baselines_forgotten;  /* cluster changed: the next complete round sets unreported baselines to 0 */
+    int baseline_waiting;     /* some session's initial baseline fetch is to be retried */
+    int last_status;
+    /* Per partition: recon.round_ids when its UUID restarted or its watching
+     * connection changed (events may legitimately be missing since). */
+    uint32_t *pchange_round;
+  } recon;
+
+  /* Counters (counters.c) and histograms (0 agent hop, 1 invalidation lag; metrics.c). */
+  struct {
+    uint64_t ctr[HZSHM__AC_COUNT_];
+    uint64_t ack_us[1024];    /* ack times of our recent writes (invalidation lag) */
+    hzshm__hist_t hist[2];
+  } stats;
+
+  /* The local socket (server.c). */
+  struct {
+    uv_pipe_t pipe;
+    int bound;                /* the socket path is ours (unlinked on close) */
+    lconn_t *conns;
+  } srv;
+
+  /* systemd readiness and watchdog (notify.c). */
+  struct {
+    int ready;
+    uv_timer_t watchdog;
+    int watchdog_on;
+  } notify;
+
+  /* --metrics-listen (metrics.c). */
+  struct {
+    uv_tcp_t listener;
+    int open;
+    struct http *conns;
+    int nconns;
+  } http;
 };
 
 #ifdef HZSHM_AGENT_TEST_SEAMS

@@ -11,24 +11,24 @@
 #include "agent.h"
 
 void counter_add(agent_t *a, unsigned idx, int64_t delta) {
-  a->ctr[idx] += (uint64_t)delta;
-  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->ctr[idx]);
+  a->stats.ctr[idx] += (uint64_t)delta;
+  if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, a->stats.ctr[idx]);
 }
 
 void counter_set(agent_t *a, unsigned idx, uint64_t v) {
-  if (idx == HZSHM__AC_INVAL_LAG_US) hzshm__hist_observe(&a->hist[1], (double)v / 1e6); /* metrics.c */
-  a->ctr[idx] = v;
+  if (idx == HZSHM__AC_INVAL_LAG_US) hzshm__hist_observe(&a->stats.hist[1], (double)v / 1e6); /* metrics.c */
+  a->stats.ctr[idx] = v;
   if (a->shm) hzshm__shm_w_agent_counter(a->shm, idx, v);
 }
 
 void counters_publish(agent_t *a) {
-  a->ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster_state;
-  for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->ctr[i]);
+  a->stats.ctr[HZSHM__AC_CLUSTER_STATE] = (uint64_t)a->cluster.state;
+  for (unsigned i = 0; i < HZSHM__AC_COUNT_; i++) hzshm__shm_w_agent_counter(a->shm, i, a->stats.ctr[i]);
 }
 
 void counter_uncacheable(agent_t *a, size_t bytes) {
   counter_add(a, HZSHM__AC_UNCACHEABLE, 1);
-  if (a->ctr[HZSHM__AC_UNCACHEABLE] == 1)
+  if (a->stats.ctr[HZSHM__AC_UNCACHEABLE] == 1)
     log_at(LVL_WARN,
                       "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
                       "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
@@ -36,8 +36,8 @@ void counter_uncacheable(agent_t *a, size_t bytes) {
 }
 
 static uint64_t *lag_slot(agent_t *a, const char *map, const void *key, size_t klen) {
-  size_t n = sizeof a->ack_us / sizeof a->ack_us[0];
-  return &a->ack_us[(table_hash(map, strlen(map)) * 31u + table_hash(key, klen)) % n];
+  size_t n = sizeof a->stats.ack_us / sizeof a->stats.ack_us[0];
+  return &a->stats.ack_us[(table_hash(map, strlen(map)) * 31u + table_hash(key, klen)) % n];
 }
 
 void lag_acked(agent_t *a, const char *map, const void *key, size_t klen) {

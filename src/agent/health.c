@@ -42,15 +42,15 @@ static void repair(agent_t *a) {
 
 static int shm_state(const agent_t *a) {
   if (a->stopping) return HZSHM_SHM_STOPPED;
-  if (a->cluster_state == 1) return HZSHM_SHM_SERVING;
-  if (a->cluster_state == 2 && now_ms() - a->lost_since_ms < a->o.stale_ms) return HZSHM_SHM_SERVING;
+  if (a->cluster.state == 1) return HZSHM_SHM_SERVING;
+  if (a->cluster.state == 2 && now_ms() - a->cluster.lost_since_ms < a->o.stale_ms) return HZSHM_SHM_SERVING;
   return HZSHM_SHM_DISCONNECTED;
 }
 
 int health_serving(const agent_t *a) {
   switch (shm_state(a)) {
     case HZSHM_SHM_SERVING:
-      return a->cluster_state == 1 ? 0 : HZSHM_EDISCONNECTED;
+      return a->cluster.state == 1 ? 0 : HZSHM_EDISCONNECTED;
     case HZSHM_SHM_STOPPED:
       return HZSHM_ESTOPPED;
     default:
@@ -71,12 +71,12 @@ int health_serving(const agent_t *a) {
 void health_watch(agent_t *a) {
   if (a->hz == NULL || a->stopping) return;
   uint32_t unwatched = 0, back = 0;
-  for (uint32_t p = 0; p < a->partitions; p++) {
+  for (uint32_t p = 0; p < a->cluster.partitions; p++) {
     int w = hzc_partition_watch(a->hz, p);
     if (w == 0) unwatched++;
-    if (w == a->watch[p]) continue;
+    if (w == a->watch.conn[p]) continue;
     if (w != 0) back++;
-    a->watch[p] = w;
+    a->watch.conn[p] = w;
     inval_mark_stale(a, (int32_t)p);
     inval_partition_changed(a, p);
   }
@@ -84,19 +84,19 @@ void health_watch(agent_t *a) {
    * (a migration changes it in many small steps); the return to 0 at once. */
   uint64_t now = now_ms();
   /* Not while starting (partition table and member connections on their way). */
-  if (unwatched == 0) a->all_watched_once = 1;
-  int starting = !a->all_watched_once && now - a->connected_ms < 2000;
-  if (a->cluster_state == 1 && !starting && unwatched != a->unwatched_logged &&
-      (unwatched == 0 || now - a->unwatched_log_ms >= 1000)) {
+  if (unwatched == 0) a->watch.all_once = 1;
+  int starting = !a->watch.all_once && now - a->cluster.connected_ms < 2000;
+  if (a->cluster.state == 1 && !starting && unwatched != a->watch.logged &&
+      (unwatched == 0 || now - a->watch.log_ms >= 1000)) {
     if (unwatched == 0)
       log_info("every partition's owner sends us its invalidations again");
     else
       log_info("%u of %u partitions have no connection to their owner with our listeners: not cached",
-                       unwatched, a->partitions);
-    a->unwatched_log_ms = now;
-    a->unwatched_logged = unwatched;
+                       unwatched, a->cluster.partitions);
+    a->watch.log_ms = now;
+    a->watch.logged = unwatched;
   }
-  a->unwatched = unwatched;
+  a->watch.unwatched = unwatched;
   counter_set(a, HZSHM__AC_UNWATCHED, unwatched);
   if (back) health_reconcile_soon(a);
 }
@@ -118,53 +118,53 @@ static void tick_cb(uv_timer_t *t) {
 static void reconcile_cb(uv_timer_t *t) { inval_reconcile(t->data); }
 
 void health_reconcile_soon(agent_t *a) {
-  if (a->stopping || !uv_is_active((uv_handle_t *)&a->reconcile)) return;
+  if (a->stopping || !uv_is_active((uv_handle_t *)&a->recon.timer)) return;
   /* Never postpone: a stream of changes must not keep the round from running. */
-  if (uv_timer_get_due_in(&a->reconcile) <= RECON_SOON_MS) return;
-  uv_timer_start(&a->reconcile, reconcile_cb, RECON_SOON_MS, a->o.reconcile_ms);
+  if (uv_timer_get_due_in(&a->recon.timer) <= RECON_SOON_MS) return;
+  uv_timer_start(&a->recon.timer, reconcile_cb, RECON_SOON_MS, a->o.reconcile_ms);
 }
 
 int health_start(agent_t *a) {
   uv_timer_init(a->loop, &a->tick);
   a->tick.data = a;
-  uv_timer_init(a->loop, &a->reconcile);
-  a->reconcile.data = a;
+  uv_timer_init(a->loop, &a->recon.timer);
+  a->recon.timer.data = a;
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   uv_timer_start(&a->tick, tick_cb, 50, 50);
-  uv_timer_start(&a->reconcile, reconcile_cb, a->o.reconcile_ms, a->o.reconcile_ms);
+  uv_timer_start(&a->recon.timer, reconcile_cb, a->o.reconcile_ms, a->o.reconcile_ms);
   return 0;
 }
 
 void health_close(agent_t *a) {
   hzshm__shm_w_heartbeat(a->shm, HZSHM_SHM_STOPPED);
-  a->cluster_state = 3;
+  a->cluster.state = 3;
   counters_publish(a);
   uv_close((uv_handle_t *)&a->tick, NULL);
-  uv_close((uv_handle_t *)&a->reconcile, NULL);
+  uv_close((uv_handle_t *)&a->recon.timer, NULL);
 }
 
 void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   agent_t *a = ud;
   switch (ev->kind) {
     case HZC_EV_CONNECTED:
-      a->cluster_state = 1;
-      a->connected_ms = now_ms();
-      a->my_uuid = hzc_client_uuid(c);
+      a->cluster.state = 1;
+      a->cluster.connected_ms = now_ms();
+      a->cluster.my_uuid = hzc_client_uuid(c);
       log_info("connected to cluster %s", a->o.cluster);
       break;
     case HZC_EV_DISCONNECTED:
       /* From the last bytes heard: a silent member was trusted for its whole silence already. */
-      if (a->cluster_state == 1) {
+      if (a->cluster.state == 1) {
         uint64_t now = now_ms(), quiet = hzc_silence_ms(c);
-        a->lost_since_ms = now - (quiet < now ? quiet : 0);
+        a->cluster.lost_since_ms = now - (quiet < now ? quiet : 0);
       }
-      a->cluster_state = 2;
+      a->cluster.state = 2;
       log_info("lost the cluster; failing closed after %u ms", a->o.stale_ms);
       break;
     case HZC_EV_RECONNECTED:
       repair(a);
-      a->cluster_state = 1;
-      a->my_uuid = hzc_client_uuid(c);
+      a->cluster.state = 1;
+      a->cluster.my_uuid = hzc_client_uuid(c);
       log_info("reconnected to the same cluster: partitions marked stale (repair)");
       break;
     case HZC_EV_CLUSTER_CHANGED:
@@ -172,8 +172,8 @@ void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
       table_each(&a->sessions, forget_refs, NULL);
       inval_forget(a);
       repair(a);
-      a->cluster_state = 1;
-      a->my_uuid = hzc_client_uuid(c);
+      a->cluster.state = 1;
+      a->cluster.my_uuid = hzc_client_uuid(c);
       log_info("connected to a different cluster: cache cleared");
       break;
     case HZC_EV_MEMBER_CONNECTION_LOST:

@@ -11,7 +11,7 @@
  * misses; a missed change is never served beyond the next reconciliation.
  *
  * Baselines (the model of Hazelcast's MetaDataContainer/RepairingHandler):
- * - a->puuid[p] is the partition UUID every session's s->seq[p] counts under
+ * - a->cluster.puuid[p] is the partition UUID every session's s->seq[p] counts under
  *   (Hazelcast's partition UUID is per partition, shared by all maps). A new
  *   UUID (event or reconciliation) marks p stale and restarts every known
  *   s->seq[p] at 0 (the member restarted the sequence or lost its history).
@@ -97,7 +97,7 @@ static int uuid_zero(const hzc_uuid_t *u) {
 }
 
 void inval_mark_stale(agent_t *a, int32_t p) {
-  if (p < 0 || (uint32_t)p >= a->partitions) return;
+  if (p < 0 || (uint32_t)p >= a->cluster.partitions) return;
   hzshm__shm_w_partition_stale(a->shm, (uint32_t)p);
   counter_add(a, HZSHM__AC_STALE_MARKS, 1);
 }
@@ -110,7 +110,7 @@ typedef struct {
 #define HZSHM__EVENT_WAIT_MS 15000u /* member batching delays events up to 10 s (its default flush period) */
 
 void inval_partition_changed(agent_t *a, uint32_t p) {
-  if (p < a->partitions) a->pchange_round[p] = a->round_ids;
+  if (p < a->cluster.partitions) a->recon.pchange_round[p] = a->recon.round_ids;
 }
 
 void inval_forget_suspects(session_t *s) { s->nsuspects = 0; }
@@ -139,8 +139,8 @@ static void restart_seq(tnode_t *n, void *ud) {
 }
 
 static void track_uuid(agent_t *a, int32_t p, const hzc_uuid_t *u) {
-  if (p < 0 || (uint32_t)p >= a->partitions || uuid_zero(u)) return;
-  hzc_uuid_t *known = &a->puuid[p];
+  if (p < 0 || (uint32_t)p >= a->cluster.partitions || uuid_zero(u)) return;
+  hzc_uuid_t *known = &a->cluster.puuid[p];
   if (uuid_zero(known)) { /* the sequences known so far count under this UUID */
     *known = *u;
     return;
@@ -167,7 +167,7 @@ static void adopt(agent_t *a, session_t *s, int32_t p, int64_t seq) {
 }
 
 static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
-  if (s->seq == NULL || p < 0 || (uint32_t)p >= a->partitions) return;
+  if (s->seq == NULL || p < 0 || (uint32_t)p >= a->cluster.partitions) return;
   int64_t last = s->seq[p];
   if (last < 0) {
     adopt(a, s, p, seq);
@@ -181,10 +181,10 @@ static void track_seq(agent_t *a, session_t *s, int32_t p, int64_t seq) {
 
 int inval_cacheable(const session_t *s, uint32_t part) {
   agent_t *a = s->a;
-  if (s->seq == NULL || part >= a->partitions || s->seq[part] < 0) return 0;
+  if (s->seq == NULL || part >= a->cluster.partitions || s->seq[part] < 0) return 0;
   /* Watched, and by the connection whose change was already applied (marked stale). */
   int w = hzc_partition_watch(a->hz, part);
-  return w != 0 && w == a->watch[part];
+  return w != 0 && w == a->watch.conn[part];
 }
 
 void inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {
@@ -211,7 +211,7 @@ void inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, 
     session_purge(s, 1);
     return;
   }
-  int own = memcmp(&inv->source, &a->my_uuid, sizeof a->my_uuid) == 0;
+  int own = memcmp(&inv->source, &a->cluster.my_uuid, sizeof a->cluster.my_uuid) == 0;
   if (own) lag_echoed(a, map, inv->key, inv->klen);
   resv_t *r = resv_get(s, inv->key, inv->klen, 0);
   /* Skipped only as the expected echo of an acknowledged write (fill.c). */
@@ -238,8 +238,8 @@ void inval_object_cb(hzc_client_t *hc, const char *service, const char *name, in
 }
 
 void inval_all_stale(agent_t *a) {
-  for (uint32_t p = 0; p < a->partitions; p++) hzshm__shm_w_partition_stale(a->shm, p);
-  counter_add(a, HZSHM__AC_STALE_MARKS, a->partitions);
+  for (uint32_t p = 0; p < a->cluster.partitions; p++) hzshm__shm_w_partition_stale(a->shm, p);
+  counter_add(a, HZSHM__AC_STALE_MARKS, a->cluster.partitions);
 }
 
 /* ---- reconciliation and initial baselines ---- */
@@ -268,12 +268,12 @@ static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
   agent_t *a = s->a;
   suspect_t *v = s->nsuspects ? suspect_find(s, p) : NULL;
   /* Changed since the round before the finding: the gap may be a one-time loss. */
-  if (v && (v->watch != a->watch[p] || v->round <= a->pchange_round[p] + 1)) {
+  if (v && (v->watch != a->watch.conn[p] || v->round <= a->recon.pchange_round[p] + 1)) {
     suspect_drop(s, v);
     v = NULL;
   }
   if (v == NULL) {
-    if (!ahead || a->watch[p] == 0 || x->round <= a->pchange_round[p] + 1) return;
+    if (!ahead || a->watch.conn[p] == 0 || x->round <= a->recon.pchange_round[p] + 1) return;
     if (s->nsuspects == s->capsuspects) {
       uint32_t cap = s->capsuspects ? s->capsuspects * 2 : 4;
       suspect_t *n = realloc(s->suspects, sizeof *n * cap);
@@ -281,7 +281,7 @@ static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
       s->suspects = n;
       s->capsuspects = cap;
     }
-    s->suspects[s->nsuspects++] = (suspect_t){p, a->watch[p], x->round, now_ms()};
+    s->suspects[s->nsuspects++] = (suspect_t){p, a->watch.conn[p], x->round, now_ms()};
     return;
   }
   /* Sent before the wait was over: an event may still be on its way. */
@@ -296,7 +296,7 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
   recon_t *x = ud;
   agent_t *a = x->a;
   session_t *s = session_get(a, map, strlen(map), 0);
-  if (s == NULL || s->seq == NULL || p < 0 || (uint32_t)p >= a->partitions) return;
+  if (s == NULL || s->seq == NULL || p < 0 || (uint32_t)p >= a->cluster.partitions) return;
   if (x->init) {
     /* Nothing of the session is cached yet: set, do not repair. An event
      * that arrived since the registration may already be ahead. */
@@ -348,31 +348,31 @@ static void zero_unreported(recon_t *x, const char *name, int32_t p) {
 static void recon_uuid(hzc_client_t *hc, int32_t p, const hzc_uuid_t *u, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
-  if (p < 0 || (uint32_t)p >= a->partitions) return;
+  if (p < 0 || (uint32_t)p >= a->cluster.partitions) return;
   track_uuid(a, p, u);
   /* Periodic rounds do this only after the baselines were forgotten (cluster
    * change): it costs a lookup per (session, partition). */
-  if (x->init || a->baselines_forgotten)
+  if (x->init || a->recon.baselines_forgotten)
     for (size_t i = 0; i < x->n; i++) zero_unreported(x, x->names[i], p);
 }
 
 static void recon_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   recon_t *x = ud;
   agent_t *a = x->a;
-  a->reconciling--;
+  a->recon.inflight--;
   counter_add(a, HZSHM__AC_RECONCILES, 1);
   /* Logged when the outcome changes, not every round. */
-  if (r->status != a->last_reconcile_status && !a->stopping) {
+  if (r->status != a->recon.last_status && !a->stopping) {
     if (r->status != 0)
       log_info("metadata reconciliation failed: %s (logged once until it changes)", hzshm_strerror(r->status));
     else
       log_info("metadata reconciliation works again");
   }
-  a->last_reconcile_status = r->status;
-  if (r->status == 0) a->baselines_forgotten = 0;
+  a->recon.last_status = r->status;
+  if (r->status == 0) a->recon.baselines_forgotten = 0;
   recon_free(x);
-  if (a->recon_again && !a->stopping) {
-    a->recon_again = 0;
+  if (a->recon.again && !a->stopping) {
+    a->recon.again = 0;
     health_reconcile_soon(a);
   }
 }
@@ -398,11 +398,11 @@ void inval_reconcile(agent_t *a) {
    * just died holds it until the invocation timeout while the others' answers
    * (applied as they arrive) already repair. Bounded, so a dead member does
    * not pile them up. */
-  if (a->reconciling >= RECON_MAX_INFLIGHT) {
-    a->recon_again = 1; /* one more soon after a round ends */
+  if (a->recon.inflight >= RECON_MAX_INFLIGHT) {
+    a->recon.again = 1; /* one more soon after a round ends */
     return;
   }
-  if (a->cluster_state != 1 || a->ctr[HZSHM__AC_LISTENERS] == 0) return;
+  if (a->cluster.state != 1 || a->stats.ctr[HZSHM__AC_LISTENERS] == 0) return;
   recon_t *x = calloc(1, sizeof *x);
   if (x == NULL) return;
   x->a = a;
@@ -412,11 +412,11 @@ void inval_reconcile(agent_t *a) {
     free(x);
     return;
   }
-  x->round = ++a->round_ids;
+  x->round = ++a->recon.round_ids;
   x->sent_ms = now_ms();
   collect_t c = {x, cap};
   table_each(&a->sessions, collect, &c);
-  a->reconciling++;
+  a->recon.inflight++;
   int rc = hzc_fetch_invalidation_metadata(a->hz, (const char *const *)x->names, x->n, recon_seq, recon_uuid,
                                            recon_done, x);
   if (rc != 0) {
@@ -460,7 +460,7 @@ void inval_baseline(session_t *s) {
     /* No member list yet (just connected) or cut off: stay parked, the
      * health tick retries (inval_baseline_retry) for up to --stale-ms. */
     if (s->baseline_since == 0) s->baseline_since = now;
-    a->baseline_waiting = 1;
+    a->recon.baseline_waiting = 1;
     recon_free(x);
     return;
   }
@@ -476,8 +476,8 @@ static void retry_one(tnode_t *n, void *ud) {
 }
 
 void inval_baseline_retry(agent_t *a) {
-  if (!a->baseline_waiting) return;
-  a->baseline_waiting = 0; /* set again by a session still waiting */
+  if (!a->recon.baseline_waiting) return;
+  a->recon.baseline_waiting = 0; /* set again by a session still waiting */
   table_each(&a->sessions, retry_one, NULL);
 }
 
@@ -485,12 +485,12 @@ static void forget_one(tnode_t *n, void *ud) {
   session_t *s = (session_t *)n;
   agent_t *a = ud;
   if (s->seq)
-    for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+    for (uint32_t i = 0; i < a->cluster.partitions; i++) s->seq[i] = -1;
   s->seq_changes++;
 }
 
 void inval_forget(agent_t *a) {
   table_each(&a->sessions, forget_one, a);
-  memset(a->puuid, 0, sizeof *a->puuid * a->partitions);
-  a->baselines_forgotten = 1;
+  memset(a->cluster.puuid, 0, sizeof *a->cluster.puuid * a->cluster.partitions);
+  a->recon.baselines_forgotten = 1;
 }

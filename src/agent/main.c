@@ -80,11 +80,11 @@ static void connect_cb(hzc_client_t *c, int status, void *ud) {
     log_at(LVL_DEBUG, "first cluster connection failed: %s (retrying)", hzshm_strerror(status));
     return;
   }
-  a->cluster_state = 1;
-  a->my_uuid = hzc_client_uuid(c);
+  a->cluster.state = 1;
+  a->cluster.my_uuid = hzc_client_uuid(c);
   uint32_t pc = hzc_partition_count(c);
-  if (pc != 0 && pc != a->partitions)
-    log_info("warning: cluster has %u partitions, the segment was sized for %u", pc, a->partitions);
+  if (pc != 0 && pc != a->cluster.partitions)
+    log_info("warning: cluster has %u partitions, the segment was sized for %u", pc, a->cluster.partitions);
 }
 
 /* Supervision around health.c's handler: readiness, fatal refusal. */
@@ -118,11 +118,10 @@ int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   signal(SIGHUP, SIG_IGN); /* documented: nothing to reopen */
   a.loop = uv_default_loop();
-  a.partitions = 271;
-  memcpy(a.sockpath, a.o.sockpath, sizeof a.sockpath);
+  a.cluster.partitions = 271;
   /* --allow-gid: the data file is readable by that group (0640), whose
    * processes keep their reader slots in private files (docs/SHM.md). */
-  hzshm__shm_config_t cfg = {.memory_bytes = a.o.memory, .partition_count = a.partitions,
+  hzshm__shm_config_t cfg = {.memory_bytes = a.o.memory, .partition_count = a.cluster.partitions,
                              .max_sessions = a.o.sessions, .reader_slots = a.o.readers,
                              .stale_after_ns = (uint64_t)a.o.stale_ms * 1000000u,
                              .gid_set = a.o.allow_gid >= 0, .gid = a.o.allow_gid >= 0 ? (uint32_t)a.o.allow_gid : 0,
@@ -135,11 +134,11 @@ int main(int argc, char **argv) {
     return 2;
   }
   a.scratch = malloc(HZSHM__IPC_VALUE_MAX);
-  a.puuid = calloc(a.partitions, sizeof *a.puuid);
-  a.watch = calloc(a.partitions, sizeof *a.watch);
-  a.pchange_round = calloc(a.partitions, sizeof *a.pchange_round);
-  a.unwatched = a.partitions;
-  if (a.scratch == NULL || a.puuid == NULL || a.watch == NULL || a.pchange_round == NULL) goto out;
+  a.cluster.puuid = calloc(a.cluster.partitions, sizeof *a.cluster.puuid);
+  a.watch.conn = calloc(a.cluster.partitions, sizeof *a.watch.conn);
+  a.recon.pchange_round = calloc(a.cluster.partitions, sizeof *a.recon.pchange_round);
+  a.watch.unwatched = a.cluster.partitions;
+  if (a.scratch == NULL || a.cluster.puuid == NULL || a.watch.conn == NULL || a.recon.pchange_round == NULL) goto out;
 
   int reused = 0;
   int err = hzshm__shm_w_open(a.o.name, &cfg, 1, &a.shm, &reused);
@@ -162,7 +161,7 @@ int main(int argc, char **argv) {
     inval_all_stale(&a); /* revalidate: nothing of the previous agent is served */
     log_info("reused the segment of a previous agent: every partition marked stale");
   }
-  if ((err = hzshm__shm_w_set_socket(a.shm, a.sockpath)) != 0) {
+  if ((err = hzshm__shm_w_set_socket(a.shm, a.o.sockpath)) != 0) {
     log_at(LVL_ERR, "fatal: cannot record the socket path: %s", hzshm_strerror(err));
     goto out;
   }
@@ -198,7 +197,7 @@ int main(int argc, char **argv) {
   } else {
     hzc_client_connect(a.hz, connect_cb, &a);
     hzc_listen_objects(a.hz, inval_object_cb, &a, objects_cb, &a, &a.objects);
-    log_info("serving cache %s on %s (cluster %s, %zu seed members)", a.o.name, a.sockpath, a.o.cluster,
+    log_info("serving cache %s on %s (cluster %s, %zu seed members)", a.o.name, a.o.sockpath, a.o.cluster,
                      a.o.naddrs);
   }
   uv_run(a.loop, UV_RUN_DEFAULT);
@@ -212,8 +211,8 @@ out:
   }
   free(a.o.addrs);
   free(a.scratch);
-  free(a.puuid);
-  free(a.watch);
-  free(a.pchange_round);
+  free(a.cluster.puuid);
+  free(a.watch.conn);
+  free(a.recon.pchange_round);
   return rc;
 }

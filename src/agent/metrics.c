@@ -54,9 +54,9 @@ void metrics_init(agent_t *a) {
                                                   2.5e-3, 5e-3, 10e-3, 50e-3, 250e-3, 1.0};
   static const double lag[HZSHM__HIST_BUCKETS] = {100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3,
                                                   10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1.0};
-  hist_init(&a->hist[0], "hzshm_agent_request_seconds",
+  hist_init(&a->stats.hist[0], "hzshm_agent_request_seconds",
             "Agent hop: a local request's arrival at the agent to its answer (misses, writes).", hop);
-  hist_init(&a->hist[1], "hzshm_invalidation_lag_seconds",
+  hist_init(&a->stats.hist[1], "hzshm_invalidation_lag_seconds",
             "A write's cluster acknowledgement to the arrival of its own invalidation event.", lag);
 }
 
@@ -69,9 +69,9 @@ static void h_close(http_t *h) {
   if (h->closes) return;
   agent_t *a = h->a;
   if (h->prev) h->prev->next = h->next;
-  else a->https = h->next;
+  else a->http.conns = h->next;
   if (h->next) h->next->prev = h->prev;
-  a->nhttps--;
+  a->http.nconns--;
   h->closes = 2;
   uv_close((uv_handle_t *)&h->tcp, h_freed);
   uv_close((uv_handle_t *)&h->timer, h_freed);
@@ -119,13 +119,13 @@ static void h_metrics(http_t *h, int head) {
     h_error(h, "503 Service Unavailable");
     return;
   }
-  size_t n = hzshm__prom_render(NULL, 0, a->o.name, &st, a->hist, 2);
+  size_t n = hzshm__prom_render(NULL, 0, a->o.name, &st, a->stats.hist, 2);
   char *body = malloc(n + 1);
   if (body == NULL) {
     h_error(h, "503 Service Unavailable");
     return;
   }
-  hzshm__prom_render(body, n + 1, a->o.name, &st, a->hist, 2);
+  hzshm__prom_render(body, n + 1, a->o.name, &st, a->stats.hist, 2);
   h_send(h, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, n, head);
   free(body);
 }
@@ -189,11 +189,11 @@ static void m_accept(uv_stream_t *srv, int status) {
   uv_tcp_init(a->loop, &h->tcp);
   uv_timer_init(a->loop, &h->timer);
   h->tcp.data = h->timer.data = h;
-  h->next = a->https;
-  if (a->https) a->https->prev = h;
-  a->https = h;
-  a->nhttps++;
-  if (uv_accept(srv, (uv_stream_t *)&h->tcp) != 0 || a->nhttps > HTTP_CONNS) {
+  h->next = a->http.conns;
+  if (a->http.conns) a->http.conns->prev = h;
+  a->http.conns = h;
+  a->http.nconns++;
+  if (uv_accept(srv, (uv_stream_t *)&h->tcp) != 0 || a->http.nconns > HTTP_CONNS) {
     h_close(h);
     return;
   }
@@ -213,11 +213,11 @@ int metrics_start(agent_t *a) {
   snprintf(ps, sizeof ps, "%d", port);
   int rc = uv_getaddrinfo(a->loop, &req, NULL, host, ps, &hints);
   if (rc == 0) {
-    uv_tcp_init(a->loop, &a->metrics);
-    a->metrics.data = a;
-    a->metrics_open = 1;
-    rc = uv_tcp_bind(&a->metrics, req.addrinfo->ai_addr, 0);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&a->metrics, 16, m_accept);
+    uv_tcp_init(a->loop, &a->http.listener);
+    a->http.listener.data = a;
+    a->http.open = 1;
+    rc = uv_tcp_bind(&a->http.listener, req.addrinfo->ai_addr, 0);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&a->http.listener, 16, m_accept);
     uv_freeaddrinfo(req.addrinfo);
   }
   if (rc != 0)
@@ -226,7 +226,7 @@ int metrics_start(agent_t *a) {
 }
 
 void metrics_close(agent_t *a) {
-  while (a->https) h_close(a->https);
-  if (a->metrics_open) uv_close((uv_handle_t *)&a->metrics, NULL);
-  a->metrics_open = 0;
+  while (a->http.conns) h_close(a->http.conns);
+  if (a->http.open) uv_close((uv_handle_t *)&a->http.listener, NULL);
+  a->http.open = 0;
 }

@@ -17,10 +17,10 @@
 #endif
 
 void notify_ready(agent_t *a) {
-  if (a->notified_ready) return;
-  a->notified_ready = 1;
+  if (a->notify.ready) return;
+  a->notify.ready = 1;
 #ifdef HZSHM_HAVE_SYSTEMD
-  sd_notifyf(0, "READY=1\nSTATUS=serving cache %s on %s", a->o.name, a->sockpath);
+  sd_notifyf(0, "READY=1\nSTATUS=serving cache %s on %s", a->o.name, a->o.sockpath);
 #endif
 }
 
@@ -36,8 +36,8 @@ void notify_stopping(agent_t *a) {
 #ifdef HZSHM_HAVE_SYSTEMD
   sd_notify(0, "STOPPING=1");
 #endif
-  if (a->watchdog_on) uv_close((uv_handle_t *)&a->watchdog, NULL);
-  a->watchdog_on = 0;
+  if (a->notify.watchdog_on) uv_close((uv_handle_t *)&a->notify.watchdog, NULL);
+  a->notify.watchdog_on = 0;
 }
 
 #ifdef HZSHM_HAVE_SYSTEMD
@@ -48,9 +48,9 @@ void notify_start(agent_t *a) {
 #ifdef HZSHM_HAVE_SYSTEMD
   uint64_t usec = 0;
   if (sd_watchdog_enabled(0, &usec) <= 0 || usec < 2000) return;
-  uv_timer_init(a->loop, &a->watchdog);
-  a->watchdog_on = 1;
-  uv_timer_start(&a->watchdog, watchdog_cb, 0, usec / 2000);
+  uv_timer_init(a->loop, &a->notify.watchdog);
+  a->notify.watchdog_on = 1;
+  uv_timer_start(&a->notify.watchdog, watchdog_cb, 0, usec / 2000);
 #else
   (void)a;
 #endif

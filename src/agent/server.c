@@ -41,7 +41,7 @@ static void lconn_close(lconn_t *c) {
   c->closed = 1;
   agent_t *a = c->a;
   if (c->prev) c->prev->next = c->next;
-  else a->conns = c->next;
+  else a->srv.conns = c->next;
   if (c->next) c->next->prev = c->prev;
   c->next = c->prev = NULL;
   counter_add(a, HZSHM__AC_CONNECTIONS, -1);
@@ -100,7 +100,7 @@ void server_reply(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t au
   counter_add(c->a, HZSHM__AC_REQUESTS, 1);
   unsigned slot = reqid & 63u;
   if (c->t_ns[slot] && c->t_reqid[slot] == reqid) {
-    hzshm__hist_observe(&c->a->hist[0], (double)(now_ns() - c->t_ns[slot]) / 1e9);
+    hzshm__hist_observe(&c->a->stats.hist[0], (double)(now_ns() - c->t_ns[slot]) / 1e9);
     c->t_ns[slot] = 0;
   }
   send_frame(c, op, reqid, status, aux, val, vlen, 0);
@@ -183,9 +183,9 @@ static void accept_cb(uv_stream_t *srv, int status) {
   c->refs = 1;
   uv_pipe_init(a->loop, &c->pipe, 0);
   c->pipe.data = c;
-  c->next = a->conns;
-  if (a->conns) a->conns->prev = c;
-  a->conns = c;
+  c->next = a->srv.conns;
+  if (a->srv.conns) a->srv.conns->prev = c;
+  a->srv.conns = c;
   counter_add(a, HZSHM__AC_CONNECTIONS, 1);
   if (uv_accept(srv, (uv_stream_t *)&c->pipe) != 0) {
     lconn_close(c);
@@ -205,41 +205,41 @@ static void accept_cb(uv_stream_t *srv, int status) {
  * in use, fatal), or something that is no socket (fatal, not removed). */
 static int path_free(agent_t *a) {
   struct stat st;
-  if (lstat(a->sockpath, &st) != 0) return errno == ENOENT ? 0 : -errno;
+  if (lstat(a->o.sockpath, &st) != 0) return errno == ENOENT ? 0 : -errno;
   if (!S_ISSOCK(st.st_mode)) return -ENOTSOCK;
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -errno;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
-  memcpy(sa.sun_path, a->sockpath, strlen(a->sockpath) + 1); /* < 108: checked by opts.c */
+  memcpy(sa.sun_path, a->o.sockpath, strlen(a->o.sockpath) + 1); /* < 108: checked by opts.c */
   int live = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
   close(fd);
   if (live) return -EADDRINUSE;
-  unlink(a->sockpath); /* nobody listens: a killed agent's */
+  unlink(a->o.sockpath); /* nobody listens: a killed agent's */
   return 0;
 }
 
 int server_start(agent_t *a) {
-  uv_pipe_init(a->loop, &a->server, 0);
-  a->server.data = a;
-  a->server_bound = 0;
+  uv_pipe_init(a->loop, &a->srv.pipe, 0);
+  a->srv.pipe.data = a;
+  a->srv.bound = 0;
   int rc = path_free(a);
   if (rc != 0) {
-    log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->sockpath,
+    log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->o.sockpath,
                       rc == -EADDRINUSE ? "socket in use by another process (give another --socket)"
                       : rc == -ENOTSOCK ? "the path exists and is not a socket"
                                         : uv_strerror(rc));
     return rc;
   }
-  rc = uv_pipe_bind(&a->server, a->sockpath);
-  if (rc == 0) rc = uv_listen((uv_stream_t *)&a->server, 128, accept_cb);
-  if (rc == 0) chmod(a->sockpath, 0666); /* the gate is SO_PEERCRED (accept_cb), which answers refused peers */
-  if (rc != 0) log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->sockpath, uv_strerror(rc));
-  else a->server_bound = 1;
+  rc = uv_pipe_bind(&a->srv.pipe, a->o.sockpath);
+  if (rc == 0) rc = uv_listen((uv_stream_t *)&a->srv.pipe, 128, accept_cb);
+  if (rc == 0) chmod(a->o.sockpath, 0666); /* the gate is SO_PEERCRED (accept_cb), which answers refused peers */
+  if (rc != 0) log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->o.sockpath, uv_strerror(rc));
+  else a->srv.bound = 1;
   return rc;
 }
 
 void server_close(agent_t *a) {
-  while (a->conns) lconn_close(a->conns);
-  uv_close((uv_handle_t *)&a->server, NULL);
-  if (a->server_bound) unlink(a->sockpath); /* never another process's socket */
+  while (a->srv.conns) lconn_close(a->srv.conns);
+  uv_close((uv_handle_t *)&a->srv.pipe, NULL);
+  if (a->srv.bound) unlink(a->o.sockpath); /* never another process's socket */
 }

@@ -111,13 +111,13 @@ void session_baselined(session_t *s) {
 static void listen_start(session_t *s) {
   agent_t *a = s->a;
   if (s->seq == NULL) {
-    s->seq = malloc(sizeof *s->seq * a->partitions);
+    s->seq = malloc(sizeof *s->seq * a->cluster.partitions);
     if (s->seq == NULL) {
       run_parked(s, -ENOMEM);
       return;
     }
   }
-  for (uint32_t i = 0; i < a->partitions; i++) s->seq[i] = -1;
+  for (uint32_t i = 0; i < a->cluster.partitions; i++) s->seq[i] = -1;
   s->seq_changes++;
   inval_forget_suspects(s);
   s->lsn = LSN_PENDING;
