@@ -242,11 +242,11 @@ int seam_drop_inval(const hzc_invalidation_t *inv);
 /* 1: the result res of a remote get of key is handled later: cb(ud, copy)
  * runs after HZSHM_AGENT_TEST_FILL_DELAY_MS, or at seam_flush. */
 int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
-                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud);
+                    void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 /* 1: the acknowledgement res of a write of key is handled later: cb(ud, copy)
  * runs after HZSHM_AGENT_TEST_ACK_DELAY_MS (status and boolean only). */
 int seam_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
-                                void (*cb)(void *ud, const hzc_result_t *res), void *ud);
+                   void (*cb)(void *ud, const hzc_result_t *res), void *ud);
 /* At shutdown: every deferred fill completes now, with HZSHM_ESTOPPED. */
 void seam_flush(agent_t *a);
 /* Health tick: applies HZSHM_AGENT_TEST_BLOCK_FILE's port (network cut). */
@@ -280,7 +280,7 @@ int server_start(agent_t *a);
 void server_close(agent_t *a);
 /* Sends a response frame; dropped if the connection is closed. */
 void server_reply(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
-                         size_t vlen);
+                  size_t vlen);
 void lconn_ref(lconn_t *c);
 void lconn_unref(lconn_t *c);
 
@@ -325,7 +325,7 @@ int resv_own_echo(resv_t *r);
 /* inval.c */
 void inval_cb(hzc_client_t *c, const char *map, const hzc_invalidation_t *inv, void *ud);
 void inval_object_cb(hzc_client_t *c, const char *service, const char *name, int destroyed,
-                      const hzc_uuid_t *source, void *ud);
+                     const hzc_uuid_t *source, void *ud);
 void inval_reconcile(agent_t *a);
 void inval_all_stale(agent_t *a);
 /* Marks partition p stale in the segment (entries filled before now are misses) and counts it. */

@@ -30,9 +30,9 @@ void counter_uncacheable(agent_t *a, size_t bytes) {
   counter_add(a, HZSHM__AC_UNCACHEABLE, 1);
   if (a->stats.ctr[HZSHM__AC_UNCACHEABLE] == 1)
     log_at(LVL_WARN,
-                      "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
-                      "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
-                      bytes);
+           "an entry of %zu bytes is too large for this segment's slabs: served, never cached "
+           "(counted in hzshm_uncacheable_values_total; a larger --memory gives larger slabs)",
+           bytes);
 }
 
 static uint64_t *lag_slot(agent_t *a, const char *map, const void *key, size_t klen) {

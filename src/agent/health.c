@@ -92,7 +92,7 @@ void health_watch(agent_t *a) {
       log_info("every partition's owner sends us its invalidations again");
     else
       log_info("%u of %u partitions have no connection to their owner with our listeners: not cached",
-                       unwatched, a->cluster.partitions);
+               unwatched, a->cluster.partitions);
     a->watch.log_ms = now;
     a->watch.logged = unwatched;
   }

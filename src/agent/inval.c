@@ -225,7 +225,7 @@ void inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, 
 }
 
 void inval_object_cb(hzc_client_t *hc, const char *service, const char *name, int destroyed,
-                      const hzc_uuid_t *source, void *ud) {
+                     const hzc_uuid_t *source, void *ud) {
   agent_t *a = ud;
   if (!destroyed || strcmp(service, "hz:impl:mapService") != 0) return;
   session_t *s = session_get(a, name, strlen(name), 0);
@@ -329,7 +329,7 @@ static void recon_seq(hzc_client_t *hc, const char *map, int32_t p, int64_t seq,
       /* Not an answer overtaken by our events: the clear-all of a destroy
        * was missed, so our registration is probably gone too. */
       log_info("session %s: member sequence %lld below our %lld in partition %d: reset, listener renewed",
-                       s->name, (long long)seq, (long long)last, (int)p);
+               s->name, (long long)seq, (long long)last, (int)p);
       session_relisten(s);
     }
   }
@@ -431,7 +431,7 @@ static void baseline_done(hzc_client_t *hc, const hzc_result_t *r, void *ud) {
   session_t *s = session_get(a, x->names[0], strlen(x->names[0]), 0);
   if (r->status != 0 && !a->stopping)
     log_info("initial invalidation metadata for %s: %s (partitions without a baseline are not cached "
-                     "until reconciliation sets one)", x->names[0], hzshm_strerror(r->status));
+             "until reconciliation sets one)", x->names[0], hzshm_strerror(r->status));
   /* The session may have been purged (and even registered again) meanwhile. */
   if (s && s->lsn == LSN_PENDING && s->lgen == x->gen) session_baselined(s);
   recon_free(x);

@@ -96,7 +96,7 @@ static void send_frame(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32
 }
 
 void server_reply(lconn_t *c, uint8_t op, uint32_t reqid, int status, int32_t aux, const void *val,
-                         size_t vlen) {
+                  size_t vlen) {
   counter_add(c->a, HZSHM__AC_REQUESTS, 1);
   unsigned slot = reqid & 63u;
   if (c->t_ns[slot] && c->t_reqid[slot] == reqid) {
@@ -225,9 +225,9 @@ int server_start(agent_t *a) {
   int rc = path_free(a);
   if (rc != 0) {
     log_at(LVL_ERR, "fatal: cannot listen on %s: %s", a->o.sockpath,
-                      rc == -EADDRINUSE ? "socket in use by another process (give another --socket)"
-                      : rc == -ENOTSOCK ? "the path exists and is not a socket"
-                                        : uv_strerror(rc));
+           rc == -EADDRINUSE ? "socket in use by another process (give another --socket)"
+           : rc == -ENOTSOCK ? "the path exists and is not a socket"
+                             : uv_strerror(rc));
     return rc;
   }
   rc = uv_pipe_bind(&a->srv.pipe, a->o.sockpath);

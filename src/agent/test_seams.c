@@ -71,7 +71,7 @@ int seam_drop_inval(const hzc_invalidation_t *inv) {
   if (inv->key == NULL || !inv->key_is_string || !env_is("HZSHM_AGENT_TEST_DROP_INVAL_KEY", inv->key, inv->klen))
     return 0;
   log_info("test seam: dropping an invalidation of key %.*s (sequence %lld)", (int)inv->klen,
-                   (const char *)inv->key, (long long)inv->sequence);
+           (const char *)inv->key, (long long)inv->sequence);
   return 1;
 }
 
@@ -148,7 +148,7 @@ int seam_lose(const session_t *s, const hzc_invalidation_t *inv) {
   return 1;
 }
 int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
-                                 void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+                    void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
   if (a->stopping || !env_is("HZSHM_AGENT_TEST_FILL_DELAY_KEY", key, klen)) return 0;
   const char *v = getenv("HZSHM_AGENT_TEST_FILL_DELAY_MS");
   unsigned long ms = v ? strtoul(v, NULL, 10) : 1000;
@@ -158,13 +158,13 @@ int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t
 }
 
 int seam_defer_ack(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
-                                void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
+                   void (*cb)(void *ud, const hzc_result_t *res), void *ud) {
   const char *ms = getenv("HZSHM_AGENT_TEST_ACK_DELAY_MS");
   if (ms == NULL || a->stopping || !env_is("HZSHM_AGENT_TEST_ACK_DELAY_KEY", key, klen)) return 0;
   unsigned long n = strtoul(ms, NULL, 10);
   if (!defer(a, res, 0, n, cb, ud)) return 0;
   log_info("test seam: handling the acknowledgement of a write of %.*s in %lu ms (status %d)", (int)klen,
-                   (const char *)key, n, res->status);
+           (const char *)key, n, res->status);
   return 1;
 }
 
@@ -191,7 +191,7 @@ void seam_tick(agent_t *a) {
   }
   if (port == blocked_port) return;
   log_info("test seam: network to members on port %d %s", port ? port : blocked_port,
-                   port ? "cut" : "restored");
+           port ? "cut" : "restored");
   blocked_port = port;
   hzc_test_block_port(a->hz, port);
 }
