@@ -110,12 +110,10 @@ static hzshm__conn_t *conn_take(hzshm_t *h) {
   return c;
 }
 
-int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud) {
-  hzshm__conn_t *c = conn_take(h);
-  int drop = 0;
-  uint64_t deadline = now_ms() + h->timeout_ms;
+/* A buffer for req and a live connection; nothing is sent yet. */
+static int conn_prepare(hzshm_t *h, hzshm__conn_t *c, const hzshm__ipc_req_t *req) {
   int rc = grow(c, hzshm__ipc_req_size(req));
-  if (rc) goto out;
+  if (rc) return rc;
   if (c->fd >= 0) {
     /* Nothing is outstanding on an idle connection, so anything readable is
      * the EOF of an agent that went away (restarted): reconnect instead of
@@ -123,58 +121,58 @@ int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzs
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     if (poll(&p, 1, 0) != 0) conn_drop(c);
   }
-  if (c->fd < 0 && (rc = conn_connect(h, c)) != 0) goto out;
+  return c->fd < 0 ? conn_connect(h, c) : 0;
+}
+
+/* Reads one response frame: its header, and its body into c->buf, decoded. */
+static int read_response(hzshm__conn_t *c, uint64_t deadline, hzshm__ipc_hdr_t *hdr, hzshm__ipc_resp_t *resp) {
+  uint8_t hb[HZSHM__IPC_HDR];
+  int rc = recv_all(c->fd, hb, sizeof hb, deadline);
+  if (rc == 0) rc = hzshm__ipc_hdr_decode(hb, hdr);
+  if (rc == 0) rc = grow(c, hdr->bodylen);
+  if (rc == 0) rc = recv_all(c->fd, c->buf, hdr->bodylen, deadline);
+  if (rc == 0) rc = hzshm__ipc_resp_decode(c->buf, hdr->bodylen, resp);
+  return rc;
+}
+
+/* 0 if hdr answers request id with a status, else why it cannot. */
+static int check_response(const hzshm__ipc_hdr_t *hdr, uint32_t id) {
+  /* An error frame for a request we could not have sent (reqid 0) carries
+   * the agent's reason (e.g. HZSHM_EPEER); anything else is a protocol slip. */
+  if (hdr->reqid != id) return hdr->reqid == 0 && hdr->status < 0 ? hdr->status : HZSHM_EPROTO;
+  /* Statuses are 0 or negative codes: a positive one would reach callers
+   * that test rc < 0 as "success" (and then trust *vlen). */
+  if (hdr->status > 0) return HZSHM_EPROTO;
+  return 0;
+}
+
+/* Sends request op and reads its response. Once a byte may have been sent,
+ * any failure leaves the stream unusable: *broken = 1. */
+static int exchange(hzshm__conn_t *c, uint8_t op, const hzshm__ipc_req_t *req, uint64_t deadline,
+                    hzshm__ipc_hdr_t *hdr, hzshm__ipc_resp_t *resp, int *broken) {
   uint32_t id = ++c->next_id;
   long n = hzshm__ipc_req_encode(c->buf, c->cap, op, id, req);
-  if (n < 0) {
-    rc = (int)n;
-    goto out;
-  }
-  if ((rc = send_all(c->fd, c->buf, (size_t)n, deadline)) != 0) {
-    drop = 1;
-    goto out;
-  }
-  uint8_t hb[HZSHM__IPC_HDR];
-  if ((rc = recv_all(c->fd, hb, sizeof hb, deadline)) != 0) {
-    drop = 1;
-    goto out;
-  }
+  if (n < 0) return (int)n;
+  int rc = send_all(c->fd, c->buf, (size_t)n, deadline);
+  if (rc == 0) rc = read_response(c, deadline, hdr, resp);
+  if (rc == 0) rc = check_response(hdr, id);
+  *broken = rc != 0;
+  return rc;
+}
+
+int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud) {
+  hzshm__conn_t *c = conn_take(h);
+  uint64_t deadline = now_ms() + h->timeout_ms;
   hzshm__ipc_hdr_t hdr;
-  if ((rc = hzshm__ipc_hdr_decode(hb, &hdr)) != 0) {
-    drop = 1;
-    goto out;
-  }
-  if ((rc = grow(c, hdr.bodylen)) != 0) {
-    drop = 1;
-    goto out;
-  }
-  if ((rc = recv_all(c->fd, c->buf, hdr.bodylen, deadline)) != 0) {
-    drop = 1;
-    goto out;
-  }
   hzshm__ipc_resp_t resp;
-  if ((rc = hzshm__ipc_resp_decode(c->buf, hdr.bodylen, &resp)) != 0) {
-    drop = 1;
-    goto out;
+  int broken = 0;
+  int rc = conn_prepare(h, c, req);
+  if (rc == 0) rc = exchange(c, op, req, deadline, &hdr, &resp, &broken);
+  if (rc == 0) {
+    rc = hdr.status;
+    if (sink) sink(ud, hdr.status, resp.aux, resp.val, resp.vlen);
   }
-  if (hdr.reqid != id) {
-    /* An error frame for a request we could not have sent (reqid 0) carries
-     * the agent's reason (e.g. HZSHM_EPEER); anything else is a protocol slip. */
-    rc = hdr.reqid == 0 && hdr.status < 0 ? hdr.status : HZSHM_EPROTO;
-    drop = 1;
-    goto out;
-  }
-  if (hdr.status > 0) {
-    /* Statuses are 0 or negative codes: a positive one would reach callers
-     * that test rc < 0 as "success" (and then trust *vlen). */
-    rc = HZSHM_EPROTO;
-    drop = 1;
-    goto out;
-  }
-  rc = hdr.status;
-  if (sink) sink(ud, hdr.status, resp.aux, resp.val, resp.vlen);
-out:
-  if (drop) conn_drop(c); /* a half-read stream cannot be resynchronized */
+  if (broken) conn_drop(c); /* a half-read stream cannot be resynchronized */
   pthread_mutex_unlock(&c->mu);
   return rc;
 }
