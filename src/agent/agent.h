@@ -103,7 +103,6 @@ struct session {
   parked_t *parked, **parked_tail;
   int busy;                 /* operations in flight to the cluster */
   uint64_t last_use_ms;
-  int dead;                 /* removed from the table, freed when busy drops to 0 */
   /* inval.c: partitions that a periodic round found ahead of every event we
    * got, not yet explained by an event (evidence that our registration on
    * their owner is gone); usually none. */
@@ -159,6 +158,7 @@ struct agent {
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;          /* health.c: every 50 ms */
+  unsigned ticks;           /* ticks so far (every 20th runs the idle check) */
   int stopping;
   int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */
 

@@ -103,7 +103,6 @@ void health_watch(agent_t *a) {
 
 static void tick_cb(uv_timer_t *t) {
   agent_t *a = t->data;
-  static unsigned n;
 #ifdef HZSHM_AGENT_TEST_SEAMS
   seam_tick(a); /* test-only build: network cuts */
 #endif
@@ -112,7 +111,7 @@ static void tick_cb(uv_timer_t *t) {
   hzshm__shm_w_maintain(a->shm);
   counters_publish(a);
   inval_baseline_retry(a);
-  if (++n % 20 == 0) session_idle_check(a);
+  if (++a->ticks % 20 == 0) session_idle_check(a);
 }
 
 static void reconcile_cb(uv_timer_t *t) { inval_reconcile(t->data); }
