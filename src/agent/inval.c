@@ -287,8 +287,8 @@ static void lost_check(recon_t *x, session_t *s, int32_t p, int ahead) {
   /* Sent before the wait was over: an event may still be on its way. */
   if (x->sent_ms < v->since_ms + HZSHM__EVENT_WAIT_MS) return;
   log_info("session %s: partition %d's member sequence ahead of every invalidation we got for %llu ms: "
-                   "our registration there is gone, listener renewed",
-                   s->name, (int)p, (unsigned long long)(x->sent_ms - v->since_ms));
+           "our registration there is gone, listener renewed",
+           s->name, (int)p, (unsigned long long)(x->sent_ms - v->since_ms));
   session_relisten(s);
 }
 

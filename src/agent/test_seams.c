@@ -144,7 +144,7 @@ int seam_lose(const session_t *s, const hzc_invalidation_t *inv) {
   int32_t owner = hzc_partition_owner(hz, hzc_key_partition(hz, k, strlen(k)));
   if (owner < 0 || inv->partition < 0 || hzc_partition_owner(hz, (uint32_t)inv->partition) != owner) return 0;
   log_info("test seam: registration %u of %s lost on member %d: dropping an event of partition %d",
-                   (unsigned)lose_gen, s->name, (int)owner, (int)inv->partition);
+           (unsigned)lose_gen, s->name, (int)owner, (int)inv->partition);
   return 1;
 }
 int seam_defer_fill(agent_t *a, const void *key, size_t klen, const hzc_result_t *res,
