@@ -84,6 +84,22 @@ typedef struct parked {
   size_t vlen;
 } parked_t;
 
+/* sessions.c: one registration of a session's invalidation listener, the
+ * ud of its event and status callbacks. A renewal retires it (old = 1): it
+ * keeps listening until until_ms, and only a clear-all it delivers counts
+ * (as a possible destroy of the session's map: sessions.c, "Retired
+ * registrations"). */
+typedef struct lreg {
+  struct lreg *next;        /* a->old_regs, when retired */
+  agent_t *a;
+  session_t *s;             /* its session; valid only while !old */
+  hzc_listener_t *l;
+  uint32_t gen;             /* the session's lgen it was registered as */
+  uint64_t id;              /* unique in this agent */
+  int old;
+  uint64_t until_ms;        /* retired: removed then (idle check) */
+} lreg_t;
+
 struct session {
   tnode_t node; /* key = name */
   agent_t *a;
@@ -92,7 +108,8 @@ struct session {
   hzshm__sref_t ref;
   int has_ref;
   int lsn;                  /* LSN_* */
-  hzc_listener_t *listener;
+  lreg_t *reg;              /* the current registration (NULL with LSN_NONE) */
+  int renew_again;          /* a possible destroy arrived while the registration was pending: renew after it */
   int64_t *seq;             /* per partition last invalidation sequence under a->puuid[p], -1 unknown */
   uint32_t lgen;            /* listener registration generation (initial baseline fetch matches it) */
   uint64_t seq_changes;     /* bumped whenever seq[] changes (inval.c: reset detection) */
@@ -156,6 +173,8 @@ struct agent {
   hzc_listener_t *objects;  /* distributed-object listener (inval.c's object callback) */
   table_t sessions;         /* name -> session_t (sessions.c) */
   uint8_t *scratch;         /* HZSHM__IPC_VALUE_MAX, for agent-side segment reads */
+  lreg_t *old_regs;         /* sessions.c: retired registrations still listening */
+  uint64_t reg_ids;         /* numbers them */
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;          /* health.c: every 50 ms */
   unsigned ticks;           /* ticks so far (every 20th runs the idle check) */
@@ -237,6 +256,13 @@ int seam_drop_clear(void);
  * (HZSHM_AGENT_TEST_LOSE_RENEWED_KEY). */
 void seam_clear_seen(const session_t *s);
 int seam_lose(const session_t *s, const hzc_invalidation_t *inv);
+/* HZSHM_AGENT_TEST_LOSE_AT_DESTROY=k: 1 if the clear-all inv that g delivered
+ * is held (k's owner's on the session's newest registration, until the next
+ * registration is acknowledged); 1 if a DESTROYED event is to be ignored. */
+int seam_hold_clear(lreg_t *g, const char *map, const hzc_invalidation_t *inv);
+int seam_drop_destroyed(void);
+/* The session's current registration was acknowledged. */
+void seam_registered(session_t *s);
 /* 1: invalidation inv is to be ignored, as if lost. */
 int seam_drop_inval(const hzc_invalidation_t *inv);
 /* 1: the result res of a remote get of key is handled later: cb(ud, copy)
@@ -306,6 +332,8 @@ void session_relisten(session_t *s);
 void session_idle_check(agent_t *a);
 void session_free_all(agent_t *a);
 void session_busy(session_t *s, int delta);
+/* The registration numbered id if it still listens: s's current one or a retired one; else NULL. */
+lreg_t *session_reg_find(agent_t *a, const session_t *s, uint64_t id);
 /* The session's initial baselines are set (or could not be): listener active, parked operations run. */
 void session_baselined(session_t *s);
 void parked_free(parked_t *p);

@@ -188,9 +188,24 @@ int inval_cacheable(const session_t *s, uint32_t part) {
 }
 
 void inval_cb(hzc_client_t *hc, const char *map, const hzc_invalidation_t *inv, void *ud) {
-  agent_t *a = ud;
+  lreg_t *g = ud;
+  agent_t *a = g->a;
+#ifdef HZSHM_AGENT_TEST_SEAMS
+  if (inv->key == NULL && seam_hold_clear(g, map, inv)) return; /* test-only build: delivered later */
+#endif
   session_t *s = session_get(a, map, strlen(map), 0);
-  if (s == NULL || s->lsn == LSN_NONE) return;
+  if (s == NULL || s->lsn == LSN_NONE) return; /* no registration: the next one is sent after this */
+  if (g->old) {
+    /* A retired registration (sessions.c, the top): its clear-all may be a
+     * member's part of a destroy that dropped the registration superseding
+     * it; its key events are the current registration's business. */
+    if (inv->key != NULL) return;
+    counter_add(a, HZSHM__AC_INVALIDATIONS, 1);
+    log_info("session %s: a clear-all on a superseded registration (a destroy may have dropped the "
+             "current one): listener renewed", s->name);
+    session_relisten(s);
+    return;
+  }
 #ifdef HZSHM_AGENT_TEST_SEAMS
   if (seam_drop_inval(inv)) return;                   /* test-only build: as if lost */
   if (inv->key == NULL && seam_drop_clear()) return; /* test-only build: as if lost */
@@ -232,6 +247,7 @@ void inval_object_cb(hzc_client_t *hc, const char *service, const char *name, in
   if (s == NULL) return;
   counter_add(a, HZSHM__AC_DESTROYS_SEEN, 1);
 #ifdef HZSHM_AGENT_TEST_SEAMS
+  if (seam_drop_destroyed()) return; /* test-only build: as for a map nobody made a proxy of */
   seam_clear_seen(s); /* a destroy: its clear-all may come too late to be seen */
 #endif
   session_relisten(s);

@@ -37,7 +37,21 @@
  * HZSHM_AGENT_TEST_BLOCK_FILE=path: read on every health tick; while it holds
  * a port number, connections to members on that port are cut and refused (a
  * network cut between this host and one member: hzc_test_block_port in
- * src/hz/hzc_test.h; test_unreachable.c, test_reconnect.c). */
+ * src/hz/hzc_test.h; test_unreachable.c, test_reconnect.c).
+ *
+ * HZSHM_AGENT_TEST_LOSE_AT_DESTROY=k: the race of a destroy that drops our
+ * renewed registration on one member, for real (tests/e2e/
+ * test_destroylost.c). The clear-all that k's owner (member 2) sends on the
+ * session's newest registration R1 is held, as if still on the wire, until
+ * the next registration R2 (sent on the other member's clear-all) is
+ * acknowledged; then R2 is really deregistered on member 2
+ * (hzc_test_deregister_on_owner: the RemoveEntryListener a destroy's
+ * deregistration amounts to, while the agent believes R2 exists), and the
+ * held clear-all is delivered to R1 if R1 still listens (the client drops the
+ * events of a removed listener). Once per run. DESTROYED events are ignored,
+ * as for a map no client made a proxy of (a destroy by another hzshm host):
+ * the official client's proxy would make the members send one, from which
+ * the agent renews too, in its own race. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,4 +208,70 @@ void seam_tick(agent_t *a) {
            port ? "cut" : "restored");
   blocked_port = port;
   hzc_test_block_port(a->hz, port);
+}
+
+/* HZSHM_AGENT_TEST_LOSE_AT_DESTROY: armed by the session's first clear-all
+ * (registration gen), then k's owner's clear-all on that registration held. */
+static struct {
+  int state; /* 0 waiting for a clear-all, 1 armed, 2 done */
+  char *name;
+  uint32_t gen;
+  int held;
+  uint64_t id; /* the registration the held event came on */
+  hzc_invalidation_t inv;
+} held;
+
+static int key_owner(agent_t *a, const char *k, uint32_t *p, hzc_uuid_t *owner) {
+  *p = hzc_key_partition(a->hz, k, strlen(k));
+  return hzc_test_owner_uuid(a->hz, *p, owner);
+}
+
+int seam_drop_destroyed(void) {
+  if (getenv("HZSHM_AGENT_TEST_LOSE_AT_DESTROY") == NULL) return 0;
+  log_info("test seam: ignoring a DESTROYED event");
+  return 1;
+}
+
+int seam_hold_clear(lreg_t *g, const char *map, const hzc_invalidation_t *inv) {
+  const char *k = getenv("HZSHM_AGENT_TEST_LOSE_AT_DESTROY");
+  if (k == NULL || held.state == 2) return 0;
+  session_t *s = session_get(g->a, map, strlen(map), 0);
+  if (s == NULL || g->gen != s->lgen) return 0; /* a renewal was sent after g: not the race */
+  if (held.state == 0) {
+    held.name = strdup(map);
+    if (held.name == NULL) return 0;
+    held.state = 1;
+    held.gen = g->gen;
+  }
+  uint32_t p;
+  hzc_uuid_t owner;
+  if (held.held || strcmp(map, held.name) != 0 || key_owner(g->a, k, &p, &owner) != 0 ||
+      memcmp(&owner, &inv->member, sizeof owner) != 0)
+    return 0;
+  held.held = 1;
+  held.id = g->id;
+  held.inv = *inv;
+  log_info("test seam: holding the clear-all of %s's registration %u from the owner of %s", map,
+           (unsigned)g->gen, k);
+  return 1;
+}
+
+void seam_registered(session_t *s) {
+  agent_t *a = s->a;
+  const char *k = getenv("HZSHM_AGENT_TEST_LOSE_AT_DESTROY");
+  if (k == NULL || held.state != 1 || strcmp(s->name, held.name) != 0 || s->lgen <= held.gen) return;
+  held.state = 2;
+  uint32_t p;
+  hzc_uuid_t owner;
+  int sent = key_owner(a, k, &p, &owner) == 0 ? hzc_test_deregister_on_owner(a->hz, s->reg->l, p) : 0;
+  log_info("test seam: registration %u of %s deregistered on the owner of %s (%d sent)", (unsigned)s->lgen,
+           s->name, k, sent);
+  lreg_t *g = held.held ? session_reg_find(a, s, held.id) : NULL;
+  if (g == NULL) {
+    log_info("test seam: the clear-all of the owner of %s is lost: registration %u was removed (%s)", k,
+             (unsigned)held.gen, held.held ? "after it was held" : "before it arrived");
+    return;
+  }
+  log_info("test seam: delivering the held clear-all to registration %u", (unsigned)held.gen);
+  inval_cb(a->hz, held.name, &held.inv, g);
 }

@@ -28,45 +28,11 @@
 #include "data.h"
 #include "hzc_int.h"
 #include "hzshm.h"
+#include "listen_int.h"
 #include "murmur.h"
-
-enum { HZSHM__L_INV = 1, HZSHM__L_OBJ = 2 };
 
 #define HZSHM__REG_RETRY_MIN_MS 200u
 #define HZSHM__REG_RETRY_MAX_MS 5000u
-
-/* One listener's registration on one connection. call == NULL: refused or
- * not sent, waiting to be re-sent at retry_at (the connection is READY:
- * waiting registrations of a closed connection are freed by
- * hzshm__listen_conn_closed). */
-typedef struct hzshm__reg {
-  struct hzshm__reg *next;
-  hzshm__conn_t *conn;
-  hzshm__call_t *call;
-  hzc_uuid_t id;
-  int acked;
-  int initial; /* counted in the listener's `initial` */
-  int relisten; /* counted in its connection's relisten_pending */
-  uint64_t retry_at;
-  uint32_t backoff_ms;
-} hzshm__reg_t;
-
-struct hzc_listener {
-  hzc_listener_t *next;
-  int kind;
-  char *map;
-  hzc_invalidation_cb icb;
-  void *iud;
-  hzc_object_cb ocb;
-  void *oud;
-  hzc_status_cb cb;
-  void *ud;
-  int reported;
-  int initial;   /* registrations sent when the listener was added, not yet answered */
-  int initial_ok;
-  hzshm__reg_t *regs;
-  int dispatching, removed;
-};
 
 static void hzshm__reg_unlink(hzc_listener_t *l, hzshm__reg_t *r) {
   for (hzshm__reg_t **pp = &l->regs; *pp; pp = &(*pp)->next)
