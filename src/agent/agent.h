@@ -325,9 +325,11 @@ void session_submit(session_t *s, parked_t *p);
 void session_purge(session_t *s, int keep);
 /* The map may have been destroyed somewhere (a clear-all, a DESTROYED event,
  * a member sequence below our baseline): a destroy drops every listener
- * registration of the map on the members, so ours is dropped here too and
- * registered again (at once if operations are parked, else by the next
- * operation), with fresh baselines. Entries and reservations are purged. */
+ * registration of the map on the members, so ours is retired here (it keeps
+ * listening for a clear-all a while, sessions.c) and registered again (at
+ * once if operations are parked, else by the next operation; a pending one is
+ * renewed once more when it completes), with fresh baselines. Entries and
+ * reservations are purged. */
 void session_relisten(session_t *s);
 void session_idle_check(agent_t *a);
 void session_free_all(agent_t *a);

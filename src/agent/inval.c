@@ -75,6 +75,12 @@
  * than the wait) costs one renewal of that session, at most one per wait;
  * until a conviction every round marks a suspect partition stale, so an
  * entry is never served more than --reconcile-ms after the write it missed.
+ * The rule needs the member's sequence to run ahead, which a member does only
+ * while some registration of the map exists on it; when the lost one was the
+ * only one there, the evidence is that member's clear-all on the registration
+ * the renewal superseded, which is therefore kept listening for a while
+ * (sessions.c, "Renewals and retired registrations"): a clear-all on a
+ * retired registration renews again, coalesced.
  *
  * Our own writes: an event whose source is our client UUID and that is the
  * expected echo of a write this agent acknowledged (and applied on that
