@@ -1,5 +1,7 @@
 /* test_ipc.c - the local protocol codec: round trips, every malformed shape
  * rejected with HZSHM_EPROTO, limits, UTF-8 validation. */
+#include <sys/mman.h>
+#include <unistd.h>
 #include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -142,4 +144,67 @@ TEST_CASE(utf8) {
       }
     }
   }
+}
+
+/* An independent UTF-8 check (RFC 3629's table of well-formed sequences). */
+static int ref_utf8(const uint8_t *p, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    uint8_t c = p[i];
+    size_t n;
+    uint8_t lo = 0x80, hi = 0xBF;
+    if (c <= 0x7F) n = 0;
+    else if (c >= 0xC2 && c <= 0xDF) n = 1;
+    else if (c == 0xE0) n = 2, lo = 0xA0;
+    else if (c == 0xED) n = 2, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF) n = 2;
+    else if (c == 0xF0) n = 3, lo = 0x90;
+    else if (c == 0xF4) n = 3, hi = 0x8F;
+    else if (c >= 0xF1 && c <= 0xF3) n = 3;
+    else return 0;
+    if (len - i - 1 < n) return 0;
+    if (n && (p[i + 1] < lo || p[i + 1] > hi)) return 0;
+    for (size_t k = 2; k <= n; k++)
+      if (p[i + k] < 0x80 || p[i + k] > 0xBF) return 0;
+    i += n + 1;
+  }
+  return 1;
+}
+
+/* The fast path against the reference on random mixes of ASCII (NUL
+ * included), continuation and lead bytes at every length 0..40, each input
+ * placed at the end of a page followed by a PROT_NONE page (a word load past
+ * the input's end faults) and at the start of a page after one. */
+TEST_CASE(utf8_random_page_edge) {
+  long pg = sysconf(_SC_PAGESIZE);
+  uint8_t *area = mmap(NULL, 3 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(area != MAP_FAILED);
+  CHECK(mprotect(area, (size_t)pg, PROT_NONE) == 0);
+  CHECK(mprotect(area + 2 * pg, (size_t)pg, PROT_NONE) == 0);
+  static const uint8_t pick[] = {0x00, 'a', 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0, 0xc1, 0xc2,
+                                 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+  uint64_t x = 0x9e3779b97f4a7c15ull;
+  size_t valid = 0, total = 0;
+  for (int round = 0; round < 20000; round++) {
+    for (size_t len = 0; len <= 40; len++) {
+      uint8_t *p = (round & 1) ? area + pg : area + 2 * pg - len;
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      unsigned mostly_ascii = (unsigned)(x >> 60); /* 0..15: how rare the non-ASCII bytes are */
+      for (size_t i = 0; i < len; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        p[i] = (x >> 32) % 16 < mostly_ascii ? (uint8_t)('a' + x % 26) : pick[(x >> 8) % sizeof pick];
+        if (p[i] >= 0xc2 && p[i] <= 0xf4 && (x >> 20) % 2) { /* often a well-formed sequence after a lead */
+          size_t n = p[i] < 0xe0 ? 1 : p[i] < 0xf0 ? 2 : 3;
+          uint8_t lead = p[i]; /* the first continuation byte in the lead's range (E0, F0: high; ED, F4: low) */
+          for (size_t k = 1; k <= n && i + 1 < len; k++)
+            p[++i] = k > 1 ? (uint8_t)(0x80 + k) : lead == 0xe0 ? 0xa5 : lead == 0xf0 ? 0x95 : 0x85;
+        }
+      }
+      int want = ref_utf8(p, len);
+      CHECK_EQ(hzshm__ipc_utf8_valid(p, len), want);
+      valid += (size_t)want, total++;
+    }
+  }
+  CHECK(valid > total / 10 && valid < total); /* both outcomes exercised */
+  munmap(area, 3 * (size_t)pg);
 }

@@ -4,7 +4,9 @@
  * longer than the readers' walk bound and colliding keys (keyed hash), and
  * the version checks of validated hits (test_shm_validate stresses them). The
  * internal API (shm_int.h) is used to inspect and to craft crash states. */
+#include <sys/mman.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "shm_int.h"
@@ -470,6 +472,49 @@ TEST_CASE(siphash_vectors) {
       CHECK_EQ(hzshm__shm_sip13(rk, len * 77, buf + align, len), ref_sip(rk, len * 77, buf + align, len, 1, 3));
       CHECK_EQ(hzshm__shm_sip24(rk, len * 77, buf + align, len), ref_sip(rk, len * 77, buf + align, len, 2, 4));
     }
+}
+
+/* The caller's key is read only inside [key, key + klen): every word load
+ * of the hit path (SipHash's tail, key_eq's overlapping words) stays in the
+ * key. Each key length 1..HZSHM_KEY_MAX, placed so it ends at a page
+ * followed by a PROT_NONE page (an overread faults: ASan does not see reads
+ * inside a mapped page) and, separately, so it starts right after a
+ * PROT_NONE page: its hash equals that of an aligned copy, and the key is a
+ * miss before its put and a hit with its own value after. */
+TEST_CASE(key_at_page_edge) {
+  long pg = sysconf(_SC_PAGESIZE);
+  CHECK(pg >= HZSHM_KEY_MAX);
+  uint8_t *area = mmap(NULL, 3 * (size_t)pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  CHECK(area != MAP_FAILED);
+  CHECK_RC(mprotect(area, (size_t)pg, PROT_NONE), 0);
+  CHECK_RC(mprotect(area + 2 * pg, (size_t)pg, PROT_NONE), 0);
+  uint8_t *mid = area + pg;
+  const char *name = t_name("pageedge");
+  hzshm__shm_config_t c = cfg(4);
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "edge", 4, &ref), 0);
+  static uint8_t copy[HZSHM_KEY_MAX];
+  for (size_t klen = 1; klen <= HZSHM_KEY_MAX; klen++) {
+    for (int at_start = 0; at_start < 2; at_start++) {
+      uint8_t *key = at_start ? mid : mid + pg - klen;
+      for (size_t i = 0; i < klen; i++) key[i] = (uint8_t)('a' + (klen * 7 + i * 13 + (size_t)at_start) % 26);
+      memcpy(copy, key, klen);
+      CHECK_EQ(hzshm__shm_sip13(w->hkey, 5, key, klen), hzshm__shm_sip13(w->hkey, 5, copy, klen));
+      char val[16], out[16];
+      size_t vn = (size_t)snprintf(val, sizeof val, "v%zu.%d", klen, at_start), n = 0;
+      CHECK_RC(hzshm__shm_r_get(w, &ref, key, klen, out, sizeof out, &n), HZSHM_EMISS);
+      CHECK_RC(hzshm__shm_w_put(w, &ref, copy, klen, val, vn, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+      CHECK_RC(hzshm__shm_r_get(w, &ref, key, klen, out, sizeof out, &n), 0);
+      CHECK_EQ(n, vn);
+      CHECK_MEMEQ(out, val, vn);
+      CHECK_RC(hzshm__shm_w_del(w, &ref, copy, klen), 0);
+    }
+  }
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+  munmap(area, 3 * (size_t)pg);
 }
 
 /* Validated hits, deterministically: an entry whose version is odd (being
