@@ -10,6 +10,7 @@
 #define HZSHM_SHM_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 #include <time.h>
@@ -251,12 +252,24 @@ uint64_t hzshm__shm_sip24(const uint64_t k[2], uint64_t prefix, const void *data
 int hzshm__shm_random(void *buf, size_t len); /* getrandom(); 0 or -errno */
 uint64_t hzshm__shm_layout_fingerprint(void);
 uint64_t hzshm__shm_now_coarse(void); /* = hzshm__shm_clock_coarse(), out of line */
-/* CLOCK_MONOTONIC_COARSE in ns: a vDSO read of the jiffy clock (no syscall),
- * the one clock of the hit path and of the heartbeat. Inline: every hit reads it. */
+/* This process's CLOCK_MONOTONIC offset from the initial time namespace's
+ * (its time namespace's, 0 outside one): set by hzshm__shm_clock_init at
+ * every open and attach, before the handle exists (a child forked into
+ * another time namespace re-attaches and so re-reads it). */
+extern _Atomic int64_t hzshm__shm_clock_off_ns;
+void hzshm__shm_clock_init(void);
+/* CLOCK_MONOTONIC_COARSE in ns on the initial time namespace's scale (the
+ * namespace's offset taken off): a vDSO read of the jiffy clock (no
+ * syscall), the one clock of the hit path, the heartbeat and expiries, so
+ * it means the same in every process of the segment whatever its time
+ * namespace. Inline: every hit reads it. */
 static inline uint64_t hzshm__shm_clock_coarse(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  /* relaxed: written before any handle of this process exists (open/attach),
+   * the same value by every writer */
+  int64_t off = atomic_load_explicit(&hzshm__shm_clock_off_ns, memory_order_relaxed);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec - (uint64_t)off;
 }
 uint64_t hzshm__shm_proc_start(void);
 int hzshm__shm_name_ok(const char *name);

@@ -330,6 +330,7 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   uint64_t fsize;
   char path[HZSHM_SHM_PATH_MAX];
   if (!out) return HZSHM_EINVAL;
+  hzshm__shm_clock_init();
   *out = NULL;
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
   if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
@@ -459,6 +460,7 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   uint64_t fsize;
   char path[HZSHM_SHM_PATH_MAX];
   int reuse = 0;
+  hzshm__shm_clock_init();
   if (!out || !cfg || cfg->open_state > HZSHM_SHM_STOPPED) return HZSHM_EINVAL;
   *out = NULL;
   if (reused) *reused = 0;

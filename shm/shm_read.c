@@ -50,14 +50,17 @@ static inline __attribute__((always_inline)) int r_check(hzshm__shm_t *s) {
   if (st != HZSHM_SHM_SERVING)
     return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
   /* The coarse clock (hzshm__shm_clock_coarse: a vDSO read, no syscall, no
-   * TSC read) is fine here: it advances in ticks of 1-4 ms (the jiffy), so a
+   * TSC read) is fine here: it advances in ticks of 1-10 ms (the jiffy:
+   * CONFIG_HZ 1000..100; clock_getres says 4 ms on the dev box), so a
    * heartbeat age measured with it is short of the true one by at most a
    * tick, against a bound of seconds (stale_after_ns, 2 s by default): a
    * reader fails closed at most one tick later than stale_after_ns. The
    * writer stamps heartbeat_ns from the same clock. */
   uint64_t now = hzshm__shm_clock_coarse();
-  /* Either direction: a reader whose clock is behind the writer's (another
-   * time namespace) would otherwise never see the heartbeat age. */
+  /* Both clocks are on the initial time namespace's scale (the namespace
+   * offsets taken off, hzshm__shm_clock_init). Either direction still: a
+   * reader whose offset could not be read (no /proc) and whose clock is
+   * behind the writer's would otherwise never see the heartbeat age. */
   if (now > hb ? now - hb > s->stale_after_ns : hb - now > s->stale_after_ns) return HZSHM_ESTALE;
   return 0;
 }

@@ -90,6 +90,30 @@ int hzshm__shm_random(void *buf, size_t len) {
  * syscall), the one clock used on the hit path and for the heartbeat. */
 uint64_t hzshm__shm_now_coarse(void) { return hzshm__shm_clock_coarse(); }
 
+_Atomic int64_t hzshm__shm_clock_off_ns;
+
+/* The monotonic offset of this process's time namespace, from
+ * /proc/self/timens_offsets ("monotonic <s> <ns>"). That file shows the
+ * namespace of the process's future children: when it is not the process's
+ * own (it called unshare(CLONE_NEWTIME) itself) the own offset is unknown
+ * and stays 0, as without time namespaces (no file). */
+void hzshm__shm_clock_init(void) {
+  char own[64], kids[64];
+  ssize_t a = readlink("/proc/self/ns/time", own, sizeof own - 1);
+  ssize_t b = readlink("/proc/self/ns/time_for_children", kids, sizeof kids - 1);
+  if (a <= 0 || a != b || memcmp(own, kids, (size_t)a) != 0) return;
+  FILE *f = fopen("/proc/self/timens_offsets", "r");
+  if (!f) return;
+  char clock[32];
+  long long sec, nsec;
+  int64_t off = 0;
+  while (fscanf(f, "%31s %lld %lld", clock, &sec, &nsec) == 3)
+    if (strcmp(clock, "monotonic") == 0) off = (int64_t)sec * 1000000000 + nsec;
+  fclose(f);
+  /* relaxed: see hzshm__shm_clock_coarse */
+  atomic_store_explicit(&hzshm__shm_clock_off_ns, off, memory_order_relaxed);
+}
+
 /* Field 22 of /proc/self/stat, read once per process. */
 uint64_t hzshm__shm_proc_start(void) {
   static _Atomic uint64_t cached; /* relaxed: idempotent computation, any thread may fill it */

@@ -4,6 +4,10 @@
  * longer than the readers' walk bound and colliding keys (keyed hash), and
  * the version checks of validated hits (test_shm_validate stresses them). The
  * internal API (shm_int.h) is used to inspect and to craft crash states. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* unshare (as check.h) */
+#endif
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -515,6 +519,78 @@ TEST_CASE(key_at_page_edge) {
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
   munmap(area, 3 * (size_t)pg);
+}
+
+/* The fail-closed bound holds for a reader in another time namespace: its
+ * CLOCK_MONOTONIC_COARSE is the host's plus the namespace's offset, the
+ * heartbeat is the writer's. The reader runs in a grandchild (a process
+ * enters a new time namespace only at fork), inside a user namespace that
+ * maps our uid, and returns its r_get result: with the heartbeat 2.5 s old
+ * (stale_after_ns 2 s, set without waiting) a reader 1 s behind must fail
+ * closed (it served the hit); with a fresh heartbeat a reader 5 s ahead must
+ * hit (it failed closed for ever). Skipped where unprivileged user and time
+ * namespaces are not available. */
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080 /* linux/sched.h */
+#endif
+static int write_file(const char *path, const char *text) {
+  FILE *f = fopen(path, "w");
+  if (!f) return -1;
+  int ok = fputs(text, f) >= 0;
+  return fclose(f) == 0 && ok ? 0 : -1;
+}
+/* 0 if r_get in a time namespace `offset` ("<s> <ns>") from ours returns
+ * want; 77 if such a namespace cannot be made; else another status. */
+static int timens_get(const char *name, const hzshm__sref_t *ref, const char *offset, int want) {
+  char uidmap[64], offs[64];
+  snprintf(uidmap, sizeof uidmap, "%u %u 1\n", (unsigned)geteuid(), (unsigned)geteuid());
+  snprintf(offs, sizeof offs, "monotonic %s\n", offset);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    if (unshare(CLONE_NEWUSER | CLONE_NEWTIME) != 0) _exit(77);
+    if (write_file("/proc/self/setgroups", "deny") || write_file("/proc/self/uid_map", uidmap)) _exit(77);
+    if (write_file("/proc/self/timens_offsets", offs)) _exit(77);
+    pid_t g = fork();
+    if (g < 0) _exit(3);
+    if (g == 0) {
+      hzshm__shm_t *r;
+      if (hzshm__shm_r_attach(name, &r) != 0) _exit(4);
+      char buf[8];
+      size_t n = 0;
+      int rc = hzshm__shm_r_get(r, ref, "k", 1, buf, sizeof buf, &n);
+      _exit(rc == want ? 0 : rc == 0 ? 10 : 11);
+    }
+    int st;
+    if (waitpid(g, &st, 0) != g || !WIFEXITED(st)) _exit(5);
+    _exit(WEXITSTATUS(st));
+  }
+  int st;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st));
+  return WEXITSTATUS(st);
+}
+TEST_CASE(time_namespace) {
+  const char *name = t_name("timens");
+  hzshm__shm_config_t c = cfg(4);
+  c.stale_after_ns = 2000000000ull;
+  hzshm__shm_t *w;
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, "tn", 2, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+  hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+  int st = timens_get(name, &ref, "5 0", 0); /* fresh heartbeat, reader 5 s ahead: a hit */
+  if (st == 77) {
+    fprintf(stderr, "time_namespace: no unprivileged user+time namespace here, skipped\n");
+  } else {
+    CHECK_EQ(st, 0); /* 11: failed closed on a fresh heartbeat */
+    atomic_store(&w->hdr->heartbeat_ns, hzshm__shm_now_coarse() - 2500000000ull); /* 2.5 s old: stale */
+    CHECK_RC(hzshm__shm_r_check(w), HZSHM_ESTALE);
+    CHECK_EQ(timens_get(name, &ref, "-1 0", HZSHM_ESTALE), 0); /* 10: a hit with the heartbeat 2.5 s old */
+  }
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
 /* Validated hits, deterministically: an entry whose version is odd (being
