@@ -127,12 +127,20 @@ int hzshm__shm_r_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm_
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                      void *buf, size_t cap, size_t *vlen);
 
+/* r_get, also reporting the entry's value type on a hit (0, HZSHM_EBUFSIZE):
+ * *vflags = HZSHM_SHM_STRING for a String value, 0 for a byte[]. vflags may be NULL. */
+int hzshm__shm_r_get_typed(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                           void *buf, size_t cap, size_t *vlen, uint32_t *vflags);
+
 /* Zero-copy: on 0, *val and *vlen point into the segment and the calling thread
  * stays inside its read-side critical section until hzshm__shm_r_view_end():
  * keep it short, it holds back reclamation. Same codes as r_get (buf-less).
  * Views nest per thread. */
 int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
                       const void **val, size_t *vlen);
+/* r_view with the value type as in r_get_typed (set on 0). */
+int hzshm__shm_r_view_typed(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                            const void **val, size_t *vlen, uint32_t *vflags);
 /* Leaves the section of the thread's latest open view of s. 0: the viewed
  * bytes were the published value throughout. HZSHM_ECHANGED: the entry was
  * reused while viewed (possible only if reclamation failed): discard what was
@@ -168,9 +176,13 @@ uint64_t hzshm__shm_w_session_entries(hzshm__shm_t *s, const hzshm__sref_t *ref)
  * stamp is older than its partition's stale mark reads as a miss. */
 uint64_t hzshm__shm_w_stamp(hzshm__shm_t *s);
 
-enum { HZSHM_SHM_NEGATIVE = 1u }; /* cached absence: `has` false, `get` ENOTFOUND */
+enum {
+  HZSHM_SHM_NEGATIVE = 1u, /* cached absence: `has` false, `get` ENOTFOUND */
+  HZSHM_SHM_STRING = 2u    /* the value is a Hazelcast String (UTF-8), else a byte[] */
+};
 
-/* Insert or replace. `partition` is the key's Hazelcast partition id, `stamp`
+/* Insert or replace. flags: HZSHM_SHM_NEGATIVE (val empty) or
+ * HZSHM_SHM_STRING (val is UTF-8 of a String; not checked here). `partition` is the key's Hazelcast partition id, `stamp`
  * from w_stamp, ttl_ms 0 = no local expiry. Evicts (SIEVE) when full.
  * HZSHM_ETOOBIG: entry larger than this segment's largest size class, its slab
  * size (64 KiB..2 MiB, chosen from memory_bytes at creation; not cached; not an

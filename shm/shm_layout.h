@@ -40,11 +40,12 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 7u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+#define HZSHM_SHM_LAYOUT_VERSION 8u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
                                        4: per-segment slab size (hdr.slab_shift);
                                        5: keyed key hash (hdr.hash_key), chains bounded on insert;
                                        6: validated hits (entry.ver, slab words with a generation);
-                                       7: private reader files (hdr.reg_scans), writer lock in .lock */
+                                       7: private reader files (hdr.reg_scans), writer lock in .lock;
+                                       8: value type in entry.klen bit 14 (HZSHM__E_STRING) */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
@@ -159,11 +160,18 @@ typedef struct {
   uint64_t stamp;                /* fill stamp */
   uint64_t expiry_ns;            /* CLOCK_MONOTONIC_COARSE deadline, 0 = none */
   uint32_t vlen;
-  uint16_t klen;                 /* bit 15: HZSHM__E_NEGATIVE */
+  uint16_t klen;                 /* bits 0-13: key length; bit 15: HZSHM__E_NEGATIVE; bit 14: HZSHM__E_STRING */
   uint16_t partition;
 } hzshm__shm_entry_t;
 #define HZSHM__E_NEGATIVE 0x8000u
-#define HZSHM__E_KLEN(e) ((uint32_t)((e)->klen & 0x7fffu))
+/* The value is a Hazelcast String (UTF-8), not a byte[]: the writer passed
+ * HZSHM_SHM_STRING (key lengths are <= HZSHM_KEY_MAX, so bit 14 was spare). */
+#define HZSHM__E_STRING 0x4000u
+#define HZSHM__E_KLEN_MASK 0x3fffu
+#define HZSHM__E_KLEN(e) ((uint32_t)((e)->klen & HZSHM__E_KLEN_MASK))
+#ifdef HZSHM_KEY_MAX
+_Static_assert(HZSHM_KEY_MAX <= HZSHM__E_KLEN_MASK, "key lengths leave bits 14 and 15 of entry.klen free");
+#endif
 
 /* Reader file. */
 typedef struct {
@@ -229,7 +237,8 @@ typedef struct {
   X(HZSHM__UNIT, 64)                                                     \
   X(HZSHM__SLAB_SHIFT_MIN, 16)                                           \
   X(HZSHM__SLAB_SHIFT_MAX, 21)                                           \
-  X(HZSHM__CHAIN_MAX, 32)
+  X(HZSHM__CHAIN_MAX, 32)                                                \
+  X(HZSHM__E_STRING, 0x4000)
 
 #define HZSHM__LAYOUT_ASSERT(expr, val) _Static_assert((expr) == (val), #expr " changed: bump the layout version");
 HZSHM__LAYOUT_FIELDS(HZSHM__LAYOUT_ASSERT)

@@ -176,6 +176,7 @@ typedef struct {
   _Atomic uint64_t *sw;
   uint64_t ver, slab;
   uint32_t vlen;
+  uint32_t vflags; /* HZSHM_SHM_STRING or 0, from the same load of klen */
 } seen_t;
 
 /* The re-check after the bytes were read: the acquire fence orders those
@@ -254,7 +255,7 @@ static inline __attribute__((always_inline)) int lookup(hzshm__shm_t *s, const h
        * plain load could be repeated by the compiler after the bound check
        * below, and the copy must use the very value that was checked. */
       uint32_t eklen = HZSHM__ELD(e->klen), evlen = __atomic_load_n(&e->vlen, __ATOMIC_RELAXED);
-      if (HZSHM__ELD(e->hash) == h && HZSHM__ELD(e->sgen) == ref->gen && (eklen & 0x7fffu) == klen &&
+      if (HZSHM__ELD(e->hash) == h && HZSHM__ELD(e->sgen) == ref->gen && (eklen & HZSHM__E_KLEN_MASK) == klen &&
           sizeof *e + klen + (uint64_t)evlen <= s->class_size[cls] && key_eq((const char *)(e + 1), key, klen)) {
         uint64_t exp = HZSHM__ELD(e->expiry_ns), now = exp ? hzshm__shm_clock_coarse() : 0;
         uint16_t part = HZSHM__ELD(e->partition);
@@ -268,7 +269,7 @@ static inline __attribute__((always_inline)) int lookup(hzshm__shm_t *s, const h
          * relaxed: a hint; the writer tolerates a lost or late bit. */
         if (!(atomic_load_explicit(bw, memory_order_relaxed) & (1ull << (unit % 64))))
           atomic_fetch_or_explicit(bw, 1ull << (unit % 64), memory_order_relaxed);
-        *vp = (seen_t){e, sw, ver, swv, evlen};
+        *vp = (seen_t){e, sw, ver, swv, evlen, (eklen & HZSHM__E_STRING) ? HZSHM_SHM_STRING : 0u};
         return (eklen & HZSHM__E_NEGATIVE) ? HZSHM_ENOTFOUND : 0;
       }
     }
@@ -301,6 +302,11 @@ static inline __attribute__((always_inline)) int finish(hzshm__shm_t *s, const h
 
 int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, void *buf,
                      size_t cap, size_t *vlen) {
+  return hzshm__shm_r_get_typed(s, ref, key, klen, buf, cap, vlen, NULL);
+}
+
+int hzshm__shm_r_get_typed(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, void *buf,
+                           size_t cap, size_t *vlen, uint32_t *vflags) {
   for (int attempt = 0;; attempt++) {
     hzshm__shm_slot_t *sl = NULL;
     seen_t v;
@@ -318,7 +324,10 @@ int hzshm__shm_r_get(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
       return rc;
     }
     rc = finish(s, ref, sl, rc);
-    if (vlen && (rc == 0 || rc == HZSHM_EBUFSIZE)) *vlen = n;
+    if (rc == 0 || rc == HZSHM_EBUFSIZE) {
+      if (vlen) *vlen = n;
+      if (vflags) *vflags = v.vflags;
+    }
     return rc;
   }
 }
@@ -333,6 +342,11 @@ static __thread int tls_nviews;
 
 int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen, const void **val,
                       size_t *vlen) {
+  return hzshm__shm_r_view_typed(s, ref, key, klen, val, vlen, NULL);
+}
+
+int hzshm__shm_r_view_typed(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key, size_t klen,
+                            const void **val, size_t *vlen, uint32_t *vflags) {
   if (!val) return HZSHM_EINVAL;
   for (int attempt = 0;; attempt++) {
     hzshm__shm_slot_t *sl = NULL;
@@ -361,6 +375,7 @@ int hzshm__shm_r_view(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key
     count(&sl->hits);
     *val = (const char *)(v.e + 1) + klen;
     if (vlen) *vlen = n;
+    if (vflags) *vflags = v.vflags;
     return 0; /* still inside the section until r_view_end */
   }
 }

@@ -190,7 +190,8 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   if (!s || !s->w) return HZSHM_EINVAL;
   if (!key || klen == 0) return HZSHM_EEMPTY;
   if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
-  if ((!val && vlen) || (flags & ~(uint32_t)HZSHM_SHM_NEGATIVE) || partition >= s->part_count)
+  if ((!val && vlen) || (flags & ~(uint32_t)(HZSHM_SHM_NEGATIVE | HZSHM_SHM_STRING)) ||
+      (flags == (HZSHM_SHM_NEGATIVE | HZSHM_SHM_STRING)) || partition >= s->part_count)
     return HZSHM_EINVAL;
   int rc = hzshm__shm_w_ref_ok(s, ref);
   if (rc) return rc;
@@ -221,7 +222,8 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   HZSHM__EST(e->stamp, stamp);
   HZSHM__EST(e->expiry_ns, ttl_ms ? hzshm__shm_now_coarse() + (uint64_t)ttl_ms * 1000000ull : 0);
   HZSHM__EST(e->vlen, (uint32_t)vlen);
-  HZSHM__EST(e->klen, (uint16_t)(klen | ((flags & HZSHM_SHM_NEGATIVE) ? HZSHM__E_NEGATIVE : 0)));
+  HZSHM__EST(e->klen, (uint16_t)(klen | ((flags & HZSHM_SHM_NEGATIVE) ? HZSHM__E_NEGATIVE : 0) |
+                                  ((flags & HZSHM_SHM_STRING) ? HZSHM__E_STRING : 0)));
   HZSHM__EST(e->partition, (uint16_t)partition);
   hzshm__shm_ewrite(e + 1, key, klen);
   if (vlen) hzshm__shm_ewrite((char *)(e + 1) + klen, val, vlen);

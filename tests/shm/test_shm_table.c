@@ -88,6 +88,33 @@ TEST_CASE(insert_replace_delete) {
   CHECK_RC(hzshm__shm_w_put(g.w, &ref, "absent", 6, NULL, 0, 3, hzshm__shm_w_stamp(g.w), 0, HZSHM_SHM_NEGATIVE), 0);
   CHECK_RC(get_str(g.r, &rref, "absent", buf, sizeof buf), HZSHM_ENOTFOUND);
   CHECK_RC(hzshm__shm_r_get(g.r, &rref, "absent", 6, NULL, 0, &n), HZSHM_ENOTFOUND);
+  /* value types: a String entry says so on get and view, a byte[] one does not;
+   * the key matches whatever the type bit (it is not part of the length) */
+  uint32_t vf = 99;
+  CHECK_RC(hzshm__shm_w_put(g.w, &ref, "str", 3, "h\xc3\xa9", 3, 3, hzshm__shm_w_stamp(g.w), 0, HZSHM_SHM_STRING), 0);
+  CHECK_RC(hzshm__shm_r_get_typed(g.r, &rref, "str", 3, buf, sizeof buf, &n, &vf), 0);
+  CHECK(n == 3 && memcmp(buf, "h\xc3\xa9", 3) == 0 && vf == HZSHM_SHM_STRING);
+  vf = 99;
+  CHECK_RC(hzshm__shm_r_get_typed(g.r, &rref, "str", 3, buf, 1, &n, &vf), HZSHM_EBUFSIZE);
+  CHECK(n == 3 && vf == HZSHM_SHM_STRING);
+  vf = 99;
+  CHECK_RC(hzshm__shm_r_view_typed(g.r, &rref, "str", 3, &v, &n, &vf), 0);
+  CHECK(n == 3 && vf == HZSHM_SHM_STRING);
+  hzshm__shm_r_view_end(g.r);
+  CHECK_RC(hzshm__shm_r_get_typed(g.r, &rref, "key-7", 5, buf, sizeof buf, &n, &vf), 0);
+  CHECK(vf == 0);
+  CHECK_RC(hzshm__shm_r_view_typed(g.r, &rref, "key-7", 5, &v, &n, &vf), 0);
+  CHECK(vf == 0);
+  hzshm__shm_r_view_end(g.r);
+  CHECK_RC(hzshm__shm_w_put(g.w, &ref, "str", 3, "b", 1, 3, hzshm__shm_w_stamp(g.w), 0, 0), 0); /* replace: byte[] */
+  CHECK_RC(hzshm__shm_r_get_typed(g.r, &rref, "str", 3, buf, sizeof buf, &n, &vf), 0);
+  CHECK(n == 1 && vf == 0);
+  CHECK(hzshm__shm_w_session_entries(g.w, &ref) == 2002);
+  CHECK_RC(hzshm__shm_w_del(g.w, &ref, "str", 3), 0);
+  /* bad flags change nothing */
+  CHECK_RC(hzshm__shm_w_put(g.w, &ref, "str", 3, NULL, 0, 3, 1, 0, HZSHM_SHM_NEGATIVE | HZSHM_SHM_STRING), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_w_put(g.w, &ref, "str", 3, "x", 1, 3, 1, 0, 4), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_r_get(g.r, &rref, "str", 3, buf, sizeof buf, &n), HZSHM_EMISS);
   /* the writer handle reads too */
   CHECK_RC(get_str(g.w, &ref, "key-5", buf, sizeof buf), 0);
   CHECK_STREQ(buf, "val-15");
