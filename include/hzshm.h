@@ -42,9 +42,11 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
  * agent writes through to Hazelcast.
  *
  * Keys are Hazelcast Strings: the caller passes UTF-8 bytes, which must be
- * valid UTF-8 (checked; HZSHM_EINVAL otherwise). Values are byte[]. A value
- * another client stored as a String is returned as its UTF-8 bytes; a value of
- * any other type gives HZSHM_ETYPE.
+ * valid UTF-8 (checked; HZSHM_EINVAL otherwise). Values are byte[]
+ * (HZSHM_TYPE_BYTES) or String (HZSHM_TYPE_STRING, as UTF-8). hzshm_set stores
+ * a byte[]; hzshm_set_typed either. hzshm_get / hzshm_get_view return a String
+ * value as its UTF-8 bytes, without saying so; the *_typed variants also report
+ * the type. A value of any other type gives HZSHM_ETYPE.
  *
  * Limits (checked before anything is sent; nothing changes on failure):
  *   key         1..HZSHM_KEY_MAX (1024) bytes       empty -> HZSHM_EEMPTY, over -> HZSHM_ETOOBIG
@@ -98,6 +100,10 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
 #ifndef HZSHM_SESSION_MAX
 #define HZSHM_SESSION_MAX 255
 #endif
+
+/* Hazelcast serializer type ids of the value types libhzshm reads and writes. */
+#define HZSHM_TYPE_BYTES (-12)  /* byte[] */
+#define HZSHM_TYPE_STRING (-11) /* String, carried as UTF-8 */
 
 typedef struct hzshm hzshm_t;
 typedef struct hzshm_session hzshm_session_t;
@@ -156,6 +162,17 @@ HZSHM_EXTERN int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen
  * failed): discard what was read from the view. */
 HZSHM_EXTERN int hzshm_view_release(hzshm_session_t *s);
 
+/* The same three reads, also reporting the value's type: on 0 (and on
+ * HZSHM_EBUFSIZE for hzshm_get_typed) *type = HZSHM_TYPE_BYTES or
+ * HZSHM_TYPE_STRING; on HZSHM_ETYPE *type = the unsupported type id (and
+ * *vlen as above). type must not be NULL (HZSHM_EINVAL). */
+HZSHM_EXTERN int hzshm_get_typed(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap,
+                                 size_t *vlen, int32_t *type);
+HZSHM_EXTERN int hzshm_get_view_typed(hzshm_session_t *s, const void *key, size_t klen, const void **val,
+                                      size_t *vlen, int32_t *type);
+HZSHM_EXTERN int hzshm_get_view_local_typed(hzshm_session_t *s, const void *key, size_t klen, const void **val,
+                                            size_t *vlen, int32_t *type);
+
 /* hzshm_get_view answered from this host's segment only: never contacts the
  * agent, never blocks. 0 (a view, release it as above), HZSHM_ENOTFOUND
  * (cached absence), HZSHM_EMISS (not answerable here: ask hzshm_get /
@@ -179,6 +196,13 @@ HZSHM_EXTERN int hzshm_has(hzshm_session_t *s, const void *key, size_t klen);
 HZSHM_EXTERN int hzshm_set(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen);
 HZSHM_EXTERN int hzshm_set_ttl(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen,
                                int64_t ttl_ms);
+
+/* hzshm_set_ttl with the value's type: HZSHM_TYPE_BYTES (= hzshm_set_ttl) or
+ * HZSHM_TYPE_STRING (val must be valid UTF-8); anything else, or invalid
+ * UTF-8 for a String: HZSHM_EINVAL, nothing sent. The cluster then holds a
+ * java.lang.String that every Hazelcast client reads as its native string. */
+HZSHM_EXTERN int hzshm_set_typed(hzshm_session_t *s, const void *key, size_t klen, int32_t type, const void *val,
+                                 size_t vlen, int64_t ttl_ms);
 
 /* Deletes key (IMap.delete): 0 whether or not it existed. Codes as hzshm_set. */
 HZSHM_EXTERN int hzshm_del(hzshm_session_t *s, const void *key, size_t klen);

@@ -41,7 +41,9 @@ def _route(method, parts, environ):
         key = parts[2]
         if method == "GET":
             v = s.get(key)
-            return (404, b"") if v is None else (200, v)
+            if v is None:
+                return 404, b""
+            return 200, v.encode() if isinstance(v, str) else v  # a Hazelcast String comes back as str
         if method == "PUT":
             n = int(environ.get("CONTENT_LENGTH") or 0)
             s.set(key, environ["wsgi.input"].read(n))

@@ -3,7 +3,7 @@
     import hzshm
     cache = hzshm.Cache("sessions")      # attach to the agent's cache (hzshm.NoCache if none)
     s = cache.session("sess-42")         # the Store of one session (one IMap)
-    s.set("cart", b"3 items")            # bytes-like -> Hazelcast byte[]
+    s.set("cart", b"3 items")            # bytes-like -> Hazelcast byte[]; str -> Hazelcast String
     s.get("cart")                        # b"3 items" | None; get(k, default)
     s.has("cart"), "cart" in s, s["cart"], del s["cart"]
     s.destroy()                          # the whole session, cluster-wide

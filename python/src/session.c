@@ -71,19 +71,24 @@ static int key_of(PyObject *k, const char **p, size_t *n) {
   return 0;
 }
 
-static PyObject *type_error(size_t vlen) { return pyhz_raise_type((int32_t)(uint32_t)vlen); }
+/* The Python object of a value: bytes for a byte[], str for a String. */
+static inline PyObject *value_obj(const void *v, size_t n, int32_t type) {
+  if (type == HZSHM_TYPE_STRING) return PyUnicode_DecodeUTF8(v, (Py_ssize_t)n, "strict");
+  return PyBytes_FromStringAndSize(v, (Py_ssize_t)n);
+}
 
 /* get from the agent with the GIL dropped. 0 and *out, or a libhzshm code
  * (HZSHM_ETYPE with *type_id). */
-static int get_remote(pyhz_session *s, const char *k, size_t kn, PyObject **out, size_t *type_id) {
+static int get_remote(pyhz_session *s, const char *k, size_t kn, PyObject **out, int32_t *type_id) {
   char stackbuf[16384];
   char *buf = stackbuf, *heap = NULL;
   size_t cap = sizeof stackbuf, n = 0;
+  int32_t type = HZSHM_TYPE_BYTES;
   int rc;
   hzshm_session_t *hs = busy_begin(s);
   Py_BEGIN_ALLOW_THREADS
   for (;;) {
-    rc = hzshm_get(hs, k, kn, buf, cap, &n);
+    rc = hzshm_get_typed(hs, k, kn, buf, cap, &n, &type);
     if (rc != HZSHM_EBUFSIZE) break;
     free(heap); /* the value grew since the last try */
     buf = heap = malloc(n);
@@ -96,10 +101,10 @@ static int get_remote(pyhz_session *s, const char *k, size_t kn, PyObject **out,
   Py_END_ALLOW_THREADS
   busy_end(s);
   if (rc == 0) {
-    *out = PyBytes_FromStringAndSize(buf, (Py_ssize_t)n);
-    if (*out == NULL) rc = -ENOMEM;
+    *out = value_obj(buf, n, type);
+    if (*out == NULL) rc = -ENOMEM; /* with the exception set */
   }
-  *type_id = n;
+  *type_id = type;
   free(heap);
   return rc;
 }
@@ -109,18 +114,19 @@ static PyObject *lookup(pyhz_session *s, PyObject *key) {
   const char *k;
   size_t kn, n = 0;
   const void *v;
+  int32_t type = HZSHM_TYPE_BYTES;
   if (key_of(key, &k, &kn) < 0 || ready(s) < 0) return NULL;
-  int rc = hzshm_get_view_local(s->s, k, kn, &v, &n);
-  if (rc == 0) {
-    PyObject *r = PyBytes_FromStringAndSize(v, (Py_ssize_t)n);
+  int rc = hzshm_get_view_local_typed(s->s, k, kn, &v, &n, &type);
+  if (rc == 0) { /* the result is built straight from the view: one copy */
+    PyObject *r = value_obj(v, n, type);
     hzshm_view_release(s->s);
     return r;
   }
   PyObject *r = NULL;
-  if (rc == HZSHM_EMISS) rc = get_remote(s, k, kn, &r, &n);
+  if (rc == HZSHM_EMISS) rc = get_remote(s, k, kn, &r, &type);
   if (rc == 0 || rc == HZSHM_ENOTFOUND) return r;
   if (rc == -ENOMEM && PyErr_Occurred()) return NULL;
-  return rc == HZSHM_ETYPE ? type_error(n) : pyhz_raise(rc);
+  return rc == HZSHM_ETYPE ? pyhz_raise_type(type) : pyhz_raise(rc);
 }
 
 static PyObject *sess_get(pyhz_session *s, PyObject *const *args, Py_ssize_t nargs) {
@@ -204,6 +210,9 @@ static PyObject *write_call(pyhz_session *s, write_fn fn, const void *k, size_t 
 static int op_set(hzshm_session_t *hs, const void *k, size_t kn, const void *v, size_t vn, int64_t ttl) {
   return hzshm_set_ttl(hs, k, kn, v, vn, ttl);
 }
+static int op_set_str(hzshm_session_t *hs, const void *k, size_t kn, const void *v, size_t vn, int64_t ttl) {
+  return hzshm_set_typed(hs, k, kn, HZSHM_TYPE_STRING, v, vn, ttl);
+}
 static int op_del(hzshm_session_t *hs, const void *k, size_t kn, const void *v, size_t vn, int64_t ttl) {
   return hzshm_del(hs, k, kn);
 }
@@ -219,8 +228,9 @@ static PyObject *do_set(pyhz_session *s, PyObject *key, PyObject *val, PyObject 
   if (PyUnicode_Check(val)) {
     Py_ssize_t n;
     const char *v = PyUnicode_AsUTF8AndSize(val, &n);
-    if (v == NULL || ready(s) < 0) return NULL;
-    return write_call(s, op_set, k, kn, v, (size_t)n, ms);
+    if (v == NULL || ready(s) < 0) return NULL; /* a lone surrogate has no UTF-8: UnicodeEncodeError */
+    /* The UTF-8 is cached in the str object, which the caller's reference keeps alive. */
+    return write_call(s, op_set_str, k, kn, v, (size_t)n, ms);
   }
   Py_buffer view;
   if (PyObject_GetBuffer(val, &view, PyBUF_SIMPLE) < 0) {
@@ -351,19 +361,20 @@ static PyObject *sess_repr(pyhz_session *s) {
 
 static PyMethodDef sess_methods[] = {
     {"get", (PyCFunction)(void (*)(void))sess_get, METH_FASTCALL,
-     "get(key, default=None) -> bytes | default\n\n"
-     "The value of key, or default when the cluster has no such key. A hit (value or cached\n"
-     "absence) is served from shared memory with the GIL held; a miss asks the agent with the\n"
-     "GIL released. A value another client stored as a String comes back as its UTF-8 bytes.\n"
-     "Raises UnsupportedType (.type_id) for any other Hazelcast type, FailClosed, AgentUnavailable,\n"
-     "Timeout, InvalidArgument/TooBig for a bad key."},
+     "get(key, default=None) -> bytes | str | default\n\n"
+     "The value of key, or default when the cluster has no such key: bytes for a Hazelcast byte[],\n"
+     "str for a Hazelcast String (whoever wrote it). A hit (value or cached absence) is served from\n"
+     "shared memory with the GIL held; a miss asks the agent with the GIL released.\n"
+     "Raises UnsupportedType (.type_id) for any other Hazelcast type (e.g. -120: a bytes object the\n"
+     "official Python client pickled), FailClosed, AgentUnavailable, Timeout, InvalidArgument/TooBig\n"
+     "for a bad key."},
     {"has", (PyCFunction)sess_has, METH_O,
      "has(key) -> bool: whether key exists, served from the cache including cached absence."},
     {"set", (PyCFunction)(void (*)(void))sess_set, METH_VARARGS | METH_KEYWORDS,
      "set(key, value, ttl=None)\n\n"
      "Writes through to Hazelcast (IMap.set) and into this host's cache, then returns: any later\n"
-     "get on this host sees it. value: bytes-like -> Hazelcast byte[]; str -> its UTF-8 bytes as\n"
-     "byte[] (libhzshm stores byte[] only). ttl: None = the map's default, 0 = never expires,\n"
+     "get on this host sees it. value: bytes-like -> Hazelcast byte[]; str -> Hazelcast String\n"
+     "(every Hazelcast client reads it as its native string). ttl: None = the map's default, 0 = never expires,\n"
      "> 0 = seconds. The GIL is released during the round trip."},
     {"delete", (PyCFunction)do_delete, METH_O,
      "delete(key): removes key cluster-wide (IMap.delete); no error when it does not exist."},

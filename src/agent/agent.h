@@ -77,6 +77,7 @@ typedef struct parked {
   lconn_t *c;
   uint32_t reqid;
   uint8_t op;
+  uint8_t vstring; /* SET: the value is a String (HZSHM__IPC_F_STRING), else a byte[] */
   int64_t ttl_ms;
   uint8_t *key;
   size_t klen;

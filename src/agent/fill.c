@@ -167,7 +167,8 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
     } else if (cacheable && s->lsn == LSN_ACTIVE && inval_cacheable(s, part) && session_ref(s) == 0) {
       int null = res->type == HZC_NULL;
       int rc = hzshm__shm_w_put(a->shm, &s->ref, r->key, r->klen, null ? NULL : res->data, null ? 0 : res->len,
-                                part, r->stamp, local_ttl(a, -1), null ? HZSHM_SHM_NEGATIVE : 0);
+                                part, r->stamp, local_ttl(a, -1),
+                                null ? HZSHM_SHM_NEGATIVE : res->type == HZC_STRING ? HZSHM_SHM_STRING : 0);
       if (rc == HZSHM_ETOOBIG) counter_uncacheable(a, r->klen + (null ? 0 : res->len));
       if (rc != 0 && rc != HZSHM_ETOOBIG && rc != HZSHM_ESEGFULL)
         log_info("fill of %s not cached: %s", s->name, hzshm_strerror(rc));
@@ -189,6 +190,7 @@ static void fill_complete(resv_t *r, const fill_res_t *res) {
           st = HZSHM_ETYPE;
           aux = res->type_id;
         } else {
+          aux = res->type == HZC_STRING ? HZC_TYPE_ID_STRING : HZC_TYPE_ID_BYTES; /* the value's type */
           val = res->data;
           vlen = res->len;
         }
@@ -223,9 +225,11 @@ static int try_segment(session_t *s, lconn_t *c, uint32_t reqid, uint8_t op, con
   agent_t *a = s->a;
   if (!s->has_ref || s->lsn != LSN_ACTIVE) return 0;
   size_t vlen = 0;
-  int rc = hzshm__shm_r_get(a->shm, &s->ref, key, klen, a->scratch, HZSHM__IPC_VALUE_MAX, &vlen);
+  uint32_t vf = 0;
+  int rc = hzshm__shm_r_get_typed(a->shm, &s->ref, key, klen, a->scratch, HZSHM__IPC_VALUE_MAX, &vlen, &vf);
   if (rc == 0) {
-    server_reply(c, op, reqid, 0, 0, op == HZSHM__OP_GET ? a->scratch : NULL, op == HZSHM__OP_GET ? vlen : 0);
+    int32_t aux = op == HZSHM__OP_GET ? ((vf & HZSHM_SHM_STRING) ? HZC_TYPE_ID_STRING : HZC_TYPE_ID_BYTES) : 0;
+    server_reply(c, op, reqid, 0, aux, op == HZSHM__OP_GET ? a->scratch : NULL, op == HZSHM__OP_GET ? vlen : 0);
     return 1;
   }
   if (rc == HZSHM_ENOTFOUND) {

@@ -32,6 +32,7 @@ void req_scan(const uint8_t *buf, size_t len, req_fn fn, void *ud, req_scan_t *o
 }
 
 int req_validate(const char *prefix, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
+  if (h->flags && h->op != HZSHM__OP_SET) return HZSHM_EINVAL;
   if (h->op == HZSHM__OP_HELLO) return 0;
   if (r->sidlen == 0) return HZSHM_EEMPTY;
   if (memchr(r->sid, 0, r->sidlen) || !hzshm__ipc_utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
@@ -42,6 +43,7 @@ int req_validate(const char *prefix, const hzshm__ipc_hdr_t *h, const hzshm__ipc
   if (!hzshm__ipc_utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
   if (h->op == HZSHM__OP_SET) {
     if (r->ttl_ms < -1) return HZSHM_EINVAL;
+    if ((h->flags & HZSHM__IPC_F_STRING) && !hzshm__ipc_utf8_valid(r->val, r->vlen)) return HZSHM_EINVAL;
   } else if (r->vlen != 0) {
     return HZSHM_EINVAL;
   }

@@ -54,6 +54,7 @@ void req_dispatch(lconn_t *c, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t 
   lconn_ref(c);
   p->reqid = h->reqid;
   p->op = h->op;
+  p->vstring = (h->flags & HZSHM__IPC_F_STRING) != 0;
   p->ttl_ms = r->ttl_ms;
   if (r->klen) memcpy(p->key, r->key, r->klen);
   p->klen = r->klen;
@@ -142,7 +143,8 @@ static void write_ack(void *ud, const hzc_result_t *res) {
         uint64_t stamp = w->stamp;
         uint32_t ttl = local_ttl(a, p->ttl_ms);
         if (p->op == HZSHM__OP_SET)
-          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl, 0);
+          rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, p->val, p->vlen, part, stamp, ttl,
+                                p->vstring ? HZSHM_SHM_STRING : 0);
         else
           rc = hzshm__shm_w_put(a->shm, &s->ref, p->key, p->klen, NULL, 0, part, stamp, local_ttl(a, -1),
                                 HZSHM_SHM_NEGATIVE);
@@ -200,7 +202,8 @@ static void req_run(session_t *s, parked_t *p) {
   session_busy(s, +1);
   switch (p->op) {
     case HZSHM__OP_SET:
-      rc = hzc_map_set(a->hz, s->name, p->key, p->klen, p->val, p->vlen, p->ttl_ms, write_done, w);
+      rc = hzc_map_set_typed(a->hz, s->name, p->key, p->klen, p->vstring ? HZC_STRING : HZC_BYTES, p->val, p->vlen,
+                             p->ttl_ms, write_done, w);
       break;
     case HZSHM__OP_DEL:
       rc = hzc_map_delete(a->hz, s->name, p->key, p->klen, write_done, w);

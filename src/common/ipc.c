@@ -14,17 +14,17 @@ int hzshm__ipc_hdr_decode(const uint8_t *buf, hzshm__ipc_hdr_t *h) {
   h->reqid = hzshm__le32_get(buf + 8);
   h->status = (int32_t)hzshm__le32_get(buf + 12);
   h->bodylen = hzshm__le32_get(buf + 16);
-  if (h->version != HZSHM__IPC_VERSION || h->flags != 0) return HZSHM_EPROTO;
+  if (h->version != HZSHM__IPC_VERSION || (h->flags & ~HZSHM__IPC_F_ALL) != 0) return HZSHM_EPROTO;
   if (h->op == 0 || h->op >= HZSHM__OP_MAX_) return HZSHM_EPROTO;
   if (h->bodylen > HZSHM__IPC_BODY_MAX) return HZSHM_EPROTO;
   return 0;
 }
 
-static void hdr_put(uint8_t *buf, uint8_t op, uint32_t reqid, int32_t status, uint32_t bodylen) {
+static void hdr_put(uint8_t *buf, uint8_t op, uint16_t flags, uint32_t reqid, int32_t status, uint32_t bodylen) {
   hzshm__le32_put(buf, HZSHM__IPC_MAGIC);
   buf[4] = HZSHM__IPC_VERSION;
   buf[5] = op;
-  hzshm__le16_put(buf + 6, 0);
+  hzshm__le16_put(buf + 6, flags);
   hzshm__le32_put(buf + 8, reqid);
   hzshm__le32_put(buf + 12, (uint32_t)status);
   hzshm__le32_put(buf + 16, bodylen);
@@ -36,9 +36,10 @@ size_t hzshm__ipc_req_size(const hzshm__ipc_req_t *r) {
 
 long hzshm__ipc_req_encode(uint8_t *buf, size_t cap, uint8_t op, uint32_t reqid, const hzshm__ipc_req_t *r) {
   if (r->sidlen > 255 || r->klen > 1024 || r->vlen > HZSHM__IPC_VALUE_MAX) return HZSHM_ETOOBIG;
+  if (r->flags & ~HZSHM__IPC_F_ALL) return HZSHM_EINVAL;
   size_t n = hzshm__ipc_req_size(r);
   if (cap < n) return HZSHM_EBUFSIZE;
-  hdr_put(buf, op, reqid, 0, (uint32_t)(n - HZSHM__IPC_HDR));
+  hdr_put(buf, op, r->flags, reqid, 0, (uint32_t)(n - HZSHM__IPC_HDR));
   uint8_t *p = buf + HZSHM__IPC_HDR;
   hzshm__le16_put(p, (uint16_t)r->sidlen);
   p += 2;
@@ -77,6 +78,7 @@ int hzshm__ipc_req_decode(const uint8_t *body, size_t len, hzshm__ipc_req_t *r) 
   off += 4;
   if (r->vlen > HZSHM__IPC_VALUE_MAX || len - off != r->vlen) return HZSHM_EPROTO;
   r->val = body + off;
+  r->flags = 0;
   return 0;
 }
 
@@ -87,7 +89,7 @@ long hzshm__ipc_resp_encode(uint8_t *buf, size_t cap, uint8_t op, uint32_t reqid
   if (vlen > HZSHM__IPC_VALUE_MAX) return HZSHM_ETOOBIG;
   size_t n = hzshm__ipc_resp_size(vlen);
   if (cap < n) return HZSHM_EBUFSIZE;
-  hdr_put(buf, op, reqid, status, (uint32_t)(n - HZSHM__IPC_HDR));
+  hdr_put(buf, op, 0, reqid, status, (uint32_t)(n - HZSHM__IPC_HDR));
   hzshm__le32_put(buf + HZSHM__IPC_HDR, (uint32_t)aux);
   hzshm__le32_put(buf + HZSHM__IPC_HDR + 4, (uint32_t)vlen);
   if (vlen) memcpy(buf + HZSHM__IPC_HDR + 8, val, vlen);

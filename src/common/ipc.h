@@ -7,7 +7,7 @@
  *   0      4     magic    'H','Z','S','P' (0x5053'5A48 little-endian)
  *   4      1     version  HZSHM__IPC_VERSION
  *   5      1     op       hzshm__ipc_op (a response repeats the request's op)
- *   6      2     flags    0 (reserved; must be 0)
+ *   6      2     flags    HZSHM__IPC_F_* in a SET request, else 0
  *   8      4     reqid    chosen by the client, echoed in the response
  *   12     4     status   int32: 0 in requests; 0 or a HZSHM_E* code (or -errno) in responses
  *   16     4     bodylen  bytes following the header (<= HZSHM__IPC_BODY_MAX)
@@ -19,7 +19,9 @@
  * Request body (the same shape for every op; unused fields are empty):
  *   u16 sidlen, sid bytes, u16 klen, key bytes, i64 ttl_ms, u32 vlen, value bytes
  * Response body:
- *   i32 aux (ETYPE: the Hazelcast type id; HELLO: the agent pid), u32 vlen, value
+ *   i32 aux (ETYPE: the Hazelcast type id; GET with a value: the value's type
+ *   id, -12 byte[] or -11 String (0 from an older agent: byte[]); HELLO: the
+ *   agent pid), u32 vlen, value
  *
  * Pipelining: a client may send several requests before reading; the agent
  * answers each exactly once, matched by reqid (answers may come out of order).
@@ -38,6 +40,10 @@
 #define HZSHM__IPC_MAGIC 0x50535A48u /* "HZSP" in memory order */
 #define HZSHM__IPC_VERSION 1u
 #define HZSHM__IPC_HDR 20u
+/* Request flags. F_STRING (SET only): the value is a Hazelcast String (valid
+ * UTF-8, checked by the agent), not a byte[]. */
+#define HZSHM__IPC_F_STRING 1u
+#define HZSHM__IPC_F_ALL HZSHM__IPC_F_STRING
 /* The largest value the Store API accepts (bytes). Values above the segment's
  * largest size class are written and read through the agent but not cached. */
 #define HZSHM__IPC_VALUE_MAX (1u << 20)
@@ -71,6 +77,7 @@ typedef struct {
   int64_t ttl_ms;
   const void *val;
   size_t vlen;
+  uint16_t flags; /* HZSHM__IPC_F_*: written into (encode) the header; decode leaves it to the header */
 } hzshm__ipc_req_t;
 
 typedef struct {

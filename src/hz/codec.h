@@ -108,6 +108,9 @@ int hzshm__dec_string(hzshm__cur_t *c, char *buf, size_t cap);
 void hzshm__enc_map_key(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen);
 void hzshm__enc_map_put(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen,
                         const void *val, size_t vlen, int64_t ttl_ms);
+/* The same with the value's serializer type id (HZSHM__TYPE_BYTES / HZSHM__TYPE_STRING). */
+void hzshm__enc_map_put_typed(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key,
+                              size_t klen, int32_t vtype_id, const void *val, size_t vlen, int64_t ttl_ms);
 void hzshm__enc_map_name(hzshm__mb_t *b, int32_t type, const char *name);
 /* Response whose first frame after the initial one is a nullable Data. */
 int hzshm__dec_resp_data(const hzshm__msg_t *m, hzc_value_t *v);

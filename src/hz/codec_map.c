@@ -17,14 +17,19 @@ void hzshm__enc_map_key(hzshm__mb_t *b, int32_t type, int32_t pid, const char *n
   hzshm__mb_data_string(b, key, klen);
 }
 
-void hzshm__enc_map_put(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen,
-                        const void *val, size_t vlen, int64_t ttl_ms) {
+void hzshm__enc_map_put_typed(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key,
+                              size_t klen, int32_t vtype_id, const void *val, size_t vlen, int64_t ttl_ms) {
   hzshm__mb_request(b, type, pid);
   hzshm__wr_i64le(&b->w, HZSHM__THREAD_ID);
   hzshm__wr_i64le(&b->w, ttl_ms);
   hzshm__mb_string(b, name);
   hzshm__mb_data_string(b, key, klen);
-  hzshm__mb_data_bytes(b, val, vlen);
+  hzshm__mb_data(b, vtype_id, val, vlen);
+}
+
+void hzshm__enc_map_put(hzshm__mb_t *b, int32_t type, int32_t pid, const char *name, const void *key, size_t klen,
+                        const void *val, size_t vlen, int64_t ttl_ms) {
+  hzshm__enc_map_put_typed(b, type, pid, name, key, klen, HZSHM__TYPE_BYTES, val, vlen, ttl_ms);
 }
 
 void hzshm__enc_map_name(hzshm__mb_t *b, int32_t type, const char *name) {

@@ -43,15 +43,14 @@ void hzshm__wr_data(hzshm__wr_t *w, int32_t type, const void *p, size_t n) {
   hzshm__wr_bytes(w, p, n);
 }
 
-void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n) {
+void hzshm__mb_data(hzshm__mb_t *b, int32_t type, const void *p, size_t n) {
   hzshm__mb_open(b, 0);
-  hzshm__wr_data(&b->w, HZSHM__TYPE_STRING, s, n);
+  hzshm__wr_data(&b->w, type, p, n);
 }
 
-void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n) {
-  hzshm__mb_open(b, 0);
-  hzshm__wr_data(&b->w, HZSHM__TYPE_BYTES, p, n);
-}
+void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n) { hzshm__mb_data(b, HZSHM__TYPE_STRING, s, n); }
+
+void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n) { hzshm__mb_data(b, HZSHM__TYPE_BYTES, p, n); }
 
 int hzshm__data_decode(const uint8_t *p, size_t len, hzc_value_t *v) {
   memset(v, 0, sizeof *v);

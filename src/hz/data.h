@@ -12,13 +12,15 @@
 #include "frame.h"
 #include "hzc.h"
 
-#define HZSHM__TYPE_STRING (-11)
-#define HZSHM__TYPE_BYTES (-12)
+#define HZSHM__TYPE_STRING HZC_TYPE_ID_STRING
+#define HZSHM__TYPE_BYTES HZC_TYPE_ID_BYTES
 #define HZSHM__DATA_MAX ((size_t)INT32_MAX - 64)
 
 /* 1 if s is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int hzshm__utf8_valid(const uint8_t *s, size_t n);
 /* Appends a Data frame holding the String / byte[] (flags 0). */
+/* A Data frame of serializer type id `type` holding n bytes (byte[] / String layout). */
+void hzshm__mb_data(hzshm__mb_t *b, int32_t type, const void *p, size_t n);
 void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n);
 void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n);
 /* Writes the Data bytes into w (no frame header). */

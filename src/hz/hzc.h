@@ -113,6 +113,8 @@ uint64_t hzc_silence_ms(const hzc_client_t *c);
 /* ---- results ---- */
 
 enum hzc_value_type { HZC_NULL = 0, HZC_BYTES = 1, HZC_STRING = 2, HZC_OTHER = 3 };
+/* Hazelcast serializer type ids of the two value types hzshm caches. */
+enum { HZC_TYPE_ID_BYTES = -12, HZC_TYPE_ID_STRING = -11 };
 typedef struct {
   int type;              /* hzc_value_type; HZC_NULL = absent */
   int32_t type_id;       /* Hazelcast serializer type id (-12 byte[], -11 String, ...) */
@@ -139,6 +141,10 @@ int hzc_map_set(hzc_client_t *c, const char *map, const void *key, size_t klen, 
                 int64_t ttl_ms, hzc_result_cb cb, void *ud);
 int hzc_map_put(hzc_client_t *c, const char *map, const void *key, size_t klen, const void *val, size_t vlen,
                 int64_t ttl_ms, hzc_result_cb cb, void *ud);
+/* hzc_map_set with the value's type: HZC_BYTES (byte[]) or HZC_STRING (val =
+ * UTF-8, checked: HZSHM_EINVAL if invalid); any other vtype: HZSHM_EINVAL. */
+int hzc_map_set_typed(hzc_client_t *c, const char *map, const void *key, size_t klen, int vtype, const void *val,
+                      size_t vlen, int64_t ttl_ms, hzc_result_cb cb, void *ud);
 int hzc_map_remove(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
 int hzc_map_delete(hzc_client_t *c, const char *map, const void *key, size_t klen, hzc_result_cb cb, void *ud);
 int hzc_map_clear(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);

@@ -120,26 +120,32 @@ int hzc_map_delete(hzc_client_t *c, const char *map, const void *key, size_t kle
 }
 
 static int hzshm__put_op(hzc_client_t *c, int kind, int32_t type, const char *map, const void *key, size_t klen,
-                         const void *val, size_t vlen, int64_t ttl_ms, hzc_result_cb cb, void *ud) {
+                         int vtype, const void *val, size_t vlen, int64_t ttl_ms, hzc_result_cb cb, void *ud) {
   int rc = hzshm__check_map(c, map);
   if (rc || (rc = hzshm__check_key(key, klen))) return rc;
   if (!val && vlen) return HZSHM_EINVAL;
+  if (vtype != HZC_BYTES && (vtype != HZC_STRING || !hzshm__utf8_valid(val, vlen))) return HZSHM_EINVAL;
   if (vlen > HZSHM__DATA_MAX) return HZSHM_ETOOBIG;
   if (ttl_ms < -1) return HZSHM_EINVAL;
   hzshm__mb_t b;
-  hzshm__enc_map_put(&b, type, -1, map, key ? key : "", klen, val ? val : "", vlen, ttl_ms);
+  hzshm__enc_map_put_typed(&b, type, -1, map, key ? key : "", klen, vtype == HZC_STRING ? HZSHM__TYPE_STRING : HZSHM__TYPE_BYTES,
+                           val ? val : "", vlen, ttl_ms);
   return hzshm__op_submit(c, &b, kind, 0, key ? key : "", klen, cb, ud);
 }
 
 /* Map.yaml Set 0x010F00 */
 int hzc_map_set(hzc_client_t *c, const char *map, const void *key, size_t klen, const void *val, size_t vlen,
                 int64_t ttl_ms, hzc_result_cb cb, void *ud) {
-  return hzshm__put_op(c, HZSHM__K_SET, HZSHM__MT_MAP_SET, map, key, klen, val, vlen, ttl_ms, cb, ud);
+  return hzshm__put_op(c, HZSHM__K_SET, HZSHM__MT_MAP_SET, map, key, klen, HZC_BYTES, val, vlen, ttl_ms, cb, ud);
+}
+int hzc_map_set_typed(hzc_client_t *c, const char *map, const void *key, size_t klen, int vtype, const void *val,
+                      size_t vlen, int64_t ttl_ms, hzc_result_cb cb, void *ud) {
+  return hzshm__put_op(c, HZSHM__K_SET, HZSHM__MT_MAP_SET, map, key, klen, vtype, val, vlen, ttl_ms, cb, ud);
 }
 /* Map.yaml Put 0x010100 */
 int hzc_map_put(hzc_client_t *c, const char *map, const void *key, size_t klen, const void *val, size_t vlen,
                 int64_t ttl_ms, hzc_result_cb cb, void *ud) {
-  return hzshm__put_op(c, HZSHM__K_PUT, HZSHM__MT_MAP_PUT, map, key, klen, val, vlen, ttl_ms, cb, ud);
+  return hzshm__put_op(c, HZSHM__K_PUT, HZSHM__MT_MAP_PUT, map, key, klen, HZC_BYTES, val, vlen, ttl_ms, cb, ud);
 }
 
 static int hzshm__name_op(hzc_client_t *c, int kind, const char *map, int retryable, hzc_result_cb cb, void *ud) {

@@ -75,10 +75,10 @@ static int check_key(hzshm_session_t *s, const void *key, size_t klen) {
  * a replaced segment (the agent restarted with a new file) when failing
  * closed. view != NULL asks for a zero-copy view instead of a copy. */
 /* first_rc: the result of a first lookup in `first_m` already made (the hit
- * fast path of hzshm_get), or LOOKUP_NONE. */
+ * fast path of hzshm_get), or LOOKUP_NONE (*vflags then holds its type). */
 #define LOOKUP_NONE 1
 static int lookup_from(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
-                       size_t *vlen, int first_rc, hzshm__shm_t *first_m) {
+                       size_t *vlen, uint32_t *vflags, int first_rc, hzshm__shm_t *first_m) {
   int rc = HZSHM_EMISS;
   for (int attempt = 0; attempt < 3; attempt++) {
     hzshm__shm_t *m = hzshm__lib_shm(s->h);
@@ -90,9 +90,9 @@ static int lookup_from(hzshm_session_t *s, const void *key, size_t klen, void *b
       rc = ref_get(s, m, &ref, attempt == 1);
       if (rc == 0) {
         if (view)
-          rc = hzshm__shm_r_view(m, &ref, key, klen, view, vlen);
+          rc = hzshm__shm_r_view_typed(m, &ref, key, klen, view, vlen, vflags);
         else
-          rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, vlen);
+          rc = hzshm__shm_r_get_typed(m, &ref, key, klen, buf, cap, vlen, vflags);
       }
     }
     /* Failing closed (a session miss too: r_session does not look at the
@@ -107,11 +107,15 @@ static int lookup_from(hzshm_session_t *s, const void *key, size_t klen, void *b
 }
 
 static int lookup(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, const void **view,
-                  size_t *vlen) {
-  return lookup_from(s, key, klen, buf, cap, view, vlen, LOOKUP_NONE, NULL);
+                  size_t *vlen, uint32_t *vflags) {
+  return lookup_from(s, key, klen, buf, cap, view, vlen, vflags, LOOKUP_NONE, NULL);
 }
 
 static int goes_to_agent(int rc) { return rc == HZSHM_EMISS || rc == HZSHM_ESESSION || rc == HZSHM_EBUSY; }
+
+static int32_t type_of_flags(uint32_t vflags) { return (vflags & HZSHM_SHM_STRING) ? HZSHM_TYPE_STRING : HZSHM_TYPE_BYTES; }
+/* The agent's aux of a GET answered with a value: the type id (0 from an older agent: byte[]). */
+static int32_t type_of_aux(int32_t aux) { return aux == HZSHM_TYPE_STRING ? HZSHM_TYPE_STRING : HZSHM_TYPE_BYTES; }
 
 typedef struct {
   void *buf;
@@ -136,22 +140,27 @@ static int agent_get(hzshm_session_t *s, uint8_t op, const void *key, size_t kle
 }
 
 /* Everything after a first segment lookup that did not settle the call
- * (first_rc, in first_m), or from the start (first_rc = LOOKUP_NONE). */
+ * (first_rc, in first_m, its type first_vf), or from the start (first_rc = LOOKUP_NONE). */
 __attribute__((noinline)) static int get_slow(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap,
-                                              size_t *vlen, int first_rc, hzshm__shm_t *first_m, size_t first_n) {
+                                              size_t *vlen, int32_t *type, int first_rc, hzshm__shm_t *first_m,
+                                              size_t first_n, uint32_t first_vf) {
   int rc = first_rc == LOOKUP_NONE ? check_key(s, key, klen) : 0;
   if (rc) return rc;
-  if (vlen == NULL || (buf == NULL && cap)) return HZSHM_EINVAL;
+  if (vlen == NULL || type == NULL || (buf == NULL && cap)) return HZSHM_EINVAL;
   size_t n = first_n;
-  rc = lookup_from(s, key, klen, buf ? buf : (void *)&n, buf ? cap : 0, NULL, &n, first_rc, first_m);
+  uint32_t vf = first_vf;
+  rc = lookup_from(s, key, klen, buf ? buf : (void *)&n, buf ? cap : 0, NULL, &n, &vf, first_rc, first_m);
+  int32_t t = type_of_flags(vf);
   if (goes_to_agent(rc)) {
     get_sink_t g = {.buf = buf, .cap = cap};
     rc = agent_get(s, HZSHM__OP_GET, key, klen, &g);
     n = g.vlen;
+    t = type_of_aux(g.aux);
     if (rc == 0 && !g.fits) rc = HZSHM_EBUFSIZE;
-    if (rc == HZSHM_ETYPE) n = (size_t)(uint32_t)g.aux;
+    if (rc == HZSHM_ETYPE) n = (size_t)(uint32_t)(t = g.aux);
   }
   *vlen = n;
+  if (rc == 0 || rc == HZSHM_EBUFSIZE || rc == HZSHM_ETYPE) *type = t;
   return rc;
 }
 
@@ -159,41 +168,63 @@ __attribute__((noinline)) static int get_slow(hzshm_session_t *s, const void *ke
  * the cached session reference (ref_load), one segment lookup; every other
  * outcome continues in get_slow with that lookup's result (never a second
  * lookup: the segment counts hits and misses per lookup). */
-int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen) {
-  if (__builtin_expect(s != NULL && key != NULL && buf != NULL && vlen != NULL && klen - 1 < HZSHM_KEY_MAX &&
-                           hzshm__lib_ok(s->h) && hzshm__ipc_utf8_valid(key, klen),
+static inline __attribute__((always_inline)) int get_fast(hzshm_session_t *s, const void *key, size_t klen, void *buf,
+                                                          size_t cap, size_t *vlen, int32_t *type) {
+  if (__builtin_expect(s != NULL && key != NULL && buf != NULL && vlen != NULL && type != NULL &&
+                           klen - 1 < HZSHM_KEY_MAX && hzshm__lib_ok(s->h) && hzshm__ipc_utf8_valid(key, klen),
                        1)) {
     hzshm__shm_t *m = hzshm__lib_shm(s->h);
     hzshm__sref_t ref;
     if (ref_load(s, m, &ref)) {
       size_t n = 0;
-      int rc = hzshm__shm_r_get(m, &ref, key, klen, buf, cap, &n);
+      uint32_t vf = 0;
+      int rc = hzshm__shm_r_get_typed(m, &ref, key, klen, buf, cap, &n, &vf);
       if (rc == 0 || rc == HZSHM_ENOTFOUND || rc == HZSHM_EBUFSIZE) { /* settled: as lookup_from + get_slow */
         *vlen = n;
+        if (rc != HZSHM_ENOTFOUND) *type = type_of_flags(vf);
         return rc;
       }
-      return get_slow(s, key, klen, buf, cap, vlen, rc, m, n);
+      return get_slow(s, key, klen, buf, cap, vlen, type, rc, m, n, vf);
     }
   }
-  return get_slow(s, key, klen, buf, cap, vlen, LOOKUP_NONE, NULL, 0);
+  return get_slow(s, key, klen, buf, cap, vlen, type, LOOKUP_NONE, NULL, 0, 0);
 }
 
-int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
+int hzshm_get_typed(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen,
+                    int32_t *type) {
+  return get_fast(s, key, klen, buf, cap, vlen, type);
+}
+
+int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap, size_t *vlen) {
+  int32_t type;
+  return get_fast(s, key, klen, buf, cap, vlen, &type);
+}
+
+int hzshm_get_view_typed(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen,
+                         int32_t *type) {
   int rc = check_key(s, key, klen);
   if (rc) return rc;
-  if (val == NULL || vlen == NULL) return HZSHM_EINVAL;
-  rc = lookup(s, key, klen, NULL, 0, val, vlen);
+  if (val == NULL || vlen == NULL || type == NULL) return HZSHM_EINVAL;
+  uint32_t vf = 0;
+  rc = lookup(s, key, klen, NULL, 0, val, vlen, &vf);
   if (goes_to_agent(rc)) {
     get_sink_t g = {0};
     rc = agent_get(s, HZSHM__OP_GET, key, klen, &g); /* the agent fills the segment */
     if (rc == 0) {
-      rc = lookup(s, key, klen, NULL, 0, val, vlen);
+      rc = lookup(s, key, klen, NULL, 0, val, vlen, &vf);
       if (goes_to_agent(rc)) rc = HZSHM_EMISS;
     } else if (rc == HZSHM_ETYPE) {
       *vlen = (size_t)(uint32_t)g.aux;
+      *type = g.aux;
     }
   }
+  if (rc == 0) *type = type_of_flags(vf);
   return rc;
+}
+
+int hzshm_get_view(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
+  int32_t type;
+  return hzshm_get_view_typed(s, key, klen, val, vlen, &type);
 }
 
 /* Views nest (LIFO per thread) and a handle follows a replaced segment only
@@ -214,7 +245,7 @@ int hzshm_has(hzshm_session_t *s, const void *key, size_t klen) {
   int rc = check_key(s, key, klen);
   if (rc) return rc;
   size_t n;
-  rc = lookup(s, key, klen, NULL, 0, NULL, &n);
+  rc = lookup(s, key, klen, NULL, 0, NULL, &n, NULL);
   if (rc == HZSHM_EBUFSIZE) rc = 0; /* a hit, whatever the buffer */
   if (goes_to_agent(rc)) {
     get_sink_t g = {0};
@@ -223,14 +254,20 @@ int hzshm_has(hzshm_session_t *s, const void *key, size_t klen) {
   return rc;
 }
 
-int hzshm_set_ttl(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen, int64_t ttl_ms) {
+int hzshm_set_typed(hzshm_session_t *s, const void *key, size_t klen, int32_t type, const void *val, size_t vlen,
+                    int64_t ttl_ms) {
   int rc = check_key(s, key, klen);
   if (rc) return rc;
   if (vlen > HZSHM_VALUE_MAX) return HZSHM_ETOOBIG;
   if ((val == NULL && vlen) || ttl_ms < -1) return HZSHM_EINVAL;
-  hzshm__ipc_req_t req = {
-      .sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen, .ttl_ms = ttl_ms, .val = val, .vlen = vlen};
+  if (type != HZSHM_TYPE_BYTES && (type != HZSHM_TYPE_STRING || !hzshm__ipc_utf8_valid(val, vlen))) return HZSHM_EINVAL;
+  hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen, .ttl_ms = ttl_ms,
+                          .val = val, .vlen = vlen, .flags = type == HZSHM_TYPE_STRING ? HZSHM__IPC_F_STRING : 0};
   return hzshm__conn_request(s->h, HZSHM__OP_SET, &req, NULL, NULL);
+}
+
+int hzshm_set_ttl(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen, int64_t ttl_ms) {
+  return hzshm_set_typed(s, key, klen, HZSHM_TYPE_BYTES, val, vlen, ttl_ms);
 }
 
 int hzshm_set(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen) {
@@ -252,10 +289,18 @@ int hzshm_destroy(hzshm_session_t *s) {
   return hzshm__conn_request(s->h, HZSHM__OP_DESTROY, &req, NULL, NULL);
 }
 
-int hzshm_get_view_local(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
+int hzshm_get_view_local_typed(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen,
+                               int32_t *type) {
   int rc = check_key(s, key, klen);
   if (rc) return rc;
-  if (val == NULL || vlen == NULL) return HZSHM_EINVAL;
-  rc = lookup(s, key, klen, NULL, 0, val, vlen);
+  if (val == NULL || vlen == NULL || type == NULL) return HZSHM_EINVAL;
+  uint32_t vf = 0;
+  rc = lookup(s, key, klen, NULL, 0, val, vlen, &vf);
+  if (rc == 0) *type = type_of_flags(vf);
   return goes_to_agent(rc) ? HZSHM_EMISS : rc;
+}
+
+int hzshm_get_view_local(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen) {
+  int32_t type;
+  return hzshm_get_view_local_typed(s, key, klen, val, vlen, &type);
 }

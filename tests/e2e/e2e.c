@@ -243,6 +243,26 @@ int e2e_cli(char *out, size_t cap, const char *stdin_data, const char *const *ar
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128;
 }
 
+int e2e_java_value(const char *src, const char *members, const char *map, const char *key, const char *mode,
+                   const char *utf8) {
+  static char jar[1024];
+  char hex[512] = "", cmd[2560];
+  if (!jar[0]) { /* the member's jar holds the Java client */
+    const char *hzm = getenv("HZ_MEMBER");
+    CHECK(hzm);
+    snprintf(cmd, sizeof cmd, "%s fetch", hzm);
+    FILE *f = popen(cmd, "r");
+    CHECK(f && fgets(jar, sizeof jar, f));
+    pclose(f);
+    jar[strcspn(jar, "\n")] = 0;
+  }
+  CHECK(strlen(utf8) < sizeof hex / 2);
+  for (size_t i = 0; utf8[i]; i++) snprintf(hex + 2 * i, 3, "%02x", (unsigned char)utf8[i]);
+  snprintf(cmd, sizeof cmd, "java -Xmx128m -cp '%s' %s/JavaValue.java %s %s %s %s %s", jar, src, members, map, key,
+           mode, hex);
+  return system(cmd);
+}
+
 int e2e_raw_connect(const char *sockpath) {
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return -1;

@@ -57,6 +57,12 @@ int64_t e2e_wait(int (*fn)(void *ud), void *ud, uint32_t timeout_ms);
  * be NULL. Captures stdout into out (NUL-terminated) and returns the exit code. */
 int e2e_cli(char *out, size_t cap, const char *stdin_data, const char *const *argv);
 
+/* The official Java client (tests/e2e/JavaValue.java, from source dir src)
+ * on map `map` of the cluster at `members`: mode put / int / string / bytes
+ * with the value `utf8` (see the .java file). Its exit status (system()). */
+int e2e_java_value(const char *src, const char *members, const char *map, const char *key, const char *mode,
+                   const char *utf8);
+
 /* A raw connection to the agent's socket; -1 on failure. */
 int e2e_raw_connect(const char *sockpath);
 /* Reads one response frame with a deadline: returns status, fills reqid/op;

@@ -32,6 +32,19 @@ TEST_CASE(roundtrip) {
   CHECK_EQ(d.ttl_ms, -1);
   CHECK_EQ(d.vlen, 3);
   CHECK_MEMEQ(d.val, "\x00\x01\x02", 3);
+  CHECK_EQ(h.flags, 0);
+  /* the String flag travels in the header */
+  r.flags = HZSHM__IPC_F_STRING;
+  CHECK_EQ(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_SET, 78, &r), n);
+  CHECK_EQ(hzshm__ipc_hdr_decode(buf, &h), 0);
+  CHECK_EQ(h.flags, HZSHM__IPC_F_STRING);
+  CHECK_EQ(buf[6], 1);
+  CHECK_EQ(buf[7], 0);
+  r.flags = 2; /* unknown: refused before anything is written */
+  memset(buf, 0, sizeof buf);
+  CHECK_EQ(hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_SET, 79, &r), HZSHM_EINVAL);
+  CHECK_EQ(buf[0], 0);
+  r.flags = 0;
 
   n = hzshm__ipc_resp_encode(buf, sizeof buf, HZSHM__OP_GET, 9, HZSHM_ETYPE, -42, "xy", 2);
   CHECK_EQ(n, (long)hzshm__ipc_resp_size(2));
@@ -71,7 +84,10 @@ TEST_CASE(malformed) {
   bad[5] = HZSHM__OP_MAX_; /* unknown op */
   CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
-  bad[6] = 1; /* flags */
+  bad[6] = 2; /* an unknown flag */
+  CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
+  bad[6] = 0;
+  bad[7] = 1; /* an unknown flag, high byte */
   CHECK_EQ(hzshm__ipc_hdr_decode(bad, &h), HZSHM_EPROTO);
   memcpy(bad, buf, sizeof bad);
   hzshm__le32_put(bad + 16, HZSHM__IPC_BODY_MAX + 1); /* oversized */

@@ -42,11 +42,21 @@ def test_value_kinds(cache, sid):
     s = cache.session(sid)
     s.set("ba", bytearray(b"from bytearray"))
     s.set("mv", memoryview(b"xxfrom memoryview")[2:])
-    s.set("str", "caf\u00e9 \u20ac")  # str: its UTF-8 bytes, stored as byte[]
+    s.set("str", "caf\u00e9 \u20ac")  # str: a Hazelcast String
+    s.set("estr", "")
     s.set("empty", b"")
     assert s.get("ba") == b"from bytearray"
     assert s.get("mv") == b"from memoryview"
-    assert s.get("str") == "caf\u00e9 \u20ac".encode()
+    assert s.get("str") == "caf\u00e9 \u20ac" and type(s.get("str")) is str
+    assert s["str"] == "caf\u00e9 \u20ac" and s.get("estr") == "" and s.has("estr")
+    assert type(s.get("ba")) is bytes and type(s.get("empty")) is bytes
+    s.set("str", b"bytes again")  # a type change replaces the value
+    assert s.get("str") == b"bytes again"
+    s["str"] = "str again"
+    assert s.get("str") == "str again"
+    with pytest.raises(UnicodeEncodeError):  # a lone surrogate has no UTF-8: nothing is written
+        s.set("str", "\ud800")
+    assert s.get("str") == "str again"
     assert s.get("empty") == b"" and s.has("empty")
     for bad in (None, 42, 1.5, ["x"], memoryview(b"abcdef")[::2]):
         with pytest.raises((TypeError, BufferError)):

@@ -13,22 +13,29 @@ def test_official_bytearray_is_byte_array(cache, hz, sid):
     assert cache.session(sid).get("k") == b"from the official client"
 
 
-def test_hzshm_write_is_a_byte_array_for_the_official_client(cache, hz, sid):
+def test_hzshm_write_is_a_byte_array_or_string_for_the_official_client(cache, hz, sid):
     s = cache.session(sid)
     s.set("k", b"from hzshm")
-    s.set("u", "caf\u00e9")
+    s.set("u", "caf\u00e9 \u20ac")
     m = hz.get_map(sid).blocking()
     assert m.get("k") == bytearray(b"from hzshm")
-    assert m.get("u") == bytearray("caf\u00e9".encode())  # str goes as its UTF-8 byte[]
+    u = m.get("u")
+    assert u == "caf\u00e9 \u20ac" and type(u) is str  # a str goes as a Hazelcast String
     s.delete("k")
     assert m.get("k") is None
     s.destroy()
     assert m.get("u") is None
 
 
-def test_official_string_reads_as_utf8(cache, hz, sid):
+def test_official_string_reads_as_str(cache, hz, sid):
     hz.get_map(sid).blocking().put("k", "a String \u20ac")
-    assert cache.session(sid).get("k") == "a String \u20ac".encode()
+    s = cache.session(sid)
+    v = s.get("k")  # a miss: the agent's answer says String
+    assert v == "a String \u20ac" and type(v) is str
+    hits = s.cache.stats()["hits"]
+    v = s.get("k")  # now a hit: the segment's entry says String
+    assert v == "a String \u20ac" and type(v) is str
+    assert s.cache.stats()["hits"] > hits
 
 
 def test_pickled_value_is_unsupported_type(cache, hz, sid):

@@ -1,0 +1,117 @@
+/* test_strings.c - value types end to end: a String written with
+ * hzshm_set_typed is a java.lang.String in the cluster (checked by the
+ * official Java client) and reads back typed (hit and agent); a String the
+ * Java client wrote is filled into the segment as a String; hzshm_set still
+ * writes byte[]; hzshm_get returns a String's UTF-8 bytes; bad types, bad
+ * UTF-8 and stray request flags are refused and change nothing. */
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "e2e.h"
+#include "ipc.h"
+
+static const char *MEMBERS;
+
+static int java(const char *sid, const char *key, const char *mode, const char *utf8) {
+  return e2e_java_value(HZSHM_E2E_SRC, MEMBERS, sid, key, mode, utf8);
+}
+
+static void expect_typed(hzshm_session_t *s, const char *key, const char *want, int32_t want_type) {
+  char buf[128];
+  size_t n = 0;
+  int32_t t = 0;
+  CHECK_RC(hzshm_get_typed(s, key, strlen(key), buf, sizeof buf, &n, &t), 0);
+  CHECK(n == strlen(want) && memcmp(buf, want, n) == 0 && t == want_type);
+  t = 0;
+  CHECK_RC(hzshm_get_typed(s, key, strlen(key), buf, 1, &n, &t), HZSHM_EBUFSIZE);
+  CHECK(n == strlen(want) && t == want_type);
+  const void *v;
+  t = 0;
+  CHECK_RC(hzshm_get_view_local_typed(s, key, strlen(key), &v, &n, &t), 0); /* it is in the segment, typed */
+  CHECK(n == strlen(want) && memcmp(v, want, n) == 0 && t == want_type);
+  CHECK_RC(hzshm_view_release(s), 0);
+  t = 0;
+  CHECK_RC(hzshm_get_view_typed(s, key, strlen(key), &v, &n, &t), 0);
+  CHECK(t == want_type);
+  CHECK_RC(hzshm_view_release(s), 0);
+  /* the untyped calls: the same bytes, whatever the type */
+  CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &n), 0);
+  CHECK(n == strlen(want) && memcmp(buf, want, n) == 0);
+}
+
+int main(int argc, char **argv) {
+  CHECK(argc == 2);
+  MEMBERS = argv[1];
+  char name[64], sid[64];
+  snprintf(name, sizeof name, "e2e-str-%d", (int)getpid());
+  snprintf(sid, sizeof sid, "strings-%d", (int)getpid());
+  e2e_agent_t ag = {0};
+  e2e_agent_start(&ag, name, argv[1]);
+  hzshm_t *h;
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+
+  /* hzshm writes a String: typed here, a java.lang.String there */
+  const char *str = "h\xc3\xa9llo \xe2\x82\xac";
+  CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_STRING, str, strlen(str), -1), 0);
+  expect_typed(s, "s", str, HZSHM_TYPE_STRING);
+  CHECK(java(sid, "s", "string", str) == 0);
+  CHECK(java(sid, "s", "bytes", str) != 0); /* the check can fail */
+
+  /* byte[] through both the old and the typed call */
+  CHECK_RC(hzshm_set(s, "b", 1, "raw", 3), 0);
+  expect_typed(s, "b", "raw", HZSHM_TYPE_BYTES);
+  CHECK(java(sid, "b", "bytes", "raw") == 0);
+  CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_BYTES, "now-bytes", 9, -1), 0); /* a type change replaces */
+  expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
+
+  /* the Java client writes a String: the agent's fill caches it as one */
+  const char *js = "from java \xc3\xbc";
+  CHECK(java(sid, "j", "put", js) == 0);
+  const void *v;
+  size_t n;
+  int32_t t;
+  int rc = hzshm_get_view_local_typed(s, "j", 1, &v, &n, &t); /* the write's invalidation may be in flight */
+  if (rc == 0) CHECK_RC(hzshm_view_release(s), 0);
+  CHECK(rc == 0 || rc == HZSHM_EMISS);
+  expect_typed(s, "j", js, HZSHM_TYPE_STRING);
+
+  /* bad input: refused, nothing sent, the value unchanged */
+  CHECK_RC(hzshm_set_typed(s, "s", 1, -7, "x", 1, -1), HZSHM_EINVAL);
+  CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_STRING, "\xff", 1, -1), HZSHM_EINVAL);
+  CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_STRING, "\xed\xa0\x80", 3, -1), HZSHM_EINVAL); /* surrogate */
+  char buf[64];
+  CHECK_RC(hzshm_get_typed(s, "s", 1, buf, sizeof buf, &n, NULL), HZSHM_EINVAL);
+  expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
+
+  /* the agent checks too: a String SET with bad UTF-8, the flag on a GET */
+  int fd = e2e_raw_connect(ag.sock);
+  CHECK(fd >= 0);
+  uint8_t fr[4096];
+  hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "s", .klen = 1, .ttl_ms = -1, .val = "\xc3",
+                        .vlen = 1, .flags = HZSHM__IPC_F_STRING};
+  long fl = hzshm__ipc_req_encode(fr, sizeof fr, HZSHM__OP_SET, 21, &r);
+  CHECK(fl > 0 && send(fd, fr, (size_t)fl, MSG_NOSIGNAL) == fl);
+  uint32_t id;
+  uint8_t op;
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
+  CHECK(id == 21);
+  r.val = NULL;
+  r.vlen = 0;
+  fl = hzshm__ipc_req_encode(fr, sizeof fr, HZSHM__OP_GET, 22, &r);
+  CHECK(fl > 0 && send(fd, fr, (size_t)fl, MSG_NOSIGNAL) == fl);
+  CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
+  CHECK(id == 22);
+  close(fd);
+  expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
+  CHECK(java(sid, "s", "bytes", "now-bytes") == 0);
+
+  CHECK_RC(hzshm_destroy(s), 0);
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK(e2e_agent_stop(&ag) == 0);
+  printf("test_strings: ok\n");
+  return 0;
+}
