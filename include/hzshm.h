@@ -58,12 +58,17 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
  *   through the agent but not cached.
  *
  * CAVEATS
- *  1. fork(): a handle belongs to the process that opened it. In a child
- *     process every call on an inherited hzshm_t or hzshm_session_t returns
- *     HZSHM_EFORKED; the child calls hzshm_open() again. (hzshm_close() and
- *     hzshm_session_close() in the child only free memory; they do not touch
- *     the parent's reader slots or connections.) Detection costs no syscall
- *     (a pthread_atfork child handler bumps a process-wide counter).
+ *  1. fork(): handles keep working in a child (a pre-fork worker pool that
+ *     opened the cache before forking needs no call of its own). The first
+ *     call on an inherited hzshm_t (or any of its sessions) in the child
+ *     attaches the segment again for the child (its own reader slots) and
+ *     uses its own agent connections; the parent's slots and connections are
+ *     untouched, and closing inherited handles in the child does not affect
+ *     the parent. If that re-attach fails (e.g. -ENOENT: the agent is gone),
+ *     the call returns its error and the next call tries again. Detection
+ *     costs no syscall (a pthread_atfork child handler bumps a process-wide
+ *     counter). A view (hzshm_get_view) does not survive fork(). HZSHM_EFORKED
+ *     is no longer returned.
  *  2. Crashed readers: a process that dies, even in the middle of a read, is
  *     detected by the agent (its reader slot is reaped), so reclamation never
  *     stalls for it. A thread that holds a view (hzshm_get_view) holds back
@@ -131,7 +136,7 @@ HZSHM_EXTERN int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t 
 HZSHM_EXTERN void hzshm_close(hzshm_t *h);
 
 /* A session handle for the IMap prefix+sid. Validates the id (see limits):
- * HZSHM_EEMPTY, HZSHM_EBADSESSION, HZSHM_ETOOBIG, HZSHM_EFORKED, -ENOMEM.
+ * HZSHM_EEMPTY, HZSHM_EBADSESSION, HZSHM_ETOOBIG, -ENOMEM.
  * Contacts nobody. Thread-safe. */
 HZSHM_EXTERN int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t **out);
 HZSHM_EXTERN void hzshm_session_close(hzshm_session_t *s);
@@ -144,7 +149,7 @@ HZSHM_EXTERN void hzshm_session_close(hzshm_session_t *s);
  *                    Hazelcast type id (as a positive size_t of the int32 bits)
  *   HZSHM_ESTALE / HZSHM_EDISCONNECTED / HZSHM_ESTOPPED   failing closed
  *   HZSHM_EAGENT     agent not reachable; HZSHM_ETIMEDOUT; HZSHM_EREMOTE
- *   HZSHM_EEMPTY / HZSHM_ETOOBIG / HZSHM_EINVAL (bad key), HZSHM_EFORKED
+ *   HZSHM_EEMPTY / HZSHM_ETOOBIG / HZSHM_EINVAL (bad key); in a fork child the re-attach's error (caveat 1)
  * A hit costs no lock and no syscall. Thread-safe; the value returned is the
  * latest this host has seen acknowledged or invalidated (see caveat 5). */
 HZSHM_EXTERN int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, void *buf, size_t cap,
@@ -176,7 +181,7 @@ HZSHM_EXTERN int hzshm_get_view_local_typed(hzshm_session_t *s, const void *key,
 /* hzshm_get_view answered from this host's segment only: never contacts the
  * agent, never blocks. 0 (a view, release it as above), HZSHM_ENOTFOUND
  * (cached absence), HZSHM_EMISS (not answerable here: ask hzshm_get /
- * hzshm_get_view), failing-closed codes, key codes, HZSHM_EFORKED. For callers
+ * hzshm_get_view), failing-closed codes, key codes. For callers
  * that hold a lock they must not keep across a round trip (a language
  * runtime's interpreter lock: the Python binding keeps the GIL on a hit and
  * drops it only for the agent). */
@@ -190,7 +195,7 @@ HZSHM_EXTERN int hzshm_has(hzshm_session_t *s, const void *key, size_t klen);
 /* Writes key = val through to Hazelcast (IMap.set), then into this host's
  * cache, then returns. ttl_ms: -1 map default, 0 infinite, > 0 milliseconds.
  * 0, HZSHM_EAGENT, HZSHM_ETIMEDOUT, HZSHM_EREMOTE, HZSHM_EDISCONNECTED,
- * limit codes, HZSHM_EFORKED. On failure the cluster may or may not have
+ * limit codes. On failure the cluster may or may not have
  * applied the write (timeout), but this host's cache never holds a value the
  * cluster did not acknowledge. */
 HZSHM_EXTERN int hzshm_set(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen);

@@ -26,19 +26,21 @@ static int open_handle(pyhz_cache *c) {
   return 0;
 }
 
+static void close_now(pyhz_cache *c);
+
 void pyhz_cache_after_fork(pyhz_cache *c) {
   if (c->fork_gen == pyhz_fork_gen_now()) return;
-  /* We are a fork child: the threads that made the parent's calls are gone,
-   * so nothing is busy here. Sessions first (hzshm_session_close reads its
-   * hzshm_t), then the cache; in a child both only free memory (caveat 1). */
+  c->fork_gen = pyhz_fork_gen_now();
+  /* We are a fork child. The libhzshm handles re-attach themselves on their
+   * first use here (hzshm.h caveat 1); only our bookkeeping is fixed: the
+   * threads that made the parent's calls are gone, so nothing is busy, and
+   * what was closed while busy is freed now. */
   for (pyhz_session *s = c->sessions; s; s = s->next) {
     s->busy = 0;
-    pyhz_session_drop_handle(s);
+    if (s->closed) pyhz_session_drop_handle(s);
   }
   c->busy = 0;
-  hzshm_close(c->h);
-  c->h = NULL;
-  c->fork_gen = pyhz_fork_gen_now();
+  if (c->closed) close_now(c);
 }
 
 int pyhz_cache_ready(pyhz_cache *c) {

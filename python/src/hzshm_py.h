@@ -9,12 +9,12 @@
  *    alive through the `busy` counters: close() of a busy object only marks it
  *    closed, and the last call to finish frees the libhzshm handle
  *    (hzshm.h: hzshm_session_close/hzshm_close need no call running).
- *  - fork(): a pthread_atfork child handler bumps pyhz_fork_gen. The first use
- *    of a cache in the child (or its close/dealloc) sees the new generation,
- *    closes the inherited handles the way hzshm.h caveat 1 says a child must
- *    (that only frees memory: the parent's reader slots and connections are
- *    untouched) and lets them be opened again lazily. So no call ever
- *    returns HZSHM_EFORKED to Python.
+ *  - fork(): libhzshm re-attaches inherited handles in a child on their first
+ *    use (hzshm.h caveat 1), so the same handles keep working. A
+ *    pthread_atfork child handler bumps pyhz_fork_gen only for the binding's
+ *    own bookkeeping: the first use of a cache in the child (or its
+ *    close/dealloc) resets the busy counters (the parent's threads that held
+ *    them are gone) and frees what was closed while busy.
  */
 #ifndef HZSHM_PY_H
 #define HZSHM_PY_H

@@ -16,7 +16,7 @@ void pyhz_session_drop_handle(pyhz_session *s) {
   s->s = NULL;
 }
 
-/* Makes s->s usable: re-attaches after a fork. 0, or -1 with an exception. */
+/* Makes s->s usable (after a fork: the binding's bookkeeping, see hzshm_py.h). 0, or -1 with an exception. */
 static int ready(pyhz_session *s) {
   /* The hit path's check: open, and opened in this process. */
   if (s->s != NULL && !s->closed && s->cache->fork_gen == pyhz_fork_gen_now()) return 0;

@@ -1,9 +1,25 @@
-/* lib.c - hzshm_open/close, session handles, fork detection, statistics.
+/* lib.c - hzshm_open/close, session handles, fork re-attach, statistics.
  *
  * Concurrency: hzshm_t and hzshm_session_t are shared by any number of
  * threads. The mutable shared state here is the session's cached directory
  * reference (a sequence lock in the shared session core, see lib_int.h and
- * registry.c), the handle id counter and the fork counter.
+ * registry.c), the handle id counter, the fork counter and the list of open
+ * handles.
+ *
+ * Fork: a child inherits every open handle. Its threads are gone, but a mutex
+ * of a handle may have been held by one of them at fork() and stays locked in
+ * the child, and a connection may have been mid-request (its socket is shared
+ * with the parent). So the atfork child handler, while the child is still
+ * single-threaded, walks the list of open handles (its lock taken by the
+ * prepare handler, so the list is whole), re-initializes their mutexes and
+ * closes the child's copies of their sockets (fd = -1: reconnected lazily).
+ * The inherited segment handle returns HZSHM_ECLOSED in the child (shm/); the
+ * first call on h in the child sees h->fork_gen behind hzshm__lib_fork_gen and
+ * attaches the segment again under follow_mu (new reader slots of this
+ * process), keeping the inherited handle in h->retired (freed at
+ * hzshm_close, which in a child only frees memory). Session handles follow h:
+ * their cached reference names the old segment handle, so it is resolved
+ * again. A child therefore never sees HZSHM_EFORKED.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -20,22 +36,59 @@
 atomic_uint hzshm__lib_fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
+static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER; /* the list of open handles */
+static hzshm_t *handles;
+
+static void on_fork_prepare(void) { pthread_mutex_lock(&handles_mu); }
+static void on_fork_parent(void) { pthread_mutex_unlock(&handles_mu); }
 static void on_fork_child(void) {
   /* Relaxed: the child is single-threaded right after fork; later threads it
    * creates are ordered after this store by pthread_create. */
   atomic_fetch_add_explicit(&hzshm__lib_fork_gen, 1, memory_order_relaxed);
+  /* Single-threaded: no lock is contended; mutexes that a parent thread held
+   * at fork() would stay locked forever, so they are made anew. */
+  for (hzshm_t *h = handles; h; h = h->next) {
+    pthread_mutex_init(&h->follow_mu, NULL);
+    for (uint32_t i = 0; i < h->nconn; i++) {
+      pthread_mutex_init(&h->conns[i].mu, NULL);
+      if (h->conns[i].fd >= 0) close(h->conns[i].fd); /* our copy: the parent's socket stays open */
+      h->conns[i].fd = -1;
+    }
+  }
+  pthread_mutex_init(&handles_mu, NULL);
 }
-static void install_atfork(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+static void install_atfork(void) { pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child); }
 
 /* Relaxed: ids only need to be unique, not ordered. */
 static atomic_uint_fast64_t next_handle_id = 1;
 
-int hzshm__lib_check(const hzshm_t *h) {
+/* In a fork child: attach the segment for this process (see "Fork" above). */
+static int reattach(hzshm_t *h) {
+  int rc = 0;
+  pthread_mutex_lock(&h->follow_mu);
+  unsigned gen = atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed); /* see hzshm__lib_inherited */
+  if (atomic_load_explicit(&h->fork_gen, memory_order_relaxed) != gen) { /* under follow_mu: not done meanwhile */
+    hzshm__shm_t *nw = NULL, **grown = realloc(h->retired, (h->nretired + 1) * sizeof *grown);
+    if (grown == NULL) rc = -ENOMEM;
+    else {
+      h->retired = grown;
+      rc = hzshm__shm_r_attach(h->name, &nw);
+    }
+    if (rc == 0) {
+      h->retired[h->nretired++] = hzshm__lib_shm(h); /* the inherited one: ECLOSED here, freed at close */
+      /* release: pairs with the acquire in hzshm__lib_shm */
+      atomic_store_explicit(&h->shm, nw, memory_order_release);
+      /* release: pairs with the acquire in hzshm__lib_inherited */
+      atomic_store_explicit(&h->fork_gen, gen, memory_order_release);
+    }
+  }
+  pthread_mutex_unlock(&h->follow_mu);
+  return rc;
+}
+
+int hzshm__lib_check(hzshm_t *h) {
   if (h == NULL) return HZSHM_EINVAL;
-  /* Relaxed: the counter only changes in a fresh child before it can run
-   * other threads (see on_fork_child), so no ordering is needed. */
-  if (atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed) != h->fork_gen) return HZSHM_EFORKED;
-  return 0;
+  return hzshm__lib_inherited(h) ? reattach(h) : 0;
 }
 
 int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
@@ -51,7 +104,7 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   if (o.connections > 64) return HZSHM_EINVAL;
   h = calloc(1, sizeof *h);
   if (h == NULL) return -ENOMEM;
-  h->fork_gen = atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed); /* see hzshm__lib_check */
+  atomic_init(&h->fork_gen, atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed)); /* see hzshm__lib_inherited */
   h->id = atomic_fetch_add_explicit(&next_handle_id, 1, memory_order_relaxed); /* see next_handle_id */
   h->timeout_ms = o.timeout_ms ? o.timeout_ms : 15000;
   h->nconn = o.connections ? o.connections : 4;
@@ -72,6 +125,11 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   atomic_init(&h->shm, shm);
   snprintf(h->name, sizeof h->name, "%s", name);
   pthread_mutex_init(&h->follow_mu, NULL);
+  pthread_mutex_lock(&handles_mu);
+  h->next = handles;
+  if (handles) handles->prev = h;
+  handles = h;
+  pthread_mutex_unlock(&handles_mu);
   *out = h;
   return 0;
 fail:
@@ -86,20 +144,17 @@ fail:
 
 void hzshm_close(hzshm_t *h) {
   if (h == NULL) return;
-  int forked = hzshm__lib_check(h) == HZSHM_EFORKED;
-  if (!forked) {
-    hzshm__conn_close_all(h);
-    hzshm__shm_close(hzshm__lib_shm(h));
-    for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
-  } else {
-    /* The child must not release the parent's reader slots or talk on the
-     * parent's connections: close only our copies of the descriptors. */
-    for (uint32_t i = 0; i < h->nconn; i++)
-      if (h->conns[i].fd >= 0) close(h->conns[i].fd);
-    /* forked copies: free only the child's memory (shm_open.c) */
-    hzshm__shm_close(hzshm__lib_shm(h));
-    for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
-  }
+  pthread_mutex_lock(&handles_mu);
+  if (h->prev) h->prev->next = h->next;
+  else handles = h->next;
+  if (h->next) h->next->prev = h->prev;
+  pthread_mutex_unlock(&handles_mu);
+  /* In a child the connections are this process's (the fork handler closed
+   * the inherited ones) and inherited segment handles only free memory
+   * (shm_open.c): the parent's reader slots are untouched. */
+  hzshm__conn_close_all(h);
+  hzshm__shm_close(hzshm__lib_shm(h));
+  for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
   free(h->retired);
   pthread_mutex_destroy(&h->follow_mu);
   for (uint32_t i = 0; i < h->nconn; i++) {
@@ -167,9 +222,9 @@ int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t 
 
 void hzshm_session_close(hzshm_session_t *s) {
   if (s == NULL) return;
-  /* In a fork child the core belongs to the parent's handle: leave the
-   * registry (and RCU) alone, free only the handle (hzshm.h caveat 1). */
-  if (hzshm__lib_check(s->h) != HZSHM_EFORKED) hzshm__registry_put(s->core);
+  /* The registry is this process's copy (urcu-bp's fork handlers keep it
+   * usable in a child), so a child drops its reference like anybody. */
+  hzshm__registry_put(s->core);
   free(s);
 }
 

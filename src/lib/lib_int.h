@@ -31,7 +31,8 @@ struct hzshm {
   hzshm__shm_t **retired;      /* handles of replaced segments, under follow_mu */
   size_t nretired;
   uint64_t id;              /* process-unique: keys this handle's session cores */
-  unsigned fork_gen;        /* hzshm__lib_fork_gen at open */
+  atomic_uint fork_gen;     /* hzshm__lib_fork_gen when h->shm was attached (at open, or re-attached in a child) */
+  struct hzshm *prev, *next; /* every open handle of the process, under the list lock (lib.c) */
   char *prefix;
   size_t prefixlen;
   uint32_t timeout_ms;
@@ -72,11 +73,22 @@ struct hzshm_session {
 
 /* Incremented in every child after fork() (pthread_atfork). */
 extern atomic_uint hzshm__lib_fork_gen;
-int hzshm__lib_check(const hzshm_t *h);
-/* hzshm__lib_check(h) == 0, inline for the hit path (same relaxed load). */
-static inline int hzshm__lib_ok(const hzshm_t *h) {
-  return h != NULL && atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed) == h->fork_gen;
+/* Every call's entry check: 0, HZSHM_EINVAL (NULL). In a fork child, the
+ * first call re-attaches h (new reader slots, fresh connections: lib.c, "Fork");
+ * its error (e.g. -ENOENT: no agent now) is returned and retried next call. */
+int hzshm__lib_check(hzshm_t *h);
+/* 1 if h was attached in an ancestor process and not re-attached here.
+ * Relaxed (the global): it only changes in a fresh child before it can run
+ * other threads (lib.c, on_fork_child). Acquire (h->fork_gen): pairs with the
+ * release store in lib.c's reattach(), so a thread that sees the new
+ * generation also sees the new segment handle stored before it. */
+static inline int hzshm__lib_inherited(hzshm_t *h) {
+  return atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed) !=
+         atomic_load_explicit(&h->fork_gen, memory_order_acquire);
 }
+/* hzshm__lib_check(h) == 0 without a re-attach, inline for the hit path
+ * (a child's first call takes the slow path, which re-attaches). */
+static inline int hzshm__lib_ok(hzshm_t *h) { return h != NULL && !hzshm__lib_inherited(h); }
 
 /* The segment handle now followed. Acquire: pairs with the release CAS in
  * hzshm__lib_follow, so the new handle's fields are visible. */

@@ -110,16 +110,44 @@ static void test_bad_input(hzshm_t *h) {
   CHECK_RC(hzshm_open("bad/name", NULL, &h2), HZSHM_EINVAL);
 }
 
+/* The reader slots of this process's segment handles in use now. */
+static uint32_t readers(hzshm_t *h) {
+  hzshm_stats_t st;
+  CHECK_RC(hzshm_stats(h, &st), 0);
+  return st.readers;
+}
+
+/* Inherited handles keep working in a fork child (re-attached on first use,
+ * with the child's own reader slot), in a grandchild too, and closing them
+ * there leaves the parent's alone. */
 static void test_fork(hzshm_t *h) {
   hzshm_session_t *s;
   CHECK_RC(hzshm_session_open(h, "sess-f", 6, &s), 0);
   put("sess-f", "k", "v");
+  char pbuf[8];
+  size_t pvlen;
+  CHECK_RC(hzshm_get(s, "k", 1, pbuf, sizeof pbuf, &pvlen), 0); /* the parent holds a reader slot */
+  uint32_t before = readers(h);
   pid_t pid = fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
     char buf[8];
-    size_t vlen;
-    int ok = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen) == HZSHM_EFORKED && hzshm_has(s, "k", 1) == HZSHM_EFORKED;
+    size_t vlen = 0;
+    int ok = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen) == 0 && vlen == 1 && buf[0] == 'v' &&
+             hzshm_has(s, "k", 1) == 0;
+    ok = ok && readers(h) == before + 1; /* its own slot, the parent's kept */
+    hzshm_session_t *s3;
+    ok = ok && hzshm_session_open(h, "sess-f", 6, &s3) == 0 && hzshm_has(s3, "k", 1) == 0;
+    hzshm_session_close(s3);
+    pid_t g = fork(); /* again, from the child */
+    if (g == 0) {
+      int gok = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen) == 0 && vlen == 1 && buf[0] == 'v';
+      hzshm_session_close(s);
+      hzshm_close(h); /* releases the grandchild's slot */
+      _exit(gok ? 0 : 4);
+    }
+    int gst;
+    ok = ok && g > 0 && waitpid(g, &gst, 0) == g && WIFEXITED(gst) && WEXITSTATUS(gst) == 0;
     hzshm_t *h2;
     ok = ok && hzshm_open(NAME, NULL, &h2) == 0; /* a fresh open works */
     hzshm_session_t *s2;
@@ -127,6 +155,8 @@ static void test_fork(hzshm_t *h) {
          vlen == 1 && buf[0] == 'v';
     hzshm_session_close(s2);
     hzshm_close(h2);
+    hzshm_session_close(s); /* the inherited ones: the parent's slot stays */
+    hzshm_close(h);
     _exit(ok ? 0 : 3);
   }
   int st;
@@ -136,6 +166,7 @@ static void test_fork(hzshm_t *h) {
   char buf[8];
   size_t vlen;
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0); /* the parent is unaffected */
+  CHECK(readers(h) == before);
   hzshm_session_close(s);
 }
 
