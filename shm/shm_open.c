@@ -538,6 +538,15 @@ opened:
   if ((rc = hzshm__shm_w_init_private(s)) != 0) goto fail;
   s->w->membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 &&
                      (syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
+  /* A reused segment still says what its dead writer left, SERVING within
+   * stale_after_ns of its last heartbeat: readers would hit entries nobody
+   * revalidates, and `stat` would call us serving (our pid with its state)
+   * before we even listen. So "not serving" first (release: pairs with the
+   * acquire loads of hzshm__shm_r_check; ordered before the writer_pid store
+   * below, whose release pairs with the acquire load in hzshm__shm_stats, so
+   * whoever sees our pid sees this state or a later one); the heartbeat at
+   * the end publishes open_state. */
+  atomic_store_explicit(&s->hdr->state, HZSHM_SHM_DISCONNECTED, memory_order_release);
   /* Our pid before the first scan: from now on only our confirmation locks
    * count (release: pairs with the acquire load in hzshm__shm_prd_confirmed;
    * a reader that claims a slot after our scan looked at its file -- the

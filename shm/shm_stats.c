@@ -49,8 +49,11 @@ int hzshm__shm_stats(hzshm__shm_t *s, hzshm__shm_stats_t *st) {
   st->expirations = atomic_load_explicit(&h->expirations, memory_order_relaxed);
   st->retired_pending = atomic_load_explicit(&h->retired_pending, memory_order_relaxed);
   st->reaped_readers = (uint32_t)atomic_load_explicit(&h->reaped, memory_order_relaxed);
+  /* acquire: pairs with the release store of writer_pid in hzshm__shm_w_open,
+   * made after its "not serving": a new writer's pid never comes with its
+   * dead predecessor's SERVING (the state is loaded after it). */
+  st->writer_pid = (int32_t)atomic_load_explicit(&h->writer_pid, memory_order_acquire);
   st->state = (int32_t)atomic_load_explicit(&h->state, memory_order_relaxed);
-  st->writer_pid = (int32_t)atomic_load_explicit(&h->writer_pid, memory_order_relaxed);
   uint64_t hb = atomic_load_explicit(&h->heartbeat_ns, memory_order_relaxed), now = hzshm__shm_now_coarse();
   st->heartbeat_age_ns = now > hb ? now - hb : 0;
   st->writer_generation = atomic_load_explicit(&h->writer_gen, memory_order_relaxed);

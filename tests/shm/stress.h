@@ -158,8 +158,9 @@ static inline int st_reader_run(hzshm__shm_t *r, st_side_t *side, int id, uint64
       have[s] = 0;
       continue;
     }
-    /* misses, and the gap while a killed writer is replaced */
-    if (rc == HZSHM_EMISS || rc == HZSHM_ESTALE || rc == HZSHM_ESTOPPED) continue;
+    /* misses, and the gap while a killed writer is replaced (the new writer
+     * says "not serving", EDISCONNECTED, from its first store until its first heartbeat) */
+    if (rc == HZSHM_EMISS || rc == HZSHM_ESTALE || rc == HZSHM_ESTOPPED || rc == HZSHM_EDISCONNECTED) continue;
     if (rc == HZSHM_EBUSY) continue; /* a private reader file the writer does not follow yet (test_shm_access) */
     if (rc != 0) {
       fprintf(stderr, "reader %d: unexpected %s\n", id, hzshm_err_name(rc));

@@ -13,6 +13,23 @@ static hzshm__shm_config_t cfg(uint64_t stale_ns) {
   return c;
 }
 
+/* A forked child's writer: opens `name` (serving), puts n entries "c<i>" into
+ * session "s", says so on `ready_fd` and waits to be SIGKILLed. */
+static _Noreturn void serving_writer_child(const char *name, const hzshm__shm_config_t *c, int n, int ready_fd) {
+  t_child_dies_with_parent();
+  hzshm__shm_t *cw;
+  hzshm__sref_t cr;
+  if (hzshm__shm_w_open(name, c, 0, &cw, NULL) != 0) _exit(2);
+  if (hzshm__shm_w_session(cw, "s", 1, &cr) != 0) _exit(3);
+  for (int i = 0; i < n; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "c%d", i);
+    hzshm__shm_w_put(cw, &cr, k, strlen(k), k, strlen(k), 1, hzshm__shm_w_stamp(cw), 0, 0);
+  }
+  if (write(ready_fd, "r", 1) != 1) _exit(4);
+  for (;;) pause();
+}
+
 TEST_CASE(fail_closed) {
   const char *name = t_name("fc");
   hzshm__shm_config_t c = cfg(60000000ull); /* 60 ms */
@@ -91,20 +108,7 @@ TEST_CASE(exclusive_and_restart) {
   CHECK_EQ(pipe(pfd), 0);
   pid_t pid = fork();
   CHECK_GE(pid, 0);
-  if (pid == 0) {
-    t_child_dies_with_parent();
-    hzshm__shm_t *cw;
-    hzshm__sref_t cr;
-    if (hzshm__shm_w_open(name, &c, 0, &cw, NULL) != 0) _exit(2);
-    if (hzshm__shm_w_session(cw, "s", 1, &cr) != 0) _exit(3);
-    for (int i = 0; i < 1000; i++) {
-      char k[16];
-      snprintf(k, sizeof k, "c%d", i);
-      hzshm__shm_w_put(cw, &cr, k, strlen(k), k, strlen(k), 1, hzshm__shm_w_stamp(cw), 0, 0);
-    }
-    if (write(pfd[1], "r", 1) != 1) _exit(4);
-    for (;;) pause();
-  }
+  if (pid == 0) serving_writer_child(name, &c, 1000, pfd[1]);
   char ch;
   CHECK_EQ(read(pfd[0], &ch, 1), 1);
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), HZSHM_EEXIST); /* child alive */
@@ -179,6 +183,83 @@ TEST_CASE(corrupt_chain_is_bounded) {
   CHECK_RC(hzshm__shm_r_get(r, &ref, "a", 1, NULL, 0, &n), 0);
   hzshm__shm_close(r);
   hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+/* A writer SIGKILLed while SERVING, then a new writer opening the segment
+ * with open_state DISCONNECTED (the agent does, to mark every partition stale
+ * first): from the moment the new writer's pid shows in the header, no reader
+ * may see SERVING or hit (before, writer_pid was published before the state,
+ * so stats named the new agent "serving" and readers hit the dead agent's
+ * entries while the new one was still rebuilding: the Python binding's
+ * test_agent_unavailable_then_restart saw a hit and then an agent that did not
+ * listen yet). A thread watches each restart; 20 restarts of a 32 MiB segment. */
+typedef struct {
+  hzshm__shm_t *r;
+  hzshm__sref_t ref;
+  _Atomic int done;
+  int seen_new, serving, hits;
+} restart_watch_t;
+
+static void *restart_watcher(void *arg) {
+  restart_watch_t *x = arg;
+  char buf[16];
+  size_t n;
+  while (!atomic_load_explicit(&x->done, memory_order_acquire)) { /* pairs with the store after w_open */
+    hzshm__shm_stats_t st;
+    if (hzshm__shm_stats(x->r, &st) != 0 || st.writer_pid != (int32_t)getpid()) continue;
+    x->seen_new++;
+    if (st.state == HZSHM_SHM_SERVING) x->serving++;
+    if (hzshm__shm_r_get(x->r, &x->ref, "c1", 2, buf, sizeof buf, &n) == 0) x->hits++;
+  }
+  return NULL;
+}
+
+TEST_CASE(restart_not_serving_before_open) {
+  const char *name = t_name("rn");
+  hzshm__shm_config_t c = cfg(60ull * 1000000000u); /* the dead writer's SERVING stays within the bound */
+  c.memory_bytes = 32u << 20;
+  int serving = 0, hits = 0, seen = 0;
+  for (int round = 0; round < 20; round++) {
+    int pfd[2];
+    CHECK_EQ(pipe(pfd), 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) serving_writer_child(name, &c, 2000, pfd[1]);
+    char ch;
+    CHECK_EQ(read(pfd[0], &ch, 1), 1);
+    close(pfd[0]);
+    close(pfd[1]);
+    restart_watch_t x = {0};
+    CHECK_RC(hzshm__shm_r_attach(name, &x.r), 0);
+    CHECK_RC(hzshm__shm_r_session(x.r, "s", 1, &x.ref), 0);
+    char buf[16];
+    size_t n;
+    CHECK_RC(hzshm__shm_r_get(x.r, &x.ref, "c1", 2, buf, sizeof buf, &n), 0); /* the live writer's entry */
+    kill(pid, SIGKILL);
+    int status;
+    CHECK_EQ(waitpid(pid, &status, 0), pid);
+    pthread_t t;
+    CHECK_EQ(pthread_create(&t, NULL, restart_watcher, &x), 0);
+    hzshm__shm_config_t c2 = c;
+    c2.open_state = HZSHM_SHM_DISCONNECTED;
+    hzshm__shm_t *w;
+    int reused = 0;
+    CHECK_RC(hzshm__shm_w_open(name, &c2, 0, &w, &reused), 0);
+    CHECK_EQ(reused, 1);
+    atomic_store_explicit(&x.done, 1, memory_order_release); /* pairs with the watcher's acquire */
+    CHECK_EQ(pthread_join(t, NULL), 0);
+    CHECK_RC(hzshm__shm_r_get(x.r, &x.ref, "c1", 2, buf, sizeof buf, &n), HZSHM_EDISCONNECTED);
+    serving += x.serving;
+    hits += x.hits;
+    seen += x.seen_new;
+    hzshm__shm_close(x.r);
+    hzshm__shm_close(w);
+  }
+  printf("restart_not_serving_before_open: %d looks at the new writer's pid during w_open: %d SERVING, %d hits\n", seen,
+         serving, hits);
+  CHECK_EQ(serving, 0);
+  CHECK_EQ(hits, 0);
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
