@@ -42,7 +42,8 @@
   XX(ESTOPPED, -30026, "agent stopped serving")                                      \
   XX(ECANCELED, -30027, "operation canceled") \
   XX(EFORKED, -30028, "handle was opened by the parent process; call hzshm_open again after fork") \
-  XX(ECHANGED, -30029, "viewed value changed while it was viewed; discard what was read")
+  XX(ECHANGED, -30029, "viewed value changed while it was viewed; discard what was read") \
+  XX(EUNTRUSTED, -30030, "segment file or agent socket of an untrusted owner (see HZSHM_AGENT_UID)")
 
 typedef enum {
 #define HZSHM__ERR_ENUM(name, value, text) HZSHM_##name = (value),

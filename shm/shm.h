@@ -34,6 +34,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "hzshm_errno.h"
 
@@ -75,7 +76,11 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
 
 /* Reader: attach read-only to the data and read-write to the reader file.
  * Errors: -ENOENT (no such segment), -EACCES, HZSHM_EVERSION, HZSHM_ECORRUPT,
- * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name). Never crashes on garbage. */
+ * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name, bad HZSHM_AGENT_UID),
+ * HZSHM_EUNTRUSTED (the data file is not a regular file of a trusted owner
+ * writable by its owner only: hzshm__shm_uid_trusted). The shared reader
+ * file is used only if it has the data file's owner and is writable by it
+ * only (else a private one). Never crashes on garbage. */
 int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out);
 
 /* Reader: 1 if the segment's data file is no longer the file this handle
@@ -266,6 +271,14 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 #define HZSHM_SHM_DIR_MAX 200
 #define HZSHM_SHM_PATH_MAX (HZSHM_SHM_DIR_MAX + HZSHM_SHM_NAME_MAX + 16)
 int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap);
+
+/* The trust anchor (shm_trust.c): 1 if `uid` is one a reader trusts (its
+ * own effective uid, root, or the uid of the environment variable
+ * HZSHM_AGENT_UID, a number or a user name), 0 if not, HZSHM_EINVAL for a
+ * bad HZSHM_AGENT_UID. r_attach accepts only a data file of a trusted owner
+ * (HZSHM_EUNTRUSTED otherwise); libhzshm applies it to the agent socket's
+ * peer (SO_PEERCRED). Read at every call (attach and connect only). */
+int hzshm__shm_uid_trusted(uid_t uid);
 
 /* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
  * that reads freed memory sees a value whose checksum cannot match. */

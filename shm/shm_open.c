@@ -323,6 +323,13 @@ static int map_pair(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm
   return 0;
 }
 
+/* 1 if the shared reader file `fd` is the writer's: a regular file of the
+ * data file's owner that nobody else may write. */
+static int rd_own(int fd, uid_t owner) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == owner && !(st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
 int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   int rc;
   hzshm__shm_hdr_t h;
@@ -341,10 +348,21 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
     rc = -errno;
     goto fail;
   }
+  /* The trust anchor (shm_trust.c): the file opened, not the name, must be
+   * a trusted uid's; nothing is read from it before. */
+  uid_t owner;
+  if ((rc = hzshm__shm_fd_trusted(s->dfd, &owner)) != 0) goto fail;
   if ((rc = read_hdr(s->dfd, &h, sizeof h, &fsize)) != 0 || (rc = header_check(&h, fsize)) != 0) goto fail;
   if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
-  s->rfd = open(path, O_RDWR | O_CLOEXEC);
-  if (s->rfd < 0 && (errno == EACCES || errno == EPERM)) {
+  s->rfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (s->rfd >= 0 && !rd_own(s->rfd, owner)) {
+    /* Not the writer's (planted while the name was free, or another
+     * layout's leftover): its slots would protect nothing. Slots of our own. */
+    close(s->rfd);
+    s->rfd = -1;
+    errno = EACCES;
+  }
+  if (s->rfd < 0 && (errno == EACCES || errno == EPERM || errno == ELOOP)) {
     /* Another uid, allowed to read the data (its group): slots of our own. */
     if ((rc = hzshm__shm_prd_create(s, &h, &r)) != 0) goto fail;
   } else if (s->rfd < 0) {

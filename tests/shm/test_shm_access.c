@@ -512,12 +512,195 @@ static void test_rejected_while_created(void) {
   CHECK_RC(hzshm__shm_unlink(name), 0);
 }
 
+/* ---- the trust anchor (shm_trust.c) ---- */
+
+/* A writer child of uid `wuid` (group GID) on `name` whose session "s" holds
+ * "key" = `val`; it maintains (follows readers' private files) until *stop.
+ * Returns its pid once the value is in. */
+static pid_t fork_writer_as(uid_t wuid, const char *name, const char *val, _Atomic int *stop) {
+  int ready[2];
+  CHECK(pipe(ready) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    close(ready[0]);
+    if (wuid != 0 && become(wuid) != 0) _exit(2);
+    hzshm__shm_config_t c = held_cfg(16);
+    hzshm__shm_t *w;
+    hzshm__sref_t ref;
+    int rc = hzshm__shm_w_open(name, &c, 0, &w, NULL);
+    if (rc != 0) {
+      fprintf(stderr, "writer (uid %u): w_open %s\n", (unsigned)wuid, hzshm_err_name(rc));
+      _exit(3);
+    }
+    if (hzshm__shm_w_session(w, "s", 1, &ref) != 0 ||
+        hzshm__shm_w_put(w, &ref, "key", 3, val, strlen(val), 0, hzshm__shm_w_stamp(w), 0, 0) != 0)
+      _exit(4);
+    if (write(ready[1], "r", 1) != 1) _exit(5);
+    uint64_t end = t_now_ns() + 60ull * 1000000000ull; /* a bound, should the parent die */
+    while (!atomic_load_explicit(stop, memory_order_relaxed) && t_now_ns() < end) {
+      hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
+      hzshm__shm_w_maintain(w);
+      struct timespec ts = {0, 2000000}; /* the writer's tick, as the agent's loop */
+      nanosleep(&ts, NULL);
+    }
+    hzshm__shm_close(w);
+    _exit(0);
+  }
+  close(ready[1]);
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1);
+  close(ready[0]);
+  return pid;
+}
+
+/* In a child of uid READER_UID (HZSHM_AGENT_UID = agent_uid unless NULL):
+ * attach to `name` and read "key" of session "s" until a hit (bounded).
+ * Returns the attach code, or 0 with the value hit in `got`; -1 if the
+ * reader attached but had no hit in 20 s. *private_file: 1 if it used a
+ * private reader file. */
+static int read_as_reader(const char *name, const char *agent_uid, char got[32], int *private_file) {
+  struct {
+    int rc, priv;
+    char val[32];
+  } res = {-1, 0, {0}};
+  int p[2];
+  CHECK(pipe(p) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    close(p[0]);
+    if (become(READER_UID) != 0) _exit(2);
+    if (agent_uid) setenv("HZSHM_AGENT_UID", agent_uid, 1);
+    else unsetenv("HZSHM_AGENT_UID");
+    hzshm__shm_t *r;
+    res.rc = hzshm__shm_r_attach(name, &r);
+    if (res.rc == 0) {
+      res.priv = r->prd_path != NULL; /* white-box */
+      res.rc = -1;
+      uint64_t end = t_now_ns() + 20ull * 1000000000ull;
+      while (res.rc != 0 && t_now_ns() < end) {
+        hzshm__sref_t ref;
+        size_t n = 0;
+        if (hzshm__shm_r_session(r, "s", 1, &ref) == 0 &&
+            hzshm__shm_r_get(r, &ref, "key", 3, res.val, sizeof res.val - 1, &n) == 0) {
+          res.val[n] = 0;
+          res.rc = 0;
+        } else {
+          sched_yield(); /* EBUSY until the writer follows our private file */
+        }
+      }
+      hzshm__shm_close(r);
+    }
+    if (write(p[1], &res, sizeof res) != (ssize_t)sizeof res) _exit(3);
+    _exit(0);
+  }
+  close(p[1]);
+  CHECK(read(p[0], &res, sizeof res) == (ssize_t)sizeof res);
+  close(p[0]);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  memcpy(got, res.val, 32);
+  if (private_file) *private_file = res.priv;
+  return res.rc;
+}
+
+static void writer_stop(pid_t pid, _Atomic int *stop, const char *name) {
+  atomic_store_explicit(stop, 1, memory_order_relaxed);
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  atomic_store_explicit(stop, 0, memory_order_relaxed);
+  hzshm__shm_unlink(name);
+}
+
+/* The review's attack: a process of the allowed group (HOSTILE_UID) creates
+ * the segment before the agent (or after --unlink-on-exit) and puts "key" =
+ * "PLANTED"; a reader of another uid attaching by name used to hit it (and
+ * even took its writer confirmation from the planter's lock). The reader
+ * trusts only files of its own uid, root's and HZSHM_AGENT_UID's. */
+static void test_planted_segment(void) {
+  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop != MAP_FAILED);
+  const char *name = t_name("accps");
+  char got[32];
+  pid_t wp = fork_writer_as(HOSTILE_UID, name, "PLANTED", stop);
+  int rc = read_as_reader(name, NULL, got, NULL);
+  fprintf(stderr, "reader (uid %d) on a segment of uid %d: %s%s%s\n", READER_UID, HOSTILE_UID, hzshm_err_name(rc),
+          rc == 0 ? ", hit " : "", rc == 0 ? got : "");
+  CHECK_RC(rc, HZSHM_EUNTRUSTED);
+  /* a bad HZSHM_AGENT_UID is a clear error, not "trust nobody more" */
+  CHECK_RC(read_as_reader(name, "no-such-user-hzshm", got, NULL), HZSHM_EINVAL);
+  CHECK_RC(read_as_reader(name, "12x", got, NULL), HZSHM_EINVAL);
+  /* The same writer as the configured agent uid (by number) is trusted. */
+  char num[16];
+  snprintf(num, sizeof num, "%d", HOSTILE_UID);
+  CHECK_RC(read_as_reader(name, num, got, NULL), 0);
+  CHECK(strcmp(got, "PLANTED") == 0);
+  CHECK_RC(read_as_reader(name, "65534", got, NULL), HZSHM_EUNTRUSTED); /* another agent uid */
+  writer_stop(wp, stop, name);
+  munmap(stop, sizeof *stop);
+}
+
+/* The legitimate setups: the agent as root, or as the reader's own uid. */
+static void test_trusted_writers(void) {
+  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop != MAP_FAILED);
+  static const uid_t wuids[] = {0, READER_UID};
+  for (int i = 0; i < 2; i++) {
+    const char *name = t_name("acctw");
+    char got[32];
+    int priv = -1;
+    pid_t wp = fork_writer_as(wuids[i], name, "value", stop);
+    CHECK_RC(read_as_reader(name, NULL, got, &priv), 0);
+    CHECK(strcmp(got, "value") == 0);
+    CHECK(priv == (wuids[i] != READER_UID)); /* the writer's own uid shares its reader file */
+    writer_stop(wp, stop, name);
+  }
+  munmap(stop, sizeof *stop);
+}
+
+/* A shared reader file planted while its name was free (here: replaced by
+ * root, as only a vanished one could be): a reader of the writer's uid must
+ * not keep its slots in it (the writer never looks there: reclamation would
+ * not wait for that reader). It keeps them in a private file instead. */
+static void test_planted_rd(void) {
+  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop != MAP_FAILED);
+  const char *name = t_name("accrd");
+  pid_t wp = fork_writer_as(READER_UID, name, "value", stop);
+  char rp[256], tmp[256];
+  snprintf(rp, sizeof rp, "/dev/shm/hzshm.%s.rd", name);
+  snprintf(tmp, sizeof tmp, "/dev/shm/hzshm.%s.rd.tmp", name);
+  int src = open(rp, O_RDONLY | O_CLOEXEC), dst = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+  struct stat st;
+  CHECK(src >= 0 && dst >= 0 && fstat(src, &st) == 0 && ftruncate(dst, st.st_size) == 0);
+  char buf[4096];
+  ssize_t n = pread(src, buf, sizeof buf, 0); /* the header: a valid reader file of this segment */
+  CHECK(n > 0 && pwrite(dst, buf, (size_t)n, 0) == n);
+  CHECK(fchown(dst, HOSTILE_UID, GID) == 0 && fchmod(dst, 0666) == 0 && rename(tmp, rp) == 0);
+  close(src);
+  close(dst);
+  char got[32];
+  int priv = -1;
+  CHECK_RC(read_as_reader(name, NULL, got, &priv), 0);
+  fprintf(stderr, "reader of the writer's uid with a planted %s: %s reader file\n", rp, priv ? "private" : "shared");
+  CHECK(strcmp(got, "value") == 0 && priv == 1);
+  writer_stop(wp, stop, name);
+  unlink(rp);
+  munmap(stop, sizeof *stop);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
     fprintf(stderr, "not root: cannot run readers under other uids; skipped\n");
     return 0;
   }
+  RUN(test_planted_segment);
+  RUN(test_trusted_writers);
+  RUN(test_planted_rd);
   RUN(test_planted_files);
   RUN(test_unfollowed);
   RUN(test_planted_names);
