@@ -7,7 +7,14 @@
  * again) and dropped on any transport error; the next request reconnects.
  * A request that failed in transport is never retried here: a set may or may
  * not have reached the cluster, and the caller must decide.
+ *
+ * Trust: anybody may bind the socket path (in /tmp) while the agent does not
+ * (before it starts, after it exits). A connected peer is used only if its
+ * uid (SO_PEERCRED, the peer's credentials when it listened) is a trusted
+ * one (hzshm__shm_uid_trusted: our euid, root, HZSHM_AGENT_UID); otherwise
+ * the connection is closed before anything is sent or read: HZSHM_EUNTRUSTED.
  */
+#define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -30,6 +37,15 @@ static void conn_drop(hzshm__conn_t *c) {
   c->fd = -1;
 }
 
+/* 0 if the peer of the connected socket `fd` runs under a trusted uid. */
+static int peer_trusted(int fd) {
+  struct ucred cr;
+  socklen_t len = sizeof cr;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof cr) return HZSHM_EUNTRUSTED;
+  int t = hzshm__shm_uid_trusted(cr.uid);
+  return t < 0 ? t : t ? 0 : HZSHM_EUNTRUSTED;
+}
+
 static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   int rc = hzshm__shm_socket(hzshm__lib_shm(h), path, sizeof path);
@@ -41,6 +57,10 @@ static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
     close(fd);
     return HZSHM_EAGENT;
+  }
+  if ((rc = peer_trusted(fd)) != 0) {
+    close(fd);
+    return rc;
   }
   c->fd = fd;
   return 0;

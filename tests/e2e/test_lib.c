@@ -3,8 +3,12 @@
  * hits, cached absence, buffer sizing, views, argument checks (nothing is
  * sent for bad input), fail-closed on an old heartbeat, fork detection, and
  * reader threads racing the writer (run under TSan: label threaded). */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/hostile.h"
 #include "e2e.h"
 #include "runner.h"
 #include "hzshm.h"
@@ -301,4 +306,106 @@ TEST_CASE(fail_closed) {
   world_open();
   test_fail_closed(H);
   world_close();
+}
+
+/* ---- the agent socket's peer (conn.c, the trust anchor) ----
+ * A process of uid `peer_uid` binds the segment's socket path first (anyone
+ * may, in /tmp) and answers at once with a well-formed error frame; a reader
+ * of uid 65534 (HZSHM_AGENT_UID = agent_uid unless NULL) misses and asks the
+ * agent. Returns the get's code; *got: bytes the peer received before the
+ * reader closed (it sends nothing to an untrusted peer). */
+static int get_via_peer(uid_t peer_uid, const char *agent_uid, long *got) {
+  char sock[108];
+  snprintf(sock, sizeof sock, "/tmp/hzshm-test-lib-%d.sock", (int)getpid());
+  unlink(sock);
+  CHECK_RC(hzshm__shm_w_set_socket(W, sock), 0);
+  int rp[2], rd[2];
+  CHECK(pipe(rp) == 0 && pipe(rd) == 0);
+  pid_t peer = fork();
+  CHECK(peer >= 0);
+  if (peer == 0) {
+    if (hostile_become(peer_uid, 65534) != 0) _exit(2);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    if (l < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(sock, 0666) != 0 || listen(l, 4) != 0)
+      _exit(3);
+    if (write(rp[1], "r", 1) != 1) _exit(4);
+    struct pollfd p = {.fd = l, .events = POLLIN};
+    if (poll(&p, 1, 20000) != 1) _exit(5);
+    int c = accept(l, NULL, NULL);
+    long n = 0;
+    if (c < 0) _exit(6);
+    (void)send(c, "\0\0\0\0", 4, MSG_NOSIGNAL); /* bytes a reader must never take for an answer */
+    for (;;) {
+      char b[512];
+      struct pollfd q = {.fd = c, .events = POLLIN};
+      if (poll(&q, 1, 20000) != 1) break;
+      ssize_t r = recv(c, b, sizeof b, 0);
+      if (r <= 0) break;
+      n += r;
+      if (n >= 8) break; /* a request came: enough to know */
+    }
+    if (write(rd[1], &n, sizeof n) != (ssize_t)sizeof n) _exit(7);
+    _exit(0);
+  }
+  char ch;
+  CHECK(read(rp[0], &ch, 1) == 1);
+  pid_t rdr = fork();
+  CHECK(rdr >= 0);
+  if (rdr == 0) {
+    if (hostile_become(65534, 65534) != 0) _exit(100);
+    if (agent_uid) setenv("HZSHM_AGENT_UID", agent_uid, 1);
+    else unsetenv("HZSHM_AGENT_UID");
+    hzshm_t *h;
+    hzshm_session_t *s;
+    hzshm_opts_t o = {.timeout_ms = 2000};
+    if (hzshm_open(NAME, &o, &h) != 0 || hzshm_session_open(h, "sess", 4, &s) != 0) _exit(101);
+    char buf[16];
+    size_t n;
+    int rc = hzshm_get(s, "not-cached", 10, buf, sizeof buf, &n);
+    hzshm_session_close(s);
+    hzshm_close(h);
+    _exit(rc == HZSHM_EUNTRUSTED ? 0 : rc == HZSHM_EPROTO ? 1 : rc == HZSHM_ETIMEDOUT ? 2 : rc == HZSHM_EAGENT ? 3 : 4);
+  }
+  int st;
+  CHECK(waitpid(rdr, &st, 0) == rdr && WIFEXITED(st) && WEXITSTATUS(st) < 100);
+  static const int codes[] = {HZSHM_EUNTRUSTED, HZSHM_EPROTO, HZSHM_ETIMEDOUT, HZSHM_EAGENT, HZSHM_EREMOTE};
+  int rc = codes[WEXITSTATUS(st)];
+  CHECK(read(rd[0], got, sizeof *got) == (ssize_t)sizeof *got);
+  int pst;
+  CHECK(waitpid(peer, &pst, 0) == peer && WIFEXITED(pst) && WEXITSTATUS(pst) == 0);
+  close(rp[0]);
+  close(rp[1]);
+  close(rd[0]);
+  close(rd[1]);
+  unlink(sock);
+  return rc;
+}
+
+TEST_CASE(planted_socket) {
+  if (geteuid() != 0) {
+    printf("planted_socket: not root, skipped\n");
+    return;
+  }
+  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
+                             .stale_after_ns = 300u * 1000000u, .gid_set = 1, .gid = 65534};
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  long got = -1;
+  int rc = get_via_peer(65533, NULL, &got);
+  fprintf(stderr, "socket bound by uid 65533, reader uid 65534: %s, the peer received %ld bytes\n",
+          hzshm_err_name(rc), got);
+  CHECK_RC(rc, HZSHM_EUNTRUSTED);
+  CHECK_EQ(got, 0);
+  /* the same peer as the configured agent uid is talked to (and then answers garbage) */
+  rc = get_via_peer(65533, "65533", &got);
+  fprintf(stderr, "with HZSHM_AGENT_UID=65533: %s, the peer received %ld bytes\n", hzshm_err_name(rc), got);
+  CHECK(rc != HZSHM_EUNTRUSTED && got > 0);
+  /* the reader's own uid is trusted */
+  rc = get_via_peer(65534, NULL, &got);
+  CHECK(rc != HZSHM_EUNTRUSTED && got > 0);
+  hzshm__shm_close(W);
+  hzshm__shm_unlink(NAME);
 }
