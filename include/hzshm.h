@@ -124,10 +124,18 @@ typedef struct {
  *         dot-separated part "rd" or "lock" after the first (another
  *         segment's files): HZSHM_EINVAL
  *   opts  NULL = defaults
+ * Trust: the segment file is used only if its owner is this process's
+ * effective uid, root, or the agent's uid given by the environment variable
+ * HZSHM_AGENT_UID (a number or a user name; for an agent under a dedicated
+ * uid, e.g. the packaged service's "hzshm"), and nobody else may write it;
+ * the same holds for the agent socket's peer (SO_PEERCRED) when a request
+ * connects: HZSHM_EUNTRUSTED otherwise (from hzshm_open, or from the call
+ * that needed the agent; nothing is sent to or read from such a peer).
  * Returns 0 and *out; -ENOENT (no such cache: is the agent running?),
- * -EACCES, HZSHM_EVERSION (segment of another layout), HZSHM_ECORRUPT,
- * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name/opts), HZSHM_ETOOBIG (prefix),
- * -ENOMEM. Does not contact the agent (connections are made lazily).
+ * -EACCES, HZSHM_EUNTRUSTED, HZSHM_EVERSION (segment of another layout),
+ * HZSHM_ECORRUPT, HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name/opts, bad
+ * HZSHM_AGENT_UID), HZSHM_ETOOBIG (prefix), -ENOMEM. Does not contact the
+ * agent (connections are made lazily).
  * Thread/process safe. */
 HZSHM_EXTERN int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out);
 
@@ -148,7 +156,8 @@ HZSHM_EXTERN void hzshm_session_close(hzshm_session_t *s);
  *   HZSHM_ETYPE      the value is neither byte[] nor String; *vlen = the
  *                    Hazelcast type id (as a positive size_t of the int32 bits)
  *   HZSHM_ESTALE / HZSHM_EDISCONNECTED / HZSHM_ESTOPPED   failing closed
- *   HZSHM_EAGENT     agent not reachable; HZSHM_ETIMEDOUT; HZSHM_EREMOTE
+ *   HZSHM_EAGENT     agent not reachable; HZSHM_EUNTRUSTED (its socket's peer is not
+ *                    a trusted uid: see hzshm_open); HZSHM_ETIMEDOUT; HZSHM_EREMOTE
  *   HZSHM_EEMPTY / HZSHM_ETOOBIG / HZSHM_EINVAL (bad key); in a fork child the re-attach's error (caveat 1)
  * A hit costs no lock and no syscall. Thread-safe; the value returned is the
  * latest this host has seen acknowledged or invalidated (see caveat 5). */

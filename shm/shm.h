@@ -279,6 +279,8 @@ int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap);
  * (HZSHM_EUNTRUSTED otherwise); libhzshm applies it to the agent socket's
  * peer (SO_PEERCRED). Read at every call (attach and connect only). */
 int hzshm__shm_uid_trusted(uid_t uid);
+/* HZSHM_AGENT_UID parsed: 0 and *uid (or (uid_t)-1 when unset), HZSHM_EINVAL. */
+int hzshm__shm_agent_uid(uid_t *uid);
 
 /* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
  * that reads freed memory sees a value whose checksum cannot match. */

@@ -275,7 +275,6 @@ uint64_t hzshm__shm_proc_start(void);
 int hzshm__shm_name_ok(const char *name);
 
 /* shm_trust.c: the reader's trust anchor (see its head). */
-int hzshm__shm_agent_uid(uid_t *uid);    /* HZSHM_AGENT_UID: 0 and the uid or (uid_t)-1 (unset), HZSHM_EINVAL */
 int hzshm__shm_fd_trusted(int fd, uid_t *owner); /* 0: a regular file of a trusted uid, writable by its owner
                                                     only (*owner); HZSHM_EUNTRUSTED, HZSHM_EINVAL, -errno */
 

@@ -10,9 +10,13 @@
  *   hzshm -n NAME health                             exit 0 alive, serving and connected; else one
  *                                                    line saying why and exit 1
  *   hzshm -h | --help | --version                    exit 0
+ * Before the command, -u/--agent-uid UID|USER: the agent's uid, trusted as
+ * the owner of the segment and the agent socket besides our own and root's
+ * (sets HZSHM_AGENT_UID for libhzshm; docs/SHM.md "Access model").
  * Errors go to stderr with hzshm_strerror(); usage errors exit 2.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +35,8 @@ static void usage_to(FILE *f) {
           "       hzshm -h | --help | --version\n"
           "  -n NAME    the cache (as hzshm-agent -n)\n"
           "  -p PREFIX  IMap name prefix (as hzshm-agent --prefix; default none)\n"
+          "  -u, --agent-uid UID|USER  the agent's uid, when it is neither ours nor root\n"
+          "             (trusted as owner of the segment and the socket; sets HZSHM_AGENT_UID)\n"
           "get: exit 0 found, 1 not found; has: 0 present, 1 absent; health: 0 alive, serving and\n"
           "connected, 1 not (one line says why); 2 for usage and other errors. See hzshm(1).\n");
 }
@@ -208,10 +214,17 @@ int main(int argc, char **argv) {
     return 0;
   }
   int ch;
-  while ((ch = getopt(argc, argv, "+n:p:h")) != -1) {
+  static const struct option longopts[] = {{"agent-uid", required_argument, NULL, 'u'}, {NULL, 0, NULL, 0}};
+  while ((ch = getopt_long(argc, argv, "+n:p:u:h", longopts, NULL)) != -1) {
     switch (ch) {
       case 'n': name = optarg; break;
       case 'p': prefix = optarg; break;
+      case 'u':
+        if (!*optarg || setenv("HZSHM_AGENT_UID", optarg, 1) != 0) {
+          usage();
+          return 2;
+        }
+        break;
       case 'h': usage_to(stdout); return 0;
       default: usage(); return 2;
     }

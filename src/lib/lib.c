@@ -102,6 +102,8 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   if (plen >= HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
   if (plen && !hzshm__ipc_utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
   if (o.connections > 64) return HZSHM_EINVAL;
+  uid_t agent_uid;
+  if (hzshm__shm_agent_uid(&agent_uid) != 0) return HZSHM_EINVAL; /* a bad HZSHM_AGENT_UID, even with no segment */
   h = calloc(1, sizeof *h);
   if (h == NULL) return -ENOMEM;
   atomic_init(&h->fork_gen, atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed)); /* see hzshm__lib_inherited */

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -152,6 +153,10 @@ static void spawn(e2e_agent_t *ag) {
     child_setup(parent, ag->log_path);
     for (int i = 0; i < 4; i++)
       if (ag->extra_env[i][0]) putenv(ag->extra_env[i]);
+    /* a credential change resets the parent-death signal: set it again */
+    if (ag->run_uid && (setgroups(0, NULL) != 0 || setgid(ag->run_gid) != 0 || setuid(ag->run_uid) != 0 ||
+                        prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent))
+      _exit(124);
     const char *av[32] = {"hzshm-agent", "-n", ag->name, "-m", ag->members, "-c", "dev", "--socket", ag->sock,
                           "--memory", "32m", "--reconcile-ms", "1000", "--unlink-on-exit"};
     int n = 14;

@@ -23,6 +23,8 @@ typedef struct {
   const char *extra_args[4]; /* more agent arguments, NULL-terminated */
   char log_path[160];     /* if set before the start: the agent's stderr is appended there */
   const char *bin;           /* NULL = hzshm-agent; HZSHM_AGENT_SEAMS_BIN: the test-only variant */
+  uid_t run_uid;             /* nonzero (needs root): the agent runs as run_uid:run_gid, no other groups */
+  gid_t run_gid;
 } e2e_agent_t;
 
 uint64_t e2e_now_us(void);
@@ -31,6 +33,8 @@ uint64_t e2e_now_us(void);
  * reports the cluster connected. Environment entries "K=V" may be given in
  * ag->extra_env before the call. */
 void e2e_agent_start(e2e_agent_t *ag, const char *name, const char *members);
+/* (An agent of run_uid is found only by a test process that trusts that uid:
+ * HZSHM_AGENT_UID set in its environment.) */
 /* Same agent again (after a kill): keeps name, members and environment. */
 void e2e_agent_restart(e2e_agent_t *ag);
 /* SIGTERM, wait (30 s) and return the exit status (0 = clean). */

@@ -235,12 +235,81 @@ static void test_reattach(const char *members) {
   CHECK(e2e_agent_stop(&ag) == 0);
 }
 
+/* The agent under a dedicated uid (65533, as the packaged service's user):
+ * a reader of another uid (65534) uses it only with HZSHM_AGENT_UID naming
+ * that uid (else the segment is refused: HZSHM_EUNTRUSTED); the CLI's
+ * --agent-uid does the same. Values go through the agent and are hit. */
+static int agent_uid_reader(const char *name, const char *map, const char *agent_uid) {
+  if (become(65534) != 0) return 100;
+  if (agent_uid) setenv("HZSHM_AGENT_UID", agent_uid, 1);
+  else unsetenv("HZSHM_AGENT_UID");
+  hzshm_t *h;
+  hzshm_session_t *s;
+  int rc = hzshm_open(name, NULL, &h);
+  if (rc == HZSHM_EUNTRUSTED) return 1;
+  if (rc != 0 || hzshm_session_open(h, map, strlen(map), &s) != 0) return 101;
+  uint8_t buf[64];
+  size_t n = 0;
+  int ok = hzshm_set(s, "au", 2, "agent-uid", 9) == 0 && hzshm_get(s, "au", 2, buf, sizeof buf, &n) == 0 &&
+           n == 9 && memcmp(buf, "agent-uid", 9) == 0;
+  hzshm_stats_t st;
+  uint64_t hits0 = hzshm_stats(h, &st) == 0 ? st.hits : 0;
+  for (int i = 0; ok && i < 2000; i++) { /* the fill is in: hits, once our private file is followed */
+    ok = hzshm_get(s, "au", 2, buf, sizeof buf, &n) == 0 && n == 9 && memcmp(buf, "agent-uid", 9) == 0;
+    if (hzshm_stats(h, &st) == 0 && st.hits > hits0) break;
+  }
+  ok = ok && hzshm_stats(h, &st) == 0 && st.hits > hits0;
+  hzshm_session_close(s);
+  hzshm_close(h);
+  return ok ? 0 : 102;
+}
+
+static void test_agent_uid(const char *members) {
+  if (geteuid() != 0) {
+    printf("test_access: not root, agent-uid part skipped\n");
+    return;
+  }
+  char name[64], map[64];
+  snprintf(name, sizeof name, "e2e-accu-%d", (int)getpid());
+  snprintf(map, sizeof map, "accu-%d", (int)getpid());
+  e2e_agent_t ag = {.run_uid = 65533, .run_gid = GID};
+  ag.extra_args[0] = "--allow-gid";
+  ag.extra_args[1] = "65534";
+  CHECK(setenv("HZSHM_AGENT_UID", "65533", 1) == 0); /* for e2e_agent_start's readiness check */
+  e2e_agent_start(&ag, name, members);
+  CHECK(unsetenv("HZSHM_AGENT_UID") == 0);
+  static const char *const cfg[] = {NULL, "65533"};
+  static const int want[] = {1, 0};
+  for (int i = 0; i < 2; i++) {
+    pid_t p = fork();
+    CHECK(p >= 0);
+    if (p == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);
+      _exit(agent_uid_reader(name, map, cfg[i]));
+    }
+    int st;
+    CHECK(waitpid(p, &st, 0) == p && WIFEXITED(st));
+    fprintf(stderr, "agent as uid 65533, reader uid 65534, HZSHM_AGENT_UID=%s: exit %d\n", cfg[i] ? cfg[i] : "(unset)",
+            WEXITSTATUS(st));
+    CHECK_EQ(WEXITSTATUS(st), want[i]);
+  }
+  /* the CLI (as root here): refused without --agent-uid, served with it */
+  char out[256];
+  const char *get_plain[] = {"hzshm", "-n", name, "get", map, "au", NULL};
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, get_plain), 2);
+  const char *get_uid[] = {"hzshm", "--agent-uid", "65533", "-n", name, "get", map, "au", NULL};
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, get_uid), 0);
+  CHECK(strcmp(out, "agent-uid") == 0 || strcmp(out, "agent-uid\n") == 0);
+  CHECK(e2e_agent_stop(&ag) == 0);
+}
+
 int main(int argc, char **argv) {
   CHECK(argc == 2);
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
   test_reattach(argv[1]);
   test_two_uids(argv[1], peer);
+  test_agent_uid(argv[1]);
   CHECK(hzshm__peer_stop(peer, 20000) == 0);
   printf("test_access: ok\n");
   return 0;
