@@ -254,7 +254,8 @@ static int agent_uid_reader(const char *name, const char *map, const char *agent
            n == 9 && memcmp(buf, "agent-uid", 9) == 0;
   hzshm_stats_t st;
   uint64_t hits0 = hzshm_stats(h, &st) == 0 ? st.hits : 0;
-  for (int i = 0; ok && i < 2000; i++) { /* the fill is in: hits, once our private file is followed */
+  uint64_t end = e2e_now_us() + 20000000u; /* the fill is in: hits once the agent follows our private file */
+  while (ok && e2e_now_us() < end) {
     ok = hzshm_get(s, "au", 2, buf, sizeof buf, &n) == 0 && n == 9 && memcmp(buf, "agent-uid", 9) == 0;
     if (hzshm_stats(h, &st) == 0 && st.hits > hits0) break;
   }
