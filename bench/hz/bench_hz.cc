@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <uv.h>
+
 #include "hzc.h"
 
 namespace {

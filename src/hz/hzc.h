@@ -20,7 +20,6 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <uv.h>
 
 #include "hzshm_errno.h"
 
@@ -29,6 +28,10 @@ extern "C" {
 #endif
 
 typedef struct hzc_client hzc_client_t;
+/* libuv's loop (uv_loop_t), declared here so that the protocol-only part of
+ * this module (hzcodec: frames and codecs) needs neither uv.h nor libuv; code
+ * that drives a client includes <uv.h> itself. */
+struct uv_loop_s;
 
 typedef struct {
   uint8_t b[16]; /* most significant byte first (as printed) */
@@ -87,7 +90,7 @@ typedef void (*hzc_log_cb)(int level, const char *line, void *ud);
 void hzc_set_log(hzc_log_cb cb, void *ud);
 
 /* HZSHM_EINVAL when an address does not parse (hzc_parse_address). */
-int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out);
+int hzc_client_new(struct uv_loop_s *loop, const hzc_config_t *cfg, hzc_client_t **out);
 void hzc_client_set_event_cb(hzc_client_t *c, hzc_event_cb cb, void *ud);
 /* Starts connecting; cb(status) once the first member authenticated and the
  * cluster view arrived, or with an error (the client keeps retrying until
@@ -246,7 +249,7 @@ int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i);
 
 /* Blocking helper for tools, tests and benchmarks only (not the agent): runs
  * the loop until *done becomes non-zero or timeout_ms elapses. */
-int hzc_run_until(uv_loop_t *loop, const int *done, uint32_t timeout_ms);
+int hzc_run_until(struct uv_loop_s *loop, const int *done, uint32_t timeout_ms);
 
 #ifdef __cplusplus
 }
