@@ -33,7 +33,7 @@ void hzc_set_log(hzc_log_cb cb, void *ud) {
   log_ud = ud;
 }
 
-void hzshm__log(int level, const char *fmt, ...) {
+void hzc__log(int level, const char *fmt, ...) {
   va_list ap;
   char line[640];
   va_start(ap, fmt);
@@ -43,7 +43,7 @@ void hzshm__log(int level, const char *fmt, ...) {
   else if (level <= HZC_LOG_INFO) fprintf(stderr, "hzc: %s\n", line);
 }
 
-const char *hzshm__errtext(int err) {
+const char *hzc__errtext(int err) {
   /* hzshm_errno.h codes, else libuv's (which include every -errno). */
   if (err <= -30001 && err >= -30999) return hzshm_strerror(err);
   return uv_strerror(err);
@@ -86,17 +86,17 @@ int hzc_parse_address(const char *s, char *host, size_t cap, int *port) {
   return 0;
 }
 
-static hzshm__astate_t *astate(hzc_client_t *c, const char *host, int port) {
+static hzc__astate_t *astate(hzc_client_t *c, const char *host, int port) {
   for (size_t i = 0; i < c->nastates; i++)
     if (c->astates[i].port == port && !strcmp(c->astates[i].host, host)) return &c->astates[i];
   if (c->nastates == c->castates) {
     size_t n = c->castates ? c->castates * 2 : 8;
-    hzshm__astate_t *v = realloc(c->astates, n * sizeof *v);
+    hzc__astate_t *v = realloc(c->astates, n * sizeof *v);
     if (!v) return NULL;
     c->astates = v;
     c->castates = n;
   }
-  hzshm__astate_t *a = &c->astates[c->nastates++];
+  hzc__astate_t *a = &c->astates[c->nastates++];
   memset(a, 0, sizeof *a);
   snprintf(a->host, sizeof a->host, "%s", host);
   a->port = port;
@@ -104,13 +104,13 @@ static hzshm__astate_t *astate(hzc_client_t *c, const char *host, int port) {
   return a;
 }
 
-unsigned hzshm__addr_attempt(hzc_client_t *c, const char *host, int port) {
-  hzshm__astate_t *a = astate(c, host, port);
+unsigned hzc__addr_attempt(hzc_client_t *c, const char *host, int port) {
+  hzc__astate_t *a = astate(c, host, port);
   return a ? a->attempts++ : 0;
 }
 
-void hzshm__addr_note(hzc_client_t *c, const char *host, int port, const char *ip, int err, const char *what) {
-  hzshm__astate_t *a = astate(c, host, port);
+void hzc__addr_note(hzc_client_t *c, const char *host, int port, const char *ip, int err, const char *what) {
+  hzc__astate_t *a = astate(c, host, port);
   if (!a || a->err == err) return;
   int first = a->err == 1;
   a->err = err;
@@ -120,9 +120,9 @@ void hzshm__addr_note(hzc_client_t *c, const char *host, int port, const char *i
   if (ip && ip[0] && strcmp(ip, host)) snprintf(via, sizeof via, " (%s)", ip);
   if (err == 0) {
     /* Connected: worth a line only after a failure (the agent logs the cluster). */
-    if (!first) hzshm__log(HZC_LOG_INFO, "member %s%s%s:%d%s reachable again", lb, host, rb, port, via);
+    if (!first) hzc__log(HZC_LOG_INFO, "member %s%s%s:%d%s reachable again", lb, host, rb, port, via);
   } else {
-    hzshm__log(HZC_LOG_WARNING, "member %s%s%s:%d%s: %s: %s; retrying with backoff (up to %u ms)", lb, host, rb,
-               port, via, what, hzshm__errtext(err), c->reconnect_max_backoff_ms);
+    hzc__log(HZC_LOG_WARNING, "member %s%s%s:%d%s: %s: %s; retrying with backoff (up to %u ms)", lb, host, rb,
+               port, via, what, hzc__errtext(err), c->reconnect_max_backoff_ms);
   }
 }

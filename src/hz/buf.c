@@ -5,49 +5,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hzshm__rd_skip(hzshm__rd_t *r, size_t n) {
-  if (hzshm__rd_left(r) < n) return HZSHM_EPROTO;
+int hzc__rd_skip(hzc__rd_t *r, size_t n) {
+  if (hzc__rd_left(r) < n) return HZSHM_EPROTO;
   r->off += n;
   return 0;
 }
 
-int hzshm__rd_u8(hzshm__rd_t *r, uint8_t *v) {
-  if (hzshm__rd_left(r) < 1) return HZSHM_EPROTO;
+int hzc__rd_u8(hzc__rd_t *r, uint8_t *v) {
+  if (hzc__rd_left(r) < 1) return HZSHM_EPROTO;
   *v = r->p[r->off++];
   return 0;
 }
 
-int hzshm__rd_i32le(hzshm__rd_t *r, int32_t *v) {
-  if (hzshm__rd_left(r) < 4) return HZSHM_EPROTO;
-  *v = (int32_t)hzshm__ld_u32le(r->p + r->off);
+int hzc__rd_i32le(hzc__rd_t *r, int32_t *v) {
+  if (hzc__rd_left(r) < 4) return HZSHM_EPROTO;
+  *v = (int32_t)hzc__ld_u32le(r->p + r->off);
   r->off += 4;
   return 0;
 }
 
-int hzshm__rd_i64le(hzshm__rd_t *r, int64_t *v) {
-  if (hzshm__rd_left(r) < 8) return HZSHM_EPROTO;
-  uint64_t lo = hzshm__ld_u32le(r->p + r->off), hi = hzshm__ld_u32le(r->p + r->off + 4);
+int hzc__rd_i64le(hzc__rd_t *r, int64_t *v) {
+  if (hzc__rd_left(r) < 8) return HZSHM_EPROTO;
+  uint64_t lo = hzc__ld_u32le(r->p + r->off), hi = hzc__ld_u32le(r->p + r->off + 4);
   *v = (int64_t)(lo | hi << 32);
   r->off += 8;
   return 0;
 }
 
-int hzshm__rd_i32be(hzshm__rd_t *r, int32_t *v) {
-  if (hzshm__rd_left(r) < 4) return HZSHM_EPROTO;
-  *v = (int32_t)hzshm__ld_u32be(r->p + r->off);
+int hzc__rd_i32be(hzc__rd_t *r, int32_t *v) {
+  if (hzc__rd_left(r) < 4) return HZSHM_EPROTO;
+  *v = (int32_t)hzc__ld_u32be(r->p + r->off);
   r->off += 4;
   return 0;
 }
 
-int hzshm__rd_bytes(hzshm__rd_t *r, size_t n, const uint8_t **out) {
-  if (hzshm__rd_left(r) < n) return HZSHM_EPROTO;
+int hzc__rd_bytes(hzc__rd_t *r, size_t n, const uint8_t **out) {
+  if (hzc__rd_left(r) < n) return HZSHM_EPROTO;
   *out = r->p + r->off;
   r->off += n;
   return 0;
 }
 
-int hzshm__rd_uuid(hzshm__rd_t *r, hzc_uuid_t *u, int *isnull) {
-  if (hzshm__rd_left(r) < 17) return HZSHM_EPROTO;
+int hzc__rd_uuid(hzc__rd_t *r, hzc_uuid_t *u, int *isnull) {
+  if (hzc__rd_left(r) < 17) return HZSHM_EPROTO;
   const uint8_t *p = r->p + r->off;
   int n = p[0] != 0;
   memset(u->b, 0, sizeof u->b);
@@ -63,14 +63,14 @@ int hzshm__rd_uuid(hzshm__rd_t *r, hzc_uuid_t *u, int *isnull) {
   return 0;
 }
 
-void hzshm__wr_init(hzshm__wr_t *w) { memset(w, 0, sizeof *w); }
+void hzc__wr_init(hzc__wr_t *w) { memset(w, 0, sizeof *w); }
 
-void hzshm__wr_free(hzshm__wr_t *w) {
+void hzc__wr_free(hzc__wr_t *w) {
   free(w->p);
   memset(w, 0, sizeof *w);
 }
 
-uint8_t *hzshm__wr_reserve(hzshm__wr_t *w, size_t n) {
+uint8_t *hzc__wr_reserve(hzc__wr_t *w, size_t n) {
   if (w->err) return NULL;
   if (n > SIZE_MAX / 2 - w->len) {
     w->err = -ENOMEM;
@@ -92,38 +92,38 @@ uint8_t *hzshm__wr_reserve(hzshm__wr_t *w, size_t n) {
   return at;
 }
 
-void hzshm__wr_bytes(hzshm__wr_t *w, const void *p, size_t n) {
-  uint8_t *at = hzshm__wr_reserve(w, n);
+void hzc__wr_bytes(hzc__wr_t *w, const void *p, size_t n) {
+  uint8_t *at = hzc__wr_reserve(w, n);
   if (at && n) memcpy(at, p, n);
 }
 
-void hzshm__wr_u8(hzshm__wr_t *w, uint8_t v) {
-  uint8_t *at = hzshm__wr_reserve(w, 1);
+void hzc__wr_u8(hzc__wr_t *w, uint8_t v) {
+  uint8_t *at = hzc__wr_reserve(w, 1);
   if (at) *at = v;
 }
 
-void hzshm__wr_u16le(hzshm__wr_t *w, uint16_t v) {
-  uint8_t *at = hzshm__wr_reserve(w, 2);
-  if (at) hzshm__st_u16le(at, v);
+void hzc__wr_u16le(hzc__wr_t *w, uint16_t v) {
+  uint8_t *at = hzc__wr_reserve(w, 2);
+  if (at) hzc__st_u16le(at, v);
 }
 
-void hzshm__wr_i32le(hzshm__wr_t *w, int32_t v) {
-  uint8_t *at = hzshm__wr_reserve(w, 4);
-  if (at) hzshm__st_u32le(at, (uint32_t)v);
+void hzc__wr_i32le(hzc__wr_t *w, int32_t v) {
+  uint8_t *at = hzc__wr_reserve(w, 4);
+  if (at) hzc__st_u32le(at, (uint32_t)v);
 }
 
-void hzshm__wr_i64le(hzshm__wr_t *w, int64_t v) {
-  uint8_t *at = hzshm__wr_reserve(w, 8);
-  if (at) hzshm__st_u64le(at, (uint64_t)v);
+void hzc__wr_i64le(hzc__wr_t *w, int64_t v) {
+  uint8_t *at = hzc__wr_reserve(w, 8);
+  if (at) hzc__st_u64le(at, (uint64_t)v);
 }
 
-void hzshm__wr_i32be(hzshm__wr_t *w, int32_t v) {
-  uint8_t *at = hzshm__wr_reserve(w, 4);
-  if (at) hzshm__st_u32be(at, (uint32_t)v);
+void hzc__wr_i32be(hzc__wr_t *w, int32_t v) {
+  uint8_t *at = hzc__wr_reserve(w, 4);
+  if (at) hzc__st_u32be(at, (uint32_t)v);
 }
 
-void hzshm__wr_uuid(hzshm__wr_t *w, const hzc_uuid_t *u) {
-  uint8_t *at = hzshm__wr_reserve(w, 17);
+void hzc__wr_uuid(hzc__wr_t *w, const hzc_uuid_t *u) {
+  uint8_t *at = hzc__wr_reserve(w, 17);
   if (!at) return;
   memset(at, 0, 17);
   if (!u) {

@@ -20,46 +20,46 @@ typedef struct {
   const uint8_t *p;
   size_t len;
   size_t off;
-} hzshm__rd_t;
+} hzc__rd_t;
 
-static inline void hzshm__rd_init(hzshm__rd_t *r, const void *p, size_t len) {
+static inline void hzc__rd_init(hzc__rd_t *r, const void *p, size_t len) {
   r->p = (const uint8_t *)p;
   r->len = len;
   r->off = 0;
 }
-static inline size_t hzshm__rd_left(const hzshm__rd_t *r) { return r->len - r->off; }
+static inline size_t hzc__rd_left(const hzc__rd_t *r) { return r->len - r->off; }
 
-int hzshm__rd_skip(hzshm__rd_t *r, size_t n);
-int hzshm__rd_u8(hzshm__rd_t *r, uint8_t *v);
-int hzshm__rd_i32le(hzshm__rd_t *r, int32_t *v);
-int hzshm__rd_i64le(hzshm__rd_t *r, int64_t *v);
-int hzshm__rd_i32be(hzshm__rd_t *r, int32_t *v);
-int hzshm__rd_bytes(hzshm__rd_t *r, size_t n, const uint8_t **out);
+int hzc__rd_skip(hzc__rd_t *r, size_t n);
+int hzc__rd_u8(hzc__rd_t *r, uint8_t *v);
+int hzc__rd_i32le(hzc__rd_t *r, int32_t *v);
+int hzc__rd_i64le(hzc__rd_t *r, int64_t *v);
+int hzc__rd_i32be(hzc__rd_t *r, int32_t *v);
+int hzc__rd_bytes(hzc__rd_t *r, size_t n, const uint8_t **out);
 /* 17-byte protocol UUID: isNull byte, msb LE int64, lsb LE int64. *isnull may be NULL. */
-int hzshm__rd_uuid(hzshm__rd_t *r, hzc_uuid_t *u, int *isnull);
+int hzc__rd_uuid(hzc__rd_t *r, hzc_uuid_t *u, int *isnull);
 
 /* Unchecked fixed-position helpers for buffers whose size the caller proved. */
-static inline uint32_t hzshm__ld_u32le(const uint8_t *p) {
+static inline uint32_t hzc__ld_u32le(const uint8_t *p) {
   return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static inline uint16_t hzshm__ld_u16le(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static inline uint32_t hzshm__ld_u32be(const uint8_t *p) {
+static inline uint16_t hzc__ld_u16le(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline uint32_t hzc__ld_u32be(const uint8_t *p) {
   return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
 }
-static inline void hzshm__st_u32le(uint8_t *p, uint32_t v) {
+static inline void hzc__st_u32le(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)v;
   p[1] = (uint8_t)(v >> 8);
   p[2] = (uint8_t)(v >> 16);
   p[3] = (uint8_t)(v >> 24);
 }
-static inline void hzshm__st_u16le(uint8_t *p, uint16_t v) {
+static inline void hzc__st_u16le(uint8_t *p, uint16_t v) {
   p[0] = (uint8_t)v;
   p[1] = (uint8_t)(v >> 8);
 }
-static inline void hzshm__st_u64le(uint8_t *p, uint64_t v) {
+static inline void hzc__st_u64le(uint8_t *p, uint64_t v) {
   for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline void hzshm__st_u32be(uint8_t *p, uint32_t v) {
+static inline void hzc__st_u32be(uint8_t *p, uint32_t v) {
   p[0] = (uint8_t)(v >> 24);
   p[1] = (uint8_t)(v >> 16);
   p[2] = (uint8_t)(v >> 8);
@@ -71,19 +71,19 @@ typedef struct {
   size_t len;
   size_t cap;
   int err; /* sticky: first failure (-ENOMEM) */
-} hzshm__wr_t;
+} hzc__wr_t;
 
-void hzshm__wr_init(hzshm__wr_t *w);
-void hzshm__wr_free(hzshm__wr_t *w);
+void hzc__wr_init(hzc__wr_t *w);
+void hzc__wr_free(hzc__wr_t *w);
 /* Makes room for n more bytes and returns where they go (NULL after an error). */
-uint8_t *hzshm__wr_reserve(hzshm__wr_t *w, size_t n);
-void hzshm__wr_bytes(hzshm__wr_t *w, const void *p, size_t n);
-void hzshm__wr_u8(hzshm__wr_t *w, uint8_t v);
-void hzshm__wr_u16le(hzshm__wr_t *w, uint16_t v);
-void hzshm__wr_i32le(hzshm__wr_t *w, int32_t v);
-void hzshm__wr_i64le(hzshm__wr_t *w, int64_t v);
-void hzshm__wr_i32be(hzshm__wr_t *w, int32_t v);
+uint8_t *hzc__wr_reserve(hzc__wr_t *w, size_t n);
+void hzc__wr_bytes(hzc__wr_t *w, const void *p, size_t n);
+void hzc__wr_u8(hzc__wr_t *w, uint8_t v);
+void hzc__wr_u16le(hzc__wr_t *w, uint16_t v);
+void hzc__wr_i32le(hzc__wr_t *w, int32_t v);
+void hzc__wr_i64le(hzc__wr_t *w, int64_t v);
+void hzc__wr_i32be(hzc__wr_t *w, int32_t v);
 /* Writes the 17-byte protocol UUID; u == NULL writes a null UUID. */
-void hzshm__wr_uuid(hzshm__wr_t *w, const hzc_uuid_t *u);
+void hzc__wr_uuid(hzc__wr_t *w, const hzc_uuid_t *u);
 
 #endif /* HZSHM_HZ_BUF_H */

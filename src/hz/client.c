@@ -14,37 +14,37 @@
 #include "hzc_int.h"
 #include "murmur.h"
 
-#define HZSHM__TICK_MS 50
+#define TICK_MS 50
 
-struct hzshm__deferred {
-  struct hzshm__deferred *next;
+struct hzc__deferred {
+  struct hzc__deferred *next;
   hzc_result_cb cb;
   void *ud;
   int status;
 };
 
-static char *hzshm__dup(const char *s, const char *def) {
+static char *dup_or(const char *s, const char *def) {
   return strdup(s ? s : def);
 }
 
-static void hzshm__timer_closed(uv_handle_t *h) {
+static void timer_closed(uv_handle_t *h) {
   hzc_client_t *c = h->data;
   if (--c->handles == 0 && c->closing) {
-    hzshm__client_finalize(c);
+    hzc__client_finalize(c);
   }
 }
 
-static void hzshm__run_deferred(hzc_client_t *c, int force_status) {
-  struct hzshm__deferred *d = c->deferred, *rev = NULL;
+static void run_deferred(hzc_client_t *c, int force_status) {
+  struct hzc__deferred *d = c->deferred, *rev = NULL;
   c->deferred = NULL;
   while (d) { /* restore submission order */
-    struct hzshm__deferred *n = d->next;
+    struct hzc__deferred *n = d->next;
     d->next = rev;
     rev = d;
     d = n;
   }
   while (rev) {
-    struct hzshm__deferred *n = rev->next;
+    struct hzc__deferred *n = rev->next;
     hzc_result_t r;
     memset(&r, 0, sizeof r);
     r.status = force_status ? force_status : rev->status;
@@ -54,31 +54,31 @@ static void hzshm__run_deferred(hzc_client_t *c, int force_status) {
   }
 }
 
-static void hzshm__defer_fire(uv_timer_t *t) { hzshm__run_deferred(t->data, 0); }
+static void defer_fire(uv_timer_t *t) { run_deferred(t->data, 0); }
 
-void hzshm__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status) {
-  struct hzshm__deferred *d = calloc(1, sizeof *d);
+void hzc__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status) {
+  struct hzc__deferred *d = calloc(1, sizeof *d);
   if (!d) return; /* out of memory: the callback is lost; nothing better to do without blocking */
   d->cb = cb;
   d->ud = ud;
   d->status = status;
   d->next = c->deferred;
   c->deferred = d;
-  uv_timer_start(&c->defer_timer, hzshm__defer_fire, 0, 0);
+  uv_timer_start(&c->defer_timer, defer_fire, 0, 0);
 }
 
-static void hzshm__tick(uv_timer_t *t) {
+static void tick(uv_timer_t *t) {
   hzc_client_t *c = t->data;
   uint64_t now = uv_now(c->loop);
-  hzshm__conn_close_doomed(c);
-  hzshm__cluster_tick(c, now);
+  hzc__conn_close_doomed(c);
+  hzc__cluster_tick(c, now);
   if (!c->closing) {
-    hzshm__invoke_tick(c, now);
-    hzshm__listen_tick(c, now);
+    hzc__invoke_tick(c, now);
+    hzc__listen_tick(c, now);
   }
 }
 
-static int hzshm__random_uuid(hzc_uuid_t *u) {
+static int random_uuid(hzc_uuid_t *u) {
   size_t got = 0;
   while (got < sizeof u->b) {
     ssize_t n = getrandom(u->b + got, sizeof u->b - got, 0);
@@ -93,8 +93,8 @@ static int hzshm__random_uuid(hzc_uuid_t *u) {
   return 0;
 }
 
-static int hzshm__check_addr(const char *a) {
-  char host[HZSHM__HOST_MAX];
+static int check_addr(const char *a) {
+  char host[HZC__HOST_MAX];
   int port;
   return hzc_parse_address(a, host, sizeof host, &port);
 }
@@ -104,7 +104,7 @@ int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out)
   hzc_client_t *c = NULL;
   if (!loop || !cfg || !out || !cfg->addrs || cfg->naddrs == 0) return HZSHM_EINVAL;
   for (size_t i = 0; i < cfg->naddrs; i++)
-    if (hzshm__check_addr(cfg->addrs[i])) return HZSHM_EINVAL;
+    if (check_addr(cfg->addrs[i])) return HZSHM_EINVAL;
   /* The member refuses (closes) an Authentication over 4096 bytes (PROTOCOL-NOTES §2);
    * everything but these two names is < 200 bytes. */
   if ((cfg->cluster_name ? strlen(cfg->cluster_name) : 0) + (cfg->client_name ? strlen(cfg->client_name) : 0) > 3800)
@@ -112,8 +112,8 @@ int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out)
   c = calloc(1, sizeof *c);
   if (!c) return -ENOMEM;
   c->loop = loop;
-  c->cluster_name = hzshm__dup(cfg->cluster_name, "dev");
-  c->client_name = hzshm__dup(cfg->client_name, "hzshm");
+  c->cluster_name = dup_or(cfg->cluster_name, "dev");
+  c->client_name = dup_or(cfg->client_name, "hzshm");
   c->seeds = calloc(cfg->naddrs, sizeof *c->seeds);
   if (!c->cluster_name || !c->client_name || !c->seeds) {
     rc = -ENOMEM;
@@ -135,7 +135,7 @@ int hzc_client_new(uv_loop_t *loop, const hzc_config_t *cfg, hzc_client_t **out)
   c->reconnect_max_backoff_ms = cfg->reconnect_max_backoff_ms ? cfg->reconnect_max_backoff_ms : 2000;
   c->members_version = -1;
   c->partitions_version = -1;
-  if ((rc = hzshm__random_uuid(&c->uuid))) goto fail;
+  if ((rc = random_uuid(&c->uuid))) goto fail;
   if ((rc = uv_timer_init(loop, &c->tick)) || (rc = uv_timer_init(loop, &c->defer_timer))) goto fail;
   c->tick.data = c;
   c->defer_timer.data = c;
@@ -165,16 +165,16 @@ int hzc_client_connect(hzc_client_t *c, hzc_status_cb cb, void *ud) {
   c->started = 1;
   c->connect_cb = cb;
   c->connect_ud = ud;
-  int rc = uv_timer_start(&c->tick, hzshm__tick, HZSHM__TICK_MS, HZSHM__TICK_MS);
+  int rc = uv_timer_start(&c->tick, tick, TICK_MS, TICK_MS);
   if (rc) return rc;
-  hzshm__cluster_start(c);
+  hzc__cluster_start(c);
   return 0;
 }
 
-void hzshm__client_finalize(hzc_client_t *c) {
+void hzc__client_finalize(hzc_client_t *c) {
   hzc_close_cb cb = c->close_cb;
   void *ud = c->close_ud;
-  hzshm__listen_free_all(c);
+  hzc__listen_free_all(c);
   free(c->members);
   free(c->powner);
   free(c->pmember);
@@ -197,13 +197,13 @@ void hzc_client_close(hzc_client_t *c, hzc_close_cb cb, void *ud) {
     c->connect_cb = NULL;
     scb(c, HZSHM_ECLOSED, c->connect_ud);
   }
-  hzshm__invoke_fail_all(c, HZSHM_ECLOSED);
-  hzshm__run_deferred(c, HZSHM_ECLOSED);
-  for (hzshm__conn_t *x = c->conns; x; x = x->next) hzshm__conn_close(x, HZSHM_ECLOSED, "client closed");
+  hzc__invoke_fail_all(c, HZSHM_ECLOSED);
+  run_deferred(c, HZSHM_ECLOSED);
+  for (hzc__conn_t *x = c->conns; x; x = x->next) hzc__conn_close(x, HZSHM_ECLOSED, "client closed");
   uv_timer_stop(&c->tick);
   uv_timer_stop(&c->defer_timer);
-  uv_close((uv_handle_t *)&c->tick, hzshm__timer_closed);
-  uv_close((uv_handle_t *)&c->defer_timer, hzshm__timer_closed);
+  uv_close((uv_handle_t *)&c->tick, timer_closed);
+  uv_close((uv_handle_t *)&c->defer_timer, timer_closed);
 }
 
 hzc_uuid_t hzc_client_uuid(const hzc_client_t *c) { return c->uuid; }
@@ -218,14 +218,14 @@ uint64_t hzc_silence_ms(const hzc_client_t *c) {
 
 uint32_t hzc_key_partition(const hzc_client_t *c, const void *key, size_t klen) {
   if (!c->partition_count || (!key && klen)) return 0;
-  return hzshm__partition_of(hzshm__string_hash(key ? key : "", klen), c->partition_count);
+  return hzc__partition_of(hzc__string_hash(key ? key : "", klen), c->partition_count);
 }
 
 void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st) {
   *st = c->st;
   st->connections = 0;
-  for (hzshm__conn_t *x = c->conns; x; x = x->next)
-    if (x->state == HZSHM__CONN_READY) st->connections++;
+  for (hzc__conn_t *x = c->conns; x; x = x->next)
+    if (x->state == HZC__CONN_READY) st->connections++;
 }
 
 int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p) {
@@ -237,15 +237,15 @@ uint32_t hzc_member_count(const hzc_client_t *c) { return (uint32_t)c->nmembers;
 
 int hzc_partition_watch(const hzc_client_t *c, uint32_t p) {
   if (!c || !c->connected || c->closing) return 0;
-  hzshm__conn_t *k = NULL;
+  hzc__conn_t *k = NULL;
   if (c->smart) {
     if (!c->partitions_fresh || !c->pmember || p >= c->partition_count || c->pmember[p] < 0) return 0;
     k = c->members[c->pmember[p]].conn;
   } else {
-    for (hzshm__conn_t *x = c->conns; x && !k; x = x->next)
-      if (x->state == HZSHM__CONN_READY) k = x;
+    for (hzc__conn_t *x = c->conns; x && !k; x = x->next)
+      if (x->state == HZC__CONN_READY) k = x;
   }
-  if (!k || k->state != HZSHM__CONN_READY || k->relisten_pending > 0) return 0;
+  if (!k || k->state != HZC__CONN_READY || k->relisten_pending > 0) return 0;
   if (c->watch_silence_ms && uv_now(c->loop) - k->last_read >= c->watch_silence_ms) return 0;
   return k->id;
 }
@@ -257,20 +257,20 @@ int64_t hzc_member_requests(const hzc_client_t *c, uint32_t i) {
 
 typedef struct {
   int fired, closed;
-} hzshm__until_t;
+} until_t;
 
-static void hzshm__until_fire(uv_timer_t *t) { ((hzshm__until_t *)t->data)->fired = 1; }
-static void hzshm__until_closed(uv_handle_t *h) { ((hzshm__until_t *)h->data)->closed = 1; }
+static void until_fire(uv_timer_t *t) { ((until_t *)t->data)->fired = 1; }
+static void until_closed(uv_handle_t *h) { ((until_t *)h->data)->closed = 1; }
 
 int hzc_run_until(uv_loop_t *loop, const int *done, uint32_t timeout_ms) {
   uv_timer_t t;
-  hzshm__until_t st = {0, 0};
+  until_t st = {0, 0};
   int rc = uv_timer_init(loop, &t);
   if (rc) return rc;
   t.data = &st;
-  uv_timer_start(&t, hzshm__until_fire, timeout_ms, 0);
+  uv_timer_start(&t, until_fire, timeout_ms, 0);
   while (!*done && !st.fired) uv_run(loop, UV_RUN_ONCE);
-  uv_close((uv_handle_t *)&t, hzshm__until_closed);
+  uv_close((uv_handle_t *)&t, until_closed);
   while (!st.closed) uv_run(loop, UV_RUN_NOWAIT);
   return *done ? 0 : HZSHM_ETIMEDOUT;
 }

@@ -36,34 +36,34 @@ int hzshm__utf8_valid(const uint8_t *s, size_t n) {
   return 1;
 }
 
-void hzshm__wr_data(hzshm__wr_t *w, int32_t type, const void *p, size_t n) {
-  hzshm__wr_i32be(w, 0); /* partition hash: not set (no partitioning strategy) */
-  hzshm__wr_i32be(w, type);
-  hzshm__wr_i32be(w, (int32_t)n);
-  hzshm__wr_bytes(w, p, n);
+void hzc__wr_data(hzc__wr_t *w, int32_t type, const void *p, size_t n) {
+  hzc__wr_i32be(w, 0); /* partition hash: not set (no partitioning strategy) */
+  hzc__wr_i32be(w, type);
+  hzc__wr_i32be(w, (int32_t)n);
+  hzc__wr_bytes(w, p, n);
 }
 
-void hzshm__mb_data(hzshm__mb_t *b, int32_t type, const void *p, size_t n) {
-  hzshm__mb_open(b, 0);
-  hzshm__wr_data(&b->w, type, p, n);
+void hzshm__mb_data(hzc__mb_t *b, int32_t type, const void *p, size_t n) {
+  hzc__mb_open(b, 0);
+  hzc__wr_data(&b->w, type, p, n);
 }
 
-void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n) { hzshm__mb_data(b, HZSHM__TYPE_STRING, s, n); }
+void hzc__mb_data_string(hzc__mb_t *b, const void *s, size_t n) { hzshm__mb_data(b, HZC__TYPE_STRING, s, n); }
 
-void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n) { hzshm__mb_data(b, HZSHM__TYPE_BYTES, p, n); }
+void hzc__mb_data_bytes(hzc__mb_t *b, const void *p, size_t n) { hzshm__mb_data(b, HZC__TYPE_BYTES, p, n); }
 
-int hzshm__data_decode(const uint8_t *p, size_t len, hzc_value_t *v) {
+int hzc__data_decode(const uint8_t *p, size_t len, hzc_value_t *v) {
   memset(v, 0, sizeof *v);
   if (len == 0) return 0; /* empty Data = null */
-  hzshm__rd_t r;
+  hzc__rd_t r;
   int32_t ph, type, n;
-  hzshm__rd_init(&r, p, len);
-  if (hzshm__rd_i32be(&r, &ph) || hzshm__rd_i32be(&r, &type)) return HZSHM_EPROTO;
+  hzc__rd_init(&r, p, len);
+  if (hzc__rd_i32be(&r, &ph) || hzc__rd_i32be(&r, &type)) return HZSHM_EPROTO;
   v->type_id = type;
   if (type == 0) return 0; /* the null serializer */
-  if (type == HZSHM__TYPE_BYTES || type == HZSHM__TYPE_STRING) {
-    if (hzshm__rd_i32be(&r, &n) || n < 0 || (size_t)n > hzshm__rd_left(&r)) return HZSHM_EPROTO;
-    v->type = type == HZSHM__TYPE_BYTES ? HZC_BYTES : HZC_STRING;
+  if (type == HZC__TYPE_BYTES || type == HZC__TYPE_STRING) {
+    if (hzc__rd_i32be(&r, &n) || n < 0 || (size_t)n > hzc__rd_left(&r)) return HZSHM_EPROTO;
+    v->type = type == HZC__TYPE_BYTES ? HZC_BYTES : HZC_STRING;
     v->data = p + r.off;
     v->len = (size_t)n;
     return 0;

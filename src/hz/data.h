@@ -12,22 +12,22 @@
 #include "frame.h"
 #include "hzc.h"
 
-#define HZSHM__TYPE_STRING HZC_TYPE_ID_STRING
-#define HZSHM__TYPE_BYTES HZC_TYPE_ID_BYTES
-#define HZSHM__DATA_MAX ((size_t)INT32_MAX - 64)
+#define HZC__TYPE_STRING HZC_TYPE_ID_STRING
+#define HZC__TYPE_BYTES HZC_TYPE_ID_BYTES
+#define HZC__DATA_MAX ((size_t)INT32_MAX - 64)
 
 /* 1 if s is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
 int hzshm__utf8_valid(const uint8_t *s, size_t n);
 /* Appends a Data frame holding the String / byte[] (flags 0). */
 /* A Data frame of serializer type id `type` holding n bytes (byte[] / String layout). */
-void hzshm__mb_data(hzshm__mb_t *b, int32_t type, const void *p, size_t n);
-void hzshm__mb_data_string(hzshm__mb_t *b, const void *s, size_t n);
-void hzshm__mb_data_bytes(hzshm__mb_t *b, const void *p, size_t n);
+void hzshm__mb_data(hzc__mb_t *b, int32_t type, const void *p, size_t n);
+void hzc__mb_data_string(hzc__mb_t *b, const void *s, size_t n);
+void hzc__mb_data_bytes(hzc__mb_t *b, const void *p, size_t n);
 /* Writes the Data bytes into w (no frame header). */
-void hzshm__wr_data(hzshm__wr_t *w, int32_t type, const void *p, size_t n);
+void hzc__wr_data(hzc__wr_t *w, int32_t type, const void *p, size_t n);
 /* Decodes a Data blob: empty = HZC_NULL; byte[] / String with their payload;
  * any other type HZC_OTHER with data/len = bytes after the 8-byte header.
  * HZSHM_EPROTO if shorter than 8 bytes or a length field overruns. */
-int hzshm__data_decode(const uint8_t *p, size_t len, hzc_value_t *v);
+int hzc__data_decode(const uint8_t *p, size_t len, hzc_value_t *v);
 
 #endif

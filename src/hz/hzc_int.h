@@ -19,13 +19,13 @@
 #include "frame.h"
 #include "hzc.h"
 
-typedef struct hzshm__conn hzshm__conn_t;
-typedef struct hzshm__call hzshm__call_t;
-typedef struct hzshm__member hzshm__member_t;
+typedef struct hzc__conn hzc__conn_t;
+typedef struct hzc__call hzc__call_t;
+typedef struct hzc__member hzc__member_t;
 
 /* ---- conn.c: one TCP connection to a member ---- */
-enum { HZSHM__CONN_CONNECTING = 1, HZSHM__CONN_AUTH, HZSHM__CONN_READY, HZSHM__CONN_CLOSING };
-struct hzshm__conn {
+enum { HZC__CONN_CONNECTING = 1, HZC__CONN_AUTH, HZC__CONN_READY, HZC__CONN_CLOSING };
+struct hzc__conn {
   uv_tcp_t tcp;
   uv_connect_t creq;
   uv_getaddrinfo_t gai; /* resolution of host before the connect (addr.c) */
@@ -33,13 +33,13 @@ struct hzshm__conn {
   int tcp_closed;      /* the tcp handle's close callback ran */
   char ip[64];         /* the address connected to (numeric), for log lines */
   hzc_client_t *cl;
-  hzshm__conn_t *next; /* client's connection list */
+  hzc__conn_t *next; /* client's connection list */
   int state;
   int id;              /* for log lines */
-  char host[HZSHM__HOST_MAX];
+  char host[HZC__HOST_MAX];
   int port;
   hzc_uuid_t member;   /* valid once READY */
-  hzshm__fdec_t dec;
+  hzc__fdec_t dec;
   uint64_t connect_deadline, last_read, last_write;
   int64_t requests;
   int close_err;
@@ -49,38 +49,38 @@ struct hzshm__conn {
                           listener's events: re-sent when it became READY, or refused and waiting to be retried */
   int doomed;          /* a write failed: closed (with this error) by the next tick, never inside a send */
 };
-int hzshm__conn_open(hzc_client_t *c, const char *host, int port, hzshm__conn_t **out);
+int hzc__conn_open(hzc_client_t *c, const char *host, int port, hzc__conn_t **out);
 /* Queues bytes for writing (copied). On failure the connection is doomed:
- * closed by the next tick (hzshm__conn_close_doomed), not synchronously, so
+ * closed by the next tick (hzc__conn_close_doomed), not synchronously, so
  * no caller in the middle of a send sees its calls and listeners torn down. */
-int hzshm__conn_write(hzshm__conn_t *k, const void *p, size_t n);
+int hzc__conn_write(hzc__conn_t *k, const void *p, size_t n);
 /* Closes with a reason (logged); calls/listeners bound to it are handled by
- * hzshm__cluster_conn_closed. Idempotent. */
-void hzshm__conn_close(hzshm__conn_t *k, int err, const char *reason);
+ * hzc__cluster_conn_closed. Idempotent. */
+void hzc__conn_close(hzc__conn_t *k, int err, const char *reason);
 /* Closes every connection whose write failed (tick). */
-void hzshm__conn_close_doomed(hzc_client_t *c);
-void hzshm__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* HZC_LOG_* */
-const char *hzshm__errtext(int err); /* hzshm_errno.h or libuv text */
+void hzc__conn_close_doomed(hzc_client_t *c);
+void hzc__log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3))); /* HZC_LOG_* */
+const char *hzc__errtext(int err); /* hzshm_errno.h or libuv text */
 
 /* ---- addr.c: last outcome per address (one log line per change) ---- */
 typedef struct {
-  char host[HZSHM__HOST_MAX];
+  char host[HZC__HOST_MAX];
   int port;
   int err;            /* 0 connected, 1 never tried, else the last error */
   unsigned attempts;  /* picks the next of the resolved addresses */
-} hzshm__astate_t;
+} hzc__astate_t;
 /* Logs (once) that host:port's outcome became err (0 = connected). */
-void hzshm__addr_note(hzc_client_t *c, const char *host, int port, const char *ip, int err, const char *what);
+void hzc__addr_note(hzc_client_t *c, const char *host, int port, const char *ip, int err, const char *what);
 /* A counter per address, incremented per attempt. */
-unsigned hzshm__addr_attempt(hzc_client_t *c, const char *host, int port);
-void hzshm__uuid_str(const hzc_uuid_t *u, char out[37]);
+unsigned hzc__addr_attempt(hzc_client_t *c, const char *host, int port);
+void hzc__uuid_str(const hzc_uuid_t *u, char out[37]);
 
 /* ---- invoke.c: correlation ids, timeouts, retries ---- */
-enum { HZSHM__CALL_WAIT = 1, HZSHM__CALL_SENT, HZSHM__CALL_LISTENING };
-typedef void (*hzshm__call_done_fn)(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status);
-typedef void (*hzshm__call_event_fn)(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m);
-struct hzshm__call {
-  hzshm__call_t *hnext; /* pending-table chain */
+enum { HZC__CALL_WAIT = 1, HZC__CALL_SENT, HZC__CALL_LISTENING };
+typedef void (*hzc__call_done_fn)(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m, int status);
+typedef void (*hzc__call_event_fn)(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m);
+struct hzc__call {
+  hzc__call_t *hnext; /* pending-table chain */
   int64_t corr;
   uint8_t *msg;         /* encoded request, owned */
   size_t len;
@@ -89,16 +89,16 @@ struct hzshm__call {
   int32_t khash;
   int retryable;        /* Client.yaml/Map.yaml retryable flag */
   int listener;         /* stays in the table after its response; receives events */
-  hzshm__conn_t *pin;   /* must go on this connection only (auth, ping, per-connection listeners) */
-  hzshm__conn_t *conn;  /* connection it was last sent on */
+  hzc__conn_t *pin;   /* must go on this connection only (auth, ping, per-connection listeners) */
+  hzc__conn_t *conn;  /* connection it was last sent on */
   int has_target;       /* prefer the connection of member `target` */
   hzc_uuid_t target;
   int state;
   uint64_t deadline, retry_at;
   uint32_t attempts;
   int busy, dead;       /* inside a listener callback / dropped meanwhile */
-  hzshm__call_done_fn done;
-  hzshm__call_event_fn event;
+  hzc__call_done_fn done;
+  hzc__call_event_fn event;
   /* owner data */
   int kind;
   void *owner;          /* listener, bulk parent, ... */
@@ -107,60 +107,60 @@ struct hzshm__call {
   void *ud;
 };
 /* Creates a call owning the finished builder's bytes (the builder is emptied). */
-hzshm__call_t *hzshm__call_new(hzc_client_t *c, hzshm__mb_t *b, int32_t pid, int retryable, hzshm__call_done_fn done);
+hzc__call_t *hzc__call_new(hzc_client_t *c, hzc__mb_t *b, int32_t pid, int retryable, hzc__call_done_fn done);
 /* Assigns a correlation id, enters the table and sends (or waits for a
  * connection). Returns 0; on failure frees the call and returns the error. */
-int hzshm__call_submit(hzc_client_t *c, hzshm__call_t *k);
+int hzc__call_submit(hzc_client_t *c, hzc__call_t *k);
 /* Removes from the table and frees (no callback). */
-void hzshm__call_drop(hzc_client_t *c, hzshm__call_t *k);
+void hzc__call_drop(hzc_client_t *c, hzc__call_t *k);
 /* Dispatches a message read from k's connection. */
-void hzshm__invoke_on_message(hzc_client_t *c, hzshm__conn_t *k, const hzshm__msg_t *m);
+void hzc__invoke_on_message(hzc_client_t *c, hzc__conn_t *k, const hzc__msg_t *m);
 /* Connection closed: fail / reschedule the calls bound to it. */
-void hzshm__invoke_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
+void hzc__invoke_conn_closed(hzc_client_t *c, hzc__conn_t *k);
 /* Timeouts and due retries; sends waiting calls when connections exist. */
-void hzshm__invoke_tick(hzc_client_t *c, uint64_t now);
-void hzshm__invoke_flush_waiting(hzc_client_t *c);
+void hzc__invoke_tick(hzc_client_t *c, uint64_t now);
+void hzc__invoke_flush_waiting(hzc_client_t *c);
 /* Fails every call with err (client close). */
-void hzshm__invoke_fail_all(hzc_client_t *c, int err);
+void hzc__invoke_fail_all(hzc_client_t *c, int err);
 /* Fills an error result from an error message. */
 typedef struct {
   int32_t code;
   char cls[256];
   char msg[512];
-} hzshm__remote_err_t;
+} hzc__remote_err_t;
 
 /* ---- cluster.c: members, partitions, connections, reconnect ---- */
-struct hzshm__member {
+struct hzc__member {
   hzc_uuid_t uuid;
-  char host[HZSHM__HOST_MAX];
+  char host[HZC__HOST_MAX];
   int port;
   int lite;
-  hzshm__conn_t *conn;       /* READY connection, or NULL */
-  hzshm__conn_t *connecting; /* connection attempt in progress */
+  hzc__conn_t *conn;       /* READY connection, or NULL */
+  hzc__conn_t *connecting; /* connection attempt in progress */
   uint64_t next_attempt;
   int64_t requests;
 };
-void hzshm__cluster_tick(hzc_client_t *c, uint64_t now);
-void hzshm__cluster_start(hzc_client_t *c);
-void hzshm__cluster_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
-void hzshm__cluster_conn_connected(hzc_client_t *c, hzshm__conn_t *k); /* TCP up: send preamble + auth */
+void hzc__cluster_tick(hzc_client_t *c, uint64_t now);
+void hzc__cluster_start(hzc_client_t *c);
+void hzc__cluster_conn_closed(hzc_client_t *c, hzc__conn_t *k);
+void hzc__cluster_conn_connected(hzc_client_t *c, hzc__conn_t *k); /* TCP up: send preamble + auth */
 /* Connection for a request: pin > target member > partition owner > any ready. */
-hzshm__conn_t *hzshm__cluster_route(hzc_client_t *c, const hzshm__call_t *k);
-hzshm__member_t *hzshm__cluster_member_of(hzc_client_t *c, hzshm__conn_t *k);
-void hzshm__emit(hzc_client_t *c, enum hzc_event_kind kind, const hzc_uuid_t *member);
+hzc__conn_t *hzc__cluster_route(hzc_client_t *c, const hzc__call_t *k);
+hzc__member_t *hzc__cluster_member_of(hzc_client_t *c, hzc__conn_t *k);
+void hzc__emit(hzc_client_t *c, enum hzc_event_kind kind, const hzc_uuid_t *member);
 
 /* ---- listen.c ---- */
-void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *k);
-void hzshm__listen_conn_closed(hzc_client_t *c, hzshm__conn_t *k);
-void hzshm__listen_tick(hzc_client_t *c, uint64_t now);
-void hzshm__listen_free_all(hzc_client_t *c);
+void hzc__listen_conn_ready(hzc_client_t *c, hzc__conn_t *k);
+void hzc__listen_conn_closed(hzc_client_t *c, hzc__conn_t *k);
+void hzc__listen_tick(hzc_client_t *c, uint64_t now);
+void hzc__listen_free_all(hzc_client_t *c);
 
 /* ---- client.c: deferred completions, final free ---- */
-void hzshm__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status);
+void hzc__defer(hzc_client_t *c, hzc_result_cb cb, void *ud, int status);
 /* Frees the client once its last handle closed, then runs the close callback. */
-void hzshm__client_finalize(hzc_client_t *c);
+void hzc__client_finalize(hzc_client_t *c);
 
-#define HZSHM__TABLE_BUCKETS 4096u
+#define HZC__TABLE_BUCKETS 4096u
 
 struct hzc_client {
   uv_loop_t *loop;
@@ -191,7 +191,7 @@ struct hzc_client {
   int auth_failed;
   hzc_uuid_t cluster_id;
   /* connections */
-  hzshm__conn_t *conns;
+  hzc__conn_t *conns;
   int next_conn_id;
   int blocked_port;         /* fault injection (hzc_test_block_port): 0 = none */
   size_t regs_waiting;      /* listen.c: registrations waiting for a retry (an upper bound) */
@@ -199,10 +199,10 @@ struct hzc_client {
   uint64_t reconnect_at;
   uint32_t backoff_ms;
   size_t seed_rr;
-  hzshm__astate_t *astates; /* addr.c */
+  hzc__astate_t *astates; /* addr.c */
   size_t nastates, castates;
   /* members and partitions */
-  hzshm__member_t *members;
+  hzc__member_t *members;
   size_t nmembers;
   int32_t members_version;
   int members_seen;         /* a MembersView arrived since the last (re)connect */
@@ -210,16 +210,16 @@ struct hzc_client {
   hzc_uuid_t *powner;       /* owner uuid per partition */
   int32_t *pmember;         /* index into members, -1 unknown */
   int32_t partitions_version;
-  hzshm__call_t *view_call; /* cluster-view listener registration */
+  hzc__call_t *view_call; /* cluster-view listener registration */
   size_t rr;
   /* invocations */
-  hzshm__call_t *table[HZSHM__TABLE_BUCKETS];
+  hzc__call_t *table[HZC__TABLE_BUCKETS];
   size_t ncalls;
   int64_t next_corr;
   /* listeners */
   hzc_listener_t *listeners;
   /* deferred completions */
-  struct hzshm__deferred *deferred;
+  struct hzc__deferred *deferred;
   /* stats */
   hzc_stats_t st;
   uint8_t rbuf[64 * 1024];

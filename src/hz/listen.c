@@ -13,7 +13,7 @@
  * only once every registration re-sent on it when it became READY was
  * acknowledged (relisten_pending == 0). A registration refused (error reply,
  * timeout) or not sent on a connection that stays up waits and is re-sent on
- * the same connection with backoff (HZSHM__REG_RETRY_MIN_MS doubling to
+ * the same connection with backoff (REG_RETRY_MIN_MS doubling to
  * _MAX_MS), counted in relisten_pending meanwhile: that member would
  * otherwise silently never send the listener's events. Closing the
  * connection instead would make one refusing map cut every session's events
@@ -31,11 +31,11 @@
 #include "listen_int.h"
 #include "murmur.h"
 
-#define HZSHM__REG_RETRY_MIN_MS 200u
-#define HZSHM__REG_RETRY_MAX_MS 5000u
+#define REG_RETRY_MIN_MS 200u
+#define REG_RETRY_MAX_MS 5000u
 
-static void hzshm__reg_unlink(hzc_listener_t *l, hzshm__reg_t *r) {
-  for (hzshm__reg_t **pp = &l->regs; *pp; pp = &(*pp)->next)
+static void reg_unlink(hzc_listener_t *l, hzc__reg_t *r) {
+  for (hzc__reg_t **pp = &l->regs; *pp; pp = &(*pp)->next)
     if (*pp == r) {
       *pp = r->next;
       free(r);
@@ -43,7 +43,7 @@ static void hzshm__reg_unlink(hzc_listener_t *l, hzshm__reg_t *r) {
     }
 }
 
-static void hzshm__listener_release(hzc_listener_t *l) {
+static void listener_release(hzc_listener_t *l) {
   if (l->dispatching) {
     l->removed = 1;
     return;
@@ -56,7 +56,7 @@ static void hzshm__listener_release(hzc_listener_t *l) {
  * has been answered (0 if at least one succeeded), or, if there was no
  * connection then, at the first answer. So after status 0 every member
  * connected at that moment sends us its invalidations. */
-static void hzshm__report(hzc_client_t *c, hzc_listener_t *l, int initial, int status) {
+static void report(hzc_client_t *c, hzc_listener_t *l, int initial, int status) {
   if (l->reported) return;
   if (initial) {
     l->initial--;
@@ -72,22 +72,22 @@ static void hzshm__report(hzc_client_t *c, hzc_listener_t *l, int initial, int s
 /* One of the registrations re-sent when the connection became READY was
  * answered (or dropped): when none is left, the connection delivers the
  * events of every listener (hzc_partition_watch). */
-static void hzshm__relisten_answered(hzc_client_t *c, hzshm__reg_t *r) {
+static void relisten_answered(hzc_client_t *c, hzc__reg_t *r) {
   if (!r->relisten) return;
   r->relisten = 0;
-  hzshm__conn_t *k = r->conn;
-  if (--k->relisten_pending == 0 && k->state == HZSHM__CONN_READY) hzshm__emit(c, HZC_EV_LISTENING, &k->member);
+  hzc__conn_t *k = r->conn;
+  if (--k->relisten_pending == 0 && k->state == HZC__CONN_READY) hzc__emit(c, HZC_EV_LISTENING, &k->member);
 }
 
-static void hzshm__reg_send(hzc_client_t *c, hzc_listener_t *l, hzshm__reg_t *r);
+static void reg_send(hzc_client_t *c, hzc_listener_t *l, hzc__reg_t *r);
 
 /* r was refused or could not be sent while its connection stays up: it waits
  * for a retry, and the connection does not count as delivering every
  * listener's events until it is acknowledged. */
-static void hzshm__reg_wait(hzc_client_t *c, hzshm__reg_t *r) {
+static void reg_wait(hzc_client_t *c, hzc__reg_t *r) {
   r->call = NULL;
-  r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : HZSHM__REG_RETRY_MIN_MS;
-  if (r->backoff_ms > HZSHM__REG_RETRY_MAX_MS) r->backoff_ms = HZSHM__REG_RETRY_MAX_MS;
+  r->backoff_ms = r->backoff_ms ? r->backoff_ms * 2 : REG_RETRY_MIN_MS;
+  if (r->backoff_ms > REG_RETRY_MAX_MS) r->backoff_ms = REG_RETRY_MAX_MS;
   r->retry_at = uv_now(c->loop) + r->backoff_ms;
   if (!r->relisten) {
     r->relisten = 1;
@@ -96,14 +96,14 @@ static void hzshm__reg_wait(hzc_client_t *c, hzshm__reg_t *r) {
   c->regs_waiting++;
 }
 
-static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m, int status) {
+static void reg_done(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m, int status) {
   hzc_listener_t *l = k->owner;
-  hzshm__reg_t *r = k->owner2;
-  hzshm__conn_t *conn = r->conn;
-  if (status == 0 && hzshm__dec_resp_uuid(m, &r->id) != 0) {
+  hzc__reg_t *r = k->owner2;
+  hzc__conn_t *conn = r->conn;
+  if (status == 0 && hzc__dec_resp_uuid(m, &r->id) != 0) {
     status = HZSHM_EPROTO;
-    hzshm__log(HZC_LOG_WARNING, "malformed listener registration response");
-    hzshm__call_drop(c, k); /* it would stay LISTENING: freed after this callback, never finished again */
+    hzc__log(HZC_LOG_WARNING, "malformed listener registration response");
+    hzc__call_drop(c, k); /* it would stay LISTENING: freed after this callback, never finished again */
   }
   int initial = r->initial;
   r->initial = 0;
@@ -112,39 +112,39 @@ static void hzshm__reg_done(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_
   if (status == 0) {
     r->acked = 1;
     r->backoff_ms = 0;
-    hzshm__relisten_answered(c, r);
-    hzshm__report(c, l, initial, 0);
-  } else if (k->state != HZSHM__CALL_LISTENING && conn->state == HZSHM__CONN_READY && !c->closing &&
+    relisten_answered(c, r);
+    report(c, l, initial, 0);
+  } else if (k->state != HZC__CALL_LISTENING && conn->state == HZC__CONN_READY && !c->closing &&
              status != HZSHM_EPROTO) {
     /* Refused (or timed out) on a connection that stays up: retry there.
      * Counted before the report, whose callback may remove the listener
      * (which frees r and settles the count). */
     if (r->backoff_ms == 0)
-      hzshm__log(HZC_LOG_WARNING, "listener registration%s%s refused by %s:%d (%s); retrying on that connection", l->map ? " for " : "",
+      hzc__log(HZC_LOG_WARNING, "listener registration%s%s refused by %s:%d (%s); retrying on that connection", l->map ? " for " : "",
                  l->map ? l->map : "", conn->host, conn->port, hzshm_strerror(status));
-    hzshm__reg_wait(c, r);
-    hzshm__report(c, l, initial, status);
+    reg_wait(c, r);
+    report(c, l, initial, status);
   } else {
     /* Lost with its connection, or a malformed answer (the connection is closed below). */
-    hzshm__relisten_answered(c, r);
-    int was_listening = k->state == HZSHM__CALL_LISTENING;
-    hzshm__reg_unlink(l, r);
-    if (!was_listening) hzshm__report(c, l, initial, status);
+    relisten_answered(c, r);
+    int was_listening = k->state == HZC__CALL_LISTENING;
+    reg_unlink(l, r);
+    if (!was_listening) report(c, l, initial, status);
   }
   l->dispatching--;
-  if (l->removed && !l->dispatching) hzshm__listener_release(l);
-  if (status == HZSHM_EPROTO && conn->state == HZSHM__CONN_READY)
-    hzshm__conn_close(conn, status, "malformed listener registration response");
+  if (l->removed && !l->dispatching) listener_release(l);
+  if (status == HZSHM_EPROTO && conn->state == HZC__CONN_READY)
+    hzc__conn_close(conn, status, "malformed listener registration response");
 }
 
 typedef struct {
   hzc_client_t *c;
   hzc_listener_t *l;
-  hzshm__conn_t *conn;
-} hzshm__inv_ctx_t;
+  hzc__conn_t *conn;
+} inv_ctx_t;
 
-static int hzshm__inv_one(void *ud, const hzshm__inv_t *inv) {
-  hzshm__inv_ctx_t *x = ud;
+static int inv_one(void *ud, const hzc__inv_t *inv) {
+  inv_ctx_t *x = ud;
   hzc_listener_t *l = x->l;
   if (l->removed) return 1;
   hzc_invalidation_t out;
@@ -156,7 +156,7 @@ static int hzshm__inv_one(void *ud, const hzshm__inv_t *inv) {
   uint32_t pc = x->c->partition_count;
   if (inv->key) {
     hzc_value_t v;
-    if (hzshm__data_decode(inv->key, inv->klen, &v)) return HZSHM_EPROTO;
+    if (hzc__data_decode(inv->key, inv->klen, &v)) return HZSHM_EPROTO;
     if (v.type == HZC_STRING) {
       out.key = v.data;
       out.klen = v.len;
@@ -166,71 +166,71 @@ static int hzshm__inv_one(void *ud, const hzshm__inv_t *inv) {
       out.klen = inv->klen;
     }
     out.partition = inv->partition >= 0 ? inv->partition
-                                        : (int32_t)hzshm__partition_of(hzshm__data_hash(inv->key, inv->klen), pc);
+                                        : (int32_t)hzc__partition_of(hzc__data_hash(inv->key, inv->klen), pc);
   } else {
     out.partition = inv->partition >= 0 ? inv->partition
-                                        : (int32_t)hzshm__partition_of(hzshm__string_hash(l->map, strlen(l->map)), pc);
+                                        : (int32_t)hzc__partition_of(hzc__string_hash(l->map, strlen(l->map)), pc);
   }
   l->icb(x->c, l->map, &out, l->iud);
   return 0;
 }
 
-static void hzshm__inv_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m) {
+static void inv_event(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m) {
   hzc_listener_t *l = k->owner;
-  hzshm__inv_ctx_t x = {c, l, k->conn};
-  int32_t t = hzshm__msg_type(m);
-  if (t != HZSHM__MT_MAP_INVALIDATION && t != HZSHM__MT_MAP_BATCH_INVALIDATION) return; /* newer event kinds */
+  inv_ctx_t x = {c, l, k->conn};
+  int32_t t = hzc__msg_type(m);
+  if (t != HZC__MT_MAP_INVALIDATION && t != HZC__MT_MAP_BATCH_INVALIDATION) return; /* newer event kinds */
   l->dispatching++;
-  int rc = hzshm__dec_invalidation(m, hzshm__inv_one, &x);
+  int rc = hzc__dec_invalidation(m, inv_one, &x);
   l->dispatching--;
   if (l->removed && !l->dispatching) {
-    hzshm__listener_release(l);
+    listener_release(l);
     return;
   }
-  if (rc == HZSHM_EPROTO) hzshm__conn_close(k->conn, rc, "malformed invalidation event");
+  if (rc == HZSHM_EPROTO) hzc__conn_close(k->conn, rc, "malformed invalidation event");
 }
 
-static void hzshm__obj_event(hzc_client_t *c, hzshm__call_t *k, const hzshm__msg_t *m) {
+static void obj_event(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m) {
   hzc_listener_t *l = k->owner;
   char name[1024], service[256];
   hzc_uuid_t src;
   int destroyed = 0;
-  if (hzshm__msg_type(m) != HZSHM__MT_OBJ_EVENT) return;
-  int rc = hzshm__dec_obj_event(m, &src, name, sizeof name, service, sizeof service, &destroyed);
+  if (hzc__msg_type(m) != HZC__MT_OBJ_EVENT) return;
+  int rc = hzc__dec_obj_event(m, &src, name, sizeof name, service, sizeof service, &destroyed);
   if (rc) {
-    hzshm__conn_close(k->conn, rc, "malformed distributed-object event");
+    hzc__conn_close(k->conn, rc, "malformed distributed-object event");
     return;
   }
   l->dispatching++;
   l->ocb(c, service, name, destroyed, &src, l->oud);
   l->dispatching--;
-  if (l->removed && !l->dispatching) hzshm__listener_release(l);
+  if (l->removed && !l->dispatching) listener_release(l);
 }
 
 /* Sends (or re-sends) r's registration on r->conn; if it cannot be sent
  * while the connection is up, r waits for a retry. */
-static void hzshm__reg_send(hzc_client_t *c, hzc_listener_t *l, hzshm__reg_t *r) {
-  hzshm__mb_t b;
-  if (l->kind == HZSHM__L_INV) hzshm__enc_add_nc_listener(&b, l->map, c->smart);
-  else hzshm__enc_add_obj_listener(&b, c->smart);
-  hzshm__call_t *k = hzshm__call_new(c, &b, -1, 0, hzshm__reg_done);
+static void reg_send(hzc_client_t *c, hzc_listener_t *l, hzc__reg_t *r) {
+  hzc__mb_t b;
+  if (l->kind == L_INV) hzc__enc_add_nc_listener(&b, l->map, c->smart);
+  else hzc__enc_add_obj_listener(&b, c->smart);
+  hzc__call_t *k = hzc__call_new(c, &b, -1, 0, reg_done);
   if (k) {
     k->pin = r->conn;
     k->listener = 1;
-    k->event = l->kind == HZSHM__L_INV ? hzshm__inv_event : hzshm__obj_event;
+    k->event = l->kind == L_INV ? inv_event : obj_event;
     k->owner = l;
     k->owner2 = r;
     r->call = k;
     /* A failed write only dooms the connection (closed by the tick), so
      * nothing is torn down inside this call. */
-    if (hzshm__call_submit(c, k) == 0) return; /* k freed on failure */
+    if (hzc__call_submit(c, k) == 0) return; /* k freed on failure */
   }
-  hzshm__reg_wait(c, r);
+  reg_wait(c, r);
 }
 
 /* A new registration of l on conn (READY), linked into l->regs. */
-static hzshm__reg_t *hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzshm__conn_t *conn) {
-  hzshm__reg_t *r = calloc(1, sizeof *r);
+static hzc__reg_t *register_on(hzc_client_t *c, hzc_listener_t *l, hzc__conn_t *conn) {
+  hzc__reg_t *r = calloc(1, sizeof *r);
   if (!r) return NULL;
   r->conn = conn;
   r->next = l->regs;
@@ -238,63 +238,63 @@ static hzshm__reg_t *hzshm__register_on(hzc_client_t *c, hzc_listener_t *l, hzsh
   return r;
 }
 
-void hzshm__listen_conn_ready(hzc_client_t *c, hzshm__conn_t *conn) {
+void hzc__listen_conn_ready(hzc_client_t *c, hzc__conn_t *conn) {
   conn->relisten_pending = 1; /* held while sending, so no answer can reach 0 early */
   for (hzc_listener_t *l = c->listeners; l; l = l->next) {
-    hzshm__reg_t *r = hzshm__register_on(c, l, conn);
+    hzc__reg_t *r = register_on(c, l, conn);
     if (!r) { /* out of memory: this member would never send l's events */
-      hzshm__conn_close(conn, -ENOMEM, "listener registration not sent");
+      hzc__conn_close(conn, -ENOMEM, "listener registration not sent");
       return;
     }
     r->relisten = 1;
     conn->relisten_pending++;
-    hzshm__reg_send(c, l, r);
+    reg_send(c, l, r);
   }
-  if (--conn->relisten_pending == 0 && conn->state == HZSHM__CONN_READY)
-    hzshm__emit(c, HZC_EV_LISTENING, &conn->member);
+  if (--conn->relisten_pending == 0 && conn->state == HZC__CONN_READY)
+    hzc__emit(c, HZC_EV_LISTENING, &conn->member);
 }
 
 /* Frees the waiting registrations of a closed connection (registrations in
  * flight are finished by invoke.c with it). */
-void hzshm__listen_conn_closed(hzc_client_t *c, hzshm__conn_t *conn) {
+void hzc__listen_conn_closed(hzc_client_t *c, hzc__conn_t *conn) {
   if (c->regs_waiting == 0) return;
   for (hzc_listener_t *l = c->listeners; l; l = l->next)
-    for (hzshm__reg_t *r = l->regs, *nx; r; r = nx) {
+    for (hzc__reg_t *r = l->regs, *nx; r; r = nx) {
       nx = r->next;
-      if (r->conn == conn && r->call == NULL && !r->acked) hzshm__reg_unlink(l, r);
+      if (r->conn == conn && r->call == NULL && !r->acked) reg_unlink(l, r);
     }
 }
 
 /* Re-sends the waiting registrations that are due (client tick). */
-void hzshm__listen_tick(hzc_client_t *c, uint64_t now) {
+void hzc__listen_tick(hzc_client_t *c, uint64_t now) {
   if (c->regs_waiting == 0) return;
   size_t waiting = 0;
   c->regs_waiting = 0; /* recounted: reg_wait adds the ones that wait again */
   for (hzc_listener_t *l = c->listeners; l; l = l->next)
-    for (hzshm__reg_t *r = l->regs; r; r = r->next) {
+    for (hzc__reg_t *r = l->regs; r; r = r->next) {
       if (r->call != NULL || r->acked) continue;
-      if (now < r->retry_at || r->conn->state != HZSHM__CONN_READY) {
+      if (now < r->retry_at || r->conn->state != HZC__CONN_READY) {
         waiting++;
         continue;
       }
-      hzshm__reg_send(c, l, r); /* never closes a connection or frees a registration here */
+      reg_send(c, l, r); /* never closes a connection or frees a registration here */
     }
   c->regs_waiting += waiting;
 }
 
-static int hzshm__listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
+static int listener_add(hzc_client_t *c, hzc_listener_t *l, hzc_listener_t **out) {
   l->next = c->listeners;
   c->listeners = l;
-  for (hzshm__conn_t *x = c->conns; x; x = x->next) {
-    if (x->state != HZSHM__CONN_READY) continue;
-    hzshm__reg_t *r = hzshm__register_on(c, l, x);
+  for (hzc__conn_t *x = c->conns; x; x = x->next) {
+    if (x->state != HZC__CONN_READY) continue;
+    hzc__reg_t *r = register_on(c, l, x);
     if (r) {
       r->initial = 1;
       l->initial++;
-      hzshm__reg_send(c, l, r);
+      reg_send(c, l, r);
     } else {
       /* Not registered there: its events would be missed silently. */
-      hzshm__conn_close(x, -ENOMEM, "listener registration not sent");
+      hzc__conn_close(x, -ENOMEM, "listener registration not sent");
     }
   }
   *out = l;
@@ -310,12 +310,12 @@ int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidat
     free(l);
     return -ENOMEM;
   }
-  l->kind = HZSHM__L_INV;
+  l->kind = L_INV;
   l->icb = icb;
   l->iud = iud;
   l->cb = cb;
   l->ud = ud;
-  return hzshm__listener_add(c, l, out);
+  return listener_add(c, l, out);
 }
 
 int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status_cb cb, void *ud,
@@ -324,12 +324,12 @@ int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status
   if (c->closing) return HZSHM_ECLOSED;
   hzc_listener_t *l = calloc(1, sizeof *l);
   if (!l) return -ENOMEM;
-  l->kind = HZSHM__L_OBJ;
+  l->kind = L_OBJ;
   l->ocb = ocb;
   l->oud = oud;
   l->cb = cb;
   l->ud = ud;
-  return hzshm__listener_add(c, l, out);
+  return listener_add(c, l, out);
 }
 
 int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
@@ -339,36 +339,36 @@ int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
   if (!*pp) return HZSHM_EINVAL;
   *pp = l->next;
   while (l->regs) {
-    hzshm__reg_t *r = l->regs;
+    hzc__reg_t *r = l->regs;
     l->regs = r->next;
-    if (r->acked && r->conn->state == HZSHM__CONN_READY && !c->closing) {
-      hzshm__mb_t b;
-      if (l->kind == HZSHM__L_INV) hzshm__enc_remove_entry_listener(&b, l->map, &r->id);
-      else hzshm__enc_remove_obj_listener(&b, &r->id);
-      hzshm__call_t *k = hzshm__call_new(c, &b, -1, 1, NULL);
+    if (r->acked && r->conn->state == HZC__CONN_READY && !c->closing) {
+      hzc__mb_t b;
+      if (l->kind == L_INV) hzc__enc_remove_entry_listener(&b, l->map, &r->id);
+      else hzc__enc_remove_obj_listener(&b, &r->id);
+      hzc__call_t *k = hzc__call_new(c, &b, -1, 1, NULL);
       if (k) {
         k->pin = r->conn;
-        (void)hzshm__call_submit(c, k);
+        (void)hzc__call_submit(c, k);
       }
     }
-    if (r->call) hzshm__call_drop(c, r->call);
-    hzshm__relisten_answered(c, r);
+    if (r->call) hzc__call_drop(c, r->call);
+    relisten_answered(c, r);
     free(r);
   }
-  hzshm__listener_release(l);
+  listener_release(l);
   return 0;
 }
 
-void hzshm__listen_free_all(hzc_client_t *c) {
+void hzc__listen_free_all(hzc_client_t *c) {
   while (c->listeners) {
     hzc_listener_t *l = c->listeners;
     c->listeners = l->next;
     while (l->regs) {
-      hzshm__reg_t *r = l->regs;
+      hzc__reg_t *r = l->regs;
       l->regs = r->next;
       free(r);
     }
     l->dispatching = 0;
-    hzshm__listener_release(l);
+    listener_release(l);
   }
 }

@@ -10,18 +10,18 @@ enum { HZSHM__L_INV = 1, HZSHM__L_OBJ = 2 };
 /* One listener's registration on one connection. call == NULL: refused or
  * not sent, waiting to be re-sent at retry_at (the connection is READY:
  * waiting registrations of a closed connection are freed by
- * hzshm__listen_conn_closed). */
-typedef struct hzshm__reg {
-  struct hzshm__reg *next;
-  hzshm__conn_t *conn;
-  hzshm__call_t *call;
+ * hzc__listen_conn_closed). */
+typedef struct hzc__reg {
+  struct hzc__reg *next;
+  hzc__conn_t *conn;
+  hzc__call_t *call;
   hzc_uuid_t id;
   int acked;
   int initial; /* counted in the listener's `initial` */
   int relisten; /* counted in its connection's relisten_pending */
   uint64_t retry_at;
   uint32_t backoff_ms;
-} hzshm__reg_t;
+} hzc__reg_t;
 
 struct hzc_listener {
   hzc_listener_t *next;
@@ -36,7 +36,7 @@ struct hzc_listener {
   int reported;
   int initial;   /* registrations sent when the listener was added, not yet answered */
   int initial_ok;
-  hzshm__reg_t *regs;
+  hzc__reg_t *regs;
   int dispatching, removed;
 };
 

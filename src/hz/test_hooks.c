@@ -8,6 +8,6 @@ void hzc_test_block_port(hzc_client_t *c, int port) {
   if (!c || port == c->blocked_port) return;
   c->blocked_port = port;
   if (port == 0) return;
-  for (hzshm__conn_t *x = c->conns; x; x = x->next)
-    if (x->port == port) hzshm__conn_close(x, UV_ECONNREFUSED, "test: network to this member cut");
+  for (hzc__conn_t *x = c->conns; x; x = x->next)
+    if (x->port == port) hzc__conn_close(x, UV_ECONNREFUSED, "test: network to this member cut");
 }

@@ -4,29 +4,29 @@
 #include "hzc_test.h"
 #include "listen_int.h"
 
-static hzshm__member_t *owner_of(const hzc_client_t *c, uint32_t p) {
+static hzc__member_t *owner_of(const hzc_client_t *c, uint32_t p) {
   if (!c || !c->pmember || p >= c->partition_count || c->pmember[p] < 0) return NULL;
   return &c->members[c->pmember[p]];
 }
 
 int hzc_test_owner_uuid(const hzc_client_t *c, uint32_t p, hzc_uuid_t *out) {
-  hzshm__member_t *m = owner_of(c, p);
+  hzc__member_t *m = owner_of(c, p);
   if (m == NULL) return -1;
   *out = m->uuid;
   return 0;
 }
 
 int hzc_test_deregister_on_owner(hzc_client_t *c, hzc_listener_t *l, uint32_t p) {
-  hzshm__member_t *m = owner_of(c, p);
+  hzc__member_t *m = owner_of(c, p);
   if (m == NULL || m->conn == NULL || l == NULL || l->kind != HZSHM__L_INV) return 0;
-  for (hzshm__reg_t *r = l->regs; r; r = r->next) {
+  for (hzc__reg_t *r = l->regs; r; r = r->next) {
     if (r->conn != m->conn || !r->acked) continue;
-    hzshm__mb_t b;
-    hzshm__enc_remove_entry_listener(&b, l->map, &r->id);
-    hzshm__call_t *k = hzshm__call_new(c, &b, -1, 1, NULL);
+    hzc__mb_t b;
+    hzc__enc_remove_entry_listener(&b, l->map, &r->id);
+    hzc__call_t *k = hzc__call_new(c, &b, -1, 1, NULL);
     if (k == NULL) return 0;
     k->pin = r->conn;
-    return hzshm__call_submit(c, k) == 0;
+    return hzc__call_submit(c, k) == 0;
   }
   return 0;
 }

@@ -32,7 +32,7 @@ static uint64_t now_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static void conn_drop(hzshm__conn_t *c) {
+static void conn_drop(hzshm__lib_conn_t *c) {
   if (c->fd >= 0) close(c->fd);
   c->fd = -1;
 }
@@ -46,7 +46,7 @@ static int peer_trusted(int fd) {
   return t < 0 ? t : t ? 0 : HZSHM_EUNTRUSTED;
 }
 
-static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
+static int conn_connect(hzshm_t *h, hzshm__lib_conn_t *c) {
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   int rc = hzshm__shm_socket(hzshm__lib_shm(h), path, sizeof path);
   if (rc != 0) return HZSHM_EAGENT;
@@ -66,7 +66,7 @@ static int conn_connect(hzshm_t *h, hzshm__conn_t *c) {
   return 0;
 }
 
-static int grow(hzshm__conn_t *c, size_t n) {
+static int grow(hzshm__lib_conn_t *c, size_t n) {
   if (c->cap >= n) return 0;
   uint8_t *b = realloc(c->buf, n);
   if (b == NULL) return -ENOMEM;
@@ -118,20 +118,20 @@ static int recv_all(int fd, uint8_t *p, size_t n, uint64_t deadline) {
   return 0;
 }
 
-static hzshm__conn_t *conn_take(hzshm_t *h) {
+static hzshm__lib_conn_t *conn_take(hzshm_t *h) {
   /* Relaxed: the counter only spreads threads over connections. */
   unsigned start = atomic_fetch_add_explicit(&h->rr, 1, memory_order_relaxed);
   for (uint32_t i = 0; i < h->nconn; i++) {
-    hzshm__conn_t *c = &h->conns[(start + i) % h->nconn];
+    hzshm__lib_conn_t *c = &h->conns[(start + i) % h->nconn];
     if (pthread_mutex_trylock(&c->mu) == 0) return c;
   }
-  hzshm__conn_t *c = &h->conns[start % h->nconn];
+  hzshm__lib_conn_t *c = &h->conns[start % h->nconn];
   pthread_mutex_lock(&c->mu);
   return c;
 }
 
 /* A buffer for req and a live connection; nothing is sent yet. */
-static int conn_prepare(hzshm_t *h, hzshm__conn_t *c, const hzshm__ipc_req_t *req) {
+static int conn_prepare(hzshm_t *h, hzshm__lib_conn_t *c, const hzshm__ipc_req_t *req) {
   int rc = grow(c, hzshm__ipc_req_size(req));
   if (rc) return rc;
   if (c->fd >= 0) {
@@ -145,7 +145,7 @@ static int conn_prepare(hzshm_t *h, hzshm__conn_t *c, const hzshm__ipc_req_t *re
 }
 
 /* Reads one response frame: its header, and its body into c->buf, decoded. */
-static int read_response(hzshm__conn_t *c, uint64_t deadline, hzshm__ipc_hdr_t *hdr, hzshm__ipc_resp_t *resp) {
+static int read_response(hzshm__lib_conn_t *c, uint64_t deadline, hzshm__ipc_hdr_t *hdr, hzshm__ipc_resp_t *resp) {
   uint8_t hb[HZSHM__IPC_HDR];
   int rc = recv_all(c->fd, hb, sizeof hb, deadline);
   if (rc == 0) rc = hzshm__ipc_hdr_decode(hb, hdr);
@@ -168,7 +168,7 @@ static int check_response(const hzshm__ipc_hdr_t *hdr, uint32_t id) {
 
 /* Sends request op and reads its response. Once a byte may have been sent,
  * any failure leaves the stream unusable: *broken = 1. */
-static int exchange(hzshm__conn_t *c, uint8_t op, const hzshm__ipc_req_t *req, uint64_t deadline,
+static int exchange(hzshm__lib_conn_t *c, uint8_t op, const hzshm__ipc_req_t *req, uint64_t deadline,
                     hzshm__ipc_hdr_t *hdr, hzshm__ipc_resp_t *resp, int *broken) {
   uint32_t id = ++c->next_id;
   long n = hzshm__ipc_req_encode(c->buf, c->cap, op, id, req);
@@ -180,8 +180,8 @@ static int exchange(hzshm__conn_t *c, uint8_t op, const hzshm__ipc_req_t *req, u
   return rc;
 }
 
-int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud) {
-  hzshm__conn_t *c = conn_take(h);
+int hzshm__lib_conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud) {
+  hzshm__lib_conn_t *c = conn_take(h);
   uint64_t deadline = now_ms() + h->timeout_ms;
   hzshm__ipc_hdr_t hdr;
   hzshm__ipc_resp_t resp;
@@ -197,7 +197,7 @@ int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzs
   return rc;
 }
 
-void hzshm__conn_close_all(hzshm_t *h) {
+void hzshm__lib_conn_close_all(hzshm_t *h) {
   for (uint32_t i = 0; i < h->nconn; i++) {
     pthread_mutex_lock(&h->conns[i].mu);
     conn_drop(&h->conns[i]);

@@ -154,7 +154,7 @@ void hzshm_close(hzshm_t *h) {
   /* In a child the connections are this process's (the fork handler closed
    * the inherited ones) and inherited segment handles only free memory
    * (shm_open.c): the parent's reader slots are untouched. */
-  hzshm__conn_close_all(h);
+  hzshm__lib_conn_close_all(h);
   hzshm__shm_close(hzshm__lib_shm(h));
   for (size_t i = 0; i < h->nretired; i++) hzshm__shm_close(h->retired[i]);
   free(h->retired);

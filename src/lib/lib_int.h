@@ -18,7 +18,7 @@ typedef struct {
   uint32_t next_id;  /* request ids, under mu */
   uint8_t *buf;      /* frame buffer, grown on demand, under mu */
   size_t cap;
-} hzshm__conn_t;
+} hzshm__lib_conn_t;
 
 struct hzshm {
   /* The segment now followed: replaced (hzshm__lib_follow) when the agent
@@ -38,7 +38,7 @@ struct hzshm {
   uint32_t timeout_ms;
   uint32_t nconn;
   atomic_uint rr;           /* round robin start for connection choice */
-  hzshm__conn_t *conns;
+  hzshm__lib_conn_t *conns;
 };
 
 /* A session's cached directory reference, under a sequence lock:
@@ -103,7 +103,7 @@ int hzshm__lib_follow(hzshm_t *h, hzshm__shm_t *cur);
  * (HZSHM_EAGENT, HZSHM_ETIMEDOUT, HZSHM_EPROTO). On 0/ENOTFOUND/ETYPE with a
  * value, calls `sink(ud, aux, val, vlen)` while the buffer is held. */
 typedef void (*hzshm__lib_sink)(void *ud, int32_t status, int32_t aux, const void *val, size_t vlen);
-int hzshm__conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud);
-void hzshm__conn_close_all(hzshm_t *h);
+int hzshm__lib_conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req, hzshm__lib_sink sink, void *ud);
+void hzshm__lib_conn_close_all(hzshm_t *h);
 
 #endif

@@ -136,7 +136,7 @@ static void get_sink(void *ud, int32_t status, int32_t aux, const void *val, siz
 static int agent_get(hzshm_session_t *s, uint8_t op, const void *key, size_t klen, get_sink_t *g) {
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen};
   hzshm__shm_r_count_miss(hzshm__lib_shm(s->h));
-  return hzshm__conn_request(s->h, op, &req, get_sink, g);
+  return hzshm__lib_conn_request(s->h, op, &req, get_sink, g);
 }
 
 /* Everything after a first segment lookup that did not settle the call
@@ -263,7 +263,7 @@ int hzshm_set_typed(hzshm_session_t *s, const void *key, size_t klen, int32_t ty
   if (type != HZSHM_TYPE_BYTES && (type != HZSHM_TYPE_STRING || !hzshm__ipc_utf8_valid(val, vlen))) return HZSHM_EINVAL;
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen, .ttl_ms = ttl_ms,
                           .val = val, .vlen = vlen, .flags = type == HZSHM_TYPE_STRING ? HZSHM__IPC_F_STRING : 0};
-  return hzshm__conn_request(s->h, HZSHM__OP_SET, &req, NULL, NULL);
+  return hzshm__lib_conn_request(s->h, HZSHM__OP_SET, &req, NULL, NULL);
 }
 
 int hzshm_set_ttl(hzshm_session_t *s, const void *key, size_t klen, const void *val, size_t vlen, int64_t ttl_ms) {
@@ -278,7 +278,7 @@ int hzshm_del(hzshm_session_t *s, const void *key, size_t klen) {
   int rc = check_key(s, key, klen);
   if (rc) return rc;
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen};
-  return hzshm__conn_request(s->h, HZSHM__OP_DEL, &req, NULL, NULL);
+  return hzshm__lib_conn_request(s->h, HZSHM__OP_DEL, &req, NULL, NULL);
 }
 
 int hzshm_destroy(hzshm_session_t *s) {
@@ -286,7 +286,7 @@ int hzshm_destroy(hzshm_session_t *s) {
   int rc = hzshm__lib_check(s->h);
   if (rc) return rc;
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen};
-  return hzshm__conn_request(s->h, HZSHM__OP_DESTROY, &req, NULL, NULL);
+  return hzshm__lib_conn_request(s->h, HZSHM__OP_DESTROY, &req, NULL, NULL);
 }
 
 int hzshm_get_view_local_typed(hzshm_session_t *s, const void *key, size_t klen, const void **val, size_t *vlen,

@@ -12,9 +12,9 @@
 #include "frame.h"
 
 static int cb_part(void *ud, const hzc_uuid_t *o, int32_t p) { return 0; }
-static int cb_inv(void *ud, const hzshm__inv_t *inv) {
+static int cb_inv(void *ud, const hzc__inv_t *inv) {
   hzc_value_t v;
-  if (inv->key) (void)hzshm__data_decode(inv->key, inv->klen, &v);
+  if (inv->key) (void)hzc__data_decode(inv->key, inv->klen, &v);
   return 0;
 }
 static int cb_seq(void *ud, const char *map, int32_t p, int64_t s) { return (int)strlen(map) < 0; }
@@ -23,45 +23,45 @@ static int cb_entry(void *ud, const hzc_value_t *k, const hzc_value_t *v) { retu
 
 #define OK(rc) do { int r_ = (rc); if (r_ != 0 && r_ != HZSHM_EPROTO) abort(); } while (0)
 
-static int on_msg(void *ud, hzshm__msg_t *m) {
-  hzshm__auth_resp_t ar;
+static int on_msg(void *ud, hzc__msg_t *m) {
+  hzc__auth_resp_t ar;
   int32_t v, code;
   char a[64], b[64];
-  hzshm__member_info_t *mi;
+  hzc__member_info_t *mi;
   size_t n;
   hzc_uuid_t u;
   hzc_value_t val;
   int bo, pr;
-  OK(hzshm__dec_auth(m, &ar));
-  OK(hzshm__dec_error(m, &code, a, sizeof a, b, sizeof b));
-  if (hzshm__dec_members_view(m, &v, &mi, &n) == 0) free(mi);
-  OK(hzshm__dec_partitions_view(m, &v, cb_part, NULL));
-  (void)hzshm__dec_invalidation(m, cb_inv, NULL);
-  OK(hzshm__dec_fetch_meta(m, cb_seq, cb_uuid, NULL));
-  OK(hzshm__dec_get_all(m, cb_entry, NULL));
-  OK(hzshm__dec_obj_event(m, &u, a, sizeof a, b, sizeof b, &bo));
-  OK(hzshm__dec_resp_data(m, &val));
-  OK(hzshm__dec_resp_bool(m, &bo, &pr));
-  OK(hzshm__dec_resp_i32(m, &v));
-  OK(hzshm__dec_resp_uuid(m, &u));
-  (void)hzshm__msg_type(m);
-  (void)hzshm__msg_corr(m);
+  OK(hzc__dec_auth(m, &ar));
+  OK(hzc__dec_error(m, &code, a, sizeof a, b, sizeof b));
+  if (hzc__dec_members_view(m, &v, &mi, &n) == 0) free(mi);
+  OK(hzc__dec_partitions_view(m, &v, cb_part, NULL));
+  (void)hzc__dec_invalidation(m, cb_inv, NULL);
+  OK(hzc__dec_fetch_meta(m, cb_seq, cb_uuid, NULL));
+  OK(hzc__dec_get_all(m, cb_entry, NULL));
+  OK(hzc__dec_obj_event(m, &u, a, sizeof a, b, sizeof b, &bo));
+  OK(hzc__dec_resp_data(m, &val));
+  OK(hzc__dec_resp_bool(m, &bo, &pr));
+  OK(hzc__dec_resp_i32(m, &v));
+  OK(hzc__dec_resp_uuid(m, &u));
+  (void)hzc__msg_type(m);
+  (void)hzc__msg_corr(m);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-  hzshm__fdec_t d;
+  hzc__fdec_t d;
   size_t split = size ? data[0] % (size + 1) : 0;
-  hzshm__fdec_init(&d, 1 << 20);
-  int rc = hzshm__fdec_feed(&d, data, split, on_msg, NULL);
-  if (rc == 0) rc = hzshm__fdec_feed(&d, data + split, size - split, on_msg, NULL);
+  hzc__fdec_init(&d, 1 << 20);
+  int rc = hzc__fdec_feed(&d, data, split, on_msg, NULL);
+  if (rc == 0) rc = hzc__fdec_feed(&d, data + split, size - split, on_msg, NULL);
   if (rc != 0 && rc != HZSHM_EPROTO) abort();
-  hzshm__fdec_free(&d);
+  hzc__fdec_free(&d);
   /* the same bytes as one message */
-  hzshm__msg_t m;
-  if (hzshm__msg_parse(data, size, &m) == 0) {
+  hzc__msg_t m;
+  if (hzc__msg_parse(data, size, &m) == 0) {
     on_msg(NULL, &m);
-    hzshm__msg_free(&m);
+    hzc__msg_free(&m);
   }
   return 0;
 }

@@ -42,36 +42,36 @@ static void cluster_message(const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r
   name[r->sidlen] = 0;
   /* hzc_map_*: check_map and check_key must accept what the agent accepted */
   CHECK(hzshm__utf8_valid((const uint8_t *)name, strlen(name)) && strlen(name) == r->sidlen);
-  hzshm__mb_t b;
+  hzc__mb_t b;
   int32_t type;
   switch (h->op) {
-    case HZSHM__OP_GET: type = HZSHM__MT_MAP_GET; break;
-    case HZSHM__OP_HAS: type = HZSHM__MT_MAP_CONTAINS; break;
-    case HZSHM__OP_DEL: type = HZSHM__MT_MAP_DELETE; break;
-    case HZSHM__OP_SET: type = HZSHM__MT_MAP_SET; break;
-    default: type = HZSHM__MT_DESTROY_PROXY; break;
+    case HZSHM__OP_GET: type = HZC__MT_MAP_GET; break;
+    case HZSHM__OP_HAS: type = HZC__MT_MAP_CONTAINS; break;
+    case HZSHM__OP_DEL: type = HZC__MT_MAP_DELETE; break;
+    case HZSHM__OP_SET: type = HZC__MT_MAP_SET; break;
+    default: type = HZC__MT_DESTROY_PROXY; break;
   }
   if (h->op == HZSHM__OP_DESTROY) {
-    hzshm__enc_proxy(&b, type, name, HZSHM__MAP_SERVICE);
+    hzc__enc_proxy(&b, type, name, HZC__MAP_SERVICE);
   } else {
     CHECK(hzshm__utf8_valid(r->key, r->klen));
-    CHECK(hzshm__partition_of(hzshm__string_hash(r->key, r->klen), 271) < 271);
+    CHECK(hzc__partition_of(hzc__string_hash(r->key, r->klen), 271) < 271);
     if (h->op == HZSHM__OP_SET)
-      hzshm__enc_map_put(&b, type, -1, name, r->key, r->klen, r->vlen ? r->val : "", r->vlen, r->ttl_ms);
+      hzc__enc_map_put(&b, type, -1, name, r->key, r->klen, r->vlen ? r->val : "", r->vlen, r->ttl_ms);
     else
-      hzshm__enc_map_key(&b, type, -1, name, r->key, r->klen);
+      hzc__enc_map_key(&b, type, -1, name, r->key, r->klen);
   }
-  CHECK(hzshm__mb_finish(&b) == 0);
-  hzshm__msg_t m;
-  CHECK(hzshm__msg_parse(b.w.p, b.w.len, &m) == 0);
-  CHECK(hzshm__msg_check_initial(&m) == 0 && hzshm__msg_type(&m) == type);
+  CHECK(hzc__mb_finish(&b) == 0);
+  hzc__msg_t m;
+  CHECK(hzc__msg_parse(b.w.p, b.w.len, &m) == 0);
+  CHECK(hzc__msg_check_initial(&m) == 0 && hzc__msg_type(&m) == type);
   if (h->op != HZSHM__OP_DESTROY) { /* frames: initial, name, key Data[, value Data] */
     hzc_value_t v;
-    CHECK(m.n >= 3 && hzshm__data_decode(m.f[2].p, m.f[2].len, &v) == 0);
+    CHECK(m.n >= 3 && hzc__data_decode(m.f[2].p, m.f[2].len, &v) == 0);
     CHECK(v.type == HZC_STRING && v.len == r->klen && memcmp(v.data, r->key, r->klen) == 0);
   }
-  hzshm__msg_free(&m);
-  hzshm__mb_free(&b);
+  hzc__msg_free(&m);
+  hzc__mb_free(&b);
 }
 
 /* The agent's answer: encoded, then decoded as the library would. */
