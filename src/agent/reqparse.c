@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "hzshm_errno.h"
+#include "utf8.h"
 
 void req_scan(const uint8_t *buf, size_t len, req_fn fn, void *ud, req_scan_t *out) {
   size_t off = 0;
@@ -35,15 +36,15 @@ int req_validate(const char *prefix, const hzshm__ipc_hdr_t *h, const hzshm__ipc
   if (h->flags && h->op != HZSHM__OP_SET) return HZSHM_EINVAL;
   if (h->op == HZSHM__OP_HELLO) return 0;
   if (r->sidlen == 0) return HZSHM_EEMPTY;
-  if (memchr(r->sid, 0, r->sidlen) || !hzshm__ipc_utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
+  if (memchr(r->sid, 0, r->sidlen) || !hzshm__utf8_valid(r->sid, r->sidlen)) return HZSHM_EBADSESSION;
   size_t pl = prefix ? strlen(prefix) : 0;
   if (pl && (r->sidlen < pl || memcmp(r->sid, prefix, pl) != 0)) return HZSHM_EBADSESSION;
   if (h->op == HZSHM__OP_DESTROY) return 0;
   if (r->klen == 0) return HZSHM_EEMPTY;
-  if (!hzshm__ipc_utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
+  if (!hzshm__utf8_valid(r->key, r->klen)) return HZSHM_EINVAL;
   if (h->op == HZSHM__OP_SET) {
     if (r->ttl_ms < -1) return HZSHM_EINVAL;
-    if ((h->flags & HZSHM__IPC_F_STRING) && !hzshm__ipc_utf8_valid(r->val, r->vlen)) return HZSHM_EINVAL;
+    if ((h->flags & HZSHM__IPC_F_STRING) && !hzshm__utf8_valid(r->val, r->vlen)) return HZSHM_EINVAL;
   } else if (r->vlen != 0) {
     return HZSHM_EINVAL;
   }

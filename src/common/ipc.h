@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h"
 #include "hzshm_errno.h"
 
 #define HZSHM__IPC_MAGIC 0x50535A48u /* "HZSP" in memory order */
@@ -86,25 +87,6 @@ typedef struct {
   size_t vlen;
 } hzshm__ipc_resp_t;
 
-/* Little-endian helpers. */
-static inline void hzshm__le16_put(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-static inline void hzshm__le32_put(uint8_t *p, uint32_t v) {
-  for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void hzshm__le64_put(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t hzshm__le16_get(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t hzshm__le32_get(const uint8_t *p) {
-  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-static inline uint64_t hzshm__le64_get(const uint8_t *p) {
-  return (uint64_t)hzshm__le32_get(p) | ((uint64_t)hzshm__le32_get(p + 4) << 32);
-}
-
 /* Decodes a header from HZSHM__IPC_HDR bytes. HZSHM_EPROTO on a wrong magic,
  * version, flags or op, or a body length over HZSHM__IPC_BODY_MAX. */
 int hzshm__ipc_hdr_decode(const uint8_t *buf, hzshm__ipc_hdr_t *h);
@@ -122,8 +104,5 @@ size_t hzshm__ipc_resp_size(size_t vlen);
 long hzshm__ipc_resp_encode(uint8_t *buf, size_t cap, uint8_t op, uint32_t reqid, int32_t status, int32_t aux,
                             const void *val, size_t vlen);
 int hzshm__ipc_resp_decode(const uint8_t *body, size_t len, hzshm__ipc_resp_t *r);
-
-/* UTF-8 validation (no overlongs, no surrogates, <= U+10FFFF). 1 if valid. */
-int hzshm__ipc_utf8_valid(const void *s, size_t len);
 
 #endif /* HZSHM_IPC_H */

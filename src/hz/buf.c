@@ -19,14 +19,14 @@ int hzc__rd_u8(hzc__rd_t *r, uint8_t *v) {
 
 int hzc__rd_i32le(hzc__rd_t *r, int32_t *v) {
   if (hzc__rd_left(r) < 4) return HZSHM_EPROTO;
-  *v = (int32_t)hzc__ld_u32le(r->p + r->off);
+  *v = (int32_t)hzshm__le32_get(r->p + r->off);
   r->off += 4;
   return 0;
 }
 
 int hzc__rd_i64le(hzc__rd_t *r, int64_t *v) {
   if (hzc__rd_left(r) < 8) return HZSHM_EPROTO;
-  uint64_t lo = hzc__ld_u32le(r->p + r->off), hi = hzc__ld_u32le(r->p + r->off + 4);
+  uint64_t lo = hzshm__le32_get(r->p + r->off), hi = hzshm__le32_get(r->p + r->off + 4);
   *v = (int64_t)(lo | hi << 32);
   r->off += 8;
   return 0;
@@ -34,7 +34,7 @@ int hzc__rd_i64le(hzc__rd_t *r, int64_t *v) {
 
 int hzc__rd_i32be(hzc__rd_t *r, int32_t *v) {
   if (hzc__rd_left(r) < 4) return HZSHM_EPROTO;
-  *v = (int32_t)hzc__ld_u32be(r->p + r->off);
+  *v = (int32_t)hzshm__be32_get(r->p + r->off);
   r->off += 4;
   return 0;
 }
@@ -104,22 +104,22 @@ void hzc__wr_u8(hzc__wr_t *w, uint8_t v) {
 
 void hzc__wr_u16le(hzc__wr_t *w, uint16_t v) {
   uint8_t *at = hzc__wr_reserve(w, 2);
-  if (at) hzc__st_u16le(at, v);
+  if (at) hzshm__le16_put(at, v);
 }
 
 void hzc__wr_i32le(hzc__wr_t *w, int32_t v) {
   uint8_t *at = hzc__wr_reserve(w, 4);
-  if (at) hzc__st_u32le(at, (uint32_t)v);
+  if (at) hzshm__le32_put(at, (uint32_t)v);
 }
 
 void hzc__wr_i64le(hzc__wr_t *w, int64_t v) {
   uint8_t *at = hzc__wr_reserve(w, 8);
-  if (at) hzc__st_u64le(at, (uint64_t)v);
+  if (at) hzshm__le64_put(at, (uint64_t)v);
 }
 
 void hzc__wr_i32be(hzc__wr_t *w, int32_t v) {
   uint8_t *at = hzc__wr_reserve(w, 4);
-  if (at) hzc__st_u32be(at, (uint32_t)v);
+  if (at) hzshm__be32_put(at, (uint32_t)v);
 }
 
 void hzc__wr_uuid(hzc__wr_t *w, const hzc_uuid_t *u) {

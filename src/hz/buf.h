@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h"
 #include "hzc.h"
 
 typedef struct {
@@ -37,34 +38,6 @@ int hzc__rd_i32be(hzc__rd_t *r, int32_t *v);
 int hzc__rd_bytes(hzc__rd_t *r, size_t n, const uint8_t **out);
 /* 17-byte protocol UUID: isNull byte, msb LE int64, lsb LE int64. *isnull may be NULL. */
 int hzc__rd_uuid(hzc__rd_t *r, hzc_uuid_t *u, int *isnull);
-
-/* Unchecked fixed-position helpers for buffers whose size the caller proved. */
-static inline uint32_t hzc__ld_u32le(const uint8_t *p) {
-  return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint16_t hzc__ld_u16le(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
-static inline uint32_t hzc__ld_u32be(const uint8_t *p) {
-  return (uint32_t)p[3] | (uint32_t)p[2] << 8 | (uint32_t)p[1] << 16 | (uint32_t)p[0] << 24;
-}
-static inline void hzc__st_u32le(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-  p[2] = (uint8_t)(v >> 16);
-  p[3] = (uint8_t)(v >> 24);
-}
-static inline void hzc__st_u16le(uint8_t *p, uint16_t v) {
-  p[0] = (uint8_t)v;
-  p[1] = (uint8_t)(v >> 8);
-}
-static inline void hzc__st_u64le(uint8_t *p, uint64_t v) {
-  for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void hzc__st_u32be(uint8_t *p, uint32_t v) {
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
 
 typedef struct {
   uint8_t *p;

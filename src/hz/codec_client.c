@@ -188,7 +188,7 @@ int hzc__dec_partitions_view(const hzc__msg_t *m, int32_t *version, hzc__part_cb
     (void)hzc__rd_uuid(&ur, &owner, NULL);
     const hzc__frame_t *lf = &m->f[first + i];
     for (size_t j = 0; j < lf->len / 4; j++) {
-      rc = cb(ud, &owner, (int32_t)hzc__ld_u32le(lf->p + 4 * j));
+      rc = cb(ud, &owner, (int32_t)hzshm__le32_get(lf->p + 4 * j));
       if (rc) return rc;
     }
   }

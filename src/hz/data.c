@@ -1,5 +1,6 @@
 /* data.c - String / byte[] Data encoding and decoding (see data.h). */
 #include "data.h"
+#include "utf8.h"
 
 #include <string.h>
 

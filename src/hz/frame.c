@@ -39,10 +39,10 @@ int hzc__msg_check_initial(const hzc__msg_t *m) {
   if (m->n == 0 || m->f[0].len < 12) return HZSHM_EPROTO;
   return 0;
 }
-int32_t hzc__msg_type(const hzc__msg_t *m) { return (int32_t)hzc__ld_u32le(m->f[0].p); }
+int32_t hzc__msg_type(const hzc__msg_t *m) { return (int32_t)hzshm__le32_get(m->f[0].p); }
 int64_t hzc__msg_corr(const hzc__msg_t *m) {
   const uint8_t *p = m->f[0].p + HZC__OFF_CORR;
-  return (int64_t)((uint64_t)hzc__ld_u32le(p) | (uint64_t)hzc__ld_u32le(p + 4) << 32);
+  return (int64_t)((uint64_t)hzshm__le32_get(p) | (uint64_t)hzshm__le32_get(p + 4) << 32);
 }
 int hzc__msg_is_event(const hzc__msg_t *m) { return (m->f[0].flags & HZC__F_EVENT) != 0; }
 
@@ -179,13 +179,13 @@ int hzc__fdec_feed(hzc__fdec_t *d, const void *bytes, size_t len, hzc__msg_cb cb
   if (d->in.err) return -ENOMEM;
   while (d->in.len - d->in_off >= HZC__FRAME_HDR) {
     const uint8_t *p = d->in.p + d->in_off;
-    uint32_t flen = hzc__ld_u32le(p);
+    uint32_t flen = hzshm__le32_get(p);
     if (flen < HZC__FRAME_HDR || flen - HZC__FRAME_HDR > d->max_message) {
       rc = HZSHM_EPROTO;
       goto out;
     }
     if (d->in.len - d->in_off < flen) break;
-    uint16_t flags = hzc__ld_u16le(p + 4);
+    uint16_t flags = hzshm__le16_get(p + 4);
     if (d->unit_mem.len + (flen - HZC__FRAME_HDR) > d->max_message + 8 ||
         d->unit_fr.len / sizeof(frec_t) >= d->max_frames) {
       rc = HZSHM_EPROTO;
@@ -216,9 +216,9 @@ int hzc__msg_parse(const void *bytes, size_t len, hzc__msg_t *out) {
   int rc = HZSHM_EPROTO, final = 0;
   while (off < len && !final) {
     if (len - off < HZC__FRAME_HDR) goto out;
-    uint32_t flen = hzc__ld_u32le(p + off);
+    uint32_t flen = hzshm__le32_get(p + off);
     if (flen < HZC__FRAME_HDR || flen > len - off) goto out;
-    uint16_t flags = hzc__ld_u16le(p + off + 4);
+    uint16_t flags = hzshm__le16_get(p + off + 4);
     frame_add(&mem, &fr, flags, p + off + HZC__FRAME_HDR, flen - HZC__FRAME_HDR);
     final = (flags & HZC__F_FINAL) != 0;
     off += flen;
@@ -298,7 +298,7 @@ int hzc__cur_skip_struct(hzc__cur_t *c) {
 
 static void mb_close(hzc__mb_t *b) {
   if (!b->open || b->w.err) return;
-  hzc__st_u32le(b->w.p + b->cur, (uint32_t)(b->w.len - b->cur));
+  hzshm__le32_put(b->w.p + b->cur, (uint32_t)(b->w.len - b->cur));
   b->open = 0;
 }
 
@@ -307,8 +307,8 @@ void hzc__mb_open(hzc__mb_t *b, uint16_t flags) {
   b->cur = b->w.len;
   uint8_t *h = hzc__wr_reserve(&b->w, HZC__FRAME_HDR);
   if (!h) return;
-  hzc__st_u32le(h, 0);
-  hzc__st_u16le(h + 4, flags);
+  hzshm__le32_put(h, 0);
+  hzshm__le16_put(h + 4, flags);
   b->open = 1;
 }
 
@@ -351,15 +351,15 @@ int hzc__mb_finish(hzc__mb_t *b) {
   if (b->w.err) return b->w.err;
   if (!was_open && b->w.len == 0) return HZSHM_EINVAL;
   uint8_t *fl = b->w.p + b->cur + 4;
-  hzc__st_u16le(fl, (uint16_t)(hzc__ld_u16le(fl) | HZC__F_FINAL));
+  hzshm__le16_put(fl, (uint16_t)(hzshm__le16_get(fl) | HZC__F_FINAL));
   return 0;
 }
 
 void hzc__mb_free(hzc__mb_t *b) { hzc__wr_free(&b->w); }
 
 void hzc__msg_set_corr(uint8_t *msg, int64_t corr) {
-  hzc__st_u64le(msg + HZC__FRAME_HDR + HZC__OFF_CORR, (uint64_t)corr);
+  hzshm__le64_put(msg + HZC__FRAME_HDR + HZC__OFF_CORR, (uint64_t)corr);
 }
 void hzc__msg_set_pid(uint8_t *msg, int32_t pid) {
-  hzc__st_u32le(msg + HZC__FRAME_HDR + HZC__OFF_PID, (uint32_t)pid);
+  hzshm__le32_put(msg + HZC__FRAME_HDR + HZC__OFF_PID, (uint32_t)pid);
 }

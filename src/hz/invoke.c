@@ -193,7 +193,7 @@ void hzc__invoke_on_message(hzc_client_t *c, hzc__conn_t *conn, const hzc__msg_t
   }
   if (!k || k->conn != conn || k->state != HZC__CALL_SENT) return; /* late reply after timeout/retry */
   c->st.responses++;
-  int32_t rtype = hzc__msg_type(m), qtype = (int32_t)hzc__ld_u32le(k->msg + HZC__FRAME_HDR);
+  int32_t rtype = hzc__msg_type(m), qtype = (int32_t)hzshm__le32_get(k->msg + HZC__FRAME_HDR);
   if (rtype != HZC__MT_ERROR && rtype != qtype + 1) {
     hzc__log(HZC_LOG_WARNING, "response type 0x%06x to request 0x%06x (correlation %lld)", (unsigned)rtype, (unsigned)qtype,
                (long long)corr);

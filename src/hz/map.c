@@ -14,6 +14,7 @@
 #include "data.h"
 #include "hzc_int.h"
 #include "murmur.h"
+#include "utf8.h"
 
 enum {
   K_GET = 1, K_CONTAINS, K_SET, K_PUT, K_REMOVE, K_DELETE,
@@ -22,7 +23,7 @@ enum {
 
 static int check_map(hzc_client_t *c, const char *map) {
   if (!c || !map || !*map) return HZSHM_EINVAL;
-  if (!hzshm__utf8_valid((const uint8_t *)map, strlen(map))) return HZSHM_EINVAL;
+  if (!hzshm__utf8_valid(map, strlen(map))) return HZSHM_EINVAL;
   if (c->closing) return HZSHM_ECLOSED;
   return 0;
 }

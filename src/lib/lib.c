@@ -32,6 +32,7 @@
 #include "ipc_counters.h"
 #include "stats.h"
 #include "lib_int.h"
+#include "utf8.h"
 
 atomic_uint hzshm__lib_fork_gen;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
@@ -100,7 +101,7 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   if (opts) o = *opts;
   size_t plen = o.prefix ? strlen(o.prefix) : 0;
   if (plen >= HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
-  if (plen && !hzshm__ipc_utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
+  if (plen && !hzshm__utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
   if (o.connections > 64) return HZSHM_EINVAL;
   uid_t agent_uid;
   if (hzshm__shm_agent_uid(&agent_uid) != 0) return HZSHM_EINVAL; /* a bad HZSHM_AGENT_UID, even with no segment */
@@ -202,7 +203,7 @@ int hzshm_session_open(hzshm_t *h, const char *sid, size_t len, hzshm_session_t 
   if (out == NULL || (sid == NULL && len)) return HZSHM_EINVAL;
   if (len == 0) return HZSHM_EEMPTY;
   if (len + h->prefixlen > HZSHM_SESSION_MAX) return HZSHM_ETOOBIG;
-  if (memchr(sid, 0, len) != NULL || !hzshm__ipc_utf8_valid(sid, len)) return HZSHM_EBADSESSION;
+  if (memchr(sid, 0, len) != NULL || !hzshm__utf8_valid(sid, len)) return HZSHM_EBADSESSION;
   hzshm_session_t *s = calloc(1, sizeof *s);
   if (s == NULL) return -ENOMEM;
   char name[HZSHM_SESSION_MAX];

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "lib_int.h"
+#include "utf8.h"
 
 /* Reads the cached reference. 1 if valid (and resolved in segment handle m). */
 /* Inline on the hit path; not under TSan, where GCC rejects the fence below
@@ -67,7 +68,7 @@ static int check_key(hzshm_session_t *s, const void *key, size_t klen) {
   if (klen == 0) return HZSHM_EEMPTY;
   if (key == NULL) return HZSHM_EINVAL;
   if (klen > HZSHM_KEY_MAX) return HZSHM_ETOOBIG;
-  if (!hzshm__ipc_utf8_valid(key, klen)) return HZSHM_EINVAL;
+  if (!hzshm__utf8_valid(key, klen)) return HZSHM_EINVAL;
   return 0;
 }
 
@@ -171,7 +172,7 @@ __attribute__((noinline)) static int get_slow(hzshm_session_t *s, const void *ke
 static inline __attribute__((always_inline)) int get_fast(hzshm_session_t *s, const void *key, size_t klen, void *buf,
                                                           size_t cap, size_t *vlen, int32_t *type) {
   if (__builtin_expect(s != NULL && key != NULL && buf != NULL && vlen != NULL && type != NULL &&
-                           klen - 1 < HZSHM_KEY_MAX && hzshm__lib_ok(s->h) && hzshm__ipc_utf8_valid(key, klen),
+                           klen - 1 < HZSHM_KEY_MAX && hzshm__lib_ok(s->h) && hzshm__utf8_valid(key, klen),
                        1)) {
     hzshm__shm_t *m = hzshm__lib_shm(s->h);
     hzshm__sref_t ref;
@@ -260,7 +261,7 @@ int hzshm_set_typed(hzshm_session_t *s, const void *key, size_t klen, int32_t ty
   if (rc) return rc;
   if (vlen > HZSHM_VALUE_MAX) return HZSHM_ETOOBIG;
   if ((val == NULL && vlen) || ttl_ms < -1) return HZSHM_EINVAL;
-  if (type != HZSHM_TYPE_BYTES && (type != HZSHM_TYPE_STRING || !hzshm__ipc_utf8_valid(val, vlen))) return HZSHM_EINVAL;
+  if (type != HZSHM_TYPE_BYTES && (type != HZSHM_TYPE_STRING || !hzshm__utf8_valid(val, vlen))) return HZSHM_EINVAL;
   hzshm__ipc_req_t req = {.sid = s->name, .sidlen = s->namelen, .key = key, .klen = klen, .ttl_ms = ttl_ms,
                           .val = val, .vlen = vlen, .flags = type == HZSHM_TYPE_STRING ? HZSHM__IPC_F_STRING : 0};
   return hzshm__lib_conn_request(s->h, HZSHM__OP_SET, &req, NULL, NULL);

@@ -9,6 +9,7 @@
 
 #include "runner.h"
 #include "ipc.h"
+#include "utf8.h"
 
 
 TEST_CASE(roundtrip) {
@@ -131,32 +132,32 @@ TEST_CASE(malformed) {
 }
 
 TEST_CASE(utf8) {
-  CHECK(hzshm__ipc_utf8_valid("", 0));
-  CHECK(hzshm__ipc_utf8_valid("plain ascii", 11));
-  CHECK(hzshm__ipc_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
-  CHECK(!hzshm__ipc_utf8_valid("\xc3", 1));                               /* truncated */
-  CHECK(!hzshm__ipc_utf8_valid("\xc0\xaf", 2));                           /* overlong */
-  CHECK(!hzshm__ipc_utf8_valid("\xe0\x80\xaf", 3));                       /* overlong */
-  CHECK(!hzshm__ipc_utf8_valid("\xed\xa0\x80", 3));                       /* surrogate */
-  CHECK(!hzshm__ipc_utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
-  CHECK(!hzshm__ipc_utf8_valid("\xff", 1));
-  CHECK(!hzshm__ipc_utf8_valid("a\x80", 2)); /* stray continuation */
+  CHECK(hzshm__utf8_valid("", 0));
+  CHECK(hzshm__utf8_valid("plain ascii", 11));
+  CHECK(hzshm__utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9)); /* é € 😀 */
+  CHECK(!hzshm__utf8_valid("\xc3", 1));                               /* truncated */
+  CHECK(!hzshm__utf8_valid("\xc0\xaf", 2));                           /* overlong */
+  CHECK(!hzshm__utf8_valid("\xe0\x80\xaf", 3));                       /* overlong */
+  CHECK(!hzshm__utf8_valid("\xed\xa0\x80", 3));                       /* surrogate */
+  CHECK(!hzshm__utf8_valid("\xf4\x90\x80\x80", 4));                   /* > U+10FFFF */
+  CHECK(!hzshm__utf8_valid("\xff", 1));
+  CHECK(!hzshm__utf8_valid("a\x80", 2)); /* stray continuation */
   /* The 8-bytes-at-a-time ASCII path: lengths around the word size, with a
    * non-ASCII byte (valid or not) at every position, in every word. */
   char b[40];
   for (size_t len = 1; len <= sizeof b; len++) {
     memset(b, 'k', len);
-    CHECK(hzshm__ipc_utf8_valid(b, len));
+    CHECK(hzshm__utf8_valid(b, len));
     for (size_t at = 0; at < len; at++) {
       memset(b, 'k', len);
       b[at] = (char)0x80; /* a stray continuation byte */
-      CHECK(!hzshm__ipc_utf8_valid(b, len));
+      CHECK(!hzshm__utf8_valid(b, len));
       b[at] = (char)0xff;
-      CHECK(!hzshm__ipc_utf8_valid(b, len));
+      CHECK(!hzshm__utf8_valid(b, len));
       if (at + 1 < len) {
         b[at] = (char)0xc3, b[at + 1] = (char)0xa9; /* é */
-        CHECK(hzshm__ipc_utf8_valid(b, len));
-        CHECK(!hzshm__ipc_utf8_valid(b, at + 1)); /* cut inside it */
+        CHECK(hzshm__utf8_valid(b, len));
+        CHECK(!hzshm__utf8_valid(b, at + 1)); /* cut inside it */
       }
     }
   }
@@ -217,7 +218,7 @@ TEST_CASE(utf8_random_page_edge) {
         }
       }
       int want = ref_utf8(p, len);
-      CHECK_EQ(hzshm__ipc_utf8_valid(p, len), want);
+      CHECK_EQ(hzshm__utf8_valid(p, len), want);
       valid += (size_t)want, total++;
     }
   }

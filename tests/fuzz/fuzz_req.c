@@ -21,6 +21,7 @@
 #include "ipc.h"
 #include "murmur.h"
 #include "reqparse.h"
+#include "utf8.h"
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
@@ -41,7 +42,7 @@ static void cluster_message(const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r
   memcpy(name, r->sid, r->sidlen);
   name[r->sidlen] = 0;
   /* hzc_map_*: check_map and check_key must accept what the agent accepted */
-  CHECK(hzshm__utf8_valid((const uint8_t *)name, strlen(name)) && strlen(name) == r->sidlen);
+  CHECK(hzshm__utf8_valid(name, strlen(name)) && strlen(name) == r->sidlen);
   hzc__mb_t b;
   int32_t type;
   switch (h->op) {

@@ -18,6 +18,7 @@
 #include "murmur.h"
 
 #include "../common/runner.h"
+#include "utf8.h"
 
 static size_t unhex(const char *h, uint8_t *out) {
   size_t n = 0;
@@ -147,12 +148,12 @@ TEST_CASE(data) {
   w.len = 0;
   hzc__wr_data(&w, HZC__TYPE_STRING, s, strlen(s));
   CHECK_EQ(strlen(s), 52);
-  CHECK_EQ(hzc__ld_u32be(w.p + 8), 0x34);
+  CHECK_EQ(hzshm__be32_get(w.p + 8), 0x34);
   const char *emoji = "\xF0\x9F\x98\x80";
   w.len = 0;
   hzc__wr_data(&w, HZC__TYPE_STRING, emoji, 4);
   CHECK_EQ(w.len, 16);
-  CHECK_EQ(hzc__ld_u32be(w.p + 8), 4);
+  CHECK_EQ(hzshm__be32_get(w.p + 8), 4);
   CHECK_MEMEQ(w.p + 12, emoji, 4);
   /* other types: Integer 56789 -> HZC_OTHER with its type id and payload */
   n = unhex("00000000 fffffff9 0000ddd5", want);
@@ -172,15 +173,15 @@ TEST_CASE(data) {
   CHECK_EQ(hzc__data_decode(want, n, &v), HZSHM_EPROTO);
   hzc__wr_free(&w);
   /* UTF-8 validation */
-  CHECK(hzshm__utf8_valid((const uint8_t *)"abc", 3));
-  CHECK(hzshm__utf8_valid((const uint8_t *)s, strlen(s)));
-  CHECK(hzshm__utf8_valid((const uint8_t *)emoji, 4));
-  CHECK(!hzshm__utf8_valid((const uint8_t *)emoji, 3));                 /* truncated */
-  CHECK(!hzshm__utf8_valid((const uint8_t *)"\xC0\x80", 2));            /* overlong NUL */
-  CHECK(!hzshm__utf8_valid((const uint8_t *)"\xED\xA0\x80", 3));        /* surrogate */
-  CHECK(!hzshm__utf8_valid((const uint8_t *)"\xF4\x90\x80\x80", 4));    /* > U+10FFFF */
-  CHECK(!hzshm__utf8_valid((const uint8_t *)"\xFF", 1));
-  CHECK(!hzshm__utf8_valid((const uint8_t *)"\x80", 1));
+  CHECK(hzshm__utf8_valid("abc", 3));
+  CHECK(hzshm__utf8_valid(s, strlen(s)));
+  CHECK(hzshm__utf8_valid(emoji, 4));
+  CHECK(!hzshm__utf8_valid(emoji, 3));                 /* truncated */
+  CHECK(!hzshm__utf8_valid("\xC0\x80", 2));            /* overlong NUL */
+  CHECK(!hzshm__utf8_valid("\xED\xA0\x80", 3));        /* surrogate */
+  CHECK(!hzshm__utf8_valid("\xF4\x90\x80\x80", 4));    /* > U+10FFFF */
+  CHECK(!hzshm__utf8_valid("\xFF", 1));
+  CHECK(!hzshm__utf8_valid("\x80", 1));
 }
 
 TEST_CASE(builder_dumps) {
@@ -304,7 +305,7 @@ TEST_CASE(decoder) {
   size_t off[5], k = 0, o = 0;
   while (o < b.w.len) {
     off[k++] = o;
-    o += hzc__ld_u32le(b.w.p + o);
+    o += hzshm__le32_get(b.w.p + o);
   }
   off[k] = o;
   CHECK_EQ(k, 4);
@@ -320,9 +321,9 @@ TEST_CASE(decoder) {
     hzc__wr_bytes(&fw, b.w.p + off[cut[f]], off[cut[f + 1]] - off[cut[f]]);
     /* clear the original flags' fragment bits and make the fragment's last frame final */
     size_t lastf = start + off[cut[f + 1] - 1] - off[cut[f]];
-    uint16_t lf = hzc__ld_u16le(fw.p + lastf + 4);
-    hzc__st_u16le(fw.p + lastf + 4, (uint16_t)(lf | HZC__F_FINAL));
-    if (cut[f] == 0) hzc__st_u16le(fw.p + start + 4, HZC__F_UNFRAGMENTED);
+    uint16_t lf = hzshm__le16_get(fw.p + lastf + 4);
+    hzshm__le16_put(fw.p + lastf + 4, (uint16_t)(lf | HZC__F_FINAL));
+    if (cut[f] == 0) hzshm__le16_put(fw.p + start + 4, HZC__F_UNFRAGMENTED);
   }
   memset(&g, 0, sizeof g);
   hzc__fdec_init(&d, 0);
@@ -348,7 +349,7 @@ TEST_CASE(decoder) {
     hzc__wr_u16le(&x, HZC__F_BEGIN_FRAGMENT);
     hzc__wr_i64le(&x, i);
     hzc__wr_bytes(&x, b.w.p, off[1]);
-    hzc__st_u16le(x.p + 14 + 4, HZC__F_UNFRAGMENTED | HZC__F_FINAL);
+    hzshm__le16_put(x.p + 14 + 4, HZC__F_UNFRAGMENTED | HZC__F_FINAL);
     rc = hzc__fdec_feed(&d, x.p, x.len, on_msg, &g);
     hzc__wr_free(&x);
   }
