@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include "shm.h"
@@ -273,6 +274,9 @@ static inline uint64_t hzshm__shm_clock_coarse(void) {
 }
 uint64_t hzshm__shm_proc_start(void);
 int hzshm__shm_name_ok(const char *name);
+/* F_OFD_SETLK of type (F_WRLCK, F_RDLCK, F_UNLCK) on byte `at` of fd, not
+ * waiting: 0 or -errno (-EAGAIN: another open file description holds it). */
+int hzshm__shm_lock_byte(int fd, short type, off_t at);
 
 /* shm_trust.c: the reader's trust anchor (see its head). */
 int hzshm__shm_fd_trusted(int fd, uid_t *owner); /* 0: a regular file of a trusted uid, writable by its owner

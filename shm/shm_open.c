@@ -421,11 +421,6 @@ static int create_files(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm_
   return map_pair(s, h, &r, PROT_READ | PROT_WRITE);
 }
 
-static int lock_byte(int fd, short type, off_t at) {
-  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
-  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
 /* The writer uses only files of its own uid. In a shared directory (the
  * sticky /dev/shm) a process of the allowed group can create the segment's
  * names while they do not exist (first start, after --unlink-on-exit, between
@@ -466,7 +461,7 @@ static int writer_lock(hzshm__shm_t *s, const char *name) {
   if (rc != 0) return rc;
   s->lock_fd = open_own(path, 0600);
   if (s->lock_fd < 0) return s->lock_fd;
-  rc = lock_byte(s->lock_fd, F_WRLCK, 0);
+  rc = hzshm__shm_lock_byte(s->lock_fd, F_WRLCK, 0);
   return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
 }
 

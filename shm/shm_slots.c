@@ -53,11 +53,6 @@ __thread hzshm__shm_slot_t *hzshm__tls_slot;
 
 static _Atomic uint64_t slot_frees; /* slots released by this process, any handle (see slot_get_slow) */
 
-static int lock_byte(int fd, short type, uint32_t at) {
-  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = (off_t)at, .l_len = 1};
-  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
-}
-
 static int owned_by_us(hzshm__shm_t *s, uint32_t idx) {
   for (hzshm__tslot_t *t = s->tslots; t; t = t->next)
     if (t->idx == idx) return 1;
@@ -70,7 +65,7 @@ static void slot_release_locked(hzshm__shm_t *s, hzshm__tslot_t *t) {
   /* release: pairs with the acquire loads in hzshm__shm_min_epoch() */
   atomic_store_explicit(&sl->epoch, 0, memory_order_release);
   atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with acquire in stats */
-  lock_byte(s->rfd, F_UNLCK, t->idx);
+  hzshm__shm_lock_byte(s->rfd, F_UNLCK, t->idx);
   atomic_fetch_add_explicit(&slot_frees, 1, memory_order_relaxed); /* hint for slot_get_slow */
   hzshm__tslot_t **pp = &s->tslots;
   while (*pp && *pp != t) pp = &(*pp)->next;
@@ -103,7 +98,7 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
       /* relaxed: a hint only; the lock decides */
       if (pass == 0 && atomic_load_explicit(&sl->owner_pid, memory_order_relaxed) != 0) continue;
       if (owned_by_us(s, idx)) continue; /* our own OFD: the lock would not conflict */
-      if (lock_byte(s->rfd, F_WRLCK, idx) != 0) continue;
+      if (hzshm__shm_lock_byte(s->rfd, F_WRLCK, idx) != 0) continue;
       /* The scans alone prove nothing: a scan may have skipped our file
        * (caps), or a restarted writer not have followed it yet. Only the
        * current writer's confirmation lock counts, checked with the slot
@@ -112,7 +107,7 @@ static hzshm__shm_slot_t *slot_claim(hzshm__shm_t *s) {
        * order, so this check sees its pid and no lock of it (shm_private.c). */
       hzshm__tslot_t *t = s->prd_path && !hzshm__shm_prd_confirmed(s) ? NULL : malloc(sizeof *t);
       if (!t) {
-        lock_byte(s->rfd, F_UNLCK, idx);
+        hzshm__shm_lock_byte(s->rfd, F_UNLCK, idx);
         pass = 2; /* unconfirmed (or out of memory): no slot now */
         break;
       }
@@ -217,10 +212,10 @@ uint64_t hzshm__shm_min_epoch(hzshm__shm_t *s) {
 }
 
 int hzshm__shm_slot_probe(hzshm__shm_t *s, uint32_t idx) {
-  int rc = lock_byte(s->probe_fd, F_WRLCK, idx);
+  int rc = hzshm__shm_lock_byte(s->probe_fd, F_WRLCK, idx);
   if (rc == -EAGAIN || rc == -EACCES) return 1;
   if (rc < 0) return rc;
-  lock_byte(s->probe_fd, F_UNLCK, idx);
+  hzshm__shm_lock_byte(s->probe_fd, F_UNLCK, idx);
   return 0;
 }
 
@@ -234,14 +229,14 @@ uint32_t hzshm__shm_reap(hzshm__shm_t *s) {
     if (atomic_load_explicit(&sl->owner_pid, memory_order_relaxed) == 0 &&
         atomic_load_explicit(&sl->epoch, memory_order_relaxed) == 0)
       continue;
-    if (lock_byte(s->probe_fd, F_WRLCK, i) != 0) continue; /* live owner */
+    if (hzshm__shm_lock_byte(s->probe_fd, F_WRLCK, i) != 0) continue; /* live owner */
     /* Owner dead (or released between our load and the lock). We hold the
      * byte, so nobody can claim the slot while we clear it. */
     if (atomic_load_explicit(&sl->owner_pid, memory_order_acquire) != 0) n++; /* pairs with claim */
     atomic_store_explicit(&sl->nest, 0, memory_order_relaxed);
     atomic_store_explicit(&sl->epoch, 0, memory_order_release); /* min_epoch may now pass it */
     atomic_store_explicit(&sl->owner_pid, 0, memory_order_release); /* pairs with claim's relaxed hint */
-    lock_byte(s->probe_fd, F_UNLCK, i);
+    hzshm__shm_lock_byte(s->probe_fd, F_UNLCK, i);
   }
   if (n) atomic_fetch_add_explicit(&s->hdr->reaped, n, memory_order_relaxed); /* statistic */
   return n;

@@ -1,11 +1,13 @@
 /* shm_util.c - small pure helpers: the keyed key hash (SipHash-1-3), the
  * unkeyed fold (fingerprints, geometry checks), random bytes, the layout
- * fingerprint, the coarse clock, the process start time, name checks.
+ * fingerprint, the coarse clock, the process start time, name checks, the
+ * byte lock.
  * No shared state; thread-safe.
  */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -165,4 +167,9 @@ int hzshm__shm_name_ok(const char *name) {
     if ((len == 2 && memcmp(p + 1, "rd", 2) == 0) || (len == 4 && memcmp(p + 1, "lock", 4) == 0)) return 0;
   }
   return name[0] != '.';
+}
+
+int hzshm__shm_lock_byte(int fd, short type, off_t at) {
+  struct flock fl = {.l_type = type, .l_whence = SEEK_SET, .l_start = at, .l_len = 1};
+  return fcntl(fd, F_OFD_SETLK, &fl) < 0 ? -errno : 0;
 }
