@@ -98,13 +98,11 @@ HZSHM_EXTERN const char *hzshm_err_name(int err);
  *  each under its own mutex, one request in flight per connection).
  */
 
-#define HZSHM_VALUE_MAX (1u << 20)
-#ifndef HZSHM_KEY_MAX
-#define HZSHM_KEY_MAX 1024
-#endif
-#ifndef HZSHM_SESSION_MAX
-#define HZSHM_SESSION_MAX 255
-#endif
+/* Limits: the one definition (the segment, the agent and the local protocol
+ * use these too). Not overridable: the segment's format depends on them. */
+#define HZSHM_VALUE_MAX (1u << 20) /* value bytes */
+#define HZSHM_KEY_MAX 1024         /* key bytes (UTF-8 of a Hazelcast String) */
+#define HZSHM_SESSION_MAX 255      /* session id bytes (prefix included: a Hazelcast map name) */
 
 /* Hazelcast serializer type ids of the value types libhzshm reads and writes. */
 #define HZSHM_TYPE_BYTES (-12)  /* byte[] */
@@ -165,7 +163,7 @@ HZSHM_EXTERN int hzshm_get(hzshm_session_t *s, const void *key, size_t klen, voi
                            size_t *vlen);
 
 /* Zero-copy read: on 0, *val points into shared memory and stays valid until
- * the same thread calls hzshm_view_release(h). Views nest. Same codes as
+ * the same thread calls hzshm_view_release(s). Views nest. Same codes as
  * hzshm_get, plus HZSHM_EMISS when the value cannot be viewed in shared memory
  * (not cacheable, or invalidated again right after the fill): use hzshm_get.
  * Release exactly once per successful view, on the same thread. */
@@ -231,10 +229,8 @@ typedef struct {
   uint64_t evictions;
   uint32_t readers;
   int32_t agent_pid;
-  int32_t agent_state;          /* 0 serving, 1 disconnected, 2 stopped, 3 dead (heartbeat older
-                                   than stale_after_ms: the agent was killed or hangs) */
-  int32_t cluster_state;        /* 0 connecting, 1 connected, 2 disconnected, 3 stopped; -1 unknown
-                                   (agent dead: what it last published is not the truth) */
+  int32_t agent_state;          /* hzshm_agent_state (below) */
+  int32_t cluster_state;        /* hzshm_cluster_state (below) */
   uint64_t heartbeat_age_ms;
   uint64_t invalidations;       /* applied by the agent */
   uint64_t last_inval_lag_us;
@@ -247,6 +243,21 @@ typedef struct {
   uint64_t expirations;         /* entries whose local lifetime ended (--max-ttl-ms, TTL) */
   uint64_t slot_busy;           /* this handle: lookups sent to the agent for want of a free reader slot */
 } hzshm_stats_t;
+/* hzshm_stats_t.agent_state. */
+enum hzshm_agent_state {
+  HZSHM_AGENT_SERVING = 0,
+  HZSHM_AGENT_DISCONNECTED = 1,
+  HZSHM_AGENT_STOPPED = 2,
+  HZSHM_AGENT_DEAD = 3, /* heartbeat older than stale_after_ms: the agent was killed or hangs */
+};
+/* hzshm_stats_t.cluster_state: the agent's connection to its cluster. */
+enum hzshm_cluster_state {
+  HZSHM_CLUSTER_UNKNOWN = -1, /* agent dead: what it last published is not the truth */
+  HZSHM_CLUSTER_CONNECTING = 0,
+  HZSHM_CLUSTER_CONNECTED = 1,
+  HZSHM_CLUSTER_DISCONNECTED = 2,
+  HZSHM_CLUSTER_STOPPED = 3,
+};
 /* Figures of the cache (read from shared memory; no agent round trip). */
 HZSHM_EXTERN int hzshm_stats(hzshm_t *h, hzshm_stats_t *st);
 

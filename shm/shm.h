@@ -1,7 +1,7 @@
 /* shm.h - the shared-memory segment: internal API between the segment
  * (shm/), its single writer (the agent) and its readers (libhzshm).
  *
- * CONTRACT (settled; the agent and libhzshm are written against it). Adding
+ * Stability: the agent and libhzshm are written against this header. Adding
  * functions is fine; changing the meaning of one below needs all users updated.
  *
  * Roles
@@ -36,6 +36,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "hzshm.h" /* the limits HZSHM_KEY_MAX, HZSHM_SESSION_MAX; hzshm_agent_state */
 #include "hzshm_errno.h"
 
 #ifdef __cplusplus
@@ -44,10 +45,9 @@ extern "C" {
 
 typedef struct hzshm__shm hzshm__shm_t; /* one process's mapping of a segment */
 
-/* Limits enforced by the segment (the Store API enforces the same). */
+/* Limits enforced by the segment: HZSHM_SESSION_MAX and HZSHM_KEY_MAX (hzshm.h),
+ * and the segment name's. */
 #define HZSHM_SHM_NAME_MAX 64
-#define HZSHM_SESSION_MAX 255  /* session id bytes (a Hazelcast map name) */
-#define HZSHM_KEY_MAX 1024     /* key bytes (UTF-8 of a Hazelcast String) */
 
 /* ---- creation and attachment ------------------------------------------- */
 
@@ -164,7 +164,11 @@ void hzshm__shm_r_count_miss(hzshm__shm_t *s);
 
 /* Agent liveness and state, read by every reader on every lookup.
  * state: HZSHM_SHM_SERVING, or a reason readers report. Call every <= 100 ms. */
-enum { HZSHM_SHM_SERVING = 0, HZSHM_SHM_DISCONNECTED = 1, HZSHM_SHM_STOPPED = 2 };
+enum { /* the published states are hzshm_stats_t.agent_state's */
+  HZSHM_SHM_SERVING = HZSHM_AGENT_SERVING,
+  HZSHM_SHM_DISCONNECTED = HZSHM_AGENT_DISCONNECTED,
+  HZSHM_SHM_STOPPED = HZSHM_AGENT_STOPPED,
+};
 void hzshm__shm_w_heartbeat(hzshm__shm_t *s, int state);
 
 /* Open (create if absent) the directory entry for a session. */
@@ -254,7 +258,7 @@ uint64_t hzshm__shm_agent_counter(hzshm__shm_t *s, unsigned idx);
 int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path);
 int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 
-/* ---- additions (shm owner) ---------------------------------------------- */
+/* ---- fork, w_put's failures, file paths, test poison -------------------- */
 
 /* Caveat, fork(): handles do not survive fork() into the child. In the child
  * every inherited handle returns HZSHM_ECLOSED (close it, attach again); its

@@ -148,7 +148,7 @@ static int agent_ready(void *ud) {
   hzshm_t *h;
   if (hzshm_open(a->name, NULL, &h) != 0) return 0;
   hzshm_stats_t s;
-  int ok = hzshm_stats(h, &s) == 0 && s.agent_pid == a->pid && s.cluster_state == 1 && s.agent_state == 0;
+  int ok = hzshm_stats(h, &s) == 0 && s.agent_pid == a->pid && s.cluster_state == HZSHM_CLUSTER_CONNECTED && s.agent_state == HZSHM_AGENT_SERVING;
   hzshm_close(h);
   return ok;
 }

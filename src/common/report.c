@@ -16,21 +16,21 @@ const char *hzshm__cluster_state_name(int32_t s) {
 }
 
 int hzshm__health_verdict(const hzshm_stats_t *st, char *why, size_t cap) {
-  if (st->agent_state == 3) {
+  if (st->agent_state == HZSHM_AGENT_DEAD) {
     snprintf(why, cap, "agent (pid %d) is dead or hung: heartbeat %llu ms old (bound %llu ms)", (int)st->agent_pid,
              (unsigned long long)st->heartbeat_age_ms, (unsigned long long)st->stale_after_ms);
     return 1;
   }
-  if (st->agent_state == 2) {
+  if (st->agent_state == HZSHM_AGENT_STOPPED) {
     snprintf(why, cap, "agent (pid %d) has stopped", (int)st->agent_pid);
     return 1;
   }
-  if (st->cluster_state != 1) {
+  if (st->cluster_state != HZSHM_CLUSTER_CONNECTED) {
     snprintf(why, cap, "agent (pid %d) is not connected to its cluster (cluster_state: %s)", (int)st->agent_pid,
              hzshm__cluster_state_name(st->cluster_state));
     return 1;
   }
-  if (st->agent_state != 0) {
+  if (st->agent_state != HZSHM_AGENT_SERVING) {
     snprintf(why, cap, "agent (pid %d) is not serving (agent_state: %s)", (int)st->agent_pid,
              hzshm__agent_state_name(st->agent_state));
     return 1;

@@ -31,8 +31,8 @@ int hzshm__stats_read(hzshm__shm_t *m, hzshm_stats_t *st) {
   /* A killed or hung agent leaves its last state behind: the heartbeat says
    * the truth (the bound readers fail closed at). */
   if (ss.state != HZSHM_SHM_STOPPED && ss.heartbeat_age_ns > ss.stale_after_ns) {
-    st->agent_state = 3;
-    st->cluster_state = -1;
+    st->agent_state = HZSHM_AGENT_DEAD;
+    st->cluster_state = HZSHM_CLUSTER_UNKNOWN;
   }
   st->invalidations = hzshm__shm_agent_counter(m, HZSHM__AC_INVALIDATIONS);
   st->last_inval_lag_us = hzshm__shm_agent_counter(m, HZSHM__AC_INVAL_LAG_US);

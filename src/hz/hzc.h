@@ -2,7 +2,7 @@
  * 2.x, on a libuv loop. Used by hzshm-agent and, on its own, as the "direct
  * Hazelcast" baseline in benchmarks.
  *
- * CONTRACT (settled; the agent is written against it). Adding functions is
+ * Stability: the agent is written against this header. Adding functions is
  * fine; changing the meaning of one below needs the agent updated.
  *
  * Threading: every function must be called on the loop thread the client was
@@ -155,7 +155,7 @@ int hzc_map_size(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 /* Creates the IMap proxy cluster-wide (Client.CreateProxy), as the official
  * clients do on getMap(): maps work without it, but a member publishes
  * distributed-object events (CREATED, and DESTROYED on a later destroy) only
- * for names that have a proxy. (Added by the hz client engineer.) */
+ * for names that have a proxy. */
 int hzc_map_create(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
 /* Destroys the IMap cluster-wide (Client.DestroyProxy). */
 int hzc_map_destroy(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud);
@@ -222,7 +222,7 @@ typedef struct {
 } hzc_stats_t;
 void hzc_client_stats(const hzc_client_t *c, hzc_stats_t *st);
 /* Index (in the current member list) of the owner of partition p, or -1 if
- * unknown. (Added by the hz client engineer, for routing tests.) */
+ * unknown (routing tests). */
 int32_t hzc_partition_owner(const hzc_client_t *c, uint32_t p);
 uint32_t hzc_member_count(const hzc_client_t *c);
 /* Which connection brings us the invalidations of partition p: the id (> 0)

@@ -48,7 +48,7 @@ static int agent_ready(void *ud) {
   if (hzshm_open(ag->name, NULL, &h) != 0) return 0;
   hzshm_stats_t s = e2e_stats(h);
   hzshm_close(h);
-  if (s.agent_pid != ag->pid || s.cluster_state != 1 || s.agent_state != 0) return 0;
+  if (s.agent_pid != ag->pid || s.cluster_state != HZSHM_CLUSTER_CONNECTED || s.agent_state != HZSHM_AGENT_SERVING) return 0;
   int fd = e2e_raw_connect(ag->sock);
   if (fd < 0) return 0;
   uint8_t buf[64];
@@ -333,7 +333,7 @@ hzshm_stats_t e2e_stats(hzshm_t *h) {
 
 int e2e_all_watched(void *h) {
   hzshm_stats_t st = e2e_stats(h);
-  return st.cluster_state == 1 && st.unwatched_partitions == 0;
+  return st.cluster_state == HZSHM_CLUSTER_CONNECTED && st.unwatched_partitions == 0;
 }
 
 void e2e_open_watched(const char *name, const char *sid, hzshm_t **h, hzshm_session_t **s) {

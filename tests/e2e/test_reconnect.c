@@ -66,7 +66,7 @@ static int serving_right(void *ud) {
   return a && b && c;
 }
 
-static int seg_disconnected(void *h) { return e2e_stats(h).agent_state == 1; /* 0 serving, 1 disconnected */ }
+static int seg_disconnected(void *h) { return e2e_stats(h).agent_state == HZSHM_AGENT_DISCONNECTED; }
 
 int main(int argc, char **argv) {
   CHECK(argc == 2);
@@ -100,7 +100,7 @@ int main(int argc, char **argv) {
   CHECK(us >= 0);
   printf("network cut: readers fail closed (%s) after %lld ms (bound --stale-ms 1000 + detection)\n",
          hzshm_err_name(cx.last_rc), (long long)(us / 1000));
-  CHECK(e2e_stats(h).cluster_state == 2);
+  CHECK(e2e_stats(h).cluster_state == HZSHM_CLUSTER_DISCONNECTED);
   /* Past --stale-ms the segment itself says DISCONNECTED: hits of any key
    * fail closed in the reader, not only misses refused by the agent. */
   us = e2e_wait(seg_disconnected, h, 10000);
@@ -119,7 +119,7 @@ int main(int argc, char **argv) {
   hzshm_stats_t st = e2e_stats(h);
   printf("network back: serving the cluster's values after %lld ms (cluster state %d, stale marks %llu)\n",
          (long long)(us / 1000), st.cluster_state, (unsigned long long)st.stale_marks);
-  CHECK(st.cluster_state == 1);
+  CHECK(st.cluster_state == HZSHM_CLUSTER_CONNECTED);
   /* Cached again, and invalidated again by the member's events. */
   CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k3", 2, "newer", 5), 0);

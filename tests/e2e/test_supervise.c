@@ -61,7 +61,7 @@ static int alive_and_serving(e2e_agent_t *ag) {
   if (hzshm_open(ag->name, NULL, &h) != 0) return 0;
   hzshm_stats_t s = e2e_stats(h);
   hzshm_close(h);
-  return s.agent_pid == ag->pid && s.agent_state == 0 && s.cluster_state == 1;
+  return s.agent_pid == ag->pid && s.agent_state == HZSHM_AGENT_SERVING && s.cluster_state == HZSHM_CLUSTER_CONNECTED;
 }
 
 #ifdef HZSHM_TEST_SYSTEMD
@@ -106,7 +106,7 @@ static void notify_case(const char *member) {
   CHECK_RC(hzshm_open("sup_nt", NULL, &h), 0);
   hzshm_stats_t s = e2e_stats(h);
   hzshm_close(h);
-  CHECK(s.agent_pid == pid && s.agent_state == 0 && s.cluster_state == 1);
+  CHECK(s.agent_pid == pid && s.agent_state == HZSHM_AGENT_SERVING && s.cluster_state == HZSHM_CLUSTER_CONNECTED);
   kill(pid, SIGTERM);
   int stopping = 0;
   while (!stopping && recv_notify(fd, msg, sizeof msg, 30000)) stopping = strstr(msg, "STOPPING=1") != NULL;

@@ -128,7 +128,7 @@ int main(int argc, char **argv) {
   hzshm_stats_t st = e2e_stats(h);
   printf("network to port %d cut: %llu partitions unwatched after %lld ms\n", cut,
          (unsigned long long)st.unwatched_partitions, (long long)(us / 1000));
-  CHECK(st.cluster_state == 1); /* still connected to the cluster through the other member */
+  CHECK(st.cluster_state == HZSHM_CLUSTER_CONNECTED); /* still connected to the cluster through the other member */
   CHECK(st.unwatched_partitions < 271); /* the reachable member's partitions are still cached */
 
   for (int round = 2; round <= 4; round++) {
