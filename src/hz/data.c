@@ -1,41 +1,7 @@
 /* data.c - String / byte[] Data encoding and decoding (see data.h). */
 #include "data.h"
-#include "utf8.h"
 
 #include <string.h>
-
-int hzshm__utf8_valid(const uint8_t *s, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t c = s[i];
-    size_t k;
-    uint32_t cp;
-    if (c < 0x80) {
-      i++;
-      continue;
-    } else if ((c & 0xE0) == 0xC0) {
-      k = 1;
-      cp = c & 0x1F;
-    } else if ((c & 0xF0) == 0xE0) {
-      k = 2;
-      cp = c & 0x0F;
-    } else if ((c & 0xF8) == 0xF0) {
-      k = 3;
-      cp = c & 0x07;
-    } else {
-      return 0;
-    }
-    if (n - i <= k) return 0;
-    for (size_t j = 1; j <= k; j++) {
-      if ((s[i + j] & 0xC0) != 0x80) return 0;
-      cp = cp << 6 | (s[i + j] & 0x3F);
-    }
-    static const uint32_t min[4] = {0, 0x80, 0x800, 0x10000};
-    if (cp < min[k] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return 0;
-    i += k + 1;
-  }
-  return 1;
-}
 
 void hzc__wr_data(hzc__wr_t *w, int32_t type, const void *p, size_t n) {
   hzc__wr_i32be(w, 0); /* partition hash: not set (no partitioning strategy) */

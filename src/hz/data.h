@@ -16,8 +16,6 @@
 #define HZC__TYPE_BYTES HZC_TYPE_ID_BYTES
 #define HZC__DATA_MAX ((size_t)INT32_MAX - 64)
 
-/* 1 if s is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
-int hzshm__utf8_valid(const uint8_t *s, size_t n);
 /* Appends a Data frame holding the String / byte[] (flags 0). */
 /* A Data frame of serializer type id `type` holding n bytes (byte[] / String layout). */
 void hzshm__mb_data(hzc__mb_t *b, int32_t type, const void *p, size_t n);
