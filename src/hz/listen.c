@@ -211,13 +211,13 @@ static void obj_event(hzc_client_t *c, hzc__call_t *k, const hzc__msg_t *m) {
  * while the connection is up, r waits for a retry. */
 static void reg_send(hzc_client_t *c, hzc_listener_t *l, hzc__reg_t *r) {
   hzc__mb_t b;
-  if (l->kind == L_INV) hzc__enc_add_nc_listener(&b, l->map, c->smart);
+  if (l->kind == HZC__L_INV) hzc__enc_add_nc_listener(&b, l->map, c->smart);
   else hzc__enc_add_obj_listener(&b, c->smart);
   hzc__call_t *k = hzc__call_new(c, &b, -1, 0, reg_done);
   if (k) {
     k->pin = r->conn;
     k->listener = 1;
-    k->event = l->kind == L_INV ? inv_event : obj_event;
+    k->event = l->kind == HZC__L_INV ? inv_event : obj_event;
     k->owner = l;
     k->owner2 = r;
     r->call = k;
@@ -310,7 +310,7 @@ int hzc_map_listen_invalidations(hzc_client_t *c, const char *map, hzc_invalidat
     free(l);
     return -ENOMEM;
   }
-  l->kind = L_INV;
+  l->kind = HZC__L_INV;
   l->icb = icb;
   l->iud = iud;
   l->cb = cb;
@@ -324,7 +324,7 @@ int hzc_listen_objects(hzc_client_t *c, hzc_object_cb ocb, void *oud, hzc_status
   if (c->closing) return HZSHM_ECLOSED;
   hzc_listener_t *l = calloc(1, sizeof *l);
   if (!l) return -ENOMEM;
-  l->kind = L_OBJ;
+  l->kind = HZC__L_OBJ;
   l->ocb = ocb;
   l->oud = oud;
   l->cb = cb;
@@ -343,7 +343,7 @@ int hzc_listener_remove(hzc_client_t *c, hzc_listener_t *l) {
     l->regs = r->next;
     if (r->acked && r->conn->state == HZC__CONN_READY && !c->closing) {
       hzc__mb_t b;
-      if (l->kind == L_INV) hzc__enc_remove_entry_listener(&b, l->map, &r->id);
+      if (l->kind == HZC__L_INV) hzc__enc_remove_entry_listener(&b, l->map, &r->id);
       else hzc__enc_remove_obj_listener(&b, &r->id);
       hzc__call_t *k = hzc__call_new(c, &b, -1, 1, NULL);
       if (k) {

@@ -5,7 +5,7 @@
 
 #include "hzc_int.h"
 
-enum { HZSHM__L_INV = 1, HZSHM__L_OBJ = 2 };
+enum { HZC__L_INV = 1, HZC__L_OBJ = 2 };
 
 /* One listener's registration on one connection. call == NULL: refused or
  * not sent, waiting to be re-sent at retry_at (the connection is READY:

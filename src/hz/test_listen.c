@@ -18,7 +18,7 @@ int hzc_test_owner_uuid(const hzc_client_t *c, uint32_t p, hzc_uuid_t *out) {
 
 int hzc_test_deregister_on_owner(hzc_client_t *c, hzc_listener_t *l, uint32_t p) {
   hzc__member_t *m = owner_of(c, p);
-  if (m == NULL || m->conn == NULL || l == NULL || l->kind != HZSHM__L_INV) return 0;
+  if (m == NULL || m->conn == NULL || l == NULL || l->kind != HZC__L_INV) return 0;
   for (hzc__reg_t *r = l->regs; r; r = r->next) {
     if (r->conn != m->conn || !r->acked) continue;
     hzc__mb_t b;
