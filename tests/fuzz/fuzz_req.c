@@ -88,7 +88,7 @@ static void answer(const hzshm__ipc_hdr_t *h, int status, const void *val, size_
 
 static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_t *r) {
   scan_ctx_t *x = ud;
-  CHECK(h->op >= HZSHM__OP_HELLO && h->op < HZSHM__OP_MAX_ && h->flags == 0 && h->bodylen <= HZSHM__IPC_BODY_MAX);
+  CHECK(h->op >= HZSHM__OP_HELLO && h->op < HZSHM__OP_MAX_ && (h->flags & ~HZSHM__IPC_F_ALL) == 0 && h->bodylen <= HZSHM__IPC_BODY_MAX);
   CHECK(r->sidlen <= 255 && r->klen <= 1024 && r->vlen <= HZSHM__IPC_VALUE_MAX);
   CHECK(inside(x, r->sid, r->sidlen) && inside(x, r->key, r->klen) && inside(x, r->val, r->vlen));
   /* exact decoding: the body re-encodes to the same bytes */
@@ -105,6 +105,7 @@ static int on_request(void *ud, const hzshm__ipc_hdr_t *h, const hzshm__ipc_req_
   CHECK(rc0 == 0 || rc0 == HZSHM_EEMPTY || rc0 == HZSHM_EBADSESSION || rc0 == HZSHM_EINVAL);
   CHECK(rc1 == 0 || rc1 == HZSHM_EEMPTY || rc1 == HZSHM_EBADSESSION || rc1 == HZSHM_EINVAL);
   CHECK(rc1 != 0 || rc0 == 0); /* a prefix only narrows */
+  CHECK(rc0 != 0 || h->flags == 0 || h->op == HZSHM__OP_SET); /* flags only on a SET */
   if (rc0 == 0 && h->op != HZSHM__OP_HELLO) cluster_message(h, r);
   answer(h, rc0, r->vlen <= 2048 ? r->val : NULL, r->vlen <= 2048 ? r->vlen : 0);
   x->nreq++;
