@@ -35,6 +35,23 @@
  */
 #include "shm_int.h"
 
+/* 1 if the heartbeat hb is older than the segment's bound.
+ * The coarse clock (hzshm__shm_clock_coarse: a vDSO read, no syscall, no
+ * TSC read) is fine here: it advances in ticks of 1-10 ms (the jiffy:
+ * CONFIG_HZ 1000..100; clock_getres says 4 ms on the dev box), so a
+ * heartbeat age measured with it is short of the true one by at most a
+ * tick, against a bound of seconds (stale_after_ns, 2 s by default): a
+ * reader fails closed at most one tick later than stale_after_ns. The
+ * writer stamps heartbeat_ns from the same clock. Both clocks are on the
+ * initial time namespace's scale (the namespace offsets taken off,
+ * hzshm__shm_clock_init). Either direction still: a reader whose offset
+ * could not be read (no /proc) and whose clock is behind the writer's would
+ * otherwise never see the heartbeat age. */
+static inline __attribute__((always_inline)) int hb_stale(const hzshm__shm_t *s, uint64_t hb) {
+  uint64_t now = hzshm__shm_clock_coarse();
+  return now > hb ? now - hb > s->stale_after_ns : hb - now > s->stale_after_ns;
+}
+
 /* The fail-closed check, inline on the hit path (hzshm__shm_r_check below is
  * the same for other callers). */
 static inline __attribute__((always_inline)) int r_check(hzshm__shm_t *s) {
@@ -47,22 +64,16 @@ static inline __attribute__((always_inline)) int r_check(hzshm__shm_t *s) {
    * them only delays failing closed by one heartbeat. */
   uint64_t hb = atomic_load_explicit(&s->hdr->heartbeat_ns, memory_order_acquire);
   uint32_t st = atomic_load_explicit(&s->hdr->state, memory_order_acquire);
-  if (st != HZSHM_SHM_SERVING)
-    return st == HZSHM_SHM_DISCONNECTED ? HZSHM_EDISCONNECTED : st == HZSHM_SHM_STOPPED ? HZSHM_ESTOPPED : HZSHM_ESTALE;
-  /* The coarse clock (hzshm__shm_clock_coarse: a vDSO read, no syscall, no
-   * TSC read) is fine here: it advances in ticks of 1-10 ms (the jiffy:
-   * CONFIG_HZ 1000..100; clock_getres says 4 ms on the dev box), so a
-   * heartbeat age measured with it is short of the true one by at most a
-   * tick, against a bound of seconds (stale_after_ns, 2 s by default): a
-   * reader fails closed at most one tick later than stale_after_ns. The
-   * writer stamps heartbeat_ns from the same clock. */
-  uint64_t now = hzshm__shm_clock_coarse();
-  /* Both clocks are on the initial time namespace's scale (the namespace
-   * offsets taken off, hzshm__shm_clock_init). Either direction still: a
-   * reader whose offset could not be read (no /proc) and whose clock is
-   * behind the writer's would otherwise never see the heartbeat age. */
-  if (now > hb ? now - hb > s->stale_after_ns : hb - now > s->stale_after_ns) return HZSHM_ESTALE;
-  return 0;
+  if (st != HZSHM_SHM_SERVING) {
+    if (st == HZSHM_SHM_STOPPED) return HZSHM_ESTOPPED;
+    /* DISCONNECTED only from a live writer: one that died so (killed while
+     * the cluster was away, or inside w_open after its "not serving" store)
+     * is stale like a dead SERVING one. Else its readers would report
+     * EDISCONNECTED forever and never look for a replaced segment (libhzshm
+     * follows one on ESTALE / ESTOPPED only). */
+    return st == HZSHM_SHM_DISCONNECTED && !hb_stale(s, hb) ? HZSHM_EDISCONNECTED : HZSHM_ESTALE;
+  }
+  return hb_stale(s, hb) ? HZSHM_ESTALE : 0;
 }
 
 int hzshm__shm_r_check(hzshm__shm_t *s) { return r_check(s); }

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,7 +47,13 @@ static int peer_trusted(int fd) {
   return t < 0 ? t : t ? 0 : HZSHM_EUNTRUSTED;
 }
 
-static int conn_connect(hzshm_t *h, hzshm__lib_conn_t *c) {
+/* Connects within the request's deadline. A unix stream connect to a
+ * listener whose backlog is full waits for room, by default forever: a
+ * process that bound the socket path first (see "Trust") and never accepts
+ * would hang every request past timeout_ms, before the peer check could
+ * refuse it. The wait is bounded by SO_SNDTIMEO (the kernel's connect timeout
+ * for AF_UNIX; sends are MSG_DONTWAIT, so nothing else uses it). */
+static int conn_connect(hzshm_t *h, hzshm__lib_conn_t *c, uint64_t deadline) {
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   int rc = hzshm__shm_socket(hzshm__lib_shm(h), path, sizeof path);
   if (rc != 0) return HZSHM_EAGENT;
@@ -54,9 +61,27 @@ static int conn_connect(hzshm_t *h, hzshm__lib_conn_t *c) {
   if (fd < 0) return -errno;
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   memcpy(sa.sun_path, path, strnlen(path, sizeof sa.sun_path - 1));
-  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+  for (;;) {
+    uint64_t t = now_ms();
+    rc = HZSHM_EAGENT; /* not reachable in time; nothing was sent (unlike a request's ETIMEDOUT) */
+    if (t >= deadline) break;
+    struct timeval tv = {.tv_sec = (time_t)((deadline - t) / 1000),
+                         .tv_usec = (suseconds_t)((deadline - t) % 1000 * 1000)};
+    if (setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+      rc = -errno;
+      break;
+    }
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0) {
+      rc = 0;
+      break;
+    }
+    if (errno == EINTR) continue; /* an interrupted AF_UNIX connect leaves the socket unconnected: again */
+    rc = HZSHM_EAGENT; /* EAGAIN: no room in the backlog before the deadline */
+    break;
+  }
+  if (rc != 0) {
     close(fd);
-    return HZSHM_EAGENT;
+    return rc;
   }
   if ((rc = peer_trusted(fd)) != 0) {
     close(fd);
@@ -131,7 +156,7 @@ static hzshm__lib_conn_t *conn_take(hzshm_t *h) {
 }
 
 /* A buffer for req and a live connection; nothing is sent yet. */
-static int conn_prepare(hzshm_t *h, hzshm__lib_conn_t *c, const hzshm__ipc_req_t *req) {
+static int conn_prepare(hzshm_t *h, hzshm__lib_conn_t *c, const hzshm__ipc_req_t *req, uint64_t deadline) {
   int rc = grow(c, hzshm__ipc_req_size(req));
   if (rc) return rc;
   if (c->fd >= 0) {
@@ -141,7 +166,7 @@ static int conn_prepare(hzshm_t *h, hzshm__lib_conn_t *c, const hzshm__ipc_req_t
     struct pollfd p = {.fd = c->fd, .events = POLLIN};
     if (poll(&p, 1, 0) != 0) conn_drop(c);
   }
-  return c->fd < 0 ? conn_connect(h, c) : 0;
+  return c->fd < 0 ? conn_connect(h, c, deadline) : 0;
 }
 
 /* Reads one response frame: its header, and its body into c->buf, decoded. */
@@ -186,7 +211,7 @@ int hzshm__lib_conn_request(hzshm_t *h, uint8_t op, const hzshm__ipc_req_t *req,
   hzshm__ipc_hdr_t hdr;
   hzshm__ipc_resp_t resp;
   int broken = 0;
-  int rc = conn_prepare(h, c, req);
+  int rc = conn_prepare(h, c, req, deadline);
   if (rc == 0) rc = exchange(c, op, req, deadline, &hdr, &resp, &broken);
   if (rc == 0) {
     rc = hdr.status;

@@ -409,3 +409,135 @@ TEST_CASE(planted_socket) {
   hzshm__shm_close(W);
   hzshm__shm_unlink(NAME);
 }
+
+/* An agent killed while it said DISCONNECTED (the cluster away, or inside
+ * w_open after its "not serving" store), then a new one that had to
+ * recreate the segment (another layout): open handles used to report
+ * HZSHM_EDISCONNECTED for ever (that state never went stale) and so never
+ * looked for the new segment; they must fail closed as stale and follow it. */
+TEST_CASE(follow_after_dead_disconnected) {
+  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
+                             .stale_after_ns = 300u * 1000000u};
+  int ready[2];
+  CHECK(pipe(ready) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL) != 0 || hzshm__shm_w_set_socket(W, "/nonexistent/hzshm.sock") != 0)
+      _exit(2);
+    put("sess-d", "k", "old");
+    hzshm__shm_w_heartbeat(W, HZSHM_SHM_DISCONNECTED);
+    if (write(ready[1], "r", 1) != 1) _exit(3);
+    for (;;) pause();
+  }
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1);
+  CHECK_RC(hzshm_open(NAME, NULL, &H), 0);
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(H, "sess-d", 6, &s), 0);
+  char buf[8];
+  size_t vlen = 0;
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), HZSHM_EDISCONNECTED);
+  kill(pid, SIGKILL);
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid);
+  hzshm__shm_config_t cfg2 = cfg;
+  cfg2.memory_bytes = 16u << 20; /* another layout: the segment is recreated */
+  int reused = -1;
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg2, 1, &W, &reused), 0);
+  CHECK_EQ(reused, 0);
+  CHECK_RC(hzshm__shm_w_set_socket(W, "/nonexistent/hzshm.sock"), 0);
+  put("sess-d", "k", "new");
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  uint64_t t0 = now_ms();
+  int rc;
+  while ((rc = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen)) != 0 && now_ms() - t0 < 10000) {
+    hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL); /* the writer's tick; the loop ends on a hit or the deadline */
+  }
+  fprintf(stderr, "handle on a segment whose writer died DISCONNECTED, after the new writer's segment: %s after %llu ms\n",
+          hzshm_err_name(rc), (unsigned long long)(now_ms() - t0));
+  CHECK_RC(rc, 0);
+  CHECK(vlen == 3 && memcmp(buf, "new", 3) == 0);
+  hzshm_session_close(s);
+  hzshm_close(H);
+  hzshm__shm_close(W);
+  hzshm__shm_unlink(NAME);
+}
+
+/* A process of any uid binds the socket path while the agent does not (it
+ * may in /tmp), listens with a backlog of 0 and fills it itself, never
+ * accepting: a connect to it waits for room. A request used to hang there
+ * for ever, whatever timeout_ms; it must fail within its timeout
+ * (HZSHM_EAGENT: nothing was sent). */
+TEST_CASE(socket_backlog_full) {
+  if (geteuid() != 0) {
+    printf("socket_backlog_full: not root, skipped\n");
+    return;
+  }
+  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
+                             .stale_after_ns = 300u * 1000000u, .gid_set = 1, .gid = 65534};
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  char sock[108];
+  snprintf(sock, sizeof sock, "/tmp/hzshm-test-lib-%d.sock", (int)getpid());
+  unlink(sock);
+  CHECK_RC(hzshm__shm_w_set_socket(W, sock), 0);
+  int rp[2], done[2];
+  CHECK(pipe(rp) == 0 && pipe(done) == 0);
+  pid_t peer = fork();
+  CHECK(peer >= 0);
+  if (peer == 0) {
+    if (hostile_become(65533, 65534) != 0) _exit(2);
+    int l = socket(AF_UNIX, SOCK_STREAM, 0), c = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", sock);
+    if (l < 0 || c < 0 || bind(l, (struct sockaddr *)&sa, sizeof sa) != 0 || chmod(sock, 0666) != 0 ||
+        listen(l, 0) != 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) != 0)
+      _exit(3);
+    if (write(rp[1], "r", 1) != 1) _exit(4);
+    char b;
+    _exit(read(done[0], &b, 1) >= 0 ? 0 : 5); /* until the test is done (EOF if it died) */
+  }
+  close(done[0]);
+  char ch;
+  CHECK(read(rp[0], &ch, 1) == 1);
+  int res[2];
+  CHECK(pipe(res) == 0);
+  pid_t rdr = fork();
+  CHECK(rdr >= 0);
+  if (rdr == 0) {
+    if (hostile_become(65534, 65534) != 0) _exit(100);
+    alarm(20); /* a bound for the old code's hang: SIGALRM ends the child */
+    hzshm_t *h;
+    hzshm_session_t *s;
+    hzshm_opts_t o = {.timeout_ms = 1000};
+    if (hzshm_open(NAME, &o, &h) != 0 || hzshm_session_open(h, "sess", 4, &s) != 0) _exit(101);
+    char buf[16];
+    size_t n;
+    int rc = hzshm_get(s, "not-cached", 10, buf, sizeof buf, &n);
+    _exit(write(res[1], &rc, sizeof rc) == (ssize_t)sizeof rc ? 0 : 102);
+  }
+  close(res[1]);
+  uint64_t t0 = now_ms();
+  int st, rc = 1;
+  CHECK(waitpid(rdr, &st, 0) == rdr);
+  uint64_t took = now_ms() - t0;
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) CHECK(read(res[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
+  fprintf(stderr, "socket bound by uid 65533 with a full backlog, reader timeout 1000 ms: %s after %llu ms\n",
+          WIFSIGNALED(st) ? "hung (killed by SIGALRM after 20 s)" : hzshm_err_name(rc), (unsigned long long)took);
+  CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  CHECK_RC(rc, HZSHM_EAGENT);
+  close(done[1]);
+  CHECK(waitpid(peer, &st, 0) == peer && WIFEXITED(st) && WEXITSTATUS(st) == 0);
+  close(rp[0]);
+  close(rp[1]);
+  close(res[0]);
+  unlink(sock);
+  hzshm__shm_close(W);
+  hzshm__shm_unlink(NAME);
+}
