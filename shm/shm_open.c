@@ -343,9 +343,14 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   hzshm__shm_t *s = handle_new(name);
   if (!s) return -ENOMEM;
-  s->dfd = open(path, O_RDONLY | O_CLOEXEC);
+  /* O_NOFOLLOW: a symlink at the name (anyone may make one in /dev/shm while
+   * the name is free) would lead us to another trusted file, e.g. another
+   * segment of the agent: its values under this segment's name. O_NONBLOCK:
+   * opening a FIFO planted there would block until somebody opens it for
+   * writing (forever); it is refused by the fstat below instead. */
+  s->dfd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
   if (s->dfd < 0) {
-    rc = -errno;
+    rc = errno == ELOOP ? HZSHM_EUNTRUSTED : -errno;
     goto fail;
   }
   /* The trust anchor (shm_trust.c): the file opened, not the name, must be
@@ -435,6 +440,15 @@ static int own_file(int fd) {
   return S_ISREG(st.st_mode) && st.st_uid == geteuid();
 }
 
+/* 1 if our file `fd` may be written by its group or others (or cannot be
+ * examined). Our builds never make such files; an older one did (0660), and
+ * a process that opened it for writing then keeps that descriptor however
+ * the mode changes later: such an inode is never adopted, only replaced. */
+static int others_may_write(int fd) {
+  struct stat st;
+  return fstat(fd, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH));
+}
+
 /* Open `path` (O_CREAT, `mode`) as a file of our own: a foreign one is
  * unlinked and the create retried (never ours: no segment of ours lived in
  * it). Returns the descriptor or -errno (-EPERM: a foreign file we may not
@@ -442,7 +456,15 @@ static int own_file(int fd) {
 static int open_own(const char *path, mode_t mode) {
   for (int attempt = 0; attempt < 4; attempt++) {
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
-    if (fd < 0) return -errno;
+    if (fd < 0) {
+      /* A planted symlink (O_CREAT | O_NOFOLLOW on one: ELOOP, or EACCES in a
+       * sticky directory) is removed like any foreign file. */
+      int e = errno;
+      struct stat st;
+      if ((e != ELOOP && e != EACCES) || lstat(path, &st) != 0 || !S_ISLNK(st.st_mode)) return -e;
+      if (unlink(path) != 0 && errno != ENOENT) return -errno;
+      continue;
+    }
     int own = own_file(fd);
     if (own == 1) return fd;
     close(fd);
@@ -490,6 +512,16 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
       rc = s->dfd;
       goto fail;
     }
+    if (others_may_write(s->dfd)) { /* an old build's (group-writable) inode: a fresh one instead */
+      if (attempt > 2) {
+        rc = HZSHM_EEXIST;
+        goto fail;
+      }
+      unlink(path);
+      close(s->dfd);
+      s->dfd = -1;
+      continue;
+    }
     /* We are the writer now. Is the file ours to reuse? */
     rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
     if (fsize == 0) break; /* fresh */
@@ -499,7 +531,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
       char rpath[HZSHM_SHM_PATH_MAX];
       s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
                                                                   : -1;
-      if (s->rfd >= 0 && own_file(s->rfd) == 1 && read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
+      if (s->rfd >= 0 && own_file(s->rfd) == 1 && !others_may_write(s->rfd) &&
+          read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
           hzshm__shm_rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
         reuse = 1;
@@ -535,8 +568,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
   atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */
 opened:
-  /* A reused pair gets this configuration's access (the reader file is the
-   * writer uid's only, whatever an older build made it). */
+  /* A reused pair gets this configuration's access (group, group read);
+   * neither file was writable by others (others_may_write). */
   if ((cfg->gid_set && fchown(s->dfd, (uid_t)-1, (gid_t)cfg->gid) < 0) || fchmod(s->dfd, mode) < 0 ||
       fchmod(s->rfd, 0600) < 0) {
     rc = -errno;

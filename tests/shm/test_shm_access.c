@@ -692,6 +692,158 @@ static void test_planted_rd(void) {
   munmap(stop, sizeof *stop);
 }
 
+/* In a child of uid READER_UID: hzshm__shm_r_attach(name), closed again.
+ * Returns its code, or 1 if it still had not returned after 5 s (hung). */
+static int attach_as_reader(const char *name) {
+  int p[2];
+  CHECK(pipe(p) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    close(p[0]);
+    if (become(READER_UID) != 0) _exit(2);
+    unsetenv("HZSHM_AGENT_UID");
+    alarm(5); /* a bound: SIGALRM kills the child if the attach blocks */
+    hzshm__shm_t *r = NULL;
+    int rc = hzshm__shm_r_attach(name, &r);
+    hzshm__shm_close(r);
+    _exit(write(p[1], &rc, sizeof rc) == (ssize_t)sizeof rc ? 0 : 3);
+  }
+  close(p[1]);
+  int rc = 1, status;
+  CHECK(waitpid(pid, &status, 0) == pid);
+  if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGALRM);
+  else CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && read(p[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
+  close(p[0]);
+  return rc;
+}
+
+/* Runs `what` in a child of HOSTILE_UID: it makes the names (its exit code: 0). */
+static void as_hostile(void (*what)(const char *, const char *), const char *a, const char *b) {
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    if (become(HOSTILE_UID) != 0) _exit(2);
+    what(a, b);
+    _exit(0);
+  }
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+static void plant_fifo(const char *path, const char *unused) {
+  (void)unused;
+  if (mkfifo(path, 0644) != 0) _exit(10);
+}
+static void plant_symlink(const char *target, const char *path) {
+  if (symlink(target, path) != 0) _exit(11);
+}
+
+/* Names a process of any uid may make while a segment's name is free (here
+ * HOSTILE_UID's; /dev/shm is world-writable): a FIFO made r_attach's open
+ * block for ever (until somebody opened it for writing); a symlink to a
+ * trusted writer's segment A under the name B (and one for B's reader file)
+ * attached B's readers to A's data and A's agent socket (another segment's
+ * values under B's name). Both are refused as untrusted, and a writer of B
+ * replaces a planted symlink like a planted file. */
+static void test_planted_links(void) {
+  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop != MAP_FAILED);
+  const char *a = t_name("accla");
+  char ap[256], ard[256];
+  snprintf(ap, sizeof ap, "/dev/shm/hzshm.%s", a);
+  snprintf(ard, sizeof ard, "/dev/shm/hzshm.%s.rd", a);
+  pid_t wp = fork_writer_as(0, a, "value", stop);
+  CHECK_RC(attach_as_reader(a), 0);
+
+  char f[64], fp[256];
+  snprintf(f, sizeof f, "%s", t_name("acclf"));
+  snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s", f);
+  as_hostile(plant_fifo, fp, NULL);
+  int rc = attach_as_reader(f);
+  fprintf(stderr, "FIFO planted at %s: attach %s\n", fp, rc == 1 ? "hung (killed after 5 s)" : hzshm_err_name(rc));
+  CHECK_RC(rc, HZSHM_EUNTRUSTED);
+  unlink(fp);
+
+  char b[64], bp[256], brd[256];
+  snprintf(b, sizeof b, "%s", t_name("acclb"));
+  snprintf(bp, sizeof bp, "/dev/shm/hzshm.%s", b);
+  snprintf(brd, sizeof brd, "/dev/shm/hzshm.%s.rd", b);
+  as_hostile(plant_symlink, ap, bp);
+  as_hostile(plant_symlink, ard, brd);
+  rc = attach_as_reader(b);
+  fprintf(stderr, "symlink %s -> %s: attach %s\n", bp, ap, rc == 1 ? "hung" : hzshm_err_name(rc));
+  CHECK_RC(rc, HZSHM_EUNTRUSTED);
+  /* The writer of B (root) removes the planted symlinks and serves B. */
+  _Atomic int *stop_b = mmap(NULL, sizeof *stop_b, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop_b != MAP_FAILED);
+  pid_t wb = fork_writer_as(0, b, "value-b", stop_b);
+  char got[32];
+  CHECK_RC(read_as_reader(b, NULL, got, NULL), 0);
+  CHECK(strcmp(got, "value-b") == 0);
+  writer_stop(wb, stop_b, b);
+  munmap(stop_b, sizeof *stop_b);
+
+  CHECK_RC(attach_as_reader(a), 0); /* A itself is attached as before */
+  writer_stop(wp, stop, a);
+  munmap(stop, sizeof *stop);
+}
+
+/* A segment left by an older build, whose files were group-writable
+ * (0660): a process of the group opened the data file for writing then and
+ * kept the descriptor. A new writer used to adopt that inode (same layout)
+ * and only fchmod it, which revokes no descriptor: the process then wrote
+ * the value every reader trusted and hit. Such an inode is replaced. */
+static void test_reuse_shared_mode(void) {
+  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK(stop != MAP_FAILED);
+  const char *name = t_name("accsm");
+  char dp[256], rp[256];
+  snprintf(dp, sizeof dp, "/dev/shm/hzshm.%s", name);
+  snprintf(rp, sizeof rp, "/dev/shm/hzshm.%s.rd", name);
+  hzshm__sref_t ref;
+  hzshm__shm_t *w = held_writer(name, 16, &ref);
+  hzshm__shm_close(w);
+  CHECK(chmod(dp, 0660) == 0 && chmod(rp, 0660) == 0); /* the older build's mode */
+  int ready[2], go[2];
+  CHECK(pipe(ready) == 0 && pipe(go) == 0);
+  pid_t hp = fork();
+  CHECK(hp >= 0);
+  if (hp == 0) {
+    t_child_dies_with_parent();
+    if (become(HOSTILE_UID) != 0) _exit(2);
+    int fd = open(dp, O_RDWR | O_CLOEXEC);
+    char g;
+    if (fd < 0 || write(ready[1], "r", 1) != 1 || read(go[0], &g, 1) != 1) _exit(3);
+    struct stat st;
+    if (fstat(fd, &st) != 0) _exit(4);
+    char *m = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) _exit(5);
+    int planted = 0;
+    for (char *p = m; (p = memmem(p, (size_t)(m + st.st_size - p), "value", 5)) != NULL; p += 5, planted++)
+      memcpy(p, "EVIL!", 5);
+    _exit(planted > 0 ? 0 : 6); /* it wrote into the inode it kept */
+  }
+  char ch;
+  CHECK(read(ready[0], &ch, 1) == 1);
+  pid_t wp = fork_writer_as(0, name, "value", stop); /* the new build's writer */
+  CHECK(write(go[1], "g", 1) == 1);
+  int status;
+  CHECK(waitpid(hp, &status, 0) == hp && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  char got[32];
+  int rc = read_as_reader(name, NULL, got, NULL);
+  fprintf(stderr, "reader after a writer on a once group-writable segment: %s%s%s\n", hzshm_err_name(rc),
+          rc == 0 ? ", hit " : "", rc == 0 ? got : "");
+  CHECK_RC(rc, 0);
+  CHECK(strcmp(got, "value") == 0);
+  writer_stop(wp, stop, name);
+  close(ready[0]);
+  close(ready[1]);
+  close(go[0]);
+  close(go[1]);
+  munmap(stop, sizeof *stop);
+}
+
 int main(int argc, char **argv) {
   int secs = argc > 1 ? atoi(argv[1]) : 6;
   if (geteuid() != 0) {
@@ -701,6 +853,8 @@ int main(int argc, char **argv) {
   RUN(test_planted_segment);
   RUN(test_trusted_writers);
   RUN(test_planted_rd);
+  RUN(test_planted_links);
+  RUN(test_reuse_shared_mode);
   RUN(test_planted_files);
   RUN(test_unfollowed);
   RUN(test_planted_names);
