@@ -500,8 +500,9 @@ TEST_CASE(socket_backlog_full) {
         listen(l, 0) != 0 || connect(c, (struct sockaddr *)&sa, sizeof sa) != 0)
       _exit(3);
     if (write(rp[1], "r", 1) != 1) _exit(4);
+    close(done[1]);
     char b;
-    _exit(read(done[0], &b, 1) >= 0 ? 0 : 5); /* until the test is done (EOF if it died) */
+    _exit(read(done[0], &b, 1) >= 0 ? 0 : 5); /* until the test is done (a byte, or EOF if it died) */
   }
   close(done[0]);
   char ch;
@@ -532,6 +533,7 @@ TEST_CASE(socket_backlog_full) {
           WIFSIGNALED(st) ? "hung (killed by SIGALRM after 20 s)" : hzshm_err_name(rc), (unsigned long long)took);
   CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   CHECK_RC(rc, HZSHM_EAGENT);
+  CHECK(write(done[1], "d", 1) == 1); /* the reader child inherited done[1] too: no EOF to wait for */
   close(done[1]);
   CHECK(waitpid(peer, &st, 0) == peer && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   close(rp[0]);
