@@ -19,20 +19,9 @@
 
 #include "e2e.h"
 #include "peer.h"
+#include "peer_wait.h"
 
 #define BOUND_MS 3000
-
-typedef struct {
-  hzshm__peer_t *peer;
-  const char *sid;
-} pv_t;
-
-static int peer_has_v2(void *ud) {
-  pv_t *x = ud;
-  char buf[16];
-  size_t vl = 0;
-  return hzshm__peer_get(x->peer, x->sid, "k", 1, buf, sizeof buf, &vl) == 0 && vl == 2 && memcmp(buf, "v2", 2) == 0;
-}
 
 typedef struct {
   hzshm_session_t *s;
