@@ -101,10 +101,11 @@ static void count_removed(hzshm__shm_t *s, hzshm__shm_entry_t *e, uint64_t off) 
   atomic_fetch_sub_explicit(&s->hdr->entries, 1, memory_order_relaxed); /* statistic */
 }
 
-/* Unlink (one release store of the word that points at it) and retire. */
-static void unlink_at(hzshm__shm_t *s, _Atomic uint64_t *link, uint64_t off) {
+/* The one removal step: unlink (one release store of the word that points
+ * at it, when it is linked: link != NULL), count and retire. */
+static void remove_entry(hzshm__shm_t *s, _Atomic uint64_t *link, uint64_t off) {
   hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
-  publish_word(link, wload(&e->next));
+  if (link) publish_word(link, wload(&e->next));
   count_removed(s, e, off);
   hzshm__shm_retire(s, off);
 }
@@ -117,13 +118,8 @@ int hzshm__shm_unlink_entry(hzshm__shm_t *s, uint64_t off) {
   match_t m = {.off = off};
   uint32_t len;
   _Atomic uint64_t *link = chain_find(s, e->hash & s->bucket_mask, &m, &len);
-  if (link) {
-    unlink_at(s, link, off);
-    return 0;
-  }
-  count_removed(s, e, off);
-  hzshm__shm_retire(s, off);
-  return HZSHM_ECORRUPT;
+  remove_entry(s, link, off);
+  return link ? 0 : HZSHM_ECORRUPT;
 }
 
 /* Dead (session dropped), expired or stale-by-partition: swept. */
@@ -151,7 +147,7 @@ static uint32_t sweep_bucket(hzshm__shm_t *s, uint64_t b, uint64_t now) {
     hzshm__shm_entry_t *e = hzshm__shm_entry(s, off);
     int expired;
     if (entry_gone(s, e, off, now, &expired)) {
-      unlink_at(s, link, off); /* link now points at the next entry */
+      remove_entry(s, link, off); /* link now points at the next entry */
       if (expired) atomic_fetch_add_explicit(&s->hdr->expirations, 1, memory_order_relaxed); /* statistic */
       continue;
     }
@@ -211,7 +207,7 @@ int hzshm__shm_w_put(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
     /* Not cached: drop an older value of the key so the cache never serves
      * a value older than the one the caller just tried to store. */
     _Atomic uint64_t *old = find_link(s, h, ref->gen, key, klen, &len);
-    if (old) unlink_at(s, old, HZSHM__B_OFF(wload(old)));
+    if (old) remove_entry(s, old, HZSHM__B_OFF(wload(old)));
     return cls < 0 ? HZSHM_ETOOBIG : rc;
   }
   /* The chunk's version is odd (closed when it was freed or carved): fill,
@@ -257,7 +253,7 @@ int hzshm__shm_w_del(hzshm__shm_t *s, const hzshm__sref_t *ref, const void *key,
   uint32_t len;
   _Atomic uint64_t *link = find_link(s, h, ref->gen, key, klen, &len);
   if (!link) return HZSHM_ENOTFOUND;
-  unlink_at(s, link, HZSHM__B_OFF(wload(link)));
+  remove_entry(s, link, HZSHM__B_OFF(wload(link)));
   return 0;
 }
 
