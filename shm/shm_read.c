@@ -22,18 +22,17 @@
  *     are visible after the load. Entries are then read with plain loads.
  *   - Reclamation safety comes from the read-side section around the whole
  *     lookup and copy (shm_slots.c).
- *   - Session directory records are read under a seqlock on `gen`: gen
- *     (acquire), name words (acquire loads), gen again; the writer zeroes gen
- *     and rewrites the name words with release stores, then stores the new
- *     gen with release (shm_session.c, dir_write()). No fences: each data
- *     word's acquire/release pair orders it (Boehm's seqlock variant), which
- *     TSan also understands.
+ *   - Session directory records are read under the seqlock of shm_seq.h
+ *     (the proof is there) on `gen`: read_begin, the name words got,
+ *     read_retry (dir_match); the writer's section is dir_write() in
+ *     shm_session.c (busy = gen 0).
  *   - The session generation is checked (acquire) before the walk and again
  *     after the value is copied: a hit is reported only if the session was
  *     live at both points, so a reader never returns an entry of a session
  *     destroyed before its lookup began.
  */
 #include "shm_int.h"
+#include "shm_seq.h"
 
 /* 1 if the heartbeat hb is older than the segment's bound.
  * The coarse clock (hzshm__shm_clock_coarse: a vDSO read, no syscall, no
@@ -92,20 +91,16 @@ void hzshm__shm_r_count_miss(hzshm__shm_t *s) {
 /* Compare the stored name of record r with sid under r's seqlock.
  * 1 = same name at generation *gen, 0 = different, -1 = changed meanwhile. */
 static int dir_match(hzshm__shm_dirent_t *r, const char *sid, size_t len, uint64_t h, uint64_t *gen) {
-  uint64_t g1 = atomic_load_explicit(&r->gen, memory_order_acquire); /* pairs with dir_write's release */
-  if (g1 == 0) return 0;
-  /* The data words are loaded with acquire (free on x86): each pairs with
-   * the writer's release store of that word in dir_write(), and orders the
-   * gen re-load below after it (Boehm's fence-free seqlock reader). */
-  int same = atomic_load_explicit(&r->name_hash, memory_order_acquire) == h &&
-             atomic_load_explicit(&r->namelen, memory_order_acquire) == len;
+  uint64_t g1 = hzshm__seq_read_begin(&r->gen); /* seqlock reader (shm_seq.h) of dir_write's section */
+  if (g1 == 0) return 0; /* being written, or free */
+  int same = hzshm__seq_get64(&r->name_hash) == h && hzshm__seq_get32(&r->namelen) == len;
   for (size_t w = 0; same && w * 8 < len; w++) {
-    uint64_t word = atomic_load_explicit(&r->name[w], memory_order_acquire), want = 0;
+    uint64_t word = hzshm__seq_get64(&r->name[w]), want = 0;
     size_t n = len - w * 8 < 8 ? len - w * 8 : 8;
     memcpy(&want, sid + w * 8, n);
     same = word == want;
   }
-  if (atomic_load_explicit(&r->gen, memory_order_relaxed) != g1) return -1; /* ordered by the acquires above */
+  if (hzshm__seq_read_retry(&r->gen, g1)) return -1;
   *gen = g1;
   return same;
 }

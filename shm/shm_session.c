@@ -1,10 +1,11 @@
 /* shm_session.c - the writer's side of the session directory.
  *
  * Single writer. Ordering (readers: shm_read.c, dir_match/dir_find):
- *   - dir_write(): gen = 0, then name words + length + hash with release
- *     stores (each orders gen = 0 before itself), then gen = new with release. A reader that saw the
- *     old gen before and the same gen after its name reads (seqlock) read a
- *     consistent name; a reader that sees gen 0 skips the record.
+ *   - dir_write(): a section of the seqlock in shm_seq.h (the proof is
+ *     there) on the record's gen, which is both its version and its
+ *     identity: busy = 0 (a reader skips the record), the name words,
+ *     length and hash put, done = a fresh generation (new_gen never repeats
+ *     one, as the proof needs).
  *   - dir_link(): rec.next is stored before the head is swung with release,
  *     so a reader that loads the new head (acquire) sees the record's fields.
  *   - A dropped record is unlinked (release store of its predecessor's link)
@@ -14,6 +15,7 @@
  *     store; w_maintain sweeps them later.
  */
 #include "shm_int.h"
+#include "shm_seq.h"
 
 static uint64_t new_gen(hzshm__shm_t *s) {
   /* relaxed: only the writer touches next_sgen; it is persisted in the
@@ -24,18 +26,12 @@ static uint64_t new_gen(hzshm__shm_t *s) {
 
 static void dir_write(hzshm__shm_t *s, uint32_t idx, const char *sid, size_t len, uint64_t h, uint64_t gen) {
   hzshm__shm_dirent_t *r = &s->dir[idx];
-  atomic_store_explicit(&r->gen, 0, memory_order_relaxed); /* ordered before the release stores below */
-  /* release on each data word: a reader that loads a new word (acquire) also
-   * sees gen = 0 or a later gen on its re-check (pairs with dir_match) */
-  for (size_t w = 0; w < 32; w++) {
-    uint64_t word = 0;
-    if (w * 8 < len) memcpy(&word, sid + w * 8, len - w * 8 < 8 ? len - w * 8 : 8);
-    atomic_store_explicit(&r->name[w], word, memory_order_release);
-  }
-  atomic_store_explicit(&r->namelen, (uint32_t)len, memory_order_release);
-  atomic_store_explicit(&r->name_hash, h, memory_order_release);
-  s->w->dirent_entries[idx] = 0;
-  atomic_store_explicit(&r->gen, gen, memory_order_release); /* pairs with dir_match's acquire */
+  hzshm__seq_write_begin(&r->gen, 0); /* seqlock section (shm_seq.h), read by dir_match */
+  hzshm__seq_put_bytes(r->name, 32, sid, len);
+  hzshm__seq_put32(&r->namelen, (uint32_t)len);
+  hzshm__seq_put64(&r->name_hash, h);
+  s->w->dirent_entries[idx] = 0; /* the writer's own statistic */
+  hzshm__seq_write_end(&r->gen, gen);
 }
 
 int hzshm__shm_w_session(hzshm__shm_t *s, const char *sid, size_t sidlen, hzshm__sref_t *ref) {

@@ -3,10 +3,11 @@
  * Ordering: all words here are statistics or liveness hints; they publish no
  * other data, so relaxed atomics suffice (each access says so). The socket
  * path is the exception: several words that must be read consistently, so
- * it is written under a seqlock (socket_seq odd while changing), fence-free:
- * release stores / acquire loads of each word, as in the session directory.
+ * it is written under the seqlock of shm_seq.h (the proof is there) on
+ * socket_seq, an odd/even counter (odd while changing).
  */
 #include "shm_int.h"
+#include "shm_seq.h"
 
 void hzshm__shm_w_heartbeat(hzshm__shm_t *s, int state) {
   if (!s || !s->w) return;
@@ -84,14 +85,9 @@ int hzshm__shm_w_set_socket(hzshm__shm_t *s, const char *path) {
   size_t n = strnlen(path, HZSHM__SOCKET_MAX); /* never reads past the limit */
   if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EINVAL;
   hzshm__shm_hdr_t *h = s->hdr;
-  uint64_t seq = atomic_load_explicit(&h->socket_seq, memory_order_relaxed); /* writer's own */
-  atomic_store_explicit(&h->socket_seq, seq + 1, memory_order_relaxed); /* ordered by the releases below */
-  for (size_t w = 0; w < 16; w++) {
-    uint64_t word = 0;
-    if (w * 8 < n) memcpy(&word, path + w * 8, n - w * 8 < 8 ? n - w * 8 : 8);
-    atomic_store_explicit(&h->socket[w], word, memory_order_release); /* pairs with the acquire in hzshm__shm_socket */
-  }
-  atomic_store_explicit(&h->socket_seq, seq + 2, memory_order_release); /* pairs with hzshm__shm_socket */
+  uint64_t done = hzshm__seq_odd_begin(&h->socket_seq); /* seqlock section (shm_seq.h), read by hzshm__shm_socket */
+  hzshm__seq_put_bytes(h->socket, 16, path, n);
+  hzshm__seq_write_end(&h->socket_seq, done);
   return 0;
 }
 
@@ -100,13 +96,13 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap) {
   hzshm__shm_hdr_t *h = s->hdr;
   char tmp[128];
   for (int tries = 0; tries < 1000; tries++) {
-    uint64_t s1 = atomic_load_explicit(&h->socket_seq, memory_order_acquire); /* pairs with set_socket */
+    uint64_t s1 = hzshm__seq_read_begin(&h->socket_seq); /* seqlock reader (shm_seq.h) of set_socket's section */
     if (s1 & 1) continue;
     for (size_t w = 0; w < 16; w++) {
-      uint64_t word = atomic_load_explicit(&h->socket[w], memory_order_acquire); /* orders the re-check */
+      uint64_t word = hzshm__seq_get64(&h->socket[w]);
       memcpy(tmp + w * 8, &word, 8);
     }
-    if (atomic_load_explicit(&h->socket_seq, memory_order_relaxed) != s1) continue;
+    if (hzshm__seq_read_retry(&h->socket_seq, s1)) continue;
     tmp[sizeof tmp - 1] = 0;
     size_t n = strnlen(tmp, HZSHM__SOCKET_MAX);
     if (n == 0 || n >= HZSHM__SOCKET_MAX) return HZSHM_EMISS;

@@ -41,14 +41,14 @@ struct hzshm {
   hzshm__lib_conn_t *conns;
 };
 
-/* A session's cached directory reference, under a sequence lock:
- * seq even = (idx, gen) valid if gen != 0; writers (any thread that resolved
- * it) bump seq to odd with a CAS, store, then release-store seq + 2. */
+/* A session's cached directory reference, under the seqlock of shm_seq.h
+ * (odd/even counter seq; any thread that resolved it may publish, with
+ * try_write_begin): seq even = (idx, gen, shm) valid if gen != 0. */
 typedef struct {
-  atomic_uint seq;
-  atomic_uint idx;
-  atomic_uint_fast64_t gen; /* 0 = not resolved */
-  atomic_uintptr_t shm;     /* the segment handle it was resolved in (handles are not freed before hzshm_close) */
+  _Atomic uint64_t seq;
+  _Atomic uint32_t idx;
+  _Atomic uint64_t gen; /* 0 = not resolved */
+  _Atomic uint64_t shm; /* (uintptr_t) of the segment handle it was resolved in (not freed before hzshm_close) */
 } hzshm__refcache_t;
 
 /* The process's session registry (registry.c, liburcu): one refcounted core

@@ -2,56 +2,41 @@
  * misses and writes through the agent.
  *
  * Ordering and progress: a hit is hzshm__shm_r_get (lock-free, no syscall)
- * after reading the session's cached directory reference through a sequence
- * lock (wait-free for readers: a torn or in-progress read just re-resolves
- * the reference through hzshm__shm_r_session, itself lock-free). Everything
- * else is a blocking round trip to the agent (conn.c).
+ * after reading the session's cached directory reference through the
+ * seqlock of shm/shm_seq.h (the proof is there; wait-free for readers: a torn
+ * or in-progress read just re-resolves the reference through
+ * hzshm__shm_r_session, itself lock-free). Everything else is a blocking
+ * round trip to the agent (conn.c).
  */
 #include <string.h>
 
 #include "lib_int.h"
+#include "shm_seq.h"
 #include "utf8.h"
 
-/* Reads the cached reference. 1 if valid (and resolved in segment handle m). */
-/* Inline on the hit path; not under TSan, where GCC rejects the fence below
- * once it is forced inline (-Wtsan: TSan does not model fences; the seq
- * re-check is what TSan sees through the atomics). */
-#if defined(__SANITIZE_THREAD__)
-#define REF_LOAD_INLINE static
-#else
-#define REF_LOAD_INLINE static inline __attribute__((always_inline))
-#endif
-REF_LOAD_INLINE int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
-  /* Acquire: paired with the release store of seq in ref_store, so that if we
-   * see its even value we also see the idx/gen stored before it. */
-  unsigned s1 = atomic_load_explicit(&s->cache->seq, memory_order_acquire);
-  if (s1 & 1u) return 0;
-  /* Relaxed: validated by the seq re-check after the acquire fence below. */
-  ref->idx = atomic_load_explicit(&s->cache->idx, memory_order_relaxed);
-  ref->gen = atomic_load_explicit(&s->cache->gen, memory_order_relaxed);
-  uintptr_t in = atomic_load_explicit(&s->cache->shm, memory_order_relaxed); /* validated by seq, as idx/gen */
-  /* Acquire fence: paired with the release fence in ref_store; if we read any
-   * idx/gen of a newer store, the seq load below sees its odd (or later) value. */
-  atomic_thread_fence(memory_order_acquire);
-  unsigned s2 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
-  return s1 == s2 && ref->gen != 0 && in == (uintptr_t)m; /* a reference of a replaced segment means nothing here */
+/* Reads the cached reference (seqlock reader, shm_seq.h). 1 if valid (and
+ * resolved in segment handle m). Inline on the hit path. */
+static inline __attribute__((always_inline)) int ref_load(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref) {
+  hzshm__refcache_t *c = s->cache;
+  uint64_t s1 = hzshm__seq_read_begin(&c->seq);
+  if (s1 & 1u) return 0; /* a publisher is inside: resolve instead */
+  ref->idx = hzshm__seq_get32(&c->idx);
+  ref->gen = hzshm__seq_get64(&c->gen);
+  uint64_t in = hzshm__seq_get64(&c->shm);
+  /* a reference of a replaced segment means nothing here */
+  return !hzshm__seq_read_retry(&c->seq, s1) && ref->gen != 0 && in == (uint64_t)(uintptr_t)m;
 }
 
+/* Publishes a resolved reference (seqlock writer, shm_seq.h). Any thread may
+ * call it; one at a time takes the section, the others skip (it is a cache). */
 static void ref_store(hzshm_session_t *s, hzshm__shm_t *m, const hzshm__sref_t *ref) {
-  /* Relaxed load: the CAS below decides. */
-  unsigned s0 = atomic_load_explicit(&s->cache->seq, memory_order_relaxed);
-  if (s0 & 1u) return; /* another thread is publishing; ours is only a cache */
-  /* Relaxed CAS: only one publisher at a time; ordering comes from the fence. */
-  if (!atomic_compare_exchange_strong_explicit(&s->cache->seq, &s0, s0 + 1, memory_order_relaxed, memory_order_relaxed))
-    return;
-  /* Release fence: paired with the acquire fence in ref_load: the odd seq is
-   * visible to any reader that sees the idx/gen stores below. */
-  atomic_thread_fence(memory_order_release);
-  atomic_store_explicit(&s->cache->idx, ref->idx, memory_order_relaxed); /* published by seq */
-  atomic_store_explicit(&s->cache->gen, ref->gen, memory_order_relaxed); /* published by seq */
-  atomic_store_explicit(&s->cache->shm, (uintptr_t)m, memory_order_relaxed); /* published by seq */
-  /* Release: paired with the acquire load of seq in ref_load. */
-  atomic_store_explicit(&s->cache->seq, s0 + 2, memory_order_release);
+  hzshm__refcache_t *c = s->cache;
+  uint64_t done;
+  if (!hzshm__seq_try_write_begin(&c->seq, &done)) return;
+  hzshm__seq_put32(&c->idx, ref->idx);
+  hzshm__seq_put64(&c->gen, ref->gen);
+  hzshm__seq_put64(&c->shm, (uint64_t)(uintptr_t)m);
+  hzshm__seq_write_end(&c->seq, done);
 }
 
 static int ref_get(hzshm_session_t *s, hzshm__shm_t *m, hzshm__sref_t *ref, int fresh) {

@@ -4,6 +4,7 @@
 #include <pthread.h>
 
 #include "check.h"
+#include "shm_int.h" /* white-box: the socket path's sequence word */
 
 static hzshm__shm_config_t small_cfg(void) {
   hzshm__shm_config_t c = {.memory_bytes = 8u << 20, .max_sessions = 64, .reader_slots = 16, .partition_count = 271};
@@ -291,6 +292,27 @@ typedef struct {
   hzshm__sref_t ref;
   int rc;
 } busy_t;
+/* A writer killed inside w_set_socket leaves socket_seq odd ("being
+ * written"). The next writer's w_set_socket must still publish (an even
+ * sequence at its end), else readers saw HZSHM_EBUSY until yet another
+ * set_socket: the old code stored seq + 1 (even) as its busy mark and
+ * seq + 2 (odd) as its end. */
+TEST_CASE(socket_after_killed_writer) {
+  seg_t g = seg_open("sock", small_cfg());
+  char buf[128];
+  CHECK_RC(hzshm__shm_w_set_socket(g.w, "/run/a.sock"), 0);
+  uint64_t seq = atomic_load(&g.w->hdr->socket_seq);
+  CHECK_EQ(seq & 1, 0);
+  atomic_store(&g.w->hdr->socket_seq, seq + 1); /* killed after its first store */
+  CHECK_RC(hzshm__shm_socket(g.r, buf, sizeof buf), HZSHM_EBUSY);
+  CHECK_RC(hzshm__shm_w_set_socket(g.w, "/run/b.sock"), 0); /* the restarted writer */
+  CHECK_EQ(atomic_load(&g.w->hdr->socket_seq) & 1, 0);
+  CHECK_GT(atomic_load(&g.w->hdr->socket_seq), seq + 1); /* never an earlier value again */
+  CHECK_RC(hzshm__shm_socket(g.r, buf, sizeof buf), 0);
+  CHECK_STREQ(buf, "/run/b.sock");
+  seg_close(&g);
+}
+
 static void *busy_main(void *p) {
   busy_t *b = p;
   size_t n;
