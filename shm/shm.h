@@ -263,7 +263,20 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 /* Caveat, fork(): handles do not survive fork() into the child. In the child
  * every inherited handle returns HZSHM_ECLOSED (close it, attach again); its
  * descriptors are closed there so that a child never keeps its parent's
- * writer lock or reader-slot locks alive after the parent died. */
+ * writer lock or reader-slot locks alive after the parent died.
+ *
+ * That is done by three fork steps, which shm/ does not register itself: the
+ * process has one pthread_atfork handler, libhzshm's (src/lib/lib.c), which
+ * calls them in the order documented there. A program using shm/ without
+ * libhzshm that forks while it has handles open calls them around fork()
+ * (the shm tests: t_fork in tests/shm/check.h); the agent never forks.
+ *   prepare: takes shm/'s list of open handles (a leaf lock);
+ *   parent:  releases it;
+ *   child:   (single-threaded) marks every inherited handle forked, unmaps
+ *            it, closes its descriptors, and makes the lock anew. */
+void hzshm__shm_fork_prepare(void);
+void hzshm__shm_fork_parent(void);
+void hzshm__shm_fork_child(void);
 
 /* Note on w_put: when the new value cannot be cached (HZSHM_ETOOBIG,
  * HZSHM_ESEGFULL), an existing entry for the key is removed, so the cache

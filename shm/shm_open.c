@@ -32,14 +32,15 @@ static _Atomic uint64_t next_handle_id = 1; /* relaxed: only uniqueness matters 
  * inherited handle drops its descriptors and is marked forked; the child must
  * attach again (its mappings are gone: a MAP_SHARED mapping references the
  * open file description and would keep the locks too). The registry lock is
- * held across fork() (prepare/parent). */
+ * held across fork() (prepare/parent). shm/ registers no fork handler: these
+ * are steps the process's one handler calls (libhzshm's, src/lib/lib.c; see
+ * shm.h). reg_mu is a leaf lock: nothing is called while it is held. */
 static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static hzshm__shm_t *reg_head;
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
 
-static void fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
-static void fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
-static void fork_child(void) {
+void hzshm__shm_fork_prepare(void) { pthread_mutex_lock(&reg_mu); }
+void hzshm__shm_fork_parent(void) { pthread_mutex_unlock(&reg_mu); }
+void hzshm__shm_fork_child(void) {
   for (hzshm__shm_t *s = reg_head; s; s = s->reg_next) {
     /* A shared mapping holds a reference to its open file description, so
      * the inherited mappings would keep the locks alive too: unmap them. */
@@ -62,10 +63,8 @@ static void fork_child(void) {
   }
   pthread_mutex_init(&reg_mu, NULL);
 }
-static void reg_init(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
 
 static void reg_add(hzshm__shm_t *s) {
-  pthread_once(&reg_once, reg_init);
   pthread_mutex_lock(&reg_mu);
   s->reg_next = reg_head;
   if (reg_head) reg_head->reg_pprev = &s->reg_next;

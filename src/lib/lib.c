@@ -35,14 +35,41 @@
 #include "utf8.h"
 
 atomic_uint hzshm__lib_fork_gen;
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static pthread_mutex_t handles_mu = PTHREAD_MUTEX_INITIALIZER; /* the list of open handles */
 static hzshm_t *handles;
 
-static void on_fork_prepare(void) { pthread_mutex_lock(&handles_mu); }
-static void on_fork_parent(void) { pthread_mutex_unlock(&handles_mu); }
+/* The process's one fork handler: libhzshm's steps, shm/'s
+ * (hzshm__shm_fork_*, shm.h) and urcu-bp's (hzshm__registry_fork_*),
+ * registered once when the library is loaded (so also for a program that
+ * opened segments through shm/ before its first hzshm_open).
+ *
+ * Order, deadlock-free: prepare takes shm/'s handle list lock (reg_mu), then
+ * handles_mu, then urcu-bp's locks (urcu_bp_before_fork: its registry and
+ * grace-period mutexes, signals blocked); parent releases in the reverse
+ * order; child repairs urcu-bp first (so the child may use RCU at once),
+ * then this library's state, then shm/'s handles. Each of these locks is a
+ * leaf: no code holds one while taking another (reg_mu guards only a list
+ * insert/remove; handles_mu likewise; urcu-bp holds its mutexes only inside
+ * its own calls and calls none of ours: no call_rcu). So a thread holding one
+ * never waits for the others, the forking thread's prepare gets each in turn
+ * whatever the other threads do, and no order of them can close a cycle; the
+ * order above is the one the three separate handlers ran in before (shm,
+ * lib, urcu for prepare). Locks that do nest (follow_mu -> reg_mu in
+ * reattach, a connection's mu) are not taken by prepare: the child makes
+ * them anew. */
+static void on_fork_prepare(void) {
+  hzshm__shm_fork_prepare();
+  pthread_mutex_lock(&handles_mu);
+  hzshm__registry_fork_prepare();
+}
+static void on_fork_parent(void) {
+  hzshm__registry_fork_parent();
+  pthread_mutex_unlock(&handles_mu);
+  hzshm__shm_fork_parent();
+}
 static void on_fork_child(void) {
+  hzshm__registry_fork_child();
   /* Relaxed: the child is single-threaded right after fork; later threads it
    * creates are ordered after this store by pthread_create. */
   atomic_fetch_add_explicit(&hzshm__lib_fork_gen, 1, memory_order_relaxed);
@@ -57,8 +84,11 @@ static void on_fork_child(void) {
     }
   }
   pthread_mutex_init(&handles_mu, NULL);
+  hzshm__shm_fork_child();
 }
-static void install_atfork(void) { pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child); }
+__attribute__((constructor)) static void install_atfork(void) {
+  pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+}
 
 /* Relaxed: ids only need to be unique, not ordered. */
 static atomic_uint_fast64_t next_handle_id = 1;
@@ -96,7 +126,6 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   int rc = 0;
   hzshm_t *h = NULL;
   if (name == NULL || out == NULL) return HZSHM_EINVAL;
-  pthread_once(&atfork_once, install_atfork);
   hzshm_opts_t o = {0};
   if (opts) o = *opts;
   size_t plen = o.prefix ? strlen(o.prefix) : 0;

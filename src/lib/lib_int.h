@@ -51,6 +51,11 @@ typedef struct {
   _Atomic uint64_t shm; /* (uintptr_t) of the segment handle it was resolved in (not freed before hzshm_close) */
 } hzshm__refcache_t;
 
+/* urcu-bp's fork steps (registry.c), called by lib.c's atfork handler only. */
+void hzshm__registry_fork_prepare(void);
+void hzshm__registry_fork_parent(void);
+void hzshm__registry_fork_child(void);
+
 /* The process's session registry (registry.c, liburcu): one refcounted core
  * per (hzshm_t id, session name), shared by every handle of that session. */
 typedef struct hzshm__core hzshm__core_t;

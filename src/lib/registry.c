@@ -28,9 +28,10 @@
  *  - close: refs decremented with acq_rel; the thread that takes it to 0 owns
  *    the core's retirement: cds_lfht_del (ENOENT if an opener replaced it:
  *    fine), synchronize_rcu, free. Blocking (grace period).
- *  - fork: urcu-bp's fork handlers are installed with pthread_atfork (at load
- *    time, see registry_atfork), so a child (which may open new handles and
- *    close them: synchronize_rcu) has a consistent urcu-bp registry.
+ *  - fork: urcu-bp's fork handlers are called by the process's one atfork
+ *    handler (lib.c, through hzshm__registry_fork_*), so a child (which may
+ *    open new handles and close them: synchronize_rcu) has a consistent
+ *    urcu-bp registry.
  *    Cores of inherited handles stay untouched in the child (hzshm.h caveat 1).
  *  - TSan cannot see the ordering liburcu provides (uninstrumented, inline
  *    asm barriers), so the grace-period and publication edges are annotated
@@ -88,13 +89,10 @@ static void registry_init(void) {
   atomic_store_explicit(&nbuckets, INITIAL_BUCKETS, memory_order_relaxed);
 }
 
-/* urcu-bp's fork handlers, registered when the library is loaded: before
- * shm/ registers its own (prepare handlers run in reverse order of
- * registration), so across fork() urcu-bp's locks are always taken after
- * shm/'s registry lock, one lock order whatever the program opens first. */
-__attribute__((constructor)) static void registry_atfork(void) {
-  pthread_atfork(urcu_bp_before_fork, urcu_bp_after_fork_parent, urcu_bp_after_fork_child);
-}
+/* urcu-bp's fork steps, for lib.c's atfork handler (the order is there). */
+void hzshm__registry_fork_prepare(void) { urcu_bp_before_fork(); }
+void hzshm__registry_fork_parent(void) { urcu_bp_after_fork_parent(); }
+void hzshm__registry_fork_child(void) { urcu_bp_after_fork_child(); }
 
 typedef struct {
   uint64_t hid;

@@ -46,6 +46,18 @@ static inline uint64_t t_now_ns(void) {
     }                                                                             \
   } while (0)
 
+/* fork() with shm/'s fork steps around it, as libhzshm's atfork handler
+ * runs them (shm/ registers no handler of its own, shm.h): in the child every
+ * inherited handle is marked forked (HZSHM_ECLOSED) and drops its
+ * descriptors. */
+static inline pid_t t_fork(void) {
+  hzshm__shm_fork_prepare();
+  pid_t pid = fork();
+  if (pid == 0) hzshm__shm_fork_child();
+  else hzshm__shm_fork_parent();
+  return pid;
+}
+
 /* In a forked test child: die with the test process, so a failed test never
  * leaves spinning children behind. */
 static inline void t_child_dies_with_parent(void) { prctl(PR_SET_PDEATHSIG, SIGKILL); }

@@ -90,7 +90,7 @@ static hzshm__shm_t *held_writer(const char *name, uint32_t slots, hzshm__sref_t
  * `name` with a private reader file (*r set in the child: pid 0). */
 static pid_t fork_reader(const char *name, int go[2], int ready[2], hzshm__shm_t **r) {
   CHECK(pipe(go) == 0 && pipe(ready) == 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -293,7 +293,7 @@ static void test_planted_names(void) {
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
   CHECK(pipe(go) == 0 && pipe(ready) == 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -520,7 +520,7 @@ static void test_rejected_while_created(void) {
 static pid_t fork_writer_as(uid_t wuid, const char *name, const char *val, _Atomic int *stop) {
   int ready[2];
   CHECK(pipe(ready) == 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -567,7 +567,7 @@ static int read_as_reader(const char *name, const char *agent_uid, char got[32],
   } res = {-1, 0, {0}};
   int p[2];
   CHECK(pipe(p) == 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -697,7 +697,7 @@ static void test_planted_rd(void) {
 static int attach_as_reader(const char *name) {
   int p[2];
   CHECK(pipe(p) == 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -721,7 +721,7 @@ static int attach_as_reader(const char *name) {
 
 /* Runs `what` in a child of HOSTILE_UID: it makes the names (its exit code: 0). */
 static void as_hostile(void (*what)(const char *, const char *), const char *a, const char *b) {
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     if (become(HOSTILE_UID) != 0) _exit(2);
@@ -807,7 +807,7 @@ static void test_reuse_shared_mode(void) {
   CHECK(chmod(dp, 0660) == 0 && chmod(rp, 0660) == 0); /* the older build's mode */
   int ready[2], go[2];
   CHECK(pipe(ready) == 0 && pipe(go) == 0);
-  pid_t hp = fork();
+  pid_t hp = t_fork();
   CHECK(hp >= 0);
   if (hp == 0) {
     t_child_dies_with_parent();
@@ -875,7 +875,7 @@ int main(int argc, char **argv) {
   st_writer_init(W, w, side, 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid());
   pid_t pids[3];
   for (int i = 0; i < nr + 1; i++) {
-    pids[i] = fork();
+    pids[i] = t_fork();
     CHECK(pids[i] >= 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();

@@ -174,7 +174,7 @@ TEST_CASE(bad_files) {
   /* permission denied: another user may not attach a 0600 segment */
   const char *n6 = t_name("perm");
   make_seg(n6);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
     if (getuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);

@@ -423,7 +423,7 @@ TEST_CASE(restart_2m) {
   int ready[2], hold[2];
   CHECK_EQ(pipe(ready), 0);
   CHECK_EQ(pipe(hold), 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) restart_child(name, ready[1], hold[0]);
   char b;

@@ -22,7 +22,7 @@ static int exists(const char *path) {
 
 /* Child: attach under the current environment, read key k of session s. */
 static int child_reads(const char *name, const char *want) {
-  pid_t p = fork();
+  pid_t p = t_fork();
   CHECK_GE(p, 0);
   if (p == 0) {
     t_child_dies_with_parent();

@@ -51,7 +51,7 @@ static uint32_t read_mode(hzshm__shm_t *r, hzshm__sref_t *ref) {
  * and reclaims (the reclaim's membarrier fails). Reports 'r' when done and
  * serves until `life` closes. */
 static pid_t writer_child(const char *name, int query_ok, int churn, int report, int life, int life_w) {
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid) return pid;
   t_child_dies_with_parent();

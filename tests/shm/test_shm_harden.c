@@ -101,7 +101,7 @@ static hzshm__shm_t *killed_writer_then_reopen(const char *name, const hzshm__sh
                                                void *ctx) {
   int pfd[2];
   CHECK_EQ(pipe(pfd), 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
@@ -545,13 +545,13 @@ static int timens_get(const char *name, const hzshm__sref_t *ref, const char *of
   char uidmap[64], offs[64];
   snprintf(uidmap, sizeof uidmap, "%u %u 1\n", (unsigned)geteuid(), (unsigned)geteuid());
   snprintf(offs, sizeof offs, "monotonic %s\n", offset);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK(pid >= 0);
   if (pid == 0) {
     if (unshare(CLONE_NEWUSER | CLONE_NEWTIME) != 0) _exit(77);
     if (write_file("/proc/self/setgroups", "deny") || write_file("/proc/self/uid_map", uidmap)) _exit(77);
     if (write_file("/proc/self/timens_offsets", offs)) _exit(77);
-    pid_t g = fork();
+    pid_t g = t_fork();
     if (g < 0) _exit(3);
     if (g == 0) {
       hzshm__shm_t *r;

@@ -77,7 +77,7 @@ TEST_CASE(kill_readers) {
     pid_t pids[BATCH];
     atomic_store_explicit(&side->ready, 0, memory_order_relaxed);
     for (int i = 0; i < BATCH; i++) {
-      pids[i] = fork();
+      pids[i] = t_fork();
       CHECK_GE(pids[i], 0);
       if (pids[i] == 0) reader(name, side, rnd + (uint64_t)i * 7919u);
     }

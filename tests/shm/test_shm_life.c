@@ -106,7 +106,7 @@ TEST_CASE(exclusive_and_restart) {
   /* SIGKILLed writer: the lock dies with it, the next writer reuses the data */
   int pfd[2];
   CHECK_EQ(pipe(pfd), 0);
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) serving_writer_child(name, &c, 1000, pfd[1]);
   char ch;
@@ -223,7 +223,7 @@ TEST_CASE(restart_not_serving_before_open) {
   for (int round = 0; round < 20; round++) {
     int pfd[2];
     CHECK_EQ(pipe(pfd), 0);
-    pid_t pid = fork();
+    pid_t pid = t_fork();
     CHECK(pid >= 0);
     if (pid == 0) serving_writer_child(name, &c, 2000, pfd[1]);
     char ch;
@@ -275,7 +275,7 @@ TEST_CASE(fork) {
   CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, 1, 0, 0), 0);
   CHECK_RC(hzshm__shm_r_get(r, &ref, "k", 1, NULL, 0, &n), 0);
   /* inherited handles are closed in the child; a fresh attach works */
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
     hzshm__shm_t *r2;
@@ -297,14 +297,14 @@ TEST_CASE(fork) {
   /* a writer that forked a long-lived child and died: the child does not keep it "alive" */
   int pa[2], pb[2], life[2]; /* A's report, B's report, and a pipe whose EOF tells them the test is gone */
   CHECK(pipe(pa) == 0 && pipe(pb) == 0 && pipe(life) == 0);
-  pid_t a = fork();
+  pid_t a = t_fork();
   CHECK_GE(a, 0);
   if (a == 0) {
     hzshm__shm_t *aw;
     close(life[1]);
     if (hzshm__shm_w_open(name, &c, 0, &aw, NULL) != 0) _exit(2);
-    pid_t b = fork();
-    if (b == 0) { /* B: outlives A; its atfork handler has run once fork() returned here */
+    pid_t b = t_fork();
+    if (b == 0) { /* B: outlives A; shm/'s fork steps ran in it (t_fork) */
       if (write(pb[1], "b", 1) != 1) _exit(3);
       while (read(life[0], &b, 1) > 0) {
       }
@@ -350,7 +350,7 @@ static void *fork_thread(void *p) {
   fork_thread_t *ft = p;
   size_t n;
   if (hzshm__shm_r_get(ft->r, &ft->ref, "k", 1, NULL, 0, &n) != 0) return (void *)1; /* claims a slot */
-  pid_t pid = fork();
+  pid_t pid = t_fork();
   if (pid < 0) return (void *)2;
   if (pid == 0) {
     /* the child: close the inherited handle, attach and close a fresh one,

@@ -28,7 +28,7 @@ TEST_CASE(stress) {
   st_writer_init(W, w, side, 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid());
   pid_t pids[ST_MAXR];
   for (int i = 0; i < nr; i++) {
-    pids[i] = fork();
+    pids[i] = t_fork();
     CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();
@@ -46,7 +46,7 @@ TEST_CASE(stress) {
     pid_t wpid = -1;
     if (phase > 0) { /* the writer of this phase is a child, killed at a random moment */
       uint64_t kill_at = end - (uint64_t)(W->rnd % 500) * 1000000ull;
-      wpid = fork();
+      wpid = t_fork();
       CHECK_GE(wpid, 0);
       if (wpid == 0) {
         t_child_dies_with_parent();

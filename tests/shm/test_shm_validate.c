@@ -34,7 +34,7 @@ TEST_CASE(validated_hits) {
   st_writer_init(W, w, side, 0x7f4a7c159e3779b9ull);
   pid_t pids[ST_MAXR];
   for (int i = 0; i < np; i++) { /* before any thread exists */
-    pids[i] = fork();
+    pids[i] = t_fork();
     CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();
