@@ -91,7 +91,14 @@ int hzshm__shm_r_replaced(hzshm__shm_t *s);
 /* Both roles. Releases this process's reader slots and unmaps. */
 void hzshm__shm_close(hzshm__shm_t *s);
 
-/* Remove both files (the agent on clean shutdown with --unlink, tests). */
+/* Writer: close and remove the segment's files (data, reader, lock) while
+ * still holding the writer lock, so a writer starting meanwhile never loses
+ * its files to this unlink (the agent's --unlink-on-exit). Only names that
+ * are still this handle's files are removed. A reader handle: like close. */
+void hzshm__shm_close_unlink(hzshm__shm_t *s);
+
+/* Remove the files by name, whoever's they are (tests, tools; a writer
+ * removing its own segment uses hzshm__shm_close_unlink). */
 int hzshm__shm_unlink(const char *name);
 /* The smallest memory_bytes hzshm__shm_w_open accepts with cfg's other
  * fields (rounded up to a MiB); 0 if no budget fits (bad sessions/readers). */

@@ -473,17 +473,41 @@ static int open_own(const char *path, mode_t mode) {
   return -EAGAIN; /* re-created at every attempt: somebody races us */
 }
 
+/* 1 if `fd` is the file now at `path` (same inode, still linked), 0 if
+ * not, -errno. */
+static int fd_at_path(int fd, const char *path) {
+  struct stat mine, now;
+  if (fstat(fd, &mine) != 0) return -errno;
+  if (stat(path, &now) != 0) return errno == ENOENT ? 0 : -errno;
+  return mine.st_nlink > 0 && mine.st_dev == now.st_dev && mine.st_ino == now.st_ino;
+}
+
 /* Writer exclusion: an OFD write lock on byte 0 of <name>.lock (mode 0600).
  * Not on the data file, which readers of the allowed group may open: any of
- * them could hold a read lock there and keep every new writer out. */
+ * them could hold a read lock there and keep every new writer out.
+ * A writer that removes its names (hzshm__shm_close_unlink) unlinks the lock
+ * file while it still holds the lock. We may have opened that inode just
+ * before the unlink and get its lock just after the old writer closed it: a
+ * lock on a file that no longer has the name, which the next writer (who
+ * creates a new lock file) would not see: two writers. So the lock only
+ * counts if the locked inode is still the one at the name, checked after
+ * the lock is ours (nobody following this protocol unlinks it while we hold
+ * it); otherwise we drop it and open the name again. */
 static int writer_lock(hzshm__shm_t *s, const char *name) {
   char path[HZSHM_SHM_PATH_MAX];
   int rc = hzshm__shm_path(name, 2, path, sizeof path);
   if (rc != 0) return rc;
-  s->lock_fd = open_own(path, 0600);
-  if (s->lock_fd < 0) return s->lock_fd;
-  rc = hzshm__shm_lock_byte(s->lock_fd, F_WRLCK, 0);
-  return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
+  for (int attempt = 0; attempt < 8; attempt++) {
+    s->lock_fd = open_own(path, 0600);
+    if (s->lock_fd < 0) return s->lock_fd;
+    rc = hzshm__shm_lock_byte(s->lock_fd, F_WRLCK, 0);
+    if (rc != 0) return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
+    int here = fd_at_path(s->lock_fd, path);
+    if (here != 0) return here < 0 ? here : 0;
+    close(s->lock_fd); /* a removed segment's lock: not ours to hold */
+    s->lock_fd = -1;
+  }
+  return HZSHM_EEXIST; /* the name changed under us at every attempt: writers race */
 }
 
 int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
@@ -635,7 +659,27 @@ int hzshm__shm_r_replaced(hzshm__shm_t *s) {
   return now.st_dev != ours.st_dev || now.st_ino != ours.st_ino;
 }
 
-void hzshm__shm_close(hzshm__shm_t *s) {
+/* Unlink `path` if it is still the file `fd` (never another's file). */
+static void unlink_if_ours(const char *name, int rd, int fd) {
+  char path[HZSHM_SHM_PATH_MAX];
+  if (fd >= 0 && hzshm__shm_path(name, rd, path, sizeof path) == 0 && fd_at_path(fd, path) == 1) unlink(path);
+}
+
+static void close_handle(hzshm__shm_t *s, int unlink_names);
+
+void hzshm__shm_close(hzshm__shm_t *s) { close_handle(s, 0); }
+
+/* A writer that removes its segment (the agent's --unlink-on-exit) unlinks
+ * its names while it still holds the writer lock: done after the lock was
+ * released, a writer starting in between would take over these very files
+ * (or make new ones) and then lose them to our unlink -- its readers could
+ * not attach, and the next writer would make a second segment: two writers.
+ * The data and reader files go first, the lock file last, so a new writer
+ * that got the lock of a new lock file finds no old data file to reuse; one
+ * that got the old lock file's lock sees that it lost its name (writer_lock). */
+void hzshm__shm_close_unlink(hzshm__shm_t *s) { close_handle(s, 1); }
+
+static void close_handle(hzshm__shm_t *s, int unlink_names) {
   if (!s) return;
   reg_del(s);
   if (s->forked) {
@@ -659,6 +703,11 @@ void hzshm__shm_close(hzshm__shm_t *s) {
   }
   if (s->w && s->base != MAP_FAILED) /* readers fail closed at once instead of after stale_after_ns */
     atomic_store_explicit(&s->hdr->state, HZSHM_SHM_STOPPED, memory_order_relaxed); /* see r_check */
+  if (unlink_names && s->w && s->lock_fd >= 0) { /* under the writer lock: see hzshm__shm_close_unlink */
+    unlink_if_ours(s->name, 0, s->dfd);
+    unlink_if_ours(s->name, 1, s->rfd);
+    unlink_if_ours(s->name, 2, s->lock_fd);
+  }
   if (s->rbase != MAP_FAILED && s->slots) hzshm__shm_slots_release_all(s);
   if (s->key_ok) pthread_key_delete(s->key);
   hzshm__shm_prd_close(s);

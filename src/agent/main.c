@@ -32,11 +32,11 @@ static void hz_closed(void *ud) {
   agent_t *a = ud;
   a->hz = NULL;
   session_free_all(a);
-  if (a->shm) {
-    hzshm__shm_close(a->shm);
+  if (a->shm) { /* --unlink-on-exit: the files go while we still hold the writer lock */
+    if (a->o.unlink_on_exit) hzshm__shm_close_unlink(a->shm);
+    else hzshm__shm_close(a->shm);
     a->shm = NULL;
   }
-  if (a->o.unlink_on_exit) hzshm__shm_unlink(a->o.name);
 }
 
 void agent_fatal(agent_t *a, const char *fmt, ...) {
@@ -237,8 +237,8 @@ static int serve(agent_t *a) {
 /* What is left after the loop, or after a start-up failure. */
 static void release(agent_t *a) {
   if (a->shm) { /* only on a start-up failure: hz_closed closed it otherwise */
-    hzshm__shm_close(a->shm);
-    if (a->o.unlink_on_exit) hzshm__shm_unlink(a->o.name);
+    if (a->o.unlink_on_exit) hzshm__shm_close_unlink(a->shm);
+    else hzshm__shm_close(a->shm);
   }
   free(a->o.addrs);
   free(a->scratch);

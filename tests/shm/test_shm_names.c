@@ -1,0 +1,151 @@
+/* test_shm_names.c - a segment's names in the shared directory (issue 10, the
+ * access model's last holes): a writer removing its segment while another
+ * one starts (hzshm__shm_close_unlink, writer_lock), a hard link from one
+ * segment's data file to another segment's name (the header's name), and
+ * the agent uid of HZSHM_AGENT_UID (hzshm__shm_parse_uid). Internal API. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "shm_int.h"
+
+static hzshm__shm_config_t cfg(void) {
+  hzshm__shm_config_t c = {.memory_bytes = 2u << 20, .max_sessions = 8, .reader_slots = 4, .partition_count = 7};
+  return c;
+}
+
+static ino_t ino_of_path(const char *name, int rd) {
+  char path[HZSHM_SHM_PATH_MAX];
+  struct stat st;
+  CHECK_RC(hzshm__shm_path(name, rd, path, sizeof path), 0);
+  return stat(path, &st) == 0 ? st.st_ino : 0; /* 0: no such file */
+}
+
+static ino_t ino_of_fd(int fd) {
+  struct stat st;
+  CHECK(fstat(fd, &st) == 0);
+  return st.st_ino;
+}
+
+static void put1(hzshm__shm_t *w, const char *key, const char *val) {
+  hzshm__sref_t ref;
+  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  CHECK_RC(hzshm__shm_w_put(w, &ref, key, strlen(key), val, strlen(val), 0, hzshm__shm_w_stamp(w), 0, 0), 0);
+}
+
+/* A reader of `name` hits `key` and returns the value in buf (NUL-ended). */
+static int get1(hzshm__shm_t *r, const char *key, char *buf, size_t cap) {
+  hzshm__sref_t ref;
+  size_t n = 0;
+  int rc = hzshm__shm_r_session(r, "s", 1, &ref);
+  if (rc == 0) rc = hzshm__shm_r_get(r, &ref, key, strlen(key), buf, cap - 1, &n);
+  buf[rc == 0 ? n : 0] = 0;
+  return rc;
+}
+
+/* ---- 1. --unlink-on-exit against a writer starting meanwhile ----
+ * The first writer removes its segment (close with unlink) while a second
+ * writer process tries w_open on the same name in a loop. Afterwards exactly
+ * one set of files is at the names and it is the live writer's: its data
+ * and lock inodes, a reader attaches and hits its value, and a third writer
+ * is refused (the lock at the name is held). Old code (close, then unlink
+ * by name): the second writer took over the files between the two and lost
+ * them to the unlink -- readers got -ENOENT, a third writer made a second
+ * segment. Many rounds: the window is a few microseconds wide. */
+enum { HANDOVER_ROUNDS = 60 };
+
+static void handover_child(const char *name, int ready_w, int res_w, int go_r) {
+  t_child_dies_with_parent();
+  hzshm__shm_config_t c = cfg();
+  hzshm__shm_t *w = NULL;
+  int told = 0, rc;
+  uint64_t deadline = t_now_ns() + 20ull * 1000000000ull;
+  while ((rc = hzshm__shm_w_open(name, &c, 0, &w, NULL)) != 0) {
+    if (rc != HZSHM_EEXIST || t_now_ns() > deadline) _exit(2);
+    if (!told) told = write(ready_w, "r", 1) == 1; /* trying: the first writer may go now */
+  }
+  if (!told && write(ready_w, "r", 1) != 1) _exit(3);
+  put1(w, "k", "second");
+  ino_t inos[2] = {ino_of_fd(w->dfd), ino_of_fd(w->lock_fd)};
+  if (write(res_w, inos, sizeof inos) != (ssize_t)sizeof inos) _exit(4);
+  char b;
+  if (read(go_r, &b, 1) < 0) _exit(5); /* the parent looked (or died) */
+  hzshm__shm_close_unlink(w);
+  _exit(0);
+}
+
+TEST_CASE(unlink_handover) {
+  hzshm__shm_config_t c = cfg();
+  for (int round = 0; round < HANDOVER_ROUNDS; round++) {
+    const char *name = t_name("handover");
+    hzshm__shm_t *w1, *r, *w3;
+    CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w1, NULL), 0);
+    put1(w1, "k", "first");
+    int ready[2], res[2], go[2];
+    CHECK(pipe(ready) == 0 && pipe(res) == 0 && pipe(go) == 0);
+    pid_t pid = fork();
+    CHECK(pid >= 0);
+    if (pid == 0) {
+      close(ready[0]), close(res[0]), close(go[1]);
+      handover_child(name, ready[1], res[1], go[0]);
+    }
+    close(ready[1]), close(res[1]), close(go[0]);
+    char b;
+    CHECK(read(ready[0], &b, 1) == 1); /* the second writer is trying (it has a deadline) */
+    hzshm__shm_close_unlink(w1);
+    ino_t inos[2];
+    CHECK(read(res[0], inos, sizeof inos) == (ssize_t)sizeof inos); /* the second writer is in charge */
+    ino_t data_at = ino_of_path(name, 0), lock_at = ino_of_path(name, 2);
+    int arc = hzshm__shm_r_attach(name, &r);
+    char got[16] = "";
+    int grc = arc == 0 ? get1(r, "k", got, sizeof got) : arc;
+    int w3rc = hzshm__shm_w_open(name, &c, 0, &w3, NULL);
+    if (data_at != inos[0] || lock_at != inos[1] || arc != 0 || grc != 0 || strcmp(got, "second") != 0 ||
+        w3rc != HZSHM_EEXIST)
+      fprintf(stderr,
+              "round %d: live writer's data/lock inodes %lu/%lu, at the names %lu/%lu; attach %s, get %s \"%s\"; "
+              "a third writer: %s\n",
+              round, (unsigned long)inos[0], (unsigned long)inos[1], (unsigned long)data_at, (unsigned long)lock_at,
+              hzshm_err_name(arc), hzshm_err_name(grc), got, hzshm_err_name(w3rc));
+    CHECK_EQ(data_at, inos[0]);
+    CHECK_EQ(lock_at, inos[1]);
+    CHECK_RC(arc, 0);
+    CHECK_RC(grc, 0);
+    CHECK(strcmp(got, "second") == 0);
+    CHECK_RC(w3rc, HZSHM_EEXIST);
+    CHECK(ino_of_fd(r->dfd) == inos[0]);
+    hzshm__shm_close(r);
+    close(go[1]); /* the second writer removes its segment */
+    int st;
+    CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+    CHECK_EQ(WEXITSTATUS(st), 0);
+    close(ready[0]), close(res[0]);
+    for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0); /* all its names gone */
+  }
+}
+
+/* close_unlink removes exactly the writer's own names; a reader handle's
+ * removes nothing; the next writer starts a fresh segment and excludes a third. */
+TEST_CASE(close_unlink_basics) {
+  hzshm__shm_config_t c = cfg();
+  const char *name = t_name("unlinkopen");
+  hzshm__shm_t *w1, *w2, *w3, *r;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w1, NULL), 0);
+  hzshm__shm_close_unlink(w1);
+  for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0);
+  int reused = -1;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w2, &reused), 0);
+  CHECK_EQ(reused, 0);
+  CHECK_EQ(ino_of_path(name, 0), ino_of_fd(w2->dfd));
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w3, NULL), HZSHM_EEXIST);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  hzshm__shm_close_unlink(r);
+  CHECK_EQ(ino_of_path(name, 0), ino_of_fd(w2->dfd));
+  hzshm__shm_close_unlink(w2);
+  for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0);
+}
