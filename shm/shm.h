@@ -78,10 +78,15 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
  * Errors: -ENOENT (no such segment), -EACCES, HZSHM_EVERSION, HZSHM_ECORRUPT,
  * HZSHM_ETRUNCATED, HZSHM_EINVAL (bad name, bad HZSHM_AGENT_UID),
  * HZSHM_EUNTRUSTED (the data file is not a regular file of a trusted owner
- * writable by its owner only: hzshm__shm_uid_trusted). The shared reader
- * file is used only if it has the data file's owner and is writable by it
- * only (else a private one). Never crashes on garbage. */
+ * writable by its owner only: hzshm__shm_uid_trusted; or it is another
+ * segment's file: its header names another segment, e.g. a hard link). The
+ * shared reader file is used only if it has the data file's owner and is
+ * writable by it only (else a private one). Never crashes on garbage.
+ * r_attach resolves HZSHM_AGENT_UID (hzshm__shm_agent_uid) at every call;
+ * r_attach_as takes the agent uid resolved once by the caller ((uid_t)-1:
+ * none) and looks up no user. */
 int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out);
+int hzshm__shm_r_attach_as(const char *name, uid_t agent_uid, hzshm__shm_t **out);
 
 /* Reader: 1 if the segment's data file is no longer the file this handle
  * maps (the writer replaced it: attach again), 0 if it is, or a negative
@@ -297,14 +302,19 @@ void hzshm__shm_fork_child(void);
 int hzshm__shm_path(const char *name, int rd, char *buf, size_t cap);
 
 /* The trust anchor (shm_trust.c): 1 if `uid` is one a reader trusts (its
- * own effective uid, root, or the uid of the environment variable
- * HZSHM_AGENT_UID, a number or a user name), 0 if not, HZSHM_EINVAL for a
- * bad HZSHM_AGENT_UID. r_attach accepts only a data file of a trusted owner
+ * own effective uid, root, or `agent`, the agent's uid: (uid_t)-1 for none),
+ * 0 if not. r_attach accepts only a data file of a trusted owner
  * (HZSHM_EUNTRUSTED otherwise); libhzshm applies it to the agent socket's
- * peer (SO_PEERCRED). Read at every call (attach and connect only). */
-int hzshm__shm_uid_trusted(uid_t uid);
-/* HZSHM_AGENT_UID parsed: 0 and *uid (or (uid_t)-1 when unset), HZSHM_EINVAL. */
+ * peer (SO_PEERCRED) with the agent uid it resolved at hzshm_open. */
+int hzshm__shm_uid_trusted(uid_t uid, uid_t agent);
+/* HZSHM_AGENT_UID resolved: 0 and *uid (or (uid_t)-1 when unset or empty),
+ * HZSHM_EINVAL for a value that is neither a uid nor a user. One user
+ * lookup: call it once (hzshm_open), not per request. */
 int hzshm__shm_agent_uid(uid_t *uid);
+/* A uid or user name: all digits = a uid (below (uid_t)-1); anything else is
+ * looked up as a user name (names may start with a digit: "1abc").
+ * 0 and *uid, HZSHM_EINVAL (empty, out of range, no such user), -ENOMEM. */
+int hzshm__shm_parse_uid(const char *v, uid_t *uid);
 
 /* Tests: when on, the writer fills every chunk it frees with 0xdb, so a reader
  * that reads freed memory sees a value whose checksum cannot match. */

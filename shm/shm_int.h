@@ -279,7 +279,7 @@ int hzshm__shm_name_ok(const char *name);
 int hzshm__shm_lock_byte(int fd, short type, off_t at);
 
 /* shm_trust.c: the reader's trust anchor (see its head). */
-int hzshm__shm_fd_trusted(int fd, uid_t *owner); /* 0: a regular file of a trusted uid, writable by its owner
+int hzshm__shm_fd_trusted(int fd, uid_t agent, uid_t *owner); /* 0: a regular file of a trusted uid, writable by its owner
                                                     only (*owner); HZSHM_EUNTRUSTED, HZSHM_EINVAL, -errno */
 
 /* shm_slots.c */

@@ -9,7 +9,7 @@
  * even if somebody forgot to bump HZSHM_SHM_LAYOUT_VERSION.
  *
  * Data file  hzshm.<name>      (writer RW, readers PROT_READ)
- *   [0, 4096)            hzshm__shm_hdr_t
+ *   [0, 4096)            hzshm__shm_hdr_t (its seg_name: the segment's name)
  *   part_off             partition_count x hzshm__shm_part_t (32 B)
  *   dir_off              dir_count x hzshm__shm_dirent_t (288 B)
  *   dirix_off            dirix_count x _Atomic uint32_t (dir slot + 1, 0 = end)
@@ -45,7 +45,8 @@
                                        5: keyed key hash (hdr.hash_key), chains bounded on insert;
                                        6: validated hits (entry.ver, slab words with a generation);
                                        7: private reader files (hdr.reg_scans), writer lock in .lock;
-                                       8: value type in entry.klen bit 14 (HZSHM__E_STRING) */
+                                       8: value type in entry.klen bit 14 (HZSHM__E_STRING);
+                                       9: the segment's name in the header (hdr.seg_name) */
 #define HZSHM__LINE 64u
 #define HZSHM__HDR_SIZE 4096u
 #define HZSHM__UNIT 64u                /* arena allocation granule; entries start on a line */
@@ -56,6 +57,7 @@
 #define HZSHM__SLAB_SHIFT_MIN 16u      /* 64 KiB */
 #define HZSHM__SLAB_SHIFT_MAX 21u      /* 2 MiB: an entry of HZSHM_VALUE_MAX + key fits a size class */
 #define HZSHM__SOCKET_MAX 108u
+#define HZSHM__SEG_NAME_BYTES 64u      /* hdr.seg_name: HZSHM_SHM_NAME_MAX bytes */
 /* Chains are at most HZSHM__CHAIN_MAX entries long: the writer refuses to
  * insert into a full chain (after pruning dead entries of it) and counts it
  * (hdr.chain_refused); its own walks end at the chain's end, which this
@@ -119,6 +121,13 @@ typedef struct {
   _Atomic uint64_t agent[32];              /* HZSHM_SHM_AGENT_COUNTERS */
   alignas(64) _Atomic uint64_t socket[16];  /* NUL-padded path, written under `socket_seq` */
   _Atomic uint64_t socket_seq;             /* seqlock: odd while the path is changing */
+  /* ---- line 14: written once at creation ---- */
+  /* The name the segment was created under, NUL-padded (a name of
+   * HZSHM__SEG_NAME_BYTES has no NUL). A reader attaches a file only if it is
+   * the segment it asked for: a hard link to another segment's data file at
+   * this name (which a group member may make where fs.protected_hardlinks is
+   * off) carries that segment's name. */
+  alignas(64) char seg_name[HZSHM__SEG_NAME_BYTES];
 } hzshm__shm_hdr_t;
 
 #define HZSHM__F_MEMBARRIER 1u /* the writer issues membarrier(GLOBAL_EXPEDITED) before scanning slots */
@@ -201,7 +210,7 @@ typedef struct {
 
 /* ---- every size and offset the fingerprint covers ---- */
 #define HZSHM__LAYOUT_FIELDS(X)                                          \
-  X(sizeof(hzshm__shm_hdr_t), 896)                                      \
+  X(sizeof(hzshm__shm_hdr_t), 960)                                      \
   X(offsetof(hzshm__shm_hdr_t, total_size), 24)                          \
   X(offsetof(hzshm__shm_hdr_t, part_off), 40)                            \
   X(offsetof(hzshm__shm_hdr_t, bucket_off), 96)                          \
@@ -221,6 +230,7 @@ typedef struct {
   X(offsetof(hzshm__shm_hdr_t, agent), 408)                              \
   X(offsetof(hzshm__shm_hdr_t, socket), 704)                             \
   X(offsetof(hzshm__shm_hdr_t, socket_seq), 832)                         \
+  X(offsetof(hzshm__shm_hdr_t, seg_name), 896)                           \
   X(sizeof(hzshm__shm_part_t), 32)                                       \
   X(sizeof(hzshm__shm_dirent_t), 288)                                    \
   X(offsetof(hzshm__shm_dirent_t, name), 32)                             \

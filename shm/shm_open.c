@@ -246,6 +246,25 @@ static int read_hdr(int fd, void *buf, size_t len, uint64_t *fsize) {
   return 0;
 }
 
+/* The segment's name in its header (hdr.seg_name, NUL-padded). */
+_Static_assert(HZSHM_SHM_NAME_MAX == HZSHM__SEG_NAME_BYTES, "hdr.seg_name holds every valid name");
+static void seg_name_set(hzshm__shm_hdr_t *h, const char *name) {
+  memset(h->seg_name, 0, sizeof h->seg_name);
+  memcpy(h->seg_name, name, strnlen(name, sizeof h->seg_name));
+}
+/* 1 if the header says it is the segment `name` (a valid name). */
+static int seg_name_is(const hzshm__shm_hdr_t *h, const char *name) {
+  hzshm__shm_hdr_t want;
+  seg_name_set(&want, name);
+  return memcmp(h->seg_name, want.seg_name, sizeof want.seg_name) == 0;
+}
+
+/* 1 if `fd` has exactly one name. */
+static int one_link(int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && st.st_nlink == 1;
+}
+
 /* Fill the private geometry of a handle from a validated header copy. */
 static void geometry_set(hzshm__shm_t *s, const hzshm__shm_hdr_t *h, const hzshm__shm_rdhdr_t *r) {
   s->hdr = (hzshm__shm_hdr_t *)s->base;
@@ -330,6 +349,13 @@ static int rd_own(int fd, uid_t owner) {
 }
 
 int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
+  uid_t agent;
+  if (out) *out = NULL;
+  if (hzshm__shm_agent_uid(&agent) != 0) return HZSHM_EINVAL;
+  return hzshm__shm_r_attach_as(name, agent, out);
+}
+
+int hzshm__shm_r_attach_as(const char *name, uid_t agent_uid, hzshm__shm_t **out) {
   int rc;
   hzshm__shm_hdr_t h;
   hzshm__shm_rdhdr_t r;
@@ -355,8 +381,17 @@ int hzshm__shm_r_attach(const char *name, hzshm__shm_t **out) {
   /* The trust anchor (shm_trust.c): the file opened, not the name, must be
    * a trusted uid's; nothing is read from it before. */
   uid_t owner;
-  if ((rc = hzshm__shm_fd_trusted(s->dfd, &owner)) != 0) goto fail;
+  if ((rc = hzshm__shm_fd_trusted(s->dfd, agent_uid, &owner)) != 0) goto fail;
   if ((rc = read_hdr(s->dfd, &h, sizeof h, &fsize)) != 0 || (rc = header_check(&h, fsize)) != 0) goto fail;
+  /* A hard link to another segment's data file at our name (where
+   * fs.protected_hardlinks is off, any process of the group may make one
+   * while the name is free) is that segment: its values under our name. Its
+   * header says whose it is. (Not st_nlink: anyone who may link the file
+   * could then make every reader refuse a legitimate segment.) */
+  if (!seg_name_is(&h, name)) {
+    rc = HZSHM_EUNTRUSTED;
+    goto fail;
+  }
   if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
   s->rfd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (s->rfd >= 0 && !rd_own(s->rfd, owner)) {
@@ -510,6 +545,17 @@ static int writer_lock(hzshm__shm_t *s, const char *name) {
   return HZSHM_EEXIST; /* the name changed under us at every attempt: writers race */
 }
 
+/* w_open's data file is not to be used: unlink the name (readers and the
+ * owner of that inode keep it) and let the caller retry; HZSHM_EEXIST after
+ * the third attempt (somebody keeps racing us). */
+static int drop_data_name(hzshm__shm_t *s, const char *path, int attempt) {
+  if (attempt > 2) return HZSHM_EEXIST;
+  unlink(path);
+  close(s->dfd);
+  s->dfd = -1;
+  return 0;
+}
+
 int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
                       hzshm__shm_t **out, int *reused) {
   int rc;
@@ -524,6 +570,7 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
   if (reused) *reused = 0;
   if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
   if ((rc = layout_compute(cfg, &want)) != 0) return rc;
+  seg_name_set(&want, name);
   if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
   mode_t mode = data_mode(cfg);
   hzshm__shm_t *s = handle_new(name);
@@ -536,25 +583,28 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
       goto fail;
     }
     if (others_may_write(s->dfd)) { /* an old build's (group-writable) inode: a fresh one instead */
-      if (attempt > 2) {
-        rc = HZSHM_EEXIST;
-        goto fail;
-      }
-      unlink(path);
-      close(s->dfd);
-      s->dfd = -1;
+      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
       continue;
     }
     /* We are the writer now. Is the file ours to reuse? */
     rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
     if (fsize == 0) break; /* fresh */
     if (rc == 0) rc = header_check(&have, fsize);
+    if (rc == 0 && !seg_name_is(&have, name)) {
+      /* Another segment's data file, hard-linked to our name: never ours to
+       * reuse (two writers on one file), whatever replace_incompatible says.
+       * Unlinking our name leaves that segment its own. */
+      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
+      continue;
+    }
     if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, reg_scans)) == 0) {
       /* same layout and geometry: reuse if the reader file is sound too */
       char rpath[HZSHM_SHM_PATH_MAX];
       s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
                                                                   : -1;
-      if (s->rfd >= 0 && own_file(s->rfd) == 1 && !others_may_write(s->rfd) &&
+      /* one_link: a reader file with another name too may be another
+       * segment's, hard-linked here (its header cannot tell): not reused. */
+      if (s->rfd >= 0 && own_file(s->rfd) == 1 && !others_may_write(s->rfd) && one_link(s->rfd) &&
           read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
           hzshm__shm_rd_check(&r, &have, fsize) == 0) {
         if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
@@ -575,14 +625,8 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
       rc = HZSHM_EVERSION;
       goto fail;
     }
-    if (attempt > 2) {
-      rc = HZSHM_EEXIST;
-      goto fail;
-    }
     /* Replace: unlink the old inode (attached readers keep theirs) and retry. */
-    unlink(path);
-    close(s->dfd);
-    s->dfd = -1;
+    if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
   }
   /* A fresh segment gets a fresh hash key; a reused one keeps its own (its
    * entries are hashed with it). */

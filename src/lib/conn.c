@@ -11,8 +11,9 @@
  * Trust: anybody may bind the socket path (in /tmp) while the agent does not
  * (before it starts, after it exits). A connected peer is used only if its
  * uid (SO_PEERCRED, the peer's credentials when it listened) is a trusted
- * one (hzshm__shm_uid_trusted: our euid, root, HZSHM_AGENT_UID); otherwise
- * the connection is closed before anything is sent or read: HZSHM_EUNTRUSTED.
+ * one (hzshm__shm_uid_trusted: our euid, root, the HZSHM_AGENT_UID that
+ * hzshm_open resolved); otherwise the connection is closed before anything
+ * is sent or read: HZSHM_EUNTRUSTED.
  */
 #define _GNU_SOURCE /* struct ucred */
 #include <errno.h>
@@ -39,12 +40,11 @@ static void conn_drop(hzshm__lib_conn_t *c) {
 }
 
 /* 0 if the peer of the connected socket `fd` runs under a trusted uid. */
-static int peer_trusted(int fd) {
+static int peer_trusted(const hzshm_t *h, int fd) {
   struct ucred cr;
   socklen_t len = sizeof cr;
   if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) != 0 || len != sizeof cr) return HZSHM_EUNTRUSTED;
-  int t = hzshm__shm_uid_trusted(cr.uid);
-  return t < 0 ? t : t ? 0 : HZSHM_EUNTRUSTED;
+  return hzshm__shm_uid_trusted(cr.uid, h->agent_uid) ? 0 : HZSHM_EUNTRUSTED;
 }
 
 /* Connects within the request's deadline. A unix stream connect to a
@@ -83,7 +83,7 @@ static int conn_connect(hzshm_t *h, hzshm__lib_conn_t *c, uint64_t deadline) {
     close(fd);
     return rc;
   }
-  if ((rc = peer_trusted(fd)) != 0) {
+  if ((rc = peer_trusted(h, fd)) != 0) {
     close(fd);
     return rc;
   }

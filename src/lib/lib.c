@@ -103,7 +103,7 @@ static int reattach(hzshm_t *h) {
     if (grown == NULL) rc = -ENOMEM;
     else {
       h->retired = grown;
-      rc = hzshm__shm_r_attach(h->name, &nw);
+      rc = hzshm__shm_r_attach_as(h->name, h->agent_uid, &nw);
     }
     if (rc == 0) {
       h->retired[h->nretired++] = hzshm__lib_shm(h); /* the inherited one: ECLOSED here, freed at close */
@@ -133,12 +133,15 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
   if (plen && !hzshm__utf8_valid(o.prefix, plen)) return HZSHM_EINVAL;
   if (o.connections > 64) return HZSHM_EINVAL;
   uid_t agent_uid;
-  if (hzshm__shm_agent_uid(&agent_uid) != 0) return HZSHM_EINVAL; /* a bad HZSHM_AGENT_UID, even with no segment */
+  /* Resolved once (a user lookup), kept in the handle: re-attaches and
+   * connects use it. A bad value fails here, even with no segment. */
+  if (hzshm__shm_agent_uid(&agent_uid) != 0) return HZSHM_EINVAL;
   h = calloc(1, sizeof *h);
   if (h == NULL) return -ENOMEM;
   atomic_init(&h->fork_gen, atomic_load_explicit(&hzshm__lib_fork_gen, memory_order_relaxed)); /* see hzshm__lib_inherited */
   h->id = atomic_fetch_add_explicit(&next_handle_id, 1, memory_order_relaxed); /* see next_handle_id */
   h->timeout_ms = o.timeout_ms ? o.timeout_ms : 15000;
+  h->agent_uid = agent_uid;
   h->nconn = o.connections ? o.connections : 4;
   h->prefixlen = plen;
   h->prefix = strndup(plen ? o.prefix : "", plen);
@@ -152,7 +155,7 @@ int hzshm_open(const char *name, const hzshm_opts_t *opts, hzshm_t **out) {
     h->conns[i].fd = -1;
   }
   hzshm__shm_t *shm = NULL;
-  rc = hzshm__shm_r_attach(name, &shm);
+  rc = hzshm__shm_r_attach_as(name, agent_uid, &shm);
   if (rc != 0) goto fail;
   atomic_init(&h->shm, shm);
   snprintf(h->name, sizeof h->name, "%s", name);
@@ -216,7 +219,7 @@ int hzshm__lib_follow(hzshm_t *h, hzshm__shm_t *cur) {
   hzshm__shm_t *nw = NULL;
   hzshm__shm_t **grown = realloc(h->retired, (h->nretired + 1) * sizeof *grown);
   if (grown) h->retired = grown;
-  if (grown && hzshm__lib_shm(h) == cur && hzshm__shm_r_replaced(cur) == 1 && hzshm__shm_r_attach(h->name, &nw) == 0) {
+  if (grown && hzshm__lib_shm(h) == cur && hzshm__shm_r_replaced(cur) == 1 && hzshm__shm_r_attach_as(h->name, h->agent_uid, &nw) == 0) {
     h->retired[h->nretired++] = cur; /* a thread may still be inside it: closed at hzshm_close */
     /* release: pairs with the acquire in hzshm__lib_shm */
     atomic_store_explicit(&h->shm, nw, memory_order_release);

@@ -36,6 +36,7 @@ struct hzshm {
   char *prefix;
   size_t prefixlen;
   uint32_t timeout_ms;
+  uid_t agent_uid;          /* HZSHM_AGENT_UID resolved at hzshm_open ((uid_t)-1: none): attaches, connects */
   uint32_t nconn;
   atomic_uint rr;           /* round robin start for connection choice */
   hzshm__lib_conn_t *conns;

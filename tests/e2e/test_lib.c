@@ -410,6 +410,19 @@ TEST_CASE(planted_socket) {
   hzshm__shm_unlink(NAME);
 }
 
+/* hzshm_get of "k" until it hits or 10 s pass, while W heartbeats (the
+ * writer's tick): a handle following a replaced segment. */
+static int get_following(hzshm_session_t *s, char *buf, size_t cap, size_t *vlen) {
+  uint64_t t0 = now_ms();
+  int rc;
+  while ((rc = hzshm_get(s, "k", 1, buf, cap, vlen)) != 0 && now_ms() - t0 < 10000) {
+    hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+    struct timespec ts = {0, 5000000};
+    nanosleep(&ts, NULL); /* the writer's tick; the loop ends on a hit or the deadline */
+  }
+  return rc;
+}
+
 /* An agent killed while it said DISCONNECTED (the cluster away, or inside
  * w_open after its "not serving" store), then a new one that had to
  * recreate the segment (another layout): open handles used to report
@@ -452,12 +465,7 @@ TEST_CASE(follow_after_dead_disconnected) {
   put("sess-d", "k", "new");
   hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
   uint64_t t0 = now_ms();
-  int rc;
-  while ((rc = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen)) != 0 && now_ms() - t0 < 10000) {
-    hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
-    struct timespec ts = {0, 5000000};
-    nanosleep(&ts, NULL); /* the writer's tick; the loop ends on a hit or the deadline */
-  }
+  int rc = get_following(s, buf, sizeof buf, &vlen);
   fprintf(stderr, "handle on a segment whose writer died DISCONNECTED, after the new writer's segment: %s after %llu ms\n",
           hzshm_err_name(rc), (unsigned long long)(now_ms() - t0));
   CHECK_RC(rc, 0);
@@ -542,4 +550,47 @@ TEST_CASE(socket_backlog_full) {
   unlink(sock);
   hzshm__shm_close(W);
   hzshm__shm_unlink(NAME);
+}
+
+/* HZSHM_AGENT_UID is resolved once, at hzshm_open, and kept in the handle:
+ * a bad value fails hzshm_open (HZSHM_EINVAL, no handle); a value changed
+ * after the open changes nothing for the handle -- it follows a replaced
+ * segment with the uid it resolved. Old code re-read (and re-looked up) the
+ * variable at every attach and connect: the handle could not re-attach
+ * (HZSHM_EINVAL inside the follow) and stayed on the stopped segment. */
+TEST_CASE(agent_uid_once) {
+  snprintf(NAME, sizeof NAME, "test-lib-uid-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 64, .reader_slots = 16};
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
+  CHECK_RC(hzshm__shm_w_set_socket(W, "/nonexistent/hzshm.sock"), 0);
+  put("sess-u", "k", "old");
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  setenv("HZSHM_AGENT_UID", "1no-such-user-hz", 1);
+  H = (hzshm_t *)&cfg; /* must stay untouched */
+  CHECK_RC(hzshm_open(NAME, NULL, &H), HZSHM_EINVAL);
+  CHECK(H == (hzshm_t *)&cfg);
+  setenv("HZSHM_AGENT_UID", "65534", 1);
+  CHECK_RC(hzshm_open(NAME, NULL, &H), 0);
+  setenv("HZSHM_AGENT_UID", "1no-such-user-hz", 1); /* from now on a bad value */
+  hzshm_session_t *s;
+  CHECK_RC(hzshm_session_open(H, "sess-u", 6, &s), 0);
+  char buf[8];
+  size_t vlen = 0;
+  CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
+  CHECK(vlen == 3 && memcmp(buf, "old", 3) == 0);
+  /* the agent removes its segment and a new one serves a new file */
+  hzshm__shm_close_unlink(W);
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
+  CHECK_RC(hzshm__shm_w_set_socket(W, "/nonexistent/hzshm.sock"), 0);
+  put("sess-u", "k", "new");
+  uint64_t t0 = now_ms();
+  int rc = get_following(s, buf, sizeof buf, &vlen);
+  fprintf(stderr, "HZSHM_AGENT_UID made bad after hzshm_open, segment replaced: %s after %llu ms\n",
+          hzshm_err_name(rc), (unsigned long long)(now_ms() - t0));
+  CHECK_RC(rc, 0);
+  CHECK(vlen == 3 && memcmp(buf, "new", 3) == 0);
+  unsetenv("HZSHM_AGENT_UID");
+  hzshm_session_close(s);
+  hzshm_close(H);
+  hzshm__shm_close_unlink(W);
 }

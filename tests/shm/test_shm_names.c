@@ -7,6 +7,9 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <pwd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -148,4 +151,142 @@ TEST_CASE(close_unlink_basics) {
   CHECK_EQ(ino_of_path(name, 0), ino_of_fd(w2->dfd));
   hzshm__shm_close_unlink(w2);
   for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0);
+}
+
+/* ---- 2. a hard link to another segment's data file ----
+ * Segment A is live; somebody links A's data and reader files to the names of segment B
+ * (where fs.protected_hardlinks is off a group member may; the owner and
+ * root always may). Readers of B must refuse it (HZSHM_EUNTRUSTED: old code
+ * attached it and hit A's value under B's name), A's readers are unaffected,
+ * and a writer of B replaces the link by a segment of its own instead of
+ * reusing A's file (old code: two writers on A's file). */
+static void link_name(const char *from, int from_rd, const char *to, int to_rd) {
+  char a[HZSHM_SHM_PATH_MAX], b[HZSHM_SHM_PATH_MAX];
+  CHECK_RC(hzshm__shm_path(from, from_rd, a, sizeof a), 0);
+  CHECK_RC(hzshm__shm_path(to, to_rd, b, sizeof b), 0);
+  unlink(b);
+  CHECK(link(a, b) == 0);
+}
+
+TEST_CASE(hardlink_alias) {
+  hzshm__shm_config_t c = cfg();
+  const char *na = t_name("linkA"), *nb = t_name("linkB");
+  hzshm__shm_t *wa, *wb, *r;
+  char got[16];
+  CHECK_RC(hzshm__shm_w_open(na, &c, 0, &wa, NULL), 0);
+  put1(wa, "k", "A-value");
+  link_name(na, 0, nb, 0);
+  link_name(na, 1, nb, 1); /* a reader needs a reader file at the name too */
+  int rc = hzshm__shm_r_attach(nb, &r);
+  if (rc == 0) {
+    int g = get1(r, "k", got, sizeof got);
+    fprintf(stderr, "attached B = A's file: get %s \"%s\"\n", hzshm_err_name(g), got);
+    hzshm__shm_close(r);
+  }
+  CHECK_RC(rc, HZSHM_EUNTRUSTED);
+  /* A's readers: unaffected */
+  CHECK_RC(hzshm__shm_r_attach(na, &r), 0);
+  CHECK_RC(get1(r, "k", got, sizeof got), 0);
+  CHECK(strcmp(got, "A-value") == 0);
+  hzshm__shm_close(r);
+  /* B's writer makes its own segment (it neither reuses A's data file nor
+   * adopts A's reader file); A keeps its files, its value, its writer */
+  ino_t a_ino = ino_of_fd(wa->dfd);
+  CHECK_RC(hzshm__shm_w_open(nb, &c, 0, &wb, NULL), 0);
+  CHECK(ino_of_fd(wb->dfd) != a_ino);
+  CHECK(ino_of_fd(wb->rfd) != ino_of_fd(wa->rfd));
+  CHECK_EQ(ino_of_path(na, 1), ino_of_fd(wa->rfd));
+  CHECK_EQ(ino_of_path(na, 0), a_ino);
+  CHECK_EQ(ino_of_path(nb, 0), ino_of_fd(wb->dfd));
+  put1(wb, "k", "B-value");
+  CHECK_RC(hzshm__shm_r_attach(nb, &r), 0);
+  CHECK_RC(get1(r, "k", got, sizeof got), 0);
+  CHECK(strcmp(got, "B-value") == 0);
+  hzshm__shm_close(r);
+  CHECK_RC(hzshm__shm_r_attach(na, &r), 0);
+  CHECK_RC(get1(r, "k", got, sizeof got), 0);
+  CHECK(strcmp(got, "A-value") == 0);
+  hzshm__shm_close(r);
+  /* B's writer restarts over a reader file linked from A (same geometry):
+   * it must not adopt A's reader file (nor lose A's) */
+  hzshm__shm_close(wb);
+  link_name(na, 1, nb, 1);
+  CHECK_RC(hzshm__shm_w_open(nb, &c, 1, &wb, NULL), 0);
+  CHECK(ino_of_fd(wb->rfd) != ino_of_fd(wa->rfd));
+  CHECK_EQ(ino_of_path(na, 1), ino_of_fd(wa->rfd));
+  hzshm__shm_close_unlink(wb);
+  hzshm__shm_close_unlink(wa);
+}
+
+/* ---- 3. HZSHM_AGENT_UID: a uid or a user name ----
+ * All digits: a uid. Anything else: a user name, looked up with a buffer
+ * that grows on ERANGE. Old code: a leading digit meant "a number" ("1abc"
+ * was refused), and a 4 KiB stack buffer refused a user whose entry is
+ * longer (ERANGE taken for "no such user"). */
+TEST_CASE(agent_uid_parse) {
+  uid_t u = 7;
+  CHECK_RC(hzshm__shm_parse_uid("0", &u), 0);
+  CHECK_EQ(u, 0);
+  CHECK_RC(hzshm__shm_parse_uid("65534", &u), 0);
+  CHECK_EQ(u, 65534);
+  u = 7;
+  CHECK_RC(hzshm__shm_parse_uid("", &u), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_parse_uid("4294967295", &u), HZSHM_EINVAL); /* (uid_t)-1: "none" */
+  CHECK_RC(hzshm__shm_parse_uid("99999999999999999999", &u), HZSHM_EINVAL);
+  CHECK_RC(hzshm__shm_parse_uid("-1", &u), HZSHM_EINVAL);              /* no such user */
+  CHECK_RC(hzshm__shm_parse_uid("1no-such-user-hz", &u), HZSHM_EINVAL); /* a name: none such */
+  CHECK_EQ(u, 7);                                                         /* untouched on errors */
+  struct passwd *pw = getpwnam("nobody");
+  if (pw) {
+    CHECK_RC(hzshm__shm_parse_uid("nobody", &u), 0);
+    CHECK_EQ(u, pw->pw_uid);
+  }
+  /* the environment variable: unset and empty are "none"; a bad one EINVAL */
+  unsetenv("HZSHM_AGENT_UID");
+  CHECK_RC(hzshm__shm_agent_uid(&u), 0);
+  CHECK_EQ(u, (uid_t)-1);
+  setenv("HZSHM_AGENT_UID", "1no-such-user-hz", 1);
+  CHECK_RC(hzshm__shm_agent_uid(&u), HZSHM_EINVAL);
+  unsetenv("HZSHM_AGENT_UID");
+}
+
+/* Users whose names start with a digit, and whose entry is longer than
+ * 4 KiB: in a child with a mount namespace of its own, a passwd file with
+ * such users is bind-mounted on /etc/passwd (root only; nothing outside the
+ * child sees it, nothing to clean up). */
+TEST_CASE(agent_uid_names) {
+  if (geteuid() != 0) {
+    fprintf(stderr, "skipped: not root (needs a mount namespace)\n");
+    return;
+  }
+  char tmp[] = "/tmp/hzshm-passwd-XXXXXX";
+  int fd = mkstemp(tmp);
+  CHECK(fd >= 0);
+  FILE *f = fdopen(fd, "w");
+  CHECK(f);
+  fprintf(f, "root:x:0:0:root:/root:/bin/sh\n1hzshm:x:4242:4242::/:/bin/false\nhzshmlong:x:4243:4243:");
+  for (int i = 0; i < 9000; i++) fputc('g', f);
+  fprintf(f, ":/:/bin/false\n");
+  CHECK(fclose(f) == 0);
+  pid_t pid = fork();
+  CHECK(pid >= 0);
+  if (pid == 0) {
+    t_child_dies_with_parent();
+    if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+        mount(tmp, "/etc/passwd", NULL, MS_BIND, NULL) != 0)
+      _exit(77);
+    uid_t a = 0, b = 0;
+    int ra = hzshm__shm_parse_uid("1hzshm", &a), rb = hzshm__shm_parse_uid("hzshmlong", &b);
+    fprintf(stderr, "\"1hzshm\": %s uid %u; \"hzshmlong\" (a 9 KiB entry): %s uid %u\n", hzshm_err_name(ra),
+            (unsigned)a, hzshm_err_name(rb), (unsigned)b);
+    _exit(ra == 0 && a == 4242 ? (rb == 0 && b == 4243 ? 0 : 2) : 1);
+  }
+  int st;
+  CHECK(waitpid(pid, &st, 0) == pid && WIFEXITED(st));
+  unlink(tmp);
+  if (WEXITSTATUS(st) == 77) {
+    fprintf(stderr, "skipped: no mount namespace here\n");
+    return;
+  }
+  CHECK_EQ(WEXITSTATUS(st), 0);
 }
