@@ -285,7 +285,7 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
  *   prepare: takes shm/'s list of open handles (a leaf lock);
  *   parent:  releases it;
  *   child:   (single-threaded) marks every inherited handle forked, unmaps
- *            it, closes its descriptors, and makes the lock anew. */
+ *            it, closes its descriptors, and releases the lock. */
 void hzshm__shm_fork_prepare(void);
 void hzshm__shm_fork_parent(void);
 void hzshm__shm_fork_child(void);

@@ -61,7 +61,10 @@ void hzshm__shm_fork_child(void) {
     s->tslots = NULL;
     pthread_mutex_init(&s->mu, NULL); /* another parent thread may have held it at fork() */
   }
-  pthread_mutex_init(&reg_mu, NULL);
+  /* Taken by this thread in prepare: released, not made anew (re-initializing
+   * a locked mutex is undefined; TSan then sees it locked forever and reports
+   * the next thread that takes it as a double lock). */
+  pthread_mutex_unlock(&reg_mu);
 }
 
 static void reg_add(hzshm__shm_t *s) {

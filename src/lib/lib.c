@@ -83,7 +83,7 @@ static void on_fork_child(void) {
       h->conns[i].fd = -1;
     }
   }
-  pthread_mutex_init(&handles_mu, NULL);
+  pthread_mutex_unlock(&handles_mu); /* this thread took it in prepare (as reg_mu, shm_open.c) */
   hzshm__shm_fork_child();
 }
 __attribute__((constructor)) static void install_atfork(void) {

@@ -4,7 +4,8 @@
  * opening and closing the same sessions concurrently (cores retired and
  * replaced under them) always get working handles; enough sessions to resize
  * the table; a fork() while threads run leaves a child that can open, use and
- * close sessions (urcu-bp fork handlers). This process plays the agent
+ * close sessions (urcu-bp fork handlers), and so do many fork()s while other
+ * threads open and close handles. This process plays the agent
  * (hzshm__shm_w_*), as in test_lib.c. Label threaded: run under TSan. */
 #include <pthread.h>
 #include <sched.h>
@@ -148,6 +149,14 @@ static void wait_opens(long want) {
   }
 }
 
+/* A forked child of this test exited with 0. */
+static void wait_child_ok(pid_t pid) {
+  int st;
+  CHECK_EQ(waitpid(pid, &st, 0), pid);
+  CHECK(WIFEXITED(st));
+  CHECK_EQ(WEXITSTATUS(st), 0);
+}
+
 static void child_after_fork(hzshm_session_t *inherited) {
   alarm(30); /* a deadlock in the child (urcu-bp registry) fails the test */
   hzshm_session_t *s;
@@ -176,16 +185,76 @@ static void test_threads(void) {
   pid_t pid = fork();
   CHECK_GE(pid, 0);
   if (pid == 0) child_after_fork(held);
-  int st;
-  CHECK_EQ(waitpid(pid, &st, 0), pid);
-  CHECK(WIFEXITED(st));
-  CHECK_EQ(WEXITSTATUS(st), 0);
+  wait_child_ok(pid);
   wait_opens(opens_now() + 20000); /* the parent's threads go on after the fork */
   atomic_store_explicit(&stop, 1, memory_order_relaxed); /* see churn */
   for (int i = 0; i < THREADS; i++) pthread_join(t[i], NULL);
   expect_hit(held, "k", "v2");
   hzshm_session_close(held);
   printf("test_registry: %ld opens by %d threads\n", opens_now(), THREADS);
+}
+
+/* ---- fork while threads churn sessions and handles ---- */
+static void world_open(void);
+static void world_close(void);
+/* hzshm_open/close on a thread of its own: shm/'s handle list lock and the
+ * library's, taken by other threads than the one that forks. */
+static void *handle_churn(void *arg) {
+  const int *rounds = arg; /* NULL: until stop */
+  for (int i = 0; rounds ? i < *rounds : !atomic_load_explicit(&stop, memory_order_relaxed); i++) {
+    hzshm_t *h;
+    CHECK_RC(hzshm_open(NAME, NULL, &h), 0);
+    hzshm_session_t *s;
+    CHECK_RC(hzshm_session_open(h, "t1", 2, &s), 0);
+    expect_hit(s, "k", "v1");
+    hzshm_session_close(s);
+    hzshm_close(h);
+  }
+  return NULL;
+}
+static void fork_storm_child(hzshm_session_t *inherited) {
+  alarm(30); /* a deadlock in the child fails the test */
+  expect_hit(inherited, "k", "v2");
+  int rounds = 3;
+  handle_churn(&rounds); /* no thread here: TSan refuses threads after a multi-threaded fork */
+  hzshm_session_close(inherited);
+  _exit(0);
+}
+/* Many fork()s while other threads open and close handles and sessions: no
+ * deadlock in the parent or a child. All of it runs in a child of a
+ * single-threaded fork(), whose threads then take the locks the fork handler
+ * held across that fork: under TSan each must have been released by the
+ * thread that took it, not re-initialized while locked (reported as a
+ * double lock by the next thread that takes it). */
+static void fork_storm(void) {
+  pthread_t t[THREADS + 1];
+  for (int i = 0; i < THREADS; i++) CHECK_EQ(pthread_create(&t[i], NULL, churn, (void *)(uintptr_t)i), 0);
+  CHECK_EQ(pthread_create(&t[THREADS], NULL, handle_churn, NULL), 0);
+  hzshm_session_t *held;
+  CHECK_RC(hzshm_session_open(H, "t2", 2, &held), 0);
+  enum { FORKS = 50 };
+  for (int i = 0; i < FORKS; i++) {
+    hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+    pid_t pid = fork();
+    CHECK_GE(pid, 0);
+    if (pid == 0) fork_storm_child(held);
+    wait_child_ok(pid);
+  }
+  atomic_store_explicit(&stop, 1, memory_order_relaxed); /* see churn */
+  for (int i = 0; i <= THREADS; i++) pthread_join(t[i], NULL);
+  expect_hit(held, "k", "v2");
+  hzshm_session_close(held);
+}
+static void test_fork_storm(void) {
+  pid_t pid = fork(); /* this process has no other thread yet */
+  CHECK_GE(pid, 0);
+  if (pid == 0) {
+    world_open();
+    fork_storm();
+    world_close();
+    _exit(0);
+  }
+  wait_child_ok(pid);
 }
 
 /* Every case in a world of its own, built in its child: a fresh segment with
@@ -228,3 +297,4 @@ TEST_CASE(threads) {
   test_threads();
   world_close();
 }
+TEST_CASE(fork_storm) { test_fork_storm(); /* its world is built in its child */ }
