@@ -280,8 +280,9 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
  * That is done by three fork steps, which shm/ does not register itself: the
  * process has one pthread_atfork handler, libhzshm's (src/lib/lib.c), which
  * calls them in the order documented there. A program using shm/ without
- * libhzshm that forks while it has handles open calls them around fork()
- * (the shm tests: t_fork in tests/shm/check.h); the agent never forks.
+ * libhzshm that forks while it has handles open forks with hzshm__shm_fork()
+ * (the shm tests, bench_shm), which runs them around fork(); the agent never
+ * forks.
  *   prepare: takes shm/'s list of open handles (a leaf lock);
  *   parent:  releases it;
  *   child:   (single-threaded) marks every inherited handle forked, unmaps
@@ -289,6 +290,9 @@ int hzshm__shm_socket(hzshm__shm_t *s, char *buf, size_t cap);
 void hzshm__shm_fork_prepare(void);
 void hzshm__shm_fork_parent(void);
 void hzshm__shm_fork_child(void);
+/* fork() with the three steps around it, for programs without libhzshm
+ * (with libhzshm loaded its handler runs them already: use plain fork()). */
+pid_t hzshm__shm_fork(void);
 
 /* Note on w_put: when the new value cannot be cached (HZSHM_ETOOBIG,
  * HZSHM_ESEGFULL), an existing entry for the key is removed, so the cache

@@ -67,6 +67,14 @@ void hzshm__shm_fork_child(void) {
   pthread_mutex_unlock(&reg_mu);
 }
 
+pid_t hzshm__shm_fork(void) {
+  hzshm__shm_fork_prepare();
+  pid_t pid = fork();
+  if (pid == 0) hzshm__shm_fork_child();
+  else hzshm__shm_fork_parent(); /* also when fork() failed */
+  return pid;
+}
+
 static void reg_add(hzshm__shm_t *s) {
   pthread_mutex_lock(&reg_mu);
   s->reg_next = reg_head;

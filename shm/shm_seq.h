@@ -18,8 +18,9 @@
  * release and loaded with acquire: no fences. This is the fence-free variant
  * of H.-J. Boehm, "Can Seqlocks Get Along With Programming Language Memory
  * Models?" (MSPC 2012, section 4); TSan models it exactly (it does not model
- * fences, GCC warns with -Wtsan), and on x86-64 and arm64 an acquire load is
- * a plain load / LDAPR, so the reader costs what the relaxed+fence one did.
+ * fences, GCC warns with -Wtsan), and on x86-64 an acquire load is a plain
+ * load (arm64: LDAR, or LDAPR with +rcpc), so there the reader costs what the
+ * relaxed+fence one did.
  *
  * Why a reader that passes read_retry saw one section's words, all of them:
  *   (a) Nothing older: s1 was loaded with acquire. If it read the `done`

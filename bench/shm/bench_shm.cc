@@ -355,7 +355,7 @@ double mp_run(int readers, bool locked, bool hot, double secs, double *per_cpu) 
   for (int i = 0; i < 16; i++) new (&cnt[i]) std::atomic<uint64_t>(0);
   std::vector<pid_t> pids;
   for (int i = 0; i < readers; i++) {
-    pid_t p = fork();
+    pid_t p = hzshm__shm_fork();  // the child drops the writer's handle (shm.h, fork)
     if (p == 0) {
       hzshm__shm_t *r;
       setenv("HZSHM_SHM_DIR", g_dir.c_str(), 1);

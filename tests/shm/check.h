@@ -50,13 +50,7 @@ static inline uint64_t t_now_ns(void) {
  * runs them (shm/ registers no handler of its own, shm.h): in the child every
  * inherited handle is marked forked (HZSHM_ECLOSED) and drops its
  * descriptors. */
-static inline pid_t t_fork(void) {
-  hzshm__shm_fork_prepare();
-  pid_t pid = fork();
-  if (pid == 0) hzshm__shm_fork_child();
-  else hzshm__shm_fork_parent();
-  return pid;
-}
+static inline pid_t t_fork(void) { return hzshm__shm_fork(); }
 
 /* In a forked test child: die with the test process, so a failed test never
  * leaves spinning children behind. */
