@@ -520,12 +520,16 @@ static int open_own(const char *path, mode_t mode) {
 }
 
 /* 1 if `fd` is the file now at `path` (same inode, still linked), 0 if
- * not, -errno. */
+ * not, -errno. lstat: the name itself, not what a symlink planted at it
+ * leads to (a process of the group may make one while the name is free, to
+ * a hard link of its own to our unlinked lock file where
+ * fs.protected_hardlinks is off: "at the name" by stat, while the next
+ * writer removes the symlink and locks a fresh file -- two writers). */
 static int fd_at_path(int fd, const char *path) {
   struct stat mine, now;
   if (fstat(fd, &mine) != 0) return -errno;
-  if (stat(path, &now) != 0) return errno == ENOENT ? 0 : -errno;
-  return mine.st_nlink > 0 && mine.st_dev == now.st_dev && mine.st_ino == now.st_ino;
+  if (lstat(path, &now) != 0) return errno == ENOENT ? 0 : -errno;
+  return mine.st_nlink > 0 && S_ISREG(now.st_mode) && mine.st_dev == now.st_dev && mine.st_ino == now.st_ino;
 }
 
 /* Writer exclusion: an OFD write lock on byte 0 of <name>.lock (mode 0600).
