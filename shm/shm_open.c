@@ -494,6 +494,13 @@ static int others_may_write(int fd) {
   return fstat(fd, &st) != 0 || (st.st_mode & (S_IWGRP | S_IWOTH));
 }
 
+/* 1 if others than our uid may open our file `fd` (or it cannot be
+ * examined): a lock file others can open, they can lock. */
+static int others_may_open(int fd) {
+  struct stat st;
+  return fstat(fd, &st) != 0 || (st.st_mode & 0077);
+}
+
 /* Open `path` (O_CREAT, `mode`) as a file of our own: a foreign one is
  * unlinked and the create retried (never ours: no segment of ours lived in
  * it). Returns the descriptor or -errno (-EPERM: a foreign file we may not
@@ -550,6 +557,15 @@ static int writer_lock(hzshm__shm_t *s, const char *name) {
   for (int attempt = 0; attempt < 8; attempt++) {
     s->lock_fd = open_own(path, 0600);
     if (s->lock_fd < 0) return s->lock_fd;
+    if (others_may_open(s->lock_fd)) {
+      /* None of ours (they are 0600), e.g. another segment's data file
+       * hard-linked here: a reader holding a read lock on it through its
+       * own descriptor would keep every writer out. Replaced. */
+      close(s->lock_fd);
+      s->lock_fd = -1;
+      if (unlink(path) != 0 && errno != ENOENT) return -errno;
+      continue;
+    }
     rc = hzshm__shm_lock_byte(s->lock_fd, F_WRLCK, 0);
     if (rc != 0) return (rc == -EAGAIN || rc == -EACCES) ? HZSHM_EEXIST : rc;
     int here = fd_at_path(s->lock_fd, path);
@@ -603,7 +619,11 @@ int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int repl
     }
     /* We are the writer now. Is the file ours to reuse? */
     rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
-    if (fsize == 0) break; /* fresh */
+    if (fsize == 0) { /* fresh, unless the empty file has another name: another file of ours (e.g. a lock file) */
+      if (one_link(s->dfd)) break;
+      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
+      continue;
+    }
     if (rc == 0) rc = header_check(&have, fsize);
     if (rc == 0 && !seg_name_is(&have, name)) {
       /* Another segment's data file, hard-linked to our name: never ours to

@@ -7,6 +7,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -216,6 +217,66 @@ TEST_CASE(hardlink_alias) {
   CHECK_EQ(ino_of_path(na, 1), ino_of_fd(wa->rfd));
   hzshm__shm_close_unlink(wb);
   hzshm__shm_close_unlink(wa);
+}
+
+/* A lock file that others may open is none of ours: a group process that
+ * hard-linked segment A's data file (0640) to B's free lock name (where
+ * fs.protected_hardlinks is off) and holds a read lock on it through its
+ * read-only descriptor would keep every writer of B out, even a root agent
+ * (which removes any file planted at its names). B's writer replaces such a
+ * lock file. Old code: HZSHM_EEXIST for as long as the attacker liked. */
+TEST_CASE(readable_lock_replaced) {
+  hzshm__shm_config_t c = cfg();
+  c.gid_set = 1;
+  c.gid = getegid(); /* data files 0640: what the group may open */
+  const char *na = t_name("rlockA"), *nb = t_name("rlockB");
+  hzshm__shm_t *wa, *wb = NULL, *wb2 = NULL;
+  CHECK_RC(hzshm__shm_w_open(na, &c, 0, &wa, NULL), 0);
+  link_name(na, 0, nb, 2);
+  char pa[HZSHM_SHM_PATH_MAX];
+  CHECK_RC(hzshm__shm_path(na, 0, pa, sizeof pa), 0);
+  int afd = open(pa, O_RDONLY | O_CLOEXEC); /* the group reader's descriptor */
+  CHECK(afd >= 0);
+  CHECK_RC(hzshm__shm_lock_byte(afd, F_RDLCK, 0), 0);
+  int rc = hzshm__shm_w_open(nb, &c, 0, &wb, NULL);
+  if (rc != 0) fprintf(stderr, "B's writer with A's data file at its lock name: %s\n", hzshm_err_name(rc));
+  CHECK_RC(rc, 0);
+  struct stat lk;
+  CHECK(fstat(wb->lock_fd, &lk) == 0);
+  CHECK(ino_of_path(nb, 2) == lk.st_ino && lk.st_ino != ino_of_fd(wa->dfd)); /* a fresh lock file of B's own */
+  CHECK_EQ(lk.st_mode & 0777, 0600);
+  CHECK_EQ(ino_of_path(na, 0), ino_of_fd(wa->dfd)); /* A keeps its data file */
+  CHECK_RC(hzshm__shm_w_open(nb, &c, 0, &wb2, NULL), HZSHM_EEXIST);
+  close(afd);
+  hzshm__shm_close_unlink(wb);
+  hzshm__shm_close_unlink(wa);
+}
+
+/* An empty file of ours with a second name at the data name is no fresh
+ * data file: it may be another segment's lock file, hard-linked there. Old
+ * code made A's segment in B's lock file (and chmod-ed it 0640, so the group
+ * could open and lock it). A must make a file of its own; B's lock file
+ * stays as it was, and still keeps a second writer of B out. */
+TEST_CASE(linked_empty_data) {
+  hzshm__shm_config_t c = cfg();
+  c.gid_set = 1;
+  c.gid = getegid();
+  const char *na = t_name("edataA"), *nb = t_name("edataB");
+  hzshm__shm_t *wa = NULL, *wb, *wb2 = NULL;
+  CHECK_RC(hzshm__shm_w_open(nb, &c, 0, &wb, NULL), 0);
+  link_name(nb, 2, na, 0);
+  CHECK_RC(hzshm__shm_w_open(na, &c, 0, &wa, NULL), 0);
+  struct stat lk, da;
+  CHECK(fstat(wb->lock_fd, &lk) == 0 && fstat(wa->dfd, &da) == 0);
+  if (lk.st_ino == da.st_ino || (lk.st_mode & 0777) != 0600 || lk.st_size != 0)
+    fprintf(stderr, "B's lock file: %s A's data file, mode %o, %lld bytes\n", lk.st_ino == da.st_ino ? "IS" : "is not",
+            (unsigned)(lk.st_mode & 0777), (long long)lk.st_size);
+  CHECK(lk.st_ino != da.st_ino);
+  CHECK_EQ(lk.st_mode & 0777, 0600);
+  CHECK_EQ(lk.st_size, 0);
+  CHECK_RC(hzshm__shm_w_open(nb, &c, 0, &wb2, NULL), HZSHM_EEXIST);
+  hzshm__shm_close_unlink(wa);
+  hzshm__shm_close_unlink(wb);
 }
 
 /* ---- 3. HZSHM_AGENT_UID: a uid or a user name ----
