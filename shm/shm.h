@@ -101,6 +101,13 @@ void hzshm__shm_close(hzshm__shm_t *s);
  * its files to this unlink (the agent's --unlink-on-exit). Only names that
  * are still this handle's files are removed. A reader handle: like close. */
 void hzshm__shm_close_unlink(hzshm__shm_t *s);
+/* Writer: 1 while our locked lock file is still the one at the segment's
+ * lock name, 0 once it is not (somebody removed or replaced it: a writer
+ * that starts now takes a fresh lock and this data file, so we must stop
+ * writing), -errno / HZSHM_EINVAL otherwise. Two system calls; the agent
+ * asks on every tick. Backstop for the one race writer_lock cannot close
+ * (docs/SHM.md, writer exclusion). */
+int hzshm__shm_w_holds_name(hzshm__shm_t *s);
 
 /* Remove the files by name, whoever's they are (tests, tools; a writer
  * removing its own segment uses hzshm__shm_close_unlink). */

@@ -738,6 +738,13 @@ int hzshm__shm_r_replaced(hzshm__shm_t *s) {
   return now.st_dev != ours.st_dev || now.st_ino != ours.st_ino;
 }
 
+int hzshm__shm_w_holds_name(hzshm__shm_t *s) {
+  if (!s || !s->w || s->lock_fd < 0) return HZSHM_EINVAL;
+  char path[HZSHM_SHM_PATH_MAX];
+  int rc = hzshm__shm_path(s->name, 2, path, sizeof path);
+  return rc != 0 ? rc : fd_at_path(s->lock_fd, path);
+}
+
 /* Unlink `path` if it is still the file `fd` (never another's file). */
 static void unlink_if_ours(const char *name, int rd, int fd) {
   char path[HZSHM_SHM_PATH_MAX];

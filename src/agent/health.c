@@ -106,6 +106,14 @@ static void tick_cb(uv_timer_t *t) {
 #ifdef HZSHM_AGENT_TEST_SEAMS
   seam_tick(a); /* test-only build: network cuts */
 #endif
+  if (hzshm__shm_w_holds_name(a->shm) == 0) {
+    /* Our lock file is no longer at the lock name: a writer starting now
+     * locks a fresh file and takes this data file too. Stop before two
+     * writers change it (docs/SHM.md, writer exclusion). */
+    agent_fatal(a, "segment %s: the lock file at its name is no longer ours (removed or replaced by another process); "
+                   "stopping so that a new agent is the only writer", a->o.name);
+    return;
+  }
   health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);
@@ -186,6 +194,14 @@ void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
       break;
     default:
       break;
+  }
+  if (hzshm__shm_w_holds_name(a->shm) == 0) {
+    /* Our lock file is no longer at the lock name: a writer starting now
+     * locks a fresh file and takes this data file too. Stop before two
+     * writers change it (docs/SHM.md, writer exclusion). */
+    agent_fatal(a, "segment %s: the lock file at its name is no longer ours (removed or replaced by another process); "
+                   "stopping so that a new agent is the only writer", a->o.name);
+    return;
   }
   health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));

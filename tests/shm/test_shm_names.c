@@ -154,6 +154,33 @@ TEST_CASE(close_unlink_basics) {
   for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0);
 }
 
+/* w_holds_name: 1 while the writer's lock file is at the lock name, 0 once
+ * somebody removed it or put another file there (the agent then stops:
+ * health.c tick_cb), HZSHM_EINVAL for a reader handle. */
+TEST_CASE(holds_name) {
+  hzshm__shm_config_t c = cfg();
+  const char *name = t_name("holds");
+  char lock[HZSHM_SHM_PATH_MAX];
+  CHECK_RC(hzshm__shm_path(name, 2, lock, sizeof lock), 0);
+  hzshm__shm_t *w, *r;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_holds_name(w), 1);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(hzshm__shm_w_holds_name(r), HZSHM_EINVAL);
+  hzshm__shm_close(r);
+  CHECK_EQ(unlink(lock), 0); /* removed */
+  CHECK_RC(hzshm__shm_w_holds_name(w), 0);
+  int fd = open(lock, O_CREAT | O_EXCL | O_WRONLY, 0600); /* replaced by another file */
+  CHECK(fd >= 0);
+  close(fd);
+  CHECK_RC(hzshm__shm_w_holds_name(w), 0);
+  CHECK_EQ(unlink(lock), 0);
+  CHECK_EQ(symlink("/nonexistent", lock), 0); /* a symlink at the name is never ours */
+  CHECK_RC(hzshm__shm_w_holds_name(w), 0);
+  CHECK_EQ(unlink(lock), 0);
+  hzshm__shm_close_unlink(w);
+}
+
 /* ---- 2. a hard link to another segment's data file ----
  * Segment A is live; somebody links A's data and reader files to the names of segment B
  * (where fs.protected_hardlinks is off a group member may; the owner and
