@@ -195,14 +195,6 @@ void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
     default:
       break;
   }
-  if (hzshm__shm_w_holds_name(a->shm) == 0) {
-    /* Our lock file is no longer at the lock name: a writer starting now
-     * locks a fresh file and takes this data file too. Stop before two
-     * writers change it (docs/SHM.md, writer exclusion). */
-    agent_fatal(a, "segment %s: the lock file at its name is no longer ours (removed or replaced by another process); "
-                   "stopping so that a new agent is the only writer", a->o.name);
-    return;
-  }
   health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   counters_publish(a);
