@@ -59,6 +59,17 @@ void t_register_teardown(void (*fn)(void)) { teardown_fn = fn; }
 const char *t_param(int i, const char *fallback) { return i >= 0 && i < nparams ? params[i] : fallback; }
 int t_param_count(void) { return nparams; }
 
+static const char *prog_name = "test";
+
+const char *t_param_required(int i, const char *what) {
+  const char *p = t_param(i, NULL);
+  if (p == NULL) {
+    fprintf(stderr, "usage: %s [case...] -- %s (parameter %d missing)\n", prog_name, what, i + 1);
+    exit(2);
+  }
+  return p;
+}
+
 /* Constructors run in no promised order: cases run in source order. */
 static int by_place(const void *a, const void *b) {
   const t_case_t *x = *(t_case_t *const *)a, *y = *(t_case_t *const *)b;
@@ -141,6 +152,7 @@ static int run_forked(t_case_t *c, double timeout_s, const sigset_t *old_mask, c
 
 int main(int argc, char **argv) {
   const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+  prog_name = prog;
   qsort(cases, (size_t)ncases, sizeof cases[0], by_place);
   int list = 0, no_fork = 0;
   const char *env_to = getenv("HZSHM_TEST_CASE_TIMEOUT");

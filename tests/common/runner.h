@@ -68,6 +68,9 @@ void t_register_teardown(void (*fn)(void));
 
 /* The i-th parameter after `--` (0-based), or fallback. */
 const char *t_param(int i, const char *fallback);
+/* The i-th parameter, which the file needs: without it the run ends with a
+ * usage line naming it (`what`) and exit code 2. */
+const char *t_param_required(int i, const char *what);
 /* How many parameters followed `--`. */
 int t_param_count(void);
 

@@ -17,11 +17,12 @@
 
 #define HZT_TIMEOUT 60000
 
-/* Addresses: argv[1] ("h:p,h:p") if given, else from $HZSHM_TEST_MEMBER_DIR. */
-static inline size_t hzt_addrs(int argc, char **argv, char addrs[][64], size_t max) {
+/* Addresses: the test's parameter ("h:p,h:p", after `--`) if given, else
+ * from $HZSHM_TEST_MEMBER_DIR. */
+static inline size_t hzt_addrs(char addrs[][64], size_t max) {
   char buf[1024] = "";
-  if (argc > 1) {
-    snprintf(buf, sizeof buf, "%s", argv[1]);
+  if (t_param(0, NULL) != NULL) {
+    snprintf(buf, sizeof buf, "%s", t_param(0, NULL));
   } else {
     const char *dir = getenv("HZSHM_TEST_MEMBER_DIR");
     CHECK(dir != NULL);

@@ -58,9 +58,9 @@ static void parse_uuid(const char *s, hzc_uuid_t *u) {
   CHECK_EQ(j, 16);
 }
 
-int main(int argc, char **argv) {
+TEST_CASE(java_interop) {
   char addrs[4][64];
-  size_t n = hzt_addrs(argc, argv, addrs, 4);
+  size_t n = hzt_addrs(addrs, 4);
   loop = uv_default_loop();
   c = hzt_connect(loop, addrs, n);
   char members[256] = "";
@@ -162,5 +162,4 @@ int main(int argc, char **argv) {
   hzt_close(loop, c);
   CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_interop: OK\n");
-  return 0;
 }

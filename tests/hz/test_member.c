@@ -129,9 +129,9 @@ static int uuid_zero(const hzc_uuid_t *u) {
   return memcmp(u, &z, sizeof z) == 0;
 }
 
-int main(int argc, char **argv) {
+TEST_CASE(member_ops) {
   char addrs[8][64];
-  size_t n = hzt_addrs(argc, argv, addrs, 8);
+  size_t n = hzt_addrs(addrs, 8);
   loop = uv_default_loop();
   c = hzt_connect(loop, addrs, n);
   CHECK(hzc_connected(c));
@@ -351,7 +351,7 @@ int main(int argc, char **argv) {
   meta_ud_t mu2 = fetch_meta(map2, 21);
   printf("observed: 3 sets without a registration: sequence %lld in k1's partition\n",
          (long long)mu2.meta.max_seq_for[0]);
-  CHECK(mu2.meta.max_seq_for[0] == 0);
+  CHECK_EQ(mu2.meta.max_seq_for[0], 0);
   inv_rec_t inv3 = {0};
   hzt_status_t lst3 = {0, 0};
   hzc_listener_t *l3;
@@ -361,7 +361,7 @@ int main(int argc, char **argv) {
   set_ok(map2, "k1", 2, "u", 1);
   inv_wait_t w3 = {&inv3, 1};
   CHECK(hzt_until(loop, inv_reached, &w3, 30000));
-  CHECK(inv3.last.sequence == 1); /* the first one the member generated for the map */
+  CHECK_EQ(inv3.last.sequence, 1); /* the first one the member generated for the map */
   CHECK_RC(hzc_listener_remove(c, l3), 0);
 
   hzc_stats_t st;
@@ -381,5 +381,4 @@ int main(int argc, char **argv) {
   free(bv);
   CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_member: OK\n");
-  return 0;
 }

@@ -67,9 +67,9 @@ static void set_and_see(const char *key) {
   CHECK(!"no invalidation for the key within 30 s");
 }
 
-int main(int argc, char **argv) {
+TEST_CASE(reconnect) {
   char addrs[4][64];
-  size_t n = hzt_addrs(argc, argv, addrs, 4);
+  size_t n = hzt_addrs(addrs, 4);
   CHECK_EQ(n, 1);
   int port = atoi(strrchr(addrs[0], ':') + 1);
   loop = uv_default_loop();
@@ -137,5 +137,4 @@ int main(int argc, char **argv) {
   hzt_close(loop, c);
   CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_reconnect: OK\n");
-  return 0;
 }

@@ -94,9 +94,9 @@ static int two_members(void *a) {
   return *(int *)a < partitions_events;
 }
 
-int main(int argc, char **argv) {
+TEST_CASE(routing) {
   char addrs[8][64];
-  size_t n = hzt_addrs(argc, argv, addrs, 8);
+  size_t n = hzt_addrs(addrs, 8);
   CHECK_EQ(n, 3);
   loop = uv_default_loop();
   const char *a[3] = {addrs[0], addrs[1], addrs[2]};
@@ -224,5 +224,4 @@ int main(int argc, char **argv) {
   hzt_close(loop, c);
   CHECK_EQ(uv_loop_close(loop), 0);
   printf("test_routing: OK\n");
-  return 0;
 }

@@ -24,14 +24,14 @@ static int connect_to(uint16_t port) {
   return fd;
 }
 
-int main(void) {
+TEST_CASE(fake_server_ctl) {
   hzshm__fake_t *fs = NULL;
   CHECK_RC(hzshm__fake_start("no-such-scenario", NULL, &fs), HZSHM_EINVAL);
-  CHECK(fs == NULL);
+  CHECK_EQ(fs, NULL);
 
   const char *extra[] = {"--partitions", "7", NULL};
   CHECK_RC(hzshm__fake_start("normal", extra, &fs), 0);
-  if (fs == NULL) return 1;
+  CHECK_NE(fs, NULL);
   CHECK_GT(hzshm__fake_port(fs), 0);
   CHECK_RC(hzshm__fake_wait_log(fs, "accepted", 0, NULL, 0), HZSHM_ETIMEDOUT); /* nothing yet */
 
@@ -43,7 +43,7 @@ int main(void) {
   static const unsigned char garbage[] = {'C', 'P', '2', 3, 0, 0, 0, 0, 0};
   CHECK_EQ(write(fd, garbage, sizeof(garbage)), (ssize_t)sizeof(garbage));
   CHECK_RC(hzshm__fake_wait_log(fs, "conn 1 closed", 10000, line, sizeof(line)), 0);
-  CHECK(strstr(line, "bad frame length") != NULL);
+  CHECK_NE(strstr(line, "bad frame length"), NULL);
   char c;
   CHECK_RC((int)read(fd, &c, 1), 0); /* EOF: the fake closed it */
   close(fd);
@@ -56,5 +56,4 @@ int main(void) {
   hzshm__fake_stop(fs);
 
   printf("test_fake_server_ctl: all checks passed\n");
-  return 0;
 }

@@ -94,17 +94,13 @@ static void uuid_str(const hzc_uuid_t *u, char out[37]) {
   out[o] = '\0';
 }
 
-int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_hzc_interop MEMBERS\n");
-    return 2;
-  }
+TEST_CASE(hzc_vs_java) {
   char map[64], reply[4096];
   snprintf(map, sizeof(map), "hzc-interop-%d", (int)getpid());
 
   /* Our client. */
   char addrbuf[256];
-  snprintf(addrbuf, sizeof(addrbuf), "%s", argv[1]);
+  snprintf(addrbuf, sizeof(addrbuf), "%s", itest_members());
   const char *addrs[8];
   size_t naddrs = 0;
   for (char *t = strtok(addrbuf, ","); t && naddrs < 8; t = strtok(NULL, ",")) addrs[naddrs++] = t;
@@ -112,15 +108,15 @@ int main(int argc, char **argv) {
   hzc_config_t cfg = {.cluster_name = "dev", .addrs = addrs, .naddrs = naddrs, .smart = 1};
   hzc_client_t *c = NULL;
   CHECK_RC(hzc_client_new(&loop, &cfg, &c), 0);
-  if (c == NULL) return 1;
+  CHECK_NE(c, NULL);
   res_t r = {0};
   CHECK_RC(hzc_client_connect(c, status_cb, &r), 0);
   CHECK_RC(wait_res(&r), 0);
 
   /* The official client. */
   hzshm__peer_t *p = NULL;
-  CHECK_RC(hzshm__peer_start(argv[1], NULL, 60000, &p), 0);
-  if (p == NULL) return 1;
+  CHECK_RC(hzshm__peer_start(itest_members(), NULL, 60000, &p), 0);
+  CHECK_NE(p, NULL);
 
   /* Partitions agree for ASCII, empty and multi-byte UTF-8 keys. */
   static const char *const keys[] = {"k1", "", "hello", "\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87-\xf0\x9f\x98\x80",
@@ -206,5 +202,4 @@ int main(int argc, char **argv) {
   uv_loop_close(&loop);
   free(r.data);
   printf("test_hzc_interop: all checks passed\n");
-  return 0;
 }

@@ -25,18 +25,14 @@ static void roundtrip(hzshm__peer_t *p, const char *map, const char *key, size_t
   free(back);
 }
 
-int main(int argc, char **argv) {
-  if (argc != 2) {
-    fprintf(stderr, "usage: test_peer MEMBERS\n");
-    return 2;
-  }
-  const char *members = argv[1];
+TEST_CASE(peer) {
+  const char *members = itest_members();
   char map[64], reply[4096];
   snprintf(map, sizeof(map), "peer-test-%d", (int)getpid());
 
   hzshm__peer_t *p = NULL, *q = NULL;
   CHECK_RC(hzshm__peer_start(members, NULL, 60000, &p), 0);
-  if (p == NULL) return 1;
+  CHECK_NE(p, NULL);
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "ping"), 0);
   CHECK_STREQ(reply, "ok pong");
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "members"), 0);
@@ -67,7 +63,7 @@ int main(int argc, char **argv) {
   /* A String value is not a byte[]: the peer says so instead of printing it. */
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "putstring %s s1 text", map), 0);
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "get %s s1", map), HZSHM_EREMOTE);
-  CHECK(strstr(reply, "java.lang.String") != NULL);
+  CHECK_NE(strstr(reply, "java.lang.String"), NULL);
 
   /* Bad input: unknown command and bad hex are errors, an embedded newline is refused locally. */
   CHECK_RC(hzshm__peer_cmd(p, 10000, reply, sizeof(reply), "frobnicate"), HZSHM_EREMOTE);
@@ -116,8 +112,7 @@ int main(int argc, char **argv) {
   setenv("HZSHM_PEER", "/nonexistent/hzpeer", 1);
   hzshm__peer_t *bad = NULL;
   CHECK_RC(hzshm__peer_start(members, NULL, 10000, &bad), HZSHM_ECLOSED);
-  CHECK(bad == NULL);
+  CHECK_EQ(bad, NULL);
 
   printf("test_peer: all checks passed\n");
-  return 0;
 }
