@@ -71,6 +71,19 @@ static int hostile_run(const char *name, st_side_t *side) {
 
 /* A writer (root, data file in group GID, freed memory poisoned) whose
  * session "s" holds "held" = "value". */
+/* Waits for the forked child pid: it must have exited with code 0. */
+static void wait_exit0(pid_t pid) {
+  int status;
+  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+/* A flag in memory shared with forked children (fork_writer_as's stop). */
+static _Atomic int *shared_flag(void) {
+  _Atomic int *f = mmap(NULL, sizeof *f, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  CHECK_NE(f, MAP_FAILED);
+  return f;
+}
+
 static hzshm__shm_config_t held_cfg(uint32_t slots) {
   return (hzshm__shm_config_t){.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = slots,
                                .partition_count = 271, .gid_set = 1, .gid = GID};
@@ -91,7 +104,7 @@ static hzshm__shm_t *held_writer(const char *name, uint32_t slots, hzshm__sref_t
 static pid_t fork_reader(const char *name, int go[2], int ready[2], hzshm__shm_t **r) {
   CHECK(pipe(go) == 0 && pipe(ready) == 0);
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     if (become(READER_UID) != 0 || hzshm__shm_r_attach(name, r) != 0 || !(*r)->prd_path) _exit(2);
@@ -145,6 +158,16 @@ static pid_t fork_viewer(hzshm__shm_t *w, const char *name, int go[2], int ready
  * as far as slot locks are held. A view held by thread 70 (the second chunk)
  * must hold back the reclamation of the entry it shows. */
 enum { MT_THREADS = 72, MT_VIEWER = 70 };
+/* Releases a fork_viewer child: its view must still have shown "value"
+ * ('v') and it must exit 0. */
+static void viewer_release(pid_t pid, int go[2], int ready[2]) {
+  char ch;
+  CHECK_EQ(write(go[1], "g", 1), 1);
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'v');
+  wait_exit0(pid);
+}
+
 typedef struct {
   hzshm__shm_t *r;
   int idx;
@@ -175,7 +198,7 @@ static void *mt_thread(void *p) {
   return NULL;
 }
 
-static void test_many_threads(void) {
+TEST_CASE(many_threads) {
   const char *name = t_name("accmt");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 128, &ref);
@@ -202,28 +225,27 @@ static void test_many_threads(void) {
     struct pollfd pf = {.fd = ready[0], .events = POLLIN};
     CHECK_RC(hzshm__shm_w_maintain(w), 0);
     if (poll(&pf, 1, 5) == 1) {
-      CHECK(read(ready[0], &ch, 1) == 1);
+      CHECK_EQ(read(ready[0], &ch, 1), 1);
       CHECK(ch == 'x' || ch == 'v');
       viewer += ch == 'v';
       got++;
     }
   }
-  CHECK(viewer == 1);
+  CHECK_EQ(viewer, 1);
   /* The held entry is deleted and reclamation runs: the view holds it. */
   CHECK_RC(hzshm__shm_w_del(w, &ref, "held", 4), 0);
   hzshm__shm_stats_t st;
   for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 1); /* not freed (nor poisoned) under the view of slot 70 */
-  for (int i = 0; i < MT_THREADS; i++) CHECK(write(go[1], "g", 1) == 1);
-  CHECK(read(ready[0], &ch, 1) == 1);
+  CHECK_EQ(st.retired_pending, 1); /* not freed (nor poisoned) under the view of slot 70 */
+  for (int i = 0; i < MT_THREADS; i++) CHECK_EQ(write(go[1], "g", 1), 1);
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
   if (ch != 'v') fprintf(stderr, "viewer said %c\n", ch);
-  CHECK(ch == 'v'); /* the viewer still saw the value at the end of its view */
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ(ch, 'v'); /* the viewer still saw the value at the end of its view */
+  wait_exit0(pid);
   for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 0); /* and freed once the process is gone */
+  CHECK_EQ(st.retired_pending, 0); /* and freed once the process is gone */
   held_done(w, name, go, ready);
 }
 
@@ -232,14 +254,14 @@ static void test_many_threads(void) {
  * not let that reader use its slots: reg_scans moved on, but nothing
  * follows its epochs. Its view is refused (the agent path) or protected,
  * never left to reclamation. */
-static void test_unfollowed(void) {
+TEST_CASE(unfollowed) {
   const char *name = t_name("accuf");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   for (int i = 0; i < 4200; i++) {
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.plant.%d", name, i);
-    CHECK(symlink("/nonexistent", fp) == 0);
+    CHECK_EQ(symlink("/nonexistent", fp), 0);
   }
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   int go[2], ready[2];
@@ -263,8 +285,8 @@ static void test_unfollowed(void) {
   char ch;
   CHECK(read(ready[0], &ch, 1) == 1 && ch == 'a');
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0); /* reg_scans moves on by 4 */
-  CHECK(write(go[1], "g", 1) == 1);
-  CHECK(read(ready[0], &ch, 1) == 1);
+  CHECK_EQ(write(go[1], "g", 1), 1);
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
   fprintf(stderr, "unfollowed reader: %s, private files followed %u\n",
           ch == 'b' ? "refused (EBUSY)" : ch == 'v' ? "got a view" : "error", hzshm__shm_prd_followed(w));
   CHECK(ch == 'b' || ch == 'v');
@@ -274,27 +296,26 @@ static void test_unfollowed(void) {
     for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
     CHECK_RC(hzshm__shm_stats(w, &st), 0);
     if (st.retired_pending != 1) fprintf(stderr, "the entry under the view was freed\n");
-    CHECK(st.retired_pending == 1); /* a view given out must be protected */
-    CHECK(write(go[1], "g", 1) == 1);
-    CHECK(read(ready[0], &ch, 1) == 1);
-    CHECK(ch == 'v');
+    CHECK_EQ(st.retired_pending, 1); /* a view given out must be protected */
+    CHECK_EQ(write(go[1], "g", 1), 1);
+    CHECK_EQ(read(ready[0], &ch, 1), 1);
+    CHECK_EQ(ch, 'v');
   }
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  wait_exit0(pid);
   held_done(w, name, go, ready);
 }
 
 /* A process of another uid plants the private reader file names the next
  * reader would use (pid and handle number are predictable); in the sticky
  * /dev/shm the reader cannot remove them. Its attach must still succeed. */
-static void test_planted_names(void) {
+TEST_CASE(planted_names) {
   const char *name = t_name("accpn");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
   CHECK(pipe(go) == 0 && pipe(ready) == 0);
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     hzshm__shm_t *r;
@@ -308,13 +329,13 @@ static void test_planted_names(void) {
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.%d.%d", name, (int)pid, n);
     int f = open(fp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    CHECK(f >= 0);
+    CHECK_GE(f, 0);
     close(f);
   }
-  CHECK(write(go[1], "g", 1) == 1);
+  CHECK_EQ(write(go[1], "g", 1), 1);
   int status;
   CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status));
-  CHECK(WEXITSTATUS(status) == 0);
+  CHECK_EQ(WEXITSTATUS(status), 0);
   held_done(w, name, go, ready);
 }
 
@@ -324,30 +345,29 @@ static void test_planted_names(void) {
  * listed first, filled its table before the fix). A restarted writer frees
  * nothing until it examined every file, symlinks are not counted: the entry
  * under the view is not freed. */
-static void test_restart_unfollowed(void) {
+TEST_CASE(restart_unfollowed) {
   const char *name = t_name("accru");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
   pid_t pid = fork_viewer(w, name, go, ready);
-  char ch;
   for (int i = 0; i < 4200; i++) {
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.plant.%d", name, i);
-    CHECK(symlink("/nonexistent", fp) == 0);
+    CHECK_EQ(symlink("/nonexistent", fp), 0);
   }
   for (int i = 0; i < 200; i++) { /* and regular garbage files: examined, never followed */
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s.rd.junk.%d", name, i);
     int f = open(fp, O_WRONLY | O_CREAT | O_EXCL, 0644);
-    CHECK(f >= 0);
+    CHECK_GE(f, 0);
     close(f);
   }
   hzshm__shm_close(w);
   hzshm__shm_config_t c = held_cfg(16);
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   hzshm__shm_w_set_poison(w, 1);
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
   CHECK_RC(hzshm__shm_w_del(w, &ref, "held", 4), 0);
@@ -356,15 +376,12 @@ static void test_restart_unfollowed(void) {
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   fprintf(stderr, "restarted writer: private files followed %u, retired pending %llu\n", hzshm__shm_prd_followed(w),
           (unsigned long long)st.retired_pending);
-  CHECK(st.prd_complete == 1); /* the flood did not keep the scan from finishing */
+  CHECK_EQ(st.prd_complete, 1); /* the flood did not keep the scan from finishing */
   /* not freed under the view (with what the rebuild retired: the reader's
    * epoch is older than all of it); the reader's check below (poisoned
    * memory) is the final word */
-  CHECK(st.retired_pending >= 1);
-  CHECK(write(go[1], "g", 1) == 1);
-  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v');
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_GE(st.retired_pending, 1);
+  viewer_release(pid, go, ready);
   held_done(w, name, go, ready);
 }
 
@@ -376,7 +393,7 @@ static void test_restart_unfollowed(void) {
  * write values into it (wrong hits for every reader), and could unlink the
  * lock file under it (a second writer). The writer uses only files of its
  * own uid: it replaces the planted ones. */
-static void test_planted_files(void) {
+TEST_CASE(planted_files) {
   const char *name = t_name("accpf");
   static const char *const sfx[] = {"", ".lock"};
   int afd[2];
@@ -395,7 +412,7 @@ static void test_planted_files(void) {
     char fp[256];
     struct stat now;
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s%s", name, sfx[i]);
-    CHECK(stat(fp, &now) == 0);
+    CHECK_EQ(stat(fp, &now), 0);
     fprintf(stderr, "%s: planted inode %llu (uid %u), now inode %llu (uid %u)\n", sfx[i][0] ? sfx[i] : "data",
             (unsigned long long)ast[i].st_ino, (unsigned)ast[i].st_uid, (unsigned long long)now.st_ino,
             (unsigned)now.st_uid);
@@ -428,19 +445,18 @@ static rlim_t limit_leaving(int n) {
  * view of a reader confirmed by the previous writer stays -- until a scan
  * completes once the limit allows (then the file is followed, and the entry
  * is still held by the view). */
-static void test_restart_no_fds(void) {
+TEST_CASE(restart_no_fds) {
   const char *name = t_name("accfd");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
   pid_t pid = fork_viewer(w, name, go, ready);
-  char ch;
   hzshm__shm_close(w);
   struct rlimit old, low;
-  CHECK(getrlimit(RLIMIT_NOFILE, &old) == 0);
+  CHECK_EQ(getrlimit(RLIMIT_NOFILE, &old), 0);
   low = old;
   low.rlim_cur = limit_leaving(5); /* lock, data, reader and probe files; the directory */
-  CHECK(setrlimit(RLIMIT_NOFILE, &low) == 0);
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &low), 0);
   hzshm__shm_config_t c = held_cfg(16);
   int reused = 0;
   int rc = hzshm__shm_w_open(name, &c, 0, &w, &reused);
@@ -452,24 +468,21 @@ static void test_restart_no_fds(void) {
     for (int i = 0; i < 8 && rc == 0; i++) rc = hzshm__shm_w_maintain(w);
     if (rc == 0) rc = hzshm__shm_stats(w, &st);
   }
-  CHECK(setrlimit(RLIMIT_NOFILE, &old) == 0); /* before any CHECK can fail */
+  CHECK_EQ(setrlimit(RLIMIT_NOFILE, &old), 0); /* before any CHECK can fail */
   CHECK_RC(rc, 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   fprintf(stderr, "out of descriptors: complete %d, incomplete scans %llu, followed %u, retired pending %llu\n",
           st.prd_complete, (unsigned long long)st.prd_scans_incomplete, hzshm__shm_prd_followed(w),
           (unsigned long long)st.retired_pending);
   CHECK(st.prd_complete == 0 && st.prd_scans_incomplete >= 9 && hzshm__shm_prd_followed(w) == 0);
-  CHECK(st.retired_pending >= 1);
+  CHECK_GE(st.retired_pending, 1);
   CHECK_RC(hzshm__shm_w_maintain(w), 0); /* descriptors again: the scan completes */
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   fprintf(stderr, "descriptors back: complete %d, followed %u, retired pending %llu\n", st.prd_complete,
           hzshm__shm_prd_followed(w), (unsigned long long)st.retired_pending);
   CHECK(st.prd_complete == 1 && hzshm__shm_prd_followed(w) == 1);
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
-  CHECK(write(go[1], "g", 1) == 1);
-  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v'); /* the reader's word: poisoned memory would differ */
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  viewer_release(pid, go, ready); /* the reader's word: poisoned memory would differ */
   held_done(w, name, go, ready);
 }
 
@@ -481,7 +494,7 @@ static void test_restart_no_fds(void) {
  * entries were forgotten (every 256 scans: ~13 s of agent ticks), its
  * reader on the agent path meanwhile. A file changed within the last second
  * is not remembered: followed at the next readdir (at most 1 s later). */
-static void test_rejected_while_created(void) {
+TEST_CASE(rejected_while_created) {
   const char *name = t_name("accrc");
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
@@ -493,8 +506,8 @@ static void test_rejected_while_created(void) {
   struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)rh.nslots, .l_len = 1};
   CHECK(f >= 0 && fcntl(f, F_OFD_SETLK, &lk) == 0 && ftruncate(f, (off_t)rh.total_size) == 0);
   CHECK_RC(hzshm__shm_w_maintain(w), 0); /* sees it sized, header still zero */
-  CHECK(hzshm__shm_prd_followed(w) == 0);
-  CHECK(pwrite(f, &rh, sizeof rh, 0) == (ssize_t)sizeof rh);
+  CHECK_EQ(hzshm__shm_prd_followed(w), 0);
+  CHECK_EQ(pwrite(f, &rh, sizeof rh, 0), (ssize_t)sizeof rh);
   /* at least 2 s of maintain calls (200 at >= 10 ms), fewer than 256 scans */
   int calls = 0;
   while (calls < 200 && hzshm__shm_prd_followed(w) == 0) {
@@ -505,7 +518,7 @@ static void test_rejected_while_created(void) {
   }
   fprintf(stderr, "file completed after a scan: followed %u after %d maintain calls\n", hzshm__shm_prd_followed(w),
           calls);
-  CHECK(hzshm__shm_prd_followed(w) == 1);
+  CHECK_EQ(hzshm__shm_prd_followed(w), 1);
   close(f);
   unlink(fp);
   hzshm__shm_close(w);
@@ -519,9 +532,9 @@ static void test_rejected_while_created(void) {
  * Returns its pid once the value is in. */
 static pid_t fork_writer_as(uid_t wuid, const char *name, const char *val, _Atomic int *stop) {
   int ready[2];
-  CHECK(pipe(ready) == 0);
+  CHECK_EQ(pipe(ready), 0);
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     close(ready[0]);
@@ -550,7 +563,7 @@ static pid_t fork_writer_as(uid_t wuid, const char *name, const char *val, _Atom
   }
   close(ready[1]);
   char ch;
-  CHECK(read(ready[0], &ch, 1) == 1);
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
   close(ready[0]);
   return pid;
 }
@@ -566,9 +579,9 @@ static int read_as_reader(const char *name, const char *agent_uid, char got[32],
     char val[32];
   } res = {-1, 0, {0}};
   int p[2];
-  CHECK(pipe(p) == 0);
+  CHECK_EQ(pipe(p), 0);
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     close(p[0]);
@@ -598,10 +611,9 @@ static int read_as_reader(const char *name, const char *agent_uid, char got[32],
     _exit(0);
   }
   close(p[1]);
-  CHECK(read(p[0], &res, sizeof res) == (ssize_t)sizeof res);
+  CHECK_EQ(read(p[0], &res, sizeof res), (ssize_t)sizeof res);
   close(p[0]);
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  wait_exit0(pid);
   memcpy(got, res.val, 32);
   if (private_file) *private_file = res.priv;
   return res.rc;
@@ -609,8 +621,7 @@ static int read_as_reader(const char *name, const char *agent_uid, char got[32],
 
 static void writer_stop(pid_t pid, _Atomic int *stop, const char *name) {
   atomic_store_explicit(stop, 1, memory_order_relaxed);
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  wait_exit0(pid);
   atomic_store_explicit(stop, 0, memory_order_relaxed);
   hzshm__shm_unlink(name);
 }
@@ -620,9 +631,8 @@ static void writer_stop(pid_t pid, _Atomic int *stop, const char *name) {
  * "PLANTED"; a reader of another uid attaching by name used to hit it (and
  * even took its writer confirmation from the planter's lock). The reader
  * trusts only files of its own uid, root's and HZSHM_AGENT_UID's. */
-static void test_planted_segment(void) {
-  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop != MAP_FAILED);
+TEST_CASE(planted_segment) {
+  _Atomic int *stop = shared_flag();
   const char *name = t_name("accps");
   char got[32];
   pid_t wp = fork_writer_as(HOSTILE_UID, name, "PLANTED", stop);
@@ -637,16 +647,15 @@ static void test_planted_segment(void) {
   char num[16];
   snprintf(num, sizeof num, "%d", HOSTILE_UID);
   CHECK_RC(read_as_reader(name, num, got, NULL), 0);
-  CHECK(strcmp(got, "PLANTED") == 0);
+  CHECK_STREQ(got, "PLANTED");
   CHECK_RC(read_as_reader(name, "65534", got, NULL), HZSHM_EUNTRUSTED); /* another agent uid */
   writer_stop(wp, stop, name);
   munmap(stop, sizeof *stop);
 }
 
 /* The legitimate setups: the agent as root, or as the reader's own uid. */
-static void test_trusted_writers(void) {
-  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop != MAP_FAILED);
+TEST_CASE(trusted_writers) {
+  _Atomic int *stop = shared_flag();
   static const uid_t wuids[] = {0, READER_UID};
   for (int i = 0; i < 2; i++) {
     const char *name = t_name("acctw");
@@ -654,8 +663,8 @@ static void test_trusted_writers(void) {
     int priv = -1;
     pid_t wp = fork_writer_as(wuids[i], name, "value", stop);
     CHECK_RC(read_as_reader(name, NULL, got, &priv), 0);
-    CHECK(strcmp(got, "value") == 0);
-    CHECK(priv == (wuids[i] != READER_UID)); /* the writer's own uid shares its reader file */
+    CHECK_STREQ(got, "value");
+    CHECK_EQ(priv, (wuids[i] != READER_UID)); /* the writer's own uid shares its reader file */
     writer_stop(wp, stop, name);
   }
   munmap(stop, sizeof *stop);
@@ -665,9 +674,8 @@ static void test_trusted_writers(void) {
  * root, as only a vanished one could be): a reader of the writer's uid must
  * not keep its slots in it (the writer never looks there: reclamation would
  * not wait for that reader). It keeps them in a private file instead. */
-static void test_planted_rd(void) {
-  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop != MAP_FAILED);
+TEST_CASE(planted_rd) {
+  _Atomic int *stop = shared_flag();
   const char *name = t_name("accrd");
   pid_t wp = fork_writer_as(READER_UID, name, "value", stop);
   char rp[256], tmp[256];
@@ -696,9 +704,9 @@ static void test_planted_rd(void) {
  * Returns its code, or 1 if it still had not returned after 5 s (hung). */
 static int attach_as_reader(const char *name) {
   int p[2];
-  CHECK(pipe(p) == 0);
+  CHECK_EQ(pipe(p), 0);
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     t_child_dies_with_parent();
     close(p[0]);
@@ -712,8 +720,8 @@ static int attach_as_reader(const char *name) {
   }
   close(p[1]);
   int rc = 1, status;
-  CHECK(waitpid(pid, &status, 0) == pid);
-  if (WIFSIGNALED(status)) CHECK(WTERMSIG(status) == SIGALRM);
+  CHECK_EQ(waitpid(pid, &status, 0), pid);
+  if (WIFSIGNALED(status)) CHECK_EQ(WTERMSIG(status), SIGALRM);
   else CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0 && read(p[0], &rc, sizeof rc) == (ssize_t)sizeof rc);
   close(p[0]);
   return rc;
@@ -722,14 +730,13 @@ static int attach_as_reader(const char *name) {
 /* Runs `what` in a child of HOSTILE_UID: it makes the names (its exit code: 0). */
 static void as_hostile(void (*what)(const char *, const char *), const char *a, const char *b) {
   pid_t pid = t_fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     if (become(HOSTILE_UID) != 0) _exit(2);
     what(a, b);
     _exit(0);
   }
-  int status;
-  CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  wait_exit0(pid);
 }
 static void plant_fifo(const char *path, const char *unused) {
   (void)unused;
@@ -746,9 +753,8 @@ static void plant_symlink(const char *target, const char *path) {
  * attached B's readers to A's data and A's agent socket (another segment's
  * values under B's name). Both are refused as untrusted, and a writer of B
  * replaces a planted symlink like a planted file. */
-static void test_planted_links(void) {
-  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop != MAP_FAILED);
+TEST_CASE(planted_links) {
+  _Atomic int *stop = shared_flag();
   const char *a = t_name("accla");
   char ap[256], ard[256];
   snprintf(ap, sizeof ap, "/dev/shm/hzshm.%s", a);
@@ -775,12 +781,11 @@ static void test_planted_links(void) {
   fprintf(stderr, "symlink %s -> %s: attach %s\n", bp, ap, rc == 1 ? "hung" : hzshm_err_name(rc));
   CHECK_RC(rc, HZSHM_EUNTRUSTED);
   /* The writer of B (root) removes the planted symlinks and serves B. */
-  _Atomic int *stop_b = mmap(NULL, sizeof *stop_b, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop_b != MAP_FAILED);
+  _Atomic int *stop_b = shared_flag();
   pid_t wb = fork_writer_as(0, b, "value-b", stop_b);
   char got[32];
   CHECK_RC(read_as_reader(b, NULL, got, NULL), 0);
-  CHECK(strcmp(got, "value-b") == 0);
+  CHECK_STREQ(got, "value-b");
   writer_stop(wb, stop_b, b);
   munmap(stop_b, sizeof *stop_b);
 
@@ -794,9 +799,8 @@ static void test_planted_links(void) {
  * kept the descriptor. A new writer used to adopt that inode (same layout)
  * and only fchmod it, which revokes no descriptor: the process then wrote
  * the value every reader trusted and hit. Such an inode is replaced. */
-static void test_reuse_shared_mode(void) {
-  _Atomic int *stop = mmap(NULL, sizeof *stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(stop != MAP_FAILED);
+TEST_CASE(reuse_shared_mode) {
+  _Atomic int *stop = shared_flag();
   const char *name = t_name("accsm");
   char dp[256], rp[256];
   snprintf(dp, sizeof dp, "/dev/shm/hzshm.%s", name);
@@ -808,7 +812,7 @@ static void test_reuse_shared_mode(void) {
   int ready[2], go[2];
   CHECK(pipe(ready) == 0 && pipe(go) == 0);
   pid_t hp = t_fork();
-  CHECK(hp >= 0);
+  CHECK_GE(hp, 0);
   if (hp == 0) {
     t_child_dies_with_parent();
     if (become(HOSTILE_UID) != 0) _exit(2);
@@ -825,17 +829,16 @@ static void test_reuse_shared_mode(void) {
     _exit(planted > 0 ? 0 : 6); /* it wrote into the inode it kept */
   }
   char ch;
-  CHECK(read(ready[0], &ch, 1) == 1);
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
   pid_t wp = fork_writer_as(0, name, "value", stop); /* the new build's writer */
-  CHECK(write(go[1], "g", 1) == 1);
-  int status;
-  CHECK(waitpid(hp, &status, 0) == hp && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  CHECK_EQ(write(go[1], "g", 1), 1);
+  wait_exit0(hp);
   char got[32];
   int rc = read_as_reader(name, NULL, got, NULL);
   fprintf(stderr, "reader after a writer on a once group-writable segment: %s%s%s\n", hzshm_err_name(rc),
           rc == 0 ? ", hit " : "", rc == 0 ? got : "");
   CHECK_RC(rc, 0);
-  CHECK(strcmp(got, "value") == 0);
+  CHECK_STREQ(got, "value");
   writer_stop(wp, stop, name);
   close(ready[0]);
   close(ready[1]);
@@ -844,28 +847,21 @@ static void test_reuse_shared_mode(void) {
   munmap(stop, sizeof *stop);
 }
 
-int main(int argc, char **argv) {
-  int secs = argc > 1 ? atoi(argv[1]) : 6;
+/* Every case runs readers under other uids: root only. */
+TEST_SETUP {
   if (geteuid() != 0) {
     fprintf(stderr, "not root: cannot run readers under other uids; skipped\n");
-    return 0;
+    exit(0);
   }
-  RUN(test_planted_segment);
-  RUN(test_trusted_writers);
-  RUN(test_planted_rd);
-  RUN(test_planted_links);
-  RUN(test_reuse_shared_mode);
-  RUN(test_planted_files);
-  RUN(test_unfollowed);
-  RUN(test_planted_names);
-  RUN(test_restart_unfollowed);
-  RUN(test_restart_no_fds);
-  RUN(test_rejected_while_created);
-  RUN(test_many_threads);
+}
+
+/* Parameter: seconds of writer load (default 6). */
+TEST_CASE(readers_and_hostile_under_load) {
+  int secs = atoi(t_param(0, "6"));
   const int nr = 2;
   const char *name = t_name("acc");
   st_side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(side != MAP_FAILED);
+  CHECK_NE(side, MAP_FAILED);
   hzshm__shm_config_t c = {.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = 16,
                            .partition_count = 271, .gid_set = 1, .gid = GID};
   hzshm__shm_t *w;
@@ -876,7 +872,7 @@ int main(int argc, char **argv) {
   pid_t pids[3];
   for (int i = 0; i < nr + 1; i++) {
     pids[i] = t_fork();
-    CHECK(pids[i] >= 0);
+    CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       t_child_dies_with_parent();
       if (i == nr) _exit(hostile_run(name, side));
@@ -895,7 +891,7 @@ int main(int argc, char **argv) {
   WAIT_UNTIL(atomic_load_explicit(&side->ready, memory_order_relaxed) == nr + 1 ||
                  waitpid(-1, NULL, WNOHANG) > 0,
              20000);
-  CHECK(atomic_load_explicit(&side->ready, memory_order_relaxed) == nr + 1);
+  CHECK_EQ(atomic_load_explicit(&side->ready, memory_order_relaxed), nr + 1);
   uint32_t most = 0;
   int failed = 0;
   uint64_t end = t_now_ns() + (uint64_t)secs * 1000000000ull;
@@ -912,7 +908,7 @@ int main(int argc, char **argv) {
   }
   atomic_store_explicit(&side->stop, 1, memory_order_relaxed);
   fprintf(stderr, "private files followed at most %u (81 of the hostile uid, 2 readers)\n", most);
-  CHECK(most <= 64u + (uint32_t)nr); /* 64 of the hostile uid, plus the readers' */
+  CHECK_LE(most, 64u + (uint32_t)nr); /* 64 of the hostile uid, plus the readers' */
   for (int i = 0; i < nr + 1; i++) {
     int status;
     if (waitpid(pids[i], &status, 0) != pids[i]) continue;
@@ -924,15 +920,15 @@ int main(int argc, char **argv) {
   CHECK(!failed);
   uint64_t hits = 0;
   for (int i = 0; i < nr; i++) {
-    CHECK(atomic_load(&side->hits[i]) > 0); /* the readers of another uid had hits */
+    CHECK_GT(atomic_load(&side->hits[i]), 0); /* the readers of another uid had hits */
     hits += atomic_load(&side->hits[i]);
   }
   hzshm__shm_stats_t st;
   for (int i = 0; i < 8; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
-  CHECK(st.retired_pending == 0); /* nothing of the dead readers (or the hostile one) holds memory back */
+  CHECK_EQ(st.retired_pending, 0); /* nothing of the dead readers (or the hostile one) holds memory back */
   uint32_t followed = hzshm__shm_prd_followed(w);
-  CHECK(followed == 0); /* their private files are no longer followed */
+  CHECK_EQ(followed, 0); /* their private files are no longer followed */
   fprintf(stderr, "writer ops %llu, reader hits %llu (uid %d), evictions %llu, private files still followed %u\n",
           (unsigned long long)atomic_load(&side->writer_ops), (unsigned long long)hits, READER_UID,
           (unsigned long long)st.evictions, followed);
@@ -940,11 +936,9 @@ int main(int argc, char **argv) {
   hzshm__shm_close(w);
   int reused = 0;
   CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, &reused), 0);
-  CHECK(reused == 1);
+  CHECK_EQ(reused, 1);
   hzshm__shm_close(w);
   CHECK_RC(hzshm__shm_unlink(name), 0);
   hostile_cleanup("/dev/shm", name); /* what the hostile process planted or left */
   free(W);
-  fprintf(stderr, "OK\n");
-  return 0;
 }

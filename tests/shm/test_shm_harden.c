@@ -46,6 +46,20 @@ static void fill_directory(hzshm__shm_t *w, uint32_t n) {
   free(refs);
 }
 
+/* A writer of segment `name` (config c) with session `sid` in *ref. */
+static hzshm__shm_t *open_session(const char *name, const hzshm__shm_config_t *c, const char *sid, hzshm__sref_t *ref) {
+  hzshm__shm_t *w;
+  CHECK_RC(hzshm__shm_w_open(name, c, 0, &w, NULL), 0);
+  CHECK_RC(hzshm__shm_w_session(w, sid, strlen(sid), ref), 0);
+  return w;
+}
+
+/* Closes w and unlinks its segment (which must exist). */
+static void close_unlink(hzshm__shm_t *w, const char *name) {
+  hzshm__shm_close(w);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
 /* Defect 1: a session dropped with keep=0 sits on the retire list; clear_all
  * before it is reclaimed must not put its slot on the free list a second
  * time (old code: heap overflow in reclaim, then two sessions on one slot). */
@@ -63,8 +77,7 @@ TEST_CASE(dir_double_push) {
   CHECK_RC(hzshm__shm_w_maintain(w), 0);
   CHECK_EQ(w->w->ndirfree, w->dir_count);
   fill_directory(w, w->dir_count);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* The name chains of the directory: every linked record is live, lies in
@@ -198,8 +211,7 @@ TEST_CASE(rebuild_half_drop) {
   CHECK_EQ(len, strlen(n[2]));
   CHECK_MEMEQ(buf, n[2], len);
   free(refs);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Three sessions (slots 0, 1, 2), the first store of a keep=0 drop of slot
@@ -251,8 +263,7 @@ TEST_CASE(rebuild_half_drop_corrupt) {
   CHECK_RC(hzshm__shm_w_session(w, "after", 5, &nr), 0); /* once it left, the slots come back */
   CHECK_LE(nr.idx, 2);
   hzshm__shm_close(r);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Keys (8 bytes: a counter) whose hash under `hash` lands in bucket b. */
@@ -287,10 +298,8 @@ TEST_CASE(long_chain) {
   const char *name = t_name("chain");
   hzshm__shm_config_t c = cfg(8);
   c.memory_bytes = 2u << 20;
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  hzshm__shm_t *w = open_session(name, &c, "s", &ref);
   const uint32_t n = 4096 + 64;
   const uint64_t k0 = 0; /* not among the colliders (they count from 1) */
   uint64_t b = segment_hash(w, &k0, ref.gen) & w->bucket_mask;
@@ -341,8 +350,7 @@ TEST_CASE(long_chain) {
   CHECK_EQ(buf[0], 'y');
   free(tk);
   free(keys);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* A writer walk never stops at a bound it shares with readers; its guard
@@ -352,10 +360,8 @@ TEST_CASE(long_chain) {
 TEST_CASE(chain_cut) {
   const char *name = t_name("cut");
   hzshm__shm_config_t c = cfg(8);
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  hzshm__shm_t *w = open_session(name, &c, "s", &ref);
   const uint64_t a = 0;
   uint64_t b = segment_hash(w, &a, ref.gen) & w->bucket_mask;
   uint64_t *other = colliders(w, segment_hash, ref.gen, b, 1);
@@ -377,8 +383,7 @@ TEST_CASE(chain_cut) {
   CHECK_MEMEQ(buf, "vb", 2);
   CHECK_NE(HZSHM__B_OFF(atomic_load(&w->buckets[b])), off); /* the cycle is linked nowhere */
   free(other);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Defect 3 (hash flooding): keys that collide under the old unkeyed hash,
@@ -495,10 +500,8 @@ TEST_CASE(key_at_page_edge) {
   uint8_t *mid = area + pg;
   const char *name = t_name("pageedge");
   hzshm__shm_config_t c = cfg(4);
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  CHECK_RC(hzshm__shm_w_session(w, "edge", 4, &ref), 0);
+  hzshm__shm_t *w = open_session(name, &c, "edge", &ref);
   static uint8_t copy[HZSHM_KEY_MAX];
   for (size_t klen = 1; klen <= HZSHM_KEY_MAX; klen++) {
     for (int at_start = 0; at_start < 2; at_start++) {
@@ -516,8 +519,7 @@ TEST_CASE(key_at_page_edge) {
       CHECK_RC(hzshm__shm_w_del(w, &ref, copy, klen), 0);
     }
   }
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
   munmap(area, 3 * (size_t)pg);
 }
 
@@ -574,10 +576,8 @@ TEST_CASE(time_namespace) {
   const char *name = t_name("timens");
   hzshm__shm_config_t c = cfg(4);
   c.stale_after_ns = 2000000000ull;
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  CHECK_RC(hzshm__shm_w_session(w, "tn", 2, &ref), 0);
+  hzshm__shm_t *w = open_session(name, &c, "tn", &ref);
   CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
   hzshm__shm_w_heartbeat(w, HZSHM_SHM_SERVING);
   int st = timens_get(name, &ref, "5 0", 0); /* fresh heartbeat, reader 5 s ahead: a hit */
@@ -589,8 +589,7 @@ TEST_CASE(time_namespace) {
     CHECK_RC(hzshm__shm_r_check(w), HZSHM_ESTALE);
     CHECK_EQ(timens_get(name, &ref, "-1 0", HZSHM_ESTALE), 0); /* 10: a hit with the heartbeat 2.5 s old */
   }
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Validated hits, deterministically: an entry whose version is odd (being
@@ -599,10 +598,8 @@ TEST_CASE(time_namespace) {
 TEST_CASE(validation) {
   const char *name = t_name("valid1");
   hzshm__shm_config_t c = cfg(8);
-  hzshm__shm_t *w;
   hzshm__sref_t ref;
-  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w, NULL), 0);
-  CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
+  hzshm__shm_t *w = open_session(name, &c, "s", &ref);
   CHECK_RC(hzshm__shm_w_put(w, &ref, "key", 3, "value", 5, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
   const void *v;
   size_t n;
@@ -628,8 +625,7 @@ TEST_CASE(validation) {
   CHECK_RC(hzshm__shm_r_get(w, &ref, "key", 3, buf, sizeof buf, &n), 0);
   CHECK_EQ(n, 5);
   CHECK_MEMEQ(buf, "value", 5);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Defect 8 (minors): a heartbeat from the future (a reader whose clock is
@@ -682,8 +678,7 @@ TEST_CASE(minors) {
   CHECK_RC(hzshm__shm_r_view_end(r), 0);
   CHECK_RC(put8(w, &ref, ++k, val), 0);
   hzshm__shm_close(r);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
 
 /* Small entries in slab 0, a big one in slab 1, slab 0 emptied and freed,
@@ -723,6 +718,5 @@ TEST_CASE(restart_mid_carve) {
   CHECK_LT(HZSHM__SLAB_CLS(atomic_load(&w->slabtab[0])), (uint32_t)w->nclass);
   for (uint64_t k = 1; k <= 100; k++) CHECK_RC(put8(w, &ref, k, "again"), 0);
   CHECK_RC(hzshm__shm_r_get(w, &ref, &bk, 8, buf, sizeof buf, &len), 0);
-  hzshm__shm_close(w);
-  CHECK_RC(hzshm__shm_unlink(name), 0);
+  close_unlink(w, name);
 }
