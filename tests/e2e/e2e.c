@@ -324,6 +324,20 @@ int e2e_raw_closed(int fd, uint32_t timeout_ms) {
   }
 }
 
+void e2e_host_start(e2e_host_t *o, const char *tag, const char *sid_tag) {
+  snprintf(o->name, sizeof o->name, "e2e-%s-%d", tag, (int)getpid());
+  snprintf(o->sid, sizeof o->sid, "%s-%d", sid_tag, (int)getpid());
+  e2e_agent_start(&o->ag, o->name, e2e_members());
+  CHECK_RC(hzshm_open(o->name, NULL, &o->h), 0);
+  CHECK_RC(hzshm_session_open(o->h, o->sid, strlen(o->sid), &o->s), 0);
+}
+
+void e2e_host_stop(e2e_host_t *o) {
+  hzshm_session_close(o->s);
+  hzshm_close(o->h);
+  CHECK_EQ(e2e_agent_stop(&o->ag), 0);
+}
+
 hzshm_stats_t e2e_stats(hzshm_t *h) {
   hzshm_stats_t s;
   memset(&s, 0, sizeof s);

@@ -12,7 +12,11 @@
 
 #include "hzshm.h"
 
-#include "../common/check.h"
+#include "../common/runner.h"
+
+/* The member list the test was given (its first parameter after `--`, set by
+ * tests/e2e/CMakeLists.txt: `test_e2e_x [case...] -- 127.0.0.1:PORT`). */
+static inline const char *e2e_members(void) { return t_param_required(0, "MEMBERS"); }
 
 typedef struct {
   pid_t pid;
@@ -85,6 +89,19 @@ int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, u
 /* Opens cache `name` (the agent runs), waits (30 s) until every partition
  * is watched (e2e_all_watched) and opens session sid on it. */
 void e2e_open_watched(const char *name, const char *sid, hzshm_t **h, hzshm_session_t **s);
+
+/* One simulated host: agent ag serving cache "e2e-<tag>-PID" on the test's
+ * member (e2e_members()), session "<sid_tag>-PID" opened on it. Set ag's
+ * options (bin, extra_env, extra_args) before e2e_host_start. */
+typedef struct {
+  e2e_agent_t ag;
+  char name[64], sid[64];
+  hzshm_t *h;
+  hzshm_session_t *s;
+} e2e_host_t;
+void e2e_host_start(e2e_host_t *o, const char *tag, const char *sid_tag);
+/* Closes the session and the handle, stops the agent: it must exit cleanly. */
+void e2e_host_stop(e2e_host_t *o);
 
 /* Stat figure helper. */
 hzshm_stats_t e2e_stats(hzshm_t *h);

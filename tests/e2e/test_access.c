@@ -120,7 +120,7 @@ static void test_two_uids(const char *members, hzshm__peer_t *peer) {
   ag.extra_args[1] = "65534";
   e2e_agent_start(&ag, name, members);
   side_t *side = mmap(NULL, sizeof *side, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(side != MAP_FAILED);
+  CHECK_NE(side, MAP_FAILED);
   uint8_t val[256];
   char k[16];
   for (int i = 0; i < NKEYS; i++) { /* version 0 of every key, by the official client */
@@ -131,7 +131,7 @@ static void test_two_uids(const char *members, hzshm__peer_t *peer) {
   pid_t pids[2];
   for (int i = 0; i < 2; i++) {
     pids[i] = fork();
-    CHECK(pids[i] >= 0);
+    CHECK_GE(pids[i], 0);
     if (pids[i] == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       _exit(i == 0 ? reader_run(name, map, side) : hostile_run(name, side));
@@ -140,10 +140,10 @@ static void test_two_uids(const char *members, hzshm__peer_t *peer) {
   uint64_t t0 = e2e_now_us();
   while (atomic_load(&side->ready) < 2 && e2e_now_us() - t0 < 30000000u) {
     int st;
-    CHECK(waitpid(-1, &st, WNOHANG) <= 0); /* a child that failed to start */
+    CHECK_LE(waitpid(-1, &st, WNOHANG), 0); /* a child that failed to start */
     usleep(1000); /* polling a condition with a deadline */
   }
-  CHECK(atomic_load(&side->ready) == 2);
+  CHECK_EQ(atomic_load(&side->ready), 2);
   /* The official client overwrites every key, over and over, while the two
    * processes read and attack. */
   uint64_t end = e2e_now_us() + 8000000u, ver = 1, puts = 0;
@@ -158,21 +158,21 @@ static void test_two_uids(const char *members, hzshm__peer_t *peer) {
     int st;
     pid_t p = waitpid(-1, &st, WNOHANG);
     if (p > 0) fprintf(stderr, "child %d exited early, status %d\n", (int)p, st);
-    CHECK(p <= 0);
+    CHECK_LE(p, 0);
     CHECK(agent_alive(&ag));
   }
   atomic_store(&side->stop, 1);
   for (int i = 0; i < 2; i++) {
     int st;
-    CHECK(waitpid(pids[i], &st, 0) == pids[i]);
+    CHECK_EQ(waitpid(pids[i], &st, 0), pids[i]);
     if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "%s exited with status %d\n", i ? "hostile" : "reader", st);
     CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
   }
   printf("two uids: %llu puts by the Java client, reader (nobody) %llu reads, %llu hits from shared memory, %llu wrong\n",
          (unsigned long long)puts, (unsigned long long)atomic_load(&side->reads),
          (unsigned long long)atomic_load(&side->hits), (unsigned long long)atomic_load(&side->bad));
-  CHECK(atomic_load(&side->bad) == 0);
-  CHECK(atomic_load(&side->hits) > 0);
+  CHECK_EQ(atomic_load(&side->bad), 0);
+  CHECK_GT(atomic_load(&side->hits), 0);
   CHECK(agent_alive(&ag));
   /* and it still serves (a root reader: the shared reader file) */
   hzshm_t *h;
@@ -183,10 +183,10 @@ static void test_two_uids(const char *members, hzshm__peer_t *peer) {
   size_t n = 0;
   uint64_t v;
   CHECK_RC(hzshm_get(s, k, strlen(k), val, sizeof val, &n), 0);
-  CHECK(tv_check(val, n, 7, 3, &v) == 0);
+  CHECK_EQ(tv_check(val, n, 7, 3, &v), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   hostile_cleanup("/dev/shm", name); /* the hostile process's planted files */
   munmap(side, sizeof *side);
 }
@@ -203,7 +203,7 @@ static void test_reattach(const char *members) {
   CHECK_RC(hzshm_session_open(h, map, strlen(map), &s), 0);
   CHECK_RC(hzshm_set(s, "k", 1, "one", 3), 0);
   e2e_hit_t h1 = {h, s, "k", "one"};
-  CHECK(e2e_wait(e2e_is_hit, &h1, 10000) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &h1, 10000), 0);
   /* A view of the old segment is held across the re-attach. */
   const void *v1, *v2;
   size_t n1, n2;
@@ -211,7 +211,7 @@ static void test_reattach(const char *members) {
   CHECK(n1 == 3 && memcmp(v1, "one", 3) == 0);
   /* The agent goes (--unlink-on-exit: its files are removed) and a new one
    * creates a new segment file under the same name. */
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   size_t n;
   char buf[16];
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &n), HZSHM_ESTOPPED);
@@ -219,7 +219,7 @@ static void test_reattach(const char *members) {
   CHECK_RC(hzshm_set(s, "k", 1, "two", 3), 0);
   e2e_hit_t h2 = {h, s, "k", "two"};
   int64_t us = e2e_wait(e2e_is_hit, &h2, 10000);
-  CHECK(us >= 0); /* the old handle follows the new segment */
+  CHECK_GE(us, 0); /* the old handle follows the new segment */
   printf("re-attach: the handle opened before the restart hits in the new segment after %lld ms\n",
          (long long)(us / 1000));
   /* Nested views across the re-attach, released in LIFO order: each
@@ -232,7 +232,7 @@ static void test_reattach(const char *members) {
   CHECK_RC(hzshm_view_release(s), HZSHM_EINVAL); /* none left */
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
 }
 
 /* The agent under a dedicated uid (65533, as the packaged service's user):
@@ -276,14 +276,14 @@ static void test_agent_uid(const char *members) {
   e2e_agent_t ag = {.run_uid = 65533, .run_gid = GID};
   ag.extra_args[0] = "--allow-gid";
   ag.extra_args[1] = "65534";
-  CHECK(setenv("HZSHM_AGENT_UID", "65533", 1) == 0); /* for e2e_agent_start's readiness check */
+  CHECK_EQ(setenv("HZSHM_AGENT_UID", "65533", 1), 0); /* for e2e_agent_start's readiness check */
   e2e_agent_start(&ag, name, members);
-  CHECK(unsetenv("HZSHM_AGENT_UID") == 0);
+  CHECK_EQ(unsetenv("HZSHM_AGENT_UID"), 0);
   static const char *const cfg[] = {NULL, "65533"};
   static const int want[] = {1, 0};
   for (int i = 0; i < 2; i++) {
     pid_t p = fork();
-    CHECK(p >= 0);
+    CHECK_GE(p, 0);
     if (p == 0) {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       _exit(agent_uid_reader(name, map, cfg[i]));
@@ -301,17 +301,16 @@ static void test_agent_uid(const char *members) {
   const char *get_uid[] = {"hzshm", "--agent-uid", "65533", "-n", name, "get", map, "au", NULL};
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, get_uid), 0);
   CHECK(strcmp(out, "agent-uid") == 0 || strcmp(out, "agent-uid\n") == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(reattach) { test_reattach(e2e_members()); }
+
+TEST_CASE(two_uids) {
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  test_reattach(argv[1]);
-  test_two_uids(argv[1], peer);
-  test_agent_uid(argv[1]);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  printf("test_access: ok\n");
-  return 0;
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
+  test_two_uids(e2e_members(), peer);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
 }
+
+TEST_CASE(agent_uid) { test_agent_uid(e2e_members()); }

@@ -13,13 +13,13 @@
 static char NAME[64], SID[64];
 static e2e_agent_t AG;
 
-static void send_raw(int fd, const void *p, size_t n) { CHECK(send(fd, p, n, MSG_NOSIGNAL) == (ssize_t)n); }
+static void send_raw(int fd, const void *p, size_t n) { CHECK_EQ(send(fd, p, n, MSG_NOSIGNAL), (ssize_t)n); }
 
 static size_t frame(uint8_t *buf, uint8_t op, uint32_t id, const char *sid, const char *key, const char *val) {
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = sid ? strlen(sid) : 0, .key = key, .klen = key ? strlen(key) : 0,
                         .val = val, .vlen = val ? strlen(val) : 0};
   long n = hzshm__ipc_req_encode(buf, 4096, op, id, &r);
-  CHECK(n > 0);
+  CHECK_GT(n, 0);
   return (size_t)n;
 }
 
@@ -27,12 +27,12 @@ static size_t frame(uint8_t *buf, uint8_t op, uint32_t id, const char *sid, cons
  * then the connection closed. */
 static void expect_closed(const void *bytes, size_t n, int want, uint32_t want_id) {
   int fd = e2e_raw_connect(AG.sock);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   send_raw(fd, bytes, n);
   uint32_t id = 99;
   uint8_t op;
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), want);
-  CHECK(id == want_id);
+  CHECK_EQ(id, want_id);
   CHECK(e2e_raw_closed(fd, 10000));
   close(fd);
 }
@@ -65,7 +65,7 @@ static void raw(void) {
 
   /* Well-formed frames with bad content: an error, the connection stays. */
   fd = e2e_raw_connect(AG.sock);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   uint32_t id;
   uint8_t op;
   n = frame(buf, HZSHM__OP_GET, 11, "", "k", NULL);
@@ -91,10 +91,10 @@ static void raw(void) {
   uint32_t seen = 0;
   for (int i = 0; i < 2; i++) {
     int rc = e2e_raw_read(fd, &id, &op, 10000);
-    CHECK(rc == 0);
+    CHECK_EQ(rc, 0);
     seen |= id == 21 ? 1u : id == 22 ? 2u : 4u;
   }
-  CHECK(seen == 3);
+  CHECK_EQ(seen, 3);
   close(fd);
 }
 
@@ -104,14 +104,14 @@ static void hangups(void) {
   uint8_t buf[4096];
   for (int i = 0; i < 50; i++) {
     int fd = e2e_raw_connect(AG.sock);
-    CHECK(fd >= 0);
+    CHECK_GE(fd, 0);
     size_t n = frame(buf, i % 2 ? HZSHM__OP_GET : HZSHM__OP_HELLO, 1, SID, "k", NULL);
     if (i % 2 == 0) n = frame(buf, HZSHM__OP_HELLO, 1, NULL, NULL, NULL);
     send_raw(fd, buf, n);
     close(fd);
   }
   int fd = e2e_raw_connect(AG.sock);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   size_t n = frame(buf, HZSHM__OP_HELLO, 2, NULL, NULL, NULL);
   send_raw(fd, buf, n);
   uint32_t id;
@@ -122,7 +122,7 @@ static void hangups(void) {
 
 static void peer_refused(void) {
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     if (setgid(65534) != 0 || setuid(65534) != 0) _exit(3); /* nobody */
     int fd = e2e_raw_connect(AG.sock);
@@ -141,17 +141,16 @@ static void peer_refused(void) {
     printf("peer check skipped: cannot switch to uid 65534 (not root)\n");
     return;
   }
-  CHECK(WEXITSTATUS(st) == 0);
+  CHECK_EQ(WEXITSTATUS(st), 0);
 }
 
 static uint64_t bad_base;
 static int counted(void *ud) { return e2e_stats(ud).bad_requests - bad_base >= 10; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(bad_input) {
   snprintf(NAME, sizeof NAME, "e2e-bad-%d", (int)getpid());
   snprintf(SID, sizeof SID, "bad-%d", (int)getpid());
-  e2e_agent_start(&AG, NAME, argv[1]);
+  e2e_agent_start(&AG, NAME, e2e_members());
   hzshm_t *h;
   hzshm_session_t *s;
   CHECK_RC(hzshm_open(NAME, NULL, &h), 0);
@@ -176,15 +175,15 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_get(s, "", 0, buf, sizeof buf, &vlen), HZSHM_EEMPTY);
   CHECK_RC(hzshm_del(s, big, HZSHM_KEY_MAX + 1), HZSHM_ETOOBIG);
   hzshm_stats_t b = e2e_stats(h);
-  CHECK(b.agent_requests == a.agent_requests); /* nothing reached the agent */
+  CHECK_EQ(b.agent_requests, a.agent_requests); /* nothing reached the agent */
   /* CLI: exit 2 with a message, nothing changed. */
   char out[4096];
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", "", "k", "v", NULL}) == 2);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", SID, "", "v", NULL}) == 2);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, NULL}) == 2);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "frobnicate", SID, "k", NULL}) == 2);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", "no-such-cache-e2e", "get", SID, "k", NULL}) == 2);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "get", SID, "k", NULL}) == 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", "", "k", "v", NULL}), 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "set", SID, "", "v", NULL}), 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, NULL}), 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "frobnicate", SID, "k", NULL}), 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", "no-such-cache-e2e", "get", SID, "k", NULL}), 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "get", SID, "k", NULL}), 2);
   /* Raw socket client. */
   raw();
   hangups();
@@ -192,23 +191,28 @@ int main(int argc, char **argv) {
   /* Nothing changed, and the agent still serves. */
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
   CHECK(vlen == 4 && memcmp(buf, "good", 4) == 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, "k", NULL}) == 0);
-  CHECK(strcmp(out, "good") == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, "k", NULL}), 0);
+  CHECK_STREQ(out, "good");
   bad_base = a.bad_requests;
-  CHECK(e2e_wait(counted, h, 5000) >= 0); /* counters are published every 50 ms */
+  CHECK_GE(e2e_wait(counted, h, 5000), 0); /* counters are published every 50 ms */
   hzshm_stats_t c = e2e_stats(h);
   printf("agent counted %llu bad requests\n", (unsigned long long)(c.bad_requests - a.bad_requests));
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&AG) == 0);
+  CHECK_EQ(e2e_agent_stop(&AG), 0);
+}
 
-  /* An agent restricted to IMaps named app-*: other names are refused by the
-   * agent; the library's prefix option forms the allowed names. */
+/* An agent restricted to IMaps named app-*: other names are refused by the
+ * agent; the library's prefix option forms the allowed names. */
+TEST_CASE(prefix) {
+  snprintf(SID, sizeof SID, "bad-%d", (int)getpid());
+  char buf[64];
+  size_t vlen;
   e2e_agent_t P = {.extra_args = {"--prefix", "app-", NULL}};
   char pname[64];
   snprintf(pname, sizeof pname, "e2e-pfx-%d", (int)getpid());
-  e2e_agent_start(&P, pname, argv[1]);
+  e2e_agent_start(&P, pname, e2e_members());
   hzshm_t *hp, *hq;
   hzshm_opts_t po = {.prefix = "app-"};
   CHECK_RC(hzshm_open(pname, &po, &hp), 0);
@@ -226,7 +230,5 @@ int main(int argc, char **argv) {
   hzshm_session_close(qs);
   hzshm_close(hp);
   hzshm_close(hq);
-  CHECK(e2e_agent_stop(&P) == 0);
-  printf("test_badinput: ok\n");
-  return 0;
+  CHECK_EQ(e2e_agent_stop(&P), 0);
 }

@@ -27,16 +27,15 @@ static void get_hit(hzshm_t *h, hzshm_session_t *s, const char *key, const char 
   CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen), 0);
   hzshm_stats_t b = e2e_stats(h);
   CHECK(vlen == n && memcmp(buf, want, n) == 0);
-  CHECK(b.hits > a.hits);                   /* served from the segment */
-  CHECK(b.remote_gets == a.remote_gets);    /* not through the agent */
+  CHECK_GT(b.hits, a.hits);                   /* served from the segment */
+  CHECK_EQ(b.remote_gets, a.remote_gets);    /* not through the agent */
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(big_values) {
   char name[64];
   snprintf(name, sizeof name, "e2e-bigvalue-%d", (int)getpid());
   e2e_agent_t ag = {.extra_args = {"--memory", "256m", NULL}};
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   hzshm_t *h;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);
   char sid[64];
@@ -60,7 +59,7 @@ int main(int argc, char **argv) {
   get_hit(h, s, "big-1m", v1, sizeof v1);
   get_hit(h, s, "big-200k", v2, sizeof v2);
   CHECK_RC(hzshm_get(s, "big-1m", 6, buf, sizeof v1 - 1, &vlen), HZSHM_EBUFSIZE);
-  CHECK(vlen == sizeof v1);
+  CHECK_EQ(vlen, sizeof v1);
 
   /* Hit latency of a 1 MiB hzshm_get (printed, not asserted). */
   enum { REPS = 64 };
@@ -81,7 +80,6 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0); /* clean exit (under ASan: leak-free) */
+  CHECK_EQ(e2e_agent_stop(&ag), 0); /* clean exit (under ASan: leak-free) */
   printf("test_bigvalue: ok\n");
-  return 0;
 }

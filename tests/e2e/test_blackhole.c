@@ -35,11 +35,11 @@ typedef struct {
 
 static int listen_any(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 16) == 0);
   socklen_t l = sizeof sa;
-  CHECK(getsockname(fd, (struct sockaddr *)&sa, &l) == 0);
+  CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
   *port = ntohs(sa.sin_port);
   return fd;
 }
@@ -105,15 +105,14 @@ static void *proxy_run(void *ud) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  const char *colon = strrchr(argv[1], ':');
-  CHECK(colon != NULL);
+TEST_CASE(black_holed) {
+  const char *colon = strrchr(e2e_members(), ':');
+  CHECK_NE(colon, NULL);
   static proxy_t px;
   px.dst_port = atoi(colon + 1);
   px.lfd = listen_any(&px.port);
   pthread_t th;
-  CHECK(pthread_create(&th, NULL, proxy_run, &px) == 0);
+  CHECK_EQ(pthread_create(&th, NULL, proxy_run, &px), 0);
 
   char name[64], sid[64], via[64];
   snprintf(name, sizeof name, "e2e-bh-%d", (int)getpid());
@@ -124,13 +123,13 @@ int main(int argc, char **argv) {
   ag.extra_args[1] = "1000";
   e2e_agent_start(&ag, name, via);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
   hzshm_t *h;
   hzshm_session_t *s;
   e2e_open_watched(name, sid, &h, &s);
   CHECK_RC(hzshm_set(s, "k", 1, "v1", 2), 0);
   e2e_hit_t hit = {h, s, "k", "v1"};
-  CHECK(e2e_wait(e2e_is_hit, &hit, 5000) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hit, 5000), 0);
 
   uint64_t t0 = e2e_now_us();
   atomic_store(&px.blackhole, 1);
@@ -152,18 +151,17 @@ int main(int argc, char **argv) {
          (unsigned long long)(last_old - t0) / 1000, STALE_MS, first_rc ? hzshm_err_name(first_rc) : "none",
          (unsigned long long)(first_closed ? (first_closed - t0) / 1000 : 0), (unsigned long long)reads,
          got_new ? "yes" : "no", atomic_load(&px.dropped));
-  CHECK(last_old - t0 <= (uint64_t)(STALE_MS + SLACK_MS) * 1000u);
+  CHECK_LE(last_old - t0, (uint64_t)(STALE_MS + SLACK_MS) * 1000u);
   CHECK(got_new); /* reconnected (directly, by the member list) and repaired */
 
   atomic_store(&px.blackhole, 0);
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   atomic_store(&px.stop, 1);
   pthread_join(th, NULL);
   close(px.lfd);
   printf("test_blackhole: ok\n");
-  return 0;
 }

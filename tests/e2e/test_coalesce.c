@@ -10,33 +10,26 @@
 
 #define NPROC 16
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char name[64], sid[64];
-  snprintf(name, sizeof name, "e2e-co-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "coalesce-%d", (int)getpid());
-  e2e_agent_t ag = {0};
-  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
-  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_FILL_DELAY_KEY=hot");
-  snprintf(ag.extra_env[1], sizeof ag.extra_env[1], "HZSHM_AGENT_TEST_FILL_DELAY_MS=1000");
-  e2e_agent_start(&ag, name, argv[1]);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+TEST_CASE(coalesce) {
+  e2e_host_t o = {.ag = {.bin = HZSHM_AGENT_SEAMS_BIN, /* test-only agent: its seams */
+                           .extra_env = {"HZSHM_AGENT_TEST_FILL_DELAY_KEY=hot", "HZSHM_AGENT_TEST_FILL_DELAY_MS=1000"}}};
+  e2e_host_start(&o, "co", "coalesce");
+  const char *name = o.name, *sid = o.sid;
+  hzshm_t *h = o.h;
+  hzshm_session_t *s = o.s;
   /* The session's listener is registered by a first write, so that the 16
    * misses below race only each other. "hot" is absent in the cluster. */
   CHECK_RC(hzshm_set(s, "warm", 4, "w", 1), 0); /* registers the session's listener */
   hzshm_stats_t before = e2e_stats(h);
 
   int go[2];
-  CHECK(pipe(go) == 0);
+  CHECK_EQ(pipe(go), 0);
   int *ok = mmap(NULL, sizeof(int) * NPROC, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(ok != MAP_FAILED);
+  CHECK_NE(ok, MAP_FAILED);
   pid_t kids[NPROC];
   for (int i = 0; i < NPROC; i++) {
     kids[i] = fork();
-    CHECK(kids[i] >= 0);
+    CHECK_GE(kids[i], 0);
     if (kids[i] == 0) {
       close(go[1]);
       hzshm_t *hc;
@@ -58,22 +51,19 @@ int main(int argc, char **argv) {
   for (int i = 0; i < NPROC; i++) {
     int st;
     CHECK(waitpid(kids[i], &st, 0) == kids[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-    CHECK(ok[i] == 1);
+    CHECK_EQ(ok[i], 1);
   }
   hzshm_stats_t after = e2e_stats(h);
   printf("16 concurrent misses: remote gets %llu, coalesced %llu\n",
          (unsigned long long)(after.remote_gets - before.remote_gets),
          (unsigned long long)(after.coalesced_misses - before.coalesced_misses));
-  CHECK(after.remote_gets - before.remote_gets == 1);
-  CHECK(after.coalesced_misses - before.coalesced_misses >= 1);
+  CHECK_EQ(after.remote_gets - before.remote_gets, 1);
+  CHECK_GE(after.coalesced_misses - before.coalesced_misses, 1);
   /* The result was cached: one more read is a hit. */
   CHECK_RC(hzshm_has(s, "hot", 3), HZSHM_ENOTFOUND);
-  CHECK(e2e_stats(h).remote_gets == after.remote_gets);
+  CHECK_EQ(e2e_stats(h).remote_gets, after.remote_gets);
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
   munmap(ok, sizeof(int) * NPROC);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  e2e_host_stop(&o);
   printf("test_coalesce: ok\n");
-  return 0;
 }

@@ -122,23 +122,22 @@ static void reader(log_t *L, int id) {
   _exit(0);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(consistency) {
   snprintf(NA, sizeof NA, "e2e-ca-%d", (int)getpid());
   snprintf(NB, sizeof NB, "e2e-cb-%d", (int)getpid());
   snprintf(SID, sizeof SID, "consistency-%d", (int)getpid());
   e2e_agent_t A = {0}, B = {0};
-  e2e_agent_start(&A, NA, argv[1]);
-  e2e_agent_start(&B, NB, argv[1]);
+  e2e_agent_start(&A, NA, e2e_members());
+  e2e_agent_start(&B, NB, e2e_members());
   log_t *L = mmap(NULL, sizeof *L, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(L != MAP_FAILED);
+  CHECK_NE(L, MAP_FAILED);
   /* Every key starts absent (fresh session id): reads of absence before the
    * first acknowledged write of a key are correct. */
   pid_t wp[NWRITERS], rp[NREADERS];
   for (int i = 0; i < NREADERS; i++)
     if ((rp[i] = fork()) == 0) reader(L, i);
   for (int i = 0; i < NWRITERS; i++)
-    if ((wp[i] = fork()) == 0) writer(L, i, argv[1]);
+    if ((wp[i] = fork()) == 0) writer(L, i, e2e_members());
   for (int i = 0; i < NWRITERS; i++) {
     int st;
     CHECK(waitpid(wp[i], &st, 0) == wp[i] && WIFEXITED(st) && WEXITSTATUS(st) == 0);
@@ -179,8 +178,8 @@ int main(int argc, char **argv) {
       } else {
         CHECK(x->writer < NWRITERS && x->seq >= 0 && x->seq < WRITES);
         wrec_t *w = &L->w[x->writer][x->seq];
-        CHECK(w->key == x->key);      /* never a value of another key */
-        CHECK(w->start <= x->end);    /* never a value from the future */
+        CHECK_EQ(w->key, x->key);      /* never a value of another key */
+        CHECK_LE(w->start, x->end);    /* never a value from the future */
         sat = sup[x->writer][x->seq];
       }
       if (sat != UINT64_MAX && x->start > sat) deltas[stale++] = x->start - sat;
@@ -188,12 +187,11 @@ int main(int argc, char **argv) {
   }
   printf("reads %zu, writes %d, reads of a superseded value %zu\n", total, NWRITERS * WRITES, stale);
   e2e_print_dist("delta (read start - superseded at)", deltas, stale, "us");
-  CHECK(total > 1000);
-  if (stale) CHECK(deltas[stale - 1] < BOUND_US); /* sorted by e2e_print_dist */
+  CHECK_GT(total, 1000);
+  if (stale) CHECK_LT(deltas[stale - 1], BOUND_US); /* sorted by e2e_print_dist */
   free(deltas);
   munmap(L, sizeof *L);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  CHECK_EQ(e2e_agent_stop(&A), 0);
+  CHECK_EQ(e2e_agent_stop(&B), 0);
   printf("test_consistency: ok\n");
-  return 0;
 }

@@ -15,30 +15,27 @@
 #include <unistd.h>
 
 #include "e2e.h"
-#include "peer.h"
+#include "two_hosts.h"
 
 #define BOUND_MS 3000 /* the property is <= 1 s; slack for a loaded 2-core box */
 #define ROUNDS 12
 
-static hzshm__peer_t *peer;
-static char sid[64];
-static hzshm_t *h[2];
-static hzshm_session_t *s[2];
+static e2e_hosts_t T;
 static const char *pname[3] = {"A", "B", "official client"};
 
 static void put(int who, const char *key, const char *val) {
   if (who < 2)
-    CHECK_RC(hzshm_set(s[who], key, strlen(key), val, strlen(val)), 0);
+    CHECK_RC(hzshm_set(T.s[who], key, strlen(key), val, strlen(val)), 0);
   else
-    CHECK_RC(hzshm__peer_set(peer, sid, key, strlen(key), val, strlen(val)), 0);
+    CHECK_RC(hzshm__peer_set(T.peer, T.sid, key, strlen(key), val, strlen(val)), 0);
 }
 
 static void destroy(int who) {
   char reply[64];
   if (who < 2)
-    CHECK_RC(hzshm_destroy(s[who]), 0);
+    CHECK_RC(hzshm_destroy(T.s[who]), 0);
   else
-    CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "destroy %s", sid), 0);
+    CHECK_RC(hzshm__peer_cmd(T.peer, 30000, reply, sizeof reply, "destroy %s", T.sid), 0);
 }
 
 typedef struct {
@@ -56,7 +53,7 @@ static int reads_absent(void *ud) {
 /* The absence is served from the segment (hit counter moved, no remote get). */
 static int absent_hit(void *ud) {
   absent_t *x = ud;
-  hzshm_t *hh = x->s == s[0] ? h[0] : h[1];
+  hzshm_t *hh = x->s == T.s[0] ? T.h[0] : T.h[1];
   reads_absent(x);
   hzshm_stats_t a = e2e_stats(hh);
   int ok = reads_absent(x);
@@ -68,17 +65,17 @@ static int absent_hit(void *ud) {
 static uint64_t both_read(const char *key, const char *val, const char *what) {
   uint64_t worst = 0;
   for (int i = 0; i < 2; i++) {
-    int64_t us = e2e_wait_serves(s[i], key, val, BOUND_MS);
+    int64_t us = e2e_wait_serves(T.s[i], key, val, BOUND_MS);
     if (us < 0) {
       char buf[64];
       size_t vl = 0;
-      int rc = hzshm_get(s[i], key, strlen(key), buf, sizeof buf, &vl);
+      int rc = hzshm_get(T.s[i], key, strlen(key), buf, sizeof buf, &vl);
       fprintf(stderr, "%s: host %s does not read %s=%s within %d ms (reads rc %d \"%.*s\")\n", what, pname[i], key, val,
               BOUND_MS, rc, rc == 0 ? (int)vl : 0, buf);
       exit(1);
     }
     if ((uint64_t)us > worst) worst = (uint64_t)us;
-    e2e_hit_t hit = {h[i], s[i], key, val};
+    e2e_hit_t hit = {T.h[i], T.s[i], key, val};
     if (e2e_wait(e2e_is_hit, &hit, BOUND_MS) < 0) {
       fprintf(stderr, "%s: host %s never caches %s=%s\n", what, pname[i], key, val);
       exit(1);
@@ -89,7 +86,7 @@ static uint64_t both_read(const char *key, const char *val, const char *what) {
 
 static void both_cache_absence(const char *key, const char *what) {
   for (int i = 0; i < 2; i++) {
-    absent_t x = {s[i], key};
+    absent_t x = {T.s[i], key};
     if (e2e_wait(absent_hit, &x, BOUND_MS) < 0) {
       fprintf(stderr, "%s: host %s never serves the absence of %s from its segment\n", what, pname[i], key);
       exit(1);
@@ -97,18 +94,8 @@ static void both_cache_absence(const char *key, const char *what) {
   }
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char na[64], nb[64];
-  snprintf(na, sizeof na, "e2e-da-%d", (int)getpid());
-  snprintf(nb, sizeof nb, "e2e-db-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "destroy-%d", (int)getpid());
-  e2e_agent_t A = {0}, B = {0};
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  e2e_open_watched(na, sid, &h[0], &s[0]);
-  e2e_open_watched(nb, sid, &h[1], &s[1]);
+TEST_CASE(destroy) {
+  e2e_hosts_start(&T, "d", "destroy", 1);
 
   uint64_t lag[3 * 3 + ROUNDS * 3];
   size_t nlag = 0;
@@ -148,19 +135,12 @@ int main(int argc, char **argv) {
     else both_read("k", v, what);
   }
   e2e_print_dist("write after a destroy -> both hosts read it", lag, nlag, "us");
-  hzshm_stats_t sa = e2e_stats(h[0]), sb = e2e_stats(h[1]);
+  hzshm_stats_t sa = e2e_stats(T.h[0]), sb = e2e_stats(T.h[1]);
   printf("host A: stale marks %llu, invalidations %llu; host B: stale marks %llu, invalidations %llu\n",
          (unsigned long long)sa.stale_marks, (unsigned long long)sa.invalidations,
          (unsigned long long)sb.stale_marks, (unsigned long long)sb.invalidations);
 
   destroy(0);
-  hzshm_session_close(s[0]);
-  hzshm_session_close(s[1]);
-  hzshm_close(h[0]);
-  hzshm_close(h[1]);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  e2e_hosts_stop(&T);
   printf("test_destroy: ok\n");
-  return 0;
 }

@@ -26,7 +26,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
-#include "peer.h"
+#include "two_hosts.h"
 
 #define BOUND_MS 3000 /* the property is <= 1 s; slack for a loaded 2-core box */
 #define SEAM_MS 30000 /* the seam acts once B's renewal is acknowledged */
@@ -41,37 +41,28 @@ static int absent(void *s) {
   return hzshm_get(s, "k", 1, buf, sizeof buf, &vl) == HZSHM_ENOTFOUND;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char na[64], nb[64], sid[64], v[64], lp[128];
-  snprintf(na, sizeof na, "e2e-dla-%d", (int)getpid());
-  snprintf(nb, sizeof nb, "e2e-dlb-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "dlost-%d", (int)getpid());
+TEST_CASE(destroy_lost) {
+  char v[64], lp[128];
   snprintf(lp, sizeof lp, "/tmp/hzshm-e2e-dlost-%d.log", (int)getpid());
   logb = lp;
   unlink(lp);
-  e2e_agent_t A = {0}, B = {0};
-  B.bin = HZSHM_AGENT_SEAMS_BIN;
-  snprintf(B.extra_env[0], sizeof B.extra_env[0], "HZSHM_AGENT_TEST_LOSE_AT_DESTROY=k");
-  snprintf(B.log_path, sizeof B.log_path, "%s", lp);
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
-  hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  hzshm_t *ha, *hb;
-  hzshm_session_t *sa, *sb;
-  e2e_open_watched(na, sid, &ha, &sa);
-  e2e_open_watched(nb, sid, &hb, &sb);
+  e2e_hosts_t T = {.ag[1] = {.bin = HZSHM_AGENT_SEAMS_BIN, .extra_env = {"HZSHM_AGENT_TEST_LOSE_AT_DESTROY=k"}}};
+  snprintf(T.ag[1].log_path, sizeof T.ag[1].log_path, "%s", lp);
+  e2e_hosts_start(&T, "dl", "dlost", 1);
+  const char *sid = T.sid;
+  hzshm__peer_t *peer = T.peer;
+  hzshm_t *hb = T.h[1];
+  hzshm_session_t *sa = T.s[0], *sb = T.s[1];
 
   /* B caches k (its registration R1 is on both members); A destroys. */
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v0", 2), 0);
-  CHECK(e2e_wait_serves(sb, "k", "v0", BOUND_MS) >= 0);
+  CHECK_GE(e2e_wait_serves(sb, "k", "v0", BOUND_MS), 0);
   e2e_hit_t hit = {hb, sb, "k", "v0"};
-  CHECK(e2e_wait(e2e_is_hit, &hit, BOUND_MS) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hit, BOUND_MS), 0);
   CHECK_RC(hzshm_destroy(sa), 0);
   /* B's first read after the clear-all registers R2; the seam then deregisters it on k's owner. */
-  CHECK(e2e_wait(absent, sb, BOUND_MS) >= 0);
-  CHECK(e2e_wait(seam_done, NULL, SEAM_MS) >= 0);
+  CHECK_GE(e2e_wait(absent, sb, BOUND_MS), 0);
+  CHECK_GE(e2e_wait(seam_done, NULL, SEAM_MS), 0);
 
   /* Every later write of the official client reaches B. */
   uint64_t lag[5];
@@ -92,18 +83,11 @@ int main(int argc, char **argv) {
     }
     lag[r] = e2e_now_us() - t;
   }
-  CHECK(e2e_file_count(lp, "test seam: holding the clear-all") == 1); /* the race did happen */
-  CHECK(e2e_file_count(lp, "superseded registration") >= 1);
+  CHECK_EQ(e2e_file_count(lp, "test seam: holding the clear-all"), 1); /* the race did happen */
+  CHECK_GE(e2e_file_count(lp, "superseded registration"), 1);
   e2e_print_dist("official client write after the destroy -> host B reads it", lag, 5, "us");
 
-  hzshm_session_close(sa);
-  hzshm_session_close(sb);
-  hzshm_close(ha);
-  hzshm_close(hb);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  e2e_hosts_stop(&T);
   unlink(lp);
   printf("test_destroylost: ok\n");
-  return 0;
 }

@@ -23,8 +23,7 @@ static hzshm_t *hb;
 static uint64_t inval_base;
 static int got_event(void *ud) { return e2e_stats(hb).invalidations > inval_base; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(destroy_missed) {
   char na[64], nb[64], sid[64], v[32];
   snprintf(na, sizeof na, "e2e-ma-%d", (int)getpid());
   snprintf(nb, sizeof nb, "e2e-mb-%d", (int)getpid());
@@ -32,8 +31,8 @@ int main(int argc, char **argv) {
   e2e_agent_t A = {0}, B = {0};
   B.bin = HZSHM_AGENT_SEAMS_BIN;
   snprintf(B.extra_env[0], sizeof B.extra_env[0], "HZSHM_AGENT_TEST_DROP_CLEAR_ALL=1");
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
+  e2e_agent_start(&A, na, e2e_members());
+  e2e_agent_start(&B, nb, e2e_members());
   hzshm_t *ha;
   hzshm_session_t *sa, *sb;
   e2e_open_watched(na, sid, &ha, &sa);
@@ -44,7 +43,7 @@ int main(int argc, char **argv) {
     CHECK_RC(hzshm_set(sa, "k", 1, v, strlen(v)), 0);
   }
   e2e_hit_t hit = {hb, sb, "k", v};
-  CHECK(e2e_wait(e2e_is_hit, &hit, BOUND_MS) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hit, BOUND_MS), 0);
   CHECK_RC(hzshm_destroy(sa), 0);
   CHECK_RC(hzshm_set(sa, "k", 1, "post", 4), 0);
   int64_t us = e2e_wait_serves(sb, "k", "post", BOUND_MS);
@@ -59,22 +58,21 @@ int main(int argc, char **argv) {
   printf("destroy missed by host B: the next write read there after %lld ms\n", (long long)(us / 1000));
   /* The renewed listener delivers the next write as an event. */
   e2e_hit_t hit2 = {hb, sb, "k", "post"};
-  CHECK(e2e_wait(e2e_is_hit, &hit2, BOUND_MS) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hit2, BOUND_MS), 0);
   inval_base = e2e_stats(hb).invalidations;
   CHECK_RC(hzshm_set(sa, "k", 1, "post2", 5), 0);
   if (e2e_wait(got_event, NULL, BOUND_MS) < 0) {
     fprintf(stderr, "host B got no invalidation event for the write after the destroy: its listener is gone\n");
     exit(1);
   }
-  CHECK(e2e_wait_serves(sb, "k", "post2", BOUND_MS) >= 0);
+  CHECK_GE(e2e_wait_serves(sb, "k", "post2", BOUND_MS), 0);
 
   CHECK_RC(hzshm_destroy(sa), 0);
   hzshm_session_close(sa);
   hzshm_session_close(sb);
   hzshm_close(ha);
   hzshm_close(hb);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  CHECK_EQ(e2e_agent_stop(&A), 0);
+  CHECK_EQ(e2e_agent_stop(&B), 0);
   printf("test_destroymissed: ok\n");
-  return 0;
 }

@@ -42,7 +42,7 @@ typedef struct {
 static void *flood(void *ud) {
   flood_t *f = ud;
   int fd = e2e_raw_connect(ag.sock);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   uint8_t buf[512];
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "k", .klen = 1, .ttl_ms = -1};
   for (uint32_t id = 1; !atomic_load_explicit(&stop, memory_order_relaxed) /* pairs with main's store */; id++) {
@@ -51,7 +51,7 @@ static void *flood(void *ud) {
     uint32_t rid;
     uint8_t op;
     int st = e2e_raw_read(fd, &rid, &op, 30000);
-    CHECK(rid == id);
+    CHECK_EQ(rid, id);
     if (st == 0) f->ok++;
     else if (st == HZSHM_ENOTFOUND) f->notfound++;
     else if (st == HZSHM_ECANCELED) f->canceled++;
@@ -64,19 +64,18 @@ static void *flood(void *ud) {
   return NULL;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(destroy_race) {
   char name[64];
   snprintf(name, sizeof name, "e2e-dr-%d", (int)getpid());
   snprintf(sid, sizeof sid, "destroyrace-%d", (int)getpid());
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   hzshm_t *h;
   hzshm_session_t *s;
   e2e_open_watched(name, sid, &h, &s);
   CHECK_RC(hzshm_set(s, "k", 1, "v", 1), 0);
 
   flood_t f[FLOODERS] = {0};
-  for (int i = 0; i < FLOODERS; i++) CHECK(pthread_create(&f[i].t, NULL, flood, &f[i]) == 0);
+  for (int i = 0; i < FLOODERS; i++) CHECK_EQ(pthread_create(&f[i].t, NULL, flood, &f[i]), 0);
   for (int r = 0; r < ROUNDS; r++) {
     char v[32];
     snprintf(v, sizeof v, "v%d", r);
@@ -86,7 +85,7 @@ int main(int argc, char **argv) {
   atomic_store_explicit(&stop, 1, memory_order_relaxed); /* pairs with flood()'s load */
   long ok = 0, nf = 0, canceled = 0, other = 0;
   for (int i = 0; i < FLOODERS; i++) {
-    CHECK(pthread_join(f[i].t, NULL) == 0);
+    CHECK_EQ(pthread_join(f[i].t, NULL), 0);
     ok += f[i].ok;
     nf += f[i].notfound;
     canceled += f[i].canceled;
@@ -101,7 +100,6 @@ int main(int argc, char **argv) {
 
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   printf("test_destroyrace: ok\n");
-  return 0;
 }

@@ -18,8 +18,8 @@
 #include <unistd.h>
 
 #include "e2e.h"
-#include "peer.h"
 #include "peer_wait.h"
+#include "two_hosts.h"
 
 #define BOUND_MS 3000
 
@@ -44,40 +44,30 @@ static int invalidations_reached(void *ud) {
   return e2e_stats(x->h).invalidations >= x->at_least;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char na[64], nb[64], sid[64], reply[64];
-  snprintf(na, sizeof na, "e2e-ea-%d", (int)getpid());
-  snprintf(nb, sizeof nb, "e2e-eb-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "echo-%d", (int)getpid());
-  e2e_agent_t A = {0}, B = {0};
-  A.bin = HZSHM_AGENT_SEAMS_BIN;
-  snprintf(A.extra_env[0], sizeof A.extra_env[0], "HZSHM_AGENT_TEST_ACK_DELAY_KEY=k");
-  snprintf(A.extra_env[1], sizeof A.extra_env[1], "HZSHM_AGENT_TEST_ACK_DELAY_MS=1500");
-  A.extra_args[0] = "--invocation-timeout-ms";
-  A.extra_args[1] = "1500";
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
-  hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  hzshm_t *ha, *ha2, *hb;
-  hzshm_session_t *sa, *sa2, *sb;
-  e2e_open_watched(na, sid, &ha, &sa);
-  e2e_open_watched(na, sid, &ha2, &sa2);
-  e2e_open_watched(nb, sid, &hb, &sb);
+TEST_CASE(echo_race) {
+  char reply[64];
+  e2e_hosts_t T = {.ag[0] = {.bin = HZSHM_AGENT_SEAMS_BIN,
+                             .extra_env = {"HZSHM_AGENT_TEST_ACK_DELAY_KEY=k", "HZSHM_AGENT_TEST_ACK_DELAY_MS=1500"},
+                             .extra_args = {"--invocation-timeout-ms", "1500", NULL}}};
+  e2e_hosts_start(&T, "e", "echo", 1);
+  const char *sid = T.sid;
+  hzshm__peer_t *peer = T.peer;
+  hzshm_t *ha = T.h[0], *ha2;
+  hzshm_session_t *sa = T.s[0], *sa2, *sb = T.s[1];
+  e2e_open_watched(T.name[0], sid, &ha2, &sa2); /* a second handle on host A */
   CHECK_RC(hzshm_set(sb, "other", 5, "x", 1), 0); /* B's session has its listener */
 
   /* A's set of v1, its acknowledgement handled 1500 ms late: the echo first. */
   inv_t inv = {ha, e2e_stats(ha).invalidations + 1};
   setter_t st = {sa2, -1};
   pthread_t t;
-  CHECK(pthread_create(&t, NULL, set_v1, &st) == 0);
-  CHECK(e2e_wait(invalidations_reached, &inv, BOUND_MS) >= 0);
+  CHECK_EQ(pthread_create(&t, NULL, set_v1, &st), 0);
+  CHECK_GE(e2e_wait(invalidations_reached, &inv, BOUND_MS), 0);
   /* B destroys the map while A's acknowledgement is still held: A gets a clear-all. */
   CHECK_RC(hzshm_destroy(sb), 0);
   inv.at_least++;
-  CHECK(e2e_wait(invalidations_reached, &inv, BOUND_MS) >= 0);
-  CHECK(pthread_join(t, NULL) == 0);
+  CHECK_GE(e2e_wait(invalidations_reached, &inv, BOUND_MS), 0);
+  CHECK_EQ(pthread_join(t, NULL), 0);
   CHECK_RC(st.rc, 0);
 
   /* A set that times out while the official client holds the lock. */
@@ -91,28 +81,11 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "unlock %s k", sid), 0);
   uint64_t t0 = e2e_now_us();
   pv_t pv = {peer, sid};
-  CHECK(e2e_wait(peer_has_v2, &pv, 10000) >= 0); /* the parked set ran */
-  int64_t a = e2e_wait_serves(sa, "k", "v2", BOUND_MS), b = e2e_wait_serves(sb, "k", "v2", BOUND_MS);
-  if (a < 0 || b < 0) {
-    vl = 0;
-    int ra = hzshm_get(sa, "k", 1, buf, sizeof buf, &vl);
-    fprintf(stderr, "the late set's v2 not read within %d ms: host A %s (rc %d \"%.*s\"), host B %s\n", BOUND_MS,
-            a < 0 ? "no" : "yes", ra, ra == 0 ? (int)vl : 0, buf, b < 0 ? "no" : "yes");
-    exit(1);
-  }
-  printf("late set applied -> both hosts read it: %llu us after the unlock\n",
-         (unsigned long long)(e2e_now_us() - t0));
+  late_v2_reaches_both(&pv, sa, sb, BOUND_MS, t0);
 
   CHECK_RC(hzshm_destroy(sa), 0);
-  hzshm_session_close(sa);
   hzshm_session_close(sa2);
-  hzshm_session_close(sb);
-  hzshm_close(ha);
   hzshm_close(ha2);
-  hzshm_close(hb);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  e2e_hosts_stop(&T);
   printf("test_echorace: ok\n");
-  return 0;
 }

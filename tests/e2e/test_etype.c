@@ -7,18 +7,12 @@
 
 #include "e2e.h"
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char name[64], sid[64];
-  snprintf(name, sizeof name, "e2e-ty-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "etype-%d", (int)getpid());
-  e2e_agent_t ag = {0};
-  e2e_agent_start(&ag, name, argv[1]);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
-  CHECK(e2e_java_value(HZSHM_E2E_SRC, argv[1], sid, "num", "int", "42") == 0);
+TEST_CASE(java_types) {
+  e2e_host_t o = {0};
+  e2e_host_start(&o, "ty", "etype");
+  const char *name = o.name, *sid = o.sid;
+  hzshm_session_t *s = o.s;
+  CHECK_EQ(e2e_java_value(HZSHM_E2E_SRC, e2e_members(), sid, "num", "int", "42"), 0);
   char buf[64];
   size_t vlen = 0;
   for (int i = 0; i < 3; i++) { /* the first read goes to the cluster; the later ones too (never cached) */
@@ -30,11 +24,8 @@ int main(int argc, char **argv) {
   CHECK(type == -7 && (int32_t)vlen == -7);
   CHECK_RC(hzshm_has(s, "num", 3), 0); /* it exists */
   char out[256];
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "num", NULL}) == 2);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "num", NULL}), 2);
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  e2e_host_stop(&o);
   printf("test_etype: ok\n");
-  return 0;
 }

@@ -30,21 +30,15 @@ static uint64_t base_remote, base_inval;
 static int remote_get_sent(void *ud) { return e2e_stats(H).remote_gets > base_remote + (uintptr_t)ud; }
 static int inval_applied(void *ud) { return e2e_stats(H).invalidations > base_inval; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char name[64], sid[64];
-  snprintf(name, sizeof name, "e2e-fr-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "fillrace-%d", (int)getpid());
-  e2e_agent_t ag = {0};
-  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
-  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_FILL_DELAY_KEY=race");
-  snprintf(ag.extra_env[1], sizeof ag.extra_env[1], "HZSHM_AGENT_TEST_FILL_DELAY_MS=1500");
-  e2e_agent_start(&ag, name, argv[1]);
+TEST_CASE(fill_race) {
+  e2e_host_t o = {.ag = {.bin = HZSHM_AGENT_SEAMS_BIN, /* test-only agent: its seams */
+                           .extra_env = {"HZSHM_AGENT_TEST_FILL_DELAY_KEY=race", "HZSHM_AGENT_TEST_FILL_DELAY_MS=1500"}}};
+  e2e_host_start(&o, "fr", "fillrace");
+  const char *sid = o.sid;
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  CHECK_RC(hzshm_open(name, NULL, &H), 0);
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_session_open(H, sid, strlen(sid), &s), 0);
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
+  H = o.h;
+  hzshm_session_t *s = o.s;
   CHECK_RC(hzshm_set(s, "other", 5, "o", 1), 0); /* listener registered before the race */
   CHECK_RC(hzshm__peer_set(peer, sid, "race", 4, "old", 3), 0);
   char buf[32];
@@ -55,10 +49,10 @@ int main(int argc, char **argv) {
   getter_t g1 = {.s = s};
   pthread_t t1;
   pthread_create(&t1, NULL, getter, &g1);
-  CHECK(e2e_wait(remote_get_sent, (void *)0, 10000) >= 0); /* the fill's remote get is out */
+  CHECK_GE(e2e_wait(remote_get_sent, (void *)0, 10000), 0); /* the fill's remote get is out */
   base_inval = e2e_stats(H).invalidations;
   CHECK_RC(hzshm__peer_set(peer, sid, "race", 4, "new", 3), 0);
-  CHECK(e2e_wait(inval_applied, NULL, 10000) >= 0); /* the invalidation arrived during the fill */
+  CHECK_GE(e2e_wait(inval_applied, NULL, 10000), 0); /* the invalidation arrived during the fill */
 
   /* A second miss now must not join the canceled get (it could return "old"
    * after "new" was acknowledged): it makes its own remote get. */
@@ -72,8 +66,8 @@ int main(int argc, char **argv) {
   printf("fill issued before the change returned: %.3s\n", g1.val);
   CHECK(g2.rc == 0 && g2.vlen == 3 && memcmp(g2.val, "new", 3) == 0);
   hzshm_stats_t st1 = e2e_stats(H);
-  CHECK(st1.fills_dropped > st0.fills_dropped);
-  CHECK(st1.remote_gets - st0.remote_gets == 2);
+  CHECK_GT(st1.fills_dropped, st0.fills_dropped);
+  CHECK_EQ(st1.remote_gets - st0.remote_gets, 2);
   /* The cache never serves the old value afterwards. */
   for (int i = 0; i < 100; i++) {
     CHECK_RC(hzshm_get(s, "race", 4, buf, sizeof buf, &vlen), 0);
@@ -85,25 +79,22 @@ int main(int argc, char **argv) {
   /* Same race against a clear of the whole map. */
   CHECK_RC(hzshm__peer_set(peer, sid, "race", 4, "cold", 4), 0);
   base_inval = st1.invalidations;
-  CHECK(e2e_wait(inval_applied, NULL, 10000) >= 0); /* our cached "new" is purged */
+  CHECK_GE(e2e_wait(inval_applied, NULL, 10000), 0); /* our cached "new" is purged */
   base_remote = e2e_stats(H).remote_gets;
   getter_t g3 = {.s = s};
   pthread_t t3;
   pthread_create(&t3, NULL, getter, &g3);
-  CHECK(e2e_wait(remote_get_sent, (void *)0, 10000) >= 0);
+  CHECK_GE(e2e_wait(remote_get_sent, (void *)0, 10000), 0);
   base_inval = e2e_stats(H).invalidations;
   char reply[128];
   CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "clear %s", sid), 0);
-  CHECK(e2e_wait(inval_applied, NULL, 10000) >= 0);
+  CHECK_GE(e2e_wait(inval_applied, NULL, 10000), 0);
   pthread_join(t3, NULL);
   CHECK((g3.rc == 0 && g3.vlen == 4 && memcmp(g3.val, "cold", 4) == 0) || g3.rc == HZSHM_ENOTFOUND);
   for (int i = 0; i < 100; i++) CHECK_RC(hzshm_get(s, "race", 4, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
-  CHECK(e2e_stats(H).fills_dropped > st1.fills_dropped);
+  CHECK_GT(e2e_stats(H).fills_dropped, st1.fills_dropped);
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(H);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
+  e2e_host_stop(&o);
   printf("test_fillrace: ok\n");
-  return 0;
 }

@@ -36,43 +36,42 @@ static int stat_has(const char *name, const char *line) {
   return strstr(out, line) != NULL;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(health) {
   const char *help[] = {"hzshm", "-h", NULL};
   CHECK_RC(e2e_cli(out, sizeof out, NULL, help), 0);
-  CHECK(strstr(out, "health") != NULL);
+  CHECK_NE(strstr(out, "health"), NULL);
   const char *extra[] = {"hzshm", "-n", "hl_a", "health", "now", NULL};
   CHECK_RC(e2e_cli(out, sizeof out, NULL, extra), 2);
 
   CHECK_RC(health("hl_never"), 1);
   printf("never started: %s", out);
-  CHECK(strstr(out, "unhealthy: cache hl_never: no segment") != NULL);
+  CHECK_NE(strstr(out, "unhealthy: cache hl_never: no segment"), NULL);
 
   e2e_agent_t ag = {0};
-  e2e_agent_start(&ag, "hl_a", argv[1]);
+  e2e_agent_start(&ag, "hl_a", e2e_members());
   CHECK_RC(health("hl_a"), 0);
   printf("serving: %s", out);
-  CHECK(strncmp(out, "ok: ", 4) == 0);
+  CHECK_EQ(strncmp(out, "ok: ", 4), 0);
   CHECK(stat_has("hl_a", "healthy: yes\n") && stat_has("hl_a", "agent_state: serving\n"));
 
   /* The member down. */
   CHECK_RC(e2e_member("kill", 0), 0);
   hw_t down = {"hl_a", 1};
-  CHECK(e2e_wait(health_is, &down, 60000) >= 0);
+  CHECK_GE(e2e_wait(health_is, &down, 60000), 0);
   printf("member down: %s", out);
-  CHECK(strstr(out, "is not connected to its cluster") != NULL);
+  CHECK_NE(strstr(out, "is not connected to its cluster"), NULL);
   CHECK(stat_has("hl_a", "healthy: no\n"));
   CHECK_RC(e2e_member("revive", 0), 0);
   hw_t up = {"hl_a", 0};
-  CHECK(e2e_wait(health_is, &up, 120000) >= 0);
+  CHECK_GE(e2e_wait(health_is, &up, 120000), 0);
   printf("member back: %s", out);
 
   /* The agent killed. */
   e2e_agent_kill9(&ag);
   hw_t dead = {"hl_a", 1};
-  CHECK(e2e_wait(health_is, &dead, 30000) >= 0);
+  CHECK_GE(e2e_wait(health_is, &dead, 30000), 0);
   printf("agent killed: %s", out);
-  CHECK(strstr(out, "is dead or hung: heartbeat") != NULL);
+  CHECK_NE(strstr(out, "is dead or hung: heartbeat"), NULL);
   CHECK(stat_has("hl_a", "agent_state: dead\n"));
   CHECK(stat_has("hl_a", "cluster_state: unknown\n"));
   CHECK(stat_has("hl_a", "healthy: no\n"));
@@ -84,5 +83,4 @@ int main(int argc, char **argv) {
   CHECK_RC(health("hl_a"), 1); /* --unlink-on-exit: no segment */
   printf("stopped: %s", out);
   printf("test_health: ok\n");
-  return 0;
 }

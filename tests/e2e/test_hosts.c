@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "e2e.h"
-#include "peer.h"
+#include "two_hosts.h"
 
 #define ROUNDS 40
 #define BOUND_MS 5000
@@ -51,23 +51,13 @@ static void assert_cached(hzshm_t *h, hzshm_session_t *s, const char *key) {
   CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char na[64], nb[64], sid[64];
-  snprintf(na, sizeof na, "e2e-ha-%d", (int)getpid());
-  snprintf(nb, sizeof nb, "e2e-hb-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "hosts-%d", (int)getpid());
-  e2e_agent_t A = {0}, B = {0};
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
-  hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  hzshm_t *ha, *hb;
-  CHECK_RC(hzshm_open(na, NULL, &ha), 0);
-  CHECK_RC(hzshm_open(nb, NULL, &hb), 0);
-  hzshm_session_t *sa, *sb;
-  CHECK_RC(hzshm_session_open(ha, sid, strlen(sid), &sa), 0);
-  CHECK_RC(hzshm_session_open(hb, sid, strlen(sid), &sb), 0);
+TEST_CASE(two_hosts) {
+  e2e_hosts_t T = {0};
+  e2e_hosts_start(&T, "h", "hosts", 0);
+  const char *sid = T.sid;
+  hzshm__peer_t *peer = T.peer;
+  hzshm_t *ha = T.h[0], *hb = T.h[1];
+  hzshm_session_t *sa = T.s[0], *sb = T.s[1];
 
   /* 1. set on A purges B's copy (B holds cached absence, then each value). */
   uint64_t lag_set[ROUNDS], lag_del[ROUNDS], lag_peer[ROUNDS];
@@ -132,7 +122,7 @@ int main(int argc, char **argv) {
   assert_cached(hb, sb, "z");
   CHECK_RC(hzshm_destroy(sa), 0);
   CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "size %s", sid), 0);
-  CHECK(strcmp(reply, "ok 0") == 0);
+  CHECK_STREQ(reply, "ok 0");
   CHECK_RC(hzshm_has(sa, "z", 1), HZSHM_ENOTFOUND);
   uint64_t lag_destroy = wait_sees(sb, "z", NULL);
   wait_sees(sb, "bin", NULL);
@@ -145,15 +135,8 @@ int main(int argc, char **argv) {
   printf("host B: invalidations applied %llu, hits %llu, remote gets %llu, stale marks %llu\n",
          (unsigned long long)st.invalidations, (unsigned long long)st.hits, (unsigned long long)st.remote_gets,
          (unsigned long long)st.stale_marks);
-  CHECK(st.invalidations >= ROUNDS);
+  CHECK_GE(st.invalidations, ROUNDS);
 
-  hzshm_session_close(sa);
-  hzshm_session_close(sb);
-  hzshm_close(ha);
-  hzshm_close(hb);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  e2e_hosts_stop(&T);
   printf("test_hosts: ok\n");
-  return 0;
 }

@@ -308,6 +308,22 @@ TEST_CASE(fail_closed) {
   world_close();
 }
 
+/* The set-up of the root-only cases: writer W of segment NAME, serving,
+ * readers of gid 65534 allowed. 0 (and a line saying so) if not root: the
+ * case is then skipped. */
+static int root_writer(const char *case_name) {
+  if (geteuid() != 0) {
+    printf("%s: not root, skipped\n", case_name);
+    return 0;
+  }
+  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
+  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
+                             .stale_after_ns = 300u * 1000000u, .gid_set = 1, .gid = 65534};
+  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
+  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  return 1;
+}
+
 /* ---- the agent socket's peer (conn.c, the trust anchor) ----
  * A process of uid `peer_uid` binds the segment's socket path first (anyone
  * may, in /tmp) and answers at once with a well-formed error frame; a reader
@@ -384,15 +400,7 @@ static int get_via_peer(uid_t peer_uid, const char *agent_uid, long *got) {
 }
 
 TEST_CASE(planted_socket) {
-  if (geteuid() != 0) {
-    printf("planted_socket: not root, skipped\n");
-    return;
-  }
-  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
-  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
-                             .stale_after_ns = 300u * 1000000u, .gid_set = 1, .gid = 65534};
-  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
-  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  if (!root_writer("planted_socket")) return;
   long got = -1;
   int rc = get_via_peer(65533, NULL, &got);
   fprintf(stderr, "socket bound by uid 65533, reader uid 65534: %s, the peer received %ld bytes\n",
@@ -482,15 +490,7 @@ TEST_CASE(follow_after_dead_disconnected) {
  * for ever, whatever timeout_ms; it must fail within its timeout
  * (HZSHM_EAGENT: nothing was sent). */
 TEST_CASE(socket_backlog_full) {
-  if (geteuid() != 0) {
-    printf("socket_backlog_full: not root, skipped\n");
-    return;
-  }
-  snprintf(NAME, sizeof NAME, "test-lib-%d", (int)getpid());
-  hzshm__shm_config_t cfg = {.memory_bytes = 8u << 20, .max_sessions = 256, .reader_slots = 64,
-                             .stale_after_ns = 300u * 1000000u, .gid_set = 1, .gid = 65534};
-  CHECK_RC(hzshm__shm_w_open(NAME, &cfg, 1, &W, NULL), 0);
-  hzshm__shm_w_heartbeat(W, HZSHM_SHM_SERVING);
+  if (!root_writer("socket_backlog_full")) return;
   char sock[108];
   snprintf(sock, sizeof sock, "/tmp/hzshm-test-lib-%d.sock", (int)getpid());
   unlink(sock);

@@ -23,24 +23,23 @@
 #include <unistd.h>
 
 #include "e2e.h"
-#include "peer.h"
+#include "two_hosts.h"
 
 #define BOUND_MS 3000     /* the property is <= 1 s; slack for a loaded 2-core box */
 #define RECON_BOUND_MS 6000 /* --reconcile-ms 1000 (e2e agents) marks the partition stale; slack */
 #define RENEW_MS 60000    /* the wait (15 s) + rounds, on a loaded box */
 
-static hzshm_t *h[2];
-static hzshm_session_t *s[2];
+static e2e_hosts_t T;
 static const char *pname[2] = {"A", "B"};
 static uint64_t inval_base;
 
-static int got_event(void *ud) { return e2e_stats(h[1]).invalidations > inval_base; }
+static int got_event(void *ud) { return e2e_stats(T.h[1]).invalidations > inval_base; }
 
 static void must_read(int i, const char *key, const char *val, uint32_t bound, const char *what) {
-  if (e2e_wait_serves(s[i], key, val, bound) >= 0) return;
+  if (e2e_wait_serves(T.s[i], key, val, bound) >= 0) return;
   char buf[64];
   size_t vl = 0;
-  int rc = hzshm_get(s[i], key, strlen(key), buf, sizeof buf, &vl);
+  int rc = hzshm_get(T.s[i], key, strlen(key), buf, sizeof buf, &vl);
   fprintf(stderr, "%s: host %s does not read %s=%s within %u ms (reads rc %d \"%.*s\")\n", what, pname[i], key, val,
           bound, rc, rc == 0 ? (int)vl : 0, buf);
   exit(1);
@@ -50,41 +49,33 @@ static int absent_hit(void *ud) {
   int i = *(int *)ud;
   char buf[64];
   size_t vl;
-  hzshm_get(s[i], "k", 1, buf, sizeof buf, &vl);
-  hzshm_stats_t a = e2e_stats(h[i]);
-  int ok = hzshm_get(s[i], "k", 1, buf, sizeof buf, &vl) == HZSHM_ENOTFOUND;
-  hzshm_stats_t b = e2e_stats(h[i]);
+  hzshm_get(T.s[i], "k", 1, buf, sizeof buf, &vl);
+  hzshm_stats_t a = e2e_stats(T.h[i]);
+  int ok = hzshm_get(T.s[i], "k", 1, buf, sizeof buf, &vl) == HZSHM_ENOTFOUND;
+  hzshm_stats_t b = e2e_stats(T.h[i]);
   return ok && b.hits > a.hits && b.remote_gets == a.remote_gets;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char na[64], nb[64], sid[64], v[64], logb[128];
-  snprintf(na, sizeof na, "e2e-la-%d", (int)getpid());
-  snprintf(nb, sizeof nb, "e2e-lb-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "lost-%d", (int)getpid());
+TEST_CASE(lost_listener) {
+  char v[64], logb[128];
   snprintf(logb, sizeof logb, "/tmp/hzshm-e2e-lost-%d.log", (int)getpid());
   unlink(logb);
-  e2e_agent_t A = {0}, B = {0};
-  B.bin = HZSHM_AGENT_SEAMS_BIN;
-  snprintf(B.extra_env[0], sizeof B.extra_env[0], "HZSHM_AGENT_TEST_LOSE_RENEWED_KEY=k");
-  snprintf(B.log_path, sizeof B.log_path, "%s", logb);
-  e2e_agent_start(&A, na, argv[1]);
-  e2e_agent_start(&B, nb, argv[1]);
-  hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
-  e2e_open_watched(na, sid, &h[0], &s[0]);
-  e2e_open_watched(nb, sid, &h[1], &s[1]);
+  T.ag[1].bin = HZSHM_AGENT_SEAMS_BIN;
+  snprintf(T.ag[1].extra_env[0], sizeof T.ag[1].extra_env[0], "HZSHM_AGENT_TEST_LOSE_RENEWED_KEY=k");
+  snprintf(T.ag[1].log_path, sizeof T.ag[1].log_path, "%s", logb);
+  e2e_hosts_start(&T, "l", "lost", 1);
+  const char *sid = T.sid;
+  hzshm__peer_t *peer = T.peer;
 
   /* Cached on both hosts, then destroyed by A: B renews its listener (lost on k's owner). */
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "v0", 2), 0);
   for (int i = 0; i < 2; i++) {
     must_read(i, "k", "v0", BOUND_MS, "before the destroy");
-    e2e_hit_t hit = {h[i], s[i], "k", "v0"};
-    CHECK(e2e_wait(e2e_is_hit, &hit, BOUND_MS) >= 0);
+    e2e_hit_t hit = {T.h[i], T.s[i], "k", "v0"};
+    CHECK_GE(e2e_wait(e2e_is_hit, &hit, BOUND_MS), 0);
   }
-  CHECK_RC(hzshm_destroy(s[0]), 0);
-  for (int i = 0; i < 2; i++) CHECK(e2e_wait(absent_hit, &i, BOUND_MS) >= 0);
+  CHECK_RC(hzshm_destroy(T.s[0]), 0);
+  for (int i = 0; i < 2; i++) CHECK_GE(e2e_wait(absent_hit, &i, BOUND_MS), 0);
 
   /* Writes of the official client until B gets them as events again. */
   uint64_t t0 = e2e_now_us();
@@ -97,22 +88,22 @@ int main(int argc, char **argv) {
               n, RENEW_MS, e2e_file_count(logb, "test seam: registration"));
       exit(1);
     }
-    inval_base = e2e_stats(h[1]).invalidations;
+    inval_base = e2e_stats(T.h[1]).invalidations;
     snprintf(v, sizeof v, "v%d", ++n);
     CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, v, strlen(v)), 0);
     must_read(0, "k", v, BOUND_MS, "while B's registration is lost");
     must_read(1, "k", v, RECON_BOUND_MS, "while B's registration is lost");
     renewed = e2e_wait(got_event, NULL, 200) >= 0; /* a loop condition, not an assertion */
   }
-  CHECK(e2e_file_count(logb, "test seam: registration") > 0); /* the seam did lose events */
-  CHECK(e2e_file_count(logb, "listener renewed") > 0);
+  CHECK_GT(e2e_file_count(logb, "test seam: registration"), 0); /* the seam did lose events */
+  CHECK_GT(e2e_file_count(logb, "listener renewed"), 0);
   printf("host B renewed its lost listener after %llu ms (%d writes)\n",
          (unsigned long long)((e2e_now_us() - t0) / 1000u), n);
 
   /* From now on every write reaches both hosts within the bound, and B as an event. */
   uint64_t lag[10];
   for (int r = 0; r < 10; r++) {
-    inval_base = e2e_stats(h[1]).invalidations;
+    inval_base = e2e_stats(T.h[1]).invalidations;
     snprintf(v, sizeof v, "w%d", r);
     uint64_t t = e2e_now_us();
     CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, v, strlen(v)), 0);
@@ -123,20 +114,13 @@ int main(int argc, char **argv) {
       fprintf(stderr, "after the renewal: host B got no invalidation event for write %s\n", v);
       exit(1);
     }
-    e2e_hit_t hit = {h[1], s[1], "k", v};
-    CHECK(e2e_wait(e2e_is_hit, &hit, BOUND_MS) >= 0); /* cached again */
+    e2e_hit_t hit = {T.h[1], T.s[1], "k", v};
+    CHECK_GE(e2e_wait(e2e_is_hit, &hit, BOUND_MS), 0); /* cached again */
   }
   e2e_print_dist("official client write -> both hosts read it, after the renewal", lag, 10, "us");
 
-  CHECK_RC(hzshm_destroy(s[0]), 0);
-  hzshm_session_close(s[0]);
-  hzshm_session_close(s[1]);
-  hzshm_close(h[0]);
-  hzshm_close(h[1]);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&A) == 0);
-  CHECK(e2e_agent_stop(&B) == 0);
+  CHECK_RC(hzshm_destroy(T.s[0]), 0);
+  e2e_hosts_stop(&T);
   unlink(logb);
   printf("test_lostlistener: ok\n");
-  return 0;
 }

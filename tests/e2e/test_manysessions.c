@@ -41,8 +41,7 @@ static pid_t member_pid(void) {
 
 static int listeners_all(void *ud) { return e2e_stats((hzshm_t *)ud).listeners >= NSESS; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(many_sessions) {
   char name[64];
   snprintf(name, sizeof name, "e2e-many-%d", (int)getpid());
   e2e_agent_t ag = {0};
@@ -53,7 +52,7 @@ int main(int argc, char **argv) {
   ag.extra_args[1] = "3600000";
   ag.extra_args[2] = "--memory";
   ag.extra_args[3] = "128m";
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   pid_t mp = member_pid();
   long m0 = mp > 0 ? rss_kb(mp) : -1, a0 = rss_kb(ag.pid);
   hzshm_t *h;
@@ -74,11 +73,11 @@ int main(int argc, char **argv) {
   }
   double secs = (e2e_now_us() - t0) / 1e6;
   /* The agent publishes its counters on its next tick (50 ms): wait for it. */
-  CHECK(e2e_wait(listeners_all, h, 5000) >= 0);
+  CHECK_GE(e2e_wait(listeners_all, h, 5000), 0);
   hzshm_stats_t st = e2e_stats(h);
   printf("%d sessions with listeners in %.1f s (agent reports %llu listeners)\n", NSESS, secs,
          (unsigned long long)st.listeners);
-  CHECK(st.listeners >= NSESS);
+  CHECK_GE(st.listeners, NSESS);
   e2e_print_dist("first set of a session (listener registration + set)", first, NSESS, "us");
   e2e_print_dist("second set of a session", again, NSESS, "us");
   long m1 = mp > 0 ? rss_kb(mp) : -1, a1 = rss_kb(ag.pid);
@@ -86,7 +85,7 @@ int main(int argc, char **argv) {
          (m1 - m0) / (double)NSESS, a0, a1);
 
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
   uint64_t lag[PROBES];
   for (int p = 0; p < PROBES; p++) {
     int i = (int)((p * 7919L) % NSESS);
@@ -100,17 +99,16 @@ int main(int argc, char **argv) {
     CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, v, strlen(v)), 0);
     uint64_t acked = e2e_now_us() - t;
     int64_t us = e2e_wait_serves(ss[i], "k", v, 10000);
-    CHECK(us >= 0);
+    CHECK_GE(us, 0);
     lag[p] = (uint64_t)us + acked;
   }
   e2e_print_dist("official-client set -> served here, with 10k live listeners", lag, PROBES, "us");
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
   for (int i = 0; i < NSESS; i++) hzshm_session_close(ss[i]);
   free(ss);
   free(first);
   free(again);
   hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   printf("test_manysessions: ok\n");
-  return 0;
 }

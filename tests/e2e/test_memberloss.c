@@ -35,7 +35,7 @@ static void must_see(hzshm_session_t *s, const char *key, const char *want, cons
             (unsigned long long)st.hits, (unsigned long long)st.stale_marks,
             (unsigned long long)st.unwatched_partitions);
   }
-  CHECK(us >= 0);
+  CHECK_GE(us, 0);
   printf("%s: %s=%s served after %lld ms\n", what, key, want, (long long)(us / 1000));
 }
 
@@ -49,14 +49,13 @@ static int marked(void *ud) {
   return e2e_stats(x->h).stale_marks > x->above;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(member_loss) {
   char name[64], sid[64];
   snprintf(name, sizeof name, "e2e-ml-%d", (int)getpid());
   snprintf(sid, sizeof sid, "memberloss-%d", (int)getpid());
   /* Both members as seeds. */
   char members[256];
-  int port = atoi(strchr(argv[1], ':') + 1);
+  int port = atoi(strchr(e2e_members(), ':') + 1);
   snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, port + 1);
   e2e_agent_t ag = {0};
   ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
@@ -78,8 +77,8 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_set(s, "kdrop", 5, "d1", 2), 0);
   must_see(s, "kdrop", "d1", "cached");
   marks_t mk = {h, e2e_stats(h).stale_marks + 200}; /* a member loss marks all 271 partitions */
-  CHECK(e2e_member("kill", 1) == 0);
-  CHECK(e2e_wait(marked, &mk, 30000) >= 0); /* the agent noticed the loss */
+  CHECK_EQ(e2e_member("kill", 1), 0);
+  CHECK_GE(e2e_wait(marked, &mk, 30000), 0); /* the agent noticed the loss */
   /* Filled again after the loss; its change is then lost on the way. */
   must_see(s, "kdrop", "d1", "refilled after the loss");
   CHECK_RC(hzshm__peer_set(peer, sid, "kdrop", 5, "d2", 2), 0);
@@ -92,7 +91,7 @@ int main(int argc, char **argv) {
     snprintf(key, sizeof key, "k%d", k);
     must_see(s, key, "v2", "member 1 down");
   }
-  CHECK(e2e_member("revive", 1) == 0);
+  CHECK_EQ(e2e_member("revive", 1), 0);
   char reply[64];
   /* Wait until the peer sees both members again, then write once more. */
   for (int i = 0; i < 600; i++) {
@@ -100,7 +99,7 @@ int main(int argc, char **argv) {
     if (strcmp(reply, "ok 2") == 0) break;
     usleep(100000); /* polling the peer's view, with a 60 s deadline */
   }
-  CHECK(strcmp(reply, "ok 2") == 0);
+  CHECK_STREQ(reply, "ok 2");
   for (int k = 0; k < 16; k++) {
     snprintf(key, sizeof key, "k%d", k);
     CHECK_RC(hzshm__peer_set(peer, sid, key, strlen(key), "v3", 2), 0);
@@ -114,7 +113,7 @@ int main(int argc, char **argv) {
   /* The agent is connected to the revived member, with its listeners: every
    * partition is watched (cached) again. */
   int64_t wus = e2e_wait(e2e_all_watched, h, 30000);
-  CHECK(wus >= 0);
+  CHECK_GE(wus, 0);
   printf("every partition watched again %lld ms after the last check\n", (long long)(wus / 1000));
   hzshm_stats_t st = e2e_stats(h);
   printf("stale marks %llu, invalidations %llu\n", (unsigned long long)st.stale_marks,
@@ -122,8 +121,7 @@ int main(int argc, char **argv) {
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   printf("test_memberloss: ok\n");
-  return 0;
 }

@@ -73,14 +73,14 @@ static int segment_exists(const char *name) {
   return stat(p, &st) == 0;
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  const char *colon = strrchr(argv[1], ':');
+/* The member list parser alone (no agent). */
+TEST_CASE(parse) { parse_cases(); }
+
+TEST_CASE(member_lists) {
+  const char *colon = strrchr(e2e_members(), ':');
   CHECK(colon);
   int port = atoi(colon + 1);
   char m[128], logp[160];
-
-  parse_cases();
 
   /* localhost:PORT */
   e2e_agent_t ag = {0};
@@ -105,15 +105,15 @@ int main(int argc, char **argv) {
     char needle[64];
     snprintf(needle, sizeof needle, "member [::1]:%d", port);
     count_t c = {logp, needle, 1};
-    CHECK(e2e_wait(count_reached, &c, 30000) >= 0);
-    CHECK(kill(pid, 0) == 0); /* still running */
+    CHECK_GE(e2e_wait(count_reached, &c, 30000), 0);
+    CHECK_EQ(kill(pid, 0), 0); /* still running */
     kill(pid, SIGTERM);
     CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
     printf("[::1]:%d: the member does not listen on ::1; the agent said: ", port);
     fflush(stdout);
     char cmd[256];
     snprintf(cmd, sizeof cmd, "grep -m1 'member \\[::1\\]' %s", logp);
-    CHECK(system(cmd) == 0);
+    CHECK_EQ(system(cmd), 0);
     unlink(logp);
   }
 
@@ -125,12 +125,12 @@ int main(int argc, char **argv) {
                       NULL};
   pid_t pid = e2e_agent_spawn_argv(av, logp);
   count_t tries = {logp, "cannot resolve the host name", 7}; /* 6 debug lines, one per attempt, + the warning */
-  CHECK(e2e_wait(count_reached, &tries, 60000) >= 0);
+  CHECK_GE(e2e_wait(count_reached, &tries, 60000), 0);
   int warns = e2e_file_count(logp, "warn: member no-such-host.invalid:5701: cannot resolve the host name");
   printf("no-such-host.invalid: %d attempts, %d warning line(s)\n",
          e2e_file_count(logp, "cannot resolve the host name") - warns, warns);
-  CHECK(warns == 1);
-  CHECK(kill(pid, 0) == 0);
+  CHECK_EQ(warns, 1);
+  CHECK_EQ(kill(pid, 0), 0);
   CHECK(segment_exists("mem_bad"));
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
@@ -143,9 +143,8 @@ int main(int argc, char **argv) {
   const char *av2[] = {"hzshm-agent", "-n", "mem_inv", "-m", "127.0.0.1:5701,db1:99999", "--unlink-on-exit", NULL};
   pid = e2e_agent_spawn_argv(av2, logp);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 2);
-  CHECK(e2e_file_count(logp, "--members: bad value 'db1:99999'") == 1);
+  CHECK_EQ(e2e_file_count(logp, "--members: bad value 'db1:99999'"), 1);
   CHECK(!segment_exists("mem_inv"));
   unlink(logp);
   printf("test_members: ok\n");
-  return 0;
 }

@@ -25,10 +25,10 @@ static char resp[1 << 18];
 /* Sends req (len bytes) to the endpoint and reads until EOF (deadline 20 s). */
 static size_t scrape_raw(const char *req, size_t len) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(MPORT)};
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   size_t off = 0;
   while (off < len) {
     ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
@@ -39,7 +39,7 @@ static size_t scrape_raw(const char *req, size_t len) {
   uint64_t deadline = e2e_now_us() + 20000000u;
   for (;;) {
     struct pollfd p = {.fd = fd, .events = POLLIN};
-    CHECK(e2e_now_us() < deadline);
+    CHECK_LT(e2e_now_us(), deadline);
     if (poll(&p, 1, 1000) != 1) continue;
     ssize_t r = recv(fd, resp + n, sizeof resp - 1 - n, 0);
     if (r <= 0) break;
@@ -66,27 +66,26 @@ static void check_exposition(const char *body) {
   int samples = 0;
   for (const char *p = body; *p;) {
     const char *e = strchr(p, '\n');
-    CHECK(e != NULL); /* every line ends with \n */
+    CHECK_NE(e, NULL); /* every line ends with \n */
     if (*p != '#') {
       const char *br = memchr(p, '{', (size_t)(e - p)), *cb = memchr(p, '}', (size_t)(e - p));
       CHECK(br && cb && cb > br && cb[1] == ' ');
       for (const char *c = p; c < br; c++) CHECK((*c >= 'a' && *c <= 'z') || *c == '_');
       char *end;
       strtod(cb + 2, &end);
-      CHECK(end == e);
+      CHECK_EQ(end, e);
       samples++;
     }
     p = e + 1;
   }
-  CHECK(samples > 30);
+  CHECK_GT(samples, 30);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(metrics) {
   e2e_agent_t ag = {0};
   ag.extra_args[0] = "--metrics-listen";
   ag.extra_args[1] = "127.0.0.1:5767";
-  e2e_agent_start(&ag, "mt", argv[1]);
+  e2e_agent_start(&ag, "mt", e2e_members());
 
   hzshm_t *h;
   CHECK_RC(hzshm_open("mt", NULL, &h), 0);
@@ -106,25 +105,24 @@ int main(int argc, char **argv) {
   hzshm_stats_t st = e2e_stats(h);
 
   size_t len = scrape("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
-  CHECK(len > 0);
+  CHECK_GT(len, 0);
   CHECK(!strncmp(resp, "HTTP/1.1 200 OK\r\n", 17));
-  CHECK(strstr(resp, "Content-Type: text/plain; version=0.0.4") != NULL);
+  CHECK_NE(strstr(resp, "Content-Type: text/plain; version=0.0.4"), NULL);
   char *body = strstr(resp, "\r\n\r\n");
   CHECK(body);
   body += 4;
   check_exposition(body);
-  CHECK(strstr(body, "# TYPE hzshm_hits_total counter\n") != NULL);
-  CHECK(sample(body, "hzshm_hits_total{cache=\"mt\"}") >= (double)st.hits);
-  CHECK(sample(body, "hzshm_hits_total{cache=\"mt\"}") >= 10);
-  CHECK(sample(body, "hzshm_healthy{cache=\"mt\"}") == 1);
-  CHECK(sample(body, "hzshm_agent_state{cache=\"mt\",state=\"serving\"}") == 1);
-  CHECK(sample(body, "hzshm_uncacheable_values_total{cache=\"mt\"}") >= 1);
-  CHECK(sample(body, "hzshm_agent_requests_total{cache=\"mt\"}") >= 2);
-  CHECK(sample(body, "hzshm_invalidations_total{cache=\"mt\"}") >= 0);
-  CHECK(sample(body, "hzshm_agent_request_seconds_count{cache=\"mt\"}") >= 2);
-  CHECK(sample(body, "hzshm_agent_request_seconds_bucket{cache=\"mt\",le=\"+Inf\"}") ==
-        sample(body, "hzshm_agent_request_seconds_count{cache=\"mt\"}"));
-  CHECK(sample(body, "hzshm_invalidation_lag_seconds_count{cache=\"mt\"}") >= 0);
+  CHECK_NE(strstr(body, "# TYPE hzshm_hits_total counter\n"), NULL);
+  CHECK_GE(sample(body, "hzshm_hits_total{cache=\"mt\"}"), (double)st.hits);
+  CHECK_GE(sample(body, "hzshm_hits_total{cache=\"mt\"}"), 10);
+  CHECK_EQ(sample(body, "hzshm_healthy{cache=\"mt\"}"), 1);
+  CHECK_EQ(sample(body, "hzshm_agent_state{cache=\"mt\",state=\"serving\"}"), 1);
+  CHECK_GE(sample(body, "hzshm_uncacheable_values_total{cache=\"mt\"}"), 1);
+  CHECK_GE(sample(body, "hzshm_agent_requests_total{cache=\"mt\"}"), 2);
+  CHECK_GE(sample(body, "hzshm_invalidations_total{cache=\"mt\"}"), 0);
+  CHECK_GE(sample(body, "hzshm_agent_request_seconds_count{cache=\"mt\"}"), 2);
+  CHECK_EQ(sample(body, "hzshm_agent_request_seconds_bucket{cache=\"mt\",le=\"+Inf\"}"), sample(body, "hzshm_agent_request_seconds_count{cache=\"mt\"}"));
+  CHECK_GE(sample(body, "hzshm_invalidation_lag_seconds_count{cache=\"mt\"}"), 0);
   printf("scraped %zu bytes: hits %.0f, agent requests %.0f, uncacheable %.0f, lag samples %.0f\n", len,
          sample(body, "hzshm_hits_total{cache=\"mt\"}"), sample(body, "hzshm_agent_request_seconds_count{cache=\"mt\"}"),
          sample(body, "hzshm_uncacheable_values_total{cache=\"mt\"}"),
@@ -132,7 +130,7 @@ int main(int argc, char **argv) {
 
   scrape("HEAD /metrics?x=1 HTTP/1.0\r\n\r\n");
   CHECK(!strncmp(resp, "HTTP/1.1 200 OK\r\n", 17));
-  CHECK(strstr(resp, "\r\n\r\n")[4] == 0);
+  CHECK_EQ(strstr(resp, "\r\n\r\n")[4], 0);
   scrape("GET /other HTTP/1.0\r\n\r\n");
   CHECK(!strncmp(resp, "HTTP/1.1 404 ", 13));
   scrape("POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
@@ -145,7 +143,7 @@ int main(int argc, char **argv) {
   scrape_raw(huge, sizeof huge);
   CHECK(!strncmp(resp, "HTTP/1.1 431 ", 13));
   /* A peer that says nothing is closed by the agent (5 s), which serves meanwhile. */
-  CHECK(scrape_raw("", 0) == 0);
+  CHECK_EQ(scrape_raw("", 0), 0);
   CHECK(e2e_serves(s, "k", "v1"));
 
   /* The CLI's exposition: the same names. */
@@ -153,8 +151,8 @@ int main(int argc, char **argv) {
   static char out[1 << 16];
   CHECK_RC(e2e_cli(out, sizeof out, NULL, av), 0);
   check_exposition(out);
-  CHECK(sample(out, "hzshm_hits_total{cache=\"mt\"}") >= 10);
-  CHECK(sample(out, "hzshm_uncacheable_values_total{cache=\"mt\"}") >= 1);
+  CHECK_GE(sample(out, "hzshm_hits_total{cache=\"mt\"}"), 10);
+  CHECK_GE(sample(out, "hzshm_uncacheable_values_total{cache=\"mt\"}"), 1);
   const char *bad[] = {"hzshm", "-n", "mt", "stat", "--format", "xml", NULL};
   CHECK_RC(e2e_cli(out, sizeof out, NULL, bad), 2);
 
@@ -162,5 +160,4 @@ int main(int argc, char **argv) {
   hzshm_close(h);
   CHECK_RC(e2e_agent_stop(&ag), 0);
   printf("test_metrics: ok\n");
-  return 0;
 }

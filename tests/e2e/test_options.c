@@ -36,7 +36,7 @@ static void socket_in(const char *name, const char *env, const char *val, const 
   pid_t pid = e2e_agent_spawn_argv(av, logp);
   unsetenv(env);
   exists_t e = {path};
-  CHECK(e2e_wait(exists, &e, 30000) >= 0);
+  CHECK_GE(e2e_wait(exists, &e, 30000), 0);
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   CHECK(!exists(&e));
@@ -44,15 +44,15 @@ static void socket_in(const char *name, const char *env, const char *val, const 
 
 static int warned(void *path) { return e2e_file_count(path, "<4>member 127.0.0.1:9: ") > 0; }
 
-int main(void) {
+TEST_CASE(options) {
   snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-options.%d.log", (int)getpid());
   static char out[16384];
 
   /* --help on stdout: every option of the table, each with a default or "(required)". */
   int p[2];
-  CHECK(pipe(p) == 0);
+  CHECK_EQ(pipe(p), 0);
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     dup2(p[1], 1);
     execl(HZSHM_AGENT_BIN, "hzshm-agent", "--help", (char *)NULL);
@@ -70,7 +70,7 @@ int main(void) {
                         "--unlink-on-exit", "--metrics-listen", "--log-level", "--help", "--version", NULL};
   for (int i = 0; opts[i]; i++) {
     const char *at = strstr(out, opts[i]);
-    CHECK(at != NULL);
+    CHECK_NE(at, NULL);
     /* its explanation (up to the next option line) gives a default, says it is required, or is help/version */
     const char *next = strstr(at + 2, "\n  -");
     size_t span = next ? (size_t)(next - at) : strlen(at);
@@ -82,7 +82,7 @@ int main(void) {
       CHECK(0);
     }
   }
-  CHECK(strstr(out, "default: dev") != NULL);
+  CHECK_NE(strstr(out, "default: dev"), NULL);
 
   const char *ver[] = {"hzshm-agent", "--version", NULL};
   CHECK_RC(run_agent(ver), 0);
@@ -114,23 +114,23 @@ int main(void) {
   }
   const char *unknown[] = {"hzshm-agent", "-n", "opt_x", "-m", "h", "--colour", NULL};
   CHECK_RC(run_agent(unknown), 2);
-  CHECK(e2e_file_count(logp, "unknown option --colour") == 1);
+  CHECK_EQ(e2e_file_count(logp, "unknown option --colour"), 1);
   const char *missing[] = {"hzshm-agent", "-n", "opt_x", "-m", "h", "--memory", NULL};
   CHECK_RC(run_agent(missing), 2);
-  CHECK(e2e_file_count(logp, "--memory needs a value") == 1);
+  CHECK_EQ(e2e_file_count(logp, "--memory needs a value"), 1);
   const char *noname[] = {"hzshm-agent", "-m", "h", NULL};
   CHECK_RC(run_agent(noname), 2);
-  CHECK(e2e_file_count(logp, "--name is required") == 1);
+  CHECK_EQ(e2e_file_count(logp, "--name is required"), 1);
 
   /* Socket defaults. */
   char dir[] = "/tmp/hzshm-e2e-rtXXXXXX";
-  CHECK(mkdtemp(dir) != NULL);
+  CHECK_NE(mkdtemp(dir), NULL);
   char want[160];
   snprintf(want, sizeof want, "%s/hzshm-opt_rt.sock", dir);
   socket_in("opt_rt", "RUNTIME_DIRECTORY", dir, want);
   snprintf(want, sizeof want, "%s/hzshm-opt_xdg.sock", dir);
   socket_in("opt_xdg", "XDG_RUNTIME_DIR", dir, want);
-  CHECK(rmdir(dir) == 0);
+  CHECK_EQ(rmdir(dir), 0);
 
   /* Log format: "YYYY-MM-DDTHH:MM:SS.mmmZ hzshm-agent[pid] info: ..." (the last run's log). */
   FILE *f = fopen(logp, "r");
@@ -140,8 +140,8 @@ int main(void) {
   fclose(f);
   int y, mo, d, h, mi, s, ms, lpid;
   char lvl[16];
-  CHECK(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ hzshm-agent[%d] %15[a-z]:", &y, &mo, &d, &h, &mi, &s, &ms, &lpid,
-               lvl) == 9);
+  CHECK_EQ(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ hzshm-agent[%d] %15[a-z]:", &y, &mo, &d, &h, &mi, &s, &ms, &lpid,
+               lvl), 9);
   CHECK(y >= 2024 && mo >= 1 && mo <= 12 && !strcmp(lvl, "info"));
   printf("log line: %s", line);
 
@@ -150,7 +150,7 @@ int main(void) {
   FILE *lf = fopen(logp, "w");
   CHECK(lf);
   struct stat st;
-  CHECK(fstat(fileno(lf), &st) == 0);
+  CHECK_EQ(fstat(fileno(lf), &st), 0);
   fclose(lf);
   char js[64];
   snprintf(js, sizeof js, "%llu:%llu", (unsigned long long)st.st_dev, (unsigned long long)st.st_ino);
@@ -160,14 +160,13 @@ int main(void) {
   pid = e2e_agent_spawn_argv(av, logp);
   unsetenv("JOURNAL_STREAM");
   exists_t sock = {"/tmp/hzshm-e2e-opt_js.sock"};
-  CHECK(e2e_wait(exists, &sock, 30000) >= 0);
-  CHECK(e2e_wait(warned, logp, 30000) >= 0); /* the refused member, logged once */
+  CHECK_GE(e2e_wait(exists, &sock, 30000), 0);
+  CHECK_GE(e2e_wait(warned, logp, 30000), 0); /* the refused member, logged once */
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
-  CHECK(e2e_file_count(logp, "<6>serving cache opt_js") == 1);
-  CHECK(e2e_file_count(logp, "<4>member 127.0.0.1:9: ") == 1);
-  CHECK(e2e_file_count(logp, "Z hzshm-agent[") == 0);
+  CHECK_EQ(e2e_file_count(logp, "<6>serving cache opt_js"), 1);
+  CHECK_EQ(e2e_file_count(logp, "<4>member 127.0.0.1:9: "), 1);
+  CHECK_EQ(e2e_file_count(logp, "Z hzshm-agent["), 0);
   unlink(logp);
   printf("test_options: ok\n");
-  return 0;
 }

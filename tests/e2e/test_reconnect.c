@@ -43,7 +43,7 @@ static int reads_as(hzshm_session_t *s, const char *key, const char *want) {
   int rc = hzshm_get(s, key, strlen(key), buf, sizeof buf, &n);
   if (rc == HZSHM_ENOTFOUND) {
     if (want) fprintf(stderr, "%s: absent, want %s\n", key, want);
-    CHECK(want == NULL);
+    CHECK_EQ(want, NULL);
     return 1;
   }
   if (rc != 0) return 0;
@@ -68,25 +68,24 @@ static int serving_right(void *ud) {
 
 static int seg_disconnected(void *h) { return e2e_stats(h).agent_state == HZSHM_AGENT_DISCONNECTED; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(reconnect) {
   char name[64], sid[64], block[64];
   snprintf(name, sizeof name, "e2e-rc-%d", (int)getpid());
   snprintf(sid, sizeof sid, "reconnect-%d", (int)getpid());
   snprintf(block, sizeof block, "/tmp/hzshm-e2e-rblock-%d", (int)getpid());
-  int port = atoi(strchr(argv[1], ':') + 1);
+  int port = atoi(strchr(e2e_members(), ':') + 1);
   unlink(block);
   e2e_agent_t ag = {0};
   ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
   hzshm_t *h;
   hzshm_session_t *s;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);
   CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
-  CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
+  CHECK_GE(e2e_wait(e2e_all_watched, h, 30000), 0);
   CHECK_RC(hzshm_set(s, "k1", 2, "old", 3), 0);
   CHECK_RC(hzshm_set(s, "k2", 2, "old", 3), 0);
   CHECK_RC(hzshm_set(s, "k3", 2, "same", 4), 0);
@@ -97,14 +96,14 @@ int main(int argc, char **argv) {
   e2e_block_port(block, port);
   closed_t cx = {s, 0};
   int64_t us = e2e_wait(failed_closed, &cx, 10000);
-  CHECK(us >= 0);
+  CHECK_GE(us, 0);
   printf("network cut: readers fail closed (%s) after %lld ms (bound --stale-ms 1000 + detection)\n",
          hzshm_err_name(cx.last_rc), (long long)(us / 1000));
-  CHECK(e2e_stats(h).cluster_state == HZSHM_CLUSTER_DISCONNECTED);
+  CHECK_EQ(e2e_stats(h).cluster_state, HZSHM_CLUSTER_DISCONNECTED);
   /* Past --stale-ms the segment itself says DISCONNECTED: hits of any key
    * fail closed in the reader, not only misses refused by the agent. */
   us = e2e_wait(seg_disconnected, h, 10000);
-  CHECK(us >= 0);
+  CHECK_GE(us, 0);
   CHECK(failed_closed(&cx));
   printf("segment state disconnected %lld ms later\n", (long long)(us / 1000));
   /* Changes this host cannot hear about. */
@@ -115,24 +114,23 @@ int main(int argc, char **argv) {
   e2e_block_port(block, 0);
   back_t bx = {s};
   us = e2e_wait(serving_right, &bx, 30000);
-  CHECK(us >= 0);
+  CHECK_GE(us, 0);
   hzshm_stats_t st = e2e_stats(h);
   printf("network back: serving the cluster's values after %lld ms (cluster state %d, stale marks %llu)\n",
          (long long)(us / 1000), st.cluster_state, (unsigned long long)st.stale_marks);
-  CHECK(st.cluster_state == HZSHM_CLUSTER_CONNECTED);
+  CHECK_EQ(st.cluster_state, HZSHM_CLUSTER_CONNECTED);
   /* Cached again, and invalidated again by the member's events. */
-  CHECK(e2e_wait(e2e_all_watched, h, 30000) >= 0);
+  CHECK_GE(e2e_wait(e2e_all_watched, h, 30000), 0);
   CHECK_RC(hzshm__peer_set(peer, sid, "k3", 2, "newer", 5), 0);
-  CHECK(e2e_wait_serves(s, "k3", "newer", 10000) >= 0);
+  CHECK_GE(e2e_wait_serves(s, "k3", "newer", 10000), 0);
   e2e_hit_t hx = {h, s, "k3", "newer"};
-  CHECK(e2e_wait(e2e_is_hit, &hx, 5000) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hx, 5000), 0);
 
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
   unlink(block);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   printf("test_reconnect: ok\n");
-  return 0;
 }

@@ -51,49 +51,47 @@ static int stale(void *ud) {
 
 static int saw_new(void *ud) { return atomic_load(&((shared_t *)ud)->new_reads) > 0; }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
+TEST_CASE(restart) {
   snprintf(name, sizeof name, "e2e-rs-%d", (int)getpid());
   snprintf(sid, sizeof sid, "restart-%d", (int)getpid());
   e2e_agent_t ag = {0};
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   hzshm_t *h;
   hzshm_session_t *s;
   e2e_open_watched(name, sid, &h, &s);
   CHECK_RC(hzshm_set(s, "k", 1, "old", 3), 0);
   e2e_hit_t hit = {h, s, "k", "old"};
-  CHECK(e2e_wait(e2e_is_hit, &hit, 5000) >= 0);
+  CHECK_GE(e2e_wait(e2e_is_hit, &hit, 5000), 0);
   hzshm__peer_t *peer;
-  CHECK_RC(hzshm__peer_start(argv[1], "dev", 90000, &peer), 0);
+  CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
 
   e2e_agent_kill9(&ag);
-  CHECK(e2e_wait(stale, s, 10000) >= 0); /* the dead agent's heartbeat aged out */
+  CHECK_GE(e2e_wait(stale, s, 10000), 0); /* the dead agent's heartbeat aged out */
   CHECK_RC(hzshm__peer_set(peer, sid, "k", 1, "new", 3), 0);
 
   shared_t *sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-  CHECK(sh != MAP_FAILED);
+  CHECK_NE(sh, MAP_FAILED);
   memset(sh, 0, sizeof *sh);
   pid_t kid = fork();
-  CHECK(kid >= 0);
+  CHECK_GE(kid, 0);
   if (kid == 0) reader(sh);
   ag.bin = HZSHM_AGENT_SEAMS_BIN;
   snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_OPEN_DELAY_MS=1500");
   e2e_agent_restart(&ag); /* returns once it serves (after the window) */
-  CHECK(e2e_wait(saw_new, sh, 10000) >= 0);
+  CHECK_GE(e2e_wait(saw_new, sh, 10000), 0);
   atomic_store(&sh->stop, 1);
   int st;
   CHECK(waitpid(kid, &st, 0) == kid && WIFEXITED(st) && WEXITSTATUS(st) == 0);
   printf("reader during the restart: %lu reads, %lu not serving, %lu old, %lu new\n", atomic_load(&sh->reads),
          atomic_load(&sh->not_serving), atomic_load(&sh->old_reads), atomic_load(&sh->new_reads));
-  CHECK(atomic_load(&sh->old_reads) == 0);
-  CHECK(atomic_load(&sh->not_serving) > 0);
-  CHECK(e2e_wait_serves(s, "k", "new", 5000) >= 0);
+  CHECK_EQ(atomic_load(&sh->old_reads), 0);
+  CHECK_GT(atomic_load(&sh->not_serving), 0);
+  CHECK_GE(e2e_wait_serves(s, "k", "new", 5000), 0);
 
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
   hzshm_close(h);
-  CHECK(hzshm__peer_stop(peer, 20000) == 0);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
+  CHECK_EQ(e2e_agent_stop(&ag), 0);
   printf("test_restart: ok\n");
-  return 0;
 }

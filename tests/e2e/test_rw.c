@@ -46,13 +46,13 @@ static void api(hzshm_t *h, const char *sid) {
   hzshm_view_release(s);
   CHECK_RC(hzshm_get_view_local(s, "never-asked", 11, &v, &vlen), HZSHM_EMISS);
   b = e2e_stats(h);
-  CHECK(b.remote_gets == a.remote_gets); /* neither went to the agent */
+  CHECK_EQ(b.remote_gets, a.remote_gets); /* neither went to the agent */
   CHECK_RC(hzshm_get(s, "never-asked", 11, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
   CHECK_RC(hzshm_get_view_local(s, "never-asked", 11, &v, &vlen), HZSHM_ENOTFOUND);
 
   /* Another process reads our write at once. */
   pid_t pid = fork();
-  CHECK(pid >= 0);
+  CHECK_GE(pid, 0);
   if (pid == 0) {
     hzshm_t *h2;
     hzshm_session_t *s2;
@@ -72,13 +72,13 @@ static void api(hzshm_t *h, const char *sid) {
   /* Empty value, binary value, a large value (may be above the largest size class). */
   CHECK_RC(hzshm_set(s, "empty", 5, "", 0), 0);
   CHECK_RC(hzshm_get(s, "empty", 5, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 0);
+  CHECK_EQ(vlen, 0);
   CHECK_RC(hzshm_has(s, "empty", 5), 0);
   static char big[512 * 1024];
   for (size_t i = 0; i < sizeof big; i++) big[i] = (char)(i * 7 + 3);
   CHECK_RC(hzshm_set(s, "big", 3, big, sizeof big), 0);
   CHECK_RC(hzshm_get(s, "big", 3, buf, 100, &vlen), HZSHM_EBUFSIZE);
-  CHECK(vlen == sizeof big);
+  CHECK_EQ(vlen, sizeof big);
   CHECK_RC(hzshm_get(s, "big", 3, buf, sizeof buf, &vlen), 0);
   CHECK(vlen == sizeof big && memcmp(buf, big, sizeof big) == 0);
   /* UTF-8 keys. */
@@ -93,7 +93,7 @@ static void api(hzshm_t *h, const char *sid) {
   CHECK(vlen == 5 && memcmp(buf, "short", 5) == 0);
   ttl_s = s;
   int64_t gone = e2e_wait(ttl_gone, NULL, 15000);
-  CHECK(gone >= 0);
+  CHECK_GE(gone, 0);
   printf("entry with ttl 300 ms read as absent after %lld ms\n", (long long)(gone / 1000));
 
   CHECK_RC(hzshm_set(s, "k2", 2, "x", 1), 0);
@@ -113,48 +113,62 @@ static void cli(hzshm_t *h, const char *name, const char *sid) {
   hzshm_session_t *s;
   CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
   size_t vlen;
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 1);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}) == 1);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "ck", "from-cli", NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}), 1);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}), 1);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "ck", "from-cli", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0); /* the CLI's write, read by the API */
   CHECK(vlen == 8 && memcmp(buf, "from-cli", 8) == 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 0);
-  CHECK(strcmp(out, "from-cli") == 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}), 0);
+  CHECK_STREQ(out, "from-cli");
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}), 0);
   CHECK_RC(hzshm_set(s, "ck", 2, "from-api", 8), 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}) == 0);
-  CHECK(strcmp(out, "from-api") == 0);
-  CHECK(e2e_cli(out, sizeof out, "line one\nline two\n", (const char *[]){"", "-n", name, "set", sid, "ck", "-", NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}), 0);
+  CHECK_STREQ(out, "from-api");
+  CHECK_EQ(e2e_cli(out, sizeof out, "line one\nline two\n", (const char *[]){"", "-n", name, "set", sid, "ck", "-", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0);
   CHECK(vlen == 18 && memcmp(buf, "line one\nline two\n", 18) == 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "del", sid, "ck", NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "del", sid, "ck", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "c2", "x", NULL}) == 0);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "destroy", sid, NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "c2", "x", NULL}), 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "destroy", sid, NULL}), 0);
   CHECK_RC(hzshm_get(s, "c2", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
-  CHECK(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "stat", NULL}) == 0);
+  CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "stat", NULL}), 0);
   CHECK(strstr(out, "hits: ") && strstr(out, "agent_state: serving") && strstr(out, "cluster_state: connected") &&
         strstr(out, "remote_gets: ") && strstr(out, "memory_limit: "));
   printf("--- hzshm stat ---\n%s------------------\n", out);
   hzshm_session_close(s);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  char name[64];
+/* Each case: an agent of its own serving cache `name` ("e2e-rw-PID"), a handle on it. */
+static e2e_agent_t ag;
+static char name[64];
+
+static hzshm_t *rw_start(void) {
   snprintf(name, sizeof name, "e2e-rw-%d", (int)getpid());
   setenv("E2E_NAME", name, 1);
-  e2e_agent_t ag = {0};
-  e2e_agent_start(&ag, name, argv[1]);
+  e2e_agent_start(&ag, name, e2e_members());
   hzshm_t *h;
   CHECK_RC(hzshm_open(name, NULL, &h), 0);
+  return h;
+}
+
+static void rw_stop(hzshm_t *h) {
+  hzshm_close(h);
+  CHECK_EQ(e2e_agent_stop(&ag), 0); /* clean exit (under ASan: leak-free) */
+}
+
+TEST_CASE(api) {
+  hzshm_t *h = rw_start();
   char sid[64];
   snprintf(sid, sizeof sid, "rw-api-%d", (int)getpid());
   api(h, sid);
+  rw_stop(h);
+}
+
+TEST_CASE(cli) {
+  hzshm_t *h = rw_start();
+  char sid[64];
   snprintf(sid, sizeof sid, "rw-cli-%d", (int)getpid());
   cli(h, name, sid);
-  hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0); /* clean exit (under ASan: leak-free) */
-  printf("test_rw: ok\n");
-  return 0;
+  rw_stop(h);
 }

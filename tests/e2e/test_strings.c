@@ -33,43 +33,37 @@ static void expect_typed(hzshm_session_t *s, const char *key, const char *want, 
   CHECK_RC(hzshm_view_release(s), 0);
   t = 0;
   CHECK_RC(hzshm_get_view_typed(s, key, strlen(key), &v, &n, &t), 0);
-  CHECK(t == want_type);
+  CHECK_EQ(t, want_type);
   CHECK_RC(hzshm_view_release(s), 0);
   /* the untyped calls: the same bytes, whatever the type */
   CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &n), 0);
   CHECK(n == strlen(want) && memcmp(buf, want, n) == 0);
 }
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  MEMBERS = argv[1];
-  char name[64], sid[64];
-  snprintf(name, sizeof name, "e2e-str-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "strings-%d", (int)getpid());
-  e2e_agent_t ag = {0};
-  e2e_agent_start(&ag, name, argv[1]);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
+TEST_CASE(strings) {
+  MEMBERS = e2e_members();
+  e2e_host_t o = {0};
+  e2e_host_start(&o, "str", "strings");
+  const char *sid = o.sid;
+  hzshm_session_t *s = o.s;
 
   /* hzshm writes a String: typed here, a java.lang.String there */
   const char *str = "h\xc3\xa9llo \xe2\x82\xac";
   CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_STRING, str, strlen(str), -1), 0);
   expect_typed(s, "s", str, HZSHM_TYPE_STRING);
-  CHECK(java(sid, "s", "string", str) == 0);
-  CHECK(java(sid, "s", "bytes", str) != 0); /* the check can fail */
+  CHECK_EQ(java(sid, "s", "string", str), 0);
+  CHECK_NE(java(sid, "s", "bytes", str), 0); /* the check can fail */
 
   /* byte[] through both the old and the typed call */
   CHECK_RC(hzshm_set(s, "b", 1, "raw", 3), 0);
   expect_typed(s, "b", "raw", HZSHM_TYPE_BYTES);
-  CHECK(java(sid, "b", "bytes", "raw") == 0);
+  CHECK_EQ(java(sid, "b", "bytes", "raw"), 0);
   CHECK_RC(hzshm_set_typed(s, "s", 1, HZSHM_TYPE_BYTES, "now-bytes", 9, -1), 0); /* a type change replaces */
   expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
 
   /* the Java client writes a String: the agent's fill caches it as one */
   const char *js = "from java \xc3\xbc";
-  CHECK(java(sid, "j", "put", js) == 0);
+  CHECK_EQ(java(sid, "j", "put", js), 0);
   const void *v;
   size_t n;
   int32_t t;
@@ -87,8 +81,8 @@ int main(int argc, char **argv) {
   expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
 
   /* the agent checks too: a String SET with bad UTF-8, the flag on a GET */
-  int fd = e2e_raw_connect(ag.sock);
-  CHECK(fd >= 0);
+  int fd = e2e_raw_connect(o.ag.sock);
+  CHECK_GE(fd, 0);
   uint8_t fr[4096];
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "s", .klen = 1, .ttl_ms = -1, .val = "\xc3",
                         .vlen = 1, .flags = HZSHM__IPC_F_STRING};
@@ -97,21 +91,18 @@ int main(int argc, char **argv) {
   uint32_t id;
   uint8_t op;
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
-  CHECK(id == 21);
+  CHECK_EQ(id, 21);
   r.val = NULL;
   r.vlen = 0;
   fl = hzshm__ipc_req_encode(fr, sizeof fr, HZSHM__OP_GET, 22, &r);
   CHECK(fl > 0 && send(fd, fr, (size_t)fl, MSG_NOSIGNAL) == fl);
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
-  CHECK(id == 22);
+  CHECK_EQ(id, 22);
   close(fd);
   expect_typed(s, "s", "now-bytes", HZSHM_TYPE_BYTES);
-  CHECK(java(sid, "s", "bytes", "now-bytes") == 0);
+  CHECK_EQ(java(sid, "s", "bytes", "now-bytes"), 0);
 
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
-  CHECK(e2e_agent_stop(&ag) == 0);
+  e2e_host_stop(&o);
   printf("test_strings: ok\n");
-  return 0;
 }

@@ -80,10 +80,10 @@ static void notify_case(const char *member) {
   snprintf(path, sizeof path, "/tmp/hzshm-e2e-notify.%d", (int)getpid());
   unlink(path);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  CHECK(fd >= 0);
+  CHECK_GE(fd, 0);
   struct sockaddr_un sa = {.sun_family = AF_UNIX};
   snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
-  CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+  CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
   setenv("NOTIFY_SOCKET", path, 1);
   setenv("WATCHDOG_USEC", "200000", 1); /* pings every 100 ms */
   const char *av[] = {"hzshm-agent", "-n", "sup_nt", "-m", member, "--socket", "/tmp/hzshm-e2e-sup_nt.sock",
@@ -100,7 +100,7 @@ static void notify_case(const char *member) {
   }
   CHECK(ready);
   while (pings < 3 && recv_notify(fd, msg, sizeof msg, 30000)) pings += strstr(msg, "WATCHDOG=1") != NULL;
-  CHECK(pings >= 3);
+  CHECK_GE(pings, 3);
   /* READY only once serving and connected. */
   hzshm_t *h;
   CHECK_RC(hzshm_open("sup_nt", NULL, &h), 0);
@@ -118,9 +118,8 @@ static void notify_case(const char *member) {
 }
 #endif
 
-int main(int argc, char **argv) {
-  CHECK(argc == 2);
-  const char *member = argv[1];
+TEST_CASE(supervise) {
+  const char *member = e2e_members();
   snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-supervise.%d.log", (int)getpid());
 
   /* Authentication refused (another cluster name): exit 1, one fatal line, no segment left. */
@@ -128,8 +127,8 @@ int main(int argc, char **argv) {
                         "/tmp/hzshm-e2e-sup_auth.sock", "--memory", "32m", "--unlink-on-exit", NULL};
   CHECK_RC(run_to_exit(auth), 1);
   show_log("authentication refused");
-  CHECK(e2e_file_count(logp, "fatal:") == 1);
-  CHECK(e2e_file_count(logp, "fatal: the cluster refused our authentication") == 1);
+  CHECK_EQ(e2e_file_count(logp, "fatal:"), 1);
+  CHECK_EQ(e2e_file_count(logp, "fatal: the cluster refused our authentication"), 1);
   CHECK(!exists(segpath("sup_auth")) && !exists("/tmp/hzshm-e2e-sup_auth.sock"));
 
   /* A normal start is quiet: what it serves, then the cluster; no protocol internals. */
@@ -139,8 +138,8 @@ int main(int argc, char **argv) {
   unlink(alog);
   snprintf(a.log_path, sizeof a.log_path, "%s", alog);
   e2e_agent_start(&a, "sup_a", member);
-  CHECK(e2e_file_count(alog, "info: serving cache sup_a on /tmp/hzshm-e2e-sup_a.sock (cluster dev") == 1);
-  CHECK(e2e_file_count(alog, "info: connected to cluster dev") == 1);
+  CHECK_EQ(e2e_file_count(alog, "info: serving cache sup_a on /tmp/hzshm-e2e-sup_a.sock (cluster dev"), 1);
+  CHECK_EQ(e2e_file_count(alog, "info: connected to cluster dev"), 1);
   CHECK(e2e_file_count(alog, "frames after") == 0 && e2e_file_count(alog, "connected to the cluster (") == 0);
   CHECK(e2e_file_count(alog, " warn: ") == 0 && e2e_file_count(alog, " error: ") == 0);
 
@@ -162,7 +161,7 @@ int main(int argc, char **argv) {
   CHECK(alive_and_serving(&a));
 
   /* SIGHUP: ignored. Then SIGTERM: clean. */
-  CHECK(kill(a.pid, SIGHUP) == 0);
+  CHECK_EQ(kill(a.pid, SIGHUP), 0);
   hzshm_t *h;
   CHECK_RC(hzshm_open("sup_a", NULL, &h), 0);
   hzshm_session_t *s;
@@ -179,11 +178,11 @@ int main(int argc, char **argv) {
   /* Usage errors: exit 2 naming the option, nothing created. */
   const char *badv[] = {"hzshm-agent", "-n", "sup_u", "-m", member, "--stale-ms", "soon", NULL};
   CHECK_RC(run_to_exit(badv), 2);
-  CHECK(e2e_file_count(logp, "--stale-ms: bad value 'soon'") == 1);
+  CHECK_EQ(e2e_file_count(logp, "--stale-ms: bad value 'soon'"), 1);
   const char *small[] = {"hzshm-agent", "-n", "sup_u", "-m", member, "--memory", "16m", NULL};
   CHECK_RC(run_to_exit(small), 2);
   show_log("--memory 16m");
-  CHECK(e2e_file_count(logp, "below the minimum of") == 1);
+  CHECK_EQ(e2e_file_count(logp, "below the minimum of"), 1);
   CHECK(!exists(segpath("sup_u")));
   /* The minimum named works. */
   FILE *f = fopen(logp, "r");
@@ -203,8 +202,8 @@ int main(int argc, char **argv) {
   unlink(logp);
   pid_t pid = e2e_agent_spawn_argv(noport, logp);
   seen_t sn = {logp, "127.0.0.1:5701"};
-  CHECK(e2e_wait(seen, &sn, 30000) >= 0);
-  CHECK(kill(pid, 0) == 0);
+  CHECK_GE(e2e_wait(seen, &sn, 30000), 0);
+  CHECK_EQ(kill(pid, 0), 0);
   CHECK(exists(segpath("sup_np")));
   CHECK(e2e_file_count(logp, "warn: only ") == 1 && e2e_file_count(logp, "hold entries") == 1); /* the minimum is small */
   kill(pid, SIGTERM);
@@ -219,5 +218,4 @@ int main(int argc, char **argv) {
 #endif
   unlink(logp);
   printf("test_supervise: ok\n");
-  return 0;
 }
