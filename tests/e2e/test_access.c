@@ -208,7 +208,8 @@ static void test_reattach(const char *members) {
   const void *v1, *v2;
   size_t n1, n2;
   CHECK_RC(hzshm_get_view(s, "k", 1, &v1, &n1), 0);
-  CHECK(n1 == 3 && memcmp(v1, "one", 3) == 0);
+  CHECK_EQ(n1, 3);
+  CHECK_MEMEQ(v1, "one", 3);
   /* The agent goes (--unlink-on-exit: its files are removed) and a new one
    * creates a new segment file under the same name. */
   CHECK_EQ(e2e_agent_stop(&ag), 0);
@@ -225,7 +226,8 @@ static void test_reattach(const char *members) {
   /* Nested views across the re-attach, released in LIFO order: each
    * release ends the section of the segment its view came from. */
   CHECK_RC(hzshm_get_view(s, "k", 1, &v2, &n2), 0);
-  CHECK(n2 == 3 && memcmp(v2, "two", 3) == 0);
+  CHECK_EQ(n2, 3);
+  CHECK_MEMEQ(v2, "two", 3);
   CHECK_RC(hzshm_view_release(s), 0);   /* v2, of the new segment */
   int rel = hzshm_view_release(s);      /* v1, of the old one */
   CHECK(rel == 0 || rel == HZSHM_ECHANGED); /* not "no open view" */

@@ -71,7 +71,8 @@ static void raw(void) {
   n = frame(buf, HZSHM__OP_GET, 11, "", "k", NULL);
   send_raw(fd, buf, n);
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EEMPTY);
-  CHECK(id == 11 && op == HZSHM__OP_GET);
+  CHECK_EQ(id, 11);
+  CHECK_EQ(op, HZSHM__OP_GET);
   n = frame(buf, HZSHM__OP_GET, 12, SID, "", NULL);
   send_raw(fd, buf, n);
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EEMPTY);
@@ -190,7 +191,8 @@ TEST_CASE(bad_input) {
   peer_refused();
   /* Nothing changed, and the agent still serves. */
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 4 && memcmp(buf, "good", 4) == 0);
+  CHECK_EQ(vlen, 4);
+  CHECK_MEMEQ(buf, "good", 4);
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", NAME, "get", SID, "k", NULL}), 0);
   CHECK_STREQ(out, "good");
   bad_base = a.bad_requests;
@@ -224,7 +226,8 @@ TEST_CASE(prefix) {
   CHECK_RC(hzshm_set(qs, "k", 1, "q", 1), HZSHM_EBADSESSION);
   CHECK_RC(hzshm_get(qs, "k", 1, buf, sizeof buf, &vlen), HZSHM_EBADSESSION);
   CHECK_RC(hzshm_get(ps, "k", 1, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 1 && buf[0] == 'p');
+  CHECK_EQ(vlen, 1);
+  CHECK_EQ(buf[0], 'p');
   CHECK_RC(hzshm_destroy(ps), 0);
   hzshm_session_close(ps);
   hzshm_session_close(qs);

@@ -26,7 +26,8 @@ static void get_hit(hzshm_t *h, hzshm_session_t *s, const char *key, const char 
   hzshm_stats_t a = e2e_stats(h);
   CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen), 0);
   hzshm_stats_t b = e2e_stats(h);
-  CHECK(vlen == n && memcmp(buf, want, n) == 0);
+  CHECK_EQ(vlen, n);
+  CHECK_MEMEQ(buf, want, n);
   CHECK_GT(b.hits, a.hits);                   /* served from the segment */
   CHECK_EQ(b.remote_gets, a.remote_gets);    /* not through the agent */
 }
@@ -52,9 +53,11 @@ TEST_CASE(big_values) {
   size_t vlen = 0;
   /* first gets: byte-exact (a hit already if the set filled the cache) */
   CHECK_RC(hzshm_get(s, "big-1m", 6, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == sizeof v1 && memcmp(buf, v1, vlen) == 0);
+  CHECK_EQ(vlen, sizeof v1);
+  CHECK_MEMEQ(buf, v1, vlen);
   CHECK_RC(hzshm_get(s, "big-200k", 8, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == sizeof v2 && memcmp(buf, v2, vlen) == 0);
+  CHECK_EQ(vlen, sizeof v2);
+  CHECK_MEMEQ(buf, v2, vlen);
   /* second gets: hits */
   get_hit(h, s, "big-1m", v1, sizeof v1);
   get_hit(h, s, "big-200k", v2, sizeof v2);
@@ -68,13 +71,15 @@ TEST_CASE(big_values) {
   for (int i = 0; i < REPS; i++) CHECK_RC(hzshm_get(s, "big-1m", 6, buf, sizeof buf, &vlen), 0);
   uint64_t dt = e2e_now_us() - t0;
   hzshm_stats_t b = e2e_stats(h);
-  CHECK(b.hits - a.hits >= REPS && b.remote_gets == a.remote_gets);
+  CHECK_GE(b.hits - a.hits, REPS);
+  CHECK_EQ(b.remote_gets, a.remote_gets);
   printf("1 MiB hzshm_get hit: %.1f us\n", (double)dt / REPS);
 
   /* A new 1 MiB value through the API: the next read returns the new bytes. */
   CHECK_RC(hzshm_set(s, "big-1m", 6, v3, sizeof v3), 0);
   CHECK_RC(hzshm_get(s, "big-1m", 6, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == sizeof v3 && memcmp(buf, v3, vlen) == 0);
+  CHECK_EQ(vlen, sizeof v3);
+  CHECK_MEMEQ(buf, v3, vlen);
   get_hit(h, s, "big-1m", v3, sizeof v3);
 
   CHECK_RC(hzshm_destroy(s), 0);

@@ -37,7 +37,8 @@ static int listen_any(int *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   CHECK_GE(fd, 0);
   struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 && listen(fd, 16) == 0);
+  CHECK_EQ(bind(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  CHECK_EQ(listen(fd, 16), 0);
   socklen_t l = sizeof sa;
   CHECK_EQ(getsockname(fd, (struct sockaddr *)&sa, &l), 0);
   *port = ntohs(sa.sin_port);

@@ -176,7 +176,9 @@ TEST_CASE(consistency) {
       if (x->writer < 0) {
         sat = first_ack[x->key]; /* absence is superseded by the first acknowledged write */
       } else {
-        CHECK(x->writer < NWRITERS && x->seq >= 0 && x->seq < WRITES);
+        CHECK_LT(x->writer, NWRITERS);
+        CHECK_GE(x->seq, 0);
+        CHECK_LT(x->seq, WRITES);
         wrec_t *w = &L->w[x->writer][x->seq];
         CHECK_EQ(w->key, x->key);      /* never a value of another key */
         CHECK_LE(w->start, x->end);    /* never a value from the future */

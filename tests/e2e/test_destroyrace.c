@@ -47,7 +47,8 @@ static void *flood(void *ud) {
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "k", .klen = 1, .ttl_ms = -1};
   for (uint32_t id = 1; !atomic_load_explicit(&stop, memory_order_relaxed) /* pairs with main's store */; id++) {
     long n = hzshm__ipc_req_encode(buf, sizeof buf, HZSHM__OP_GET, id, &r);
-    CHECK(n > 0 && write(fd, buf, (size_t)n) == n);
+    CHECK_GT(n, 0);
+    CHECK_EQ(write(fd, buf, (size_t)n), n);
     uint32_t rid;
     uint8_t op;
     int st = e2e_raw_read(fd, &rid, &op, 30000);
@@ -95,8 +96,10 @@ TEST_CASE(destroy_race) {
   printf("%d destroys with gets racing them: %ld found, %ld not found, %ld canceled, %ld other\n", ROUNDS, ok, nf,
          canceled, other);
   if (canceled) fprintf(stderr, "%ld gets racing the destroy's acknowledgement failed with HZSHM_ECANCELED\n", canceled);
-  CHECK(canceled == 0 && other == 0);
-  CHECK(ok > 0 && nf > 0); /* the gets did overlap the rounds */
+  CHECK_EQ(canceled, 0);
+  CHECK_EQ(other, 0);
+  CHECK_GT(ok, 0);
+  CHECK_GT(nf, 0); /* the gets did overlap the rounds */
 
   hzshm_session_close(s);
   hzshm_close(h);

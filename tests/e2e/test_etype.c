@@ -17,7 +17,7 @@ TEST_CASE(java_types) {
   size_t vlen = 0;
   for (int i = 0; i < 3; i++) { /* the first read goes to the cluster; the later ones too (never cached) */
     CHECK_RC(hzshm_get(s, "num", 3, buf, sizeof buf, &vlen), HZSHM_ETYPE);
-    CHECK((int32_t)vlen == -7); /* Hazelcast's type id of java.lang.Integer */
+    CHECK_EQ((int32_t)vlen, -7); /* Hazelcast's type id of java.lang.Integer */
   }
   int32_t type = 0;
   CHECK_RC(hzshm_get_typed(s, "num", 3, buf, sizeof buf, &vlen, &type), HZSHM_ETYPE);

@@ -122,9 +122,11 @@ TEST_CASE(fail_closed) {
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), HZSHM_ESTALE);
   e2e_agent_restart(&ag);
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
+  CHECK_EQ(vlen, 5);
+  CHECK_MEMEQ(buf, "after", 5);
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0); /* refilled: a hit now */
-  CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
+  CHECK_EQ(vlen, 5);
+  CHECK_MEMEQ(buf, "after", 5);
   CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
 
   /* 3. member killed and revived. */
@@ -132,7 +134,8 @@ TEST_CASE(fail_closed) {
   CHECK_EQ(e2e_member("kill", 0), 0);
   int rc;
   while ((rc = hzshm_get(s, "k", 1, buf, sizeof buf, &vlen)) == 0) {
-    CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
+    CHECK_EQ(vlen, 5);
+    CHECK_MEMEQ(buf, "after", 5);
     CHECK_LT(e2e_now_us() - t0, 30000000u);
   }
   CHECK(rc == HZSHM_EDISCONNECTED || rc == HZSHM_ESTALE);
@@ -145,7 +148,8 @@ TEST_CASE(fail_closed) {
   printf("member revived: serving again (absence) after %lld ms\n", (long long)(us / 1000));
   CHECK_RC(hzshm_set(s, "k", 1, "fresh", 5), 0);
   CHECK_RC(hzshm_get(s, "k", 1, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 5 && memcmp(buf, "fresh", 5) == 0);
+  CHECK_EQ(vlen, 5);
+  CHECK_MEMEQ(buf, "fresh", 5);
 
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);

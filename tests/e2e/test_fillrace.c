@@ -64,14 +64,17 @@ TEST_CASE(fill_race) {
   /* g1 was issued before the change: old or new are both correct answers. */
   CHECK(g1.rc == 0 && g1.vlen == 3 && (memcmp(g1.val, "old", 3) == 0 || memcmp(g1.val, "new", 3) == 0));
   printf("fill issued before the change returned: %.3s\n", g1.val);
-  CHECK(g2.rc == 0 && g2.vlen == 3 && memcmp(g2.val, "new", 3) == 0);
+  CHECK_EQ(g2.rc, 0);
+  CHECK_EQ(g2.vlen, 3);
+  CHECK_MEMEQ(g2.val, "new", 3);
   hzshm_stats_t st1 = e2e_stats(H);
   CHECK_GT(st1.fills_dropped, st0.fills_dropped);
   CHECK_EQ(st1.remote_gets - st0.remote_gets, 2);
   /* The cache never serves the old value afterwards. */
   for (int i = 0; i < 100; i++) {
     CHECK_RC(hzshm_get(s, "race", 4, buf, sizeof buf, &vlen), 0);
-    CHECK(vlen == 3 && memcmp(buf, "new", 3) == 0);
+    CHECK_EQ(vlen, 3);
+    CHECK_MEMEQ(buf, "new", 3);
   }
   printf("fills dropped: %llu, remote gets: %llu\n", (unsigned long long)(st1.fills_dropped - st0.fills_dropped),
          (unsigned long long)(st1.remote_gets - st0.remote_gets));

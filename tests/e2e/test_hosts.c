@@ -48,7 +48,8 @@ static void assert_cached(hzshm_t *h, hzshm_session_t *s, const char *key) {
   int rc = hzshm_get(s, key, strlen(key), buf, sizeof buf, &vlen);
   CHECK(rc == 0 || rc == HZSHM_ENOTFOUND);
   hzshm_stats_t b = e2e_stats(h);
-  CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits);
+  CHECK_EQ(b.remote_gets, a.remote_gets);
+  CHECK_GT(b.hits, a.hits);
 }
 
 TEST_CASE(two_hosts) {
@@ -110,7 +111,8 @@ TEST_CASE(two_hosts) {
   char pv[16];
   size_t pl;
   CHECK_RC(hzshm__peer_get(peer, sid, "bin", 3, pv, sizeof pv, &pl), 0);
-  CHECK(pl == 3 && memcmp(pv, "\x00\xff\x10", 3) == 0);
+  CHECK_EQ(pl, 3);
+  CHECK_MEMEQ(pv, "\x00\xff\x10", 3);
   /* A String value written by the official client reads as its UTF-8 bytes. */
   CHECK_RC(hzshm__peer_cmd(peer, 30000, reply, sizeof reply, "putstring %s str h\xc3\xa9llo", sid), 0);
   wait_sees(sa, "str", "h\xc3\xa9llo");

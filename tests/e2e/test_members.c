@@ -24,17 +24,23 @@ static void parse_cases(void) {
   char h[64];
   int p;
   CHECK_RC(hzc_parse_address("db1.example", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "db1.example") && p == 5701);
+  CHECK_STREQ(h, "db1.example");
+  CHECK_EQ(p, 5701);
   CHECK_RC(hzc_parse_address("db1.example:5921", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "db1.example") && p == 5921);
+  CHECK_STREQ(h, "db1.example");
+  CHECK_EQ(p, 5921);
   CHECK_RC(hzc_parse_address("127.0.0.1", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "127.0.0.1") && p == 5701);
+  CHECK_STREQ(h, "127.0.0.1");
+  CHECK_EQ(p, 5701);
   CHECK_RC(hzc_parse_address("[::1]", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "::1") && p == 5701);
+  CHECK_STREQ(h, "::1");
+  CHECK_EQ(p, 5701);
   CHECK_RC(hzc_parse_address("[fe80::1%eth0]:5702", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "fe80::1%eth0") && p == 5702);
+  CHECK_STREQ(h, "fe80::1%eth0");
+  CHECK_EQ(p, 5702);
   CHECK_RC(hzc_parse_address("::1", h, sizeof h, &p), 0);
-  CHECK(!strcmp(h, "::1") && p == 5701);
+  CHECK_STREQ(h, "::1");
+  CHECK_EQ(p, 5701);
   const char *bad[] = {"", ":5701", "h:", "h:0", "h:65536", "h:57x", "h:-1", "[::1", "[::1]x", "[]:1",
                        "[h]:1", "a b:1", "[::1]:", NULL};
   for (int i = 0; bad[i]; i++) {

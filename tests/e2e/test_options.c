@@ -88,7 +88,7 @@ TEST_CASE(options) {
   CHECK_RC(run_agent(ver), 0);
   const char *cver[] = {"hzshm", "--version", NULL};
   CHECK_RC(e2e_cli(out, sizeof out, NULL, cver), 0);
-  CHECK(!strcmp(out, "hzshm " HZSHM_VERSION_STRING "\n"));
+  CHECK_STREQ(out, "hzshm " HZSHM_VERSION_STRING "\n");
   const char *chelp[] = {"hzshm", "--help", NULL};
   CHECK_RC(e2e_cli(out, sizeof out, NULL, chelp), 0);
   CHECK(strstr(out, "health") && strstr(out, "--format"));
@@ -142,7 +142,10 @@ TEST_CASE(options) {
   char lvl[16];
   CHECK_EQ(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ hzshm-agent[%d] %15[a-z]:", &y, &mo, &d, &h, &mi, &s, &ms, &lpid,
                lvl), 9);
-  CHECK(y >= 2024 && mo >= 1 && mo <= 12 && !strcmp(lvl, "info"));
+  CHECK_GE(y, 2024);
+  CHECK_GE(mo, 1);
+  CHECK_LE(mo, 12);
+  CHECK_STREQ(lvl, "info");
   printf("log line: %s", line);
 
   /* Under the journal (JOURNAL_STREAM = stderr's dev:ino): "<N>message". */

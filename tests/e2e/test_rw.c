@@ -24,25 +24,31 @@ static void api(hzshm_t *h, const char *sid) {
   hzshm_stats_t a = e2e_stats(h);
   CHECK_RC(hzshm_has(s, "k1", 2), HZSHM_ENOTFOUND); /* cached absence: a hit */
   hzshm_stats_t b = e2e_stats(h);
-  CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits);
+  CHECK_EQ(b.remote_gets, a.remote_gets);
+  CHECK_GT(b.hits, a.hits);
 
   CHECK_RC(hzshm_set(s, "k1", 2, "v1", 2), 0);
   CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 2 && memcmp(buf, "v1", 2) == 0);
+  CHECK_EQ(vlen, 2);
+  CHECK_MEMEQ(buf, "v1", 2);
   CHECK_RC(hzshm_set(s, "k1", 2, "value-two", 9), 0);
   a = e2e_stats(h);
   CHECK_RC(hzshm_get(s, "k1", 2, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 9 && memcmp(buf, "value-two", 9) == 0);
+  CHECK_EQ(vlen, 9);
+  CHECK_MEMEQ(buf, "value-two", 9);
   b = e2e_stats(h);
-  CHECK(b.remote_gets == a.remote_gets && b.hits > a.hits); /* served from the segment */
+  CHECK_EQ(b.remote_gets, a.remote_gets);
+  CHECK_GT(b.hits, a.hits); /* served from the segment */
   const void *v;
   CHECK_RC(hzshm_get_view(s, "k1", 2, &v, &vlen), 0);
-  CHECK(vlen == 9 && memcmp(v, "value-two", 9) == 0);
+  CHECK_EQ(vlen, 9);
+  CHECK_MEMEQ(v, "value-two", 9);
   hzshm_view_release(s);
   /* The segment-only view: a hit, cached absence, and a miss it leaves to the agent. */
   a = e2e_stats(h);
   CHECK_RC(hzshm_get_view_local(s, "k1", 2, &v, &vlen), 0);
-  CHECK(vlen == 9 && memcmp(v, "value-two", 9) == 0);
+  CHECK_EQ(vlen, 9);
+  CHECK_MEMEQ(v, "value-two", 9);
   hzshm_view_release(s);
   CHECK_RC(hzshm_get_view_local(s, "never-asked", 11, &v, &vlen), HZSHM_EMISS);
   b = e2e_stats(h);
@@ -80,17 +86,20 @@ static void api(hzshm_t *h, const char *sid) {
   CHECK_RC(hzshm_get(s, "big", 3, buf, 100, &vlen), HZSHM_EBUFSIZE);
   CHECK_EQ(vlen, sizeof big);
   CHECK_RC(hzshm_get(s, "big", 3, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == sizeof big && memcmp(buf, big, sizeof big) == 0);
+  CHECK_EQ(vlen, sizeof big);
+  CHECK_MEMEQ(buf, big, sizeof big);
   /* UTF-8 keys. */
   const char *uk = "cl\xc3\xa9-\xe2\x82\xac";
   CHECK_RC(hzshm_set(s, uk, strlen(uk), "u", 1), 0);
   CHECK_RC(hzshm_get(s, uk, strlen(uk), buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 1 && buf[0] == 'u');
+  CHECK_EQ(vlen, 1);
+  CHECK_EQ(buf[0], 'u');
 
   /* TTL: the entry expires in the cluster and here. */
   CHECK_RC(hzshm_set_ttl(s, "ttl", 3, "short", 5, 300), 0);
   CHECK_RC(hzshm_get(s, "ttl", 3, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 5 && memcmp(buf, "short", 5) == 0);
+  CHECK_EQ(vlen, 5);
+  CHECK_MEMEQ(buf, "short", 5);
   ttl_s = s;
   int64_t gone = e2e_wait(ttl_gone, NULL, 15000);
   CHECK_GE(gone, 0);
@@ -103,7 +112,8 @@ static void api(hzshm_t *h, const char *sid) {
   /* The handle stays usable after destroy. */
   CHECK_RC(hzshm_set(s, "k3", 2, "after", 5), 0);
   CHECK_RC(hzshm_get(s, "k3", 2, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 5 && memcmp(buf, "after", 5) == 0);
+  CHECK_EQ(vlen, 5);
+  CHECK_MEMEQ(buf, "after", 5);
   CHECK_RC(hzshm_destroy(s), 0);
   hzshm_session_close(s);
 }
@@ -117,7 +127,8 @@ static void cli(hzshm_t *h, const char *name, const char *sid) {
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}), 1);
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "ck", "from-cli", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0); /* the CLI's write, read by the API */
-  CHECK(vlen == 8 && memcmp(buf, "from-cli", 8) == 0);
+  CHECK_EQ(vlen, 8);
+  CHECK_MEMEQ(buf, "from-cli", 8);
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "get", sid, "ck", NULL}), 0);
   CHECK_STREQ(out, "from-cli");
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "has", sid, "ck", NULL}), 0);
@@ -126,7 +137,8 @@ static void cli(hzshm_t *h, const char *name, const char *sid) {
   CHECK_STREQ(out, "from-api");
   CHECK_EQ(e2e_cli(out, sizeof out, "line one\nline two\n", (const char *[]){"", "-n", name, "set", sid, "ck", "-", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), 0);
-  CHECK(vlen == 18 && memcmp(buf, "line one\nline two\n", 18) == 0);
+  CHECK_EQ(vlen, 18);
+  CHECK_MEMEQ(buf, "line one\nline two\n", 18);
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "del", sid, "ck", NULL}), 0);
   CHECK_RC(hzshm_get(s, "ck", 2, buf, sizeof buf, &vlen), HZSHM_ENOTFOUND);
   CHECK_EQ(e2e_cli(out, sizeof out, NULL, (const char *[]){"", "-n", name, "set", sid, "c2", "x", NULL}), 0);

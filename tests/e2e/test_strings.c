@@ -22,14 +22,19 @@ static void expect_typed(hzshm_session_t *s, const char *key, const char *want, 
   size_t n = 0;
   int32_t t = 0;
   CHECK_RC(hzshm_get_typed(s, key, strlen(key), buf, sizeof buf, &n, &t), 0);
-  CHECK(n == strlen(want) && memcmp(buf, want, n) == 0 && t == want_type);
+  CHECK_EQ(n, strlen(want));
+  CHECK_MEMEQ(buf, want, n);
+  CHECK_EQ(t, want_type);
   t = 0;
   CHECK_RC(hzshm_get_typed(s, key, strlen(key), buf, 1, &n, &t), HZSHM_EBUFSIZE);
-  CHECK(n == strlen(want) && t == want_type);
+  CHECK_EQ(n, strlen(want));
+  CHECK_EQ(t, want_type);
   const void *v;
   t = 0;
   CHECK_RC(hzshm_get_view_local_typed(s, key, strlen(key), &v, &n, &t), 0); /* it is in the segment, typed */
-  CHECK(n == strlen(want) && memcmp(v, want, n) == 0 && t == want_type);
+  CHECK_EQ(n, strlen(want));
+  CHECK_MEMEQ(v, want, n);
+  CHECK_EQ(t, want_type);
   CHECK_RC(hzshm_view_release(s), 0);
   t = 0;
   CHECK_RC(hzshm_get_view_typed(s, key, strlen(key), &v, &n, &t), 0);
@@ -37,7 +42,8 @@ static void expect_typed(hzshm_session_t *s, const char *key, const char *want, 
   CHECK_RC(hzshm_view_release(s), 0);
   /* the untyped calls: the same bytes, whatever the type */
   CHECK_RC(hzshm_get(s, key, strlen(key), buf, sizeof buf, &n), 0);
-  CHECK(n == strlen(want) && memcmp(buf, want, n) == 0);
+  CHECK_EQ(n, strlen(want));
+  CHECK_MEMEQ(buf, want, n);
 }
 
 TEST_CASE(strings) {
@@ -87,7 +93,8 @@ TEST_CASE(strings) {
   hzshm__ipc_req_t r = {.sid = sid, .sidlen = strlen(sid), .key = "s", .klen = 1, .ttl_ms = -1, .val = "\xc3",
                         .vlen = 1, .flags = HZSHM__IPC_F_STRING};
   long fl = hzshm__ipc_req_encode(fr, sizeof fr, HZSHM__OP_SET, 21, &r);
-  CHECK(fl > 0 && send(fd, fr, (size_t)fl, MSG_NOSIGNAL) == fl);
+  CHECK_GT(fl, 0);
+  CHECK_EQ(send(fd, fr, (size_t)fl, MSG_NOSIGNAL), fl);
   uint32_t id;
   uint8_t op;
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
@@ -95,7 +102,8 @@ TEST_CASE(strings) {
   r.val = NULL;
   r.vlen = 0;
   fl = hzshm__ipc_req_encode(fr, sizeof fr, HZSHM__OP_GET, 22, &r);
-  CHECK(fl > 0 && send(fd, fr, (size_t)fl, MSG_NOSIGNAL) == fl);
+  CHECK_GT(fl, 0);
+  CHECK_EQ(send(fd, fr, (size_t)fl, MSG_NOSIGNAL), fl);
   CHECK_RC(e2e_raw_read(fd, &id, &op, 10000), HZSHM_EINVAL);
   CHECK_EQ(id, 22);
   close(fd);

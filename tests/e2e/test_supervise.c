@@ -106,7 +106,9 @@ static void notify_case(const char *member) {
   CHECK_RC(hzshm_open("sup_nt", NULL, &h), 0);
   hzshm_stats_t s = e2e_stats(h);
   hzshm_close(h);
-  CHECK(s.agent_pid == pid && s.agent_state == HZSHM_AGENT_SERVING && s.cluster_state == HZSHM_CLUSTER_CONNECTED);
+  CHECK_EQ(s.agent_pid, pid);
+  CHECK_EQ(s.agent_state, HZSHM_AGENT_SERVING);
+  CHECK_EQ(s.cluster_state, HZSHM_CLUSTER_CONNECTED);
   kill(pid, SIGTERM);
   int stopping = 0;
   while (!stopping && recv_notify(fd, msg, sizeof msg, 30000)) stopping = strstr(msg, "STOPPING=1") != NULL;
@@ -140,15 +142,18 @@ TEST_CASE(supervise) {
   e2e_agent_start(&a, "sup_a", member);
   CHECK_EQ(e2e_file_count(alog, "info: serving cache sup_a on /tmp/hzshm-e2e-sup_a.sock (cluster dev"), 1);
   CHECK_EQ(e2e_file_count(alog, "info: connected to cluster dev"), 1);
-  CHECK(e2e_file_count(alog, "frames after") == 0 && e2e_file_count(alog, "connected to the cluster (") == 0);
-  CHECK(e2e_file_count(alog, " warn: ") == 0 && e2e_file_count(alog, " error: ") == 0);
+  CHECK_EQ(e2e_file_count(alog, "frames after"), 0);
+  CHECK_EQ(e2e_file_count(alog, "connected to the cluster ("), 0);
+  CHECK_EQ(e2e_file_count(alog, " warn: "), 0);
+  CHECK_EQ(e2e_file_count(alog, " error: "), 0);
 
   /* Socket in use by agent a: exit 1; a keeps its socket and serves. */
   const char *sock[] = {"hzshm-agent", "-n", "sup_b", "-m", member, "--socket", a.sock, "--memory", "32m",
                         "--unlink-on-exit", NULL};
   CHECK_RC(run_to_exit(sock), 1);
   show_log("socket in use");
-  CHECK(e2e_file_count(logp, "fatal:") == 1 && e2e_file_count(logp, "socket in use") == 1);
+  CHECK_EQ(e2e_file_count(logp, "fatal:"), 1);
+  CHECK_EQ(e2e_file_count(logp, "socket in use"), 1);
   CHECK(!exists(segpath("sup_b")));
   CHECK(alive_and_serving(&a));
 
@@ -157,7 +162,8 @@ TEST_CASE(supervise) {
                        "--memory", "32m", "--unlink-on-exit", NULL};
   CHECK_RC(run_to_exit(seg), 1);
   show_log("segment held");
-  CHECK(e2e_file_count(logp, "fatal:") == 1 && e2e_file_count(logp, "another agent serves it") == 1);
+  CHECK_EQ(e2e_file_count(logp, "fatal:"), 1);
+  CHECK_EQ(e2e_file_count(logp, "another agent serves it"), 1);
   CHECK(alive_and_serving(&a));
 
   /* SIGHUP: ignored. Then SIGTERM: clean. */
@@ -205,7 +211,8 @@ TEST_CASE(supervise) {
   CHECK_GE(e2e_wait(seen, &sn, 30000), 0);
   CHECK_EQ(kill(pid, 0), 0);
   CHECK(exists(segpath("sup_np")));
-  CHECK(e2e_file_count(logp, "warn: only ") == 1 && e2e_file_count(logp, "hold entries") == 1); /* the minimum is small */
+  CHECK_EQ(e2e_file_count(logp, "warn: only "), 1);
+  CHECK_EQ(e2e_file_count(logp, "hold entries"), 1); /* the minimum is small */
   kill(pid, SIGTERM);
   CHECK_RC(e2e_agent_wait_exit(pid, 30000), 0);
   CHECK(!exists(segpath("sup_np")));

@@ -112,7 +112,8 @@ TEST_CASE(unreachable) {
     ncut += owned_by_cut[k];
   }
   printf("%d of %d keys owned by the member on port %d\n", ncut, NKEYS, cut);
-  CHECK(ncut > 0 && ncut < NKEYS);
+  CHECK_GT(ncut, 0);
+  CHECK_LT(ncut, NKEYS);
 
   /* Cached everywhere while both members are reachable. */
   for (int k = 0; k < NKEYS; k++) {

@@ -1,7 +1,6 @@
 /* check.h - helpers of the shm tests on top of the common harness
  * (tests/common/check.h, runner.h): deadlines, forked-child hygiene, unique
- * segment names. RUN is the old sequential style, kept for files not yet on
- * TEST_CASE. */
+ * segment names. */
 #ifndef HZSHM_TEST_CHECK_H
 #define HZSHM_TEST_CHECK_H
 #define _GNU_SOURCE
@@ -18,13 +17,6 @@
 #include "shm.h"
 
 #include "../common/runner.h"
-
-
-#define RUN(fn)                                   \
-  do {                                            \
-    fprintf(stderr, "== %s\n", #fn);              \
-    fn();                                         \
-  } while (0)
 
 static inline uint64_t t_now_ns(void) {
   struct timespec ts;

@@ -102,7 +102,8 @@ static hzshm__shm_t *held_writer(const char *name, uint32_t slots, hzshm__sref_t
 /* Pipes go and ready, and a child that runs as READER_UID attached to
  * `name` with a private reader file (*r set in the child: pid 0). */
 static pid_t fork_reader(const char *name, int go[2], int ready[2], hzshm__shm_t **r) {
-  CHECK(pipe(go) == 0 && pipe(ready) == 0);
+  CHECK_EQ(pipe(go), 0);
+  CHECK_EQ(pipe(ready), 0);
   pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
@@ -149,7 +150,8 @@ static pid_t fork_viewer(hzshm__shm_t *w, const char *name, int go[2], int ready
     CHECK_RC(hzshm__shm_w_maintain(w), 0);
     if (poll(&pf, 1, 5) == 1) break;
   }
-  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'v');
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'v');
   return pid;
 }
 
@@ -283,7 +285,8 @@ TEST_CASE(unfollowed) {
     _exit(write(ready[1], &ch, 1) == 1 ? 0 : 6);
   }
   char ch;
-  CHECK(read(ready[0], &ch, 1) == 1 && ch == 'a');
+  CHECK_EQ(read(ready[0], &ch, 1), 1);
+  CHECK_EQ(ch, 'a');
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0); /* reg_scans moves on by 4 */
   CHECK_EQ(write(go[1], "g", 1), 1);
   CHECK_EQ(read(ready[0], &ch, 1), 1);
@@ -313,7 +316,8 @@ TEST_CASE(planted_names) {
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   int go[2], ready[2];
-  CHECK(pipe(go) == 0 && pipe(ready) == 0);
+  CHECK_EQ(pipe(go), 0);
+  CHECK_EQ(pipe(ready), 0);
   pid_t pid = t_fork();
   CHECK_GE(pid, 0);
   if (pid == 0) {
@@ -402,8 +406,10 @@ TEST_CASE(planted_files) {
     char fp[256];
     snprintf(fp, sizeof fp, "/dev/shm/hzshm.%s%s", name, sfx[i]);
     afd[i] = open(fp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666); /* the attacker's, kept open */
-    CHECK(afd[i] >= 0 && fchown(afd[i], HOSTILE_UID, GID) == 0 && fchmod(afd[i], 0666) == 0 &&
-          fstat(afd[i], &ast[i]) == 0);
+    CHECK_GE(afd[i], 0);
+    CHECK_EQ(fchown(afd[i], HOSTILE_UID, GID), 0);
+    CHECK_EQ(fchmod(afd[i], 0666), 0);
+    CHECK_EQ(fstat(afd[i], &ast[i]), 0);
   }
   hzshm__shm_config_t c = held_cfg(16);
   hzshm__shm_t *w;
@@ -416,10 +422,12 @@ TEST_CASE(planted_files) {
     fprintf(stderr, "%s: planted inode %llu (uid %u), now inode %llu (uid %u)\n", sfx[i][0] ? sfx[i] : "data",
             (unsigned long long)ast[i].st_ino, (unsigned)ast[i].st_uid, (unsigned long long)now.st_ino,
             (unsigned)now.st_uid);
-    CHECK(now.st_ino != ast[i].st_ino && now.st_uid == geteuid());
+    CHECK_NE(now.st_ino, ast[i].st_ino);
+    CHECK_EQ(now.st_uid, geteuid());
   }
   /* what the attacker does with its descriptors now concerns its own files only */
-  CHECK(ftruncate(afd[0], 0) == 0 && ftruncate(afd[1], 0) == 0);
+  CHECK_EQ(ftruncate(afd[0], 0), 0);
+  CHECK_EQ(ftruncate(afd[1], 0), 0);
   hzshm__sref_t ref;
   CHECK_RC(hzshm__shm_w_session(w, "s", 1, &ref), 0);
   CHECK_RC(hzshm__shm_w_put(w, &ref, "k", 1, "v", 1, 0, hzshm__shm_w_stamp(w), 0, 0), 0);
@@ -474,13 +482,16 @@ TEST_CASE(restart_no_fds) {
   fprintf(stderr, "out of descriptors: complete %d, incomplete scans %llu, followed %u, retired pending %llu\n",
           st.prd_complete, (unsigned long long)st.prd_scans_incomplete, hzshm__shm_prd_followed(w),
           (unsigned long long)st.retired_pending);
-  CHECK(st.prd_complete == 0 && st.prd_scans_incomplete >= 9 && hzshm__shm_prd_followed(w) == 0);
+  CHECK_EQ(st.prd_complete, 0);
+  CHECK_GE(st.prd_scans_incomplete, 9);
+  CHECK_EQ(hzshm__shm_prd_followed(w), 0);
   CHECK_GE(st.retired_pending, 1);
   CHECK_RC(hzshm__shm_w_maintain(w), 0); /* descriptors again: the scan completes */
   CHECK_RC(hzshm__shm_stats(w, &st), 0);
   fprintf(stderr, "descriptors back: complete %d, followed %u, retired pending %llu\n", st.prd_complete,
           hzshm__shm_prd_followed(w), (unsigned long long)st.retired_pending);
-  CHECK(st.prd_complete == 1 && hzshm__shm_prd_followed(w) == 1);
+  CHECK_EQ(st.prd_complete, 1);
+  CHECK_EQ(hzshm__shm_prd_followed(w), 1);
   for (int i = 0; i < 4; i++) CHECK_RC(hzshm__shm_w_maintain(w), 0);
   viewer_release(pid, go, ready); /* the reader's word: poisoned memory would differ */
   held_done(w, name, go, ready);
@@ -504,7 +515,9 @@ TEST_CASE(rejected_while_created) {
   hzshm__shm_rdhdr_make(w->hdr, &rh);
   int f = open(fp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   struct flock lk = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = (off_t)rh.nslots, .l_len = 1};
-  CHECK(f >= 0 && fcntl(f, F_OFD_SETLK, &lk) == 0 && ftruncate(f, (off_t)rh.total_size) == 0);
+  CHECK_GE(f, 0);
+  CHECK_EQ(fcntl(f, F_OFD_SETLK, &lk), 0);
+  CHECK_EQ(ftruncate(f, (off_t)rh.total_size), 0);
   CHECK_RC(hzshm__shm_w_maintain(w), 0); /* sees it sized, header still zero */
   CHECK_EQ(hzshm__shm_prd_followed(w), 0);
   CHECK_EQ(pwrite(f, &rh, sizeof rh, 0), (ssize_t)sizeof rh);
@@ -683,18 +696,25 @@ TEST_CASE(planted_rd) {
   snprintf(tmp, sizeof tmp, "/dev/shm/hzshm.%s.rd.tmp", name);
   int src = open(rp, O_RDONLY | O_CLOEXEC), dst = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
   struct stat st;
-  CHECK(src >= 0 && dst >= 0 && fstat(src, &st) == 0 && ftruncate(dst, st.st_size) == 0);
+  CHECK_GE(src, 0);
+  CHECK_GE(dst, 0);
+  CHECK_EQ(fstat(src, &st), 0);
+  CHECK_EQ(ftruncate(dst, st.st_size), 0);
   char buf[4096];
   ssize_t n = pread(src, buf, sizeof buf, 0); /* the header: a valid reader file of this segment */
-  CHECK(n > 0 && pwrite(dst, buf, (size_t)n, 0) == n);
-  CHECK(fchown(dst, HOSTILE_UID, GID) == 0 && fchmod(dst, 0666) == 0 && rename(tmp, rp) == 0);
+  CHECK_GT(n, 0);
+  CHECK_EQ(pwrite(dst, buf, (size_t)n, 0), n);
+  CHECK_EQ(fchown(dst, HOSTILE_UID, GID), 0);
+  CHECK_EQ(fchmod(dst, 0666), 0);
+  CHECK_EQ(rename(tmp, rp), 0);
   close(src);
   close(dst);
   char got[32];
   int priv = -1;
   CHECK_RC(read_as_reader(name, NULL, got, &priv), 0);
   fprintf(stderr, "reader of the writer's uid with a planted %s: %s reader file\n", rp, priv ? "private" : "shared");
-  CHECK(strcmp(got, "value") == 0 && priv == 1);
+  CHECK_STREQ(got, "value");
+  CHECK_EQ(priv, 1);
   writer_stop(wp, stop, name);
   unlink(rp);
   munmap(stop, sizeof *stop);
@@ -808,9 +828,11 @@ TEST_CASE(reuse_shared_mode) {
   hzshm__sref_t ref;
   hzshm__shm_t *w = held_writer(name, 16, &ref);
   hzshm__shm_close(w);
-  CHECK(chmod(dp, 0660) == 0 && chmod(rp, 0660) == 0); /* the older build's mode */
+  CHECK_EQ(chmod(dp, 0660), 0);
+  CHECK_EQ(chmod(rp, 0660), 0); /* the older build's mode */
   int ready[2], go[2];
-  CHECK(pipe(ready) == 0 && pipe(go) == 0);
+  CHECK_EQ(pipe(ready), 0);
+  CHECK_EQ(pipe(go), 0);
   pid_t hp = t_fork();
   CHECK_GE(hp, 0);
   if (hp == 0) {
