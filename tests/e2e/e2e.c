@@ -324,10 +324,20 @@ int e2e_raw_closed(int fd, uint32_t timeout_ms) {
   }
 }
 
+int e2e_member_port(void) {
+  const char *colon = strrchr(e2e_members(), ':');
+  CHECK_NE(colon, NULL);
+  return atoi(colon + 1);
+}
+
 void e2e_host_start(e2e_host_t *o, const char *tag, const char *sid_tag) {
+  e2e_host_start_on(o, tag, sid_tag, e2e_members());
+}
+
+void e2e_host_start_on(e2e_host_t *o, const char *tag, const char *sid_tag, const char *members) {
   snprintf(o->name, sizeof o->name, "e2e-%s-%d", tag, (int)getpid());
   snprintf(o->sid, sizeof o->sid, "%s-%d", sid_tag, (int)getpid());
-  e2e_agent_start(&o->ag, o->name, e2e_members());
+  e2e_agent_start(&o->ag, o->name, members);
   CHECK_RC(hzshm_open(o->name, NULL, &o->h), 0);
   CHECK_RC(hzshm_session_open(o->h, o->sid, strlen(o->sid), &o->s), 0);
 }

@@ -100,6 +100,10 @@ typedef struct {
   hzshm_session_t *s;
 } e2e_host_t;
 void e2e_host_start(e2e_host_t *o, const char *tag, const char *sid_tag);
+/* The same with the agent's seed list `members` (-m). */
+void e2e_host_start_on(e2e_host_t *o, const char *tag, const char *sid_tag, const char *members);
+/* The port of the test's (first) member: e2e_members() is 127.0.0.1:PORT. */
+int e2e_member_port(void);
 /* Closes the session and the handle, stops the agent: it must exit cleanly. */
 void e2e_host_stop(e2e_host_t *o);
 

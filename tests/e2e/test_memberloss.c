@@ -50,24 +50,18 @@ static int marked(void *ud) {
 }
 
 TEST_CASE(member_loss) {
-  char name[64], sid[64];
-  snprintf(name, sizeof name, "e2e-ml-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "memberloss-%d", (int)getpid());
   /* Both members as seeds. */
   char members[256];
-  int port = atoi(strchr(e2e_members(), ':') + 1);
+  int port = e2e_member_port();
   snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, port + 1);
-  e2e_agent_t ag = {0};
-  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
-  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_DROP_INVAL_KEY=kdrop");
-  e2e_agent_start(&ag, name, members);
+  e2e_host_t o = {.ag = {.bin = HZSHM_AGENT_SEAMS_BIN, /* test-only agent: its seams */
+                         .extra_env = {"HZSHM_AGENT_TEST_DROP_INVAL_KEY=kdrop"}}};
+  e2e_host_start_on(&o, "ml", "memberloss", members);
+  const char *sid = o.sid;
+  hzshm_t *h = g_h = o.h;
+  hzshm_session_t *s = o.s;
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(members, "dev", 90000, &peer), 0);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  g_h = h;
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
   char key[16];
   for (int k = 0; k < 16; k++) { /* keys on partitions owned by both members */
     snprintf(key, sizeof key, "k%d", k);
@@ -119,9 +113,7 @@ TEST_CASE(member_loss) {
   printf("stale marks %llu, invalidations %llu\n", (unsigned long long)st.stale_marks,
          (unsigned long long)st.invalidations);
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
   CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
-  CHECK_EQ(e2e_agent_stop(&ag), 0);
+  e2e_host_stop(&o);
   printf("test_memberloss: ok\n");
 }

@@ -23,24 +23,22 @@
 static void parse_cases(void) {
   char h[64];
   int p;
-  CHECK_RC(hzc_parse_address("db1.example", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "db1.example");
-  CHECK_EQ(p, 5701);
-  CHECK_RC(hzc_parse_address("db1.example:5921", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "db1.example");
-  CHECK_EQ(p, 5921);
-  CHECK_RC(hzc_parse_address("127.0.0.1", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "127.0.0.1");
-  CHECK_EQ(p, 5701);
-  CHECK_RC(hzc_parse_address("[::1]", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "::1");
-  CHECK_EQ(p, 5701);
-  CHECK_RC(hzc_parse_address("[fe80::1%eth0]:5702", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "fe80::1%eth0");
-  CHECK_EQ(p, 5702);
-  CHECK_RC(hzc_parse_address("::1", h, sizeof h, &p), 0);
-  CHECK_STREQ(h, "::1");
-  CHECK_EQ(p, 5701);
+  static const struct {
+    const char *in, *host;
+    int port;
+  } good[] = {
+      {"db1.example", "db1.example", 5701},
+      {"db1.example:5921", "db1.example", 5921},
+      {"127.0.0.1", "127.0.0.1", 5701},
+      {"[::1]", "::1", 5701},
+      {"[fe80::1%eth0]:5702", "fe80::1%eth0", 5702},
+      {"::1", "::1", 5701},
+  };
+  for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+    CHECK_RC(hzc_parse_address(good[i].in, h, sizeof h, &p), 0);
+    CHECK_STREQ(h, good[i].host);
+    CHECK_EQ(p, good[i].port);
+  }
   const char *bad[] = {"", ":5701", "h:", "h:0", "h:65536", "h:57x", "h:-1", "[::1", "[::1]x", "[]:1",
                        "[h]:1", "a b:1", "[::1]:", NULL};
   for (int i = 0; bad[i]; i++) {

@@ -69,22 +69,18 @@ static int serving_right(void *ud) {
 static int seg_disconnected(void *h) { return e2e_stats(h).agent_state == HZSHM_AGENT_DISCONNECTED; }
 
 TEST_CASE(reconnect) {
-  char name[64], sid[64], block[64];
-  snprintf(name, sizeof name, "e2e-rc-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "reconnect-%d", (int)getpid());
+  char block[64];
   snprintf(block, sizeof block, "/tmp/hzshm-e2e-rblock-%d", (int)getpid());
-  int port = atoi(strchr(e2e_members(), ':') + 1);
+  int port = e2e_member_port();
   unlink(block);
-  e2e_agent_t ag = {0};
-  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
-  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
-  e2e_agent_start(&ag, name, e2e_members());
+  e2e_host_t o = {.ag.bin = HZSHM_AGENT_SEAMS_BIN}; /* test-only agent: its seams */
+  snprintf(o.ag.extra_env[0], sizeof o.ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
+  e2e_host_start(&o, "rc", "reconnect");
+  const char *sid = o.sid;
+  hzshm_t *h = o.h;
+  hzshm_session_t *s = o.s;
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(e2e_members(), "dev", 90000, &peer), 0);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
   CHECK_GE(e2e_wait(e2e_all_watched, h, 30000), 0);
   CHECK_RC(hzshm_set(s, "k1", 2, "old", 3), 0);
   CHECK_RC(hzshm_set(s, "k2", 2, "old", 3), 0);
@@ -129,10 +125,8 @@ TEST_CASE(reconnect) {
   CHECK_GE(e2e_wait(e2e_is_hit, &hx, 5000), 0);
 
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
   unlink(block);
   CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
-  CHECK_EQ(e2e_agent_stop(&ag), 0);
+  e2e_host_stop(&o);
   printf("test_reconnect: ok\n");
 }

@@ -80,24 +80,19 @@ static void owners_unchanged(owners_t *o) {
 }
 
 TEST_CASE(unreachable) {
-  char name[64], sid[64], block[64], members[256], key[NKEYS][16], val[16];
-  snprintf(name, sizeof name, "e2e-un-%d", (int)getpid());
-  snprintf(sid, sizeof sid, "unreachable-%d", (int)getpid());
+  char block[64], members[256], key[NKEYS][16], val[16];
   snprintf(block, sizeof block, "/tmp/hzshm-e2e-block-%d", (int)getpid());
-  int port = atoi(strchr(e2e_members(), ':') + 1), cut = port + 1;
+  int port = e2e_member_port(), cut = port + 1;
   snprintf(members, sizeof members, "127.0.0.1:%d,127.0.0.1:%d", port, cut);
   unlink(block);
-  e2e_agent_t ag = {0};
-  ag.bin = HZSHM_AGENT_SEAMS_BIN; /* test-only agent: its seams */
-  snprintf(ag.extra_env[0], sizeof ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
-  e2e_agent_start(&ag, name, members);
+  e2e_host_t o = {.ag.bin = HZSHM_AGENT_SEAMS_BIN}; /* test-only agent: its seams */
+  snprintf(o.ag.extra_env[0], sizeof o.ag.extra_env[0], "HZSHM_AGENT_TEST_BLOCK_FILE=%s", block);
+  e2e_host_start_on(&o, "un", "unreachable", members);
+  const char *sid = o.sid;
+  hzshm_t *h = g_h = o.h;
+  hzshm_session_t *s = o.s;
   hzshm__peer_t *peer;
   CHECK_RC(hzshm__peer_start(members, "dev", 90000, &peer), 0);
-  hzshm_t *h;
-  hzshm_session_t *s;
-  CHECK_RC(hzshm_open(name, NULL, &h), 0);
-  g_h = h;
-  CHECK_RC(hzshm_session_open(h, sid, strlen(sid), &s), 0);
   CHECK_GE(e2e_wait(e2e_all_watched, h, 30000), 0);
 
   /* Which keys the member behind the cut owns. */
@@ -181,10 +176,8 @@ TEST_CASE(unreachable) {
          (unsigned long long)st.remote_gets, (unsigned long long)st.hits);
 
   CHECK_RC(hzshm_destroy(s), 0);
-  hzshm_session_close(s);
-  hzshm_close(h);
   unlink(block);
   CHECK_EQ(hzshm__peer_stop(peer, 20000), 0);
-  CHECK_EQ(e2e_agent_stop(&ag), 0);
+  e2e_host_stop(&o);
   printf("test_unreachable: ok\n");
 }
