@@ -69,8 +69,14 @@ static int hostile_run(const char *name, st_side_t *side) {
   return 0; /* exits without closing r: its mapping of its own file may be gone */
 }
 
-/* A writer (root, data file in group GID, freed memory poisoned) whose
- * session "s" holds "held" = "value". */
+/* t_fork(), checked; the child dies with this process (never left behind). */
+static pid_t fork_child(void) {
+  pid_t pid = t_fork();
+  CHECK_GE(pid, 0);
+  if (pid == 0) t_child_dies_with_parent();
+  return pid;
+}
+
 /* Waits for the forked child pid: it must have exited with code 0. */
 static void wait_exit0(pid_t pid) {
   int status;
@@ -84,6 +90,8 @@ static _Atomic int *shared_flag(void) {
   return f;
 }
 
+/* A writer (root, data file in group GID, freed memory poisoned) whose
+ * session "s" holds "held" = "value". */
 static hzshm__shm_config_t held_cfg(uint32_t slots) {
   return (hzshm__shm_config_t){.memory_bytes = 1280u << 10, .max_sessions = 16, .reader_slots = slots,
                                .partition_count = 271, .gid_set = 1, .gid = GID};
@@ -104,10 +112,8 @@ static hzshm__shm_t *held_writer(const char *name, uint32_t slots, hzshm__sref_t
 static pid_t fork_reader(const char *name, int go[2], int ready[2], hzshm__shm_t **r) {
   CHECK_EQ(pipe(go), 0);
   CHECK_EQ(pipe(ready), 0);
-  pid_t pid = t_fork();
-  CHECK_GE(pid, 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
-    t_child_dies_with_parent();
     if (become(READER_UID) != 0 || hzshm__shm_r_attach(name, r) != 0 || !(*r)->prd_path) _exit(2);
   }
   return pid;
@@ -318,10 +324,8 @@ TEST_CASE(planted_names) {
   int go[2], ready[2];
   CHECK_EQ(pipe(go), 0);
   CHECK_EQ(pipe(ready), 0);
-  pid_t pid = t_fork();
-  CHECK_GE(pid, 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
-    t_child_dies_with_parent();
     hzshm__shm_t *r;
     char g;
     if (become(READER_UID) != 0 || read(go[0], &g, 1) != 1) _exit(2);
@@ -546,10 +550,8 @@ TEST_CASE(rejected_while_created) {
 static pid_t fork_writer_as(uid_t wuid, const char *name, const char *val, _Atomic int *stop) {
   int ready[2];
   CHECK_EQ(pipe(ready), 0);
-  pid_t pid = t_fork();
-  CHECK_GE(pid, 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
-    t_child_dies_with_parent();
     close(ready[0]);
     if (wuid != 0 && become(wuid) != 0) _exit(2);
     hzshm__shm_config_t c = held_cfg(16);
@@ -593,10 +595,8 @@ static int read_as_reader(const char *name, const char *agent_uid, char got[32],
   } res = {-1, 0, {0}};
   int p[2];
   CHECK_EQ(pipe(p), 0);
-  pid_t pid = t_fork();
-  CHECK_GE(pid, 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
-    t_child_dies_with_parent();
     close(p[0]);
     if (become(READER_UID) != 0) _exit(2);
     if (agent_uid) setenv("HZSHM_AGENT_UID", agent_uid, 1);
@@ -725,10 +725,8 @@ TEST_CASE(planted_rd) {
 static int attach_as_reader(const char *name) {
   int p[2];
   CHECK_EQ(pipe(p), 0);
-  pid_t pid = t_fork();
-  CHECK_GE(pid, 0);
+  pid_t pid = fork_child();
   if (pid == 0) {
-    t_child_dies_with_parent();
     close(p[0]);
     if (become(READER_UID) != 0) _exit(2);
     unsetenv("HZSHM_AGENT_UID");
@@ -833,10 +831,8 @@ TEST_CASE(reuse_shared_mode) {
   int ready[2], go[2];
   CHECK_EQ(pipe(ready), 0);
   CHECK_EQ(pipe(go), 0);
-  pid_t hp = t_fork();
-  CHECK_GE(hp, 0);
+  pid_t hp = fork_child();
   if (hp == 0) {
-    t_child_dies_with_parent();
     if (become(HOSTILE_UID) != 0) _exit(2);
     int fd = open(dp, O_RDWR | O_CLOEXEC);
     char g;
@@ -893,10 +889,8 @@ TEST_CASE(readers_and_hostile_under_load) {
   st_writer_init(W, w, side, 0x9e3779b97f4a7c15ull ^ (uint64_t)getpid());
   pid_t pids[3];
   for (int i = 0; i < nr + 1; i++) {
-    pids[i] = t_fork();
-    CHECK_GE(pids[i], 0);
+    pids[i] = fork_child();
     if (pids[i] == 0) {
-      t_child_dies_with_parent();
       if (i == nr) _exit(hostile_run(name, side));
       hzshm__shm_t *r;
       if (become(READER_UID) != 0) _exit(8);
