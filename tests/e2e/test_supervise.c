@@ -8,6 +8,9 @@
  *   - SIGHUP does not stop the agent; SIGTERM then stops it cleanly (exit 0,
  *     segment and socket removed)
  *   - -m 127.0.0.1 (no port) is taken as 127.0.0.1:5701
+ *   - the lock file at the segment's lock name removed or replaced under a
+ *     serving agent (another writer could now start on its data file): the
+ *     agent stops, exit 1, one "fatal:" line (case lock_name_lost)
  *   - with libsystemd: READY=1 on NOTIFY_SOCKET once serving and connected,
  *     WATCHDOG=1 pings with WATCHDOG_USEC, STOPPING=1 on SIGTERM */
 #define _GNU_SOURCE
@@ -225,4 +228,34 @@ TEST_CASE(supervise) {
 #endif
   unlink(logp);
   printf("test_supervise: ok\n");
+}
+
+/* The lock file at the lock name removed, then (second agent) replaced by
+ * another file: each agent stops with exit 1 and says why; readers fail
+ * closed meanwhile (the segment is no longer served). */
+TEST_CASE(lock_name_lost) {
+  const char *member = e2e_members();
+  snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-sup_lock.%d.log", (int)getpid());
+  char lock[300];
+  for (int replace = 0; replace < 2; replace++) {
+    e2e_agent_t a = {0};
+    unlink(logp);
+    snprintf(a.log_path, sizeof a.log_path, "%s", logp);
+    e2e_agent_start(&a, "sup_lock", member);
+    CHECK(alive_and_serving(&a));
+    snprintf(lock, sizeof lock, "%s.lock", segpath("sup_lock"));
+    CHECK_EQ(unlink(lock), 0);
+    if (replace) {
+      FILE *f = fopen(lock, "wx");
+      CHECK_NE(f, NULL);
+      fclose(f);
+    }
+    CHECK_RC(e2e_agent_wait_exit(a.pid, 10000), 1);
+    a.pid = 0;
+    show_log(replace ? "lock file replaced" : "lock file removed");
+    CHECK_EQ(e2e_file_count(logp, "fatal:"), 1);
+    CHECK_EQ(e2e_file_count(logp, "the lock file at its name is no longer ours"), 1);
+    unlink(lock);
+  }
+  unlink(logp);
 }
