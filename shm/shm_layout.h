@@ -40,7 +40,7 @@
 
 #define HZSHM__SHM_MAGIC 0x31474553534d485aull    /* "ZHMSSEG1" little endian */
 #define HZSHM__SHM_RD_MAGIC 0x31445253534d485aull /* "ZHMSSRD1" */
-#define HZSHM_SHM_LAYOUT_VERSION 8u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
+#define HZSHM_SHM_LAYOUT_VERSION 9u /* 2: bucket array and arena 2 MiB aligned from 64 MiB; 3: key hash without finalizer;
                                        4: per-segment slab size (hdr.slab_shift);
                                        5: keyed key hash (hdr.hash_key), chains bounded on insert;
                                        6: validated hits (entry.ver, slab words with a generation);
