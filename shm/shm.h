@@ -99,7 +99,10 @@ void hzshm__shm_close(hzshm__shm_t *s);
 /* Writer: close and remove the segment's files (data, reader, lock) while
  * still holding the writer lock, so a writer starting meanwhile never loses
  * its files to this unlink (the agent's --unlink-on-exit). Only names that
- * are still this handle's files are removed. A reader handle: like close. */
+ * are still this handle's files are removed, and none once its lock file is
+ * no longer at the lock name (hzshm__shm_w_holds_name 0: a writer started
+ * since may have reused the data and reader files). A reader handle: like
+ * close. */
 void hzshm__shm_close_unlink(hzshm__shm_t *s);
 /* Writer: 1 while our locked lock file is still the one at the segment's
  * lock name, 0 once it is not (somebody removed or replaced it: a writer

@@ -762,7 +762,9 @@ void hzshm__shm_close(hzshm__shm_t *s) { close_handle(s, 0); }
  * not attach, and the next writer would make a second segment: two writers.
  * The data and reader files go first, the lock file last, so a new writer
  * that got the lock of a new lock file finds no old data file to reuse; one
- * that got the old lock file's lock sees that it lost its name (writer_lock). */
+ * that got the old lock file's lock sees that it lost its name (writer_lock).
+ * A writer whose lock file is no longer at the lock name (hzshm__shm_w_holds_name
+ * 0: the agent stopping for it) removes nothing. */
 void hzshm__shm_close_unlink(hzshm__shm_t *s) { close_handle(s, 1); }
 
 static void close_handle(hzshm__shm_t *s, int unlink_names) {
@@ -789,7 +791,10 @@ static void close_handle(hzshm__shm_t *s, int unlink_names) {
   }
   if (s->w && s->base != MAP_FAILED) /* readers fail closed at once instead of after stale_after_ns */
     atomic_store_explicit(&s->hdr->state, HZSHM_SHM_STOPPED, memory_order_relaxed); /* see r_check */
-  if (unlink_names && s->w && s->lock_fd >= 0) { /* under the writer lock: see hzshm__shm_close_unlink */
+  /* Under the writer lock only (see hzshm__shm_close_unlink): once our lock
+   * file lost its name, a writer that started since may hold the segment
+   * with our very data and reader files (it reused them): not ours to remove. */
+  if (unlink_names && s->w && s->lock_fd >= 0 && hzshm__shm_w_holds_name(s) == 1) {
     unlink_if_ours(s->name, 0, s->dfd);
     unlink_if_ours(s->name, 1, s->rfd);
     unlink_if_ours(s->name, 2, s->lock_fd);

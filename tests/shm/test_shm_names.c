@@ -181,6 +181,41 @@ TEST_CASE(holds_name) {
   hzshm__shm_close_unlink(w);
 }
 
+/* A writer whose lock file lost its name (the race of docs/SHM.md, writer
+ * exclusion: the agent then stops from its tick) while a second writer took
+ * the segment over (a fresh lock file, and the same data and reader files,
+ * reused): the first one's close_unlink (the stopping agent's
+ * --unlink-on-exit) must not remove them. They are still its inodes too,
+ * but no longer under its lock: removed, the live writer's readers could
+ * not attach and the next writer would make a second segment. */
+TEST_CASE(close_unlink_lost_name) {
+  hzshm__shm_config_t c = cfg();
+  const char *name = t_name("lostname");
+  char lock[HZSHM_SHM_PATH_MAX];
+  CHECK_RC(hzshm__shm_path(name, 2, lock, sizeof lock), 0);
+  hzshm__shm_t *w1, *w2, *r;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w1, NULL), 0);
+  CHECK_EQ(unlink(lock), 0);
+  int reused = -1;
+  CHECK_RC(hzshm__shm_w_open(name, &c, 0, &w2, &reused), 0);
+  CHECK_EQ(reused, 1); /* w1's data file, under w2's lock now */
+  put1(w2, "k", "w2");
+  hzshm__shm_w_heartbeat(w2, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_w_holds_name(w1), 0);
+  hzshm__shm_close_unlink(w1);
+  CHECK_EQ(ino_of_path(name, 0), ino_of_fd(w2->dfd));
+  CHECK_EQ(ino_of_path(name, 1), ino_of_fd(w2->rfd));
+  CHECK_EQ(ino_of_path(name, 2), ino_of_fd(w2->lock_fd));
+  hzshm__shm_w_heartbeat(w2, HZSHM_SHM_SERVING); /* w1's close marked the file stopped */
+  char got[16];
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  CHECK_RC(get1(r, "k", got, sizeof got), 0);
+  CHECK_STREQ(got, "w2");
+  hzshm__shm_close(r);
+  hzshm__shm_close_unlink(w2);
+  for (int rd = 0; rd < 3; rd++) CHECK_EQ(ino_of_path(name, rd), 0);
+}
+
 /* ---- 2. a hard link to another segment's data file ----
  * Segment A is live; somebody links A's data and reader files to the names of segment B
  * (where fs.protected_hardlinks is off a group member may; the owner and
