@@ -68,9 +68,10 @@ typedef struct {
 
 /* Writer: create the segment, or, if one exists with the same layout and no
  * live writer (the previous agent died), attach to it and keep its contents
- * (*reused = 1). A live writer holding it -> HZSHM_EEXIST. A file of another
- * layout -> HZSHM_EVERSION unless `replace_incompatible` is set, in which case
- * it is recreated. */
+ * (*reused = 1). A live writer holding it -> HZSHM_EEXIST (also when our
+ * lock file lost its name before w_open returned: hzshm__shm_w_holds_name).
+ * A file of another layout -> HZSHM_EVERSION unless `replace_incompatible` is
+ * set, in which case it is recreated. */
 int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
                       hzshm__shm_t **out, int *reused);
 

@@ -717,6 +717,16 @@ opened:
     atomic_fetch_or_explicit(&s->hdr->flags, HZSHM__F_MEMBARRIER, memory_order_relaxed);
   else /* readers of a previous writer may still run fence-free: switch grace */
     hzshm__shm_mb_disable(s);
+  /* Still the writer? Our lock file may have lost its name since
+   * writer_lock (the race docs/SHM.md cannot close, writer exclusion): a
+   * writer that started meanwhile holds the segment. Then we are none, and
+   * publish nothing; checked once more here rather than first at the
+   * caller's next look (the agent's tick, after its start-up). */
+  int here = hzshm__shm_w_holds_name(s);
+  if (here != 1) {
+    rc = here < 0 ? here : HZSHM_EEXIST;
+    goto fail;
+  }
   /* Not serving yet if the writer asked: it revalidates a reused segment before readers may hit it. */
   hzshm__shm_w_heartbeat(s, (int)cfg->open_state);
   if (reused) *reused = reuse;

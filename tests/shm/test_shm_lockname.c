@@ -18,7 +18,15 @@
  * hzshm__shm_lock_byte at link time (-Wl,--wrap, this test only): when armed
  * it does to the lock file, just before the lock is taken, what the race
  * above leaves behind (the fd's inode reachable only through a link of the
- * attacker's, a symlink to it at the name). */
+ * attacker's, a symlink to it at the name).
+ *
+ * Case lost_during_open: the race docs/SHM.md cannot close (writer
+ * exclusion: a planted lock file removed by name by one of two starting
+ * writers, which may remove the other's fresh lock file instead) leaves a
+ * writer in the middle of w_open whose lock file is no longer at the name
+ * while another writer takes the segment. hzshm__shm_prd_scan (which w_open
+ * calls after the lock) is wrapped too: when armed it removes the lock file
+ * and opens that other writer. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -47,6 +55,27 @@ int __wrap_hzshm__shm_lock_byte(int fd, short type, off_t at) {
     attacked = 1;
   }
   return __real_hzshm__shm_lock_byte(fd, type, at);
+}
+
+void __real_hzshm__shm_prd_scan(hzshm__shm_t *s);
+
+static const char *scan_armed; /* the segment to take over in the next scan, NULL when disarmed */
+static hzshm__shm_t *taker;     /* the writer that took it over */
+static int taker_rc = 1;
+
+static hzshm__shm_config_t cfg(void);
+
+void __wrap_hzshm__shm_prd_scan(hzshm__shm_t *s) {
+  const char *name = scan_armed;
+  if (name && s->w) {
+    scan_armed = NULL; /* the taker's own w_open scans too */
+    char lock[HZSHM_SHM_PATH_MAX];
+    hzshm__shm_config_t c = cfg();
+    CHECK_RC(hzshm__shm_path(name, 2, lock, sizeof lock), 0);
+    CHECK(unlink(lock) == 0); /* the other starting writer's unlink by name */
+    taker_rc = hzshm__shm_w_open(name, &c, 0, &taker, NULL);
+  }
+  __real_hzshm__shm_prd_scan(s);
 }
 
 static hzshm__shm_config_t cfg(void) {
@@ -84,4 +113,27 @@ TEST_CASE(symlinked_lock) {
   if (w3) hzshm__shm_close(w3);
   hzshm__shm_close_unlink(w2);
   unlink(evil);
+}
+
+/* A writer whose lock file lost its name during w_open, while another writer
+ * took the segment, must not come out of w_open as a writer: HZSHM_EEXIST,
+ * and the other one's names stay. Old code: HZSHM_OK, two writers (the agent
+ * then served until its first tick, 50 ms after its start-up). */
+TEST_CASE(lost_during_open) {
+  hzshm__shm_config_t c = cfg();
+  const char *name = t_name("lostopen");
+  hzshm__shm_t *w1 = NULL, *r;
+  scan_armed = name;
+  int rc = hzshm__shm_w_open(name, &c, 0, &w1, NULL);
+  CHECK_EQ(scan_armed, NULL); /* the take-over ran */
+  CHECK_RC(taker_rc, 0);
+  if (rc == 0) fprintf(stderr, "w_open whose lock file lost its name: %s, two writers\n", hzshm_err_name(rc));
+  CHECK_RC(rc, HZSHM_EEXIST);
+  CHECK_EQ(w1, NULL);
+  CHECK_RC(hzshm__shm_w_holds_name(taker), 1);
+  hzshm__shm_w_heartbeat(taker, HZSHM_SHM_SERVING);
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  hzshm__shm_close(r);
+  if (w1) hzshm__shm_close(w1);
+  hzshm__shm_close_unlink(taker);
 }
