@@ -587,103 +587,92 @@ static int drop_data_name(hzshm__shm_t *s, const char *path, int attempt) {
   return 0;
 }
 
-int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
-                      hzshm__shm_t **out, int *reused) {
-  int rc;
-  hzshm__shm_hdr_t want, have;
-  hzshm__shm_rdhdr_t r;
-  uint64_t fsize;
-  char path[HZSHM_SHM_PATH_MAX];
-  int reuse = 0;
-  hzshm__shm_clock_init();
-  if (!out || !cfg || cfg->open_state > HZSHM_SHM_STOPPED) return HZSHM_EINVAL;
-  *out = NULL;
-  if (reused) *reused = 0;
-  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
-  if ((rc = layout_compute(cfg, &want)) != 0) return rc;
-  seg_name_set(&want, name);
-  if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
-  mode_t mode = data_mode(cfg);
-  hzshm__shm_t *s = handle_new(name);
-  if (!s) return -ENOMEM;
-  if ((rc = writer_lock(s, name)) != 0) goto fail;
+/* w_open's data file, existing: reuse it (1: mapped with its reader file),
+ * or not (0: the caller drops the name and retries), or refuse (< 0). */
+static int reuse_or_refuse(hzshm__shm_t *s, const char *name, const hzshm__shm_hdr_t *want, hzshm__shm_hdr_t *have,
+                           uint64_t fsize, int hdr_rc, int replace_incompatible) {
+  int rc = hdr_rc == 0 ? header_check(have, fsize) : hdr_rc;
+  if (rc == 0 && !seg_name_is(have, name)) {
+    /* Another segment's data file, hard-linked to our name: never ours to
+     * reuse (two writers on one file), whatever replace_incompatible says.
+     * Unlinking our name leaves that segment its own. */
+    return 0;
+  }
+  if (rc == 0 && memcmp(have, want, offsetof(hzshm__shm_hdr_t, reg_scans)) == 0) {
+    /* same layout and geometry: reuse if the reader file is sound too */
+    char rpath[HZSHM_SHM_PATH_MAX];
+    hzshm__shm_rdhdr_t r;
+    uint64_t rsize;
+    s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC) : -1;
+    /* one_link: a reader file with another name too may be another
+     * segment's, hard-linked here (its header cannot tell): not reused. */
+    if (s->rfd >= 0 && own_file(s->rfd) == 1 && !others_may_write(s->rfd) && one_link(s->rfd) &&
+        read_hdr(s->rfd, &r, sizeof r, &rsize) == 0 && hzshm__shm_rd_check(&r, have, rsize) == 0) {
+      rc = map_pair(s, have, &r, PROT_READ | PROT_WRITE);
+      return rc != 0 ? rc : 1;
+    }
+    if (s->rfd >= 0) close(s->rfd);
+    s->rfd = -1;
+    rc = HZSHM_ECORRUPT;
+  }
+  /* Another layout, garbage, or a half-created file (magic still 0). */
+  if (!replace_incompatible && have->magic == HZSHM__SHM_MAGIC) {
+    rc = rc ? rc : HZSHM_EVERSION;
+    return (rc == HZSHM_ECORRUPT || rc == HZSHM_ETRUNCATED) ? HZSHM_EVERSION : rc;
+  }
+  if (!replace_incompatible && have->magic != 0 && fsize >= 8) return HZSHM_EVERSION;
+  return 0; /* replace: the caller unlinks the old inode (attached readers keep theirs) */
+}
+
+/* Under the writer lock: the data file at `path`, ours. 1 = an existing
+ * segment reused (mapped), 0 = a fresh empty file (s->dfd), < 0 = error. */
+static int open_data(hzshm__shm_t *s, const char *name, const char *path, const hzshm__shm_hdr_t *want, mode_t mode,
+                     int replace_incompatible) {
   for (int attempt = 0;; attempt++) {
     s->dfd = open_own(path, mode); /* a planted file is replaced (see own_file) */
-    if (s->dfd < 0) {
-      rc = s->dfd;
-      goto fail;
+    if (s->dfd < 0) return s->dfd;
+    int rc = 0;
+    if (!others_may_write(s->dfd)) { /* else an old build's (group-writable) inode: a fresh one instead */
+      hzshm__shm_hdr_t have;
+      uint64_t fsize;
+      int hdr_rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
+      if (fsize == 0 && one_link(s->dfd)) return 0; /* fresh; an empty file with another name is another file of ours */
+      if (fsize != 0 && (rc = reuse_or_refuse(s, name, want, &have, fsize, hdr_rc, replace_incompatible)) != 0) return rc;
     }
-    if (others_may_write(s->dfd)) { /* an old build's (group-writable) inode: a fresh one instead */
-      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
-      continue;
-    }
-    /* We are the writer now. Is the file ours to reuse? */
-    rc = read_hdr(s->dfd, &have, sizeof have, &fsize);
-    if (fsize == 0) { /* fresh, unless the empty file has another name: another file of ours (e.g. a lock file) */
-      if (one_link(s->dfd)) break;
-      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
-      continue;
-    }
-    if (rc == 0) rc = header_check(&have, fsize);
-    if (rc == 0 && !seg_name_is(&have, name)) {
-      /* Another segment's data file, hard-linked to our name: never ours to
-       * reuse (two writers on one file), whatever replace_incompatible says.
-       * Unlinking our name leaves that segment its own. */
-      if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
-      continue;
-    }
-    if (rc == 0 && memcmp(&have, &want, offsetof(hzshm__shm_hdr_t, reg_scans)) == 0) {
-      /* same layout and geometry: reuse if the reader file is sound too */
-      char rpath[HZSHM_SHM_PATH_MAX];
-      s->rfd = hzshm__shm_path(name, 1, rpath, sizeof rpath) == 0 ? open(rpath, O_RDWR | O_NOFOLLOW | O_CLOEXEC)
-                                                                  : -1;
-      /* one_link: a reader file with another name too may be another
-       * segment's, hard-linked here (its header cannot tell): not reused. */
-      if (s->rfd >= 0 && own_file(s->rfd) == 1 && !others_may_write(s->rfd) && one_link(s->rfd) &&
-          read_hdr(s->rfd, &r, sizeof r, &fsize) == 0 &&
-          hzshm__shm_rd_check(&r, &have, fsize) == 0) {
-        if ((rc = map_pair(s, &have, &r, PROT_READ | PROT_WRITE)) != 0) goto fail;
-        reuse = 1;
-        goto opened;
-      }
-      if (s->rfd >= 0) close(s->rfd);
-      s->rfd = -1;
-      rc = HZSHM_ECORRUPT;
-    }
-    /* Another layout, garbage, or a half-created file (magic still 0). */
-    if (!replace_incompatible && have.magic == HZSHM__SHM_MAGIC) {
-      rc = rc ? rc : HZSHM_EVERSION;
-      if (rc == HZSHM_ECORRUPT || rc == HZSHM_ETRUNCATED) rc = HZSHM_EVERSION;
-      goto fail;
-    }
-    if (!replace_incompatible && have.magic != 0 && fsize >= 8) {
-      rc = HZSHM_EVERSION;
-      goto fail;
-    }
-    /* Replace: unlink the old inode (attached readers keep theirs) and retry. */
-    if ((rc = drop_data_name(s, path, attempt)) != 0) goto fail;
+    if ((rc = drop_data_name(s, path, attempt)) != 0) return rc;
   }
-  /* A fresh segment gets a fresh hash key; a reused one keeps its own (its
-   * entries are hashed with it). */
-  if ((rc = hzshm__shm_random(want.hash_key, sizeof want.hash_key)) != 0) goto fail;
-  if ((rc = create_files(s, &want, cfg)) != 0) goto fail;
+}
+
+/* A fresh segment: a fresh hash key (a reused one keeps its own: its
+ * entries are hashed with it), the files' contents, empty tables. */
+static int create_fresh(hzshm__shm_t *s, hzshm__shm_hdr_t *want, const hzshm__shm_config_t *cfg) {
+  int rc = hzshm__shm_random(want->hash_key, sizeof want->hash_key);
+  if (rc == 0) rc = create_files(s, want, cfg);
+  if (rc != 0) return rc;
   atomic_store_explicit(&s->hdr->epoch, 1, memory_order_relaxed);     /* not yet visible: magic written after */
   atomic_store_explicit(&s->hdr->next_sgen, 1, memory_order_relaxed); /* idem */
-opened:
-  /* A reused pair gets this configuration's access (group, group read);
-   * neither file was writable by others (others_may_write). */
+  return 0;
+}
+
+/* This configuration's access on the pair (a reused pair too: group, group
+ * read; neither file was writable by others, others_may_write), and the
+ * writer's probe descriptor of the reader file. */
+static int set_access(hzshm__shm_t *s, const char *name, const hzshm__shm_config_t *cfg, mode_t mode) {
   if ((cfg->gid_set && fchown(s->dfd, (uid_t)-1, (gid_t)cfg->gid) < 0) || fchmod(s->dfd, mode) < 0 ||
-      fchmod(s->rfd, 0600) < 0) {
-    rc = -errno;
-    goto fail;
-  }
-  if ((rc = hzshm__shm_path(name, 1, path, sizeof path)) != 0) goto fail;
+      fchmod(s->rfd, 0600) < 0)
+    return -errno;
+  char path[HZSHM_SHM_PATH_MAX];
+  int rc = hzshm__shm_path(name, 1, path, sizeof path);
+  if (rc != 0) return rc;
   s->probe_fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
-  if (s->probe_fd < 0) {
-    rc = -errno;
-    goto fail;
-  }
-  if ((rc = hzshm__shm_w_init_private(s)) != 0) goto fail;
+  return s->probe_fd < 0 ? -errno : 0;
+}
+
+/* The segment becomes ours: not serving, our pid, the readers of the
+ * previous writer examined, the tables rebuilt (reuse) or reset, identity. */
+static int take_over(hzshm__shm_t *s, int reuse) {
+  int rc = hzshm__shm_w_init_private(s);
+  if (rc != 0) return rc;
   s->w->membarrier = syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) > 0 &&
                      (syscall(__NR_membarrier, MEMBARRIER_CMD_QUERY, 0, 0) & MEMBARRIER_CMD_GLOBAL_EXPEDITED);
   /* A reused segment still says what its dead writer left, SERVING within
@@ -693,7 +682,7 @@ opened:
    * acquire loads of hzshm__shm_r_check; ordered before the writer_pid store
    * below, whose release pairs with the acquire load in hzshm__shm_stats, so
    * whoever sees our pid sees this state or a later one); the heartbeat at
-   * the end publishes open_state. */
+   * the end of w_open publishes open_state. */
   atomic_store_explicit(&s->hdr->state, HZSHM_SHM_DISCONNECTED, memory_order_release);
   /* Our pid before the first scan: from now on only our confirmation locks
    * count (release: pairs with the acquire load in hzshm__shm_prd_confirmed;
@@ -704,7 +693,7 @@ opened:
    * every one examined before anything is freed (shm_private.c, "Restart"). */
   hzshm__shm_prd_scan(s);
   if (reuse) {
-    if ((rc = hzshm__shm_w_rebuild(s)) != 0) goto fail;
+    if ((rc = hzshm__shm_w_rebuild(s)) != 0) return rc;
   } else {
     memset((void *)s->slabtab, 0xff, s->slab_count * 8); /* no slab handed out yet: class 0xff */
     hzshm__shm_dir_reset(s);                 /* every directory slot free */
@@ -723,18 +712,46 @@ opened:
    * publish nothing; checked once more here rather than first at the
    * caller's next look (the agent's tick, after its start-up). */
   int here = hzshm__shm_w_holds_name(s);
-  if (here != 1) {
-    rc = here < 0 ? here : HZSHM_EEXIST;
-    goto fail;
+  return here == 1 ? 0 : here < 0 ? here : HZSHM_EEXIST;
+}
+
+/* Steps: arguments, the writer lock, the data file (reused or fresh), access,
+ * take-over, then the first heartbeat publishes open_state. */
+int hzshm__shm_w_open(const char *name, const hzshm__shm_config_t *cfg, int replace_incompatible,
+                      hzshm__shm_t **out, int *reused) {
+  hzshm__shm_hdr_t want;
+  char path[HZSHM_SHM_PATH_MAX];
+  hzshm__shm_clock_init();
+  if (!out || !cfg || cfg->open_state > HZSHM_SHM_STOPPED) return HZSHM_EINVAL;
+  *out = NULL;
+  if (reused) *reused = 0;
+  if (!hzshm__shm_name_ok(name)) return HZSHM_EINVAL;
+  int rc = layout_compute(cfg, &want);
+  if (rc != 0) return rc;
+  seg_name_set(&want, name);
+  if ((rc = hzshm__shm_path(name, 0, path, sizeof path)) != 0) return rc;
+  mode_t mode = data_mode(cfg);
+  hzshm__shm_t *s = handle_new(name);
+  if (!s) return -ENOMEM;
+  int reuse = 0;
+  rc = writer_lock(s, name);
+  if (rc == 0) {
+    rc = open_data(s, name, path, &want, mode, replace_incompatible);
+    reuse = rc == 1;
+    if (rc == 1) rc = 0;
+    else if (rc == 0) rc = create_fresh(s, &want, cfg);
+  }
+  if (rc == 0) rc = set_access(s, name, cfg, mode);
+  if (rc == 0) rc = take_over(s, reuse);
+  if (rc != 0) {
+    hzshm__shm_close(s);
+    return rc;
   }
   /* Not serving yet if the writer asked: it revalidates a reused segment before readers may hit it. */
   hzshm__shm_w_heartbeat(s, (int)cfg->open_state);
   if (reused) *reused = reuse;
   *out = s;
   return 0;
-fail:
-  hzshm__shm_close(s);
-  return rc;
 }
 
 int hzshm__shm_r_replaced(hzshm__shm_t *s) {
