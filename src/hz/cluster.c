@@ -214,93 +214,112 @@ static void cluster_reset_view(hzc_client_t *c) {
   c->partitions_version = -1;
 }
 
-static void auth_done(hzc_client_t *c, hzc__call_t *call, const hzc__msg_t *m, int status) {
-  hzc__conn_t *k = call->pin;
-  hzc__auth_resp_t r;
-  char u[37];
-  if (k->state == HZC__CONN_CLOSING) return;
+/* The authentication response, checked: 0 = this connection may serve; else
+ * it was closed (and a refusal reported) and the caller stops. */
+static int auth_accept(hzc_client_t *c, hzc__conn_t *k, const hzc__msg_t *m, int status, hzc__auth_resp_t *r) {
   if (status) {
     hzc__conn_close(k, status, "authentication request failed");
-    return;
+    return -1;
   }
-  int rc = hzc__dec_auth(m, &r);
+  int rc = hzc__dec_auth(m, r);
   if (rc) {
     hzc__conn_close(k, rc, "malformed authentication response");
-    return;
+    return -1;
   }
-  if (r.status != 0) {
-    hzc__log(HZC_LOG_ERR, "authentication to %s:%d refused: status %u (cluster name \"%s\")", k->host, k->port, r.status,
+  if (r->status != 0) {
+    hzc__log(HZC_LOG_ERR, "authentication to %s:%d refused: status %u (cluster name \"%s\")", k->host, k->port, r->status,
                c->cluster_name);
     c->auth_failed = 1;
     hzc__conn_close(k, HZSHM_EAUTH, "authentication refused");
     connect_status(c, HZSHM_EAUTH);
     hzc__emit(c, HZC_EV_AUTH_FAILED, NULL); /* also after an earlier connect error was reported */
-    return;
+    return -1;
   }
-  if (c->connected && !uuid_eq(&c->cluster_id, &r.cluster_id)) {
+  if (c->connected && !uuid_eq(&c->cluster_id, &r->cluster_id)) {
     hzc__conn_close(k, HZSHM_ECLUSTER, "connection does not belong to this cluster");
-    return;
+    return -1;
   }
-  if (c->connected && (uint32_t)r.partition_count != c->partition_count) {
+  if (c->connected && (uint32_t)r->partition_count != c->partition_count) {
     hzc__conn_close(k, HZSHM_ECLUSTER, "member reports another partition count");
-    return;
+    return -1;
   }
   for (hzc__conn_t *x = c->conns; x; x = x->next) {
-    if (x != k && x->state == HZC__CONN_READY && uuid_eq(&x->member, &r.member)) {
+    if (x != k && x->state == HZC__CONN_READY && uuid_eq(&x->member, &r->member)) {
       hzc__conn_close(k, HZSHM_ECLOSED, "duplicate connection to a member");
-      return;
+      return -1;
     }
   }
-  k->member = r.member;
-  k->state = HZC__CONN_READY;
-  hzc__uuid_str(&r.member, u);
-  if (!c->connected) {
-    enum hzc_event_kind kind = HZC_EV_CONNECTED;
-    if (c->ever_connected) {
-      kind = uuid_eq(&c->cluster_id, &r.cluster_id) ? HZC_EV_RECONNECTED : HZC_EV_CLUSTER_CHANGED;
-      c->st.reconnects++;
-    }
-    if (kind != HZC_EV_RECONNECTED) cluster_reset_view(c);
-    c->cluster_id = r.cluster_id;
-    if (!c->powner) {
-      c->partition_count = (uint32_t)r.partition_count;
-      c->powner = calloc(c->partition_count, sizeof *c->powner);
-      c->pmember = malloc(c->partition_count * sizeof *c->pmember);
-      if (!c->powner || !c->pmember) {
-        hzc__conn_close(k, -ENOMEM, "out of memory");
-        return;
-      }
-      for (uint32_t p = 0; p < c->partition_count; p++) c->pmember[p] = -1;
-    }
-    c->members_seen = 0; /* the first MembersView after (re)connect is applied whatever its version */
-    c->partitions_fresh = 0; /* owners may have moved while we were away (hzc_partition_watch) */
-    c->connected = 1;
-    c->ever_connected = 1;
-    c->backoff_ms = 0;
-    hzc__log(HZC_LOG_DEBUG, "connected to cluster (member %s at %s:%d, %d partitions, server %s; auth response: %s, %zu frames "
-               "after the server version)",
-               u, k->host, k->port, r.partition_count, r.server_version,
-               r.has_versions ? "2.7 member/partition list versions present" : "no 2.7 fixed fields", r.trailing_frames);
-    hzc__emit(c, kind, &r.member);
-    if (k->state != HZC__CONN_READY) return; /* the user closed it from the event */
-    /* Partitions are assigned lazily: ask for it so a PartitionsView arrives. */
-    hzc__mb_t b;
-    hzc__enc_trigger_partitions(&b);
-    hzc__call_t *t = hzc__call_new(c, &b, -1, 1, NULL);
-    if (t) (void)hzc__call_submit(c, t);
-  } else {
-    hzc__log(HZC_LOG_DEBUG, "connection #%d to member %s at %s:%d ready", k->id, u, k->host, k->port);
+  return 0;
+}
+
+/* The first ready connection (again): the client is connected to the cluster
+ * of r. Emits CONNECTED / RECONNECTED / CLUSTER_CHANGED, whose handler may
+ * close k: 0 = k is still ready, else the caller stops. */
+static int cluster_join(hzc_client_t *c, hzc__conn_t *k, const hzc__auth_resp_t *r, const char *u) {
+  enum hzc_event_kind kind = HZC_EV_CONNECTED;
+  if (c->ever_connected) {
+    kind = uuid_eq(&c->cluster_id, &r->cluster_id) ? HZC_EV_RECONNECTED : HZC_EV_CLUSTER_CHANGED;
+    c->st.reconnects++;
   }
+  if (kind != HZC_EV_RECONNECTED) cluster_reset_view(c);
+  c->cluster_id = r->cluster_id;
+  if (!c->powner) {
+    c->partition_count = (uint32_t)r->partition_count;
+    c->powner = calloc(c->partition_count, sizeof *c->powner);
+    c->pmember = malloc(c->partition_count * sizeof *c->pmember);
+    if (!c->powner || !c->pmember) {
+      hzc__conn_close(k, -ENOMEM, "out of memory");
+      return -1;
+    }
+    for (uint32_t p = 0; p < c->partition_count; p++) c->pmember[p] = -1;
+  }
+  c->members_seen = 0; /* the first MembersView after (re)connect is applied whatever its version */
+  c->partitions_fresh = 0; /* owners may have moved while we were away (hzc_partition_watch) */
+  c->connected = 1;
+  c->ever_connected = 1;
+  c->backoff_ms = 0;
+  hzc__log(HZC_LOG_DEBUG, "connected to cluster (member %s at %s:%d, %d partitions, server %s; auth response: %s, %zu frames "
+             "after the server version)",
+             u, k->host, k->port, r->partition_count, r->server_version,
+             r->has_versions ? "2.7 member/partition list versions present" : "no 2.7 fixed fields", r->trailing_frames);
+  hzc__emit(c, kind, &r->member);
+  if (k->state != HZC__CONN_READY) return -1; /* the user closed it from the event */
+  /* Partitions are assigned lazily: ask for it so a PartitionsView arrives. */
+  hzc__mb_t b;
+  hzc__enc_trigger_partitions(&b);
+  hzc__call_t *t = hzc__call_new(c, &b, -1, 1, NULL);
+  if (t) (void)hzc__call_submit(c, t);
+  return 0;
+}
+
+/* k serves: its member, the cluster view and listeners, waiting invocations. */
+static void conn_serving(hzc_client_t *c, hzc__conn_t *k, const hzc__auth_resp_t *r) {
   hzc__addr_note(c, k->host, k->port, k->ip, 0, "connected");
-  hzc__member_t *mb = member_find(c, &r.member);
+  hzc__member_t *mb = member_find(c, &r->member);
   if (mb) {
     mb->conn = k;
     if (mb->connecting == k) mb->connecting = NULL;
   }
   view_register(c);
   hzc__listen_conn_ready(c, k);
-  if (k->state == HZC__CONN_READY) hzc__emit(c, HZC_EV_MEMBER_CONNECTED, &r.member);
+  if (k->state == HZC__CONN_READY) hzc__emit(c, HZC_EV_MEMBER_CONNECTED, &r->member);
   hzc__invoke_flush_waiting(c);
+}
+
+static void auth_done(hzc_client_t *c, hzc__call_t *call, const hzc__msg_t *m, int status) {
+  hzc__conn_t *k = call->pin;
+  hzc__auth_resp_t r;
+  if (k->state == HZC__CONN_CLOSING || auth_accept(c, k, m, status, &r) != 0) return;
+  k->member = r.member;
+  k->state = HZC__CONN_READY;
+  char u[37];
+  hzc__uuid_str(&r.member, u);
+  if (!c->connected) {
+    if (cluster_join(c, k, &r, u) != 0) return;
+  } else {
+    hzc__log(HZC_LOG_DEBUG, "connection #%d to member %s at %s:%d ready", k->id, u, k->host, k->port);
+  }
+  conn_serving(c, k, &r);
 }
 
 void hzc__cluster_conn_connected(hzc_client_t *c, hzc__conn_t *k) {
