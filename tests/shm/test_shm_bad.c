@@ -230,3 +230,163 @@ TEST_CASE(colliding_names) {
   CHECK_RC(hzshm__shm_unlink(n), 0);
 }
 
+
+/* w_open over a file already at the data name, case by case (open_data and
+ * reuse_or_refuse in shm_open.c). Refused (HZSHM_EVERSION without
+ * replace_incompatible): a file that is not ours to reuse but may be
+ * somebody's segment -- our magic with a bad header or reader file, or any
+ * other content of 8 bytes or more; such a file stays as it was, and
+ * replace_incompatible replaces it. Replaced whatever replace_incompatible
+ * says: a file of under 8 bytes, a half-created one (magic still 0), one
+ * others may write, one of another segment (hdr.seg_name). Reused: our own
+ * pair, sound. */
+static void path_of(const char *name, int rd, char *path) {
+  CHECK_RC(hzshm__shm_path(name, rd, path, HZSHM_SHM_PATH_MAX), 0);
+}
+static void put_file(const char *name, const void *p, size_t n) {
+  char path[HZSHM_SHM_PATH_MAX];
+  path_of(name, 0, path);
+  int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  CHECK_GE(fd, 0);
+  CHECK_EQ(write(fd, p, n), (ssize_t)n);
+  close(fd);
+}
+static void stat_of(const char *name, int rd, struct stat *st) {
+  char path[HZSHM_SHM_PATH_MAX];
+  path_of(name, rd, path);
+  CHECK_EQ(stat(path, st), 0);
+}
+static void open_expect(const char *name, int replace, int want_rc, int want_reused) {
+  hzshm__shm_config_t c = cfg();
+  hzshm__shm_t *w = (hzshm__shm_t *)1;
+  int reused = -1;
+  int rc = hzshm__shm_w_open(name, &c, replace, &w, &reused);
+  if (rc != want_rc || (rc == 0 && reused != want_reused))
+    fprintf(stderr, "w_open(%s, replace %d): %s reused %d, want %s reused %d\n", name, replace, hzshm_err_name(rc),
+            reused, hzshm_err_name(want_rc), want_reused);
+  CHECK_RC(rc, want_rc);
+  CHECK_EQ(reused, (rc == 0 ? want_reused : 0));
+  if (rc != 0) {
+    CHECK(w == NULL);
+    return;
+  }
+  hzshm__shm_close(w);
+  hzshm__shm_t *r;
+  CHECK_RC(hzshm__shm_r_attach(name, &r), 0);
+  hzshm__shm_close(r);
+}
+/* Refused, unchanged (the data file and, if `rd`, the reader file); then
+ * replaced by a fresh segment when replace_incompatible says so. */
+static void refused(const char *name, int rd) {
+  struct stat d0, r0, d1, r1;
+  stat_of(name, 0, &d0);
+  if (rd) stat_of(name, 1, &r0);
+  open_expect(name, 0, HZSHM_EVERSION, 0);
+  stat_of(name, 0, &d1);
+  CHECK_EQ(d1.st_ino, d0.st_ino);
+  CHECK_EQ(d1.st_size, d0.st_size);
+  CHECK_EQ(d1.st_mode, d0.st_mode);
+  if (rd) {
+    stat_of(name, 1, &r1);
+    CHECK_EQ(r1.st_ino, r0.st_ino);
+    CHECK_EQ(r1.st_size, r0.st_size);
+  }
+  open_expect(name, 1, 0, 0);
+  stat_of(name, 0, &d1);
+  CHECK(d1.st_ino != d0.st_ino);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+/* A fresh segment `tag`, the path of its data (rd 0) or reader file. */
+static const char *seg_path(const char *tag, int rd, char *path) {
+  const char *n = t_name(tag);
+  make_seg(n);
+  path_of(n, rd, path);
+  return n;
+}
+/* Replaced by a fresh segment even without replace_incompatible. */
+static void replaced(const char *name) {
+  struct stat d0, d1;
+  stat_of(name, 0, &d0);
+  open_expect(name, 0, 0, 0);
+  stat_of(name, 0, &d1);
+  CHECK(d1.st_ino != d0.st_ino);
+  CHECK_RC(hzshm__shm_unlink(name), 0);
+}
+
+TEST_CASE(w_open_decisions) {
+  uint8_t junk[8192];
+  uint64_t seed = 0x9e3779b97f4a7c15ull;
+  for (size_t i = 0; i < sizeof junk; i++) {
+    seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+    junk[i] = (uint8_t)(seed | 1); /* no zero byte: the first word is never 0 */
+  }
+  char path[HZSHM_SHM_PATH_MAX], other[HZSHM_SHM_PATH_MAX + 8];
+  const char *n;
+  /* foreign content: 8 KiB, exactly 8 bytes (refused); 7 bytes (replaced) */
+  put_file(n = t_name("dj8k"), junk, sizeof junk);
+  refused(n, 0);
+  put_file(n = t_name("dj8"), junk, 8);
+  refused(n, 0);
+  put_file(n = t_name("dj7"), junk, 7);
+  replaced(n);
+  /* half-created: junk after a zero magic; our segment with its magic zeroed */
+  uint8_t half[sizeof junk];
+  memcpy(half, junk, sizeof half);
+  memset(half, 0, 8);
+  put_file(n = t_name("dhalf"), half, sizeof half);
+  replaced(n);
+  uint64_t zero = 0;
+  make_seg(n = t_name("dmag0"));
+  patch(n, offsetof(hzshm__shm_hdr_t, magic), &zero, 8);
+  replaced(n);
+  /* our magic, the header bad: truncated, scribbled geometry, another version */
+  n = seg_path("dtrunc", 0, path);
+  struct stat st;
+  stat_of(n, 0, &st);
+  CHECK_EQ(truncate(path, st.st_size - 65536), 0);
+  refused(n, 1);
+  make_seg(n = t_name("dgeo"));
+  uint64_t big = 1ull << 40;
+  patch(n, offsetof(hzshm__shm_hdr_t, bucket_count), &big, 8);
+  refused(n, 1);
+  make_seg(n = t_name("dver"));
+  uint32_t v = HZSHM_SHM_LAYOUT_VERSION + 1;
+  patch(n, offsetof(hzshm__shm_hdr_t, version), &v, 4);
+  refused(n, 1);
+  /* the data file sound, the reader file not: short, gone, group-writable,
+   * with a second name */
+  n = seg_path("rshort", 1, path);
+  CHECK_EQ(truncate(path, 100), 0);
+  refused(n, 1);
+  n = seg_path("rgone", 1, path);
+  CHECK_EQ(unlink(path), 0);
+  refused(n, 0);
+  n = seg_path("rgw", 1, path);
+  CHECK_EQ(chmod(path, 0620), 0);
+  refused(n, 1);
+  n = seg_path("rlink", 1, path);
+  /* the second name outside the segment's names (hzshm.N.rd.* are its
+   * readers' private files, examined by the writer's scan) */
+  snprintf(other, sizeof other, "%.*s/t-link-%d", (int)(strrchr(path, '/') - path), path, (int)getpid());
+  unlink(other);
+  CHECK_EQ(link(path, other), 0);
+  refused(n, 1);
+  CHECK_EQ(unlink(other), 0);
+  /* the data file writable by its group (an old build's), another
+   * segment's (its name in the header): replaced */
+  n = seg_path("dgw", 0, path);
+  CHECK_EQ(chmod(path, 0660), 0);
+  replaced(n);
+  make_seg(n = t_name("dname"));
+  char alien[HZSHM__SEG_NAME_BYTES] = "another-segment";
+  patch(n, offsetof(hzshm__shm_hdr_t, seg_name), alien, sizeof alien);
+  replaced(n);
+  /* ours and sound: reused, the same inode */
+  make_seg(n = t_name("good"));
+  struct stat d0, d1;
+  stat_of(n, 0, &d0);
+  open_expect(n, 0, 0, 1);
+  stat_of(n, 0, &d1);
+  CHECK_EQ(d1.st_ino, d0.st_ino);
+  CHECK_RC(hzshm__shm_unlink(n), 0);
+}
