@@ -43,6 +43,7 @@
 #include "bigseg.h"
 #include "butil.h"
 #include "hzshm.h"
+#include "layout_model.h"
 #include "shm.h"
 
 #ifndef HZSHM_AGENT_BIN
@@ -54,9 +55,11 @@
 static const char *pat_name[NPAT] = {"hot", "zipf", "uniform"};
 
 static bu_agent_t *g_agent; /* stopped on every failure exit after its start */
+static bigseg_t *g_bigseg;   /* --members none: its files removed on every failure exit */
 
 static void fail_exit(void) {
   if (g_agent) bu_agent_stop(g_agent);
+  if (g_bigseg) bigseg_destroy(g_bigseg);
   exit(1);
 }
 
@@ -99,46 +102,61 @@ static uint64_t thread_cpu_ns(void) {
 }
 
 #define CHUNKS 16
-static double get_loop(hzshm_session_t *s, const char *keys, const uint32_t *seq, size_t len, uint64_t *sink,
-                       size_t *errors, double *robust, double *cpu) {
-  uint8_t buf[VSIZE];
-  uint64_t sum = 0, tc[CHUNKS + 1];
-  size_t bad = 0, per = len / CHUNKS;
-  uint64_t cpu0 = thread_cpu_ns();
-  tc[0] = bu_now_ns();
-  for (size_t c = 0; c < CHUNKS; c++) {
-    for (size_t i = c * per; i < (c + 1) * per; i++) {
-      size_t vlen;
-      int rc = hzshm_get(s, keys + (size_t)seq[i] * BU_KEYLEN, BU_KEYLEN, buf, sizeof buf, &vlen);
-      bad += rc != 0;
-      sum += buf[0];
-    }
-    tc[c + 1] = bu_now_ns();
+/* The loop, once per reader (hzshm_get, or the layout model's get with
+ * --model): a macro rather than a call through a pointer, which would add an
+ * indirect call to every lookup. GET(i, buf, &vlen) returns 0 on a hit. */
+#define GET_LOOP(fname, ctx_t, GET)                                                                            \
+  static double fname(ctx_t *ctx, const char *keys, const uint32_t *seq, size_t len, uint64_t *sink,           \
+                      size_t *errors, double *robust, double *cpu) {                                           \
+    uint8_t buf[VSIZE];                                                                                        \
+    uint64_t sum = 0, tc[CHUNKS + 1];                                                                          \
+    size_t bad = 0, per = len / CHUNKS;                                                                        \
+    uint64_t cpu0 = thread_cpu_ns();                                                                           \
+    tc[0] = bu_now_ns();                                                                                       \
+    for (size_t c = 0; c < CHUNKS; c++) {                                                                      \
+      for (size_t i = c * per; i < (c + 1) * per; i++) {                                                       \
+        size_t vlen;                                                                                           \
+        const char *key = keys + (size_t)seq[i] * BU_KEYLEN;                                                   \
+        int rc = GET(ctx, key, buf, &vlen);                                                                    \
+        bad += rc != 0;                                                                                        \
+        sum += buf[0];                                                                                         \
+      }                                                                                                        \
+      tc[c + 1] = bu_now_ns();                                                                                 \
+    }                                                                                                          \
+    uint64_t cpu1 = thread_cpu_ns();                                                                           \
+    if (cpu) *cpu = (double)(cpu1 - cpu0) / (double)(per * CHUNKS);                                            \
+    uint64_t m[CHUNKS];                                                                                        \
+    for (size_t c = 0; c < CHUNKS; c++) m[c] = tc[c + 1] - tc[c];                                              \
+    bu_sort(m, CHUNKS);                                                                                        \
+    if (robust) *robust = (double)(m[CHUNKS / 2 - 1] + m[CHUNKS / 2]) / 2.0 / (double)per;                     \
+    *sink += sum;                                                                                              \
+    *errors += bad;                                                                                            \
+    return (double)(tc[CHUNKS] - tc[0]) / (double)(per * CHUNKS);                                              \
   }
-  uint64_t cpu1 = thread_cpu_ns();
-  if (cpu) *cpu = (double)(cpu1 - cpu0) / (double)(per * CHUNKS);
-  uint64_t m[CHUNKS];
-  for (size_t c = 0; c < CHUNKS; c++) m[c] = tc[c + 1] - tc[c];
-  bu_sort(m, CHUNKS);
-  if (robust) *robust = (double)(m[CHUNKS / 2 - 1] + m[CHUNKS / 2]) / 2.0 / (double)per;
-  *sink += sum;
-  *errors += bad;
-  return (double)(tc[CHUNKS] - tc[0]) / (double)(per * CHUNKS);
-}
+#define HZSHM_GET(s, key, buf, vlp) hzshm_get(s, key, BU_KEYLEN, buf, VSIZE, vlp)
+#define MODEL_GET(m, key, buf, vlp) layout_model_get(m, key, BU_KEYLEN, buf, VSIZE, vlp)
+GET_LOOP(get_loop, hzshm_session_t, HZSHM_GET)
+GET_LOOP(model_loop, layout_model_t, MODEL_GET)
 
 /* One entry point per pattern, so that a profiler can tell them apart
  * (valgrind --tool=callgrind --toggle-collect=loop_zipf ..., see docs/SHM.md). */
 typedef double loop_fn(hzshm_session_t *, const char *, const uint32_t *, size_t, uint64_t *, size_t *, double *,
                        double *);
-#define LOOP(name)                                                                                              \
-  __attribute__((noinline)) static double name(hzshm_session_t *s, const char *k, const uint32_t *q, size_t len, \
-                                               uint64_t *sink, size_t *err, double *robust, double *cpu) {      \
-    return get_loop(s, k, q, len, sink, err, robust, cpu);                                                      \
+typedef double mloop_fn(layout_model_t *, const char *, const uint32_t *, size_t, uint64_t *, size_t *, double *,
+                        double *);
+#define LOOP(name, ctx_t, fn)                                                                                 \
+  __attribute__((noinline)) static double name(ctx_t *s, const char *k, const uint32_t *q, size_t len,         \
+                                               uint64_t *sink, size_t *err, double *robust, double *cpu) {     \
+    return fn(s, k, q, len, sink, err, robust, cpu);                                                           \
   }
-LOOP(loop_hot)
-LOOP(loop_zipf)
-LOOP(loop_uniform)
+LOOP(loop_hot, hzshm_session_t, get_loop)
+LOOP(loop_zipf, hzshm_session_t, get_loop)
+LOOP(loop_uniform, hzshm_session_t, get_loop)
+LOOP(model_hot, layout_model_t, model_loop)
+LOOP(model_zipf, layout_model_t, model_loop)
+LOOP(model_uniform, layout_model_t, model_loop)
 static loop_fn *const loop_of[NPAT] = {loop_hot, loop_zipf, loop_uniform};
+static mloop_fn *const model_of[NPAT] = {model_hot, model_zipf, model_uniform};
 
 /* Dependent-load floor: len steps of p = next[p] over `bytes` of random cache
  * lines (one cycle through all lines, Sattolo's shuffle). */
@@ -197,15 +215,43 @@ static int cmp_d(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* ,"model":{...}: the layout model's figures, in the shape of the segment's. */
+static void model_json(FILE *out, const layout_model_t *lm, uint32_t n, int reps, double mean[NPAT + 1][15],
+                       double robust[NPAT][15], double cpu[NPAT + 1][15]) {
+  double bytes = (double)layout_model_bytes(lm);
+  fprintf(out, ",\"model\":{\"bytes\":%.0f,\"index_bytes\":%" PRIu64 ",\"overhead_B_per_entry\":%.1f,", bytes,
+          layout_model_index_bytes(lm), bytes / n - (BU_KEYLEN + VSIZE));
+  fprintf(out, "\"index_load_factor\":%.3f,\"overflowed\":%u", layout_model_load_factor(lm),
+          layout_model_overflowed(lm));
+  const char *what[3] = {"mean_ns", "chunk_median_ns", "cpu_ns"};
+  for (int k = 0; k < 3; k++) {
+    fprintf(out, ",\"%s\":{", what[k]);
+    for (int p = 0; p <= NPAT && !(k == 1 && p == NPAT); p++) {
+      fprintf(out, "%s\"%s\":[", p ? "," : "", p < NPAT ? pat_name[p] : "floor");
+      for (int r = 0; r < reps; r++) fprintf(out, "%s%.2f", r ? "," : "", k == 0 ? mean[p][r] : k == 1 ? robust[p][r] : cpu[p][r]);
+      fprintf(out, "]");
+    }
+    fprintf(out, "}");
+  }
+  fprintf(out, ",\"median_ns\":{");
+  for (int p = 0; p <= NPAT; p++) {
+    double v[15];
+    memcpy(v, mean[p], sizeof(double) * (size_t)reps);
+    qsort(v, (size_t)reps, sizeof *v, cmp_d);
+    fprintf(out, "%s\"%s\":%.2f", p ? "," : "", p < NPAT ? pat_name[p] : "floor", v[reps / 2]);
+  }
+  fprintf(out, "}}");
+}
+
 int main(int argc, char **argv) {
   const char *members = NULL, *cluster = "dev", *seq_dir = NULL, *json = NULL, *log = NULL;
   uint32_t n = 200000;
   size_t len = 2000000;
-  int reps = 3, keep_map = 0;
+  int reps = 3, keep_map = 0, with_model = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--keep-map")) {
-      keep_map = 1;
+    if (!strcmp(a, "--keep-map") || !strcmp(a, "--model")) {
+      *(a[2] == 'k' ? &keep_map : &with_model) = 1;
       continue;
     }
     if (v == NULL) goto usage;
@@ -238,6 +284,11 @@ int main(int argc, char **argv) {
   /* The segment must hold N entries: ~260 B each today, twice that is ample. */
   char mem[32];
   snprintf(mem, sizeof mem, "%" PRIu64 "m", ((uint64_t)n * 512 >> 20) + 64);
+  /* Entries must outlive the fill and the check pass: the agent's default
+   * local lifetime cap (--max-ttl-ms 60000) expired the first of 1M entries
+   * before the fill ended, and the check pass's refills never caught up. An
+   * hour keeps the expiry check on every hit (the cap, not "none"). */
+  static const char *const ttl_opt[] = {"--max-ttl-ms", "3600000", NULL};
   bu_agent_t ag;
   char aname[64], map[64];
   snprintf(aname, sizeof aname, "app%d", (int)getpid());
@@ -253,8 +304,9 @@ int main(int argc, char **argv) {
     snprintf(ag.name, sizeof ag.name, "%s", aname);
     int brc = bigseg_build(aname, ((uint64_t)n * 512) + (64u << 20), map, n, VSIZE, &bs, &bi);
     if (brc != 0) die("bigseg_build", brc);
+    g_bigseg = bs;
     fill_s = bi.fill_s;
-  } else if (bu_agent_start(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log) != 0) {
+  } else if (bu_agent_start_with(&ag, HZSHM_AGENT_BIN, aname, members, cluster, mem, log, ttl_opt) != 0) {
     return 1;
   } else {
     g_agent = &ag;
@@ -298,13 +350,33 @@ int main(int argc, char **argv) {
   } while (st1.misses != st0.misses && ++passes < 20);
   BU_CHECK(hzshm_stats(h, &st0) == 0);
 
+  /* --model: the one-miss layout's model (layout_model.h) over the same keys
+   * and values, every entry checked once; its loops alternate with the
+   * segment's below, rep by rep, so that both see the same minutes. */
+  layout_model_t *lm = NULL;
+  if (with_model) {
+    rc = layout_model_build(n, keys, BU_KEYLEN, VSIZE, &lm);
+    if (rc != 0) {
+      fprintf(stderr, "bench_app: layout model: %s\n", strerror(-rc));
+      fail_exit();
+    }
+    for (uint32_t i = 0; i < n; i++) {
+      size_t vlen = 0;
+      BU_CHECK(MODEL_GET(lm, keys + (size_t)i * BU_KEYLEN, val, &vlen) == 0 && bu_value_full_ok(val, vlen, i, VSIZE));
+    }
+  }
+
   uint64_t sink = 0;
   size_t errors = 0;
   double mean[NPAT][15], robust[NPAT][15], cpu[NPAT + 1][15], fl[15];
+  double mmean[NPAT + 1][15], mrobust[NPAT][15], mcpu[NPAT + 1][15];
   for (int r = 0; r < reps; r++) {
     for (int p = 0; p < NPAT; p++) {
       loop_of[p](s, keys, seq[p], len / 4, &sink, &errors, NULL, NULL); /* warm-up: caches, TLB, branch predictors */
       mean[p][r] = loop_of[p](s, keys, seq[p], len, &sink, &errors, &robust[p][r], &cpu[p][r]);
+      if (!lm) continue;
+      model_of[p](lm, keys, seq[p], len / 4, &sink, &errors, NULL, NULL);
+      mmean[p][r] = model_of[p](lm, keys, seq[p], len, &sink, &errors, &mrobust[p][r], &mcpu[p][r]);
     }
   }
   BU_CHECK(hzshm_stats(h, &st1) == 0);
@@ -327,7 +399,10 @@ int main(int argc, char **argv) {
   uint64_t used = st1.memory_used + (file_bytes - st1.memory_limit);
   double per_entry = (double)used / (double)st1.entries - (BU_KEYLEN + VSIZE);
   double arena_per_entry = (double)st1.memory_used / (double)st1.entries - (BU_KEYLEN + VSIZE);
-  for (int r = 0; r < reps; r++) fl[r] = chase(used, len, &sink, &cpu[NPAT][r]);
+  for (int r = 0; r < reps; r++) {
+    fl[r] = chase(used, len, &sink, &cpu[NPAT][r]);
+    if (lm) mmean[NPAT][r] = chase(layout_model_bytes(lm), len, &sink, &mcpu[NPAT][r]);
+  }
 
   if (!keep_map && !direct) hzshm_destroy(s);
   hzshm_session_close(s);
@@ -335,6 +410,7 @@ int main(int argc, char **argv) {
   if (direct) bigseg_destroy(bs);
   else bu_agent_stop(&ag);
   g_agent = NULL;
+  g_bigseg = NULL;
 
   char model[256];
   bu_cpu_model(model, sizeof model);
@@ -379,12 +455,16 @@ int main(int argc, char **argv) {
     qsort(v, (size_t)reps, sizeof *v, cmp_d);
     fprintf(out, "%s\"%s\":%.2f", p ? "," : "", p < NPAT ? pat_name[p] : "floor", v[reps / 2]);
   }
-  fprintf(out, "},\"sink\":%" PRIu64 "}\n", sink & 1);
+  fprintf(out, "}");
+  if (lm) model_json(out, lm, n, reps, mmean, mrobust, mcpu);
+  layout_model_free(lm);
+  fprintf(out, ",\"sink\":%" PRIu64 "}\n", sink & 1);
   if (json) fclose(out);
   return 0;
 usage:
   fprintf(stderr,
           "usage: bench_app --members H:P --entries N [--lookups 2000000] [--reps 3] [--seq-dir DIR] [--json FILE]"
-          " [--cluster dev] [--log FILE] [--keep-map]\n       --members none: no agent; fill the segment directly\n");
+          " [--cluster dev] [--log FILE] [--keep-map] [--model]\n       --members none: no agent; fill the segment directly\n"
+          "       --model: also time the one-miss layout's model (layout_model.h) on the same keys and sequences\n");
   return 2;
 }

@@ -155,6 +155,16 @@ static int agent_ready(void *ud) {
 
 int bu_agent_start(bu_agent_t *a, const char *bin, const char *name, const char *members, const char *cluster,
                    const char *memory, const char *log) {
+  return bu_agent_start_with(a, bin, name, members, cluster, memory, log, NULL);
+}
+
+int bu_agent_start_with(bu_agent_t *a, const char *bin, const char *name, const char *members, const char *cluster,
+                        const char *memory, const char *log, const char *const *extra) {
+  const char *argv[32] = {"hzshm-agent", "-n", NULL, "-m", members, "-c", cluster, "--socket", NULL, "--memory",
+                          memory, "--unlink-on-exit"};
+  size_t argc = 12;
+  while (extra && *extra && argc + 1 < sizeof argv / sizeof *argv) argv[argc++] = *extra++;
+  if (extra && *extra) return -1; /* more options than argv holds */
   memset(a, 0, sizeof *a);
   snprintf(a->name, sizeof a->name, "%s", name);
   snprintf(a->sock, sizeof a->sock, "/tmp/hzshm-bench-%s.sock", name);
@@ -170,8 +180,9 @@ int bu_agent_start(bu_agent_t *a, const char *bin, const char *name, const char 
      * /tmp/hzshm-members.lock held every member test on the machine. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     close_range(3, ~0u, 0);
-    execl(bin, "hzshm-agent", "-n", a->name, "-m", members, "-c", cluster, "--socket", a->sock, "--memory", memory,
-          "--unlink-on-exit", (char *)NULL);
+    argv[2] = a->name;
+    argv[8] = a->sock;
+    execv(bin, (char *const *)argv);
     _exit(127);
   }
   a->pid = pid;

@@ -86,6 +86,9 @@ typedef struct {
  * connected. Returns 0 or -1 (with a message). */
 int bu_agent_start(bu_agent_t *a, const char *bin, const char *name, const char *members, const char *cluster,
                    const char *memory, const char *log);
+/* The same with more agent options after those (a NULL-terminated list). */
+int bu_agent_start_with(bu_agent_t *a, const char *bin, const char *name, const char *members, const char *cluster,
+                        const char *memory, const char *log, const char *const *extra);
 /* SIGTERM, wait up to 30 s, SIGKILL after that. */
 void bu_agent_stop(bu_agent_t *a);
 
