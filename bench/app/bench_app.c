@@ -2,6 +2,7 @@
  *
  *   bench_app --members H:P --entries N [--lookups 2000000] [--reps 3]
  *             [--seq-dir DIR] [--json FILE] [--cluster dev] [--log FILE]
+ *             [--keep-map] [--model] [--key-prefetch D]
  *
  * Uses only the public API (include/hzshm.h) the way an application does:
  * one hzshm-agent on the members (bu_agent_start, as bench_store), hzshm_open,
@@ -15,7 +16,12 @@
  *   uniform  uniform over the N entries
  *   floor    dependent-load floor: a pointer chase over random cache lines of
  *            a buffer as large as the segment memory the entries use (arena +
- *            index), 4 KiB pages like the segment's tmpfs file
+ *            index), a file in the segment directory (the segment's page size)
+ *
+ * --model also times the one-miss layout's model (layout_model.h) on the same
+ * keys and sequences, alternating with the segment rep by rep, and a floor
+ * over its own bytes; --key-prefetch D prefetches each key D lookups ahead
+ * (the application's key in its cache; see g_key_prefetch).
  *
  * The index sequences are written once to DIR/{hot,zipf,uniform}.u32 (raw
  * little-endian uint32, --lookups each) so that the Java near-cache peer
@@ -102,6 +108,12 @@ static uint64_t thread_cpu_ns(void) {
 }
 
 #define CHUNKS 16
+/* --key-prefetch D: the loop prefetches the key D lookups ahead, so that the
+ * key is in the cache when hzshm_get is called, as an application's key
+ * usually is (it has just parsed or built it). Without it, a uniform loop over
+ * 1M keys misses on its own 16 MB key array before each lookup, a dependent
+ * miss the floor does not have. Off by default (the Java peer cannot do it). */
+static size_t g_key_prefetch;
 /* The loop, once per reader (hzshm_get, or the layout model's get with
  * --model): a macro rather than a call through a pointer, which would add an
  * indirect call to every lookup. GET(i, buf, &vlen) returns 0 on a hit. */
@@ -117,6 +129,7 @@ static uint64_t thread_cpu_ns(void) {
       for (size_t i = c * per; i < (c + 1) * per; i++) {                                                       \
         size_t vlen;                                                                                           \
         const char *key = keys + (size_t)seq[i] * BU_KEYLEN;                                                   \
+        if (g_key_prefetch) __builtin_prefetch(keys + (size_t)seq[i + g_key_prefetch] * BU_KEYLEN);            \
         int rc = GET(ctx, key, buf, &vlen);                                                                    \
         bad += rc != 0;                                                                                        \
         sum += buf[0];                                                                                         \
@@ -159,13 +172,14 @@ static loop_fn *const loop_of[NPAT] = {loop_hot, loop_zipf, loop_uniform};
 static mloop_fn *const model_of[NPAT] = {model_hot, model_zipf, model_uniform};
 
 /* Dependent-load floor: len steps of p = next[p] over `bytes` of random cache
- * lines (one cycle through all lines, Sattolo's shuffle). */
+ * lines (one cycle through all lines, Sattolo's shuffle), in a file of the
+ * segment directory: the same page size as the segment (4 KiB on /dev/shm,
+ * 2 MiB with HZSHM_SHM_DIR on a huge tmpfs). */
 __attribute__((noinline)) static double chase(size_t bytes, size_t len, uint64_t *sink, double *cpu) {
   size_t lines = bytes / 64;
   if (lines < 2) lines = 2;
-  uint64_t *m = mmap(NULL, lines * 64, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  BU_CHECK(m != MAP_FAILED);
-  madvise(m, lines * 64, MADV_NOHUGEPAGE); /* the segment's tmpfs file has 4 KiB pages */
+  uint64_t *m = bu_map_segdir("chase", lines * 64);
+  BU_CHECK(m != NULL);
   uint32_t *perm = malloc(lines * sizeof *perm);
   BU_CHECK(perm != NULL);
   for (size_t i = 0; i < lines; i++) perm[i] = (uint32_t)i;
@@ -263,10 +277,11 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--seq-dir")) seq_dir = v;
     else if (!strcmp(a, "--json")) json = v;
     else if (!strcmp(a, "--log")) log = v;
+    else if (!strcmp(a, "--key-prefetch")) g_key_prefetch = strtoul(v, NULL, 10);
     else goto usage;
     i++;
   }
-  if (members == NULL || n < 1 || len < 1000 || reps < 1 || reps > 15) goto usage;
+  if (members == NULL || n < 1 || len < 1000 || reps < 1 || reps > 15 || g_key_prefetch > 64) goto usage;
 
   char *keys = malloc((size_t)n * BU_KEYLEN + 1);
   BU_CHECK(keys != NULL);
@@ -278,6 +293,10 @@ int main(int argc, char **argv) {
   uint32_t *seq[NPAT];
   for (int p = 0; p < NPAT; p++) {
     seq[p] = make_seq(p, n, len);
+    /* 64 more (key 0) for --key-prefetch's look-ahead past the end */
+    seq[p] = realloc(seq[p], (len + 64) * sizeof *seq[p]);
+    BU_CHECK(seq[p] != NULL);
+    memset(seq[p] + len, 0, 64 * sizeof *seq[p]);
     if (seq_dir) write_seq(seq_dir, p, seq[p], len);
   }
 
@@ -464,7 +483,7 @@ int main(int argc, char **argv) {
 usage:
   fprintf(stderr,
           "usage: bench_app --members H:P --entries N [--lookups 2000000] [--reps 3] [--seq-dir DIR] [--json FILE]"
-          " [--cluster dev] [--log FILE] [--keep-map] [--model]\n       --members none: no agent; fill the segment directly\n"
+          " [--cluster dev] [--log FILE] [--keep-map] [--model] [--key-prefetch D]\n       --members none: no agent; fill the segment directly\n"
           "       --model: also time the one-miss layout's model (layout_model.h) on the same keys and sequences\n");
   return 2;
 }

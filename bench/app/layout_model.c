@@ -3,8 +3,8 @@
  * Memory: one file in the segment directory ($HZSHM_SHM_DIR, default
  * /dev/shm) holding [header line | slot line | slab table | index | arena],
  * mapped MAP_SHARED like a segment's data file, and a second one for the
- * SIEVE bits (the reader file's bitmap). Both are unlinked right after
- * mapping: nothing is left behind if the benchmark dies. */
+ * SIEVE bits (the reader file's bitmap), from bu_map_segdir: unlinked
+ * right after mapping, so nothing is left behind if the benchmark dies. */
 #define _GNU_SOURCE
 #include "layout_model.h"
 
@@ -79,19 +79,6 @@ static uint64_t coarse_ns(void) {
   return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
-static void *map_file(const char *tag, size_t bytes) {
-  const char *dir = getenv("HZSHM_SHM_DIR");
-  char path[4096];
-  snprintf(path, sizeof path, "%s/hzshm-model.%d.%s", dir && *dir ? dir : "/dev/shm", (int)getpid(), tag);
-  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) return NULL;
-  void *p = MAP_FAILED;
-  if (ftruncate(fd, (off_t)bytes) == 0) p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-  unlink(path);
-  close(fd);
-  return p == MAP_FAILED ? NULL : p;
-}
-
 /* Lemire's multiply-shift: the low 32 bits of the hash onto [0, nb) without a
  * division, so the bucket count need not be a power of two (the index stays
  * at FILL instead of anywhere between FILL/2 and FILL). The tag is the top 16. */
@@ -111,8 +98,8 @@ int layout_model_build(uint32_t n, const char *keys, size_t klen, size_t vsize, 
   size_t head = 4096 + ((slabs * 8 + PARTS * 8 + 4095) & ~(size_t)4095);
   m->bytes = head + nb * 64 + arena;
   m->bitmap_bytes = ((arena / 64 + 63) / 64 * 8 + 4095) & ~(size_t)4095;
-  m->base = map_file("data", m->bytes);
-  m->bitmap = map_file("rd", m->bitmap_bytes);
+  m->base = bu_map_segdir("model-data", m->bytes);
+  m->bitmap = bu_map_segdir("model-rd", m->bitmap_bytes);
   if (!m->base || !m->bitmap) {
     layout_model_free(m);
     return -errno;

@@ -70,6 +70,24 @@ for n, a, ours, ours_c, floor, java, best, cpu in rows:
             r = best[p] / ours[p]
             s.append("%s vs Java %.1f× (%s)" % (p, r, "met" if r >= t else "missed"))
     L.append("- %s entries: %s." % ("{:,}".format(n), "; ".join(s)))
+# The one-miss layout's model (bench_app --model, layout_model.h), same run,
+# same keys and sequences: what the layout issue 15 asks for would cost here.
+mrows = [(n, a) for n, a, *_ in rows if "model" in a]
+if mrows:
+    L += ["", "One-miss layout, modelled (bench_app --model: bench/app/layout_model.h; a bucketized tag index and "
+          "entries with a 28-byte header, read with every load and store of the real reader; no writer, no sharing), "
+          "same run, loops alternating with the segment's rep by rep; its floor is a chase over its own bytes:", "",
+          "| entries | pattern | segment via hzshm_get ns | model ns [chunk median] | model floor ns | model / its floor | "
+          "model bytes/entry beyond key+value, index incl. | index |",
+          "|---|---|---|---|---|---|---|---|"]
+    for n, a in mrows:
+        m = a["model"]
+        mf = min(m["mean_ns"]["floor"])
+        for p in PATS:
+            mv = min(m["mean_ns"][p])
+            L.append("| %s | %s | %.1f | %.1f [%.1f] | %.1f | %.2f | %.1f B | %.1f MiB, %.0f %% full, %d entries in a later bucket |" % (
+                "{:,}".format(n), p, min(a["mean_ns"][p]), mv, min(m["chunk_median_ns"][p]), mf, mv / mf,
+                m["overhead_B_per_entry"], m["index_bytes"] / 2**20, 100 * m["index_load_factor"], m["overflowed"]))
 # Hit throughput 1 -> 2 reader processes with the writer applying
 # invalidations: bench_store's readers/hzshm/N (bs_readers.cc), from this run.
 rd = {}

@@ -7,7 +7,10 @@
 #include <fcntl.h>
 #include <math.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -151,6 +154,21 @@ static int agent_ready(void *ud) {
   int ok = hzshm_stats(h, &s) == 0 && s.agent_pid == a->pid && s.cluster_state == HZSHM_CLUSTER_CONNECTED && s.agent_state == HZSHM_AGENT_SERVING;
   hzshm_close(h);
   return ok;
+}
+
+void *bu_map_segdir(const char *tag, size_t bytes) {
+  const char *dir = getenv("HZSHM_SHM_DIR");
+  char path[4096];
+  snprintf(path, sizeof path, "%s/hzshm-bench.%d.%s", dir && *dir ? dir : "/dev/shm", (int)getpid(), tag);
+  int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return NULL;
+  void *p = MAP_FAILED;
+  if (ftruncate(fd, (off_t)bytes) == 0) p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int e = errno;
+  unlink(path);
+  close(fd);
+  errno = e;
+  return p == MAP_FAILED ? NULL : p;
 }
 
 int bu_agent_start(bu_agent_t *a, const char *bin, const char *name, const char *members, const char *cluster,

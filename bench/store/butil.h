@@ -74,6 +74,12 @@ int bu_value_full_ok(const uint8_t *v, size_t len, uint64_t i, size_t n);
  * fixed permutation so hot keys are not neighbours in memory. */
 uint32_t *bu_zipf_draws(uint32_t nkeys, double s, size_t n, uint64_t seed);
 
+/* `bytes` of a file in the segment directory ($HZSHM_SHM_DIR, default
+ * /dev/shm), mapped MAP_SHARED read-write and unlinked at once: memory backed
+ * like a segment's (4 KiB pages on /dev/shm, 2 MiB on a huge tmpfs). NULL on
+ * failure (errno set). Unmap with munmap(p, bytes). */
+void *bu_map_segdir(const char *tag, size_t bytes);
+
 /* ---- agents ---- */
 typedef struct {
   pid_t pid;
