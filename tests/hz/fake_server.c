@@ -2,7 +2,7 @@
  *
  *   fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE]
  *               [--repeat | --times N] [--skip N] [--partitions N] [--error-code N]
- *               [--new-cluster-id]
+ *               [--new-cluster-id | --cluster-id N]
  *   fake_server --list
  *
  * Listens on 127.0.0.1:P (P = 0: any free port) and prints one line
@@ -16,7 +16,8 @@
  * answers unless --repeat is given (every trigger request faults) or
  * --times N (the first N trigger requests fault, counted over all
  * connections); --skip N answers the first N trigger requests normally
- * first. Runs until killed (SIGTERM); exit status 2 on bad arguments, 1 when
+ * first. --cluster-id N (0..255) puts N in byte 14 of the cluster id (2 by
+ * default): two fakes of different ids are two clusters. Runs until killed (SIGTERM); exit status 2 on bad arguments, 1 when
  * it cannot listen.
  *
  * Single-threaded poll loop; blocking writes (answers are small, except the
@@ -215,7 +216,7 @@ static int on_readable(fs_conn_t *c) {
 
 static void usage(FILE *f) {
   fprintf(f, "usage: fake_server --port P --scenario NAME [--trigger first|auth|0xTYPE] [--repeat | --times N]\n"
-             "                   [--skip N] [--partitions N] [--error-code N] [--new-cluster-id]\n"
+             "                   [--skip N] [--partitions N] [--error-code N] [--new-cluster-id | --cluster-id N]\n"
              "       fake_server --list\n");
 }
 
@@ -244,6 +245,12 @@ int main(int argc, char **argv) {
     } else if (v != NULL && strcmp(a, "--skip") == 0) {
       skip = strtol(v, NULL, 10), i++;
       if (skip < 0) {
+        usage(stderr);
+        return 2;
+      }
+    } else if (v != NULL && strcmp(a, "--cluster-id") == 0) {
+      hzshm__fs_cluster_id = (int32_t)strtol(v, NULL, 0), i++;
+      if (hzshm__fs_cluster_id < 0 || hzshm__fs_cluster_id > 255) {
         usage(stderr);
         return 2;
       }

@@ -78,5 +78,6 @@ extern int32_t hzshm__fs_partition_count;
 extern uint16_t hzshm__fs_port;
 extern int32_t hzshm__fs_error_code;
 extern int hzshm__fs_new_cluster_id;
+extern int32_t hzshm__fs_cluster_id;
 
 #endif /* HZSHM_FAKE_SERVER_H */

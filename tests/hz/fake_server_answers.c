@@ -11,6 +11,7 @@
 int32_t hzshm__fs_partition_count = 271;
 uint16_t hzshm__fs_port;
 int hzshm__fs_new_cluster_id;   /* --new-cluster-id: every connection sees another cluster id */
+int32_t hzshm__fs_cluster_id = 2; /* --cluster-id N: byte 14 of the cluster id */
 static uint8_t cluster_generation; /* bumped per authenticated connection when the flag is set */
 int32_t hzshm__fs_error_code = 39; /* PartitionMigrating: retryable */
 
@@ -143,7 +144,8 @@ void hzshm__fs_auth_response(fs_buf_t *out, int64_t corr, uint8_t status) {
   put_uuid(out, member_uuid);
   hzshm__fs_u8(out, 1); /* serializationVersion */
   hzshm__fs_le32(out, (uint32_t)hzshm__fs_partition_count);
-  if (hzshm__fs_new_cluster_id && status == 0) cluster_uuid[14] = cluster_generation++; /* as after a cluster restart */
+  if (!hzshm__fs_new_cluster_id) cluster_uuid[14] = (uint8_t)hzshm__fs_cluster_id;
+  else if (status == 0) cluster_uuid[14] = cluster_generation++; /* as after a cluster restart */
   put_uuid(out, cluster_uuid);
   hzshm__fs_u8(out, 0);  /* failoverSupported */
   hzshm__fs_le32(out, 1); /* memberListVersion */
