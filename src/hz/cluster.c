@@ -252,27 +252,43 @@ static int auth_accept(hzc_client_t *c, hzc__conn_t *k, const hzc__msg_t *m, int
   return 0;
 }
 
+/* The routing tables for n partitions, both or neither (every reader of
+ * powner / pmember relies on that): on failure both are freed and
+ * partition_count is 0, so the next join allocates them afresh. */
+static int routing_alloc(hzc_client_t *c, uint32_t n) {
+  c->powner = calloc(n, sizeof *c->powner);
+  c->pmember = malloc(n * sizeof *c->pmember);
+  if (!c->powner || !c->pmember) {
+    free(c->powner);
+    free(c->pmember);
+    c->powner = NULL;
+    c->pmember = NULL;
+    c->partition_count = 0;
+    return -ENOMEM;
+  }
+  c->partition_count = n;
+  for (uint32_t p = 0; p < n; p++) c->pmember[p] = -1;
+  return 0;
+}
+
 /* The first ready connection (again): the client is connected to the cluster
  * of r. Emits CONNECTED / RECONNECTED / CLUSTER_CHANGED, whose handler may
  * close k: 0 = k is still ready, else the caller stops. */
 static int cluster_join(hzc_client_t *c, hzc__conn_t *k, const hzc__auth_resp_t *r, const char *u) {
   enum hzc_event_kind kind = HZC_EV_CONNECTED;
-  if (c->ever_connected) {
+  if (c->ever_connected)
     kind = uuid_eq(&c->cluster_id, &r->cluster_id) ? HZC_EV_RECONNECTED : HZC_EV_CLUSTER_CHANGED;
-    c->st.reconnects++;
-  }
   if (kind != HZC_EV_RECONNECTED) cluster_reset_view(c);
-  c->cluster_id = r->cluster_id;
-  if (!c->powner) {
-    c->partition_count = (uint32_t)r->partition_count;
-    c->powner = calloc(c->partition_count, sizeof *c->powner);
-    c->pmember = malloc(c->partition_count * sizeof *c->pmember);
-    if (!c->powner || !c->pmember) {
-      hzc__conn_close(k, -ENOMEM, "out of memory");
-      return -1;
-    }
-    for (uint32_t p = 0; p < c->partition_count; p++) c->pmember[p] = -1;
+  /* Before the cluster id is taken: a join that fails here changes nothing
+   * the next one decides on, so after a failed CLUSTER_CHANGED the next join
+   * is a CLUSTER_CHANGED again (the user clears what it kept of the old
+   * cluster), not a RECONNECTED. */
+  if (!c->powner && routing_alloc(c, (uint32_t)r->partition_count) != 0) {
+    hzc__conn_close(k, -ENOMEM, "out of memory");
+    return -1;
   }
+  if (c->ever_connected) c->st.reconnects++;
+  c->cluster_id = r->cluster_id;
   c->members_seen = 0; /* the first MembersView after (re)connect is applied whatever its version */
   c->partitions_fresh = 0; /* owners may have moved while we were away (hzc_partition_watch) */
   c->connected = 1;

@@ -207,7 +207,7 @@ struct hzc_client {
   int32_t members_version;
   int members_seen;         /* a MembersView arrived since the last (re)connect */
   uint32_t partition_count;
-  hzc_uuid_t *powner;       /* owner uuid per partition */
+  hzc_uuid_t *powner;       /* owner uuid per partition (powner and pmember: both or neither) */
   int32_t *pmember;         /* index into members, -1 unknown */
   int32_t partitions_version;
   hzc__call_t *view_call; /* cluster-view listener registration */
