@@ -179,6 +179,11 @@ struct agent {
   uv_signal_t sigterm, sigint;
   uv_timer_t tick;          /* health.c: every 50 ms */
   unsigned ticks;           /* ticks so far (every 20th runs the idle check) */
+  struct {                  /* health.c: the tick's lock-name check while it cannot tell */
+    int err;                /* its last failure (-errno, HZSHM_*), 0 while it works */
+    uint64_t since_ms;      /* when it started failing */
+    uint64_t log_ms;        /* when that was last logged */
+  } lockname;
   int stopping;
   int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */
 

@@ -101,12 +101,40 @@ void health_watch(agent_t *a) {
   if (back) health_reconcile_soon(a);
 }
 
+/* The lock-name check failed (here < 0: lstat of the name or fstat of our
+ * lock file failed, e.g. EACCES on a directory made unsearchable, EIO) or
+ * works again (here 1). It then cannot tell whether the name is still ours;
+ * but stopping on an error that may pass would let whoever can change the
+ * directory stop the cache, and a writer starting meanwhile meets the same
+ * directory. So the agent keeps serving and warns: at the first failure,
+ * then at most once a minute while it lasts, and once when the check works
+ * again (no counter: the state is a log line, not a rate). */
+static void lockname_note(agent_t *a, int here) {
+  uint64_t now = now_ms();
+  if (here < 0 && a->lockname.err == 0) {
+    log_at(LVL_WARN,
+           "segment %s: cannot check that the lock file at its name is still ours: %s (%s); still serving, checked "
+           "again every tick (logged at most once a minute while it fails)",
+           a->o.name, hzshm_strerror(here), hzshm_err_name(here));
+    a->lockname.since_ms = a->lockname.log_ms = now;
+  } else if (here < 0 && now - a->lockname.log_ms >= 60000) {
+    log_at(LVL_WARN, "segment %s: the lock-name check still fails: %s (%s) for %llu s; still serving", a->o.name,
+           hzshm_strerror(here), hzshm_err_name(here), (unsigned long long)(now - a->lockname.since_ms) / 1000);
+    a->lockname.log_ms = now;
+  } else if (here > 0 && a->lockname.err != 0) {
+    log_at(LVL_WARN, "segment %s: the lock-name check works again (the lock file at the name is ours) after %llu ms of %s",
+           a->o.name, (unsigned long long)(now - a->lockname.since_ms), hzshm_err_name(a->lockname.err));
+  }
+  a->lockname.err = here < 0 ? here : 0;
+}
+
 static void tick_cb(uv_timer_t *t) {
   agent_t *a = t->data;
 #ifdef HZSHM_AGENT_TEST_SEAMS
   seam_tick(a); /* test-only build: network cuts */
 #endif
-  if (hzshm__shm_w_holds_name(a->shm) == 0) {
+  int here = hzshm__shm_w_holds_name(a->shm);
+  if (here == 0) {
     /* Our lock file is no longer at the lock name: a writer starting now
      * locks a fresh file and takes this data file too. Stop before two
      * writers change it (docs/SHM.md, writer exclusion). */
@@ -114,6 +142,7 @@ static void tick_cb(uv_timer_t *t) {
                    "stopping so that a new agent is the only writer", a->o.name);
     return;
   }
+  lockname_note(a, here);
   health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   hzshm__shm_w_maintain(a->shm);

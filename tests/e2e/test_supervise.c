@@ -12,9 +12,14 @@
  *     serving agent (another writer could now start on its data file): the
  *     agent stops, exit 1, one "fatal:" line, and leaves the data and
  *     reader files where they are (case lock_name_lost)
+ *   - the lock name cannot be checked (the segment directory made
+ *     unsearchable under an agent of another uid, then restored): the agent
+ *     warns once naming the errno, keeps serving, and says when the check
+ *     works again (case lock_name_unreadable)
  *   - with libsystemd: READY=1 on NOTIFY_SOCKET once serving and connected,
  *     WATCHDOG=1 pings with WATCHDOG_USEC, STOPPING=1 on SIGTERM */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -268,5 +273,89 @@ TEST_CASE(lock_name_lost) {
     unlink(rd);
     unlink(segpath("sup_lock"));
   }
+  unlink(logp);
+}
+
+/* e2e_wait predicate: the heartbeat was written again n times (the age fell), so n ticks ran. */
+typedef struct {
+  hzshm_t *h;
+  uint64_t last_age;
+  int n;
+} ticks_t;
+static int ticked(void *ud) {
+  ticks_t *t = ud;
+  uint64_t age = e2e_stats(t->h).heartbeat_age_ms;
+  if (age < t->last_age) t->n--;
+  t->last_age = age;
+  return t->n <= 0;
+}
+
+/* The lock name cannot be checked: lstat fails with EACCES once the private
+ * segment directory is mode 0 (the agent runs as uid 65533, which root's
+ * chmod does stop; as root it would not). The agent must not stop (that
+ * would hand a denial of service to whoever can chmod the directory): it
+ * logs one warning naming the errno, keeps serving, and logs once when the
+ * check works again. Root only (another uid for the agent). */
+TEST_CASE(lock_name_unreadable) {
+  if (geteuid() != 0) {
+    printf("lock_name_unreadable: not root, skipped (the agent must run as another uid)\n");
+    return;
+  }
+  char dir[128], name[64];
+  snprintf(dir, sizeof dir, "/tmp/hzshm-e2e-lockdir.%d", (int)getpid());
+  snprintf(name, sizeof name, "sup_lacc%d", (int)getpid());
+  snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-sup_lacc.%d.log", (int)getpid());
+  CHECK_EQ(mkdir(dir, 0755), 0);
+  CHECK_EQ(chown(dir, 65533, 65534), 0);
+  CHECK_EQ(setenv("HZSHM_SHM_DIR", dir, 1), 0);
+  CHECK_EQ(setenv("HZSHM_AGENT_UID", "65533", 1), 0); /* this (root) process trusts the agent's uid */
+  unlink(logp);
+  e2e_agent_t a = {.run_uid = 65533, .run_gid = 65534};
+  snprintf(a.log_path, sizeof a.log_path, "%s", logp);
+  e2e_agent_start(&a, name, e2e_members());
+  hzshm_t *h;
+  hzshm_session_t *s;
+  e2e_open_watched(name, "lacc", &h, &s);
+  CHECK_RC(hzshm_set(s, "k1", 2, "v1", 2), 0);
+  CHECK_GE(e2e_wait_serves(s, "k1", "v1", 10000), 0);
+
+  CHECK_EQ(chmod(dir, 0), 0);
+  seen_t warn = {logp, "cannot check that the lock file at its name is still ours"};
+  CHECK_GE(e2e_wait(seen, &warn, 5000), 0);
+  ticks_t t = {h, UINT64_MAX, 5};
+  CHECK_GE(e2e_wait(ticked, &t, 5000), 0); /* five more failing ticks: no more lines */
+  /* Still serving: a hit, and a write and a miss through the agent. */
+  CHECK(e2e_serves(s, "k1", "v1"));
+  CHECK_RC(hzshm_set(s, "k2", 2, "v2", 2), 0);
+  CHECK_GE(e2e_wait_serves(s, "k2", "v2", 10000), 0);
+  CHECK(alive_and_serving(&a));
+  CHECK_EQ(chmod(dir, 0755), 0);
+  seen_t back = {logp, "the lock-name check works again"};
+  CHECK_GE(e2e_wait(seen, &back, 5000), 0);
+  show_log("segment directory mode 0, then 0755");
+  CHECK_EQ(e2e_file_count(logp, "cannot check that the lock file at its name is still ours: Permission denied (EACCES)"),
+           1);
+  CHECK_EQ(e2e_file_count(logp, "lock-name check still fails"), 0); /* at most once a minute */
+  CHECK_EQ(e2e_file_count(logp, "the lock-name check works again"), 1);
+  CHECK_EQ(e2e_file_count(logp, "fatal:"), 0);
+  CHECK(alive_and_serving(&a));
+  CHECK(e2e_serves(s, "k2", "v2"));
+  hzshm_session_close(s);
+  hzshm_close(h);
+  CHECK_RC(e2e_agent_stop(&a), 0);
+  DIR *d = opendir(dir); /* --unlink-on-exit removed the segment; anything left is reported and removed */
+  CHECK(d);
+  int left = 0;
+  for (struct dirent *e; (e = readdir(d));) {
+    if (e->d_name[0] == '.') continue;
+    char p[512];
+    snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+    printf("left in the segment directory: %s\n", e->d_name);
+    unlink(p);
+    left++;
+  }
+  closedir(d);
+  CHECK_EQ(rmdir(dir), 0);
+  CHECK_EQ(left, 0);
   unlink(logp);
 }
