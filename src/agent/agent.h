@@ -12,6 +12,7 @@
 #include "hzshm.h"
 #include "ipc.h"
 #include "ipc_counters.h"
+#include "pages.h"
 #include "report.h"
 #include "shm.h"
 #include "table.h"
@@ -186,6 +187,7 @@ struct agent {
   } lockname;
   int stopping;
   int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */
+  int huge_pages;           /* pages.c's finding at start-up (PAGES_*): /metrics reports it */
 
   /* Cluster view (health.c writes it from the client's events). */
   struct {

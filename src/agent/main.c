@@ -153,6 +153,19 @@ static int alloc_state(agent_t *a) {
              : 0;
 }
 
+/* One info line: which pages back the segment, and why not 2 MiB (pages.c).
+ * Never a reason to stop. */
+static void log_pages(agent_t *a) {
+  char path[HZSHM_SHM_PATH_MAX], why[1024];
+  if (hzshm__shm_path(a->o.name, 0, path, sizeof path) != 0) { /* w_open made the same path */
+    a->huge_pages = PAGES_UNKNOWN;
+    log_info("segment pages unknown (no path for cache %s)", a->o.name);
+    return;
+  }
+  a->huge_pages = pages_probe(path, why, sizeof why);
+  log_info("%s", why);
+}
+
 /* Opens (or reuses) the segment; a reused one has every partition marked
  * stale before it serves; records the socket path for readers. */
 static int open_segment(agent_t *a, const hzshm__shm_config_t *cfg) {
@@ -170,6 +183,7 @@ static int open_segment(agent_t *a, const hzshm__shm_config_t *cfg) {
            "raise --memory or lower --sessions/--readers",
            (unsigned long long)(ss.memory_limit >> 10), (unsigned long long)(a->o.memory >> 10), a->o.sessions,
            a->o.readers);
+  log_pages(a);
 #ifdef HZSHM_AGENT_TEST_SEAMS
   seam_after_open(); /* test-only build: widens the window the marks below close */
 #endif

@@ -120,13 +120,21 @@ static void h_metrics(http_t *h, int head) {
     return;
   }
   size_t n = hzshm__prom_render(NULL, 0, a->o.name, &st, a->stats.hist, 2);
-  char *body = malloc(n + 1);
+  char pages[512]; /* the agent's own facts, not in the segment (the CLI has no such line) */
+  int pn = snprintf(pages, sizeof pages,
+                    "# HELP hzshm_segment_huge_pages 1 when 2 MiB pages back the segment (PMD-mapped at start-up), "
+                    "else 0 (the start-up log line says why).\n# TYPE hzshm_segment_huge_pages gauge\n"
+                    "hzshm_segment_huge_pages{cache=\"%s\"} %d\n",
+                    a->o.name, a->huge_pages == PAGES_2M);
+  size_t pl = pn > 0 && (size_t)pn < sizeof pages ? (size_t)pn : 0;
+  char *body = malloc(n + pl + 1);
   if (body == NULL) {
     h_error(h, "503 Service Unavailable");
     return;
   }
   hzshm__prom_render(body, n + 1, a->o.name, &st, a->stats.hist, 2);
-  h_send(h, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, n, head);
+  memcpy(body + n, pages, pl);
+  h_send(h, "200 OK", "text/plain; version=0.0.4; charset=utf-8", body, n + pl, head);
   free(body);
 }
 
