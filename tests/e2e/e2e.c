@@ -2,9 +2,11 @@
 #define _GNU_SOURCE
 #include "e2e.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
@@ -422,4 +424,39 @@ static int serves_cb(void *ud) {
 int64_t e2e_wait_serves(hzshm_session_t *s, const char *key, const char *want, uint32_t timeout_ms) {
   e2e_serves_t x = {s, key, want};
   return e2e_wait(serves_cb, &x, timeout_ms);
+}
+
+size_t e2e_http(int port, const char *req, size_t len, char *out, size_t cap) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  CHECK_GE(fd, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+  size_t off = 0;
+  while (off < len) {
+    ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
+    if (w <= 0) break; /* the agent may answer and close before reading it all (431) */
+    off += (size_t)w;
+  }
+  size_t n = 0;
+  uint64_t deadline = e2e_now_us() + 20000000u;
+  for (;;) {
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    CHECK_LT(e2e_now_us(), deadline);
+    if (poll(&p, 1, 1000) != 1) continue;
+    ssize_t r = recv(fd, out + n, cap - 1 - n, 0);
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  out[n] = 0;
+  close(fd);
+  return n;
+}
+
+double e2e_prom_sample(const char *text, const char *series) {
+  size_t sl = strlen(series);
+  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
+    if (!strncmp(p, series, sl) && p[sl] == ' ') return strtod(p + sl + 1, NULL);
+  }
+  return -1;
 }

@@ -61,6 +61,13 @@ int e2e_file_count(const char *path, const char *needle);
  * elapsed microseconds, or -1 on timeout. Polling interval ~1 ms. */
 int64_t e2e_wait(int (*fn)(void *ud), void *ud, uint32_t timeout_ms);
 
+/* Sends req (len bytes) to 127.0.0.1:port and reads the answer until EOF
+ * (deadline 20 s) into out (NUL-terminated): its length. */
+size_t e2e_http(int port, const char *req, size_t len, char *out, size_t cap);
+/* The value of the sample line starting with `series ` in a Prometheus
+ * exposition (-1 if absent). */
+double e2e_prom_sample(const char *text, const char *series);
+
 /* Runs the CLI: argv[0] is ignored (the built binary is used); stdin_data may
  * be NULL. Captures stdout into out (NUL-terminated) and returns the exit code. */
 int e2e_cli(char *out, size_t cap, const char *stdin_data, const char *const *argv);

@@ -9,12 +9,7 @@
  *     an oversized head 431; a silent connection closed by the agent
  *   - the CLI's exposition carries the same names */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include "e2e.h"
 
@@ -22,44 +17,11 @@
 
 static char resp[1 << 18];
 
-/* Sends req (len bytes) to the endpoint and reads until EOF (deadline 20 s). */
-static size_t scrape_raw(const char *req, size_t len) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  CHECK_GE(fd, 0);
-  struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(MPORT)};
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  CHECK_EQ(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
-  size_t off = 0;
-  while (off < len) {
-    ssize_t w = send(fd, req + off, len - off, MSG_NOSIGNAL);
-    if (w <= 0) break; /* the agent may answer and close before reading it all (431) */
-    off += (size_t)w;
-  }
-  size_t n = 0;
-  uint64_t deadline = e2e_now_us() + 20000000u;
-  for (;;) {
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    CHECK_LT(e2e_now_us(), deadline);
-    if (poll(&p, 1, 1000) != 1) continue;
-    ssize_t r = recv(fd, resp + n, sizeof resp - 1 - n, 0);
-    if (r <= 0) break;
-    n += (size_t)r;
-  }
-  resp[n] = 0;
-  close(fd);
-  return n;
-}
+static size_t scrape_raw(const char *req, size_t len) { return e2e_http(MPORT, req, len, resp, sizeof resp); }
 
 static size_t scrape(const char *req) { return scrape_raw(req, strlen(req)); }
 
-/* The value of the sample line starting with `series ` (-1 if absent). */
-static double sample(const char *text, const char *series) {
-  size_t sl = strlen(series);
-  for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL) {
-    if (!strncmp(p, series, sl) && p[sl] == ' ') return strtod(p + sl + 1, NULL);
-  }
-  return -1;
-}
+static double sample(const char *text, const char *series) { return e2e_prom_sample(text, series); }
 
 /* Every line is a comment or "name{...} value". */
 static void check_exposition(const char *body) {
