@@ -6,8 +6,8 @@
  * as systemd sets it for a service) a line is "<N>message" instead: N is the
  * syslog priority and the journal adds time, unit and pid itself.
  * --log-level (error, warn, info, debug; default info) drops lines of a lower
- * priority. A normal start logs two info lines (serving, connected); every
- * further info line is a change of state.
+ * priority. A normal start logs three info lines (the segment's pages,
+ * serving, connected); every further info line is a change of state.
  */
 #include <stdarg.h>
 #include <stdio.h>
