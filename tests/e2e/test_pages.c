@@ -10,13 +10,17 @@
  *     /proc/PID/smaps of the agent shows PMD-mapped kB for the data file
  *     (the part written at open is enough); the gauge is 1. Skipped when the
  *     kernel refuses huge= (EINVAL: no THP for tmpfs) or there is no mount
- *     namespace (not root). */
+ *     namespace (not root)
+ *   - tmpfs_no_huge: a subdirectory of a tmpfs without huge= mounted over a
+ *     huge one: 4 KiB, the line names the containing mount point and judges
+ *     the mount on top. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "e2e.h"
@@ -46,15 +50,16 @@ static const char *log_line(const char *needle) {
   return line;
 }
 
-/* Starts an agent for cache name with --metrics-listen on port and waits
- * (30 s) for its pages line (every start logs exactly one): returns the line. */
+/* Starts an agent for cache name (with --metrics-listen on port unless 0)
+ * and waits (30 s) for its pages line (every start logs exactly one):
+ * returns the line. */
 static pid_t start(const char *name, int port, const char **pline) {
   snprintf(logp, sizeof logp, "/tmp/hzshm-e2e-pages-%s.%d.log", name, (int)getpid());
   snprintf(sock, sizeof sock, "/tmp/hzshm-e2e-pages-%s.%d.sock", name, (int)getpid());
   char listen[32];
   snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
   const char *av[] = {"hzshm-agent", "-n", name, "-m", "127.0.0.1:9", "--memory", "64m", "--socket", sock,
-                      "--metrics-listen", listen, "--unlink-on-exit", NULL};
+                      "--unlink-on-exit", port ? "--metrics-listen" : NULL, listen, NULL};
   unlink(logp);
   pid_t pid = e2e_agent_spawn_argv(av, logp);
   seen_t s = {logp, " info: segment "};
@@ -165,28 +170,41 @@ TEST_CASE(devshm) {
   stop(pid);
 }
 
-TEST_CASE(huge_tmpfs) {
+/* A private mount namespace for the rest of the case: 0, or -1 after
+ * printing why the case is skipped. The case runs in a child of its own
+ * (tests/common/runner.c): the namespace and its mounts go when it exits,
+ * whatever happens. */
+static int private_mounts(void) {
   if (geteuid() != 0) {
     printf("skipped: not root (needs a mount namespace and mount(2))\n");
-    return;
+    return -1;
   }
-  /* This case runs in a child of its own (tests/common/runner.c): the
-   * namespace and its mount go when it exits, whatever happens. */
   if (unshare(CLONE_NEWNS) != 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
     printf("skipped: no private mount namespace here (%s)\n", strerror(errno));
-    return;
+    return -1;
   }
+  return 0;
+}
+
+/* Mounts a tmpfs with options opts on dir: 0, or the errno (CHECKs any but EINVAL). */
+static int mount_tmpfs(const char *dir, const char *opts) {
+  if (mount("hzshm-e2e-pages", dir, "tmpfs", 0, opts) == 0) return 0;
+  int err = errno;
+  if (err != EINVAL) fprintf(stderr, "mount tmpfs -o %s on %s: %s\n", opts, dir, strerror(err));
+  CHECK_EQ(err, EINVAL);
+  return err;
+}
+
+#define HUGE_OPTS "huge=within_size,size=256m,mode=1777"
+
+TEST_CASE(huge_tmpfs) {
+  if (private_mounts() != 0) return;
   char dir[] = "/tmp/hzshm-e2e-huge.XXXXXX";
   CHECK_NE(mkdtemp(dir), NULL);
-  if (mount("hzshm-e2e-huge", dir, "tmpfs", 0, "huge=within_size,size=256m,mode=1777") != 0) {
-    int err = errno;
+  if (mount_tmpfs(dir, HUGE_OPTS) != 0) {
     rmdir(dir);
-    if (err == EINVAL) {
-      printf("skipped: the kernel refuses tmpfs huge=within_size (EINVAL: no transparent huge pages for tmpfs)\n");
-      return;
-    }
-    fprintf(stderr, "mount tmpfs on %s: %s\n", dir, strerror(err));
-    CHECK(0);
+    printf("skipped: the kernel refuses tmpfs huge=within_size (EINVAL: no transparent huge pages for tmpfs)\n");
+    return;
   }
   setenv("HZSHM_SHM_DIR", dir, 1);
   const char *l;
@@ -202,5 +220,35 @@ TEST_CASE(huge_tmpfs) {
   stop(pid);
   unsetenv("HZSHM_SHM_DIR");
   CHECK_EQ(umount(dir), 0);
+  CHECK_EQ(rmdir(dir), 0);
+}
+
+/* A subdirectory of a tmpfs without huge= mounted over a huge one: the line
+ * names the directory, the mount point that contains it and the top mount's
+ * options (the last line of that mount point in mountinfo), not the hidden
+ * huge one's. Without huge= support, the plain tmpfs alone. */
+TEST_CASE(tmpfs_no_huge) {
+  if (private_mounts() != 0) return;
+  char dir[] = "/tmp/hzshm-e2e-nohuge.XXXXXX";
+  CHECK_NE(mkdtemp(dir), NULL);
+  int below = mount_tmpfs(dir, HUGE_OPTS) == 0;
+  CHECK_EQ(mount_tmpfs(dir, "size=256m,mode=1777"), 0);
+  char sub[64];
+  snprintf(sub, sizeof sub, "%s/sub", dir);
+  CHECK_EQ(mkdir(sub, 0755), 0);
+  setenv("HZSHM_SHM_DIR", sub, 1);
+  const char *l;
+  pid_t pid = start("pg_nohuge", 0, &l);
+  char want[256];
+  snprintf(want, sizeof want, " info: segment on 4 KiB pages: %s is a tmpfs (mounted at %s) without huge=, and ", sub,
+           dir);
+  CHECK_NE(strstr(l, want), NULL);
+  CHECK_NE(strstr(l, "for 2 MiB pages: tools/hugetmpfs mount DIR"), NULL);
+  stop(pid);
+  printf("tmpfs without huge= over %s: 4 KiB, the top mount's options\n", below ? "a huge=within_size one" : "nothing");
+  unsetenv("HZSHM_SHM_DIR");
+  CHECK_EQ(rmdir(sub), 0);
+  CHECK_EQ(umount(dir), 0);
+  if (below) CHECK_EQ(umount(dir), 0);
   CHECK_EQ(rmdir(dir), 0);
 }
