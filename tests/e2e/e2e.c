@@ -147,6 +147,11 @@ int e2e_file_count(const char *path, const char *needle) {
   return n;
 }
 
+int e2e_logged(void *ud) {
+  const e2e_logged_t *l = ud;
+  return e2e_file_count(l->path, l->needle) > 0;
+}
+
 static void spawn(e2e_agent_t *ag) {
   pid_t parent = getpid();
   pid_t pid = fork();

@@ -56,6 +56,11 @@ int e2e_agent_wait_exit(pid_t pid, uint32_t timeout_ms);
 int e2e_agent_run(const char *const *argv, const char *log_path, uint32_t timeout_ms);
 /* Lines of file path containing needle (0 if the file is missing). */
 int e2e_file_count(const char *path, const char *needle);
+/* e2e_wait predicate (ud = e2e_logged_t *): a line of path contains needle. */
+typedef struct {
+  const char *path, *needle;
+} e2e_logged_t;
+int e2e_logged(void *ud);
 
 /* Polls fn(ud) until it returns non-zero or timeout_ms passes; returns the
  * elapsed microseconds, or -1 on timeout. Polling interval ~1 ms. */

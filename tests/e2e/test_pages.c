@@ -31,14 +31,6 @@
 static char logp[160], sock[108], line[2048];
 static char resp[1 << 18];
 
-typedef struct {
-  const char *path, *needle;
-} seen_t;
-static int seen(void *ud) {
-  seen_t *s = ud;
-  return e2e_file_count(s->path, s->needle) > 0;
-}
-
 /* The first line of logp containing needle, into line[] (CHECKs that there is one). */
 static const char *log_line(const char *needle) {
   FILE *f = fopen(logp, "r");
@@ -62,13 +54,13 @@ static pid_t start(const char *name, int port, const char **pline) {
                       "--unlink-on-exit", port ? "--metrics-listen" : NULL, listen, NULL};
   unlink(logp);
   pid_t pid = e2e_agent_spawn_argv(av, logp);
-  seen_t s = {logp, " info: segment "};
-  CHECK_GE(e2e_wait(seen, &s, 30000), 0);
+  e2e_logged_t s = {logp, " info: segment "};
+  CHECK_GE(e2e_wait(e2e_logged, &s, 30000), 0);
   CHECK_EQ(e2e_file_count(logp, " info: segment "), 1);
   *pline = log_line(" info: segment ");
   printf("%s: %s", name, *pline);
-  seen_t up = {logp, " info: serving cache "}; /* the metrics endpoint listens from then on */
-  CHECK_GE(e2e_wait(seen, &up, 30000), 0);
+  e2e_logged_t up = {logp, " info: serving cache "}; /* the metrics endpoint listens from then on */
+  CHECK_GE(e2e_wait(e2e_logged, &up, 30000), 0);
   return pid;
 }
 

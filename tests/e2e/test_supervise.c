@@ -54,14 +54,6 @@ static void show_log(const char *what) {
   if (system(cmd) != 0) printf("(no log)\n");
 }
 
-typedef struct {
-  const char *path, *needle;
-} seen_t;
-static int seen(void *ud) {
-  seen_t *s = ud;
-  return e2e_file_count(s->path, s->needle) > 0;
-}
-
 static int alive_and_serving(e2e_agent_t *ag) {
   int fd = e2e_raw_connect(ag->sock);
   if (fd < 0) return 0;
@@ -216,8 +208,8 @@ TEST_CASE(supervise) {
                           "--memory", mem, "--unlink-on-exit", "--log-level", "debug", NULL};
   unlink(logp);
   pid_t pid = e2e_agent_spawn_argv(noport, logp);
-  seen_t sn = {logp, "127.0.0.1:5701"};
-  CHECK_GE(e2e_wait(seen, &sn, 30000), 0);
+  e2e_logged_t sn = {logp, "127.0.0.1:5701"};
+  CHECK_GE(e2e_wait(e2e_logged, &sn, 30000), 0);
   CHECK_EQ(kill(pid, 0), 0);
   CHECK(exists(segpath("sup_np")));
   CHECK_EQ(e2e_file_count(logp, "warn: only "), 1);
