@@ -312,8 +312,8 @@ TEST_CASE(lock_name_unreadable) {
   CHECK_GE(e2e_wait_serves(s, "k1", "v1", 10000), 0);
 
   CHECK_EQ(chmod(dir, 0), 0);
-  seen_t warn = {logp, "cannot check that the lock file at its name is still ours"};
-  CHECK_GE(e2e_wait(seen, &warn, 5000), 0);
+  e2e_logged_t warn = {logp, "cannot check that the lock file at its name is still ours"};
+  CHECK_GE(e2e_wait(e2e_logged, &warn, 5000), 0);
   ticks_t t = {h, UINT64_MAX, 5};
   CHECK_GE(e2e_wait(ticked, &t, 5000), 0); /* five more failing ticks: no more lines */
   /* Still serving: a hit, and a write and a miss through the agent. */
@@ -322,8 +322,8 @@ TEST_CASE(lock_name_unreadable) {
   CHECK_GE(e2e_wait_serves(s, "k2", "v2", 10000), 0);
   CHECK(alive_and_serving(&a));
   CHECK_EQ(chmod(dir, 0755), 0);
-  seen_t back = {logp, "the lock-name check works again"};
-  CHECK_GE(e2e_wait(seen, &back, 5000), 0);
+  e2e_logged_t back = {logp, "the lock-name check works again"};
+  CHECK_GE(e2e_wait(e2e_logged, &back, 5000), 0);
   show_log("segment directory mode 0, then 0755");
   CHECK_EQ(e2e_file_count(logp, "cannot check that the lock file at its name is still ours: Permission denied (EACCES)"),
            1);
