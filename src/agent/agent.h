@@ -183,7 +183,9 @@ struct agent {
   struct {                  /* health.c: the tick's lock-name check while it cannot tell */
     int err;                /* its last failure (-errno, HZSHM_*), 0 while it works */
     uint64_t since_ms;      /* when it started failing */
-    uint64_t log_ms;        /* when that was last logged */
+    uint64_t log_ms;        /* when a line was last logged (0: never) */
+    unsigned quiet;         /* failures begun and not logged since that line (a flapping check) */
+    int logged;             /* the current failure was logged: so is its end */
   } lockname;
   int stopping;
   int exit_code;            /* main's status: 1 after a fatal error (agent_fatal) */

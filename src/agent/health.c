@@ -108,20 +108,40 @@ void health_watch(agent_t *a) {
  * directory stop the cache, and a writer starting meanwhile meets the same
  * directory. So the agent keeps serving and warns: at the first failure,
  * then at most once a minute while it lasts, and once when the check works
- * again (no counter: the state is a log line, not a rate). */
+ * again (no counter: the state is a log line, not a rate).
+ * A check that fails and works again tick after tick (a directory whose
+ * mode flaps) must not log two lines a tick: a failure that begins within a
+ * minute of the last line is counted in `quiet`, not logged, and so is its
+ * end; the next line says how many there were. So at most one line a minute
+ * begins a failure or says it lasts, each followed by at most one line when
+ * it ends. */
 static void lockname_note(agent_t *a, int here) {
   uint64_t now = now_ms();
+  int due = a->lockname.log_ms == 0 || now - a->lockname.log_ms >= 60000;
+  char quiet[96] = "";
+  if (a->lockname.quiet)
+    snprintf(quiet, sizeof quiet, "; %u more failure(s) began and passed unlogged since the last line",
+             a->lockname.quiet);
   if (here < 0 && a->lockname.err == 0) {
-    log_at(LVL_WARN,
-           "segment %s: cannot check that the lock file at its name is still ours: %s (%s); still serving, checked "
-           "again every tick (logged at most once a minute while it fails)",
-           a->o.name, hzshm_strerror(here), hzshm_err_name(here));
-    a->lockname.since_ms = a->lockname.log_ms = now;
-  } else if (here < 0 && now - a->lockname.log_ms >= 60000) {
-    log_at(LVL_WARN, "segment %s: the lock-name check still fails: %s (%s) for %llu s; still serving", a->o.name,
-           hzshm_strerror(here), hzshm_err_name(here), (unsigned long long)(now - a->lockname.since_ms) / 1000);
+    a->lockname.since_ms = now;
+    a->lockname.logged = due;
+    if (!due) {
+      a->lockname.quiet++;
+    } else {
+      log_at(LVL_WARN,
+             "segment %s: cannot check that the lock file at its name is still ours: %s (%s); still serving, checked "
+             "again every tick (logged at most once a minute while it fails)%s",
+             a->o.name, hzshm_strerror(here), hzshm_err_name(here), quiet);
+      a->lockname.log_ms = now;
+      a->lockname.quiet = 0;
+    }
+  } else if (here < 0 && due) {
+    log_at(LVL_WARN, "segment %s: the lock-name check still fails: %s (%s) for %llu s; still serving%s", a->o.name,
+           hzshm_strerror(here), hzshm_err_name(here), (unsigned long long)(now - a->lockname.since_ms) / 1000, quiet);
     a->lockname.log_ms = now;
-  } else if (here > 0 && a->lockname.err != 0) {
+    a->lockname.quiet = 0;
+    a->lockname.logged = 1;
+  } else if (here > 0 && a->lockname.err != 0 && a->lockname.logged) {
     log_at(LVL_WARN, "segment %s: the lock-name check works again (the lock file at the name is ours) after %llu ms of %s",
            a->o.name, (unsigned long long)(now - a->lockname.since_ms), hzshm_err_name(a->lockname.err));
   }

@@ -276,8 +276,18 @@ static int routing_alloc(hzc_client_t *c, uint32_t n) {
  * close k: 0 = k is still ready, else the caller stops. */
 static int cluster_join(hzc_client_t *c, hzc__conn_t *k, const hzc__auth_resp_t *r, const char *u) {
   enum hzc_event_kind kind = HZC_EV_CONNECTED;
-  if (c->ever_connected)
-    kind = uuid_eq(&c->cluster_id, &r->cluster_id) ? HZC_EV_RECONNECTED : HZC_EV_CLUSTER_CHANGED;
+  if (c->ever_connected) {
+    int same_id = uuid_eq(&c->cluster_id, &r->cluster_id);
+    /* Same id, another partition count: a cluster restarted under its old
+     * id with another configuration. Nothing kept of the old view holds
+     * (keys hash to other partitions, partition ids and their sequences
+     * mean other things), so it is a new cluster to the user too. */
+    int same_parts = (uint32_t)r->partition_count == c->cluster_parts;
+    kind = same_id && same_parts ? HZC_EV_RECONNECTED : HZC_EV_CLUSTER_CHANGED;
+    if (same_id && !same_parts)
+      hzc__log(HZC_LOG_WARNING, "cluster at %s:%d has its old id but %d partitions (was %u): joined as another cluster",
+               k->host, k->port, r->partition_count, c->cluster_parts);
+  }
   if (kind != HZC_EV_RECONNECTED) cluster_reset_view(c);
   /* Before the cluster id is taken: a join that fails here changes nothing
    * the next one decides on, so after a failed CLUSTER_CHANGED the next join
@@ -289,6 +299,7 @@ static int cluster_join(hzc_client_t *c, hzc__conn_t *k, const hzc__auth_resp_t 
   }
   if (c->ever_connected) c->st.reconnects++;
   c->cluster_id = r->cluster_id;
+  c->cluster_parts = c->partition_count;
   c->members_seen = 0; /* the first MembersView after (re)connect is applied whatever its version */
   c->partitions_fresh = 0; /* owners may have moved while we were away (hzc_partition_watch) */
   c->connected = 1;

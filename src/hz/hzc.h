@@ -104,7 +104,7 @@ void hzc_client_close(hzc_client_t *c, hzc_close_cb cb, void *ud);
 
 hzc_uuid_t hzc_client_uuid(const hzc_client_t *c);   /* our client UUID */
 hzc_uuid_t hzc_cluster_id(const hzc_client_t *c);
-uint32_t hzc_partition_count(const hzc_client_t *c); /* 0 before connected */
+uint32_t hzc_partition_count(const hzc_client_t *c); /* 0 before connected and after a join that failed */
 /* Partition of a String key (UTF-8 bytes), as the member computes it. */
 uint32_t hzc_key_partition(const hzc_client_t *c, const void *key, size_t klen);
 int hzc_connected(const hzc_client_t *c);            /* 1 if at least one member connection */

@@ -190,6 +190,7 @@ struct hzc_client {
   int connected;            /* at least one READY connection */
   int auth_failed;
   hzc_uuid_t cluster_id;
+  uint32_t cluster_parts;   /* the partition count of the last join: with cluster_id, what a rejoin is compared to */
   /* connections */
   hzc__conn_t *conns;
   int next_conn_id;

@@ -220,11 +220,23 @@ static void usage(FILE *f) {
              "       fake_server --list\n");
 }
 
+/* A whole number in [lo, hi] (base 0: 0x.. and 0.. too), or -1. */
+static int num_arg(const char *v, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 0);
+  if (errno || end == v || *end != '\0' || n < lo || n > hi) return -1;
+  *out = n;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   long port = -1;
   const char *name = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    long n = 0;
+    int bad = 0;
     if (strcmp(a, "--list") == 0) {
       for (const fs_scenario_t *s = hzshm__fs_scenarios; s->name; s++) printf("%-26s %s\n", s->name, s->help);
       return 0;
@@ -232,35 +244,33 @@ int main(int argc, char **argv) {
       repeat = 1;
     } else if (strcmp(a, "--new-cluster-id") == 0) {
       hzshm__fs_new_cluster_id = 1;
-    } else if (v != NULL && strcmp(a, "--port") == 0) {
-      port = strtol(v, NULL, 10), i++;
     } else if (v != NULL && strcmp(a, "--scenario") == 0) {
       name = v, i++;
+    } else if (v != NULL && strcmp(a, "--port") == 0) {
+      bad = num_arg(v, 0, 65535, &port), i++;
     } else if (v != NULL && strcmp(a, "--times") == 0) {
-      times = strtol(v, NULL, 10), i++;
-      if (times < 1) {
-        usage(stderr);
-        return 2;
-      }
+      bad = num_arg(v, 1, INT32_MAX, &times), i++;
     } else if (v != NULL && strcmp(a, "--skip") == 0) {
-      skip = strtol(v, NULL, 10), i++;
-      if (skip < 0) {
-        usage(stderr);
-        return 2;
-      }
+      bad = num_arg(v, 0, INT32_MAX, &skip), i++;
     } else if (v != NULL && strcmp(a, "--cluster-id") == 0) {
-      hzshm__fs_cluster_id = (int32_t)strtol(v, NULL, 0), i++;
-      if (hzshm__fs_cluster_id < 0 || hzshm__fs_cluster_id > 255) {
-        usage(stderr);
-        return 2;
-      }
+      bad = num_arg(v, 0, 255, &n), i++;
+      hzshm__fs_cluster_id = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--partitions") == 0) {
-      hzshm__fs_partition_count = (int32_t)strtol(v, NULL, 0), i++;
+      bad = num_arg(v, INT32_MIN, INT32_MAX, &n), i++; /* 0 and less too: the client must refuse them */
+      hzshm__fs_partition_count = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--error-code") == 0) {
-      hzshm__fs_error_code = (int32_t)strtol(v, NULL, 0), i++;
+      bad = num_arg(v, INT32_MIN, INT32_MAX, &n), i++;
+      hzshm__fs_error_code = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--trigger") == 0) {
-      trigger_type = strcmp(v, "first") == 0 ? -1 : strcmp(v, "auth") == 0 ? -2 : strtol(v, NULL, 0), i++;
+      if (strcmp(v, "first") == 0) trigger_type = -1;
+      else if (strcmp(v, "auth") == 0) trigger_type = -2;
+      else bad = num_arg(v, 0, UINT32_MAX, &trigger_type);
+      i++;
     } else {
+      bad = 1;
+    }
+    if (bad) {
+      fprintf(stderr, "fake_server: bad argument %s%s%s\n", a, v ? " " : "", v ? v : "");
       usage(stderr);
       return 2;
     }

@@ -1,15 +1,21 @@
-/* test_join_oom.c - a join whose routing tables cannot be allocated
- * (cluster.c, cluster_join). This binary links malloc and calloc wrapped
- * (-Wl,--wrap, tests/hz/CMakeLists.txt): a case refuses exactly one
- * allocation of the size of one table, once. The client is connected to
- * fake member A; A stops, and the client's next join is to fake member B of
- * another cluster (--cluster-id 7), where one of the two tables is refused
- * and the connection closed. Then the join must be retried from scratch:
- * the next event is again CLUSTER_CHANGED (the user clears what it kept of
- * cluster A; a RECONNECTED would tell it that B is A), both tables are
- * there (the key's partition has an owner and a watching connection), a Put
- * keyed to that partition reaches the member with its partition id, and
- * nothing leaks (ASan). */
+/* test_join.c - the client's joins to a cluster (cluster.c, cluster_join).
+ *
+ * (1) A join whose routing tables cannot be allocated. This binary links
+ * malloc and calloc wrapped (-Wl,--wrap, tests/hz/CMakeLists.txt): a case
+ * refuses exactly one allocation of the size of one table, once. The client
+ * is connected to fake member A; A stops, and the client's next join is to
+ * fake member B of another cluster (--cluster-id 7), where one of the two
+ * tables is refused and the connection closed. Then the join must be retried
+ * from scratch: the next event is again CLUSTER_CHANGED (the user clears what
+ * it kept of cluster A; a RECONNECTED would tell it that B is A), both tables
+ * are there (the key's partition has an owner and a watching connection), a
+ * Put keyed to that partition reaches the member with its partition id, and
+ * nothing leaks (ASan).
+ *
+ * (2) A rejoin to a member that reports the old cluster id but another
+ * partition count (a cluster restarted under its id with another
+ * configuration): CLUSTER_CHANGED, the new count, and a Put keyed by the new
+ * count; with the same count (the control) RECONNECTED. Nothing is refused. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -81,10 +87,13 @@ static int watched(void *ud) {
   return hzc_partition_watch(x->c, x->p) != 0;
 }
 
-static void join_refused(int table_powner) {
+/* refuse: which table the join to B may not allocate (REFUSE_NONE: none).
+ * A has PARTS partitions and cluster id 2; B has b_parts and b_id. */
+enum { REFUSE_NONE, REFUSE_PMEMBER, REFUSE_POWNER };
+static void rejoin(int refuse, const char *b_parts, const char *b_id, int want_kind) {
   uv_loop_t *loop = uv_default_loop();
   const char *xa[] = {"--partitions", "997", NULL};
-  const char *xb[] = {"--partitions", "997", "--cluster-id", "7", NULL};
+  const char *xb[] = {"--partitions", b_parts, "--cluster-id", b_id, NULL};
   hzshm__fake_t *fa, *fb;
   CHECK_RC(hzshm__fake_start("normal", xa, &fa), 0);
   CHECK_RC(hzshm__fake_start("normal", xb, &fb), 0);
@@ -97,6 +106,7 @@ static void join_refused(int table_powner) {
   hzc_client_t *c;
   CHECK_RC(hzc_client_new(loop, &cfg, &c), 0);
   nevents = 0;
+  refused = 0;
   hzc_client_set_event_cb(c, on_event, NULL);
   hzt_status_t st = {0, 0};
   CHECK_RC(hzc_client_connect(c, hzt_status_cb, &st), 0);
@@ -104,29 +114,34 @@ static void join_refused(int table_powner) {
   CHECK_RC(st.status, 0);
   CHECK_EQ(events[0], HZC_EV_CONNECTED);
   CHECK_EQ(hzshm__fake_wait_log(fb, "accepted", 0, NULL, 0), HZSHM_ETIMEDOUT); /* A it was */
+  CHECK_EQ(hzc_partition_count(c), PARTS);
 
-  if (table_powner) {
+  if (refuse == REFUSE_POWNER) {
     refuse_calloc_n = PARTS;
     refuse_calloc_size = sizeof(hzc_uuid_t);
-  } else {
+  } else if (refuse == REFUSE_PMEMBER) {
     refuse_malloc = PARTS * sizeof(int32_t);
   }
   hzshm__fake_stop(fa);
   CHECK(hzt_until(loop, disconnected, NULL, 20000));
   CHECK(hzt_until(loop, rejoined, NULL, 20000));
-  CHECK_RC(hzshm__fake_wait_log(fb, "closed by peer", 10000, NULL, 0), 0); /* the refused join's connection */
+  if (refuse != REFUSE_NONE)
+    CHECK_RC(hzshm__fake_wait_log(fb, "closed by peer", 10000, NULL, 0), 0); /* the refused join's connection */
   const char *key = "join-oom";
   part_t x = {c, hzc_key_partition(c, key, strlen(key))};
   int w = hzt_until(loop, watched, &x, 10000);
   static const char *const names[] = {"?", "CONNECTED", "DISCONNECTED", "RECONNECTED", "CLUSTER_CHANGED", "MEMBERS",
                                        "PARTITIONS", "MEMBER_CONNECTION_LOST", "MEMBER_CONNECTED", "LISTENING",
                                        "AUTH_FAILED"};
-  printf("%s table refused %d time(s); events:", table_powner ? "powner" : "pmember", refused);
+  printf("B: %s partitions, cluster id %s; refused %d time(s); events:", b_parts, b_id, refused);
   for (size_t i = 0; i < nevents; i++)
     printf(" %s", events[i] > 0 && events[i] <= HZC_EV_AUTH_FAILED ? names[events[i]] : "?");
-  printf("; partition %u: owner %d, watched %d\n", x.p, hzc_partition_owner(c, x.p), w);
-  CHECK_EQ(refused, 1);
-  CHECK_EQ(rejoin_kind(), HZC_EV_CLUSTER_CHANGED);
+  printf("; %u partitions; partition %u: owner %d, watched %d\n", hzc_partition_count(c), x.p,
+         hzc_partition_owner(c, x.p), w);
+  CHECK_EQ(refused, refuse != REFUSE_NONE);
+  CHECK_EQ(rejoin_kind(), want_kind);
+  CHECK_EQ(hzc_partition_count(c), (uint32_t)atoi(b_parts));
+  CHECK(x.p < (uint32_t)atoi(b_parts));
   CHECK_EQ(hzc_partition_owner(c, x.p), 0);
   CHECK(w);
 
@@ -146,5 +161,8 @@ static void join_refused(int table_powner) {
   CHECK_EQ(uv_loop_close(loop), 0);
 }
 
-TEST_CASE(pmember_refused) { join_refused(0); }
-TEST_CASE(powner_refused) { join_refused(1); }
+TEST_CASE(pmember_refused) { rejoin(REFUSE_PMEMBER, "997", "7", HZC_EV_CLUSTER_CHANGED); }
+TEST_CASE(powner_refused) { rejoin(REFUSE_POWNER, "997", "7", HZC_EV_CLUSTER_CHANGED); }
+/* B: cluster id 2 as A's, 271 partitions */
+TEST_CASE(same_id_other_partitions) { rejoin(REFUSE_NONE, "271", "2", HZC_EV_CLUSTER_CHANGED); }
+TEST_CASE(same_id_same_partitions) { rejoin(REFUSE_NONE, "997", "2", HZC_EV_RECONNECTED); }
