@@ -15,7 +15,14 @@
  * (2) A rejoin to a member that reports the old cluster id but another
  * partition count (a cluster restarted under its id with another
  * configuration): CLUSTER_CHANGED, the new count, and a Put keyed by the new
- * count; with the same count (the control) RECONNECTED. Nothing is refused. */
+ * count; with the same count (the control) RECONNECTED. Nothing is refused.
+ *
+ * (3) A bulk part (PutAll: one request per partition, its keys grouped by
+ * the partition count of the moment) queued while disconnected, when the
+ * rejoin brings another partition count: it must not reach the new cluster
+ * with the old count's partition id (the member would store the entry in a
+ * partition the key does not hash to, where no Get finds it). Either it is
+ * sent with the key's partition under the new count, or it fails unsent. */
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -56,8 +63,19 @@ void *__wrap_calloc(size_t n, size_t size) {
 
 static int events[64];
 static size_t nevents;
+/* Case bulk_queued_other_partitions: a PutAll submitted from the
+ * DISCONNECTED event (queued: no connection), with the old count's
+ * partition id. */
+static const char bulk_key[] = "bulk-3";
+static hzt_res_t bulk_res;
+static int bulk_on_disconnect, bulk_rc = 1;
 static void on_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
   if (nevents < sizeof events / sizeof events[0]) events[nevents++] = ev->kind;
+  if (ev->kind == HZC_EV_DISCONNECTED && bulk_on_disconnect) {
+    bulk_on_disconnect = 0;
+    hzc_kv_t kv = {bulk_key, strlen(bulk_key), "v", 1};
+    bulk_rc = hzc_map_put_all(c, "m", &kv, 1, hzt_res_cb, &bulk_res);
+  }
 }
 
 static int disconnected(void *ud) {
@@ -90,16 +108,17 @@ static int watched(void *ud) {
 /* refuse: which table the join to B may not allocate (REFUSE_NONE: none).
  * A has PARTS partitions and cluster id 2; B has b_parts and b_id. */
 enum { REFUSE_NONE, REFUSE_PMEMBER, REFUSE_POWNER };
-static void rejoin(int refuse, const char *b_parts, const char *b_id, int want_kind) {
-  uv_loop_t *loop = uv_default_loop();
+/* Starts fake members A (PARTS partitions, cluster id 2) and B (b_parts,
+ * b_id) and returns a client connected to A (B is its second seed). */
+static hzc_client_t *connect_a(uv_loop_t *loop, const char *b_parts, const char *b_id, hzshm__fake_t **fa,
+                               hzshm__fake_t **fb) {
   const char *xa[] = {"--partitions", "997", NULL};
   const char *xb[] = {"--partitions", b_parts, "--cluster-id", b_id, NULL};
-  hzshm__fake_t *fa, *fb;
-  CHECK_RC(hzshm__fake_start("normal", xa, &fa), 0);
-  CHECK_RC(hzshm__fake_start("normal", xb, &fb), 0);
+  CHECK_RC(hzshm__fake_start("normal", xa, fa), 0);
+  CHECK_RC(hzshm__fake_start("normal", xb, fb), 0);
   char aa[64], ab[64];
-  snprintf(aa, sizeof aa, "127.0.0.1:%u", hzshm__fake_port(fa));
-  snprintf(ab, sizeof ab, "127.0.0.1:%u", hzshm__fake_port(fb));
+  snprintf(aa, sizeof aa, "127.0.0.1:%u", hzshm__fake_port(*fa));
+  snprintf(ab, sizeof ab, "127.0.0.1:%u", hzshm__fake_port(*fb));
   const char *seeds[2] = {aa, ab}; /* the first connection goes to the first seed, A */
   hzc_config_t cfg = {.addrs = seeds, .naddrs = 2, .smart = 1, .cluster_name = "dev",
                       .invocation_timeout_ms = 5000, .connect_timeout_ms = 1000, .reconnect_max_backoff_ms = 200};
@@ -113,8 +132,15 @@ static void rejoin(int refuse, const char *b_parts, const char *b_id, int want_k
   CHECK_RC(hzc_run_until(loop, &st.done, 20000), 0);
   CHECK_RC(st.status, 0);
   CHECK_EQ(events[0], HZC_EV_CONNECTED);
-  CHECK_EQ(hzshm__fake_wait_log(fb, "accepted", 0, NULL, 0), HZSHM_ETIMEDOUT); /* A it was */
+  CHECK_EQ(hzshm__fake_wait_log(*fb, "accepted", 0, NULL, 0), HZSHM_ETIMEDOUT); /* A it was */
   CHECK_EQ(hzc_partition_count(c), PARTS);
+  return c;
+}
+
+static void rejoin(int refuse, const char *b_parts, const char *b_id, int want_kind) {
+  uv_loop_t *loop = uv_default_loop();
+  hzshm__fake_t *fa, *fb;
+  hzc_client_t *c = connect_a(loop, b_parts, b_id, &fa, &fb);
 
   if (refuse == REFUSE_POWNER) {
     refuse_calloc_n = PARTS;
@@ -166,3 +192,54 @@ TEST_CASE(powner_refused) { rejoin(REFUSE_POWNER, "997", "7", HZC_EV_CLUSTER_CHA
 /* B: cluster id 2 as A's, 271 partitions */
 TEST_CASE(same_id_other_partitions) { rejoin(REFUSE_NONE, "271", "2", HZC_EV_CLUSTER_CHANGED); }
 TEST_CASE(same_id_same_partitions) { rejoin(REFUSE_NONE, "997", "2", HZC_EV_RECONNECTED); }
+
+/* (3): B has cluster id 2 as A's, and 271 partitions. */
+TEST_CASE(bulk_queued_other_partitions) {
+  uv_loop_t *loop = uv_default_loop();
+  hzshm__fake_t *fa, *fb;
+  hzc_client_t *c = connect_a(loop, "271", "2", &fa, &fb);
+  uint32_t p_old = hzc_key_partition(c, bulk_key, strlen(bulk_key));
+
+  hzt_res_reset(&bulk_res);
+  bulk_on_disconnect = 1;
+  hzshm__fake_stop(fa);
+  CHECK(hzt_until(loop, disconnected, NULL, 20000));
+  CHECK_RC(bulk_rc, 0); /* queued: the count was known */
+  CHECK(hzt_until(loop, rejoined, NULL, 20000));
+  CHECK_EQ(rejoin_kind(), HZC_EV_CLUSTER_CHANGED);
+  CHECK_EQ(hzc_partition_count(c), 271u);
+  CHECK_RC(hzc_run_until(loop, &bulk_res.done, 20000), 0);
+  uint32_t p_new = hzc_key_partition(c, bulk_key, strlen(bulk_key));
+  CHECK(p_new != p_old); /* the key must move for the case to mean anything */
+
+  /* A marker Put answered after the PutAll was (or was not) sent: every
+   * request B got before it is in its log before the marker's line. */
+  hzt_res_t mark = {0};
+  CHECK_RC(hzc_map_put(c, "m", "mark", 4, "v", 1, -1, hzt_res_cb, &mark), 0);
+  CHECK_RC(hzc_run_until(loop, &mark.done, 20000), 0);
+  CHECK_RC(mark.status, 0);
+  int put_all_p = -1, put_alls = 0;
+  char line[256];
+  for (;;) {
+    CHECK_RC(hzshm__fake_wait_log(fb, " request 0x01", 10000, line, sizeof line), 0);
+    if (strstr(line, "request 0x010100")) break; /* the marker */
+    if (strstr(line, "request 0x012c00") && strstr(line, " partition ")) {
+      put_alls++;
+      CHECK_EQ(sscanf(strstr(line, " partition "), " partition %d", &put_all_p), 1);
+    }
+  }
+  printf("key %s: partition %u of 997, %u of 271; PutAll status %d (%s), %d sent to B, partition %d\n", bulk_key,
+         p_old, p_new, bulk_res.status, bulk_res.status ? hzshm_strerror(bulk_res.status) : "ok", put_alls,
+         put_all_p);
+  if (bulk_res.status == 0) {
+    CHECK_EQ(put_alls, 1);
+    CHECK_EQ(put_all_p, (int)p_new);
+  } else {
+    CHECK_EQ(put_alls, 0);
+  }
+  hzt_res_reset(&mark);
+  hzt_res_reset(&bulk_res);
+  hzt_close(loop, c);
+  hzshm__fake_stop(fb);
+  CHECK_EQ(uv_loop_close(loop), 0);
+}
