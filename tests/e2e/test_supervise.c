@@ -16,7 +16,8 @@
  *     unsearchable under an agent of another uid, then restored): the agent
  *     warns once naming the errno, keeps serving, and says when the check
  *     works again (case lock_name_unreadable); a mode that flaps logs no
- *     line a cycle (at most one a minute)
+ *     line a cycle (at most one a minute), and the flaps are counted in one
+ *     line once the minute is over
  *   - with libsystemd: READY=1 on NOTIFY_SOCKET once serving and connected,
  *     WATCHDOG=1 pings with WATCHDOG_USEC, STOPPING=1 on SIGTERM */
 #define _GNU_SOURCE
@@ -347,6 +348,13 @@ TEST_CASE(lock_name_unreadable) {
   if (flapped_ms < 50000) { /* else the minute's limit allows a line: not checked */
     CHECK_EQ(e2e_file_count(logp, "cannot check that the lock file at its name is still ours"), 1);
     CHECK_EQ(e2e_file_count(logp, "the lock-name check works again"), 1);
+    /* The five are not lost when the check keeps working: once the minute
+     * after the first line is over, one line counts them. */
+    e2e_logged_t counted = {logp, "the lock-name check failed 5 more time(s)"};
+    CHECK_GE(e2e_wait(e2e_logged, &counted, 75000), 0);
+    show_log("a minute after the first line");
+    CHECK_EQ(e2e_file_count(logp, "more time(s)"), 1);
+    CHECK_EQ(e2e_file_count(logp, "cannot check that the lock file at its name is still ours"), 1);
   } else {
     printf("lock_name_unreadable: the flapping took %llu ms; the line count is not checked\n",
            (unsigned long long)flapped_ms);
