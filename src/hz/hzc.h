@@ -162,7 +162,10 @@ int hzc_map_destroy(hzc_client_t *c, const char *map, hzc_result_cb cb, void *ud
 
 /* Bulk: keys grouped by partition internally, one request per partition.
  * Before the first connection (partition count unknown) they return
- * HZSHM_EDISCONNECTED; n == 0 completes (later) with status 0. */
+ * HZSHM_EDISCONNECTED; n == 0 completes (later) with status 0. A part not
+ * yet sent (or to be retried) when a (re)join brings another partition count
+ * is never sent: the call completes with HZSHM_ECLUSTER (the other parts may
+ * have been applied). */
 typedef struct { const void *key; size_t klen; const void *val; size_t vlen; } hzc_kv_t;
 /* cb is called once per found entry (entry_cb) then once with the final status. */
 typedef void (*hzc_entry_cb)(hzc_client_t *c, const void *key, size_t klen, const hzc_value_t *v, void *ud);

@@ -86,6 +86,7 @@ struct hzc__call {
   size_t len;
   int32_t pid;          /* partition for routing, -1 none */
   int keyed;            /* pid = partition of khash, computed at send time */
+  uint32_t pcount;      /* the partition count when made: a fixed pid (bulk part) means that count's partition */
   int32_t khash;
   int retryable;        /* Client.yaml/Map.yaml retryable flag */
   int listener;         /* stays in the table after its response; receives events */

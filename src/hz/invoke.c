@@ -65,6 +65,7 @@ hzc__call_t *hzc__call_new(hzc_client_t *c, hzc__mb_t *b, int32_t pid, int retry
   k->len = b->w.len;
   hzc__wr_init(&b->w);
   k->pid = pid;
+  k->pcount = c->partition_count;
   k->retryable = retryable;
   k->done = done;
   k->deadline = uv_now(c->loop) + c->invocation_timeout_ms;
@@ -92,6 +93,12 @@ static int call_send(hzc_client_t *c, hzc__call_t *k) {
       return 0;
     }
     k->pid = (int32_t)hzc__partition_of(k->khash, c->partition_count);
+  } else if (k->pid >= 0 && c->partition_count != 0 && c->partition_count != k->pcount) {
+    /* A fixed partition id (a bulk part: its keys were grouped by it) of
+     * another partition count (the cluster changed since): here it names a
+     * partition its keys do not hash to, where the member would store them
+     * out of every Get's reach. Never sent. */
+    return HZSHM_ECLUSTER;
   }
   hzc__conn_t *conn = hzc__cluster_route(c, k);
   if (!conn) {
