@@ -184,7 +184,8 @@ struct agent {
     int err;                /* its last failure (-errno, HZSHM_*), 0 while it works */
     uint64_t since_ms;      /* when it started failing */
     uint64_t log_ms;        /* when a line was last logged (0: never) */
-    unsigned quiet;         /* failures begun and not logged since that line (a flapping check) */
+    unsigned quiet;         /* failures begun and ended unlogged since that line (a flapping check) */
+    int quiet_err;          /* the last of those's error */
     int logged;             /* the current failure was logged: so is its end */
   } lockname;
   int stopping;

@@ -111,10 +111,14 @@ void health_watch(agent_t *a) {
  * again (no counter: the state is a log line, not a rate).
  * A check that fails and works again tick after tick (a directory whose
  * mode flaps) must not log two lines a tick: a failure that begins within a
- * minute of the last line is counted in `quiet`, not logged, and so is its
- * end; the next line says how many there were. So at most one line a minute
- * begins a failure or says it lasts, each followed by at most one line when
- * it ends. */
+ * minute of the last line is not logged, nor is its end if it ends before a
+ * line is due; it is counted in `quiet` when it ends, and the next line says
+ * how many there were. When the check works and some are counted, that line
+ * comes once the minute is over (an operator learns of them even if the
+ * check never fails again). A failure still going on when the minute is over
+ * is logged then (still fails), and so is its end. So at most one line a
+ * minute begins a failure, says it lasts or counts the unlogged ones, each
+ * followed by at most one line when the failure it names ends. */
 static void lockname_note(agent_t *a, int here) {
   uint64_t now = now_ms();
   int due = a->lockname.log_ms == 0 || now - a->lockname.log_ms >= 60000;
@@ -125,9 +129,7 @@ static void lockname_note(agent_t *a, int here) {
   if (here < 0 && a->lockname.err == 0) {
     a->lockname.since_ms = now;
     a->lockname.logged = due;
-    if (!due) {
-      a->lockname.quiet++;
-    } else {
+    if (due) {
       log_at(LVL_WARN,
              "segment %s: cannot check that the lock file at its name is still ours: %s (%s); still serving, checked "
              "again every tick (logged at most once a minute while it fails)%s",
@@ -141,9 +143,22 @@ static void lockname_note(agent_t *a, int here) {
     a->lockname.log_ms = now;
     a->lockname.quiet = 0;
     a->lockname.logged = 1;
-  } else if (here > 0 && a->lockname.err != 0 && a->lockname.logged) {
-    log_at(LVL_WARN, "segment %s: the lock-name check works again (the lock file at the name is ours) after %llu ms of %s",
-           a->o.name, (unsigned long long)(now - a->lockname.since_ms), hzshm_err_name(a->lockname.err));
+  } else if (here > 0 && a->lockname.err != 0) {
+    if (a->lockname.logged) {
+      log_at(LVL_WARN,
+             "segment %s: the lock-name check works again (the lock file at the name is ours) after %llu ms of %s",
+             a->o.name, (unsigned long long)(now - a->lockname.since_ms), hzshm_err_name(a->lockname.err));
+    } else {
+      a->lockname.quiet++;
+      a->lockname.quiet_err = a->lockname.err;
+    }
+  } else if (here > 0 && a->lockname.quiet && due) {
+    log_at(LVL_WARN,
+           "segment %s: the lock-name check failed %u more time(s) since the last line, each working again within "
+           "the minute (not logged; the last: %s); it works",
+           a->o.name, a->lockname.quiet, hzshm_err_name(a->lockname.quiet_err));
+    a->lockname.log_ms = now;
+    a->lockname.quiet = 0;
   }
   a->lockname.err = here < 0 ? here : 0;
 }
