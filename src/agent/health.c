@@ -14,7 +14,7 @@
  * marked stale, nothing cached) until it talks again (main.c), so a change
  * made while it was cut off is served for at most --stale-ms after it was
  * made; the connection is closed after 5 s. Local requests that need the cluster are refused with
- * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id)
+ * HZSHM_EDISCONNECTED as soon as it is lost. On RECONNECTED (same cluster id and partition count)
  * every partition is marked stale: entries filled before are misses. A member
  * connection lost does the same (events from that member may have been lost
  * with it). The sequence baselines are KEPT in both cases (inval.c): an

@@ -27,7 +27,8 @@
  *   to the same cluster: an invalidation missed while a member was
  *   unreachable, or before our listener registration on a new connection was
  *   active, shows as a gap at the next event or reconciliation. Only a
- *   cluster change (different cluster id) forgets them (the cache is cleared).
+ *   cluster change (different cluster id, or another partition count) forgets
+ *   them (the cache is cleared).
  * - Reconciliation runs every --reconcile-ms and soon (RECON_SOON_MS) after
  *   any change of the member list, partition table or connections; it asks
  *   every current data member (hzc_fetch_invalidation_metadata iterates the

@@ -56,8 +56,9 @@ typedef struct {
 enum hzc_event_kind {
   HZC_EV_CONNECTED = 1,      /* first connection to a cluster authenticated */
   HZC_EV_DISCONNECTED,       /* lost every connection; reconnecting with backoff */
-  HZC_EV_RECONNECTED,        /* connected again to the SAME cluster id */
-  HZC_EV_CLUSTER_CHANGED,    /* connected to a DIFFERENT cluster id: clear caches */
+  HZC_EV_RECONNECTED,        /* connected again to the SAME cluster id and partition count */
+  HZC_EV_CLUSTER_CHANGED,    /* connected to a DIFFERENT cluster id, or the same id with another
+                                partition count: clear caches */
   HZC_EV_MEMBERS,            /* member list changed */
   HZC_EV_PARTITIONS,         /* partition table changed */
   HZC_EV_MEMBER_CONNECTION_LOST, /* a member connection closed; `member` says which */
