@@ -220,11 +220,13 @@ static void usage(FILE *f) {
              "       fake_server --list\n");
 }
 
-/* A whole number in [lo, hi] (base 0: 0x.. and 0.. too), or -1. */
-static int num_arg(const char *v, long lo, long hi, long *out) {
+/* A whole number in [lo, hi] in base `base` (0: 0x.. hex and 0.. octal
+ * too), no sign or space before it, or -1. */
+static int num_arg(const char *v, int base, long lo, long hi, long *out) {
   char *end;
   errno = 0;
-  long n = strtol(v, &end, 0);
+  if (!(v[0] >= '0' && v[0] <= '9') && !(v[0] == '-' && lo < 0)) return -1;
+  long n = strtol(v, &end, base);
   if (errno || end == v || *end != '\0' || n < lo || n > hi) return -1;
   *out = n;
   return 0;
@@ -247,24 +249,24 @@ int main(int argc, char **argv) {
     } else if (v != NULL && strcmp(a, "--scenario") == 0) {
       name = v, i++;
     } else if (v != NULL && strcmp(a, "--port") == 0) {
-      bad = num_arg(v, 0, 65535, &port), i++;
+      bad = num_arg(v, 10, 0, 65535, &port), i++;
     } else if (v != NULL && strcmp(a, "--times") == 0) {
-      bad = num_arg(v, 1, INT32_MAX, &times), i++;
+      bad = num_arg(v, 10, 1, INT32_MAX, &times), i++;
     } else if (v != NULL && strcmp(a, "--skip") == 0) {
-      bad = num_arg(v, 0, INT32_MAX, &skip), i++;
+      bad = num_arg(v, 10, 0, INT32_MAX, &skip), i++;
     } else if (v != NULL && strcmp(a, "--cluster-id") == 0) {
-      bad = num_arg(v, 0, 255, &n), i++;
+      bad = num_arg(v, 0, 0, 255, &n), i++;
       hzshm__fs_cluster_id = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--partitions") == 0) {
-      bad = num_arg(v, INT32_MIN, INT32_MAX, &n), i++; /* 0 and less too: the client must refuse them */
+      bad = num_arg(v, 0, INT32_MIN, INT32_MAX, &n), i++; /* 0 and less too: the client must refuse them */
       hzshm__fs_partition_count = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--error-code") == 0) {
-      bad = num_arg(v, INT32_MIN, INT32_MAX, &n), i++;
+      bad = num_arg(v, 0, INT32_MIN, INT32_MAX, &n), i++;
       hzshm__fs_error_code = (int32_t)n;
     } else if (v != NULL && strcmp(a, "--trigger") == 0) {
       if (strcmp(v, "first") == 0) trigger_type = -1;
       else if (strcmp(v, "auth") == 0) trigger_type = -2;
-      else bad = num_arg(v, 0, UINT32_MAX, &trigger_type);
+      else bad = num_arg(v, 0, 0, UINT32_MAX, &trigger_type);
       i++;
     } else {
       bad = 1;

@@ -275,6 +275,17 @@ def run_auth(name, expect):
 def main():
     bad = subprocess.run([FAKE, "--port", "0", "--scenario", "no-such"], capture_output=True, text=True)
     check("cli.unknown_scenario", bad.returncode == 2 and "unknown scenario" in bad.stderr)
+    # A number that does not parse whole or is out of range is refused (exit 2, naming it), before listening.
+    for args in (["--port", "70000"], ["--port", "12x"], ["--port", "010x"], ["--port", " 1"], ["--port", "+1"],
+                 ["--times", "0"], ["--skip", "-1"], ["--cluster-id", "256"], ["--partitions", "abc"],
+                 ["--error-code", "39z"], ["--trigger", "0xZZ"], ["--trigger", "-1"]):
+        argv = [FAKE, "--scenario", "normal"] + (["--port", "0"] if args[0] != "--port" else []) + args
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        check("cli.bad_number " + " ".join(args), r.returncode == 2 and ("bad argument " + args[0]) in r.stderr
+              and "listening" not in r.stdout, "exit %d: %s" % (r.returncode, r.stderr.strip()[:80]))
+    ok = subprocess.run([FAKE, "--scenario", "normal", "--port", "0", "--partitions", "0", "--list"],
+                        capture_output=True, text=True, timeout=10)
+    check("cli.partitions_zero_accepted", ok.returncode == 0, "exit %d" % ok.returncode)
     listed = subprocess.run([FAKE, "--list"], capture_output=True, text=True).stdout.split("\n")
     names = [ln.split()[0] for ln in listed if ln.strip()]
     check("cli.list", len(names) >= 25 and "normal" in names)
