@@ -43,7 +43,16 @@ void pyhz_cache_after_fork(pyhz_cache *c) {
   if (c->closed) close_now(c);
 }
 
+/* A Cache made by Cache.__new__ without (a successful start of) __init__
+ * has no name to open: every use raises Closed, never touches c->name. */
+static int not_initialized(pyhz_cache *c) {
+  if (c->name != NULL) return 0;
+  pyhz_raise_msg(HZSHM_ECLOSED, "Cache is not initialized (Cache.__new__ without Cache.__init__)");
+  return -1;
+}
+
 int pyhz_cache_ready(pyhz_cache *c) {
+  if (not_initialized(c) < 0) return -1;
   pyhz_cache_after_fork(c);
   if (c->closed) {
     pyhz_raise_closed("Cache");
@@ -214,7 +223,9 @@ static PyObject *cache_stats(pyhz_cache *c, PyObject *unused) {
   return d;
 }
 
-static PyObject *cache_get_name(pyhz_cache *c, void *unused) { return PyUnicode_FromString(c->name); }
+static PyObject *cache_get_name(pyhz_cache *c, void *unused) {
+  return not_initialized(c) < 0 ? NULL : PyUnicode_FromString(c->name);
+}
 static PyObject *cache_get_closed(pyhz_cache *c, void *unused) { return PyBool_FromLong(c->closed); }
 
 static PyObject *cache_repr(pyhz_cache *c) {

@@ -50,6 +50,15 @@ def native_env():
     return env
 
 
+def child_env(**extra):
+    """The environment for a child interpreter that imports this hzshm (the
+    one these tests import, whether PYTHONPATH or conftest found it)."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(hzshm.__file__)),
+                                                    env.get("PYTHONPATH")) if p)
+    return env
+
+
 def _die_with_parent():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: never outlive the test run

@@ -1,10 +1,11 @@
 """Every call of the binding and every error, against a real member and agent."""
 import subprocess
+import sys
 
 import pytest
 
 import hzshm
-from conftest import CLI_BIN, native_env, wait_for
+from conftest import CLI_BIN, child_env, native_env, wait_for
 
 
 def test_set_get_has_delete(cache, sid):
@@ -317,3 +318,42 @@ def test_agent_unavailable_then_restart(own_agent, sid):
     s.set("k", b"w")  # the restarted agent listens once it serves: no retry
     assert s.get("k") == b"w"
     c.close()
+
+
+UNINITIALIZED = r"""
+import hzshm
+c = hzshm.Cache.__new__(hzshm.Cache)  # never __init__-ed: no name to open
+for use in (lambda: c.name, lambda: c.session("s"), c.stats, c.__enter__):
+    try:
+        use()
+        raise SystemExit("no exception from an uninitialized Cache")
+    except hzshm.Closed as e:
+        assert e.name == "HZSHM_ECLOSED" and "not initialized" in str(e), e
+assert "?" in repr(c) and c.closed is False
+c.close()
+c.close()
+assert c.closed
+"""
+
+
+def test_uninitialized_cache_raises_instead_of_crashing():
+    """Cache.__new__(Cache) without __init__ (hostile or careless code): every
+    use raises Closed; .name dereferenced a NULL name (SIGSEGV)."""
+    r = subprocess.run([sys.executable, "-c", UNINITIALIZED], env=child_env(), capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, (r.returncode, r.stdout, r.stderr)
+
+
+def test_objects_are_not_copied_or_pickled(cache, sid):
+    """A Cache or Session is a process's handle: copy and pickle refuse it
+    (a forked child inherits it instead)."""
+    import copy
+    import pickle
+
+    s = cache.session(sid)
+    for obj in (cache, s):
+        for op in (copy.copy, copy.deepcopy, pickle.dumps):
+            with pytest.raises(TypeError):
+                op(obj)
+    s.set("k", b"v")
+    assert s.get("k") == b"v"
