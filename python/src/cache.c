@@ -234,14 +234,14 @@ static PyObject *cache_repr(pyhz_cache *c) {
 
 static PyMethodDef cache_methods[] = {
     {"session", (PyCFunction)cache_session, METH_O,
-     "session(sid) -> Session: the Store of one session, the IMap named prefix + sid.\n"
+     "session($self, sid, /)\n--\n\nA Session: the Store of one session, the IMap named prefix + sid.\n"
      "sid: a non-empty str of at most 255 UTF-8 bytes (prefix included), no NUL.\n"
      "Contacts nobody. Raises InvalidArgument or TooBig for a bad id."},
     {"stats", (PyCFunction)cache_stats, METH_NOARGS,
-     "stats() -> dict: the figures `hzshm stat` shows, in its order and words, plus 'health' (the\n"
+     "stats($self, /)\n--\n\nA dict of the figures `hzshm stat` shows, in its order and words, plus 'health' (the\n"
      "verdict's reason). Read from shared memory, no round trip."},
     {"close", (PyCFunction)cache_close, METH_NOARGS,
-     "close(): close every Session of this cache, then detach. Calls already running on another\n"
+     "close($self, /)\n--\n\nClose every Session of this cache, then detach. Calls already running on another\n"
      "thread finish first (the handle is freed by the last one). Idempotent."},
     {"__enter__", (PyCFunction)cache_enter, METH_NOARGS, "Returns the cache."},
     {"__exit__", (PyCFunction)cache_exit, METH_VARARGS, "Closes the cache (see close())."},
@@ -258,7 +258,7 @@ PyTypeObject pyhz_cache_type = {
     PyVarObject_HEAD_INIT(NULL, 0).tp_name = "hzshm.Cache",
     .tp_basicsize = sizeof(pyhz_cache),
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Cache(name, *, prefix=None, timeout=None, connections=None)\n\n"
+    .tp_doc = "Cache(name, *, prefix=None, timeout=None, connections=None)\n--\n\n"
               "The host's shared-memory near cache NAME (the agent's `hzshm-agent -n NAME`).\n"
               "prefix: prepended to every session id to form the IMap name.\n"
               "timeout: seconds per agent request (None: 15 s). connections: agent connection pool (1..64,\n"

@@ -86,7 +86,7 @@ static PyObject *strerror_fn(PyObject *mod, PyObject *arg) {
 }
 
 static PyMethodDef module_methods[] = {
-    {"strerror", strerror_fn, METH_O, "strerror(code) -> str: the text of a libhzshm return code."},
+    {"strerror", strerror_fn, METH_O, "strerror(code, /)\n--\n\nThe text of a libhzshm return code."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -129,16 +129,27 @@ static PyObject *lookup(pyhz_session *s, PyObject *key) {
   return rc == HZSHM_ETYPE ? pyhz_raise_type(type) : pyhz_raise(rc);
 }
 
-static PyObject *sess_get(pyhz_session *s, PyObject *const *args, Py_ssize_t nargs) {
-  if (nargs < 1 || nargs > 2) {
-    PyErr_SetString(PyExc_TypeError, "get(key, default=None) takes 1 or 2 arguments");
+/* get(key, /, default=None): key positional, default also by keyword (as
+ * Mapping.get's stub has it). Vectorcall: keyword values follow the positional ones in args. */
+static PyObject *sess_get(pyhz_session *s, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames) {
+  Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+  PyObject *dflt = Py_None;
+  if (nargs < 1 || nargs + nkw > 2) {
+    PyErr_Format(PyExc_TypeError, "get() takes a key and an optional default (%zd arguments given)", nargs + nkw);
     return NULL;
   }
+  if (nkw == 1) {
+    PyObject *name = PyTuple_GET_ITEM(kwnames, 0);
+    if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, "default") != 0) {
+      PyErr_Format(PyExc_TypeError, "get() got an unexpected keyword argument %R", name);
+      return NULL;
+    }
+  }
+  if (nargs + nkw == 2) dflt = args[1];
   PyObject *r = lookup(s, args[0]);
   if (r != NULL || PyErr_Occurred()) return r;
-  r = nargs == 2 ? args[1] : Py_None;
-  Py_INCREF(r);
-  return r;
+  Py_INCREF(dflt);
+  return dflt;
 }
 
 static PyObject *sess_subscript(pyhz_session *s, PyObject *key) {
@@ -360,28 +371,28 @@ static PyObject *sess_repr(pyhz_session *s) {
 }
 
 static PyMethodDef sess_methods[] = {
-    {"get", (PyCFunction)(void (*)(void))sess_get, METH_FASTCALL,
-     "get(key, default=None) -> bytes | str | default\n\n"
-     "The value of key, or default when the cluster has no such key: bytes for a Hazelcast byte[],\n"
+    {"get", (PyCFunction)(void (*)(void))sess_get, METH_FASTCALL | METH_KEYWORDS,
+     "get($self, key, /, default=None)\n--\n\n"
+     "The value of key (bytes | str), or default when the cluster has no such key: bytes for a Hazelcast byte[],\n"
      "str for a Hazelcast String (whoever wrote it). A hit (value or cached absence) is served from\n"
      "shared memory with the GIL held; a miss asks the agent with the GIL released.\n"
      "Raises UnsupportedType (.type_id) for any other Hazelcast type (e.g. -120: a bytes object the\n"
      "official Python client pickled), FailClosed, AgentUnavailable, Timeout, InvalidArgument/TooBig\n"
      "for a bad key."},
     {"has", (PyCFunction)sess_has, METH_O,
-     "has(key) -> bool: whether key exists, served from the cache including cached absence."},
+     "has($self, key, /)\n--\n\nTrue if key exists (bool), served from the cache including cached absence."},
     {"set", (PyCFunction)(void (*)(void))sess_set, METH_VARARGS | METH_KEYWORDS,
-     "set(key, value, ttl=None)\n\n"
+     "set($self, /, key, value, ttl=None)\n--\n\n"
      "Writes through to Hazelcast (IMap.set) and into this host's cache, then returns: any later\n"
      "get on this host sees it. value: bytes-like -> Hazelcast byte[]; str -> Hazelcast String\n"
      "(every Hazelcast client reads it as its native string). ttl: None = the map's default, 0 = never expires,\n"
      "> 0 = seconds. The GIL is released during the round trip."},
     {"delete", (PyCFunction)do_delete, METH_O,
-     "delete(key): removes key cluster-wide (IMap.delete); no error when it does not exist."},
+     "delete($self, key, /)\n--\n\nRemoves key cluster-wide (IMap.delete); no error when it does not exist."},
     {"destroy", (PyCFunction)sess_destroy, METH_NOARGS,
-     "destroy(): destroys the whole session (its IMap) cluster-wide and purges it here. The Session\n"
+     "destroy($self, /)\n--\n\nDestroys the whole session (its IMap) cluster-wide and purges it here. The Session\n"
      "stays usable and reads empty."},
-    {"close", (PyCFunction)sess_close, METH_NOARGS, "close(): releases the session handle. Idempotent."},
+    {"close", (PyCFunction)sess_close, METH_NOARGS, "close($self, /)\n--\n\nReleases the session handle. Idempotent."},
     {"__enter__", (PyCFunction)sess_enter, METH_NOARGS, "Returns the session."},
     {"__exit__", (PyCFunction)sess_exit, METH_VARARGS, "Closes the session."},
     {NULL, NULL, 0, NULL},

@@ -357,3 +357,16 @@ def test_objects_are_not_copied_or_pickled(cache, sid):
                 op(obj)
     s.set("k", b"v")
     assert s.get("k") == b"v"
+
+
+def test_get_default_by_keyword(cache, sid):
+    """get(key, /, default=None), as the docstring and the stub have it."""
+    s = cache.session(sid)
+    assert s.get("nope", default=b"d") == b"d"
+    assert s.get("nope", default=None) is None
+    s.set("k", b"v")
+    assert s.get("k", default=b"d") == b"v"
+    for bad in (lambda: s.get("k", b"d", default=b"e"), lambda: s.get("k", dflt=b"e"), lambda: s.get(),
+                lambda: s.get(key="k"), lambda: s.get("k", b"d", b"e")):
+        with pytest.raises(TypeError):
+            bad()
