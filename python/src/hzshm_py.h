@@ -45,6 +45,7 @@ struct pyhz_session {
   hzshm_session_t *s; /* NULL: closed, or not (re)opened yet after a fork */
   PyObject *sid;     /* str */
   Py_ssize_t busy;
+  size_t value_hint; /* the largest value get_remote read through the agent (0: none over its stack buffer) */
   int closed;
   pyhz_session *prev, *next;
 };

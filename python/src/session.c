@@ -82,11 +82,19 @@ static inline PyObject *value_obj(const void *v, size_t n, int32_t type) {
 static int get_remote(pyhz_session *s, const char *k, size_t kn, PyObject **out, int32_t *type_id) {
   char stackbuf[16384];
   char *buf = stackbuf, *heap = NULL;
-  size_t cap = sizeof stackbuf, n = 0;
+  size_t cap = sizeof stackbuf, n = 0, hint = s->value_hint;
   int32_t type = HZSHM_TYPE_BYTES;
   int rc;
   hzshm_session_t *hs = busy_begin(s);
   Py_BEGIN_ALLOW_THREADS
+  /* A value too large for the segment's slabs is never cached: each get is
+   * answered by the agent, and one that does not fit buf is a first round
+   * trip that only learns the size (HZSHM_EBUFSIZE), then a second. With
+   * buf as large as the largest value read through this session, it is one. */
+  if (hint > cap && (heap = malloc(hint)) != NULL) {
+    buf = heap;
+    cap = hint;
+  }
   for (;;) {
     rc = hzshm_get_typed(hs, k, kn, buf, cap, &n, &type);
     if (rc != HZSHM_EBUFSIZE) break;
@@ -101,6 +109,7 @@ static int get_remote(pyhz_session *s, const char *k, size_t kn, PyObject **out,
   Py_END_ALLOW_THREADS
   busy_end(s);
   if (rc == 0) {
+    if (n > s->value_hint && n > sizeof stackbuf) s->value_hint = n; /* GIL held, as every field */
     *out = value_obj(buf, n, type);
     if (*out == NULL) rc = -ENOMEM; /* with the exception set */
   }
@@ -336,6 +345,7 @@ PyObject *pyhz_session_new(pyhz_cache *c, PyObject *sid) {
   s->s = hs;
   s->sid = sid;
   s->busy = 0;
+  s->value_hint = 0;
   s->closed = 0;
   s->prev = NULL;
   s->next = c->sessions;

@@ -370,3 +370,23 @@ def test_get_default_by_keyword(cache, sid):
                 lambda: s.get(key="k"), lambda: s.get("k", b"d", b"e")):
         with pytest.raises(TypeError):
             bad()
+
+
+def test_an_uncached_value_costs_one_round_trip(cache, sid):
+    """A value too large for the segment's slabs (1 MiB; the test agent's
+    32 MiB segment has smaller ones) is never cached: every get asks the
+    agent. One request each, not a first one that only learns the size
+    (HZSHM_EBUFSIZE) and a second one (two member GETs)."""
+    s = cache.session(sid)
+    big = bytes(range(256)) * (hzshm.VALUE_MAX // 256)
+    s.set("big", big)
+    assert s.get("big") == big  # learns the size
+    a = cache.stats()
+    for _ in range(3):
+        assert s.get("big") == big
+    b = cache.stats()
+    assert b["uncacheable_values"] > 0 and b["hits"] == a["hits"], (a, b)  # served uncached
+    assert b["agent_requests"] - a["agent_requests"] == 3, (a, b)
+    assert b["remote_gets"] - a["remote_gets"] == 3, (a, b)
+    s.set("big", b"small now")  # and a smaller value after a large one
+    assert s.get("big") == b"small now"
