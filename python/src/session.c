@@ -128,8 +128,13 @@ static PyObject *lookup(pyhz_session *s, PyObject *key) {
   int rc = hzshm_get_view_local_typed(s->s, k, kn, &v, &n, &type);
   if (rc == 0) { /* the result is built straight from the view: one copy */
     PyObject *r = value_obj(v, n, type);
-    hzshm_view_release(s->s);
-    return r;
+    if (hzshm_view_release(s->s) != HZSHM_ECHANGED) return r;
+    /* The entry was reused while we copied it (hzshm.h: discard what was
+     * read), so r (or value_obj's error) is not the value: ask again through
+     * the copying read, which checks its own copy. */
+    if (r == NULL) PyErr_Clear();
+    Py_XDECREF(r);
+    rc = HZSHM_EMISS;
   }
   PyObject *r = NULL;
   if (rc == HZSHM_EMISS) rc = get_remote(s, k, kn, &r, &type);
@@ -174,7 +179,8 @@ static int has(pyhz_session *s, PyObject *key) {
   const void *v;
   if (key_of(key, &k, &kn) < 0 || ready(s) < 0) return -1;
   int rc = hzshm_get_view_local(s->s, k, kn, &v, &n);
-  if (rc == 0) hzshm_view_release(s->s);
+  /* A view reused while held (HZSHM_ECHANGED) may have been another key's: ask hzshm_has. */
+  if (rc == 0 && hzshm_view_release(s->s) == HZSHM_ECHANGED) rc = HZSHM_EMISS;
   if (rc == HZSHM_EMISS) {
     hzshm_session_t *hs = busy_begin(s);
     Py_BEGIN_ALLOW_THREADS
