@@ -1,5 +1,6 @@
 /* module.c - the hzshm._hzshm extension module: the exception hierarchy, the
  * fork generation and module set-up. See hzshm_py.h for the guarantees. */
+#include <errno.h>
 #include <pthread.h>
 
 #include "hzshm_py.h"
@@ -13,7 +14,7 @@ static void on_fork_child(void) {
 
 /* The exception classes (strong references owned by the module). */
 static PyObject *exc_error, *exc_failclosed, *exc_agent, *exc_timeout, *exc_toobig, *exc_inval, *exc_nocache,
-    *exc_type, *exc_closed;
+    *exc_type, *exc_closed, *exc_perm;
 
 static PyObject *exc_for(int rc) {
   switch (rc) {
@@ -37,6 +38,10 @@ static PyObject *exc_for(int rc) {
     return exc_type;
   case HZSHM_ECLOSED:
     return exc_closed;
+  case HZSHM_EUNTRUSTED:
+  case -EACCES:
+  case -EPERM:
+    return exc_perm;
   default:
     return exc_error;
   }
@@ -44,6 +49,7 @@ static PyObject *exc_for(int rc) {
 
 /* Raises cls(msg) with .code and .name of rc (and .type_id when given). */
 static PyObject *raise_with(int rc, const char *msg, PyObject *type_id) {
+  if (rc == -ENOMEM) return PyErr_NoMemory(); /* Python's own: MemoryError */
   PyObject *cls = exc_for(rc);
   PyObject *exc = PyObject_CallFunction(cls, "s", msg);
   if (exc == NULL) return NULL;
@@ -141,6 +147,9 @@ static int add_errors(PyObject *m) {
       "The stored value is neither a Hazelcast byte[] nor a String; .type_id is its Hazelcast type id "
       "(e.g. -120 for a value the official Python client pickled).");
   SUB(exc_closed, "Closed", PyExc_ValueError, "The Cache or Session was closed (HZSHM_ECLOSED).");
+  SUB(exc_perm, "PermissionDenied", PyExc_PermissionError,
+      "The cache's files or the agent's socket may not be used by this process: owned by an untrusted uid "
+      "(HZSHM_EUNTRUSTED: see HZSHM_AGENT_UID) or not accessible (EACCES, EPERM).");
 #undef SUB
   return 0;
 }

@@ -197,9 +197,10 @@ def test_cache_errors(agent):
 def test_error_attributes():
     assert issubclass(hzshm.FailClosed, hzshm.Error)
     for cls in (hzshm.AgentUnavailable, hzshm.Timeout, hzshm.TooBig, hzshm.InvalidArgument, hzshm.NoCache,
-                hzshm.UnsupportedType, hzshm.Closed):
+                hzshm.UnsupportedType, hzshm.Closed, hzshm.PermissionDenied):
         assert issubclass(cls, hzshm.Error)
     assert issubclass(hzshm.Timeout, TimeoutError) and issubclass(hzshm.UnsupportedType, TypeError)
+    assert issubclass(hzshm.PermissionDenied, PermissionError)
     assert hzshm.strerror(0) == "OK" or hzshm.strerror(0)
     assert hzshm.strerror(-30001) == "key not found"
 
