@@ -13,7 +13,11 @@ copy of each session, coherent with the cluster.
     DELETE /s/<sid>         the whole session, cluster-wide (204)
     GET    /whoami          {"pid": worker pid, "opened_in": pid that opened the cache}
 
-Every response carries X-Worker-Pid.
+<sid> and <key> are UTF-8, percent-encoded in the URL (/s/caf%C3%A9/k is the
+session "café", the IMap every other Hazelcast client sees by that name): a
+path that is not UTF-8 is a 400. A cache that fails closed or an agent that
+does not answer is a 503: no possibly stale value is served. Every response
+carries X-Worker-Pid.
 """
 import json
 import os
@@ -45,7 +49,10 @@ def _route(method, parts, environ):
                 return 404, b""
             return 200, v.encode() if isinstance(v, str) else v  # a Hazelcast String comes back as str
         if method == "PUT":
-            n = int(environ.get("CONTENT_LENGTH") or 0)
+            try:
+                n = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                return 400, b"bad Content-Length\n"
             s.set(key, environ["wsgi.input"].read(n))
             return 204, b""
         if method == "DELETE":
@@ -54,11 +61,19 @@ def _route(method, parts, environ):
     return 405, b"GET, PUT or DELETE\n"
 
 
+def _path(environ):
+    """The request path as text: WSGI gives PATH_INFO (percent-decoded) as the
+    latin-1 decoding of its bytes (PEP 3333), and ids and keys are UTF-8."""
+    return environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+
+
 def app(environ, start_response):
-    parts = [p for p in environ.get("PATH_INFO", "").split("/") if p]
     try:
+        parts = [p for p in _path(environ).split("/") if p]
         status, body = _route(environ["REQUEST_METHOD"], parts, environ)
-    except hzshm.FailClosed as e:  # never serve a value that may be stale
+    except UnicodeDecodeError:
+        status, body = 400, b"the path is not UTF-8\n"
+    except (hzshm.FailClosed, hzshm.AgentUnavailable, hzshm.Timeout) as e:  # never serve a value that may be stale
         status, body = 503, f"{e.name}\n".encode()
     except hzshm.UnsupportedType as e:
         status, body = 415, f"type id {e.type_id}\n".encode()

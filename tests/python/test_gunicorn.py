@@ -3,11 +3,14 @@ its hzshm.Cache) was loaded in the master (preload_app), driven over HTTP.
 Each phase polls until all four workers have answered (which worker takes a
 connection is up to the kernel), with a deadline; every answer is checked."""
 import http.client
+import importlib.util
+import io
 import json
 import os
 import socket
 import subprocess
 import sys
+from urllib.parse import quote
 
 import pytest
 
@@ -122,3 +125,62 @@ def test_workers_share_session_state(server, hz, sid):
     hz.get_map(sid).blocking().put("pickled", b"python bytes")
     st, body, _ = request(sock, "GET", f"/s/{sid}/pickled")
     assert (st, body) == (415, b"type id -120\n")
+
+
+def test_utf8_session_ids_and_keys(server, hz, sid):
+    """A percent-encoded UTF-8 id and key name the same IMap and key as for
+    every other client (WSGI hands PATH_INFO over as latin-1 of its bytes)."""
+    sock, _ = server
+    usid, ukey = sid + "-caf\u00e9", "cl\u00e9 \u20ac"
+    path = "/s/%s/%s" % (quote(usid), quote(ukey))
+    st, _, _ = request(sock, "PUT", path, b"utf-8 path")
+    assert st == 204
+    assert hz.get_map(usid).blocking().get(ukey) == bytearray(b"utf-8 path")
+    hz.get_map(usid).blocking().put(ukey, bytearray(b"from the official client"))
+    every_worker(sock, path, lambda st, body: (st, body) == (200, b"from the official client"))
+    st, body, _ = request(sock, "GET", "/s/%s/%%ff%%fe" % quote(usid))  # not UTF-8
+    assert st == 400 and b"UTF-8" in body
+
+
+def _load_app(name):
+    spec = importlib.util.spec_from_file_location("hzshm_example_app", os.path.join(ROOT, "examples", "gunicorn",
+                                                                                   "app.py"))
+    mod = importlib.util.module_from_spec(spec)
+    old = os.environ.get("HZSHM_CACHE")
+    os.environ["HZSHM_CACHE"] = name
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        if old is None:
+            del os.environ["HZSHM_CACHE"]
+        else:
+            os.environ["HZSHM_CACHE"] = old
+    return mod
+
+
+def _call(app, method, path, body=b""):
+    got = {}
+
+    def start_response(status, headers):
+        got["status"] = status
+
+    environ = {"REQUEST_METHOD": method, "PATH_INFO": path, "CONTENT_LENGTH": str(len(body)),
+               "wsgi.input": io.BytesIO(body)}
+    out = b"".join(app(environ, start_response))
+    return int(got["status"].split()[0]), out
+
+
+def test_app_answers_503_when_the_agent_is_gone(own_agent, sid):
+    """No agent (killed): a write is AgentUnavailable, which the app answers
+    as 503 like a cache that fails closed, not as a worker's 500 traceback."""
+    mod = _load_app(own_agent.name)
+    try:
+        assert _call(mod.app, "PUT", f"/s/{sid}/k", b"v") == (204, b"")
+        assert _call(mod.app, "GET", f"/s/{sid}/k") == (200, b"v")
+        own_agent.kill9()
+        st, body = _call(mod.app, "PUT", f"/s/{sid}/k", b"w")
+        assert (st, body) == (503, b"HZSHM_EAGENT\n")
+    finally:
+        mod.CACHE.close()
+        if own_agent.proc is None:  # serving again, so that its stop unlinks the segment and the socket
+            own_agent.start()
