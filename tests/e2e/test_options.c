@@ -65,7 +65,7 @@ TEST_CASE(options) {
   out[n] = 0;
   close(p[0]);
   CHECK_RC(e2e_agent_wait_exit(pid, 10000), 0);
-  const char *opts[] = {"--name", "--members", "--cluster", "--memory", "--sessions", "--readers", "--socket",
+  const char *opts[] = {"--name", "--members", "--cluster", "--memory", "--sessions", "--readers", "--partitions", "--socket",
                         "--prefix", "--stale-ms", "--reconcile-ms", "--idle-ms", "--max-ttl-ms", "--invocation-timeout-ms", "--allow-gid",
                         "--unlink-on-exit", "--metrics-listen", "--log-level", "--help", "--version", NULL};
   for (int i = 0; opts[i]; i++) {
