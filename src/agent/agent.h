@@ -29,6 +29,7 @@ typedef struct {
   const char *cluster;    /* default "dev" */
   uint64_t memory;
   uint32_t sessions, readers; /* segment directory and reader slots */
+  uint32_t partitions;    /* --partitions: the segment's and the agent's tables' (cluster.partitions) */
   const char *socket;     /* as given, or NULL */
   char sockpath[108];     /* --socket or the default (opts.c) */
   const char *metrics_listen; /* HOST:PORT or NULL (metrics.c) */
@@ -194,7 +195,8 @@ struct agent {
 
   /* Cluster view (health.c writes it from the client's events). */
   struct {
-    uint32_t partitions;
+    uint32_t partitions;      /* the segment's (--partitions): every per-partition table has this many;
+                                 partitions >= it of a cluster with more are never cached (inval_cacheable) */
     hzc_uuid_t my_uuid;       /* our client UUID: own invalidations carry it */
     hzc_uuid_t *puuid;        /* per partition UUID last seen (zero = unknown; inval.c) */
     int state;                /* 0 connecting, 1 connected, 2 disconnected, 3 stopped */

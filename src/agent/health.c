@@ -71,9 +71,13 @@ int health_serving(const agent_t *a) {
 void health_watch(agent_t *a) {
   if (a->hz == NULL || a->stopping) return;
   uint32_t unwatched = 0, back = 0;
+  /* Partitions the cluster does not have (a segment made for more, see
+   * health_partitions) are never watched and hold no key: not counted. */
+  uint32_t pc = hzc_partition_count(a->hz);
+  uint32_t exist = pc != 0 && pc < a->cluster.partitions ? pc : a->cluster.partitions;
   for (uint32_t p = 0; p < a->cluster.partitions; p++) {
     int w = hzc_partition_watch(a->hz, p);
-    if (w == 0) unwatched++;
+    if (w == 0 && p < exist) unwatched++;
     if (w == a->watch.conn[p]) continue;
     if (w != 0) back++;
     a->watch.conn[p] = w;
@@ -92,13 +96,37 @@ void health_watch(agent_t *a) {
       log_info("every partition's owner sends us its invalidations again");
     else
       log_info("%u of %u partitions have no connection to their owner with our listeners: not cached",
-               unwatched, a->cluster.partitions);
+               unwatched, exist);
     a->watch.log_ms = now;
     a->watch.logged = unwatched;
   }
   a->watch.unwatched = unwatched;
   counter_set(a, HZSHM__AC_UNWATCHED, unwatched);
   if (back) health_reconcile_soon(a);
+}
+
+/* At every join (CONNECTED, RECONNECTED, CLUSTER_CHANGED: hzc_partition_count
+ * is the joined cluster's): a cluster with more partitions than the segment
+ * was made for (--partitions) has keys of partitions >= it, which are never
+ * cached (inval_cacheable: no baseline, no stale mark, no entry for them),
+ * every read of them a remote get through the agent. Keys are spread evenly
+ * over the partitions (hash mod count), so that is (pc - n) / pc of the keys.
+ * A warning with the remedy; /metrics has both counts (metrics.c). With fewer
+ * partitions every key is cached and the rest of the segment's are unused. */
+static void health_partitions(agent_t *a) {
+  uint32_t pc = hzc_partition_count(a->hz), n = a->cluster.partitions;
+  if (pc == 0 || pc == n) return;
+  if (pc < n) {
+    log_info("cluster has %u partitions, the segment was made for %u (--partitions): every key is cached "
+             "(the segment's partitions %u..%u are unused)", pc, n, pc, n - 1);
+    return;
+  }
+  uint32_t pct = (uint32_t)(((uint64_t)(pc - n) * 200 / pc + 1) / 2); /* rounded */
+  log_at(LVL_WARN,
+         "cluster has %u partitions, the segment was made for %u: keys of partitions %u..%u (%s%u %% of keys) are "
+         "never cached, every read of them goes through the agent to the cluster; restart the agent with "
+         "--partitions %u (a fresh segment)",
+         pc, n, n, pc - 1, pct == 0 ? "< " : "", pct == 0 ? 1 : pct, pc);
 }
 
 /* The lock-name check failed (here < 0: lstat of the name or fstat of our
@@ -259,6 +287,8 @@ void health_event(hzc_client_t *c, const hzc_event_t *ev, void *ud) {
     default:
       break;
   }
+  if (ev->kind == HZC_EV_CONNECTED || ev->kind == HZC_EV_RECONNECTED || ev->kind == HZC_EV_CLUSTER_CHANGED)
+    health_partitions(a);
   health_watch(a);
   hzshm__shm_w_heartbeat(a->shm, shm_state(a));
   counters_publish(a);

@@ -81,10 +81,7 @@ static void connect_cb(hzc_client_t *c, int status, void *ud) {
     return;
   }
   a->cluster.state = 1;
-  a->cluster.my_uuid = hzc_client_uuid(c);
-  uint32_t pc = hzc_partition_count(c);
-  if (pc != 0 && pc != a->cluster.partitions)
-    log_info("warning: cluster has %u partitions, the segment was sized for %u", pc, a->cluster.partitions);
+  a->cluster.my_uuid = hzc_client_uuid(c); /* the partition count is checked at every join: health.c */
 }
 
 /* Supervision around health.c's handler: readiness, fatal refusal. */
@@ -167,10 +164,23 @@ static void log_pages(agent_t *a) {
 }
 
 /* Opens (or reuses) the segment; a reused one has every partition marked
- * stale before it serves; records the socket path for readers. */
+ * stale before it serves; records the socket path for readers.
+ * A segment left by a previous agent is reused only with the same geometry
+ * (--memory, --sessions, --readers, --partitions, --stale-ms) and layout
+ * version; another one (e.g. an agent restarted with another --partitions)
+ * is replaced by a fresh, empty segment of ours, never adopted: asked first
+ * without replacing, so that the replacement is said (readers attached to
+ * the old file attach to the new one by themselves, src/lib/lib.c). */
 static int open_segment(agent_t *a, const hzshm__shm_config_t *cfg) {
   int reused = 0;
-  int err = hzshm__shm_w_open(a->o.name, cfg, 1, &a->shm, &reused);
+  int err = hzshm__shm_w_open(a->o.name, cfg, 0, &a->shm, &reused);
+  if (err == HZSHM_EVERSION) {
+    log_at(LVL_WARN,
+           "the segment of cache %s was made with another --memory, --sessions, --readers, --partitions or "
+           "--stale-ms, by another layout version, or is damaged: replaced by a fresh one (empty)",
+           a->o.name);
+    err = hzshm__shm_w_open(a->o.name, cfg, 1, &a->shm, &reused);
+  }
   if (err != 0) {
     log_at(LVL_ERR, "fatal: cannot open the segment of cache %s: %s%s", a->o.name, hzshm_strerror(err),
            err == HZSHM_EEXIST ? " (another agent serves it)" : "");
@@ -268,7 +278,7 @@ int main(int argc, char **argv) {
   log_init(a.o.log_level);
   ignore_signals();
   a.loop = uv_default_loop();
-  a.cluster.partitions = 271;
+  a.cluster.partitions = a.o.partitions;
   hzshm__shm_config_t cfg = segment_config(&a);
   int rc;
   if (check_memory(&a, &cfg) != 0)

@@ -120,12 +120,19 @@ static void h_metrics(http_t *h, int head) {
     return;
   }
   size_t n = hzshm__prom_render(NULL, 0, a->o.name, &st, a->stats.hist, 2);
-  char pages[512]; /* the agent's own facts, not in the segment (the CLI has no such line) */
+  char pages[1536]; /* the agent's own facts, not in the segment (the CLI has no such line) */
   int pn = snprintf(pages, sizeof pages,
                     "# HELP hzshm_segment_huge_pages 1 when 2 MiB pages back the segment (PMD-mapped at start-up), "
                     "else 0 (the start-up log line says why).\n# TYPE hzshm_segment_huge_pages gauge\n"
-                    "hzshm_segment_huge_pages{cache=\"%s\"} %d\n",
-                    a->o.name, a->huge_pages == PAGES_2M);
+                    "hzshm_segment_huge_pages{cache=\"%s\"} %d\n"
+                    "# HELP hzshm_cluster_partitions The partition count of the cluster last joined "
+                    "(hazelcast.partition.count); 0 before the first join.\n"
+                    "# TYPE hzshm_cluster_partitions gauge\nhzshm_cluster_partitions{cache=\"%s\"} %u\n"
+                    "# HELP hzshm_segment_partitions The partition count the segment was made for (--partitions); "
+                    "keys of a cluster's partitions at or above it are never cached.\n"
+                    "# TYPE hzshm_segment_partitions gauge\nhzshm_segment_partitions{cache=\"%s\"} %u\n",
+                    a->o.name, a->huge_pages == PAGES_2M, a->o.name, a->hz ? hzc_partition_count(a->hz) : 0,
+                    a->o.name, a->cluster.partitions);
   size_t pl = pn > 0 && (size_t)pn < sizeof pages ? (size_t)pn : 0;
   char *body = malloc(n + pl + 1);
   if (body == NULL) {

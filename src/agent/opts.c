@@ -14,6 +14,7 @@
 #define DEF_MEMORY (64ull << 20)
 #define DEF_SESSIONS 65536u
 #define DEF_READERS 1024u
+#define DEF_PARTITIONS 271u /* Hazelcast's default hazelcast.partition.count */
 
 static void usage(FILE *f) {
   fprintf(f,
@@ -29,6 +30,9 @@ static void usage(FILE *f) {
           "                           --sessions and --readers, an error names it)\n"
           "      --sessions N         sessions (IMaps) the segment can hold (default: %u)\n"
           "      --readers N          reader threads that can attach at once (default: %u)\n"
+          "      --partitions N       the cluster's partition count (hazelcast.partition.count), 1..65535:\n"
+          "                           the segment and the agent's tables are made for it (default: %u,\n"
+          "                           Hazelcast's default); keys of partitions >= N are never cached\n"
           "      --socket PATH        the agent's Unix socket (default: $RUNTIME_DIRECTORY/hzshm-NAME.sock,\n"
           "                           else $XDG_RUNTIME_DIR/hzshm-NAME.sock, else /tmp/hzshm-NAME.sock)\n"
           "      --prefix P           serve only IMaps whose name starts with P (default: all)\n"
@@ -48,7 +52,7 @@ static void usage(FILE *f) {
           "\n"
           "Exit status: 0 clean stop (SIGTERM, SIGINT), 1 fatal error, 2 usage error.\n"
           "SIGHUP is ignored. Environment: HZSHM_SHM_DIR (segment directory, default /dev/shm).\n",
-          DEF_SESSIONS, DEF_READERS);
+          DEF_SESSIONS, DEF_READERS, DEF_PARTITIONS);
 }
 
 int parse_size(const char *s, uint64_t *out) {
@@ -130,7 +134,7 @@ static int default_socket(agent_opts_t *o) {
 
 int opts_parse(int argc, char **argv, agent_opts_t *o) {
   enum { O_MEMORY = 256, O_SOCKET, O_PREFIX, O_STALE, O_RECONCILE, O_IDLE, O_GID, O_UNLINK, O_TTL, O_SESSIONS,
-         O_READERS, O_METRICS, O_LOGLEVEL, O_INVOKE };
+         O_READERS, O_METRICS, O_LOGLEVEL, O_INVOKE, O_PARTITIONS };
   static const struct option lo[] = {
       {"name", required_argument, 0, 'n'},         {"members", required_argument, 0, 'm'},
       {"cluster", required_argument, 0, 'c'},      {"memory", required_argument, 0, O_MEMORY},
@@ -140,7 +144,7 @@ int opts_parse(int argc, char **argv, agent_opts_t *o) {
       {"unlink-on-exit", no_argument, 0, O_UNLINK}, {"max-ttl-ms", required_argument, 0, O_TTL},
       {"sessions", required_argument, 0, O_SESSIONS}, {"readers", required_argument, 0, O_READERS},
       {"metrics-listen", required_argument, 0, O_METRICS}, {"log-level", required_argument, 0, O_LOGLEVEL},
-      {"invocation-timeout-ms", required_argument, 0, O_INVOKE},
+      {"invocation-timeout-ms", required_argument, 0, O_INVOKE}, {"partitions", required_argument, 0, O_PARTITIONS},
       {"help", no_argument, 0, 'h'},               {"version", no_argument, 0, 'V'},
       {0, 0, 0, 0}};
   memset(o, 0, sizeof *o);
@@ -148,6 +152,7 @@ int opts_parse(int argc, char **argv, agent_opts_t *o) {
   o->memory = DEF_MEMORY;
   o->sessions = DEF_SESSIONS;
   o->readers = DEF_READERS;
+  o->partitions = DEF_PARTITIONS;
   o->stale_ms = 1000;
   o->reconcile_ms = 5000;
   o->idle_ms = 10000;
@@ -172,6 +177,10 @@ int opts_parse(int argc, char **argv, agent_opts_t *o) {
       case O_READERS:
         e = parse_u32(optarg, &o->readers) || o->readers == 0 || o->readers > 65536 ? bad(name, optarg, "1..65536")
                                                                                      : 0;
+        break;
+      case O_PARTITIONS: /* the segment's limit (shm/shm_open.c layout_compute) */
+        e = parse_u32(optarg, &o->partitions) || o->partitions == 0 || o->partitions > 65535
+                ? bad(name, optarg, "1..65535") : 0;
         break;
       case O_SOCKET:
         o->socket = optarg;
