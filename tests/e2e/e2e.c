@@ -379,6 +379,11 @@ int e2e_is_hit(void *hit) {
   return e2e_serves(x->s, x->key, x->want) && e2e_stats(x->h).hits > h0;
 }
 
+int e2e_invalidations_reached(void *inv) {
+  e2e_inv_t *x = inv;
+  return e2e_stats(x->h).invalidations >= x->at_least;
+}
+
 int e2e_member(const char *verb, int index) {
   const char *hzm = getenv("HZ_MEMBER"), *dir = getenv("HZSHM_TEST_MEMBER_DIR");
   CHECK(hzm && dir);

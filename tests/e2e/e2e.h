@@ -132,6 +132,13 @@ typedef struct {
   const char *key, *want;
 } e2e_hit_t;
 int e2e_is_hit(void *hit);
+/* e2e_wait predicate: host h has applied (or skipped as its own echo) at
+ * least at_least invalidations (hzshm_stats_t.invalidations). */
+typedef struct {
+  hzshm_t *h;
+  uint64_t at_least;
+} e2e_inv_t;
+int e2e_invalidations_reached(void *inv);
 /* Runs `$HZ_MEMBER VERB --dir $HZSHM_TEST_MEMBER_DIR --index INDEX` (kill,
  * revive: tools/hz-member on the test's fixture); returns its exit code. */
 int e2e_member(const char *verb, int index);

@@ -34,16 +34,6 @@ static void *set_v1(void *ud) {
   return NULL;
 }
 
-typedef struct {
-  hzshm_t *h;
-  uint64_t at_least;
-} inv_t;
-
-static int invalidations_reached(void *ud) {
-  inv_t *x = ud;
-  return e2e_stats(x->h).invalidations >= x->at_least;
-}
-
 TEST_CASE(echo_race) {
   char reply[64];
   e2e_hosts_t T = {.ag[0] = {.bin = HZSHM_AGENT_SEAMS_BIN,
@@ -58,15 +48,15 @@ TEST_CASE(echo_race) {
   CHECK_RC(hzshm_set(sb, "other", 5, "x", 1), 0); /* B's session has its listener */
 
   /* A's set of v1, its acknowledgement handled 1500 ms late: the echo first. */
-  inv_t inv = {ha, e2e_stats(ha).invalidations + 1};
+  e2e_inv_t inv = {ha, e2e_stats(ha).invalidations + 1};
   setter_t st = {sa2, -1};
   pthread_t t;
   CHECK_EQ(pthread_create(&t, NULL, set_v1, &st), 0);
-  CHECK_GE(e2e_wait(invalidations_reached, &inv, BOUND_MS), 0);
+  CHECK_GE(e2e_wait(e2e_invalidations_reached, &inv, BOUND_MS), 0);
   /* B destroys the map while A's acknowledgement is still held: A gets a clear-all. */
   CHECK_RC(hzshm_destroy(sb), 0);
   inv.at_least++;
-  CHECK_GE(e2e_wait(invalidations_reached, &inv, BOUND_MS), 0);
+  CHECK_GE(e2e_wait(e2e_invalidations_reached, &inv, BOUND_MS), 0);
   CHECK_EQ(pthread_join(t, NULL), 0);
   CHECK_RC(st.rc, 0);
 
