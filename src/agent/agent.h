@@ -362,7 +362,8 @@ void resv_cancel_all(session_t *s);
 void resv_expire(session_t *s, uint64_t now);
 /* An own invalidation (our client UUID) of r's key: 1 if it is the echo of a
  * write this agent acknowledged and still expects (skipped), else 0: an
- * unknown write (timed out, applied late) - applied like a foreign one. */
+ * unknown write (timed out, applied late) - applied like a foreign one; 0
+ * too whenever a failed write of the key is unresolved (unknown). */
 int resv_own_echo(resv_t *r);
 
 /* inval.c */
