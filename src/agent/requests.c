@@ -125,6 +125,12 @@ static void write_ack(void *ud, const hzc_result_t *res) {
       /* Outcome unknown: the member may still apply it (a parked operation). */
       r->unknown++;
       r->unknown_until_ms = now_ms() + UNKNOWN_WAIT_MS;
+      /* It may already have been applied, after a later-submitted write of
+       * the key still in flight (a retry of a "not executed" error runs it
+       * after a write sent meanwhile), and its event may already have come
+       * and been skipped as an early echo of the writes in flight (fill.c):
+       * none of them may cache its value, as if a foreign change had come. */
+      if (r->writes > 0) r->write_canceled = 1;
     }
     /* Cached only when it is the key's last submitted write: an earlier
      * write's acknowledgement that arrives after a later one's never wins. */
