@@ -13,10 +13,14 @@
 #   INORDER 1: the member applies our writes of the key in submit order
 #   ACKORDER 1: success acknowledgements come in the order the member applied
 #   FIX 1: requests.c marks write_canceled when a write fails with others in flight
+#   FIX 2: (not in the C code) a write submitted while another of the key is in
+#     flight marks write_canceled: overlapping writes of a key are never cached
 # Results (revcons21): old 2 1 1 2 0 1 0 0 -> stale (the e2e_lostecho interleaving);
 #   new ... 1 0 0 -> none; new 2 1 1 2 0 0 1 0 -> stale (a write applied after a
 #   later one, failed after its event came early); new 2 1 1 2 0 0 1 1 -> none,
-#   and none with 3 writes or 2 losses + a duplicate.
+#   and none with 3 writes or 2 losses + a duplicate; new 2 1 1 2 0 0 0 1 -> stale
+#   (success acks out of application order: the later-submitted write applied
+#   first, acknowledged last, is cached); ... 0 0 2 -> none.
 # Windows never expire (worst case for stale expectations; unknown covers the run).
 import sys
 from collections import namedtuple
@@ -69,7 +73,7 @@ def succ(st):
     for i in range(NOWN):
         if st.writes_m[i] is None and all(st.writes_m[j] is not None for j in range(i)):
             w, e, early, unk, wc, ws = st.resv
-            r = (w + 1, e, early, unk, wc, ws + 1)
+            r = (w + 1, e, early, unk, 1 if (FIX == 2 and w > 0) else wc, ws + 1)
             wm = list(st.writes_m); wm[i] = 'pend'
             wcl = list(st.writes_c); wcl[i] = ('flight', ws + 1, st.epoch)
             out.append(('submit%d' % i, st._replace(resv=r, writes_m=tuple(wm), writes_c=tuple(wcl))))
