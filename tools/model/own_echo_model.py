@@ -13,8 +13,9 @@
 #   INORDER 1: the member applies our writes of the key in submit order
 #   ACKORDER 1: success acknowledgements come in the order the member applied
 #   FIX 1: requests.c marks write_canceled when a write fails with others in flight
-#   FIX 2: (not in the C code) a write submitted while another of the key is in
-#     flight marks write_canceled: overlapping writes of a key are never cached
+#   FIX 2: FIX 1, and a write submitted while another of the key is in flight
+#     marks write_canceled: overlapping writes of a key are never cached
+#     (requests.c req_run; the C code has both since e422081)
 # Results (revcons21): old 2 1 1 2 0 1 0 0 -> stale (the e2e_lostecho interleaving);
 #   new ... 1 0 0 -> none; new 2 1 1 2 0 0 1 0 -> stale (a write applied after a
 #   later one, failed after its event came early); new 2 1 1 2 0 0 1 1 -> none,
