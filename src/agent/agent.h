@@ -154,7 +154,8 @@ typedef struct resv {
   int fetching;             /* a remote get is in flight for it */
   int fill_canceled;        /* an invalidation/clear/write arrived: do not cache the fill */
   int writes;               /* writes of this key in flight */
-  int write_canceled;       /* a foreign invalidation arrived during a write */
+  int write_canceled;       /* do not cache the writes in flight: a foreign invalidation or a clear-all came,
+                               another write of the key overlapped one, or one failed (requests.c) */
   uint32_t wseq;            /* writes of this key submitted (numbers them, see requests.c) */
   int echoes;               /* acknowledged writes whose own invalidation (echo) is still expected */
   int early;                /* own echoes that came while writes were in flight, none expected */

@@ -5,10 +5,11 @@
  * acknowledgement is the segment changed, and only then is the caller answered.
  * A write's segment update is skipped (the key is dropped instead) when a
  * foreign invalidation for the key arrived while the write was in flight, or
- * when another write of the same key from this host is still in flight, or
- * when a later-submitted write of the key was acknowledged first (writes are
- * numbered at submit: an acknowledgement arriving after a later write's never
- * wins, whatever order the member applied them in): in all cases the order
+ * when another write of the same key from this host was in flight at any
+ * point during this one (the member may apply and acknowledge overlapping
+ * writes out of submit order: a retried "not executed" write, two connections
+ * during a migration; write numbering alone does not settle which value the
+ * cluster kept), or when one of them failed: in all cases the order
  * of the cluster's updates is not known here, and a dropped key is a miss,
  * never a stale hit. The entry's stamp is taken at submit, so a partition
  * marked stale while the write was in flight turns it into a miss.

@@ -15,7 +15,8 @@
 #   FIX 1: requests.c marks write_canceled when a write fails with others in flight
 #   FIX 2: FIX 1, and a write submitted while another of the key is in flight
 #     marks write_canceled: overlapping writes of a key are never cached
-#     (requests.c req_run; the C code has both since e422081)
+#     (requests.c: FIX 1 since e680f78, FIX 2 since 3bb5ebc; with FIX 2 the
+#     failure-branch assignment of FIX 1 never changes anything)
 # Results (revcons21): old 2 1 1 2 0 1 0 0 -> stale (the e2e_lostecho interleaving);
 #   new ... 1 0 0 -> none; new 2 1 1 2 0 0 1 0 -> stale (a write applied after a
 #   later one, failed after its event came early); new 2 1 1 2 0 0 1 1 -> none,
