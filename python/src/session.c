@@ -205,7 +205,12 @@ static int ttl_of(PyObject *ttl, int64_t *ms) {
     *ms = -1;
     return 0;
   }
-  if (PyBool_Check(ttl) || !(PyLong_Check(ttl) || PyFloat_Check(ttl))) {
+  /* Any real number: int, float, and what converts like them (__index__:
+   * numpy integers; __float__: numpy floats, Decimal, Fraction). Not bool
+   * (a flag passed by mistake), not str, not complex (no __float__). */
+  PyNumberMethods *nb = Py_TYPE(ttl)->tp_as_number;
+  int real = PyLong_Check(ttl) || PyFloat_Check(ttl) || PyIndex_Check(ttl) || (nb != NULL && nb->nb_float != NULL);
+  if (PyBool_Check(ttl) || !real) {
     PyErr_Format(PyExc_TypeError, "ttl must be None or a number of seconds, not %.100s", Py_TYPE(ttl)->tp_name);
     return -1;
   }

@@ -1,4 +1,6 @@
 """Every call of the binding and every error, against a real member and agent."""
+import decimal
+import fractions
 import subprocess
 import sys
 
@@ -118,7 +120,24 @@ def test_ttl(cache, sid):
         s.set("t", b"v", ttl="1")
     with pytest.raises(TypeError):
         s.set("t", b"v", ttl=True)
+    with pytest.raises(TypeError):
+        s.set("t", b"v", ttl=1j)  # complex: no __float__
+    with pytest.raises(hzshm.InvalidArgument):
+        s.set("t", b"v", ttl=fractions.Fraction(-1, 2))
     assert s.get("t") is None  # none of those wrote
+
+    class Index:  # as numpy.int64: an integer through __index__ only
+        def __init__(self, n):
+            self.n = n
+
+        def __index__(self):
+            return self.n
+
+    for ok in (Index(600), fractions.Fraction(1200, 2), decimal.Decimal("600.5")):
+        s.set("n", b"v", ttl=ok)
+        assert s.get("n") == b"v"
+    s.set("i1", b"v", ttl=Index(1))  # read as 1 s: it expires
+    wait_for(lambda: s.get("i1") is None, what="the Index(1) ttl to expire")
     s.set("forever", b"v", ttl=0)
     s.set("t", b"v", ttl=1)
     assert s.get("t") == b"v"
