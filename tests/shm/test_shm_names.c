@@ -178,7 +178,14 @@ TEST_CASE(holds_name) {
   CHECK_EQ(symlink("/nonexistent", lock), 0); /* a symlink at the name is never ours */
   CHECK_RC(hzshm__shm_w_holds_name(w), 0);
   CHECK_EQ(unlink(lock), 0);
+  /* The name was lost, so close_unlink leaves the data and reader files
+   * (case close_unlink_lost_name): removed here, by the test. */
   hzshm__shm_close_unlink(w);
+  for (int kind = 0; kind < 2; kind++) {
+    char p[HZSHM_SHM_PATH_MAX];
+    CHECK_RC(hzshm__shm_path(name, kind, p, sizeof p), 0);
+    CHECK_EQ(unlink(p), 0);
+  }
 }
 
 /* A writer whose lock file lost its name (the race of docs/SHM.md, writer
